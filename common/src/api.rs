@@ -1,0 +1,271 @@
+//! The JSON bodies of the HTTP API, shared by the server and the CLI.
+//!
+//! Field names are the contract of `DESIGN.md`; changing one is a breaking change for
+//! every deployed client. Times are RFC 3339 strings in UTC. None of these types holds a
+//! plaintext value: `ciphertext` is an armored age file and `keys` are names only.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+/// `POST /env/{project}/{branch}` request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushRequest {
+    /// An ASCII-armored age file.
+    pub ciphertext: String,
+    /// The key names in the plaintext, in file order, each once.
+    pub keys: Vec<String>,
+    /// The version this push was made on top of; `None` for a branch's first push.
+    pub base_version: Option<u64>,
+}
+
+/// `POST /env/{project}/{branch}` answer (201).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushResponse {
+    pub version: u64,
+}
+
+/// `GET /env/{project}/{branch}[?version=N]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvResponse {
+    pub version: u64,
+    pub ciphertext: String,
+    pub keys: Vec<String>,
+    pub pushed_by: String,
+    pub pushed_at: String,
+}
+
+/// `GET /env/{project}/{branch}/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysResponse {
+    pub version: u64,
+    pub keys: Vec<String>,
+}
+
+/// One row of `GET /env/{project}/{branch}/versions` (newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: u64,
+    pub keys: Vec<String>,
+    pub pushed_by: String,
+    pub pushed_at: String,
+}
+
+/// One row of `GET /env/{project}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchInfo {
+    pub branch: String,
+    pub version: u64,
+    pub key_count: u64,
+    pub pushed_by: String,
+    pub pushed_at: String,
+}
+
+/// One audit event. `outcome` is `ok` or the error code that ended the request
+/// (`forbidden`, `conflict`, `not_found`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: u64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub project: Option<String>,
+    pub branch: Option<String>,
+    pub version: Option<u64>,
+    pub outcome: String,
+    /// Extra non-secret context: key names added/removed, a token's jti, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `GET /audit/{project}?limit=N&before=ID`: newest first; pass `next_before` as
+/// `before` to get the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    pub next_before: Option<u64>,
+}
+
+/// A token's role. `owner` may do everything on every project; `developer` reads and
+/// pushes its projects; `readonly` only reads its projects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Readonly,
+    Developer,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Readonly => "readonly",
+            Role::Developer => "developer",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "readonly" => Ok(Role::Readonly),
+            "developer" => Ok(Role::Developer),
+            "owner" => Ok(Role::Owner),
+            _ => Err(format!(
+                "unknown role '{s}' (expected owner, developer or readonly)"
+            )),
+        }
+    }
+}
+
+/// `POST /tokens` request body. `ttl` is a duration such as `3600`, `"90m"`, `"12h"` or
+/// `"30d"` (see [`parse_ttl`]); the server picks its default when absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub email: String,
+    pub role: Role,
+    #[serde(default)]
+    pub project_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Ttl>,
+}
+
+/// A time-to-live as it appears on the wire: seconds, or a string with a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Ttl {
+    Seconds(u64),
+    Text(String),
+}
+
+impl Ttl {
+    /// The duration in seconds, or why it is not one.
+    pub fn seconds(&self) -> Result<u64, String> {
+        match self {
+            Ttl::Seconds(s) => Ok(*s),
+            Ttl::Text(t) => parse_ttl(t),
+        }
+    }
+}
+
+/// Parses `30d`, `12h`, `90m`, `45s` or a bare number of seconds.
+pub fn parse_ttl(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (try 3600, 90m, 12h or 30d)"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("'{text}' has an unknown unit (use s, m, h, d or w)")),
+    };
+    n.checked_mul(scale)
+        .filter(|&s| s > 0)
+        .ok_or_else(|| format!("'{text}' is not a usable duration"))
+}
+
+/// `POST /tokens` answer (201). The token is shown once and never stored by the server.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token: String,
+    pub jti: String,
+    pub expires_at: String,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token", &"[redacted]")
+            .field("jti", &self.jti)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// One row of `GET /tokens`: what the server keeps about a minted token (never the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub jti: String,
+    pub email: String,
+    pub role: Role,
+    pub project_ids: Vec<String>,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub revoked: bool,
+}
+
+/// Every error answer: `{"error": "<code>", "message": "<one human line>"}`; a 409 on push
+/// also carries `current_version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("30d"), Ok(30 * 86_400));
+        assert_eq!(parse_ttl("12h"), Ok(43_200));
+        assert_eq!(parse_ttl("90m"), Ok(5_400));
+        assert_eq!(parse_ttl("45"), Ok(45));
+        for bad in ["", "0", "d", "3x", "-1d", "99999999999999999999d"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wire_shapes() {
+        let body: PushRequest =
+            serde_json::from_str(r#"{"ciphertext":"c","keys":["A"],"base_version":null}"#)
+                .unwrap();
+        assert_eq!(body.base_version, None);
+        let req: TokenRequest =
+            serde_json::from_str(r#"{"email":"a@b","role":"developer","project_ids":["p"],"ttl":"30d"}"#)
+                .unwrap();
+        assert_eq!(req.ttl.unwrap().seconds(), Ok(30 * 86_400));
+        let err = ErrorBody {
+            error: "conflict".into(),
+            message: "m".into(),
+            current_version: Some(3),
+        };
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"error":"conflict","message":"m","current_version":3}"#
+        );
+        let token = TokenResponse {
+            token: "eyJsecret".into(),
+            jti: "j".into(),
+            expires_at: "t".into(),
+        };
+        assert!(!format!("{token:?}").contains("eyJsecret"));
+    }
+}

@@ -1,0 +1,516 @@
+//! The encrypted envelope: a `.env` file sealed into an ASCII-armored age file.
+//!
+//! The plaintext inside the age file is one binding line followed by the env file byte for
+//! byte:
+//!
+//! ```text
+//! # envsync project=<id> branch=<name> version=<n>
+//! <the .env file, verbatim>
+//! ```
+//!
+//! The line is a comment, so `age -d` still yields a valid `.env`. After opening, the
+//! client compares the binding with what it asked for, which is how a server that swaps
+//! blobs between projects or branches, or serves an old version, is caught.
+//!
+//! Passphrase mode uses age's scrypt recipient with an explicit work factor (never the
+//! crate's per-process calibration, which picks factors too slow for a git hook), and
+//! opening caps the factor it accepts so a hostile file cannot make us burn minutes and
+//! gigabytes. Team mode encrypts to age X25519 recipients.
+
+use crate::secret::{ExposeSecret, SecretBytes, SecretString};
+use age::armor::{ArmoredReader, ArmoredWriter, Format};
+use age::{DecryptError, Decryptor, Encryptor};
+use std::fmt;
+use std::io::{Read, Write};
+use thiserror::Error;
+
+/// scrypt work factor (log2 N) for new passphrase-mode files: the reference age
+/// implementation's default, about 0.7 s on a 2-core machine.
+pub const DEFAULT_WORK_FACTOR: u8 = 18;
+/// The lowest work factor a caller may choose for new files.
+pub const MIN_WORK_FACTOR: u8 = 10;
+/// The highest scrypt work factor [`open`] accepts by default (≈ 1 GiB of memory).
+pub const DEFAULT_MAX_WORK_FACTOR: u8 = 22;
+/// The marker every armored age file starts with.
+pub const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
+
+const BINDING_PREFIX: &str = "# envsync ";
+
+/// What a sealed file is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub project: String,
+    pub branch: String,
+    pub version: u64,
+}
+
+impl Binding {
+    pub fn new(project: impl Into<String>, branch: impl Into<String>, version: u64) -> Self {
+        Binding {
+            project: project.into(),
+            branch: branch.into(),
+            version,
+        }
+    }
+
+    /// The binding line, with its `\n`.
+    pub fn line(&self) -> String {
+        format!(
+            "{BINDING_PREFIX}project={} branch={} version={}\n",
+            self.project, self.branch, self.version
+        )
+    }
+
+    /// Splits a decrypted plaintext into its binding and the env file that follows.
+    pub fn split(plaintext: &[u8]) -> Result<(Binding, &[u8]), EnvelopeError> {
+        let end = plaintext
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(EnvelopeError::MissingBinding)?;
+        let line = std::str::from_utf8(&plaintext[..end])
+            .map_err(|_| EnvelopeError::MissingBinding)?;
+        let binding = Binding::parse(line)?;
+        Ok((binding, &plaintext[end + 1..]))
+    }
+
+    /// Parses a binding line (without its `\n`). Project ids and branch names never
+    /// contain spaces, so the three fields are split on single spaces.
+    pub fn parse(line: &str) -> Result<Binding, EnvelopeError> {
+        let rest = line
+            .strip_prefix(BINDING_PREFIX)
+            .ok_or(EnvelopeError::MissingBinding)?;
+        let mut fields = rest.split(' ');
+        let mut field = |name: &str| {
+            fields
+                .next()
+                .and_then(|f| f.strip_prefix(name))
+                .and_then(|f| f.strip_prefix('='))
+                .ok_or(EnvelopeError::MissingBinding)
+        };
+        let project = field("project")?.to_owned();
+        let branch = field("branch")?.to_owned();
+        let version = field("version")?
+            .parse()
+            .map_err(|_| EnvelopeError::MissingBinding)?;
+        if fields.next().is_some() {
+            return Err(EnvelopeError::MissingBinding);
+        }
+        Ok(Binding {
+            project,
+            branch,
+            version,
+        })
+    }
+
+    /// Checks that `self` (read from a file) is what the caller expected; the first field
+    /// that differs is named in the error.
+    pub fn verify(&self, expected: &Binding) -> Result<(), EnvelopeError> {
+        let mismatch = |field, found: String, expected: String| {
+            Err(EnvelopeError::BindingMismatch {
+                field,
+                found,
+                expected,
+            })
+        };
+        if self.project != expected.project {
+            return mismatch("project", self.project.clone(), expected.project.clone());
+        }
+        if self.branch != expected.branch {
+            return mismatch("branch", self.branch.clone(), expected.branch.clone());
+        }
+        if self.version != expected.version {
+            return mismatch(
+                "version",
+                self.version.to_string(),
+                expected.version.to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whom a file is sealed for.
+pub enum Seal<'a> {
+    /// Anyone with the passphrase; `work_factor` is scrypt's log2 N.
+    Passphrase {
+        passphrase: &'a SecretString,
+        work_factor: u8,
+    },
+    /// Each of these age X25519 recipients.
+    Recipients(&'a [age::x25519::Recipient]),
+}
+
+/// What a file is opened with.
+pub enum Open<'a> {
+    /// A passphrase; files needing more than `max_work_factor` are refused before any
+    /// scrypt work is done.
+    Passphrase {
+        passphrase: &'a SecretString,
+        max_work_factor: u8,
+    },
+    /// Any of these identities.
+    Identities(&'a [age::x25519::Identity]),
+}
+
+impl fmt::Debug for Seal<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Seal::Passphrase { work_factor, .. } => write!(
+                f,
+                "Seal::Passphrase([redacted], work_factor={work_factor})"
+            ),
+            Seal::Recipients(r) => write!(f, "Seal::Recipients({r:?})"),
+        }
+    }
+}
+
+impl fmt::Debug for Open<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Open::Passphrase {
+                max_work_factor, ..
+            } => write!(
+                f,
+                "Open::Passphrase([redacted], max_work_factor={max_work_factor})"
+            ),
+            Open::Identities(ids) => write!(f, "Open::Identities([redacted; {}])", ids.len()),
+        }
+    }
+}
+
+/// Everything that can go wrong sealing or opening. Messages never include plaintext.
+#[derive(Debug, Error)]
+pub enum EnvelopeError {
+    #[error("not an armored age file")]
+    NotArmored,
+    #[error("the age file is damaged or not an age file ({0})")]
+    Malformed(String),
+    #[error("the age file needs scrypt work factor {required}, above the accepted maximum {max}")]
+    ExcessiveWork { required: u8, max: u8 },
+    #[error("the file is encrypted with a passphrase, but no passphrase was given")]
+    NeedsPassphrase,
+    #[error("the file is encrypted to age recipients, but a passphrase was given")]
+    NeedsIdentity,
+    #[error("wrong passphrase, or the file was tampered with")]
+    WrongPassphrase,
+    #[error("none of the given identities can decrypt this file")]
+    NoMatchingIdentity,
+    #[error("the file failed its integrity check (tampered or truncated)")]
+    Tampered,
+    #[error("the decrypted file has no envsync binding line")]
+    MissingBinding,
+    #[error("the file is bound to {field} '{found}' but '{expected}' was asked for")]
+    BindingMismatch {
+        field: &'static str,
+        found: String,
+        expected: String,
+    },
+    #[error("scrypt work factor {0} is out of range ({MIN_WORK_FACTOR}..=30)")]
+    BadWorkFactor(u8),
+    #[error("no recipients to encrypt to")]
+    NoRecipients,
+    #[error("encryption failed: {0}")]
+    Encrypt(String),
+}
+
+/// Seals `env` (the file's bytes) bound to `binding`, returning an armored age file.
+pub fn seal(binding: &Binding, env: &[u8], to: &Seal<'_>) -> Result<String, EnvelopeError> {
+    let encryptor = match to {
+        Seal::Passphrase {
+            passphrase,
+            work_factor,
+        } => {
+            if !(MIN_WORK_FACTOR..=30).contains(work_factor) {
+                return Err(EnvelopeError::BadWorkFactor(*work_factor));
+            }
+            let mut recipient =
+                age::scrypt::Recipient::new(SecretString::from(passphrase.expose_secret()));
+            recipient.set_work_factor(*work_factor);
+            Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+        }
+        Seal::Recipients(recipients) => {
+            if recipients.is_empty() {
+                return Err(EnvelopeError::NoRecipients);
+            }
+            Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+        }
+    }
+    .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
+
+    let io = |e: std::io::Error| EnvelopeError::Encrypt(e.to_string());
+    let line = binding.line();
+    let mut out = Vec::with_capacity(env.len() * 4 / 3 + line.len() + 512);
+    let armored = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(io)?;
+    let mut writer = encryptor.wrap_output(armored).map_err(io)?;
+    writer.write_all(line.as_bytes()).map_err(io)?;
+    writer.write_all(env).map_err(io)?;
+    writer.finish().and_then(|armor| armor.finish()).map_err(io)?;
+    String::from_utf8(out).map_err(|_| EnvelopeError::Encrypt("armor is not UTF-8".into()))
+}
+
+/// An opened file: its binding and the env file's bytes.
+#[derive(Debug)]
+pub struct Opened {
+    pub binding: Binding,
+    pub env: SecretBytes,
+}
+
+/// Opens an armored age file and splits off its binding. Check the binding with
+/// [`Binding::verify`] before using the contents.
+pub fn open(armored: &str, with: &Open<'_>) -> Result<Opened, EnvelopeError> {
+    let decryptor = decryptor(armored)?;
+    let is_scrypt = decryptor.is_scrypt();
+    let reader = match with {
+        Open::Passphrase {
+            passphrase,
+            max_work_factor,
+        } => {
+            if !is_scrypt {
+                return Err(EnvelopeError::NeedsIdentity);
+            }
+            let mut identity =
+                age::scrypt::Identity::new(SecretString::from(passphrase.expose_secret()));
+            identity.set_max_work_factor(*max_work_factor);
+            decryptor
+                .decrypt(std::iter::once(&identity as &dyn age::Identity))
+                .map_err(|e| map_decrypt(e, true, *max_work_factor))?
+        }
+        Open::Identities(identities) => {
+            if is_scrypt {
+                return Err(EnvelopeError::NeedsPassphrase);
+            }
+            decryptor
+                .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+                .map_err(|e| map_decrypt(e, false, 0))?
+        }
+    };
+    let plaintext = read_all(reader)?;
+    let (binding, env) = Binding::split(plaintext.expose())?;
+    Ok(Opened {
+        binding,
+        env: SecretBytes::new(env.to_vec()),
+    })
+}
+
+/// Checks that `armored` is an armored age file with a well-formed header, without
+/// decrypting anything. This is what the server can know about a blob.
+pub fn check_armored(armored: &str) -> Result<(), EnvelopeError> {
+    decryptor(armored).map(|_| ())
+}
+
+/// The scrypt work factor of a passphrase-mode file, read from its header without doing
+/// any scrypt work; `None` for a file sealed to recipients.
+pub fn scrypt_work_factor(armored: &str) -> Result<Option<u8>, EnvelopeError> {
+    if !decryptor(armored)?.is_scrypt() {
+        return Ok(None);
+    }
+    // The header is plain text inside the armor: `-> scrypt <salt> <log_n>`.
+    let mut raw = Vec::new();
+    ArmoredReader::new(armored.as_bytes())
+        .take(4096)
+        .read_to_end(&mut raw)
+        .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    let header = String::from_utf8_lossy(&raw);
+    header
+        .lines()
+        .find_map(|l| l.strip_prefix("-> scrypt "))
+        .and_then(|args| args.split(' ').nth(1))
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(|| EnvelopeError::Malformed("unreadable scrypt stanza".into()))
+}
+
+fn decryptor(armored: &str) -> Result<Decryptor<ArmoredReader<std::io::BufReader<&[u8]>>>, EnvelopeError> {
+    if !armored.trim_start().starts_with(ARMOR_BEGIN) {
+        return Err(EnvelopeError::NotArmored);
+    }
+    Decryptor::new(ArmoredReader::new(armored.as_bytes()))
+        .map_err(|e| EnvelopeError::Malformed(describe(&e)))
+}
+
+fn read_all(mut reader: impl Read) -> Result<SecretBytes, EnvelopeError> {
+    // Read fully before returning anything: a truncated or flipped final chunk must fail
+    // the whole file, never yield a prefix. A partial buffer is wiped when dropped.
+    let mut plaintext = zeroize::Zeroizing::new(Vec::new());
+    reader
+        .read_to_end(&mut plaintext)
+        .map_err(|_| EnvelopeError::Tampered)?;
+    Ok(SecretBytes::from(plaintext))
+}
+
+fn map_decrypt(e: DecryptError, passphrase: bool, max: u8) -> EnvelopeError {
+    match e {
+        DecryptError::ExcessiveWork { required, .. } => {
+            EnvelopeError::ExcessiveWork { required, max }
+        }
+        DecryptError::DecryptionFailed | DecryptError::KeyDecryptionFailed if passphrase => {
+            EnvelopeError::WrongPassphrase
+        }
+        DecryptError::NoMatchingKeys if !passphrase => EnvelopeError::NoMatchingIdentity,
+        DecryptError::InvalidMac => EnvelopeError::Tampered,
+        other => EnvelopeError::Malformed(describe(&other)),
+    }
+}
+
+/// age's messages are localised multi-line prose; keep one line.
+fn describe(e: &DecryptError) -> String {
+    match e {
+        DecryptError::InvalidHeader => "invalid header".into(),
+        DecryptError::UnknownFormat => "unknown age format".into(),
+        DecryptError::InvalidMac => "header MAC mismatch".into(),
+        DecryptError::Io(io) => io.to_string(),
+        other => other.to_string().lines().next().unwrap_or_default().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WF: u8 = 10;
+
+    fn pass(p: &str) -> SecretString {
+        SecretString::from(p.to_owned())
+    }
+
+    fn seal_pw(b: &Binding, env: &[u8], p: &str) -> String {
+        seal(
+            b,
+            env,
+            &Seal::Passphrase {
+                passphrase: &pass(p),
+                work_factor: WF,
+            },
+        )
+        .unwrap()
+    }
+
+    fn open_pw(armored: &str, p: &str) -> Result<Opened, EnvelopeError> {
+        open(
+            armored,
+            &Open::Passphrase {
+                passphrase: &pass(p),
+                max_work_factor: DEFAULT_MAX_WORK_FACTOR,
+            },
+        )
+    }
+
+    #[test]
+    fn passphrase_round_trip_is_byte_exact() {
+        let b = Binding::new("p", "feature/x", 3);
+        let env = b"\xef\xbb\xbfA=1\r\nB='x'\n\0\xff";
+        let armored = seal_pw(&b, env, "pw");
+        assert!(armored.starts_with(ARMOR_BEGIN));
+        check_armored(&armored).unwrap();
+        assert_eq!(scrypt_work_factor(&armored).unwrap(), Some(WF));
+        let opened = open_pw(&armored, "pw").unwrap();
+        assert_eq!(opened.binding, b);
+        assert_eq!(opened.env.expose(), env);
+    }
+
+    #[test]
+    fn same_input_seals_differently() {
+        let b = Binding::new("p", "main", 1);
+        let a1 = seal_pw(&b, b"A=1\n", "pw");
+        let a2 = seal_pw(&b, b"A=1\n", "pw");
+        assert_ne!(a1, a2);
+        assert_eq!(
+            open_pw(&a1, "pw").unwrap().env,
+            open_pw(&a2, "pw").unwrap().env
+        );
+    }
+
+    #[test]
+    fn wrong_passphrase() {
+        let armored = seal_pw(&Binding::new("p", "main", 1), b"A=1\n", "right");
+        assert!(matches!(
+            open_pw(&armored, "wrong"),
+            Err(EnvelopeError::WrongPassphrase)
+        ));
+    }
+
+    #[test]
+    fn work_factor_cap_is_enforced_before_work() {
+        let armored = seal_pw(&Binding::new("p", "main", 1), b"A=1\n", "pw");
+        let err = open(
+            &armored,
+            &Open::Passphrase {
+                passphrase: &pass("pw"),
+                max_work_factor: WF - 1,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, EnvelopeError::ExcessiveWork { required: WF, .. }));
+    }
+
+    #[test]
+    fn recipients_round_trip_and_strangers_fail() {
+        let alice = age::x25519::Identity::generate();
+        let bob = age::x25519::Identity::generate();
+        let eve = age::x25519::Identity::generate();
+        let recipients = [alice.to_public(), bob.to_public()];
+        let b = Binding::new("p", "main", 7);
+        let armored = seal(&b, b"K=v\n", &Seal::Recipients(&recipients)).unwrap();
+        assert_eq!(scrypt_work_factor(&armored).unwrap(), None);
+        for who in [alice, bob] {
+            let opened = open(&armored, &Open::Identities(std::slice::from_ref(&who))).unwrap();
+            assert_eq!(opened.env.expose(), b"K=v\n");
+        }
+        assert!(matches!(
+            open(&armored, &Open::Identities(&[eve])),
+            Err(EnvelopeError::NoMatchingIdentity)
+        ));
+        assert!(matches!(
+            open_pw(&armored, "pw"),
+            Err(EnvelopeError::NeedsIdentity)
+        ));
+    }
+
+    #[test]
+    fn not_armored() {
+        assert!(matches!(
+            check_armored("hello"),
+            Err(EnvelopeError::NotArmored)
+        ));
+        let fake = format!("{ARMOR_BEGIN}\nAAAA\n-----END AGE ENCRYPTED FILE-----\n");
+        assert!(matches!(
+            check_armored(&fake),
+            Err(EnvelopeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn binding_verify_names_the_field() {
+        let b = Binding::new("p", "main", 2);
+        assert!(b.verify(&b.clone()).is_ok());
+        for (other, field) in [
+            (Binding::new("q", "main", 2), "project"),
+            (Binding::new("p", "dev", 2), "branch"),
+            (Binding::new("p", "main", 3), "version"),
+        ] {
+            match b.verify(&other) {
+                Err(EnvelopeError::BindingMismatch { field: f, .. }) => assert_eq!(f, field),
+                r => panic!("{r:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn binding_parse_rejects_junk() {
+        for bad in [
+            "",
+            "# envsync",
+            "# envsync project=p branch=b",
+            "# envsync project=p branch=b version=x",
+            "# envsync project=p branch=b version=1 extra=1",
+            "# envsync branch=b project=p version=1",
+            "KEY=value",
+        ] {
+            assert!(Binding::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Binding::parse("# envsync project=p branch=a=b version=9").unwrap(),
+            Binding::new("p", "a=b", 9)
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! What the envsync client and server agree on, with no I/O of its own.
+//!
+//! - Use [`names`] to check a project id, branch name or key name before it crosses the wire
+//!   or touches storage.
+//! - Use [`envfile`] to read the key names of a `.env` file (for drift) and, in the client
+//!   only, its values (for `git envsync run`). Nothing is ever expanded or executed.
+//! - Use [`envelope`] to seal a `.env` file into an ASCII-armored age file bound to its
+//!   project, branch and version, and to open and verify one.
+//! - Use [`api`] for the JSON bodies of the HTTP API.
+//! - Use [`secret`] types for anything secret: their `Debug` prints `[redacted]`.
+
+pub mod api;
+pub mod envelope;
+pub mod envfile;
+pub mod names;
+pub mod secret;

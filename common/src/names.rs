@@ -1,0 +1,214 @@
+//! The naming rules shared by client and server: project ids, branch names and key names.
+//!
+//! Each validator returns the reason a name is refused, never the name's neighbours, so
+//! an error can be shown to a user as one line. Names are compared byte for byte: no
+//! Unicode normalisation is applied anywhere (git does not normalise ref names either),
+//! so an NFC and an NFD spelling of the same branch are two different branches.
+
+use thiserror::Error;
+
+/// Longest project id, in bytes.
+pub const MAX_PROJECT_LEN: usize = 128;
+/// Longest branch name, in bytes.
+pub const MAX_BRANCH_LEN: usize = 255;
+/// Longest key name, in bytes.
+pub const MAX_KEY_LEN: usize = 256;
+
+/// Why a name was refused. The name itself is not repeated: callers add it where it is
+/// safe to show (names are not secret, but they can be long or unprintable).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NameError {
+    #[error("{what} is empty")]
+    Empty { what: &'static str },
+    #[error("{what} is longer than {max} bytes")]
+    TooLong { what: &'static str, max: usize },
+    #[error("{what} contains a character that is not allowed ({reason})")]
+    BadCharacter {
+        what: &'static str,
+        reason: &'static str,
+    },
+    #[error("{what} {reason}")]
+    BadShape {
+        what: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// Checks a project id: `[A-Za-z0-9._-]{1,128}` and no `..`.
+pub fn validate_project(id: &str) -> Result<(), NameError> {
+    const WHAT: &str = "project id";
+    if id.is_empty() {
+        return Err(NameError::Empty { what: WHAT });
+    }
+    if id.len() > MAX_PROJECT_LEN {
+        return Err(NameError::TooLong {
+            what: WHAT,
+            max: MAX_PROJECT_LEN,
+        });
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(NameError::BadCharacter {
+            what: WHAT,
+            reason: "only letters, digits, '.', '_' and '-' are allowed",
+        });
+    }
+    if id.contains("..") {
+        return Err(NameError::BadShape {
+            what: WHAT,
+            reason: "contains '..'",
+        });
+    }
+    Ok(())
+}
+
+/// Checks a branch name against git's ref-name rules (`git check-ref-format --branch`)
+/// plus the contract's limit of 255 bytes.
+pub fn validate_branch(name: &str) -> Result<(), NameError> {
+    const WHAT: &str = "branch name";
+    let shape = |reason| Err(NameError::BadShape { what: WHAT, reason });
+    if name.is_empty() {
+        return Err(NameError::Empty { what: WHAT });
+    }
+    if name.len() > MAX_BRANCH_LEN {
+        return Err(NameError::TooLong {
+            what: WHAT,
+            max: MAX_BRANCH_LEN,
+        });
+    }
+    if let Some(c) = name.chars().find(|&c| {
+        c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+    }) {
+        let reason = if c.is_control() {
+            "control characters are not allowed"
+        } else {
+            "space, '~', '^', ':', '?', '*', '[' and '\\' are not allowed"
+        };
+        return Err(NameError::BadCharacter { what: WHAT, reason });
+    }
+    if name.starts_with('-') {
+        return shape("starts with '-'");
+    }
+    if name == "@" {
+        return shape("is '@'");
+    }
+    if name.contains("..") {
+        return shape("contains '..'");
+    }
+    if name.contains("@{") {
+        return shape("contains '@{'");
+    }
+    if name.ends_with('.') {
+        return shape("ends with '.'");
+    }
+    for component in name.split('/') {
+        if component.is_empty() {
+            return shape("has an empty path component (leading, trailing or double '/')");
+        }
+        if component.starts_with('.') {
+            return shape("has a path component starting with '.'");
+        }
+        if component.ends_with(".lock") {
+            return shape("has a path component ending with '.lock'");
+        }
+    }
+    Ok(())
+}
+
+/// Checks a key name: 1–256 bytes, no whitespace, no control character, no `=`.
+pub fn validate_key(name: &str) -> Result<(), NameError> {
+    const WHAT: &str = "key name";
+    if name.is_empty() {
+        return Err(NameError::Empty { what: WHAT });
+    }
+    if name.len() > MAX_KEY_LEN {
+        return Err(NameError::TooLong {
+            what: WHAT,
+            max: MAX_KEY_LEN,
+        });
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '=')
+    {
+        return Err(NameError::BadCharacter {
+            what: WHAT,
+            reason: "whitespace, control characters and '=' are not allowed",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projects() {
+        for ok in ["project-123", "a", "A.b_c-d", &"x".repeat(128)] {
+            assert_eq!(validate_project(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a..b", "..", "a/b", "a b", "é", "a\0", &"x".repeat(129)] {
+            assert!(validate_project(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn branches() {
+        let long = "b".repeat(255);
+        for ok in [
+            "main",
+            "feature/login",
+            "a/b/c",
+            "feature/ü",
+            "release-1.2",
+            "x@y",
+            "a=b",
+            long.as_str(),
+        ] {
+            assert_eq!(validate_branch(ok), Ok(()), "{ok}");
+        }
+        let too_long = "b".repeat(256);
+        for bad in [
+            "",
+            "-x",
+            "a..b",
+            "a b",
+            "a\tb",
+            "a\u{7f}",
+            "a\0b",
+            "x.lock",
+            "a/x.lock/b",
+            "/a",
+            "a/",
+            "a//b",
+            ".hidden",
+            "a/.b",
+            "a.",
+            "@",
+            "a@{1}",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[b",
+            "a\\b",
+            too_long.as_str(),
+        ] {
+            assert!(validate_branch(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys() {
+        for ok in ["API_KEY", "api.host", "SERVICE-NAME", "ÜBER", "2MUCH", "__proto__"] {
+            assert_eq!(validate_key(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "A B", "A=B", "A\nB", "A\u{a0}B", &"K".repeat(257)] {
+            assert!(validate_key(bad).is_err(), "{bad:?}");
+        }
+    }
+}

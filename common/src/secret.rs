@@ -1,0 +1,66 @@
+//! Containers for secret material whose `Debug` never shows the contents.
+//!
+//! Passphrases use [`SecretString`] (re-exported from age's `secrecy`); decrypted file
+//! contents and parsed values use [`SecretBytes`]. Both are wiped from memory on drop.
+
+use std::fmt;
+use zeroize::Zeroizing;
+
+pub use age::secrecy::{ExposeSecret, SecretString};
+
+/// Secret bytes: a decrypted `.env` file or one of its values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl SecretBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        SecretBytes(Zeroizing::new(bytes))
+    }
+
+    /// The secret bytes. Named like `secrecy`'s method so every use is easy to find.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Zeroizing<Vec<u8>>> for SecretBytes {
+    fn from(bytes: Zeroizing<Vec<u8>>) -> Self {
+        SecretBytes(bytes)
+    }
+}
+
+impl From<Vec<u8>> for SecretBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        SecretBytes::new(bytes)
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretBytes([redacted], {} bytes)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = SecretBytes::new(b"hunter2-sentinel".to_vec());
+        for shown in [format!("{s:?}"), format!("{s:#?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("[redacted]"));
+        }
+        let p = SecretString::from("hunter2-sentinel".to_owned());
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+}

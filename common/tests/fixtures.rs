@@ -1,0 +1,54 @@
+//! Every fixture's key names, as pinned by its `.keys` file.
+
+use envsync_common::envfile;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn expected(keys_file: &Path) -> Vec<String> {
+    fs::read_to_string(keys_file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_fixture_yields_its_keys() {
+    let mut files: Vec<PathBuf> = fs::read_dir(fixtures().join("dotenv"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "env"))
+        .collect();
+    files.push(fixtures().join("sample.env"));
+    assert!(files.len() >= 30, "fixtures missing: {files:?}");
+    for env in files {
+        let src = fs::read(&env).unwrap();
+        let got = envfile::keys(&src)
+            .unwrap_or_else(|e| panic!("{}: {e}", env.display()))
+            .names;
+        assert_eq!(got, expected(&env.with_extension("keys")), "{}", env.display());
+    }
+}
+
+#[test]
+fn duplicates_fixture_reports_the_duplicate() {
+    let src = fs::read(fixtures().join("dotenv/duplicates.env")).unwrap();
+    assert_eq!(envfile::keys(&src).unwrap().duplicates, ["A"]);
+}
+
+#[test]
+fn large_inputs_parse() {
+    let mut big = b"BIG=".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 1 << 20));
+    big.push(b'\n');
+    assert_eq!(envfile::keys(&big).unwrap().names, ["BIG"]);
+
+    let many: String = (0..20_000).map(|i| format!("KEY_{i}=value{i}\n")).collect();
+    let keys = envfile::keys(many.as_bytes()).unwrap().names;
+    assert_eq!(keys.len(), 20_000);
+    assert_eq!(keys[19_999], "KEY_19999");
+}
