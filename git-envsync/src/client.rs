@@ -1,0 +1,247 @@
+//! The HTTP client of the envsync API: one reqwest client on a current-thread runtime,
+//! with blocking-style methods so the commands read top to bottom.
+//!
+//! Branch names travel as one percent-encoded path segment (`feature%2Flogin`).
+
+use crate::config::Token;
+use crate::error::{CliError, Exit};
+use envsync_common::api::{
+    BranchInfo, EnvResponse, ErrorBody, Health, KeysResponse, PushRequest, PushResponse,
+    VersionInfo,
+};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Characters left as they are in a path segment (RFC 3986 unreserved).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes one path segment.
+pub fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No answer: connection refused, DNS, timeout, broken response.
+    Unreachable(String),
+    /// The server answered with an error status.
+    Status { status: StatusCode, body: ErrorBody },
+}
+
+impl ApiError {
+    pub fn is_status(&self, code: StatusCode) -> bool {
+        matches!(self, ApiError::Status { status, .. } if *status == code)
+    }
+}
+
+/// How long to wait for the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub total: Duration,
+}
+
+impl Timeouts {
+    /// Interactive commands: fail fast when nothing listens, allow slow answers.
+    pub const COMMAND: Timeouts = Timeouts {
+        connect: Duration::from_secs(3),
+        total: Duration::from_secs(30),
+    };
+}
+
+pub struct Api {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    base: String,
+    token: Option<Token>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Api({})", self.base)
+    }
+}
+
+impl Api {
+    pub fn new(base: &str, token: Option<Token>, timeouts: Timeouts) -> Result<Api, CliError> {
+        let base = base.trim_end_matches('/').to_owned();
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|e| CliError::usage(format!("server URL '{base}' is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(CliError::usage(format!(
+                "server URL '{base}' must start with http:// or https://"
+            )));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::refused(format!("cannot start the I/O runtime: {e}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.total)
+            .user_agent(concat!("git-envsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CliError::refused(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Api {
+            rt,
+            http,
+            base,
+            token,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn health(&self) -> Result<Health, ApiError> {
+        self.call(Method::GET, "/health".into(), None::<&()>)
+    }
+
+    pub fn push(
+        &self,
+        project: &str,
+        branch: &str,
+        body: &PushRequest,
+    ) -> Result<PushResponse, ApiError> {
+        self.call(Method::POST, env_path(project, branch), Some(body))
+    }
+
+    /// The latest (or a given) version; `None` when the branch has none.
+    pub fn env(
+        &self,
+        project: &str,
+        branch: &str,
+        version: Option<u64>,
+    ) -> Result<Option<EnvResponse>, ApiError> {
+        let mut path = env_path(project, branch);
+        if let Some(v) = version {
+            path.push_str(&format!("?version={v}"));
+        }
+        not_found_as_none(self.call(Method::GET, path, None::<&()>))
+    }
+
+    pub fn keys(&self, project: &str, branch: &str) -> Result<Option<KeysResponse>, ApiError> {
+        let path = format!("{}/keys", env_path(project, branch));
+        not_found_as_none(self.call(Method::GET, path, None::<&()>))
+    }
+
+    pub fn versions(&self, project: &str, branch: &str) -> Result<Vec<VersionInfo>, ApiError> {
+        let path = format!("{}/versions", env_path(project, branch));
+        not_found_as_none(self.call(Method::GET, path, None::<&()>)).map(Option::unwrap_or_default)
+    }
+
+    pub fn branches(&self, project: &str) -> Result<Vec<BranchInfo>, ApiError> {
+        let path = format!("/env/{}", segment(project));
+        not_found_as_none(self.call(Method::GET, path, None::<&()>)).map(Option::unwrap_or_default)
+    }
+
+    /// One request; any answer that is not a 2xx becomes [`ApiError::Status`].
+    pub fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: String,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.rt.block_on(async {
+            let response = request.send().await.map_err(unreachable)?;
+            let status = response.status();
+            let bytes = response.bytes().await.map_err(unreachable)?;
+            if status.is_success() {
+                return serde_json::from_slice(&bytes).map_err(|e| {
+                    ApiError::Unreachable(format!("the server sent an unexpected answer ({e})"))
+                });
+            }
+            let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
+                error: status.canonical_reason().unwrap_or("error").to_owned(),
+                message: format!("HTTP {status}"),
+                current_version: None,
+            });
+            Err(ApiError::Status { status, body })
+        })
+    }
+
+    /// Turns a failed request into a CLI error with the right exit code and hint.
+    pub fn fail(&self, err: ApiError) -> CliError {
+        match err {
+            ApiError::Unreachable(why) => CliError::server(format!(
+                "cannot reach the envsync server at {}: {why}",
+                self.base
+            ))
+            .hint("check that the server is running, or set ENVSYNC_API / server in .envsync.toml"),
+            ApiError::Status { status, body } => {
+                let line = format!(
+                    "server refused the request ({} {}): {}",
+                    status.as_u16(),
+                    body.error,
+                    body.message
+                );
+                match status {
+                    StatusCode::UNAUTHORIZED => CliError::usage(line)
+                        .hint("your token is missing, expired or revoked: run git envsync login --server URL --token TOKEN"),
+                    StatusCode::FORBIDDEN => CliError::usage(line)
+                        .hint("ask a project owner for a token with access to this project"),
+                    StatusCode::CONFLICT => CliError::refused(line),
+                    s if s.is_server_error() => CliError::server(line),
+                    _ => CliError::new(Exit::Usage, line),
+                }
+            }
+        }
+    }
+}
+
+fn env_path(project: &str, branch: &str) -> String {
+    format!("/env/{}/{}", segment(project), segment(branch))
+}
+
+fn not_found_as_none<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_status(StatusCode::NOT_FOUND) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn unreachable(e: reqwest::Error) -> ApiError {
+    let why = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        // reqwest's Display names the URL, which holds no secret; keep the first line.
+        e.to_string()
+            .lines()
+            .next()
+            .unwrap_or("request failed")
+            .to_owned()
+    };
+    ApiError::Unreachable(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_one_path_segment() {
+        assert_eq!(segment("feature/login"), "feature%2Flogin");
+        assert_eq!(segment("feature/ü"), "feature%2F%C3%BC");
+        assert_eq!(segment("a.b_c-d~"), "a.b_c-d~");
+        assert_eq!(segment("%2F"), "%252F");
+    }
+}

@@ -1,0 +1,82 @@
+//! `git envsync diff`: key names only, local vs server or branch vs branch. Needs no
+//! passphrase, so a readonly token in CI can gate on drift.
+
+use crate::cli::Global;
+use crate::client::Timeouts;
+use crate::context::Context;
+use crate::drift::Drift;
+use crate::error::Result;
+use crate::out;
+use crate::sync;
+use std::process::ExitCode;
+
+/// Show which key names differ between the env file and the server (or two branches).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Compare the branch's server keys with this branch's instead of the local file.
+    #[arg(long, value_name = "BRANCH")]
+    against: Option<String>,
+    /// Exit with 1 when there is drift.
+    #[arg(long)]
+    exit_code: bool,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let ctx = Context::load(global)?;
+    let api = ctx.api(Timeouts::COMMAND)?;
+    let project = &ctx.config.project;
+    let server_keys = |branch: &str| -> Result<Vec<String>> {
+        let keys = api.keys(project, branch).map_err(|e| api.fail(e))?;
+        if let Some(k) = &keys {
+            let mut state = ctx.state.branch(branch)?;
+            state.saw(k.version, &k.keys);
+            ctx.state.set_branch(&state)?;
+        }
+        Ok(keys.map(|k| k.keys).unwrap_or_default())
+    };
+
+    let (drift, labels) = match &args.against {
+        Some(other) => {
+            crate::git::check_branch(other)?;
+            let drift = Drift::new(server_keys(&ctx.branch)?, server_keys(other)?);
+            let labels = (
+                format!("Keys on {}", ctx.branch),
+                format!("Keys on {other}"),
+                format!("on {}", ctx.branch),
+            );
+            (drift, labels)
+        }
+        None => {
+            let local = match sync::read_env(&ctx)? {
+                Some(bytes) => sync::parse_keys(&ctx, bytes.expose())?.names,
+                None => Vec::new(),
+            };
+            let drift = Drift::new(local, server_keys(&ctx.branch)?);
+            let labels = (
+                "Local keys".to_owned(),
+                "Server keys".to_owned(),
+                "locally".to_owned(),
+            );
+            (drift, labels)
+        }
+    };
+
+    if global.json {
+        out::json(&serde_json::json!({
+            "branch": ctx.branch,
+            "against": args.against,
+            "left": drift.left,
+            "right": drift.right,
+            "missing": drift.missing,
+            "extra": drift.extra,
+            "in_sync": drift.in_sync(),
+        }));
+    } else {
+        out::print(&drift.render(&labels.0, &labels.1, &labels.2));
+    }
+    Ok(if args.exit_code && !drift.in_sync() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

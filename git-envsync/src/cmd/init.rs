@@ -1,0 +1,119 @@
+//! `git envsync init`: writes `.envsync.toml` and git-ignores the env file.
+
+use crate::cli::Global;
+use crate::config::{self, PROJECT_FILE, ProjectConfig};
+use crate::error::{CliError, Result};
+use crate::fsutil;
+use crate::git::{self, Repo};
+use crate::out;
+use envsync_common::names::validate_project;
+use std::process::ExitCode;
+
+/// Set this repository up for envsync: write .envsync.toml and add the env file to
+/// .gitignore.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The project id on the server (default: the repository directory's name).
+    #[arg(long, value_name = "ID")]
+    project: Option<String>,
+    /// The env file, relative to the repository root.
+    #[arg(long, value_name = "PATH", default_value = ".env")]
+    env_file: String,
+    /// Where pull falls back for a branch with no env yet (default: the current branch).
+    #[arg(long, value_name = "BRANCH")]
+    default_branch: Option<String>,
+    /// Overwrite an existing .envsync.toml.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let path = repo.root.join(PROJECT_FILE);
+    if path.exists() && !args.force {
+        return Err(CliError::refused(format!("{PROJECT_FILE} already exists"))
+            .hint("edit it, or run git envsync init --force to replace it"));
+    }
+    let project = match args.project {
+        Some(p) => p,
+        None => default_project(&repo)?,
+    };
+    validate_project(&project).map_err(|e| {
+        CliError::usage(format!("project '{project}': {e}")).hint("pass --project ID")
+    })?;
+    let default_branch = match args.default_branch.or_else(|| repo.current_branch().ok()) {
+        Some(b) => b,
+        None => "main".to_owned(),
+    };
+    git::check_branch(&default_branch)?;
+    let env_path = config::env_file_path(&repo.root, &args.env_file)?;
+
+    let mut config = ProjectConfig::new(project.clone());
+    config.env_file = args.env_file.clone();
+    config.server = global.server.clone();
+    config.default_branch = Some(default_branch.clone());
+    let text = format!(
+        "# envsync project settings: committed, holds nothing secret.\n{}",
+        config.to_toml()?
+    );
+    fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
+
+    if !repo.is_ignored(&env_path) {
+        ignore(&repo, &args.env_file)?;
+    }
+    out::say(&format!(
+        "Initialised envsync: project {project}, env file {}, default branch {default_branch}",
+        args.env_file
+    ));
+    if repo.index_has(&env_path)? {
+        out::say(&format!(
+            "warning: {} is tracked by git; untrack it with: git rm --cached {}",
+            args.env_file, args.env_file
+        ));
+    }
+    out::say("next: git envsync login --server URL --token TOKEN, then git envsync push");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The repository directory's name, made into a valid project id.
+fn default_project(repo: &Repo) -> Result<String> {
+    let name = repo
+        .root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let id: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let id = id.trim_matches('.').replace("..", "-");
+    if id.is_empty() {
+        return Err(
+            CliError::usage("cannot derive a project id from the directory name")
+                .hint("pass --project ID"),
+        );
+    }
+    Ok(id)
+}
+
+/// Appends the env file and its backups to `.gitignore`.
+fn ignore(repo: &Repo, env_file: &str) -> Result<()> {
+    let path = repo.root.join(".gitignore");
+    let mut text = fsutil::read_optional(&path)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "# envsync: plaintext secrets never go into git\n/{env_file}\n/{env_file}.backup-*\n"
+    ));
+    fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
+    Ok(())
+}

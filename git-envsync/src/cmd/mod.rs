@@ -1,0 +1,42 @@
+//! One module per subcommand, each with its `Args` (whose doc comment is the help text)
+//! and a `run`. This file only lists and dispatches.
+
+use crate::cli::Cli;
+use crate::error::Result;
+use clap::Subcommand;
+use std::process::ExitCode;
+
+mod diff;
+mod init;
+mod log;
+mod login;
+mod pull;
+mod push;
+mod run;
+mod status;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::Args),
+    Login(login::Args),
+    Push(push::Args),
+    Pull(pull::Args),
+    Diff(diff::Args),
+    Status(status::Args),
+    Log(log::Args),
+    Run(run::Args),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(args) => init::run(g, args),
+        Command::Login(args) => login::run(g, args),
+        Command::Push(args) => push::run(g, args),
+        Command::Pull(args) => pull::run(g, args),
+        Command::Diff(args) => diff::run(g, args),
+        Command::Status(args) => status::run(g, args),
+        Command::Log(args) => log::run(g, args),
+        Command::Run(args) => run::run(g, args),
+    }
+}

@@ -1,0 +1,73 @@
+//! `git envsync push`: encrypts the env file and pushes it as the branch's next version.
+
+use crate::cli::Global;
+use crate::client::Timeouts;
+use crate::context::Context;
+use crate::crypto::Keyring;
+use crate::error::Result;
+use crate::out;
+use crate::sync::{self, PushOutcome};
+use serde_json::json;
+use std::process::ExitCode;
+
+/// Encrypt the env file locally and push it as a new version of the branch.
+///
+/// Refused (exit 1) when the server has a version this clone has not seen.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Push even if the server has versions this clone has not seen.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let ctx = Context::load(global)?;
+    let api = ctx.api(Timeouts::COMMAND)?;
+    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let outcome = sync::push(&ctx, &api, &mut keyring, args.force)?;
+    match outcome {
+        PushOutcome::UpToDate { version } => {
+            if global.json {
+                out::json(&json!({"pushed": false, "version": version}));
+            } else {
+                out::say(&format!(
+                    "Nothing to push: {} is version {version} of {}",
+                    ctx.env_display(),
+                    ctx.branch
+                ));
+            }
+        }
+        PushOutcome::Pushed {
+            version,
+            added,
+            removed,
+            duplicates,
+        } => {
+            for key in &duplicates {
+                out::say(&format!(
+                    "warning: {key} appears more than once in {}; the last value wins",
+                    ctx.env_display()
+                ));
+            }
+            if global.json {
+                out::json(&json!({
+                    "pushed": true, "version": version, "added": added, "removed": removed,
+                }));
+            } else {
+                let mut changes: Vec<String> = added.iter().map(|k| format!("+{k}")).collect();
+                changes.extend(removed.iter().map(|k| format!("-{k}")));
+                let changes = if changes.is_empty() || version == 1 {
+                    String::new()
+                } else {
+                    format!(" ({})", changes.join(" "))
+                };
+                out::say(&format!(
+                    "Pushed {} to {} as version {version}{changes}",
+                    ctx.env_display(),
+                    ctx.branch
+                ));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,69 @@
+//! `git envsync run -- CMD…`: decrypts into memory and runs a command with the variables
+//! set. Never writes a file.
+
+use crate::cli::Global;
+use crate::client::Timeouts;
+use crate::context::Context;
+use crate::crypto::Keyring;
+use crate::error::{CliError, Result};
+use crate::sync::{self, PullOptions};
+use envsync_common::envfile;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
+
+/// Run a command with the branch's variables set, without writing the env file.
+///
+/// Values are taken as written (quotes removed, no $VAR expansion); the command's exit
+/// code is passed through.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The command and its arguments (after --).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<OsString>,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let ctx = Context::load(global)?;
+    let api = ctx.api(Timeouts::COMMAND)?;
+    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let opts = PullOptions {
+        fallback: true,
+        ..PullOptions::default()
+    };
+    let fetched = sync::fetch(&ctx, &api, &mut keyring, opts)?.ok_or_else(|| {
+        CliError::refused(format!("{} has no env on the server yet", ctx.branch))
+            .hint("push one with git envsync push")
+    })?;
+    let entries = envfile::entries(fetched.content.expose())
+        .map_err(|e| CliError::refused(format!("the env does not parse: {e}")))?;
+
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| CliError::usage("no command given"))?;
+    let mut command = Command::new(program);
+    command.args(rest);
+    for entry in &entries {
+        if entry.value.expose().contains(&0) {
+            return Err(CliError::refused(format!(
+                "{} holds a NUL byte, which no environment variable can carry",
+                entry.key
+            )));
+        }
+        command.env(&entry.key, OsStr::from_bytes(entry.value.expose()));
+    }
+    // exec replaces this process: signals, the terminal and the exit code belong to the
+    // command, exactly as if it had been started directly.
+    let err = command.exec();
+    Err(CliError::usage(format!(
+        "cannot run {}: {err}",
+        program.to_string_lossy()
+    )))
+}

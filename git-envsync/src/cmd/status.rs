@@ -1,0 +1,103 @@
+//! `git envsync status`: one screen on where this clone stands.
+
+use crate::cli::Global;
+use crate::client::Timeouts;
+use crate::context::Context;
+use crate::drift::Drift;
+use crate::error::Result;
+use crate::out;
+use crate::sync;
+use serde_json::json;
+use std::process::ExitCode;
+
+/// Show the project, branch, local file state, server version and drift.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
+    let ctx = Context::load(global)?;
+    let api = ctx.api(Timeouts::COMMAND)?;
+    let mut branch = ctx.state.branch(&ctx.branch)?;
+
+    let content = sync::read_env(&ctx)?;
+    let (local_state, local_keys) = match &content {
+        None => ("missing", None),
+        Some(bytes) => {
+            let keys = sync::parse_keys(&ctx, bytes.expose())?.names;
+            let state = if ctx.state.file()?.is_none() {
+                "never synced"
+            } else if sync::has_local_edits(&ctx, bytes.expose())? {
+                "edited"
+            } else {
+                "clean"
+            };
+            (state, Some(keys))
+        }
+    };
+
+    let mut failure = None;
+    let server = match api.keys(&ctx.config.project, &ctx.branch) {
+        Ok(keys) => {
+            if let Some(k) = &keys {
+                branch.saw(k.version, &k.keys);
+                ctx.state.set_branch(&branch)?;
+            }
+            keys
+        }
+        Err(e) => {
+            failure = Some(api.fail(e));
+            None
+        }
+    };
+    let server_state = match (&server, &failure, branch.version) {
+        (_, Some(_), _) => "unreachable".to_owned(),
+        (None, None, _) => "none".to_owned(),
+        (Some(k), None, Some(mine)) if k.version == mine => format!("version {} (same)", k.version),
+        (Some(k), None, Some(mine)) => format!("version {} (newer than your {mine})", k.version),
+        (Some(k), None, None) => format!("version {} (never synced here)", k.version),
+    };
+    // Drift against the live list, or the cached one when the server is unreachable.
+    let server_keys = match (&server, &failure) {
+        (Some(k), _) => Some(k.keys.clone()),
+        (None, Some(_)) if branch.keys_version > 0 => Some(branch.keys.clone()),
+        _ => None,
+    };
+    let drift = match (&local_keys, server_keys) {
+        (Some(local), Some(server)) => Some(Drift::new(local.clone(), server)),
+        _ => None,
+    };
+    let drift_line = match &drift {
+        None => "n/a".to_owned(),
+        Some(d) if d.in_sync() => "in sync".to_owned(),
+        Some(d) => format!(
+            "{} missing locally, {} extra locally",
+            d.missing.len(),
+            d.extra.len()
+        ),
+    };
+
+    if global.json {
+        out::json(&json!({
+            "project": ctx.config.project,
+            "branch": ctx.branch,
+            "env_file": ctx.env_display(),
+            "local": local_state,
+            "synced_version": branch.version,
+            "server_version": server.as_ref().map(|k| k.version),
+            "server_reachable": failure.is_none(),
+            "missing": drift.as_ref().map(|d| &d.missing),
+            "extra": drift.as_ref().map(|d| &d.extra),
+        }));
+    } else {
+        out::print(&format!(
+            "Project: {}\nBranch:  {}\nFile:    {} ({local_state})\nServer:  {server_state}\nDrift:   {drift_line}\n",
+            ctx.config.project,
+            ctx.branch,
+            ctx.env_display(),
+        ));
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,262 @@
+//! Where keys come from and which envelope mode a project uses.
+//!
+//! Passphrase mode (default): the passphrase comes from `ENVSYNC_PASS` or a no-echo prompt
+//! on a terminal; never from a flag. Team-key mode: `.envsync.toml` lists age X25519
+//! recipients and each member decrypts with `$XDG_CONFIG_HOME/envsync/identity.txt`.
+//! Every machine also has `local.key`, an X25519 identity that seals the local copies in
+//! `.git/envsync/` so switching branches need not pay scrypt again.
+
+use crate::config::{self, ProjectConfig};
+use crate::error::{CliError, Result};
+use crate::fsutil;
+use age::x25519;
+use anyhow::Context as _;
+use envsync_common::envelope::{
+    self, Binding, DEFAULT_MAX_WORK_FACTOR, DEFAULT_WORK_FACTOR, EnvelopeError, MIN_WORK_FACTOR,
+    Open, Opened, Seal,
+};
+use envsync_common::secret::{ExposeSecret, SecretString};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Shortest passphrase accepted for new files.
+pub const MIN_PASSPHRASE_LEN: usize = 10;
+
+/// The key material of one command run, fetched lazily: `diff` and `status` never need it.
+pub struct Keyring {
+    mode: Mode,
+    interactive: bool,
+    passphrase: Option<SecretString>,
+    identities: Option<Vec<x25519::Identity>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keyring({:?}, [redacted])", self.mode)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Passphrase { work_factor: u8 },
+    Team { recipients: Vec<x25519::Recipient> },
+}
+
+impl Keyring {
+    /// `interactive` allows a passphrase prompt when stdin is a terminal (never in hooks).
+    pub fn new(config: &ProjectConfig, interactive: bool) -> Result<Keyring> {
+        let mode = if config.recipients.is_empty() {
+            Mode::Passphrase {
+                work_factor: work_factor(config)?,
+            }
+        } else {
+            let recipients = config
+                .recipients
+                .iter()
+                .map(|r| {
+                    x25519::Recipient::from_str(r.key()).map_err(|e| {
+                        CliError::usage(format!(
+                            "{}: recipient '{}' is not an age X25519 public key ({e})",
+                            config::PROJECT_FILE,
+                            r.name().unwrap_or(r.key())
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Mode::Team { recipients }
+        };
+        Ok(Keyring {
+            mode,
+            interactive,
+            passphrase: None,
+            identities: None,
+        })
+    }
+
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    /// Whether opening or sealing will need a secret that is not available without a
+    /// prompt (hooks skip instead of prompting).
+    pub fn available_without_prompt(&self) -> bool {
+        match self.mode {
+            Mode::Passphrase { .. } => env_passphrase().is_some(),
+            Mode::Team { .. } => identity_path().is_ok_and(|p| p.exists()),
+        }
+    }
+
+    pub fn seal(&mut self, binding: &Binding, env: &[u8]) -> Result<String> {
+        let armored = match self.mode.clone() {
+            Mode::Passphrase { work_factor } => {
+                let passphrase = self.passphrase()?;
+                if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_LEN
+                    && std::env::var_os("ENVSYNC_ALLOW_WEAK_PASS").is_none()
+                {
+                    return Err(CliError::usage(format!(
+                        "the passphrase is shorter than {MIN_PASSPHRASE_LEN} characters"
+                    ))
+                    .hint("use a longer passphrase (or set ENVSYNC_ALLOW_WEAK_PASS=1 to accept the risk)"));
+                }
+                envelope::seal(
+                    binding,
+                    env,
+                    &Seal::Passphrase {
+                        passphrase,
+                        work_factor,
+                    },
+                )
+            }
+            Mode::Team { recipients } => {
+                let own: Vec<_> = self.identities()?.iter().map(|i| i.to_public()).collect();
+                if !recipients.iter().any(|r| own.contains(r)) {
+                    return Err(CliError::refused(
+                        "your identity is not among the project's recipients: you could not read back what you push",
+                    )
+                    .hint("ask a member to add your public key (git envsync keygen prints it)"));
+                }
+                envelope::seal(binding, env, &Seal::Recipients(&recipients))
+            }
+        };
+        armored.map_err(|e| CliError::refused(format!("cannot encrypt: {e}")))
+    }
+
+    pub fn open(&mut self, armored: &str) -> Result<Opened> {
+        let opened = match self.mode {
+            Mode::Passphrase { .. } => {
+                let passphrase = self.passphrase()?;
+                envelope::open(
+                    armored,
+                    &Open::Passphrase {
+                        passphrase,
+                        max_work_factor: DEFAULT_MAX_WORK_FACTOR,
+                    },
+                )
+            }
+            Mode::Team { .. } => {
+                let identities = self.identities()?;
+                envelope::open(armored, &Open::Identities(identities))
+            }
+        };
+        opened.map_err(|e| {
+            let hint = match e {
+                EnvelopeError::WrongPassphrase => {
+                    "check ENVSYNC_PASS: it must be the passphrase the file was pushed with"
+                }
+                EnvelopeError::NeedsPassphrase => {
+                    "this branch was pushed in passphrase mode: set ENVSYNC_PASS"
+                }
+                EnvelopeError::NeedsIdentity | EnvelopeError::NoMatchingIdentity => {
+                    "ask a member to add your key and run git envsync rotate"
+                }
+                _ => "the server may be serving a damaged or forged file; nothing was written",
+            };
+            CliError::refused(format!("cannot decrypt: {e}")).hint(hint)
+        })
+    }
+
+    fn passphrase(&mut self) -> Result<&SecretString> {
+        if self.passphrase.is_none() {
+            self.passphrase = Some(read_passphrase(self.interactive)?);
+        }
+        self.passphrase
+            .as_ref()
+            .ok_or_else(|| CliError::usage("no passphrase"))
+    }
+
+    fn identities(&mut self) -> Result<&[x25519::Identity]> {
+        if self.identities.is_none() {
+            let path = identity_path()?;
+            self.identities = Some(load_identities(&path)?);
+        }
+        Ok(self.identities.as_deref().unwrap_or_default())
+    }
+}
+
+fn env_passphrase() -> Option<SecretString> {
+    std::env::var("ENVSYNC_PASS")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(SecretString::from)
+}
+
+fn read_passphrase(interactive: bool) -> Result<SecretString> {
+    if let Some(p) = env_passphrase() {
+        return Ok(p);
+    }
+    if interactive && std::io::stdin().is_terminal() {
+        let typed = rpassword::prompt_password("envsync passphrase: ")
+            .context("cannot read the passphrase")?;
+        if !typed.is_empty() {
+            return Ok(SecretString::from(typed));
+        }
+    }
+    Err(CliError::usage("no passphrase available")
+        .hint("set ENVSYNC_PASS, or run the command in a terminal to be prompted"))
+}
+
+/// The scrypt work factor for new files: the project's (never below 18), or
+/// `ENVSYNC_INSECURE_WORK_FACTOR` for tests and benchmarks that must not pay 0.7 s a file.
+fn work_factor(config: &ProjectConfig) -> Result<u8> {
+    if let Ok(raw) = std::env::var("ENVSYNC_INSECURE_WORK_FACTOR") {
+        return raw
+            .parse()
+            .ok()
+            .filter(|wf| (MIN_WORK_FACTOR..=DEFAULT_MAX_WORK_FACTOR).contains(wf))
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "ENVSYNC_INSECURE_WORK_FACTOR must be a number from {MIN_WORK_FACTOR} to {DEFAULT_MAX_WORK_FACTOR}"
+                ))
+            });
+    }
+    Ok(config.work_factor.unwrap_or(DEFAULT_WORK_FACTOR))
+}
+
+pub fn identity_path() -> Result<PathBuf> {
+    Ok(config::config_dir()?.join("identity.txt"))
+}
+
+/// Reads an age identity file (X25519 keys only), refusing one others can read.
+pub fn load_identities(path: &std::path::Path) -> Result<Vec<x25519::Identity>> {
+    let Some(bytes) = fsutil::read_optional(path)? else {
+        return Err(
+            CliError::usage(format!("no identity file at {}", path.display()))
+                .hint("run git envsync keygen to make one"),
+        );
+    };
+    fsutil::check_private(path).map_err(|e| CliError::refused(format!("{e:#}")))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let identities: Vec<_> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| x25519::Identity::from_str(l).ok())
+        .collect();
+    if identities.is_empty() {
+        return Err(CliError::usage(format!(
+            "{} holds no age X25519 identity",
+            path.display()
+        )));
+    }
+    Ok(identities)
+}
+
+/// The machine-local identity that seals the copies in `.git/envsync/`; made on first use.
+pub fn local_identity() -> Result<x25519::Identity> {
+    let path = config::config_dir()?.join("local.key");
+    if !path.exists() {
+        let identity = x25519::Identity::generate();
+        fsutil::private_dir(&config::config_dir()?)?;
+        let text = format!(
+            "# envsync machine-local key: seals the copies in .git/envsync/. Not a team key.\n{}\n",
+            identity.to_string().expose_secret()
+        );
+        fsutil::write_atomic(&path, text.as_bytes(), 0o600)?;
+        return Ok(identity);
+    }
+    load_identities(&path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CliError::usage("local.key is empty"))
+}

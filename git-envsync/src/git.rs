@@ -1,0 +1,100 @@
+//! What envsync asks of git, through libgit2: where the repository is, which branch is
+//! checked out, whether a path is staged or ignored.
+
+use crate::error::{CliError, Result};
+use envsync_common::names::validate_branch;
+use git2::Repository;
+use std::path::{Path, PathBuf};
+
+/// An opened repository with a work tree.
+pub struct Repo {
+    pub repo: Repository,
+    /// The work tree root.
+    pub root: PathBuf,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repo({})", self.root.display())
+    }
+}
+
+impl Repo {
+    /// Finds the repository containing the current directory.
+    pub fn discover() -> Result<Repo> {
+        let repo = Repository::open_from_env().map_err(|_| {
+            CliError::usage("not inside a git repository")
+                .hint("run this from a git work tree (git init creates one)")
+        })?;
+        let root = repo
+            .workdir()
+            .ok_or_else(|| CliError::usage("this repository has no work tree (bare repository)"))?
+            .to_path_buf();
+        Ok(Repo { repo, root })
+    }
+
+    /// This work tree's git directory (`.git`, or `.git/worktrees/<name>` for a linked
+    /// work tree): envsync's local state lives under it, never in the work tree.
+    pub fn git_dir(&self) -> &Path {
+        self.repo.path()
+    }
+
+    /// The checked-out branch. Works on an unborn branch (no commit yet) by reading
+    /// `HEAD`'s symbolic target; a detached HEAD is a usage error.
+    pub fn current_branch(&self) -> Result<String> {
+        let head = self
+            .repo
+            .find_reference("HEAD")
+            .map_err(|e| CliError::usage(format!("cannot read HEAD: {}", e.message())))?;
+        let target = head.symbolic_target_bytes().ok_or_else(|| {
+            CliError::usage("HEAD is detached: there is no current branch")
+                .hint("pass --branch NAME to say which branch's env to use")
+        })?;
+        let name = target
+            .strip_prefix(b"refs/heads/")
+            .ok_or_else(|| CliError::usage("HEAD does not point at a branch"))?;
+        let name = std::str::from_utf8(name)
+            .map_err(|_| CliError::usage("the current branch name is not UTF-8"))?;
+        check_branch(name)?;
+        Ok(name.to_owned())
+    }
+
+    /// The branch checked out before the last checkout (`@{-1}`), if any.
+    pub fn previous_branch(&self) -> Option<String> {
+        let reflog = self.repo.reflog("HEAD").ok()?;
+        reflog.iter().find_map(|entry| {
+            let msg = entry.message().ok()??;
+            let rest = msg.strip_prefix("checkout: moving from ")?;
+            let (from, _) = rest.split_once(" to ")?;
+            Some(from.to_owned())
+        })
+    }
+
+    /// Whether `path` (inside the work tree) is ignored by git.
+    pub fn is_ignored(&self, path: &Path) -> bool {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        self.repo.is_path_ignored(rel).unwrap_or(false)
+    }
+
+    /// Whether the index holds `path` (staged or already tracked).
+    pub fn index_has(&self, path: &Path) -> Result<bool> {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        let index = self.repo.index().map_err(|e| {
+            CliError::refused(format!("cannot read the git index: {}", e.message()))
+        })?;
+        Ok(index.get_path(rel, 0).is_some())
+    }
+
+    /// A boolean from git config (`envsync.strict`), false when unset or unreadable.
+    pub fn config_bool(&self, name: &str) -> bool {
+        self.repo
+            .config()
+            .and_then(|c| c.get_bool(name))
+            .unwrap_or(false)
+    }
+}
+
+/// Validates a branch name given by the user or read from git.
+pub fn check_branch(name: &str) -> Result<()> {
+    validate_branch(name).map_err(|e| CliError::usage(format!("branch '{name}': {e}")))
+}

@@ -1,0 +1,133 @@
+//! Local state under `.git/envsync/<project>/` (0700, never in the work tree).
+//!
+//! - `file.json`: what envsync last wrote to or pushed from the env file (its SHA-256, the
+//!   branch and version it came from). "Local edits" means the file no longer hashes to it.
+//! - `branches/<hash>.json`: per branch, the last version synced, the highest version ever
+//!   seen (rollback detection), and the server's key list (offline drift checks).
+//! - `branches/<hash>.age`: the last synced plaintext, sealed with age to the machine-local
+//!   X25519 key, so switching back to a branch that has not moved costs no scrypt.
+//!
+//! Branch names become file names through a hash: they may be 255 bytes of UTF-8 with
+//! slashes, which no file system takes as one name.
+
+use crate::fsutil;
+use anyhow::Context as _;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What the env file held when envsync last wrote or pushed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    pub sha256: String,
+    /// The branch and version the content came from.
+    pub branch: String,
+    pub version: u64,
+}
+
+/// What this clone knows of one branch on the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchState {
+    pub branch: String,
+    /// Last version pushed or pulled by this clone.
+    pub version: Option<u64>,
+    /// SHA-256 of that version's env file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Highest version ever seen for the branch; an older one served later is a rollback.
+    #[serde(default)]
+    pub seen: u64,
+    /// The server's key names at `keys_version`, for drift checks when it is unreachable.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub keys_version: u64,
+}
+
+impl BranchState {
+    /// Records a version seen on the server with its key names.
+    pub fn saw(&mut self, version: u64, keys: &[String]) {
+        self.seen = self.seen.max(version);
+        if version >= self.keys_version {
+            self.keys_version = version;
+            self.keys = keys.to_vec();
+        }
+    }
+}
+
+/// The state directory of one project in one work tree.
+#[derive(Debug, Clone)]
+pub struct State {
+    dir: PathBuf,
+}
+
+impl State {
+    pub fn new(git_dir: &Path, project: &str) -> State {
+        State {
+            dir: git_dir.join("envsync").join(project),
+        }
+    }
+
+    pub fn file(&self) -> anyhow::Result<Option<FileState>> {
+        read_json(&self.dir.join("file.json"))
+    }
+
+    pub fn set_file(&self, file: &FileState) -> anyhow::Result<()> {
+        self.write_json(&self.dir.join("file.json"), file)
+    }
+
+    pub fn branch(&self, branch: &str) -> anyhow::Result<BranchState> {
+        let state: Option<BranchState> = read_json(&self.branch_path(branch, "json"))?;
+        Ok(state
+            .filter(|s| s.branch == branch)
+            .unwrap_or_else(|| BranchState {
+                branch: branch.to_owned(),
+                ..BranchState::default()
+            }))
+    }
+
+    pub fn set_branch(&self, state: &BranchState) -> anyhow::Result<()> {
+        self.write_json(&self.branch_path(&state.branch, "json"), state)
+    }
+
+    /// The sealed copy of a branch's last synced plaintext.
+    pub fn sealed(&self, branch: &str) -> anyhow::Result<Option<String>> {
+        Ok(fsutil::read_optional(&self.branch_path(branch, "age"))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    pub fn set_sealed(&self, branch: &str, armored: &str) -> anyhow::Result<()> {
+        self.ensure_dirs()?;
+        fsutil::write_atomic(&self.branch_path(branch, "age"), armored.as_bytes(), 0o600)
+    }
+
+    fn branch_path(&self, branch: &str, ext: &str) -> PathBuf {
+        let hash = fsutil::sha256_hex(branch.as_bytes());
+        self.dir
+            .join("branches")
+            .join(format!("{}.{ext}", &hash[..32]))
+    }
+
+    fn ensure_dirs(&self) -> anyhow::Result<()> {
+        if let Some(envsync) = self.dir.parent() {
+            fsutil::private_dir(envsync)?;
+        }
+        fsutil::private_dir(&self.dir)?;
+        fsutil::private_dir(&self.dir.join("branches"))
+    }
+
+    fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> anyhow::Result<()> {
+        self.ensure_dirs()?;
+        let bytes = serde_json::to_vec_pretty(value).context("cannot encode local state")?;
+        fsutil::write_atomic(path, &bytes, 0o600)
+    }
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
+    match fsutil::read_optional(path)? {
+        None => Ok(None),
+        // A damaged state file is treated as missing: it only ever costs a re-sync, and
+        // the integrity checks do not rely on it alone.
+        Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+    }
+}
