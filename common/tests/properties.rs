@@ -2,6 +2,8 @@
 //! finds the names of generated files in every quoting style, and any change to the
 //! binding fails verification.
 
+#![allow(clippy::unwrap_used)]
+
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
 use envsync_common::secret::SecretString;

@@ -105,18 +105,3 @@ impl From<anyhow::Error> for CliError {
         }
     }
 }
-
-/// Adds the exit class to an `anyhow`-style result.
-pub trait ResultExt<T> {
-    fn or_exit(self, exit: Exit) -> Result<T>;
-}
-
-impl<T, E: Into<anyhow::Error>> ResultExt<T> for std::result::Result<T, E> {
-    fn or_exit(self, exit: Exit) -> Result<T> {
-        self.map_err(|e| CliError {
-            exit,
-            error: e.into(),
-            hint: None,
-        })
-    }
-}

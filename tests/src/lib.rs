@@ -1,1 +1,413 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: the real `envsync-server` binary on a loopback
+//! port, real git repositories in temp dirs, the real `git-envsync` binary.
+//!
+//! Every process runs with `HOME` and `XDG_CONFIG_HOME` inside the test's temp dir and
+//! `GIT_CONFIG_NOSYSTEM=1`, so the developer's own configuration never leaks in.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::Duration;
+
+pub use tempfile::TempDir;
+
+/// A passphrase long enough for the CLI's strength check.
+pub const PASS: &str = "correct horse battery staple";
+const SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789abcdef";
+
+/// The workspace's target directory for this build profile (`target/debug`).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// The path of one of the workspace's binaries. `cargo test --workspace` builds them (both
+/// packages have integration tests); a lone `cargo test -p envsync-tests` builds them here.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    let path = bin_dir().join(name);
+    if !path.exists() {
+        BUILD.call_once(|| {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "git-envsync", "-p", "envsync-server"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cargo build of the binaries failed");
+        });
+    }
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A running `envsync-server` on `127.0.0.1:<random port>`, killed on drop.
+#[derive(Debug)]
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub db: PathBuf,
+    pub stderr_log: PathBuf,
+    dir: TempDir,
+}
+
+impl Server {
+    /// Starts a server with a fresh database.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("envsync.db");
+        Server::start_on(dir, db)
+    }
+
+    fn start_on(dir: TempDir, db: PathBuf) -> Server {
+        let stderr_log = dir.path().join("server.log");
+        let (child, url) = spawn_server(&db, &stderr_log, "127.0.0.1:0");
+        Server {
+            child: Some(child),
+            url,
+            db,
+            stderr_log,
+            dir,
+        }
+    }
+
+    /// Mints a token offline with the server's secret.
+    pub fn token(&self, email: &str, role: &str, projects: &[&str]) -> String {
+        let mut cmd = Command::new(binary("envsync-server"));
+        cmd.env("ENVSYNC_JWT_SECRET", SECRET)
+            .args(["--db"])
+            .arg(&self.db)
+            .args(["token", "--email", email, "--role", role]);
+        for p in projects {
+            cmd.args(["--project", p]);
+        }
+        let out = cmd.output().expect("run envsync-server token");
+        assert!(
+            out.status.success(),
+            "token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
+    }
+
+    /// Kills the server process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same database (a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, url) = spawn_server(&self.db, &self.stderr_log, "127.0.0.1:0");
+        self.child = Some(child);
+        self.url = url;
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A raw HTTP request to the server.
+    pub fn request(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> Response {
+        http(&self.url, method, path, Some(token), body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_server(db: &Path, stderr_log: &Path, addr: &str) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stderr_log)
+        .expect("server log");
+    let mut child = Command::new(binary("envsync-server"))
+        .env("ENVSYNC_JWT_SECRET", SECRET)
+        .env("RUST_LOG", "debug")
+        .args(["--addr", addr, "--db"])
+        .arg(db)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn envsync-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read listening line");
+    let url = line
+        .trim()
+        .strip_prefix("envsync-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// A minimal HTTP/1.1 client over a TCP socket: enough for tests, and able to send what a
+/// well-behaved client would not.
+pub fn http(
+    url: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Response {
+    let host = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad response: {text:?}"));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Response { status, body }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// One developer's machine: a home directory, and a git repository with envsync set up.
+#[derive(Debug)]
+pub struct Dev {
+    pub home: PathBuf,
+    pub repo: PathBuf,
+    pub server_url: String,
+    pub token: String,
+    pub pass: Option<String>,
+    _dir: TempDir,
+}
+
+impl Dev {
+    /// A new repository with `.envsync.toml` for `project` committed on `main`.
+    pub fn new(server: &Server, project: &str) -> Dev {
+        let token = server.token("dev@example.com", "developer", &[project]);
+        let dev = Dev::bare(server, token);
+        dev.git(&["init", "-q", "-b", "main"]);
+        std::fs::write(
+            dev.repo.join(".envsync.toml"),
+            format!("project = \"{project}\"\ndefault_branch = \"main\"\n"),
+        )
+        .expect("write config");
+        std::fs::write(dev.repo.join(".gitignore"), "/.env\n/.env.backup-*\n").expect("ignore");
+        dev.git(&["add", "."]);
+        dev.git(&["commit", "-q", "-m", "envsync"]);
+        dev
+    }
+
+    /// A second developer: a clone of `other`'s repository with its own home.
+    pub fn clone_of(other: &Dev, server: &Server, email: &str) -> Dev {
+        let project = other.project();
+        let token = server.token(email, "developer", &[&project]);
+        let dev = Dev::bare(server, token);
+        std::fs::remove_dir(&dev.repo).expect("rmdir");
+        dev.git_in(
+            dev.home.parent().expect("parent"),
+            &["clone", "-q", other.repo.to_str().expect("utf8"), "repo"],
+        );
+        dev.git(&["config", "user.email", email]);
+        dev
+    }
+
+    fn bare(server: &Server, token: String) -> Dev {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&home).expect("home");
+        std::fs::create_dir_all(&repo).expect("repo");
+        let dev = Dev {
+            home,
+            repo,
+            server_url: server.url.clone(),
+            token,
+            pass: Some(PASS.to_owned()),
+            _dir: dir,
+        };
+        std::fs::write(
+            dev.home.join(".gitconfig"),
+            "[user]\n\tname = Test\n\temail = dev@example.com\n[init]\n\tdefaultBranch = main\n",
+        )
+        .expect("gitconfig");
+        dev
+    }
+
+    pub fn project(&self) -> String {
+        let text = std::fs::read_to_string(self.repo.join(".envsync.toml")).expect("config");
+        text.lines()
+            .find_map(|l| l.strip_prefix("project = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("project line")
+            .to_owned()
+    }
+
+    fn sandbox(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("LANG", "C");
+    }
+
+    /// Runs git in the repository; panics when it fails.
+    pub fn git(&self, args: &[&str]) -> Output {
+        self.git_in(&self.repo, args)
+    }
+
+    fn git_in(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new("git");
+        self.sandbox(&mut cmd);
+        let out = cmd.current_dir(dir).args(args).output().expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// The `git-envsync` command, set up with this developer's environment.
+    pub fn envsync_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary("git-envsync"));
+        self.sandbox(&mut cmd);
+        cmd.current_dir(&self.repo)
+            .env("ENVSYNC_API", &self.server_url)
+            .env("ENVSYNC_TOKEN", &self.token)
+            .env("ENVSYNC_INSECURE_WORK_FACTOR", "10")
+            .stdin(Stdio::null())
+            .args(args);
+        if let Some(pass) = &self.pass {
+            cmd.env("ENVSYNC_PASS", pass);
+        }
+        cmd
+    }
+
+    /// Runs `git envsync ARGS`.
+    pub fn envsync(&self, args: &[&str]) -> Run {
+        Run::from(self.envsync_cmd(args).output().expect("run git-envsync"))
+    }
+
+    pub fn env_path(&self) -> PathBuf {
+        self.repo.join(".env")
+    }
+
+    pub fn write_env(&self, bytes: impl AsRef<[u8]>) {
+        std::fs::write(self.env_path(), bytes).expect("write .env");
+    }
+
+    pub fn read_env(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.env_path()).ok()
+    }
+}
+
+/// The result of one CLI run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts success and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        self
+    }
+
+    /// Asserts the exit code and returns self.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
+        self
+    }
+
+    /// No panic, no backtrace, and an `error:` line when failing.
+    #[track_caller]
+    pub fn clean(self) -> Run {
+        assert!(!self.stderr.contains("panicked"), "{self:#?}");
+        assert!(!self.stderr.contains("RUST_BACKTRACE"), "{self:#?}");
+        if self.code != 0 {
+            assert!(self.stderr.starts_with("error: "), "{self:#?}");
+        }
+        self
+    }
+}
+
+/// The fixtures directory of the repository.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}

@@ -1,0 +1,400 @@
+//! The CLI end to end: real server, real git repositories, the real binary.
+
+#![allow(clippy::unwrap_used)]
+
+use envsync_common::envelope::{self, Binding, Seal};
+use envsync_common::secret::SecretString;
+use envsync_tests::{Dev, Server, fixtures};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+fn mode(path: &std::path::Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn server_keys(server: &Server, token: &str, project: &str, branch: &str) -> Vec<String> {
+    let r = server.request("GET", &format!("/env/{project}/{branch}/keys"), token, None);
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_fixture_round_trips_byte_for_byte() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "fixtures");
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    let mut files: Vec<_> = fs::read_dir(fixtures().join("dotenv"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "env"))
+        .collect();
+    files.sort();
+    files.push(fixtures().join("sample.env"));
+    for (i, file) in files.iter().enumerate() {
+        let bytes = fs::read(file).unwrap();
+        alice.write_env(&bytes);
+        alice.envsync(&["push"]).clean().ok();
+        bob.envsync(&["pull"]).clean().ok();
+        assert_eq!(bob.read_env().unwrap(), bytes, "{}", file.display());
+        assert_eq!(mode(&bob.env_path()), 0o600);
+        let expected: Vec<String> = fs::read_to_string(file.with_extension("keys"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let keys = server_keys(&server, &alice.token, "fixtures", "main");
+        assert_eq!(keys, expected, "{}", file.display());
+        let versions = server.request("GET", "/env/fixtures/main/versions", &alice.token, None);
+        assert_eq!(versions.json()[0]["version"], (i + 1) as u64);
+    }
+}
+
+#[test]
+fn pull_writes_0600_under_any_umask() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "modes");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    for umask in ["000", "022", "077"] {
+        let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+        // A pre-existing world-readable file, identical content: still ends up 0600.
+        bob.write_env("A=1\n");
+        fs::set_permissions(bob.env_path(), fs::Permissions::from_mode(0o644)).unwrap();
+        let exe = envsync_tests::binary("git-envsync");
+        let base = bob.envsync_cmd(&[]);
+        let mut cmd = std::process::Command::new("sh");
+        cmd.env_clear()
+            .envs(base.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .current_dir(&bob.repo)
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" pull"))
+            .arg(&exe);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(mode(&bob.env_path()), 0o600, "umask {umask}");
+        let state = bob.repo.join(".git/envsync");
+        assert_eq!(mode(&state), 0o700, "umask {umask}");
+        assert_eq!(mode(&state.join("modes/file.json")), 0o600, "umask {umask}");
+    }
+}
+
+#[test]
+fn drift_between_two_clones() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "drift");
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    alice.write_env("API_KEY=a\nDEBUG=1\nDATABASE_URL=x\nSTRIPE_SECRET=s\n");
+    alice.envsync(&["push"]).ok();
+    bob.write_env("API_KEY=b\nDEBUG=0\nDATABASE_URL=y\n");
+
+    let out = bob.envsync(&["diff"]).clean().ok();
+    assert_eq!(
+        out.stdout,
+        "Local keys (3): API_KEY, DEBUG, DATABASE_URL\n\
+         Server keys (4): API_KEY, DEBUG, DATABASE_URL, STRIPE_SECRET\n\
+         Missing locally: STRIPE_SECRET\n\
+         Extra locally: None\n\
+         In sync? False\n"
+    );
+    bob.envsync(&["diff", "--exit-code"]).code(1);
+    let json = bob.envsync(&["diff", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["missing"], serde_json::json!(["STRIPE_SECRET"]));
+    assert_eq!(v["in_sync"], false);
+
+    // diff needs no passphrase.
+    let mut nopass = Dev::clone_of(&alice, &server, "carol@example.com");
+    nopass.pass = None;
+    nopass.write_env("API_KEY=a\nDEBUG=1\nDATABASE_URL=x\nSTRIPE_SECRET=s\n");
+    nopass.envsync(&["diff", "--exit-code"]).ok();
+}
+
+#[test]
+fn diff_against_another_branch() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "against");
+    alice.write_env("A=1\nB=2\n");
+    alice.envsync(&["push"]).ok();
+    alice.write_env("A=1\nC=3\n");
+    alice.envsync(&["push", "--branch", "feature/x"]).ok();
+    let out = alice
+        .envsync(&["diff", "--branch", "feature/x", "--against", "main"])
+        .ok();
+    assert_eq!(
+        out.stdout,
+        "Keys on feature/x (2): A, C\nKeys on main (2): A, B\nMissing on feature/x: B\nExtra on feature/x: C\nIn sync? False\n"
+    );
+}
+
+#[test]
+fn stale_push_is_refused_and_server_unchanged() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "stale");
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    bob.envsync(&["pull"]).ok();
+    alice.write_env("A=2\n");
+    alice.envsync(&["push"]).ok();
+
+    bob.write_env("A=3\nB=1\n");
+    let out = bob.envsync(&["push"]).clean().code(1);
+    assert!(out.stderr.contains("version 2"), "{out:#?}");
+    assert!(out.stderr.contains("dev@example.com"), "{out:#?}");
+    assert!(
+        out.stderr.contains("hint: run git envsync pull"),
+        "{out:#?}"
+    );
+    assert_eq!(server_keys(&server, &alice.token, "stale", "main"), ["A"]);
+
+    // Pull refuses to overwrite bob's unpushed edits, and leaves the file alone.
+    let out = bob.envsync(&["pull"]).clean().code(1);
+    assert!(out.stderr.contains("local edits"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), b"A=3\nB=1\n");
+
+    // --force saves a 0600 backup first.
+    let out = bob.envsync(&["pull", "--force"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"A=2\n");
+    let backups: Vec<_> = fs::read_dir(&bob.repo)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".env.backup-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{out:#?}");
+    assert_eq!(fs::read(&backups[0]).unwrap(), b"A=3\nB=1\n");
+    assert_eq!(mode(&backups[0]), 0o600);
+
+    // push --force replaces a version this clone has not seen.
+    alice.write_env("A=4\n");
+    alice.envsync(&["push"]).ok();
+    bob.write_env("A=5\nB=5\n");
+    bob.envsync(&["push"]).code(1);
+    bob.envsync(&["push", "--force"]).clean().ok();
+    assert_eq!(
+        server_keys(&server, &alice.token, "stale", "main"),
+        ["A", "B"]
+    );
+}
+
+#[test]
+fn new_branch_falls_back_to_default_branch() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "fallback");
+    alice.write_env("A=main\n");
+    alice.envsync(&["push"]).ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.git(&["checkout", "-q", "-b", "feature/login"]);
+    let out = bob.envsync(&["pull"]).clean().ok();
+    assert!(out.stderr.contains("pulled main version 1"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), b"A=main\n");
+    // Pushing creates the branch's own env.
+    bob.write_env("A=feature\n");
+    bob.envsync(&["push"]).ok();
+    assert_eq!(
+        server_keys(&server, &bob.token, "fallback", "feature%2Flogin"),
+        ["A"]
+    );
+    let r = server.request("GET", "/env/fallback/main/keys", &bob.token, None);
+    assert_eq!(r.json()["version"], 1);
+}
+
+#[test]
+fn run_sets_variables_without_writing_a_file() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "run");
+    alice.write_env("GREETING=\"hello world\"\nLITERAL='$HOME'\nexport N=42\n");
+    alice.envsync(&["push"]).ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    let out = bob
+        .envsync(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|%s' \"$GREETING\" \"$LITERAL\" \"$N\"; exit 7",
+        ])
+        .code(7);
+    assert_eq!(out.stdout, "hello world|$HOME|42");
+    assert!(bob.read_env().is_none(), "run must not write the env file");
+}
+
+#[test]
+fn wrong_passphrase_writes_nothing() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "wrongpass");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    let mut bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.pass = Some("not the right passphrase".into());
+    let out = bob.envsync(&["pull"]).clean().code(1);
+    assert!(out.stderr.contains("wrong passphrase"), "{out:#?}");
+    assert!(bob.read_env().is_none());
+}
+
+#[test]
+fn bad_token_and_missing_token() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "tokens");
+    alice.write_env("A=1\n");
+    alice.token = "garbage".into();
+    let out = alice.envsync(&["push"]).clean().code(2);
+    assert!(out.stderr.contains("401"), "{out:#?}");
+    assert!(out.stderr.contains("hint: "), "{out:#?}");
+    alice.token = String::new();
+    let out = alice.envsync(&["push"]).clean().code(2);
+    assert!(out.stderr.contains("no token configured"), "{out:#?}");
+}
+
+#[test]
+fn server_down_is_exit_3_within_seconds() {
+    let mut server = Server::start();
+    let alice = Dev::new(&server, "down");
+    alice.write_env("A=1\n");
+    server.kill();
+    let start = Instant::now();
+    let out = alice.envsync(&["push"]).clean().code(3);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(out.stderr.contains("cannot reach"), "{out:#?}");
+    alice.envsync(&["diff"]).clean().code(3);
+    alice.envsync(&["pull"]).clean().code(3);
+}
+
+#[test]
+fn missing_config_mentions_init() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "noconfig");
+    fs::remove_file(alice.repo.join(".envsync.toml")).unwrap();
+    let out = alice.envsync(&["push"]).clean().code(2);
+    assert!(out.stderr.contains("git envsync init"), "{out:#?}");
+}
+
+#[test]
+fn detached_head_needs_branch() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "detached");
+    alice.write_env("A=1\n");
+    alice.git(&["checkout", "-q", "--detach"]);
+    let out = alice.envsync(&["push"]).clean().code(2);
+    assert!(out.stderr.contains("--branch"), "{out:#?}");
+    alice.envsync(&["push", "--branch", "main"]).clean().ok();
+}
+
+#[test]
+fn blob_bound_elsewhere_is_refused_with_nothing_written() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "binding");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    alice.write_env("A=2\n");
+    alice.envsync(&["push"]).ok();
+    let main_v1 = server
+        .request("GET", "/env/binding/main?version=1", &alice.token, None)
+        .json();
+
+    // Replay main's blob as the first version of feature/x.
+    let body = serde_json::json!({
+        "ciphertext": main_v1["ciphertext"], "keys": main_v1["keys"], "base_version": null,
+    });
+    let r = server.request(
+        "POST",
+        "/env/binding/feature%2Fx",
+        &alice.token,
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    // Replay version 1 as version 3 of main.
+    let body = serde_json::json!({
+        "ciphertext": main_v1["ciphertext"], "keys": main_v1["keys"], "base_version": 2,
+    });
+    let r = server.request(
+        "POST",
+        "/env/binding/main",
+        &alice.token,
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    let out = bob
+        .envsync(&["pull", "--branch", "feature/x"])
+        .clean()
+        .code(1);
+    assert!(out.stderr.contains("integrity check failed"), "{out:#?}");
+    assert!(out.stderr.contains("branch"), "{out:#?}");
+    assert!(bob.read_env().is_none());
+    let out = bob.envsync(&["pull"]).clean().code(1);
+    assert!(out.stderr.contains("version"), "{out:#?}");
+    assert!(bob.read_env().is_none());
+}
+
+#[test]
+fn server_key_list_must_match_the_plaintext() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "keylie");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    // A correctly bound version 2 whose key list, as told to the server, leaves out B.
+    let pass = SecretString::from(envsync_tests::PASS.to_owned());
+    let sealed = envelope::seal(
+        &Binding::new("keylie", "main", 2),
+        b"A=1\nB=2\n",
+        &Seal::Passphrase {
+            passphrase: &pass,
+            work_factor: 10,
+        },
+    )
+    .unwrap();
+    let body = serde_json::json!({"ciphertext": sealed, "keys": ["A"], "base_version": 1});
+    let r = server.request(
+        "POST",
+        "/env/keylie/main",
+        &alice.token,
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    let out = bob.envsync(&["pull"]).clean().code(1);
+    assert!(out.stderr.contains("key list"), "{out:#?}");
+    assert!(bob.read_env().is_none());
+}
+
+#[test]
+fn status_and_log() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "status");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    alice.write_env("A=1\nB=2\n");
+    alice.envsync(&["push"]).ok();
+    let out = alice.envsync(&["status"]).clean().ok();
+    assert!(out.stdout.contains("Project: status"), "{out:#?}");
+    assert!(out.stdout.contains("Branch:  main"), "{out:#?}");
+    assert!(out.stdout.contains("(clean)"), "{out:#?}");
+    assert!(out.stdout.contains("version 2 (same)"), "{out:#?}");
+    assert!(out.stdout.contains("Drift:   in sync"), "{out:#?}");
+    alice.write_env("A=1\nB=2\nC=3\n");
+    let out = alice.envsync(&["status"]).ok();
+    assert!(out.stdout.contains("(edited)"), "{out:#?}");
+    assert!(
+        out.stdout.contains("0 missing locally, 1 extra locally"),
+        "{out:#?}"
+    );
+
+    let out = alice.envsync(&["log"]).clean().ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("version 2  "), "{out:#?}");
+    assert!(lines[0].contains("dev@example.com"), "{out:#?}");
+    assert_eq!(lines[1], "    + B");
+    assert!(lines[2].starts_with("version 1  "), "{out:#?}");
+}
