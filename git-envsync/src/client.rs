@@ -6,14 +6,13 @@
 use crate::config::Token;
 use crate::error::{CliError, Exit};
 use envsync_common::api::{
-    BranchInfo, EnvResponse, ErrorBody, Health, KeysResponse, PushRequest, PushResponse,
-    VersionInfo,
+    EnvResponse, ErrorBody, Health, KeysResponse, PushRequest, PushResponse, VersionInfo,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -46,7 +45,10 @@ impl ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub connect: Duration,
+    /// Per request.
     pub total: Duration,
+    /// For all requests of this client together.
+    pub budget: Option<Duration>,
 }
 
 impl Timeouts {
@@ -54,6 +56,15 @@ impl Timeouts {
     pub const COMMAND: Timeouts = Timeouts {
         connect: Duration::from_secs(3),
         total: Duration::from_secs(30),
+        budget: None,
+    };
+
+    /// Git hooks: the whole hook gets 1.5 s of network time, then falls back to cached
+    /// data, so a slow or silent server never holds git up.
+    pub const HOOK: Timeouts = Timeouts {
+        connect: Duration::from_millis(1000),
+        total: Duration::from_millis(1500),
+        budget: Some(Duration::from_millis(1500)),
     };
 }
 
@@ -62,6 +73,7 @@ pub struct Api {
     http: reqwest::Client,
     base: String,
     token: Option<Token>,
+    deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Api {
@@ -95,6 +107,7 @@ impl Api {
             http,
             base,
             token,
+            deadline: timeouts.budget.map(|b| Instant::now() + b),
         })
     }
 
@@ -139,11 +152,6 @@ impl Api {
         not_found_as_none(self.call(Method::GET, path, None::<&()>)).map(Option::unwrap_or_default)
     }
 
-    pub fn branches(&self, project: &str) -> Result<Vec<BranchInfo>, ApiError> {
-        let path = format!("/env/{}", segment(project));
-        not_found_as_none(self.call(Method::GET, path, None::<&()>)).map(Option::unwrap_or_default)
-    }
-
     /// One request; any answer that is not a 2xx becomes [`ApiError::Status`].
     pub fn call<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -157,6 +165,13 @@ impl Api {
         }
         if let Some(body) = body {
             request = request.json(body);
+        }
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ApiError::Unreachable("out of time".to_owned()));
+            }
+            request = request.timeout(left);
         }
         self.rt.block_on(async {
             let response = request.send().await.map_err(unreachable)?;

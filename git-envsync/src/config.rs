@@ -149,12 +149,12 @@ impl Token {
     /// Accepts a token with or without the `Bearer ` prefix.
     pub fn new(raw: &str) -> Option<Token> {
         let raw = raw.trim();
-        let raw = raw
-            .strip_prefix("Bearer ")
-            .or_else(|| raw.strip_prefix("bearer "))
-            .unwrap_or(raw)
-            .trim();
-        (!raw.is_empty()).then(|| Token(raw.to_owned()))
+        let token = match raw.get(..7) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => raw[7..].trim(),
+            _ if raw.eq_ignore_ascii_case("bearer") => "",
+            _ => raw,
+        };
+        (!token.is_empty()).then(|| Token(token.to_owned()))
     }
 
     pub fn expose(&self) -> &str {

@@ -74,10 +74,6 @@ impl Keyring {
         })
     }
 
-    pub fn mode(&self) -> &Mode {
-        &self.mode
-    }
-
     /// Whether opening or sealing will need a secret that is not available without a
     /// prompt (hooks skip instead of prompting).
     pub fn available_without_prompt(&self) -> bool {

@@ -100,6 +100,16 @@ pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sets an existing file's mode to exactly 0600 (if it is not already).
+pub fn make_private(path: &Path) -> anyhow::Result<()> {
+    let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.permissions().mode() & 0o777 != 0o600 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Reads a file, `None` when it does not exist.
 pub fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     match fs::read(path) {

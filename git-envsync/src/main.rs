@@ -13,6 +13,7 @@ mod drift;
 mod error;
 mod fsutil;
 mod git;
+mod hooks;
 mod out;
 mod state;
 mod sync;

@@ -55,15 +55,22 @@ pub enum PushOutcome {
     UpToDate { version: u64 },
 }
 
-/// Encrypts the env file and pushes it as the branch's next version.
-pub fn push(ctx: &Context, api: &Api, keyring: &mut Keyring, force: bool) -> Result<PushOutcome> {
+/// Encrypts the env file and pushes it as the next version of `branch` (the checked-out
+/// branch, or the one just left when a hook pushes edits after a checkout).
+pub fn push(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch_name: &str,
+    force: bool,
+) -> Result<PushOutcome> {
     let bytes = read_env(ctx)?.ok_or_else(|| {
         CliError::usage(format!("there is no {} to push", ctx.env_display()))
             .hint("create it, or run git envsync pull to fetch the branch's env")
     })?;
     let keys = parse_keys(ctx, bytes.expose())?;
     let sha = fsutil::sha256_hex(bytes.expose());
-    let mut branch = ctx.state.branch(&ctx.branch)?;
+    let mut branch = ctx.state.branch(branch_name)?;
     if !force
         && let Some(version) = branch.version
         && branch.sha256.as_deref() == Some(&sha)
@@ -72,21 +79,21 @@ pub fn push(ctx: &Context, api: &Api, keyring: &mut Keyring, force: bool) -> Res
     }
 
     let base = if force {
-        api.keys(&ctx.config.project, &ctx.branch)
+        api.keys(&ctx.config.project, branch_name)
             .map_err(|e| api.fail(e))?
             .map(|k| k.version)
     } else {
         branch.version
     };
     let version = base.map_or(1, |b| b + 1);
-    let binding = Binding::new(&ctx.config.project, &ctx.branch, version);
+    let binding = Binding::new(&ctx.config.project, branch_name, version);
     let ciphertext = keyring.seal(&binding, bytes.expose())?;
     let request = PushRequest {
         ciphertext,
         keys: keys.names.clone(),
         base_version: base,
     };
-    let answer = match api.push(&ctx.config.project, &ctx.branch, &request) {
+    let answer = match api.push(&ctx.config.project, branch_name, &request) {
         Ok(answer) => answer,
         Err(e) if e.is_status(StatusCode::CONFLICT) => return Err(conflict(ctx, api, &branch, e)),
         Err(e) => return Err(api.fail(e)),
@@ -105,7 +112,7 @@ pub fn push(ctx: &Context, api: &Api, keyring: &mut Keyring, force: bool) -> Res
     branch.saw(version, &keys.names);
     let file = FileState {
         sha256: sha,
-        branch: ctx.branch.clone(),
+        branch: branch_name.to_owned(),
         version,
     };
     record_sync(ctx, &branch, &file, Some(bytes.expose()))?;
@@ -123,7 +130,7 @@ fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> Cl
         ApiError::Unreachable(_) => None,
     };
     let latest = api
-        .versions(&ctx.config.project, &ctx.branch)
+        .versions(&ctx.config.project, &branch.branch)
         .ok()
         .and_then(|v| v.into_iter().next());
     let who = latest
@@ -136,7 +143,7 @@ fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> Cl
     CliError::refused(format!(
         "push refused: the server has version {} of {}{who}, and {mine}",
         current.map_or_else(|| "?".to_owned(), |v| v.to_string()),
-        ctx.branch
+        branch.branch
     ))
     .hint("run git envsync pull (your edits are kept unless you pass --force), merge, then push; or push --force to replace it")
 }
@@ -158,7 +165,6 @@ pub enum PullOutcome {
         from: String,
         version: u64,
         backup: Option<PathBuf>,
-        cached: bool,
     },
     /// The file already holds that version.
     Unchanged { from: String, version: u64 },
@@ -280,7 +286,7 @@ pub fn pull(
     let outcome = match &current {
         Some(cur) if cur.expose() == content.expose() => {
             // Same bytes: only make sure the mode is right.
-            fsutil::write_atomic(&ctx.env_path, content.expose(), 0o600)?;
+            fsutil::make_private(&ctx.env_path)?;
             PullOutcome::Unchanged {
                 from: from.clone(),
                 version,
@@ -305,7 +311,6 @@ pub fn pull(
                 from: from.clone(),
                 version,
                 backup,
-                cached: was_cached,
             }
         }
     };

@@ -301,14 +301,25 @@ impl Dev {
             .to_owned()
     }
 
+    /// A clean environment: this developer's home, the workspace's binaries first on
+    /// `PATH` (so git hooks find `git-envsync`), and the envsync settings hooks read.
     fn sandbox(&self, cmd: &mut Command) {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![bin_dir()];
+        dirs.extend(std::env::split_paths(&path));
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", std::env::join_paths(dirs).expect("PATH"))
+            .env("ENVSYNC_API", &self.server_url)
+            .env("ENVSYNC_TOKEN", &self.token)
+            .env("ENVSYNC_INSECURE_WORK_FACTOR", "10")
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("LANG", "C");
+        if let Some(pass) = &self.pass {
+            cmd.env("ENVSYNC_PASS", pass);
+        }
     }
 
     /// Runs git in the repository; panics when it fails.
@@ -316,10 +327,28 @@ impl Dev {
         self.git_in(&self.repo, args)
     }
 
+    /// Runs git in the repository and returns what happened, failure included.
+    pub fn git_run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("git");
+        self.sandbox(&mut cmd);
+        Run::from(
+            cmd.current_dir(&self.repo)
+                .stdin(Stdio::null())
+                .args(args)
+                .output()
+                .expect("run git"),
+        )
+    }
+
     fn git_in(&self, dir: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new("git");
         self.sandbox(&mut cmd);
-        let out = cmd.current_dir(dir).args(args).output().expect("run git");
+        let out = cmd
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .args(args)
+            .output()
+            .expect("run git");
         assert!(
             out.status.success(),
             "git {args:?}: {}",
@@ -332,15 +361,7 @@ impl Dev {
     pub fn envsync_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(binary("git-envsync"));
         self.sandbox(&mut cmd);
-        cmd.current_dir(&self.repo)
-            .env("ENVSYNC_API", &self.server_url)
-            .env("ENVSYNC_TOKEN", &self.token)
-            .env("ENVSYNC_INSECURE_WORK_FACTOR", "10")
-            .stdin(Stdio::null())
-            .args(args);
-        if let Some(pass) = &self.pass {
-            cmd.env("ENVSYNC_PASS", pass);
-        }
+        cmd.current_dir(&self.repo).stdin(Stdio::null()).args(args);
         cmd
     }
 

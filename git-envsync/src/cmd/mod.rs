@@ -7,6 +7,8 @@ use clap::Subcommand;
 use std::process::ExitCode;
 
 mod diff;
+mod hook;
+mod hooks;
 mod init;
 mod log;
 mod login;
@@ -14,6 +16,7 @@ mod pull;
 mod push;
 mod run;
 mod status;
+mod watch;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -25,6 +28,10 @@ pub enum Command {
     Status(status::Args),
     Log(log::Args),
     Run(run::Args),
+    Hooks(hooks::Args),
+    #[command(hide = true)]
+    Hook(hook::Args),
+    Watch(watch::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -38,5 +45,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::run(g, args),
         Command::Log(args) => log::run(g, args),
         Command::Run(args) => run::run(g, args),
+        Command::Hooks(args) => hooks::run(g, args),
+        Command::Hook(args) => hook::run(g, args),
+        Command::Watch(args) => watch::run(g, args),
     }
 }

@@ -24,7 +24,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
     let mut keyring = Keyring::new(&ctx.config, true)?;
-    let outcome = sync::push(&ctx, &api, &mut keyring, args.force)?;
+    let outcome = sync::push(&ctx, &api, &mut keyring, &ctx.branch, args.force)?;
     match outcome {
         PushOutcome::UpToDate { version } => {
             if global.json {

@@ -1,0 +1,232 @@
+//! `git envsync hook <name> ARGS…`: what the installed git hooks call.
+//!
+//! A hook never breaks or slows the user's git operation: every network call shares one
+//! short deadline, the cached key list stands in when the server is down, nothing ever
+//! prompts, and any problem becomes one `envsync: …` warning line with exit 0. The only
+//! non-zero exits are the two deliberate refusals of pre-commit: a staged env file, and
+//! drift under `git config envsync.strict true`.
+
+use crate::cli::Global;
+use crate::client::{Api, Timeouts};
+use crate::config::{LEGACY_PROJECT_FILE, PROJECT_FILE};
+use crate::context::Context;
+use crate::crypto::Keyring;
+use crate::drift::Drift;
+use crate::error::{CliError, Result};
+use crate::git::Repo;
+use crate::out;
+use crate::sync::{self, PullOptions, PullOutcome, PushOutcome};
+use clap::Subcommand;
+use std::process::ExitCode;
+
+/// Entry points for the installed git hooks (not for direct use).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    hook: Hook,
+}
+
+#[derive(Debug, Subcommand)]
+enum Hook {
+    /// After a checkout: push unpushed edits to the branch left, pull the new branch.
+    PostCheckout {
+        previous: Option<String>,
+        new: Option<String>,
+        /// 1 for a branch checkout, 0 for a file checkout.
+        flag: Option<String>,
+    },
+    /// Before a commit: refuse a staged env file, warn about drift.
+    PreCommit,
+    /// After a commit: push the env file if it changed since the last sync.
+    PostCommit,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    if std::env::var_os("ENVSYNC_SKIP_HOOKS").is_some_and(|v| !v.is_empty()) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Hook::PostCheckout { flag, .. } = &args.hook
+        && flag.as_deref() != Some("1")
+    {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // A repository that does not use envsync: nothing to do, nothing to say.
+    let Ok(repo) = Repo::discover() else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if !repo.root.join(PROJECT_FILE).exists() && !repo.root.join(LEGACY_PROJECT_FILE).exists() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    drop(repo);
+    let result = Context::load(global).and_then(|ctx| match args.hook {
+        Hook::PostCheckout { .. } => post_checkout(&ctx).map(|()| ExitCode::SUCCESS),
+        Hook::PreCommit => pre_commit(&ctx),
+        Hook::PostCommit => post_commit(&ctx).map(|()| ExitCode::SUCCESS),
+    });
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            warn(&e);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn warn(e: &CliError) {
+    out::say(&format!("envsync: {}", e.message()));
+}
+
+fn api(ctx: &Context) -> Result<Api> {
+    ctx.api(Timeouts::HOOK)
+}
+
+fn post_checkout(ctx: &Context) -> Result<()> {
+    let api = api(ctx)?;
+    let mut keyring = Keyring::new(&ctx.config, false)?;
+
+    // Unpushed edits go to the branch they were made on, before anything is pulled.
+    if let Some(current) = sync::read_env(ctx)?
+        && sync::has_local_edits(ctx, current.expose())?
+    {
+        let left = ctx.repo.previous_branch().filter(|b| *b != ctx.branch);
+        let Some(left) = left else {
+            out::say(&format!(
+                "envsync: {} has unpushed edits; not pulling {} over them",
+                ctx.env_display(),
+                ctx.branch
+            ));
+            return Ok(());
+        };
+        match sync::push(ctx, &api, &mut keyring, &left, false) {
+            Ok(PushOutcome::Pushed { version, .. }) => out::say(&format!(
+                "envsync: pushed your edits to {left} as version {version}"
+            )),
+            Ok(PushOutcome::UpToDate { .. }) => {}
+            Err(e) => {
+                out::say(&format!(
+                    "envsync: kept your edits in {} (not pushed to {left}: {})",
+                    ctx.env_display(),
+                    e.message()
+                ));
+                return Ok(());
+            }
+        }
+    }
+
+    let opts = PullOptions {
+        fallback: true,
+        ..PullOptions::default()
+    };
+    match sync::pull(ctx, &api, &mut keyring, opts)? {
+        PullOutcome::Written { from, version, .. } => out::say(&format!(
+            "envsync: {} is now {from} version {version}",
+            ctx.env_display()
+        )),
+        PullOutcome::Unchanged { .. } | PullOutcome::NoEnv => {}
+    }
+    Ok(())
+}
+
+fn pre_commit(ctx: &Context) -> Result<ExitCode> {
+    if ctx.repo.index_has(&ctx.env_path)? {
+        out::say(&format!(
+            "error: {} is staged: plaintext secrets must never be committed",
+            ctx.env_display()
+        ));
+        out::say(&format!(
+            "hint: git rm --cached {} (envsync keeps it in sync instead)",
+            ctx.env_display()
+        ));
+        return Ok(ExitCode::from(1));
+    }
+    let Some(current) = sync::read_env(ctx)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let local = sync::parse_keys(ctx, current.expose())?.names;
+    let Some(server) = server_keys(ctx) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let drift = Drift::new(local, server);
+    if drift.in_sync() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let strict = ctx.repo.config_bool("envsync.strict");
+    for line in drift.warnings() {
+        out::say(&format!("envsync: {line}"));
+    }
+    if strict {
+        out::say("error: the env file's keys drift from the server's (envsync.strict is set)");
+        out::say("hint: git envsync pull or push, or git commit --no-verify to skip once");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server's key list for the branch (or its fallback), the cached one when the server
+/// cannot be reached in time; `None` when there is nothing to compare with.
+fn server_keys(ctx: &Context) -> Option<Vec<String>> {
+    let mut branches = vec![ctx.branch.clone()];
+    branches.extend(
+        ctx.config
+            .default_branch
+            .clone()
+            .filter(|d| *d != ctx.branch),
+    );
+    let api = api(ctx).ok()?;
+    for branch in &branches {
+        match api.keys(&ctx.config.project, branch) {
+            Ok(Some(k)) => {
+                if let Ok(mut state) = ctx.state.branch(branch) {
+                    state.saw(k.version, &k.keys);
+                    let _ = ctx.state.set_branch(&state);
+                }
+                return Some(k.keys);
+            }
+            Ok(None) => continue,
+            Err(e) => {
+                let cached = branches
+                    .iter()
+                    .filter_map(|b| ctx.state.branch(b).ok())
+                    .find(|s| s.keys_version > 0);
+                warn(&api.fail(e));
+                if cached.is_some() {
+                    out::say("envsync: using the cached key list");
+                }
+                return cached.map(|s| s.keys);
+            }
+        }
+    }
+    None
+}
+
+fn post_commit(ctx: &Context) -> Result<()> {
+    let Some(current) = sync::read_env(ctx)? else {
+        return Ok(());
+    };
+    if !sync::has_local_edits(ctx, current.expose())? {
+        return Ok(());
+    }
+    let mut keyring = Keyring::new(&ctx.config, false)?;
+    if !keyring.available_without_prompt() {
+        out::say(&format!(
+            "envsync: {} changed but was not pushed: no passphrase in a hook (set ENVSYNC_PASS, or run git envsync push)",
+            ctx.env_display()
+        ));
+        return Ok(());
+    }
+    let api = api(ctx)?;
+    match sync::push(ctx, &api, &mut keyring, &ctx.branch, false) {
+        Ok(PushOutcome::Pushed { version, .. }) => out::say(&format!(
+            "envsync: pushed {} to {} as version {version}",
+            ctx.env_display(),
+            ctx.branch
+        )),
+        Ok(PushOutcome::UpToDate { .. }) => {}
+        Err(e) => out::say(&format!(
+            "envsync: {} not pushed: {}",
+            ctx.env_display(),
+            e.message()
+        )),
+    }
+    Ok(())
+}

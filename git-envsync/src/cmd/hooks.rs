@@ -1,0 +1,66 @@
+//! `git envsync hooks install|uninstall`.
+
+use crate::cli::Global;
+use crate::error::Result;
+use crate::git::Repo;
+use crate::hooks::{self, Change, HOOKS};
+use crate::out;
+use clap::Subcommand;
+use std::process::ExitCode;
+
+/// Install or remove the git hooks (post-checkout, pre-commit, post-commit).
+///
+/// envsync owns a marked block inside each hook file; any other hook in the file is kept
+/// and still runs. core.hooksPath and linked work trees are respected.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Install the hooks (running it again changes nothing).
+    Install {
+        /// Also take over hooks written in another language (kept as <hook>.envsync-backup).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove envsync's block from each hook (and the file when nothing else is left).
+    Uninstall,
+}
+
+pub fn run(_global: &Global, args: Args) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let dir = hooks::hooks_dir(&repo)?;
+    // All or nothing: refuse before touching any file.
+    if let Action::Install { force: false } = args.action {
+        for (name, _) in HOOKS {
+            hooks::check_installable(&dir.join(name))?;
+        }
+    }
+    for (name, block) in HOOKS {
+        let path = dir.join(name);
+        let change = match args.action {
+            Action::Install { force } => hooks::install(&path, block, force)?,
+            Action::Uninstall => hooks::uninstall(&path)?,
+        };
+        let what = match change {
+            Change::Created => "installed".to_owned(),
+            Change::Updated => "updated".to_owned(),
+            Change::Unchanged => "already installed".to_owned(),
+            Change::AddedToExisting => "added to the existing hook".to_owned(),
+            Change::ReplacedForeign(backup) => {
+                format!(
+                    "installed; the previous hook is kept as {}",
+                    backup.display()
+                )
+            }
+            Change::Removed => "removed (the rest of the hook is kept)".to_owned(),
+            Change::RemovedFile => "removed".to_owned(),
+            Change::Absent => "not installed".to_owned(),
+        };
+        out::say(&format!("{name}: {what} ({})", path.display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,374 @@
+//! Git hooks and the watcher, end to end: real git running the installed hooks, the real
+//! binary, the real server.
+
+#![allow(clippy::unwrap_used)]
+
+use envsync_tests::{Dev, Run, Server};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Generous bound for "git is not held up": the hook deadline is 1.5 s; a hang would be 30 s.
+const NOT_STUCK: Duration = Duration::from_secs(8);
+
+fn hooked(server: &Server, project: &str) -> Dev {
+    let dev = Dev::new(server, project);
+    dev.envsync(&["hooks", "install"]).clean().ok();
+    dev
+}
+
+fn commit(dev: &Dev, msg: &str) -> Run {
+    fs::write(dev.repo.join("file.txt"), msg).unwrap();
+    dev.git(&["add", "file.txt"]);
+    dev.git_run(&["commit", "-q", "-m", msg])
+}
+
+fn version(server: &Server, dev: &Dev, branch: &str) -> Option<u64> {
+    let r = server.request(
+        "GET",
+        &format!("/env/{}/{branch}/keys", dev.project()),
+        &dev.token,
+        None,
+    );
+    (r.status == 200).then(|| r.json()["version"].as_u64().unwrap())
+}
+
+fn hook_file(dev: &Dev, name: &str) -> Vec<u8> {
+    fs::read(dev.repo.join(".git/hooks").join(name)).unwrap()
+}
+
+#[test]
+fn foreign_hook_survives_install_and_uninstall_and_still_runs() {
+    let server = Server::start();
+    let dev = Dev::new(&server, "foreign");
+    let path = dev.repo.join(".git/hooks/pre-commit");
+    let foreign = "#!/bin/sh\necho ran >> foreign-marker\nexit 0\n";
+    fs::write(&path, foreign).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+
+    dev.envsync(&["hooks", "install"]).clean().ok();
+    let installed = hook_file(&dev, "pre-commit");
+    assert!(String::from_utf8_lossy(&installed).contains("git-envsync hook pre-commit"));
+    // Installing twice changes no byte of any hook.
+    let before: Vec<_> = ["pre-commit", "post-commit", "post-checkout"]
+        .iter()
+        .map(|h| hook_file(&dev, h))
+        .collect();
+    dev.envsync(&["hooks", "install"]).clean().ok();
+    let after: Vec<_> = ["pre-commit", "post-commit", "post-checkout"]
+        .iter()
+        .map(|h| hook_file(&dev, h))
+        .collect();
+    assert_eq!(before, after);
+
+    // Theirs still runs, and so does ours (a staged .env is refused).
+    commit(&dev, "one").ok();
+    assert_eq!(
+        fs::read_to_string(dev.repo.join("foreign-marker")).unwrap(),
+        "ran\n"
+    );
+    dev.write_env("A=1\n");
+    dev.git(&["add", "-f", ".env"]);
+    let out = commit(&dev, "two").code(1);
+    assert!(out.stderr.contains(".env is staged"), "{out:#?}");
+    dev.git(&["rm", "-q", "--cached", ".env"]);
+
+    dev.envsync(&["hooks", "uninstall"]).clean().ok();
+    assert_eq!(fs::read_to_string(&path).unwrap(), foreign);
+    assert!(!dev.repo.join(".git/hooks/post-commit").exists());
+    commit(&dev, "three").ok();
+    assert_eq!(
+        fs::read_to_string(dev.repo.join("foreign-marker")).unwrap(),
+        "ran\nran\n"
+    );
+}
+
+#[test]
+fn non_shell_hook_is_refused_unless_forced() {
+    let server = Server::start();
+    let dev = Dev::new(&server, "python");
+    let path = dev.repo.join(".git/hooks/post-commit");
+    fs::write(&path, "#!/usr/bin/env python3\nprint('hi')\n").unwrap();
+    dev.envsync(&["hooks", "install"]).clean().code(1);
+    dev.envsync(&["hooks", "install", "--force"]).clean().ok();
+    assert!(
+        dev.repo
+            .join(".git/hooks/post-commit.envsync-backup")
+            .exists()
+    );
+}
+
+#[test]
+fn core_hooks_path_is_respected() {
+    let server = Server::start();
+    let dev = Dev::new(&server, "hookspath");
+    dev.git(&["config", "core.hooksPath", ".githooks"]);
+    dev.envsync(&["hooks", "install"]).clean().ok();
+    assert!(dev.repo.join(".githooks/pre-commit").exists());
+    assert!(!dev.repo.join(".git/hooks/pre-commit").exists());
+    dev.write_env("A=1\n");
+    dev.git(&["add", "-f", ".env"]);
+    commit(&dev, "refused").code(1);
+}
+
+#[test]
+fn linked_worktree_shares_the_hooks() {
+    let server = Server::start();
+    let dev = Dev::new(&server, "worktree");
+    dev.write_env("A=main\n");
+    dev.envsync(&["push"]).ok();
+    let wt = dev.repo.parent().unwrap().join("wt");
+    dev.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "feature",
+        wt.to_str().unwrap(),
+    ]);
+    let out = dev
+        .envsync_cmd(&["hooks", "install"])
+        .current_dir(&wt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(dev.repo.join(".git/hooks/post-checkout").exists());
+    // A checkout inside the linked work tree runs the hook there.
+    let out = Run::from(
+        dev.envsync_cmd(&[])
+            .current_dir(&wt)
+            .arg("status")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{out:#?}");
+    let mut git = std::process::Command::new("git");
+    git.current_dir(&wt)
+        .envs(
+            dev.envsync_cmd(&[])
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k, v))),
+        )
+        .args(["checkout", "-q", "-b", "feature2"]);
+    let out = git.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(fs::read(wt.join(".env")).unwrap(), b"A=main\n");
+}
+
+#[test]
+fn checkout_brings_the_fallback_env_and_edits_follow_their_branch() {
+    let server = Server::start();
+    let mut dev = hooked(&server, "follow");
+    dev.write_env("A=main\n");
+    dev.envsync(&["push"]).ok();
+
+    dev.git_run(&["checkout", "-q", "-b", "feature/x"]).ok();
+    assert_eq!(dev.read_env().unwrap(), b"A=main\n");
+
+    // Edits made on feature/x are pushed to feature/x when leaving it.
+    dev.write_env("A=feature\nB=new\n");
+    let out = dev.git_run(&["checkout", "-q", "main"]).ok();
+    assert!(
+        out.stderr.contains("pushed your edits to feature/x"),
+        "{out:#?}"
+    );
+    assert_eq!(dev.read_env().unwrap(), b"A=main\n");
+    assert_eq!(version(&server, &dev, "feature%2Fx"), Some(1));
+    assert_eq!(version(&server, &dev, "main"), Some(1));
+
+    // Coming back restores feature/x's env from the sealed local copy: no passphrase.
+    dev.pass = None;
+    let out = dev.git_run(&["checkout", "-q", "feature/x"]).ok();
+    assert_eq!(dev.read_env().unwrap(), b"A=feature\nB=new\n", "{out:#?}");
+}
+
+#[test]
+fn post_commit_pushes_changed_env() {
+    let server = Server::start();
+    let dev = hooked(&server, "autopush");
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).ok();
+    commit(&dev, "nothing changed").ok();
+    assert_eq!(version(&server, &dev, "main"), Some(1));
+    dev.write_env("A=1\nB=2\n");
+    let out = commit(&dev, "env changed").ok();
+    assert!(out.stderr.contains("as version 2"), "{out:#?}");
+    assert_eq!(version(&server, &dev, "main"), Some(2));
+}
+
+#[test]
+fn conflict_in_a_hook_keeps_the_local_file() {
+    let server = Server::start();
+    let alice = hooked(&server, "hookconflict");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.envsync(&["hooks", "install"]).ok();
+    bob.envsync(&["pull"]).ok();
+    alice.write_env("A=2\n");
+    alice.envsync(&["push"]).ok();
+
+    bob.write_env("A=bob\n");
+    let out = commit(&bob, "bob commits").ok();
+    assert!(out.stderr.contains("not pushed"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), b"A=bob\n");
+    assert_eq!(version(&server, &alice, "main"), Some(2));
+}
+
+#[test]
+fn drift_is_warned_and_strict_refuses() {
+    let server = Server::start();
+    let dev = hooked(&server, "strict");
+    dev.write_env("A=1\nB=2\n");
+    dev.envsync(&["push"]).ok();
+    dev.write_env("A=1\nC=3\n");
+    let out = commit(&dev, "drifting").ok();
+    assert!(out.stderr.contains("+ C (not on server)"), "{out:#?}");
+    assert!(out.stderr.contains("- B (missing locally)"), "{out:#?}");
+    // post-commit pushed that; drift again, now under envsync.strict.
+    assert_eq!(version(&server, &dev, "main"), Some(2));
+    dev.git(&["config", "envsync.strict", "true"]);
+    dev.write_env("A=1\nD=4\n");
+    let out = commit(&dev, "drifting again").code(1);
+    assert!(out.stderr.contains("envsync.strict"), "{out:#?}");
+}
+
+#[test]
+fn server_refusing_connections_does_not_hold_git() {
+    let mut server = Server::start();
+    let dev = hooked(&server, "down");
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).ok();
+    server.kill();
+    dev.write_env("A=1\nB=2\n");
+    let start = Instant::now();
+    let out = commit(&dev, "offline").ok();
+    let checkout = dev
+        .git_run(&["checkout", "-q", "-b", "offline-branch"])
+        .ok();
+    assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
+    assert!(out.stderr.contains("cannot reach"), "{out:#?}");
+    assert!(
+        out.stderr.contains("+ B (not on server)"),
+        "cached keys: {out:#?}"
+    );
+    assert!(checkout.stderr.contains("cannot reach"), "{checkout:#?}");
+}
+
+#[test]
+fn silent_server_does_not_hold_git() {
+    let server = Server::start();
+    let mut dev = hooked(&server, "silent");
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).ok();
+    // A server that accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    dev.server_url = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().take(16) {
+            held.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    dev.write_env("A=2\n");
+    let start = Instant::now();
+    let out = commit(&dev, "silent").ok();
+    dev.git_run(&["checkout", "-q", "-b", "silent-branch"]).ok();
+    assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
+    assert!(out.stderr.contains("envsync:"), "{out:#?}");
+}
+
+#[test]
+fn no_passphrase_means_no_prompt() {
+    let server = Server::start();
+    let mut dev = hooked(&server, "nopass");
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).ok();
+    dev.pass = None;
+    dev.write_env("A=1\nB=2\n");
+    let start = Instant::now();
+    let out = commit(&dev, "no pass").ok();
+    assert!(start.elapsed() < NOT_STUCK);
+    assert!(out.stderr.contains("no passphrase"), "{out:#?}");
+    assert_eq!(version(&server, &dev, "main"), Some(1));
+}
+
+#[test]
+fn skip_flag_exits_before_any_work() {
+    let server = Server::start();
+    let dev = hooked(&server, "skip");
+    dev.write_env("A=1\n");
+    dev.git(&["add", "-f", ".env"]);
+    let mut cmd = dev.envsync_cmd(&["hook", "pre-commit"]);
+    let out = Run::from(cmd.env("ENVSYNC_SKIP_HOOKS", "1").output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stderr.is_empty(), "{out:#?}");
+    // Without it, the same hook refuses.
+    dev.envsync(&["hook", "pre-commit"]).code(1);
+}
+
+fn read_line_within(rx: &mpsc::Receiver<String>, want: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let done = line.contains(want);
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+    panic!("no line containing {want:?}; saw {seen:?}");
+}
+
+fn editor_save(path: &Path, text: &str) {
+    let tmp = path.with_file_name(".env.swp-editor");
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn watcher_reports_drift_and_stops_on_sigterm() {
+    let server = Server::start();
+    let dev = Dev::new(&server, "watch");
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).ok();
+    let mut child = dev
+        .envsync_cmd(&["watch", "--debounce", "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    read_line_within(&rx, "watching .env on main");
+
+    editor_save(&dev.env_path(), "A=1\nNEW_KEY=x\n");
+    read_line_within(&rx, "+ NEW_KEY (not on server)");
+
+    fs::OpenOptions::new()
+        .append(true)
+        .open(dev.env_path())
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"OTHER=y\n"))
+        .unwrap();
+    read_line_within(&rx, "+ OTHER (not on server)");
+
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    read_line_within(&rx, "stopped watching");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
