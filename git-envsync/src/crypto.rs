@@ -118,9 +118,15 @@ impl Keyring {
         armored.map_err(|e| CliError::refused(format!("cannot encrypt: {e}")))
     }
 
+    /// Opens a file with whatever it was sealed for: a passphrase for an scrypt file, the
+    /// identity for a recipients file. (The project's mode only decides how to seal; during
+    /// a migration to team keys, branches of both kinds exist.)
     pub fn open(&mut self, armored: &str) -> Result<Opened> {
-        let opened = match self.mode {
-            Mode::Passphrase { .. } => {
+        let scrypt = envelope::scrypt_work_factor(armored)
+            .map_err(|e| CliError::refused(format!("cannot decrypt: {e}")))?
+            .is_some();
+        let opened = match scrypt {
+            true => {
                 let passphrase = self.passphrase()?;
                 envelope::open(
                     armored,
@@ -130,7 +136,7 @@ impl Keyring {
                     },
                 )
             }
-            Mode::Team { .. } => {
+            false => {
                 let identities = self.identities()?;
                 envelope::open(armored, &Open::Identities(identities))
             }

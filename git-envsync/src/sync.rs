@@ -85,17 +85,44 @@ pub fn push(
     } else {
         branch.version
     };
+    let old_keys = branch.keys.clone();
+    let version = push_version(ctx, api, keyring, &mut branch, bytes.expose(), base)?;
+    let (added, removed) = key_changes(&old_keys, &keys.names);
+    ctx.state.set_file(&FileState {
+        sha256: sha,
+        branch: branch_name.to_owned(),
+        version,
+    })?;
+    Ok(PushOutcome::Pushed {
+        version,
+        added,
+        removed,
+        duplicates: keys.duplicates,
+    })
+}
+
+/// Seals `content` as version `base + 1` of `branch` and pushes it with compare-and-swap
+/// on `base`; records the branch state and the sealed local copy (not the file state:
+/// the content need not be the env file's, as in `rotate` and `rollback`).
+pub fn push_version(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch: &mut BranchState,
+    content: &[u8],
+    base: Option<u64>,
+) -> Result<u64> {
+    let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
-    let binding = Binding::new(&ctx.config.project, branch_name, version);
-    let ciphertext = keyring.seal(&binding, bytes.expose())?;
+    let binding = Binding::new(&ctx.config.project, &branch.branch, version);
     let request = PushRequest {
-        ciphertext,
-        keys: keys.names.clone(),
+        ciphertext: keyring.seal(&binding, content)?,
+        keys: keys.clone(),
         base_version: base,
     };
-    let answer = match api.push(&ctx.config.project, branch_name, &request) {
+    let answer = match api.push(&ctx.config.project, &branch.branch, &request) {
         Ok(answer) => answer,
-        Err(e) if e.is_status(StatusCode::CONFLICT) => return Err(conflict(ctx, api, &branch, e)),
+        Err(e) if e.is_status(StatusCode::CONFLICT) => return Err(conflict(ctx, api, branch, e)),
         Err(e) => return Err(api.fail(e)),
     };
     if answer.version != version {
@@ -105,23 +132,12 @@ pub fn push(
         ))
         .hint("the server is misbehaving; run git envsync status and tell its operator"));
     }
-
-    let (added, removed) = key_changes(&branch.keys, &keys.names);
     branch.version = Some(version);
-    branch.sha256 = Some(sha.clone());
-    branch.saw(version, &keys.names);
-    let file = FileState {
-        sha256: sha,
-        branch: branch_name.to_owned(),
-        version,
-    };
-    record_sync(ctx, &branch, &file, Some(bytes.expose()))?;
-    Ok(PushOutcome::Pushed {
-        version,
-        added,
-        removed,
-        duplicates: keys.duplicates,
-    })
+    branch.sha256 = Some(fsutil::sha256_hex(content));
+    branch.saw(version, &keys);
+    seal_local_copy(ctx, branch, content)?;
+    ctx.state.set_branch(branch)?;
+    Ok(version)
 }
 
 fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> CliError {
@@ -328,8 +344,11 @@ pub fn pull(
         branch: from,
         version,
     };
-    let seal = (synced && !was_cached).then(|| content.expose());
-    record_sync(ctx, &branch, &file, seal)?;
+    if synced && !was_cached {
+        seal_local_copy(ctx, &branch, content.expose())?;
+    }
+    ctx.state.set_branch(&branch)?;
+    ctx.state.set_file(&file)?;
     Ok(outcome)
 }
 
@@ -384,26 +403,18 @@ fn open_cached(
         .then_some(opened.env)
 }
 
-/// Saves the state of a completed sync: the branch and file state and, when `content` is
-/// given, a sealed copy of it for the branch's current version.
-fn record_sync(
-    ctx: &Context,
-    branch: &BranchState,
-    file: &FileState,
-    content: Option<&[u8]>,
-) -> Result<()> {
-    if let (Some(content), Some(version)) = (content, branch.version) {
-        // The copy is an optimisation: failing to make it must not fail the sync.
-        if let Ok(identity) = crypto::local_identity() {
-            let binding = Binding::new(&ctx.config.project, &branch.branch, version);
-            let recipients = [identity.to_public()];
-            if let Ok(sealed) = envelope::seal(&binding, content, &Seal::Recipients(&recipients)) {
-                ctx.state.set_sealed(&branch.branch, &sealed)?;
-            }
-        }
+/// Keeps a copy of a branch's current version sealed to the machine-local key, so that
+/// switching back to the branch costs no scrypt. An optimisation: failing to make it does
+/// not fail the sync.
+fn seal_local_copy(ctx: &Context, branch: &BranchState, content: &[u8]) -> Result<()> {
+    let (Some(version), Ok(identity)) = (branch.version, crypto::local_identity()) else {
+        return Ok(());
+    };
+    let binding = Binding::new(&ctx.config.project, &branch.branch, version);
+    let recipients = [identity.to_public()];
+    if let Ok(sealed) = envelope::seal(&binding, content, &Seal::Recipients(&recipients)) {
+        ctx.state.set_sealed(&branch.branch, &sealed)?;
     }
-    ctx.state.set_branch(branch)?;
-    ctx.state.set_file(file)?;
     Ok(())
 }
 
