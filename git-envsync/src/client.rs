@@ -6,7 +6,8 @@
 use crate::config::Token;
 use crate::error::{CliError, Exit};
 use envsync_common::api::{
-    EnvResponse, ErrorBody, Health, KeysResponse, PushRequest, PushResponse, VersionInfo,
+    AuditPage, BranchInfo, EnvResponse, ErrorBody, Health, KeysResponse, PushRequest, PushResponse,
+    VersionInfo,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
@@ -152,6 +153,25 @@ impl Api {
         not_found_as_none(self.call(Method::GET, path, None::<&()>)).map(Option::unwrap_or_default)
     }
 
+    pub fn branches(&self, project: &str) -> Result<Vec<BranchInfo>, ApiError> {
+        let path = format!("/env/{}", segment(project));
+        not_found_as_none(self.call(Method::GET, path, None::<&()>)).map(Option::unwrap_or_default)
+    }
+
+    /// One page of the project's audit log, newest first.
+    pub fn audit(
+        &self,
+        project: &str,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<AuditPage, ApiError> {
+        let mut path = format!("/audit/{}?limit={limit}", segment(project));
+        if let Some(b) = before {
+            path.push_str(&format!("&before={b}"));
+        }
+        self.call(Method::GET, path, None::<&()>)
+    }
+
     /// One request; any answer that is not a 2xx becomes [`ApiError::Status`].
     pub fn call<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -178,7 +198,9 @@ impl Api {
             let status = response.status();
             let bytes = response.bytes().await.map_err(unreachable)?;
             if status.is_success() {
-                return serde_json::from_slice(&bytes).map_err(|e| {
+                // An empty answer (204) reads as JSON null.
+                let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+                return serde_json::from_slice(bytes).map_err(|e| {
                     ApiError::Unreachable(format!("the server sent an unexpected answer ({e})"))
                 });
             }

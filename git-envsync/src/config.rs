@@ -123,6 +123,25 @@ impl ProjectConfig {
     pub fn to_toml(&self) -> anyhow::Result<String> {
         toml::to_string(self).context("cannot write the project configuration")
     }
+
+    /// Writes `.envsync.toml` under `root`, keeping the comment lines that head the file.
+    pub fn save(&self, root: &Path) -> Result<()> {
+        let path = root.join(PROJECT_FILE);
+        let old = fsutil::read_optional(&path)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let mut header: String = old
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if header.is_empty() {
+            header = "# envsync project settings: committed, holds nothing secret.\n".to_owned();
+        }
+        let text = header + &self.to_toml()?;
+        fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
+        Ok(())
+    }
 }
 
 /// Joins the configured env file name onto the work tree root, refusing paths that leave it.
@@ -246,6 +265,21 @@ recipients = ["age1abc", { name = "alice", key = "age1def" }]"#,
         assert_eq!(c.env_file, ".env");
         assert_eq!(c.recipients[0].key(), "age1abc");
         assert_eq!(c.recipients[1].name(), Some("alice"));
+    }
+
+    #[test]
+    fn recipients_serialize_back() {
+        let mut c = ProjectConfig::new("p".into());
+        c.recipients = vec![
+            RecipientEntry::Key("age1abc".into()),
+            RecipientEntry::Named {
+                name: "alice".into(),
+                key: "age1def".into(),
+            },
+        ];
+        let text = c.to_toml().unwrap();
+        let back: ProjectConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back.recipients, c.recipients);
     }
 
     #[test]

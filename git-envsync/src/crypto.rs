@@ -74,6 +74,33 @@ impl Keyring {
         })
     }
 
+    /// A keyring that seals with `passphrase` (rotation to a new passphrase).
+    pub fn with_passphrase(config: &ProjectConfig, passphrase: SecretString) -> Result<Keyring> {
+        Ok(Keyring {
+            mode: Mode::Passphrase {
+                work_factor: work_factor(config)?,
+            },
+            interactive: false,
+            passphrase: Some(passphrase),
+            identities: None,
+        })
+    }
+
+    /// A short, non-secret description of what new files are sealed for.
+    pub fn target(&self) -> String {
+        match &self.mode {
+            Mode::Passphrase { .. } => "passphrase".to_owned(),
+            Mode::Team { recipients } => {
+                let mut keys: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
+                keys.sort();
+                format!(
+                    "recipients:{}",
+                    &fsutil::sha256_hex(keys.join(",").as_bytes())[..16]
+                )
+            }
+        }
+    }
+
     /// Whether opening or sealing will need a secret that is not available without a
     /// prompt (hooks skip instead of prompting).
     pub fn available_without_prompt(&self) -> bool {
@@ -181,6 +208,30 @@ fn env_passphrase() -> Option<SecretString> {
         .ok()
         .filter(|p| !p.is_empty())
         .map(SecretString::from)
+}
+
+/// The new passphrase for a rotation: `ENVSYNC_NEW_PASS`, or typed twice on a terminal.
+pub fn new_passphrase() -> Result<SecretString> {
+    if let Some(p) = std::env::var("ENVSYNC_NEW_PASS")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return Ok(SecretString::from(p));
+    }
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("new envsync passphrase: ")
+            .context("cannot read the passphrase")?;
+        let second = rpassword::prompt_password("repeat the new passphrase: ")
+            .context("cannot read the passphrase")?;
+        if first != second {
+            return Err(CliError::usage("the two passphrases differ"));
+        }
+        if !first.is_empty() {
+            return Ok(SecretString::from(first));
+        }
+    }
+    Err(CliError::usage("no new passphrase available")
+        .hint("set ENVSYNC_NEW_PASS, or run rotate in a terminal to be prompted"))
 }
 
 fn read_passphrase(interactive: bool) -> Result<SecretString> {

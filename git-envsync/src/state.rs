@@ -68,6 +68,12 @@ impl State {
         }
     }
 
+    /// The directory itself (for state other modules keep, such as rotation progress).
+    /// Created on first use.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn file(&self) -> anyhow::Result<Option<FileState>> {
         read_json(&self.dir.join("file.json"))
     }

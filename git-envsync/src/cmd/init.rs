@@ -1,7 +1,7 @@
 //! `git envsync init`: writes `.envsync.toml` and git-ignores the env file.
 
 use crate::cli::Global;
-use crate::config::{self, PROJECT_FILE, ProjectConfig};
+use crate::config::{self, PROJECT_FILE, ProjectConfig, RecipientEntry};
 use crate::error::{CliError, Result};
 use crate::fsutil;
 use crate::git::{self, Repo};
@@ -22,6 +22,10 @@ pub struct Args {
     /// Where pull falls back for a branch with no env yet (default: the current branch).
     #[arg(long, value_name = "BRANCH")]
     default_branch: Option<String>,
+    /// Start in team-key mode, with your age identity as the first recipient (made with
+    /// `keygen` first if you have none).
+    #[arg(long)]
+    recipients: bool,
     /// Overwrite an existing .envsync.toml.
     #[arg(long)]
     force: bool,
@@ -52,17 +56,32 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     config.env_file = args.env_file.clone();
     config.server = global.server.clone();
     config.default_branch = Some(default_branch.clone());
-    let text = format!(
-        "# envsync project settings: committed, holds nothing secret.\n{}",
-        config.to_toml()?
-    );
-    fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
+    if args.recipients {
+        if !crate::crypto::identity_path()?.exists() {
+            super::keygen::run(global, super::keygen::Args {})?;
+        }
+        let name = repo
+            .repo
+            .config()
+            .and_then(|c| c.get_string("user.email"))
+            .unwrap_or_else(|_| "me".to_owned());
+        config.recipients = vec![RecipientEntry::Named {
+            name,
+            key: super::keygen::public_key()?,
+        }];
+    }
+    config.save(&repo.root)?;
 
     if !repo.is_ignored(&env_path) {
         ignore(&repo, &args.env_file)?;
     }
+    let mode = if config.recipients.is_empty() {
+        "passphrase mode"
+    } else {
+        "team-key mode"
+    };
     out::say(&format!(
-        "Initialised envsync: project {project}, env file {}, default branch {default_branch}",
+        "Initialised envsync: project {project}, env file {}, default branch {default_branch}, {mode}",
         args.env_file
     ));
     if repo.index_has(&env_path)? {

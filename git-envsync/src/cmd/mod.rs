@@ -6,16 +6,22 @@ use crate::error::Result;
 use clap::Subcommand;
 use std::process::ExitCode;
 
+mod audit;
 mod diff;
 mod hook;
 mod hooks;
 mod init;
+mod keygen;
 mod log;
 mod login;
+mod members;
 mod pull;
 mod push;
+mod rollback;
+mod rotate;
 mod run;
 mod status;
+mod token;
 mod watch;
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +38,12 @@ pub enum Command {
     #[command(hide = true)]
     Hook(hook::Args),
     Watch(watch::Args),
+    Keygen(keygen::Args),
+    Members(members::Args),
+    Rollback(rollback::Args),
+    Rotate(rotate::Args),
+    Token(token::Args),
+    Audit(audit::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -48,5 +60,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hooks(args) => hooks::run(g, args),
         Command::Hook(args) => hook::run(g, args),
         Command::Watch(args) => watch::run(g, args),
+        Command::Keygen(args) => keygen::run(g, args),
+        Command::Members(args) => members::run(g, args),
+        Command::Rollback(args) => rollback::run(g, args),
+        Command::Rotate(args) => rotate::run(g, args),
+        Command::Token(args) => token::run(g, args),
+        Command::Audit(args) => audit::run(g, args),
     }
 }

@@ -1,0 +1,90 @@
+//! `git envsync audit`: the project's audit events (owner token).
+
+use crate::cli::Global;
+use crate::client::Timeouts;
+use crate::context::Context;
+use crate::error::Result;
+use crate::out;
+use std::process::ExitCode;
+
+/// Show the project's audit log, newest first: who pushed, pulled, was refused, minted.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    limit: usize,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let ctx = Context::load(global)?;
+    let api = ctx.api(Timeouts::COMMAND)?;
+    let since = match &args.since {
+        Some(s) => Some(
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    crate::error::CliError::usage(format!(
+                        "--since '{s}' is not an RFC 3339 time (like 2026-11-01T00:00:00Z)"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let mut events = Vec::new();
+    let mut before = None;
+    'pages: loop {
+        let page = api
+            .audit(&ctx.config.project, 500, before)
+            .map_err(|e| api.fail(e))?;
+        for event in page.events {
+            let at = time::OffsetDateTime::parse(
+                &event.at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok();
+            if let (Some(since), Some(at)) = (since, at)
+                && at < since
+            {
+                break 'pages;
+            }
+            events.push(event);
+            if events.len() >= args.limit {
+                break 'pages;
+            }
+        }
+        match page.next_before {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    if global.json {
+        out::json(&events);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text: String = events
+        .iter()
+        .map(|e| {
+            let target = match (&e.branch, e.version) {
+                (Some(b), Some(v)) => format!("{b}@{v}"),
+                (Some(b), None) => b.clone(),
+                _ => String::new(),
+            };
+            format!(
+                "{}  {:<20}  {:<8}  {:<24}  {}{}\n",
+                e.at,
+                e.actor,
+                e.action,
+                target,
+                e.outcome,
+                e.detail
+                    .as_ref()
+                    .map(|d| format!("  {d}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    out::print(&text);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,83 @@
+//! `git envsync rollback N`: a new version whose content is version N's, so history stays
+//! append-only.
+
+use crate::cli::Global;
+use crate::client::Timeouts;
+use crate::context::Context;
+use crate::crypto::Keyring;
+use crate::error::{CliError, Result};
+use crate::fsutil;
+use crate::out;
+use crate::state::FileState;
+use crate::sync;
+use envsync_common::envelope::Binding;
+use std::process::ExitCode;
+
+/// Push an old version's content again as the branch's newest version.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The version to bring back.
+    version: u64,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let ctx = Context::load(global)?;
+    let api = ctx.api(Timeouts::COMMAND)?;
+    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let project = &ctx.config.project;
+    let fail = |e| api.fail(e);
+
+    let latest = api
+        .keys(project, &ctx.branch)
+        .map_err(fail)?
+        .ok_or_else(|| CliError::refused(format!("{} has no env on the server", ctx.branch)))?;
+    let old = api
+        .env(project, &ctx.branch, Some(args.version))
+        .map_err(fail)?
+        .ok_or_else(|| {
+            CliError::refused(format!(
+                "version {} of {} does not exist",
+                args.version, ctx.branch
+            ))
+        })?;
+    let opened = keyring.open(&old.ciphertext)?;
+    opened
+        .binding
+        .verify(&Binding::new(project, &ctx.branch, args.version))
+        .map_err(|e| CliError::refused(format!("integrity check failed: {e}")))?;
+    let content = opened.env;
+
+    // The local file follows unless it holds edits that were never pushed.
+    let current = sync::read_env(&ctx)?;
+    let keep_local = match &current {
+        Some(cur) => sync::has_local_edits(&ctx, cur.expose())?,
+        None => false,
+    };
+    let mut branch = ctx.state.branch(&ctx.branch)?;
+    let version = sync::push_version(
+        &ctx,
+        &api,
+        &mut keyring,
+        &mut branch,
+        content.expose(),
+        Some(latest.version),
+    )?;
+    out::say(&format!(
+        "Rolled {} back to the content of version {} as version {version}",
+        ctx.branch, args.version
+    ));
+    if keep_local {
+        out::say(&format!(
+            "{} has unpushed edits and was left as it is",
+            ctx.env_display()
+        ));
+    } else {
+        fsutil::write_atomic(&ctx.env_path, content.expose(), 0o600)?;
+        ctx.state.set_file(&FileState {
+            sha256: fsutil::sha256_hex(content.expose()),
+            branch: ctx.branch.clone(),
+            version,
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

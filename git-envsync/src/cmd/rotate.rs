@@ -1,0 +1,168 @@
+//! `git envsync rotate`: re-encrypts the latest version of every branch for the current
+//! recipients (or a new passphrase), each as a new version with compare-and-swap.
+//!
+//! Resumable: progress is kept in `.git/envsync/<project>/rotation.json`, and a second
+//! run skips the branches whose rotated version is still the latest. With `--removed
+//! NAME`, it ends with the key names that member pulled (from the audit log): the values
+//! to change, since re-encryption cannot take back what someone has already read.
+
+use crate::cli::Global;
+use crate::client::Timeouts;
+use crate::context::Context;
+use crate::crypto::{self, Keyring};
+use crate::error::{CliError, Result};
+use crate::fsutil;
+use crate::out;
+use crate::sync;
+use envsync_common::envelope::Binding;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Re-encrypt every branch of the project for the current recipients or a new passphrase.
+///
+/// Reads with your current passphrase (ENVSYNC_PASS) or identity; in passphrase mode the
+/// new passphrase comes from ENVSYNC_NEW_PASS or a prompt.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A member who was removed: list the keys they pulled, to be changed.
+    #[arg(long, value_name = "NAME")]
+    removed: Vec<String>,
+    /// Stop after this many branches (run again to continue).
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    target: String,
+    /// Branch → the version the rotation created.
+    done: BTreeMap<String, u64>,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let ctx = Context::load(global)?;
+    let api = ctx.api(Timeouts::COMMAND)?;
+    let mut reader = Keyring::new(&ctx.config, true)?;
+    let mut writer = if ctx.config.recipients.is_empty() {
+        Keyring::with_passphrase(&ctx.config, crypto::new_passphrase()?)?
+    } else {
+        Keyring::new(&ctx.config, true)?
+    };
+    let progress_path = ctx.state.dir().join("rotation.json");
+    let mut progress: Progress = fsutil::read_optional(&progress_path)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|p: &Progress| p.target == writer.target())
+        .unwrap_or_else(|| Progress {
+            target: writer.target(),
+            ..Progress::default()
+        });
+
+    let project = &ctx.config.project;
+    let branches = api.branches(project).map_err(|e| api.fail(e))?;
+    let tty = std::io::stderr().is_terminal();
+    let total = branches.len();
+    let mut rotated = 0;
+    for (i, info) in branches.iter().enumerate() {
+        let name = &info.branch;
+        if progress.done.get(name) == Some(&info.version) {
+            out::say(&format!("[{}/{total}] {name}: already rotated", i + 1));
+            continue;
+        }
+        if args.batch.is_some_and(|b| rotated >= b) {
+            out::say(&format!(
+                "stopped after {rotated} branches; run git envsync rotate again to continue"
+            ));
+            return Ok(ExitCode::SUCCESS);
+        }
+        if tty {
+            eprint!("\r[{}/{total}] rotating {name}\x1b[K", i + 1);
+        }
+        let env = api
+            .env(project, name, None)
+            .map_err(|e| api.fail(e))?
+            .ok_or_else(|| CliError::refused(format!("{name} disappeared from the server")))?;
+        let opened = reader.open(&env.ciphertext)?;
+        opened
+            .binding
+            .verify(&Binding::new(project, name, env.version))
+            .map_err(|e| CliError::refused(format!("{name}: integrity check failed: {e}")))?;
+        let mut branch = ctx.state.branch(name)?;
+        let version = sync::push_version(
+            &ctx,
+            &api,
+            &mut writer,
+            &mut branch,
+            opened.env.expose(),
+            Some(env.version),
+        )?;
+        progress.done.insert(name.clone(), version);
+        let bytes = serde_json::to_vec_pretty(&progress).map_err(anyhow::Error::from)?;
+        fsutil::write_atomic(&progress_path, &bytes, 0o600)?;
+        rotated += 1;
+        if !tty {
+            out::say(&format!("[{}/{total}] {name}: version {version}", i + 1));
+        }
+    }
+    if tty {
+        eprintln!("\r[{total}/{total}] done\x1b[K");
+    }
+    out::say(&format!(
+        "Rotated {rotated} branches of {project} for {}",
+        writer.target()
+    ));
+    if !args.removed.is_empty() {
+        checklist(&ctx, &api, &args.removed)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints, per branch, the key names the removed members pulled.
+fn checklist(ctx: &Context, api: &crate::client::Api, removed: &[String]) -> Result<()> {
+    let project = &ctx.config.project;
+    let mut pulled: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut before = None;
+    loop {
+        let page = api
+            .audit(project, 500, before)
+            .map_err(|e| api.fail(e))
+            .map_err(|e| e.hint("listing what a removed member read needs an owner token"))?;
+        for event in &page.events {
+            if event.action == "pull"
+                && event.outcome == "ok"
+                && removed.contains(&event.actor)
+                && let (Some(branch), Some(version)) = (&event.branch, event.version)
+            {
+                pulled.entry(branch.clone()).or_default().insert(version);
+            }
+        }
+        match page.next_before {
+            Some(next) if !page.events.is_empty() => before = Some(next),
+            _ => break,
+        }
+    }
+    if pulled.is_empty() {
+        out::print(&format!(
+            "{} pulled nothing according to the audit log\n",
+            removed.join(", ")
+        ));
+        return Ok(());
+    }
+    let mut text = format!(
+        "Change these values: {} could read them\n",
+        removed.join(", ")
+    );
+    for (branch, versions) in pulled {
+        let history = api.versions(project, &branch).map_err(|e| api.fail(e))?;
+        let keys: BTreeSet<&String> = history
+            .iter()
+            .filter(|v| versions.contains(&v.version))
+            .flat_map(|v| &v.keys)
+            .collect();
+        let keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
+        text.push_str(&format!("  {branch}: {}\n", keys.join(", ")));
+    }
+    out::print(&text);
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! `git envsync token create|list|revoke`: token management for owners.
+
+use crate::cli::Global;
+use crate::client::{Api, Timeouts};
+use crate::config::UserConfig;
+use crate::context::{Context, env_nonempty};
+use crate::error::{CliError, Result};
+use crate::out;
+use envsync_common::api::{Role, TokenInfo, TokenRequest, TokenResponse, Ttl};
+use reqwest::Method;
+use std::process::ExitCode;
+
+/// Mint, list and revoke tokens (needs an owner token).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Mint a token; it is printed once, on stdout, and never stored by the server.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// owner, developer or readonly.
+        #[arg(long)]
+        role: Role,
+        /// A project the token may use (repeatable; default: this repository's).
+        #[arg(long = "project", value_name = "ID")]
+        projects: Vec<String>,
+        /// Lifetime: 3600, 90m, 12h, 30d, 8w.
+        #[arg(long, default_value = "30d")]
+        ttl: String,
+    },
+    /// List minted tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by its id (jti); it is refused from then on.
+    Revoke { jti: String },
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let (api, project) = connect(global)?;
+    match args.action {
+        Action::Create {
+            email,
+            role,
+            mut projects,
+            ttl,
+        } => {
+            if projects.is_empty() && role != Role::Owner {
+                projects.extend(project);
+            }
+            let request = TokenRequest {
+                email,
+                role,
+                project_ids: projects,
+                ttl: Some(Ttl::Text(ttl)),
+            };
+            let minted: TokenResponse = api
+                .call(Method::POST, "/tokens".into(), Some(&request))
+                .map_err(|e| api.fail(e))?;
+            out::say(&format!(
+                "token {} for {} ({}) expires {}",
+                minted.jti, request.email, request.role, minted.expires_at
+            ));
+            if global.json {
+                out::json(&minted);
+            } else {
+                out::print(&format!("{}\n", minted.token));
+            }
+        }
+        Action::List => {
+            let tokens: Vec<TokenInfo> = api
+                .call(Method::GET, "/tokens".into(), None::<&()>)
+                .map_err(|e| api.fail(e))?;
+            if global.json {
+                out::json(&tokens);
+            } else {
+                let text: String = tokens
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{}  {:<9}  {}  expires {}  {}{}\n",
+                            t.jti,
+                            t.role,
+                            t.email,
+                            t.expires_at,
+                            t.project_ids.join(","),
+                            if t.revoked { "  (revoked)" } else { "" }
+                        )
+                    })
+                    .collect();
+                out::print(&text);
+            }
+        }
+        Action::Revoke { jti } => {
+            let path = format!("/tokens/{}", crate::client::segment(&jti));
+            let _: serde_json::Value = api
+                .call(Method::DELETE, path, None::<&()>)
+                .map_err(|e| api.fail(e))?;
+            out::say(&format!("revoked {jti}"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The API, from the repository's context when there is one (its server and project),
+/// else from the user configuration.
+fn connect(global: &Global) -> Result<(Api, Option<String>)> {
+    if let Ok(ctx) = Context::load(global) {
+        return Ok((
+            ctx.api(Timeouts::COMMAND)?,
+            Some(ctx.config.project.clone()),
+        ));
+    }
+    let user = UserConfig::load()?;
+    let server = global
+        .server
+        .clone()
+        .or_else(|| env_nonempty("ENVSYNC_API"))
+        .or(user.server)
+        .ok_or_else(|| CliError::usage("no envsync server configured"))?;
+    let token = env_nonempty("ENVSYNC_TOKEN")
+        .and_then(|t| crate::config::Token::new(&t))
+        .or(user.token)
+        .ok_or_else(|| CliError::usage("no token configured"))?;
+    Ok((Api::new(&server, Some(token), Timeouts::COMMAND)?, None))
+}

@@ -1,0 +1,281 @@
+//! Team keys, rotation, offboarding, tokens, history: end to end, with the stock `age`
+//! tool as an independent decrypter.
+
+#![allow(clippy::unwrap_used)]
+
+use envsync_tests::{Dev, Run, Server};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+fn keygen(dev: &Dev) -> String {
+    let out = dev.envsync(&["keygen"]).clean().ok();
+    let key = out.stdout.trim().to_owned();
+    assert!(key.starts_with("age1"), "{out:#?}");
+    key
+}
+
+fn identity(dev: &Dev) -> std::path::PathBuf {
+    dev.home.join(".config/envsync/identity.txt")
+}
+
+/// Decrypts an armored age file with the stock `age` binary and an identity file.
+fn stock_age(armored: &str, identity: &Path) -> Result<Vec<u8>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob.age");
+    fs::write(&file, armored).unwrap();
+    let out = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(&file)
+        .output()
+        .expect("the stock `age` tool must be installed (.ci/run installs it)");
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn latest_blob(server: &Server, token: &str, project: &str, branch: &str) -> String {
+    let r = server.request("GET", &format!("/env/{project}/{branch}"), token, None);
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()["ciphertext"].as_str().unwrap().to_owned()
+}
+
+/// alice and bob in team-key mode, with the recipients committed.
+fn team(server: &Server, project: &str) -> (Dev, Dev) {
+    let mut alice = Dev::new(server, project);
+    alice.pass = None;
+    let alice_key = keygen(&alice);
+    let mut bob = Dev::clone_of(&alice, server, "bob@example.com");
+    bob.pass = None;
+    let bob_key = keygen(&bob);
+    alice
+        .envsync(&["members", "add", "dev@example.com", &alice_key])
+        .clean()
+        .ok();
+    alice
+        .envsync(&["members", "add", "bob@example.com", &bob_key])
+        .clean()
+        .ok();
+    alice.git(&["commit", "-qam", "team keys"]);
+    bob.git(&["pull", "-q"]);
+    (alice, bob)
+}
+
+#[test]
+fn team_mode_round_trip_and_stock_age() {
+    let server = Server::start();
+    let (alice, bob) = team(&server, "team");
+    alice.write_env("API_KEY=abc\n");
+    alice.envsync(&["push"]).clean().ok();
+    bob.envsync(&["pull"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"API_KEY=abc\n");
+
+    let blob = latest_blob(&server, &alice.token, "team", "main");
+    for dev in [&alice, &bob] {
+        let plain = stock_age(&blob, &identity(dev)).unwrap();
+        assert_eq!(
+            plain,
+            b"# envsync project=team branch=main version=1\nAPI_KEY=abc\n"
+        );
+    }
+    // Someone outside the team can do nothing with it.
+    let mut eve = Dev::clone_of(&alice, &server, "eve@example.com");
+    eve.pass = None;
+    keygen(&eve);
+    assert!(stock_age(&blob, &identity(&eve)).is_err());
+    let out = eve.envsync(&["pull"]).clean().code(1);
+    assert!(out.stderr.contains("cannot decrypt"), "{out:#?}");
+    assert!(eve.read_env().is_none());
+    // And cannot push: nobody could read back what they pushed.
+    eve.write_env("API_KEY=evil\n");
+    let out = eve.envsync(&["push"]).clean().code(1);
+    assert!(
+        out.stderr.contains("not among the project's recipients"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn identity_readable_by_others_is_refused() {
+    let server = Server::start();
+    let (alice, _bob) = team(&server, "perms");
+    alice.write_env("A=1\n");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(identity(&alice), fs::Permissions::from_mode(0o644)).unwrap();
+    let out = alice.envsync(&["push"]).clean().code(1);
+    assert!(out.stderr.contains("readable by other users"), "{out:#?}");
+}
+
+#[test]
+fn removing_a_member_then_rotate_locks_them_out() {
+    let server = Server::start();
+    let (alice, bob) = team(&server, "offboard");
+    for branch in ["main", "feature/a", "feature/b"] {
+        alice.write_env(format!("SECRET_{}=x\nSHARED=y\n", branch.len()));
+        alice.envsync(&["push", "--branch", branch]).clean().ok();
+    }
+    // bob pulls main, then leaves.
+    bob.envsync(&["pull"]).clean().ok();
+    alice
+        .envsync(&["members", "remove", "bob@example.com"])
+        .clean()
+        .ok();
+    let owner = server.token("owner@example.com", "owner", &[]);
+    let mut alice_owner = alice;
+    alice_owner.token = owner;
+    let out = alice_owner
+        .envsync(&["rotate", "--removed", "bob@example.com"])
+        .clean()
+        .ok();
+    assert!(out.stderr.contains("Rotated 3 branches"), "{out:#?}");
+    assert!(
+        out.stdout.contains("main: SECRET_4, SHARED"),
+        "checklist: {out:#?}"
+    );
+    assert!(
+        !out.stdout.contains("feature/a"),
+        "bob never pulled it: {out:#?}"
+    );
+    for branch in ["main", "feature%2Fa", "feature%2Fb"] {
+        let blob = latest_blob(&server, &alice_owner.token, "offboard", branch);
+        assert!(stock_age(&blob, &identity(&bob)).is_err(), "{branch}");
+        assert!(
+            stock_age(&blob, &identity(&alice_owner)).is_ok(),
+            "{branch}"
+        );
+    }
+    // A second run has nothing left to do.
+    let out = alice_owner.envsync(&["rotate"]).clean().ok();
+    assert!(out.stderr.contains("Rotated 0 branches"), "{out:#?}");
+}
+
+#[test]
+fn passphrase_to_new_passphrase_and_interrupted_rotate_resumes() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "newpass");
+    for branch in ["main", "b1", "b2"] {
+        alice.write_env(format!("K_{branch}=v\n"));
+        alice.envsync(&["push", "--branch", branch]).ok();
+    }
+    let new = "an entirely new passphrase";
+    let mut cmd = alice.envsync_cmd(&["rotate", "--batch", "1"]);
+    let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stderr.contains("stopped after 1 branches"), "{out:#?}");
+    let mut cmd = alice.envsync_cmd(&["rotate"]);
+    let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stderr.contains("already rotated"), "{out:#?}");
+    assert!(out.stderr.contains("Rotated 2 branches"), "{out:#?}");
+
+    let mut bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    for branch in ["main", "b1", "b2"] {
+        let out = bob.envsync(&["pull", "--branch", branch]).clean().code(1);
+        assert!(out.stderr.contains("wrong passphrase"), "{out:#?}");
+    }
+    bob.pass = Some(new.to_owned());
+    bob.envsync(&["pull", "--branch", "b2"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"K_b2=v\n");
+}
+
+#[test]
+fn passphrase_to_team_mode() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "migrate");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    let key = keygen(&alice);
+    alice
+        .envsync(&["members", "add", "dev@example.com", &key])
+        .ok();
+    alice.envsync(&["rotate"]).clean().ok();
+    let blob = latest_blob(&server, &alice.token, "migrate", "main");
+    assert_eq!(
+        stock_age(&blob, &identity(&alice)).unwrap(),
+        b"# envsync project=migrate branch=main version=2\nA=1\n"
+    );
+    // The old passphrase opens nothing any more: the branch now needs an identity.
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    let out = bob.envsync(&["pull"]).clean().code(2);
+    assert!(out.stderr.contains("no identity file"), "{out:#?}");
+    assert!(out.stderr.contains("git envsync keygen"), "{out:#?}");
+}
+
+#[test]
+fn tokens_from_the_cli() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "tok");
+    alice.token = server.token("owner@example.com", "owner", &[]);
+    let out = alice
+        .envsync(&[
+            "token",
+            "create",
+            "--email",
+            "ci@example.com",
+            "--role",
+            "readonly",
+            "--ttl",
+            "1h",
+        ])
+        .clean()
+        .ok();
+    let minted = out.stdout.trim().to_owned();
+    let jti = out.stderr.split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(
+        server
+            .request("GET", "/env/tok/main/keys", &minted, None)
+            .status,
+        404
+    );
+    let out = alice.envsync(&["token", "list"]).clean().ok();
+    assert!(out.stdout.contains("ci@example.com"), "{out:#?}");
+    assert!(
+        !out.stdout.contains(&minted),
+        "the list never shows a token"
+    );
+    alice.envsync(&["token", "revoke", &jti]).clean().ok();
+    assert_eq!(
+        server
+            .request("GET", "/env/tok/main/keys", &minted, None)
+            .status,
+        401
+    );
+    let out = alice.envsync(&["token", "list", "--json"]).ok();
+    assert!(out.stdout.contains("\"revoked\": true"), "{out:#?}");
+}
+
+#[test]
+fn rollback_and_audit() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "history");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    alice.write_env("A=2\nB=2\n");
+    alice.envsync(&["push"]).ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.envsync(&["pull"]).ok();
+
+    alice.envsync(&["rollback", "1"]).clean().ok();
+    assert_eq!(alice.read_env().unwrap(), b"A=1\n");
+    bob.envsync(&["pull"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"A=1\n");
+    let r = server.request("GET", "/env/history/main/versions", &alice.token, None);
+    assert_eq!(r.json()[0]["version"], 3);
+    assert_eq!(r.json()[0]["keys"], serde_json::json!(["A"]));
+    let out = bob.envsync(&["pull", "--version", "2"]).clean().ok();
+    assert!(out.stderr.contains("version 2"), "{out:#?}");
+
+    alice.token = server.token("owner@example.com", "owner", &[]);
+    let out = alice.envsync(&["audit"]).clean().ok();
+    let pulls: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("bob@example.com") && l.contains("pull"))
+        .collect();
+    assert!(pulls.iter().any(|l| l.contains("main@2")), "{out:#?}");
+    assert!(pulls.iter().any(|l| l.contains("main@3")), "{out:#?}");
+}
