@@ -180,7 +180,11 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => return Err(format!("'{text}' has an unknown unit (use s, m, h, d or w)")),
+        _ => {
+            return Err(format!(
+                "'{text}' has an unknown unit (use s, m, h, d or w)"
+            ));
+        }
     };
     n.checked_mul(scale)
         .filter(|&s| s > 0)
@@ -245,12 +249,12 @@ mod tests {
     #[test]
     fn wire_shapes() {
         let body: PushRequest =
-            serde_json::from_str(r#"{"ciphertext":"c","keys":["A"],"base_version":null}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"ciphertext":"c","keys":["A"],"base_version":null}"#).unwrap();
         assert_eq!(body.base_version, None);
-        let req: TokenRequest =
-            serde_json::from_str(r#"{"email":"a@b","role":"developer","project_ids":["p"],"ttl":"30d"}"#)
-                .unwrap();
+        let req: TokenRequest = serde_json::from_str(
+            r#"{"email":"a@b","role":"developer","project_ids":["p"],"ttl":"30d"}"#,
+        )
+        .unwrap();
         assert_eq!(req.ttl.unwrap().seconds(), Ok(30 * 86_400));
         let err = ErrorBody {
             error: "conflict".into(),

@@ -67,8 +67,8 @@ impl Binding {
             .iter()
             .position(|&b| b == b'\n')
             .ok_or(EnvelopeError::MissingBinding)?;
-        let line = std::str::from_utf8(&plaintext[..end])
-            .map_err(|_| EnvelopeError::MissingBinding)?;
+        let line =
+            std::str::from_utf8(&plaintext[..end]).map_err(|_| EnvelopeError::MissingBinding)?;
         let binding = Binding::parse(line)?;
         Ok((binding, &plaintext[end + 1..]))
     }
@@ -155,10 +155,9 @@ pub enum Open<'a> {
 impl fmt::Debug for Seal<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Seal::Passphrase { work_factor, .. } => write!(
-                f,
-                "Seal::Passphrase([redacted], work_factor={work_factor})"
-            ),
+            Seal::Passphrase { work_factor, .. } => {
+                write!(f, "Seal::Passphrase([redacted], work_factor={work_factor})")
+            }
             Seal::Recipients(r) => write!(f, "Seal::Recipients({r:?})"),
         }
     }
@@ -244,7 +243,10 @@ pub fn seal(binding: &Binding, env: &[u8], to: &Seal<'_>) -> Result<String, Enve
     let mut writer = encryptor.wrap_output(armored).map_err(io)?;
     writer.write_all(line.as_bytes()).map_err(io)?;
     writer.write_all(env).map_err(io)?;
-    writer.finish().and_then(|armor| armor.finish()).map_err(io)?;
+    writer
+        .finish()
+        .and_then(|armor| armor.finish())
+        .map_err(io)?;
     String::from_utf8(out).map_err(|_| EnvelopeError::Encrypt("armor is not UTF-8".into()))
 }
 
@@ -320,7 +322,9 @@ pub fn scrypt_work_factor(armored: &str) -> Result<Option<u8>, EnvelopeError> {
         .ok_or_else(|| EnvelopeError::Malformed("unreadable scrypt stanza".into()))
 }
 
-fn decryptor(armored: &str) -> Result<Decryptor<ArmoredReader<std::io::BufReader<&[u8]>>>, EnvelopeError> {
+fn decryptor(
+    armored: &str,
+) -> Result<Decryptor<ArmoredReader<std::io::BufReader<&[u8]>>>, EnvelopeError> {
     if !armored.trim_start().starts_with(ARMOR_BEGIN) {
         return Err(EnvelopeError::NotArmored);
     }
@@ -359,7 +363,12 @@ fn describe(e: &DecryptError) -> String {
         DecryptError::UnknownFormat => "unknown age format".into(),
         DecryptError::InvalidMac => "header MAC mismatch".into(),
         DecryptError::Io(io) => io.to_string(),
-        other => other.to_string().lines().next().unwrap_or_default().to_owned(),
+        other => other
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
@@ -440,7 +449,10 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(err, EnvelopeError::ExcessiveWork { required: WF, .. }));
+        assert!(matches!(
+            err,
+            EnvelopeError::ExcessiveWork { required: WF, .. }
+        ));
     }
 
     #[test]

@@ -78,9 +78,10 @@ pub fn validate_branch(name: &str) -> Result<(), NameError> {
             max: MAX_BRANCH_LEN,
         });
     }
-    if let Some(c) = name.chars().find(|&c| {
-        c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
-    }) {
+    if let Some(c) = name
+        .chars()
+        .find(|&c| c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
+    {
         let reason = if c.is_control() {
             "control characters are not allowed"
         } else {
@@ -204,7 +205,14 @@ mod tests {
 
     #[test]
     fn keys() {
-        for ok in ["API_KEY", "api.host", "SERVICE-NAME", "ÜBER", "2MUCH", "__proto__"] {
+        for ok in [
+            "API_KEY",
+            "api.host",
+            "SERVICE-NAME",
+            "ÜBER",
+            "2MUCH",
+            "__proto__",
+        ] {
             assert_eq!(validate_key(ok), Ok(()), "{ok}");
         }
         for bad in ["", "A B", "A=B", "A\nB", "A\u{a0}B", &"K".repeat(257)] {

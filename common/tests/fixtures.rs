@@ -30,7 +30,12 @@ fn every_fixture_yields_its_keys() {
         let got = envfile::keys(&src)
             .unwrap_or_else(|e| panic!("{}: {e}", env.display()))
             .names;
-        assert_eq!(got, expected(&env.with_extension("keys")), "{}", env.display());
+        assert_eq!(
+            got,
+            expected(&env.with_extension("keys")),
+            "{}",
+            env.display()
+        );
     }
 }
 
