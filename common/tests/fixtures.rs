@@ -12,7 +12,7 @@ fn fixtures() -> PathBuf {
 
 fn expected(keys_file: &Path) -> Vec<String> {
     fs::read_to_string(keys_file)
-        .unwrap()
+        .expect("a fixture's .keys file is readable")
         .lines()
         .map(str::to_owned)
         .collect()

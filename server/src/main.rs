@@ -1,1 +1,282 @@
-fn main() {}
+//! `envsync-server`: serve the API, or mint a token offline.
+//!
+//! Reads its flags, resolves them with the `ENVSYNC_*` environment once, then acts. Errors
+//! end as one `error: …` line (plus a `hint:` when there is a fix) and exit code 1.
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use envsync_common::api::{Role, parse_ttl};
+use envsync_server::config::{MAX_TOKEN_TTL, Settings};
+use envsync_server::secret::{self, JwtSecret};
+use envsync_server::{Database, Server};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Lifetime of the owner token printed on first start.
+const FIRST_TOKEN_TTL: u64 = 90 * 86_400;
+
+/// The envsync server: stores age ciphertext and key names per project and branch.
+///
+/// The JWT secret comes from ENVSYNC_JWT_SECRET (at least 32 bytes) or, when that is unset,
+/// from the file <DB>.jwt.secret, which the first start creates (mode 0600) and announces
+/// with an owner token. Also read: ENVSYNC_JWT_ALGORITHM (HS256, HS384, HS512),
+/// ENVSYNC_JWT_ISSUER, ENVSYNC_JWT_AUDIENCE, ENVSYNC_MAX_BODY (bytes, default 1 MiB) and
+/// ENVSYNC_LOG or RUST_LOG (log filter, default info; logs go to stderr).
+#[derive(Debug, Parser)]
+#[command(name = "envsync-server", version)]
+struct Cli {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(
+        long,
+        env = "ENVSYNC_ADDR",
+        default_value = "127.0.0.1:8000",
+        value_name = "HOST:PORT"
+    )]
+    addr: String,
+
+    /// SQLite database file, or :memory: for a throwaway server.
+    #[arg(
+        long,
+        env = "ENVSYNC_DB",
+        default_value = "envsync.db",
+        value_name = "PATH",
+        global = true
+    )]
+    db: String,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mint a token offline with the server's secret and print it alone on stdout.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// Who the token is for (shown in the audit log).
+    #[arg(long)]
+    email: String,
+    /// owner, developer or readonly.
+    #[arg(long)]
+    role: Role,
+    /// A project the token may use; repeat for several. Owners have every project.
+    #[arg(long = "project", value_name = "ID")]
+    projects: Vec<String>,
+    /// Lifetime: 3600, 90m, 12h, 30d, 8w.
+    #[arg(long, default_value = "30d")]
+    ttl: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(anyhow!(e).context("cannot start the async runtime"), None),
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            None => run_server(&cli).await,
+            Some(Command::Token(args)) => mint_offline(&cli, args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let hint = hint_for(&e);
+            fail(e, hint)
+        }
+    }
+}
+
+fn fail(e: anyhow::Error, hint: Option<&str>) -> ExitCode {
+    eprintln!("error: {e:#}");
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::FAILURE
+}
+
+fn hint_for(e: &anyhow::Error) -> Option<&'static str> {
+    let text = format!("{e:#}");
+    if text.contains("JWT secret") {
+        Some(
+            "unset ENVSYNC_JWT_SECRET to let the server generate one, or set it to e.g. the output of `head -c 48 /dev/urandom | base64`",
+        )
+    } else if text.contains("cannot listen") {
+        Some("pick another address with --addr HOST:PORT (port 0 picks a free port)")
+    } else if text.contains("no JWT secret") {
+        Some("start the server once with the same --db to create one, or set ENVSYNC_JWT_SECRET")
+    } else {
+        None
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("ENVSYNC_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// The secret from the environment, or from the file beside the database. `Ok(None)` when
+/// neither exists.
+fn existing_secret(db: &Database) -> Result<Option<JwtSecret>> {
+    if let Some(value) = std::env::var_os("ENVSYNC_JWT_SECRET") {
+        let bytes = value.into_encoded_bytes();
+        return JwtSecret::new(bytes)
+            .map(Some)
+            .context("ENVSYNC_JWT_SECRET is refused");
+    }
+    match db {
+        Database::Memory => Ok(None),
+        Database::File(path) => {
+            let file = secret::secret_path(path);
+            secret::load(&file)
+                .with_context(|| format!("the JWT secret in {} is refused", file.display()))
+        }
+    }
+}
+
+fn settings(db: Database, secret: JwtSecret) -> Result<Settings> {
+    let mut settings = Settings::new(db, secret);
+    settings.apply_env(|var| std::env::var(var).ok())?;
+    Ok(settings)
+}
+
+async fn run_server(cli: &Cli) -> Result<()> {
+    let db = Database::parse(&cli.db);
+    let (secret, generated) = match existing_secret(&db)? {
+        Some(secret) => (secret, false),
+        None => {
+            let secret = JwtSecret::generate()?;
+            if let Database::File(path) = &db {
+                secret::store(&secret::secret_path(path), &secret)?;
+            }
+            (secret, true)
+        }
+    };
+    let settings = settings(db.clone(), secret)?;
+    let listener = tokio::net::TcpListener::bind(&cli.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.addr))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let server = Server::open(settings)
+        .await
+        .context("cannot open the database")?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "envsync-server listening on http://{addr}")?;
+    out.flush()?;
+    if generated {
+        let minted = server
+            .mint(
+                "envsync-server",
+                "owner@localhost",
+                Role::Owner,
+                Vec::new(),
+                FIRST_TOKEN_TTL,
+            )
+            .await?;
+        let kept = match &db {
+            Database::File(path) => {
+                format!("secret saved in {}", secret::secret_path(path).display())
+            }
+            Database::Memory => "secret kept in memory only".to_owned(),
+        };
+        writeln!(
+            out,
+            "owner token (expires {}; {kept}; mint more with `envsync-server token`):",
+            minted.info.expires_at
+        )?;
+        writeln!(out, "{}", minted.token.expose())?;
+        out.flush()?;
+    }
+    drop(out);
+    tracing::info!(%addr, "serving");
+    server.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn mint_offline(cli: &Cli, args: &TokenArgs) -> Result<()> {
+    let db = Database::parse(&cli.db);
+    if db == Database::Memory {
+        bail!("`token` needs the server's database file, not :memory:");
+    }
+    let secret = existing_secret(&db)?.ok_or_else(|| {
+        anyhow!(
+            "no JWT secret: ENVSYNC_JWT_SECRET is unset and {} does not exist",
+            match &db {
+                Database::File(path) => secret::secret_path(path).display().to_string(),
+                Database::Memory => String::new(),
+            }
+        )
+    })?;
+    let ttl = parse_ttl(&args.ttl).map_err(|e| anyhow!("--ttl: {e}"))?;
+    if ttl > MAX_TOKEN_TTL {
+        bail!(
+            "--ttl is over the maximum of {} days",
+            MAX_TOKEN_TTL / 86_400
+        );
+    }
+    for project in &args.projects {
+        envsync_common::names::validate_project(project)
+            .map_err(|e| anyhow!("--project '{project}': invalid {e}"))?;
+    }
+    if args.email.trim().is_empty() {
+        bail!("--email is empty");
+    }
+    let server = Server::open(settings(db, secret)?)
+        .await
+        .context("cannot open the database")?;
+    let minted = server
+        .mint(
+            "envsync-server token",
+            args.email.trim(),
+            args.role,
+            args.projects.clone(),
+            ttl,
+        )
+        .await?;
+    eprintln!(
+        "minted a {} token for {} (jti {}, expires {})",
+        minted.info.role, minted.info.email, minted.info.jti, minted.info.expires_at
+    );
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", minted.token.expose())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}

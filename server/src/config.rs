@@ -1,0 +1,144 @@
+//! Server settings: what `serve` needs, with the defaults of `DESIGN.md` and the
+//! `ENVSYNC_*` environment variables that change them.
+
+use crate::secret::JwtSecret;
+use crate::store::sqlite::Database;
+use jsonwebtoken::Algorithm;
+use thiserror::Error;
+
+/// Default request body limit: 1 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+/// Clock skew tolerated on `exp` and `nbf`, in seconds. Set explicitly: the library's own
+/// default (60 s) is not a decision we made.
+pub const JWT_LEEWAY_SECS: u64 = 30;
+/// Lifetime of a token minted without a `ttl`: 30 days.
+pub const DEFAULT_TOKEN_TTL: u64 = 30 * 86_400;
+/// Longest lifetime a token may be minted with: 400 days.
+pub const MAX_TOKEN_TTL: u64 = 400 * 86_400;
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: Database,
+    pub jwt: JwtSettings,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body: u64,
+    /// Lifetime of tokens minted without an explicit `ttl`, in seconds.
+    pub default_token_ttl: u64,
+}
+
+/// How tokens are signed and checked.
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub secret: JwtSecret,
+    /// HS256, HS384 or HS512; only this one is accepted.
+    pub algorithm: Algorithm,
+    /// Required `iss` when set.
+    pub issuer: Option<String>,
+    /// Required `aud` when set.
+    pub audience: Option<String>,
+    pub leeway_secs: u64,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("ENVSYNC_JWT_ALGORITHM must be HS256, HS384 or HS512, not '{0}'")]
+    Algorithm(String),
+    #[error("ENVSYNC_MAX_BODY must be a size in bytes such as 1048576, 512k or 4m, not '{0}'")]
+    Size(String),
+    #[error("{0} is set but empty")]
+    Empty(&'static str),
+}
+
+impl Settings {
+    /// The defaults: HS256, no issuer or audience, 1 MiB bodies, 30-day tokens.
+    pub fn new(database: Database, secret: JwtSecret) -> Settings {
+        Settings {
+            database,
+            jwt: JwtSettings {
+                secret,
+                algorithm: Algorithm::HS256,
+                issuer: None,
+                audience: None,
+                leeway_secs: JWT_LEEWAY_SECS,
+            },
+            max_body: DEFAULT_MAX_BODY,
+            default_token_ttl: DEFAULT_TOKEN_TTL,
+        }
+    }
+
+    /// Applies `ENVSYNC_JWT_ALGORITHM`, `ENVSYNC_JWT_ISSUER`, `ENVSYNC_JWT_AUDIENCE` and
+    /// `ENVSYNC_MAX_BODY` from `lookup` (the process environment in the binary).
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(alg) = lookup("ENVSYNC_JWT_ALGORITHM") {
+            self.jwt.algorithm = parse_algorithm(&alg)?;
+        }
+        for (var, slot) in [
+            ("ENVSYNC_JWT_ISSUER", &mut self.jwt.issuer),
+            ("ENVSYNC_JWT_AUDIENCE", &mut self.jwt.audience),
+        ] {
+            if let Some(value) = lookup(var) {
+                if value.trim().is_empty() {
+                    return Err(ConfigError::Empty(var));
+                }
+                *slot = Some(value);
+            }
+        }
+        if let Some(size) = lookup("ENVSYNC_MAX_BODY") {
+            self.max_body = parse_size(&size)?;
+        }
+        Ok(())
+    }
+}
+
+/// `HS256`, `HS384` or `HS512` (case-insensitive). Nothing else is offered: the secret is
+/// shared, so an asymmetric algorithm would add nothing but confusion attacks.
+pub fn parse_algorithm(text: &str) -> Result<Algorithm, ConfigError> {
+    match text.trim().to_ascii_uppercase().as_str() {
+        "HS256" => Ok(Algorithm::HS256),
+        "HS384" => Ok(Algorithm::HS384),
+        "HS512" => Ok(Algorithm::HS512),
+        _ => Err(ConfigError::Algorithm(text.to_owned())),
+    }
+}
+
+/// A byte count: `1048576`, `512k`, `512KiB`, `4m`, `4MiB`.
+pub fn parse_size(text: &str) -> Result<u64, ConfigError> {
+    let bad = || ConfigError::Size(text.to_owned());
+    let lower = text.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).filter(|&n| n > 0).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_algorithms() {
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("512k").unwrap(), 512 * 1024);
+        assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
+        for bad in ["", "0", "1g", "k", "-1"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_algorithm("hs384").unwrap(), Algorithm::HS384);
+        for bad in ["none", "RS256", "ES256", ""] {
+            assert!(parse_algorithm(bad).is_err(), "{bad}");
+        }
+    }
+}

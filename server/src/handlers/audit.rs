@@ -1,0 +1,50 @@
+//! `GET /audit/{project}?limit=N&before=ID`: the audit log, newest first, for owners.
+
+use super::{Need, allow, json};
+use crate::App;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::store::AuditQuery;
+use serde::Deserialize;
+use std::sync::Arc;
+use warp::Rejection;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+/// Events per page when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page.
+pub const MAX_LIMIT: u32 = 500;
+
+/// The query of `GET /audit/{project}`.
+#[derive(Debug, Deserialize)]
+pub struct AuditParams {
+    pub limit: Option<u32>,
+    pub before: Option<u64>,
+}
+
+pub async fn list(
+    project: String,
+    app: Arc<App>,
+    who: Principal,
+    params: AuditParams,
+) -> Result<Response, Rejection> {
+    let project = super::project(&project)?;
+    allow(&app, &who, Need::Owner, "audit", Some(&project), None).await?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(
+            ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}")).into(),
+        );
+    }
+    let page = app
+        .store
+        .audit(AuditQuery {
+            project: Some(&project),
+            limit,
+            before: params.before,
+        })
+        .await
+        .map_err(|e| ApiError::from_store(e, String::new))?;
+    Ok(json(StatusCode::OK, &page))
+}

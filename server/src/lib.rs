@@ -1,0 +1,136 @@
+//! The envsync server: a small HTTP API (warp) over SQLite (rusqlite) that stores
+//! ASCII-armored age ciphertext and the key *names* of each `.env` version, per project
+//! and git branch. It never sees a secret value.
+//!
+//! - Use [`serve`] to run the API on a listener you bound (port 0 works), until a shutdown
+//!   future completes. [`Server`] splits that in two when you need the store before
+//!   serving (the binary mints its first owner token that way).
+//! - [`routes::routes`] is the whole filter tree in one function; [`handlers`] are the plain
+//!   async functions behind it; [`error::recover`] turns every rejection into
+//!   `{"error","message"}` with its status.
+//! - [`store::Store`] is the storage seam; [`store::SqliteStore`] implements it with WAL,
+//!   durable commits and group commit on one writer thread.
+//! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod routes;
+pub mod secret;
+pub mod store;
+
+pub use config::Settings;
+pub use store::sqlite::Database;
+
+use auth::{Authenticator, Minted};
+use envsync_common::api::Role;
+use std::future::Future;
+use std::sync::Arc;
+use store::{SqliteStore, Store, StoreError};
+use thiserror::Error;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub auth: Authenticator,
+    pub settings: Settings,
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn Store")
+    }
+}
+
+/// Why the server could not start or run.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mint(#[from] auth::MintError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An opened server: store ready, revocation list loaded, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    app: Arc<App>,
+}
+
+impl Server {
+    /// Opens the store named by `settings` (migrating it) and loads the revocation list.
+    pub async fn open(settings: Settings) -> Result<Server, ServerError> {
+        let store = SqliteStore::open(&settings.database)?;
+        Server::with_store(settings, Arc::new(store)).await
+    }
+
+    /// Builds a server over any [`Store`].
+    pub async fn with_store(
+        settings: Settings,
+        store: Arc<dyn Store>,
+    ) -> Result<Server, ServerError> {
+        let auth = Authenticator::new(&settings.jwt);
+        auth.revoke(store.revoked().await?);
+        Ok(Server {
+            app: Arc::new(App {
+                store,
+                auth,
+                settings,
+            }),
+        })
+    }
+
+    /// Mints a token and records it (never the token itself) in the store, audited as done
+    /// by `actor`. What `envsync-server token` and the first start use.
+    pub async fn mint(
+        &self,
+        actor: &str,
+        email: &str,
+        role: Role,
+        project_ids: Vec<String>,
+        ttl_secs: u64,
+    ) -> Result<Minted, ServerError> {
+        let minted = self.app.auth.mint(email, role, project_ids, ttl_secs)?;
+        self.app
+            .store
+            .add_token(minted.info.clone(), actor.to_owned())
+            .await?;
+        Ok(minted)
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes, then finishes the requests
+    /// in flight.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let routes = routes::routes(self.app.clone());
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(shutdown)
+            .run()
+            .await;
+        tracing::info!("envsync-server stopped");
+        Ok(())
+    }
+}
+
+/// Opens the store and serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Server::open(settings)
+        .await?
+        .serve(listener, shutdown)
+        .await
+}

@@ -1,0 +1,118 @@
+//! The whole HTTP API as one warp filter tree.
+//!
+//! Each route matches its path first and its method second, so an unknown path is a 404
+//! and a known path with the wrong method a 405. Authentication runs after both, and the
+//! body is read last (bounded by `Content-Length`), so an unauthenticated client cannot make
+//! the server buffer anything. Every rejection ends in [`crate::error::recover`].
+
+use crate::App;
+use crate::auth::Principal;
+use crate::error::recover;
+use crate::handlers::{audit, env, health, tokens};
+use std::convert::Infallible;
+use std::sync::Arc;
+use warp::http::HeaderValue;
+use warp::hyper::body::Bytes;
+use warp::{Filter, Rejection, Reply};
+
+/// Builds the API: every route, the error recovery and the access log.
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let max_body = app.settings.max_body;
+    let app = warp::any().map(move || app.clone());
+    let auth = app.clone().and(authorization()).and_then(authenticate);
+    let body = move || warp::body::content_length_limit(max_body).and(warp::body::bytes());
+
+    let health = warp::path!("health").and(warp::get()).then(health::get);
+
+    let push = warp::path!("env" / String / String)
+        .and(warp::post())
+        .and(app.clone())
+        .and(auth.clone())
+        .and(body())
+        .and_then(env::push);
+    let pull = warp::path!("env" / String / String)
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and(warp::query::<env::PullQuery>())
+        .and_then(env::pull);
+    let keys = warp::path!("env" / String / String / "keys")
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and_then(env::keys);
+    let versions = warp::path!("env" / String / String / "versions")
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and_then(env::versions);
+    let branches = warp::path!("env" / String)
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and_then(env::branches);
+
+    let audit = warp::path!("audit" / String)
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and(warp::query::<audit::AuditParams>())
+        .and_then(audit::list);
+
+    let mint = warp::path!("tokens")
+        .and(warp::post())
+        .and(app.clone())
+        .and(auth.clone())
+        .and(body())
+        .and_then(tokens::mint);
+    let list_tokens = warp::path!("tokens")
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and_then(tokens::list);
+    let revoke = warp::path!("tokens" / String)
+        .and(warp::delete())
+        .and(app.clone())
+        .and(auth)
+        .and_then(tokens::revoke);
+
+    health
+        .or(push)
+        .or(pull)
+        .or(keys)
+        .or(versions)
+        .or(branches)
+        .or(audit)
+        .or(mint)
+        .or(list_tokens)
+        .or(revoke)
+        .recover(recover)
+        .with(warp::log::custom(access_log))
+}
+
+/// The raw `Authorization` header, if any: checked (size, ASCII) by the authenticator so
+/// that a bad one gets a precise answer instead of warp's generic header rejection.
+fn authorization() -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Clone {
+    warp::header::value("authorization")
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
+async fn authenticate(app: Arc<App>, header: Option<HeaderValue>) -> Result<Principal, Rejection> {
+    Ok(app.auth.authenticate(header.as_ref())?)
+}
+
+/// One line per request: method, path, status, latency. Never a header, query or body.
+fn access_log(info: warp::log::Info<'_>) {
+    tracing::info!(
+        target: "envsync_server::access",
+        method = %info.method(),
+        path = info.path(),
+        status = info.status().as_u16(),
+        latency_us = info.elapsed().as_micros() as u64,
+    );
+}
+
+/// The body filter's output, named for the handlers.
+pub type Body = Bytes;

@@ -1,0 +1,514 @@
+//! Every route's happy path and its error statuses, against `serve` on a real socket.
+
+use crate::common::*;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_needs_no_token() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .get(format!("{}/health", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_then_read_every_view() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+
+    let first = server.push(&dev, "proj", "main", &["A", "B"], None).await;
+    assert_eq!(first, (201, json!({ "version": 1 })));
+    let second = server
+        .push(&dev, "proj", "main", &["A", "C"], Some(1))
+        .await;
+    assert_eq!(second, (201, json!({ "version": 2 })));
+    let other = server.push(&dev, "proj", "dev", &["X"], None).await;
+    assert_eq!(other, (201, json!({ "version": 1 })));
+
+    let (status, latest) = send(server.get("/env/proj/main", &dev)).await;
+    assert_eq!(status, 200, "{latest}");
+    assert_eq!(latest["version"], 2);
+    assert_eq!(latest["ciphertext"], ciphertext());
+    assert_eq!(latest["keys"], json!(["A", "C"]));
+    assert_eq!(latest["pushed_by"], "developer@example.com");
+    assert!(latest["pushed_at"].as_str().unwrap().ends_with('Z'));
+
+    let (status, v1) = send(server.get("/env/proj/main?version=1", &dev)).await;
+    assert_eq!(status, 200);
+    assert_eq!(v1["version"], 1);
+    assert_eq!(v1["keys"], json!(["A", "B"]));
+
+    let (status, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
+    assert_eq!(
+        (status, keys),
+        (200, json!({ "version": 2, "keys": ["A", "C"] }))
+    );
+
+    let (status, versions) = send(server.get("/env/proj/main/versions", &dev)).await;
+    assert_eq!(status, 200);
+    let numbers: Vec<u64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![2, 1]);
+    assert_eq!(versions[1]["keys"], json!(["A", "B"]));
+    assert!(versions[0].get("ciphertext").is_none());
+
+    let (status, branches) = send(server.get("/env/proj", &dev)).await;
+    assert_eq!(status, 200);
+    let branches = branches.as_array().unwrap();
+    assert_eq!(branches.len(), 2);
+    assert_eq!(branches[0]["branch"], "dev");
+    assert_eq!(branches[1]["branch"], "main");
+    assert_eq!(branches[1]["version"], 2);
+    assert_eq!(branches[1]["key_count"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_things_are_404_and_empty_lists() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    assert_error(
+        &send(server.get("/env/proj/main", &dev)).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &send(server.get("/env/proj/main/keys", &dev)).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(
+        send(server.get("/env/proj/main/versions", &dev)).await,
+        (200, json!([]))
+    );
+    assert_eq!(send(server.get("/env/proj", &dev)).await, (200, json!([])));
+    server.push(&dev, "proj", "main", &["A"], None).await;
+    assert_error(
+        &send(server.get("/env/proj/main?version=7", &dev)).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &send(server.get("/env/proj/main?version=abc", &dev)).await,
+        400,
+        "bad_request",
+    );
+    assert_error(&send(server.get("/nowhere", &dev)).await, 404, "not_found");
+    assert_error(
+        &send(server.get("/env/proj/main/keys/extra", &dev)).await,
+        404,
+        "not_found",
+    );
+    let put = server
+        .client
+        .put(format!("{}/env/proj/main", server.url))
+        .bearer_auth(&dev);
+    assert_error(&send(put).await, 405, "method_not_allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_and_wrong_base_versions_conflict() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    // A base version on a branch that has none.
+    let answer = server.push(&dev, "proj", "main", &["A"], Some(3)).await;
+    assert_error(&answer, 409, "conflict");
+    assert!(answer.1.get("current_version").is_none());
+
+    assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
+    assert_eq!(
+        server.push(&dev, "proj", "main", &["A"], Some(1)).await.0,
+        201
+    );
+    for base in [None, Some(1), Some(5)] {
+        let answer = server.push(&dev, "proj", "main", &["A"], base).await;
+        assert_error(&answer, 409, "conflict");
+        assert_eq!(answer.1["current_version"], 2, "base {base:?}");
+    }
+    // Replaying an accepted push changes nothing.
+    assert_eq!(
+        server.push(&dev, "proj", "main", &["A"], Some(1)).await.0,
+        409
+    );
+    let (_, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
+    assert_eq!(keys["version"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_are_400() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    let push = |body: Value| server.post("/env/proj/main", &dev, &body);
+    let age = ciphertext();
+
+    // Not an age file, and an age file with its header damaged.
+    let answer = send(push(
+        json!({"ciphertext": "hello", "keys": [], "base_version": null}),
+    ))
+    .await;
+    assert_error(&answer, 400, "bad_request");
+    assert!(answer.1["message"].as_str().unwrap().contains("ciphertext"));
+    let damaged = age.replacen(
+        "-----BEGIN AGE ENCRYPTED FILE-----\n",
+        "-----BEGIN AGE ENCRYPTED FILE-----\nAAAA",
+        1,
+    );
+    let answer = send(push(
+        json!({"ciphertext": damaged, "keys": [], "base_version": null}),
+    ))
+    .await;
+    assert_error(&answer, 400, "bad_request");
+
+    for keys in [
+        json!(["GOOD", "BAD KEY"]),
+        json!(["A=B"]),
+        json!([""]),
+        json!(["TAB\tKEY"]),
+        json!(["K".repeat(257)]),
+        json!(["DUP", "DUP"]),
+    ] {
+        let answer = send(push(
+            json!({"ciphertext": age, "keys": keys, "base_version": null}),
+        ))
+        .await;
+        assert_error(&answer, 400, "bad_request");
+        assert!(
+            answer.1["message"].as_str().unwrap().starts_with("keys["),
+            "{}",
+            answer.1
+        );
+    }
+
+    let answer = send(push(json!({"keys": [], "base_version": null}))).await;
+    assert_error(&answer, 400, "bad_request");
+    assert!(answer.1["message"].as_str().unwrap().contains("ciphertext"));
+    let answer = send(push(
+        json!({"ciphertext": age, "keys": "A", "base_version": null}),
+    ))
+    .await;
+    assert_error(&answer, 400, "bad_request");
+    let answer = send(push(
+        json!({"ciphertext": age, "keys": [], "base_version": -1}),
+    ))
+    .await;
+    assert_error(&answer, 400, "bad_request");
+    let not_json = server
+        .client
+        .post(format!("{}/env/proj/main", server.url))
+        .bearer_auth(&dev)
+        .body("{not json");
+    assert_error(&send(not_json).await, 400, "bad_request");
+    // Nothing was stored by any of them.
+    assert_error(
+        &send(server.get("/env/proj/main", &dev)).await,
+        404,
+        "not_found",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_names_are_400() {
+    let server = TestServer::start().await;
+    let owner = token("owner", &[]);
+    let long_branch = "b".repeat(256);
+    let long_project = "p".repeat(129);
+    let bad_branches = [
+        "a..b",
+        "-x",
+        "x.lock",
+        "a%00b",
+        "a%0Ab",
+        "a%20b",
+        "%2Fa",
+        "a%2F",
+        "a%2F%2Fb",
+        "a%2F..%2Fb",
+        "%FF%FE",
+        long_branch.as_str(),
+    ];
+    for branch in bad_branches {
+        for path in [
+            format!("/env/proj/{branch}"),
+            format!("/env/proj/{branch}/keys"),
+            format!("/env/proj/{branch}/versions"),
+        ] {
+            let answer = send(server.get(&path, &owner)).await;
+            assert_eq!(answer.0, 400, "{path}: {}", answer.1);
+            assert_error(&answer, 400, "bad_request");
+        }
+        let answer = server.push(&owner, "proj", branch, &["A"], None).await;
+        assert_error(&answer, 400, "bad_request");
+    }
+    for project in [
+        "a..b",
+        "a%2Fb",
+        "%C3%A9",
+        "a%00",
+        "a%20b",
+        long_project.as_str(),
+    ] {
+        assert_error(
+            &send(server.get(&format!("/env/{project}"), &owner)).await,
+            400,
+            "bad_request",
+        );
+        assert_error(
+            &send(server.get(&format!("/env/{project}/main"), &owner)).await,
+            400,
+            "bad_request",
+        );
+        assert_error(
+            &send(server.get(&format!("/audit/{project}"), &owner)).await,
+            400,
+            "bad_request",
+        );
+        let answer = server.push(&owner, project, "main", &["A"], None).await;
+        assert_error(&answer, 400, "bad_request");
+    }
+    // Dot segments sent verbatim (ordinary clients normalise them away before sending).
+    for path in [
+        "/env/proj/..",
+        "/env/proj/../keys",
+        "/env/../main",
+        "/env/proj/%2E%2E",
+        "/env/proj/%2e.",
+    ] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {owner}\r\nConnection: close\r\n\r\n"
+        );
+        let (status, body) = server.raw(request.into_bytes()).await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    assert_eq!(
+        send(server.get("/env/proj", &owner)).await,
+        (200, json!([]))
+    );
+    // Decoded once only: `%252e%252e` is the literal (valid) branch name `%2e%2e`.
+    assert_eq!(
+        server
+            .push(&owner, "proj", "%252e%252e", &["A"], None)
+            .await
+            .0,
+        201
+    );
+    let (_, branches) = send(server.get("/env/proj", &owner)).await;
+    assert_eq!(branches[0]["branch"], "%2e%2e");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_branch_names_round_trip_and_address_one_record() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    let long = format!("feature/{}", "x".repeat(247));
+    assert_eq!(long.len(), 255);
+    for (i, branch) in [
+        "feature/login",
+        "a/b/c",
+        "feature/ü",
+        "日本/ブランチ",
+        long.as_str(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let encoded = encode(branch);
+        let key = format!("KEY_{i}");
+        let answer = server.push(&dev, "proj", &encoded, &[&key], None).await;
+        assert_eq!(answer.0, 201, "{branch}: {}", answer.1);
+        // Lower-case escapes name the same record.
+        let lower = encoded.to_lowercase();
+        let (status, env) = send(server.get(&format!("/env/proj/{lower}"), &dev)).await;
+        assert_eq!(status, 200, "{branch}: {env}");
+        assert_eq!(env["keys"], json!([key]));
+        let (status, keys) = send(server.get(&format!("/env/proj/{encoded}/keys"), &dev)).await;
+        assert_eq!(
+            (status, keys["version"].clone()),
+            (200, json!(1)),
+            "{branch}"
+        );
+        // A second push on the same name is version 2 of the same record.
+        let answer = server.push(&dev, "proj", &encoded, &[&key], Some(1)).await;
+        assert_eq!(answer, (201, json!({ "version": 2 })), "{branch}");
+    }
+    let (_, branches) = send(server.get("/env/proj", &dev)).await;
+    let names: Vec<&str> = branches
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["branch"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"feature/ü"), "{names:?}");
+    assert!(names.contains(&"日本/ブランチ"), "{names:?}");
+    assert!(names.contains(&long.as_str()));
+    // NFC and NFD spellings are different branches (no normalisation, as in git).
+    let nfd = encode("feature/u\u{308}");
+    assert_error(
+        &send(server.get(&format!("/env/proj/{nfd}"), &dev)).await,
+        404,
+        "not_found",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_are_413_and_unsized_bodies_411() {
+    let server = TestServer::start_with(|s| s.max_body = 64 * 1024).await;
+    let dev = token("developer", &["proj"]);
+    // Declared too large: refused from the headers alone.
+    let request = format!(
+        "POST /env/proj/main HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {dev}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n"
+    );
+    let (status, body) = server.raw(request.into_bytes()).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("payload_too_large"), "{body}");
+    // A real oversized body through an ordinary client.
+    let big = json!({"ciphertext": "x".repeat(70 * 1024), "keys": [], "base_version": null});
+    let answer = send(server.post("/env/proj/main", &dev, &big)).await;
+    assert_error(&answer, 413, "payload_too_large");
+    // Chunked, no Content-Length: refused without being buffered.
+    let request = format!(
+        "POST /env/proj/main HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {dev}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    );
+    let (status, body) = server.raw(request.into_bytes()).await;
+    assert_eq!(status, 411, "{body}");
+    assert!(body.contains("length_required"), "{body}");
+    // Under the limit still works.
+    assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_is_owner_only_paginated_and_holds_no_ciphertext() {
+    let server = TestServer::start().await;
+    let owner = token("owner", &[]);
+    let dev = token("developer", &["proj"]);
+    server.push(&dev, "proj", "main", &["A", "B"], None).await;
+    server
+        .push(&dev, "proj", "main", &["A", "C"], Some(1))
+        .await;
+    server.push(&dev, "proj", "main", &["A"], Some(1)).await; // conflict
+    send(server.get("/env/proj/main", &dev)).await; // pull
+    send(server.get("/env/proj/main?version=9", &dev)).await; // pull, not found
+    send(server.get("/audit/proj", &dev)).await; // forbidden
+
+    let (status, page) = send(server.get("/audit/proj", &owner)).await;
+    assert_eq!(status, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("audit", "forbidden"),
+            ("pull", "not_found"),
+            ("pull", "ok"),
+            ("push", "conflict"),
+            ("push", "ok"),
+            ("push", "ok"),
+        ]
+    );
+    assert_eq!(page["next_before"], Value::Null);
+    let second_push = &events[4];
+    assert_eq!(second_push["actor"], "developer@example.com");
+    assert_eq!(second_push["project"], "proj");
+    assert_eq!(second_push["branch"], "main");
+    assert_eq!(second_push["version"], 2);
+    let detail: Value = serde_json::from_str(second_push["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail, json!({"added": ["C"], "removed": ["B"]}));
+    assert_eq!(events[2]["version"], 2);
+
+    // Pages of two, newest first, following next_before.
+    let mut ids = Vec::new();
+    let mut path = "/audit/proj?limit=2".to_owned();
+    loop {
+        let (status, page) = send(server.get(&path, &owner)).await;
+        assert_eq!(status, 200);
+        let events = page["events"].as_array().unwrap();
+        assert!(events.len() <= 2);
+        ids.extend(events.iter().map(|e| e["id"].as_u64().unwrap()));
+        match page["next_before"].as_u64() {
+            Some(before) => path = format!("/audit/proj?limit=2&before={before}"),
+            None => break,
+        }
+    }
+    let all: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, all);
+    assert_error(
+        &send(server.get("/audit/proj?limit=0", &owner)).await,
+        400,
+        "bad_request",
+    );
+    assert_error(
+        &send(server.get("/audit/proj?limit=501", &owner)).await,
+        400,
+        "bad_request",
+    );
+
+    // Neither the API's view nor the table itself holds a ciphertext or a token.
+    let blob = ciphertext();
+    let body_line = blob.lines().nth(1).unwrap();
+    assert!(body_line.len() > 20);
+    let conn = rusqlite::Connection::open(&server.db).unwrap();
+    let rows: Vec<String> = conn
+        .prepare("SELECT COALESCE(actor,'') || action || COALESCE(project,'') || COALESCE(branch,'') || outcome || COALESCE(detail,'') FROM audit")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(rows.len() >= 6);
+    for text in rows
+        .iter()
+        .map(String::as_str)
+        .chain([page.to_string().as_str()])
+    {
+        assert!(!text.contains(body_line), "{text}");
+        assert!(!text.contains("BEGIN AGE"), "{text}");
+        assert!(!text.contains(&dev) && !text.contains(&owner), "{text}");
+        assert!(!text.contains(dev.split('.').nth(2).unwrap()), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_returns_after_shutdown_and_leaves_a_sound_database() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
+    let (addr, db) = (server.addr, server.db.clone());
+    let dir = server.stop().await;
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still listening"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let versions: i64 = conn
+        .query_row("SELECT COUNT(*) FROM versions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 1);
+    drop(dir);
+}

@@ -1,0 +1,426 @@
+//! The real `envsync-server` binary: listening line, first start, offline tokens, SIGKILL
+//! durability, refusals to start, and logs that hold no token.
+
+use crate::common::*;
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs the binary to its exit (killing it after `limit`), with a clean environment.
+fn run(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_envsync-server"));
+    cmd.args(args)
+        .env_remove("ENVSYNC_JWT_SECRET")
+        .env_remove("ENVSYNC_ADDR")
+        .env_remove("ENVSYNC_DB")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_an_owner_token_and_later_starts_reuse_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let client = reqwest::Client::new();
+
+    let mut server = Binary::start(&db, &[]);
+    let hint = server.next_line();
+    assert!(hint.starts_with("owner token"), "{hint}");
+    let owner = server.next_line();
+    assert_eq!(owner.split('.').count(), 3, "{owner}");
+    let secret_file = dir.path().join("envsync.db.jwt.secret");
+    let mode = std::fs::metadata(&secret_file)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let pushed = send(
+        client
+            .post(format!("{}/env/proj/main", server.url))
+            .bearer_auth(&owner)
+            .json(&json!({"ciphertext": ciphertext(), "keys": ["A"], "base_version": null})),
+    )
+    .await;
+    assert_eq!(pushed.0, 201, "{}", pushed.1);
+    let (status, tokens) = send(
+        client
+            .get(format!("{}/tokens", server.url))
+            .bearer_auth(&owner),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(tokens[0]["role"], "owner");
+    server.kill();
+
+    // Second start: same secret, no new token, the old token still works.
+    let secret_before = std::fs::read(&secret_file).unwrap();
+    let mut again = Binary::start(&db, &[]);
+    let (status, _) = send(
+        client
+            .get(format!("{}/env/proj/main", again.url))
+            .bearer_auth(&owner),
+    )
+    .await;
+    assert_eq!(status, 200);
+    again.kill();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut again.stdout, &mut rest).unwrap();
+    assert_eq!(rest, "", "a later start prints no token");
+    assert_eq!(std::fs::read(&secret_file).unwrap(), secret_before);
+
+    // A :memory: server also announces a token, and writes no file.
+    let mut memory = Binary::start(std::path::Path::new(":memory:"), &[]);
+    assert!(memory.next_line().starts_with("owner token"));
+    let token = memory.next_line();
+    let (status, _) = send(
+        client
+            .get(format!("{}/env/proj", memory.url))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!std::path::Path::new(":memory:.jwt.secret").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_subcommand_mints_offline_from_the_same_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let db_arg = db.to_str().unwrap();
+    let client = reqwest::Client::new();
+
+    // No secret anywhere yet: a clear refusal.
+    let out = run(
+        &[
+            "token",
+            "--email",
+            "a@b",
+            "--role",
+            "developer",
+            "--db",
+            db_arg,
+        ],
+        &[],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: no JWT secret"), "{stderr}");
+
+    let mut server = Binary::start(&db, &[]);
+    let owner = {
+        server.next_line();
+        server.next_line()
+    };
+    let out = run(
+        &[
+            "token",
+            "--email",
+            "dev@example.com",
+            "--role",
+            "developer",
+            "--project",
+            "proj",
+            "--project",
+            "other",
+            "--ttl",
+            "1d",
+            "--db",
+            db_arg,
+        ],
+        &[],
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "the token alone on stdout: {stdout}"
+    );
+    let dev = stdout.trim().to_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(&dev));
+
+    let pushed = send(
+        client
+            .post(format!("{}/env/other/main", server.url))
+            .bearer_auth(&dev)
+            .json(&json!({"ciphertext": ciphertext(), "keys": ["A"], "base_version": null})),
+    )
+    .await;
+    assert_eq!(pushed.0, 201, "{}", pushed.1);
+    let (_, tokens) = send(
+        client
+            .get(format!("{}/tokens", server.url))
+            .bearer_auth(&owner),
+    )
+    .await;
+    let row = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"] == "dev@example.com")
+        .expect("the offline token is recorded");
+    assert_eq!(row["project_ids"], json!(["proj", "other"]));
+
+    for bad in [
+        vec!["token", "--email", "a@b", "--role", "admin", "--db", db_arg],
+        vec![
+            "token", "--email", "a@b", "--role", "owner", "--ttl", "soon", "--db", db_arg,
+        ],
+        vec![
+            "token",
+            "--email",
+            "a@b",
+            "--role",
+            "owner",
+            "--project",
+            "a..b",
+            "--db",
+            db_arg,
+        ],
+        vec!["token", "--role", "owner", "--db", db_arg],
+    ] {
+        let out = run(&bad, &[], Duration::from_secs(20));
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error:"), "{bad:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_push_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let env = [("ENVSYNC_JWT_SECRET", SECRET)];
+    let dev = token("developer", &["proj"]);
+    let client = reqwest::Client::new();
+    let mut acknowledged = 0;
+    for round in 0..3 {
+        let mut server = Binary::start(&db, &env);
+        // A burst of pushes; SIGKILL right after the last answer.
+        for _ in 0..5 {
+            let base = if acknowledged == 0 {
+                None
+            } else {
+                Some(acknowledged)
+            };
+            let (status, body) = send(
+                client
+                    .post(format!("{}/env/proj/main", server.url))
+                    .bearer_auth(&dev)
+                    .json(&json!({"ciphertext": ciphertext(), "keys": [format!("R{round}")], "base_version": base})),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+            acknowledged = body["version"].as_u64().unwrap();
+        }
+        server.kill();
+    }
+    let server = Binary::start(&db, &env);
+    let (status, env_body) = send(
+        client
+            .get(format!("{}/env/proj/main", server.url))
+            .bearer_auth(&dev),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(env_body["version"], acknowledged);
+    assert_eq!(env_body["keys"], json!(["R2"]));
+    let (_, versions) = send(
+        client
+            .get(format!("{}/env/proj/main/versions", server.url))
+            .bearer_auth(&dev),
+    )
+    .await;
+    assert_eq!(versions.as_array().unwrap().len() as u64, acknowledged);
+    drop(server);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[test]
+fn bad_configuration_refuses_to_start_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let db_arg = db.to_str().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "short secret",
+            vec![],
+            vec![("ENVSYNC_JWT_SECRET", "too-short")],
+            "error: ENVSYNC_JWT_SECRET is refused",
+        ),
+        (
+            "placeholder secret",
+            vec![],
+            vec![(
+                "ENVSYNC_JWT_SECRET",
+                "changeme-changeme-changeme-changeme-changeme",
+            )],
+            "error: ENVSYNC_JWT_SECRET is refused",
+        ),
+        (
+            "bad algorithm",
+            vec![],
+            vec![
+                ("ENVSYNC_JWT_SECRET", SECRET),
+                ("ENVSYNC_JWT_ALGORITHM", "none"),
+            ],
+            "error: ENVSYNC_JWT_ALGORITHM",
+        ),
+        (
+            "bad body limit",
+            vec![],
+            vec![("ENVSYNC_JWT_SECRET", SECRET), ("ENVSYNC_MAX_BODY", "lots")],
+            "error: ENVSYNC_MAX_BODY",
+        ),
+        (
+            "busy port",
+            vec!["--addr", busy_addr.as_str()],
+            vec![("ENVSYNC_JWT_SECRET", SECRET)],
+            "error: cannot listen",
+        ),
+        (
+            "bad address",
+            vec!["--addr", "nowhere"],
+            vec![("ENVSYNC_JWT_SECRET", SECRET)],
+            "error: cannot listen",
+        ),
+        ("unknown flag", vec!["--bogus"], vec![], "error:"),
+    ];
+    for (name, extra, env, expected) in cases {
+        let mut args = vec!["--db", db_arg];
+        if !extra.contains(&"--addr") {
+            args.extend(["--addr", "127.0.0.1:0"]);
+        }
+        args.extend(extra);
+        let out = run(&args, &env, Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: started anyway");
+        assert!(out.status.code().is_some(), "{name}: killed, not exited");
+        assert!(stderr.starts_with(expected), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(!stderr.contains(SECRET), "{name}: the secret was echoed");
+    }
+    drop(busy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_logs_hold_no_token_or_ciphertext() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let mut server = Binary::start(&db, &[("RUST_LOG", "trace")]);
+    server.next_line();
+    let owner = server.next_line();
+    let client = reqwest::Client::new();
+    let blob = ciphertext();
+    let post = |token: &str, base: Option<u64>| {
+        client
+            .post(format!("{}/env/proj/feature%2Fx", server.url))
+            .bearer_auth(token)
+            .json(&json!({"ciphertext": blob, "keys": ["API_KEY"], "base_version": base}))
+    };
+    assert_eq!(send(post(&owner, None)).await.0, 201);
+    assert_eq!(send(post(&owner, None)).await.0, 409);
+    assert_eq!(
+        send(
+            client
+                .get(format!("{}/env/proj/feature%2Fx", server.url))
+                .bearer_auth(&owner)
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, minted) = send(
+        client
+            .post(format!("{}/tokens", server.url))
+            .bearer_auth(&owner)
+            .json(&json!({"email": "r@example.com", "role": "readonly", "project_ids": ["proj"]})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let readonly = minted["token"].as_str().unwrap().to_owned();
+    assert_eq!(send(post(&readonly, Some(1))).await.0, 403);
+    let mut bad = owner.clone();
+    bad.push('x');
+    assert_eq!(
+        send(
+            client
+                .get(format!("{}/env/proj", server.url))
+                .bearer_auth(&bad)
+        )
+        .await
+        .0,
+        401
+    );
+    // Graceful stop flushes the log.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM is a clean exit: {exit:?}");
+
+    let log = server.stderr();
+    assert!(log.contains("status=201"), "access log missing:\n{log}");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "not a trace log:\n{log}"
+    );
+    for token in [&owner, &readonly] {
+        assert!(!log.contains(token.as_str()), "a token is in the log");
+        assert!(
+            !log.contains(token.split('.').nth(2).unwrap()),
+            "a token signature is in the log"
+        );
+        assert!(
+            !log.contains(token.split('.').nth(1).unwrap()),
+            "token claims are in the log"
+        );
+    }
+    assert!(
+        !log.contains(blob.lines().nth(1).unwrap()),
+        "ciphertext is in the log"
+    );
+    assert!(!log.contains("BEGIN AGE"), "ciphertext is in the log");
+    let secret = std::fs::read_to_string(dir.path().join("envsync.db.jwt.secret")).unwrap();
+    assert!(!log.contains(secret.trim()), "the secret is in the log");
+}

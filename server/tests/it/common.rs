@@ -1,0 +1,317 @@
+//! Test helpers: a real server on `127.0.0.1:0` (in-process through `serve`, or the real
+//! binary), tokens signed with the test secret, real age ciphertexts, and a raw HTTP client
+//! for requests no well-behaved client would send.
+
+use envsync_common::envelope::{Binding, Seal, seal};
+use envsync_common::secret::SecretString;
+use envsync_server::config::Settings;
+use envsync_server::secret::JwtSecret;
+use envsync_server::{Database, serve};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// The secret every in-process test server signs with.
+pub const SECRET: &str = "it-3f9a1c7e5b2d8046-a1b2c3d4e5f6-9e8d7c6b5a4f";
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A server running `serve` in this test's runtime, on a temp-file database.
+pub struct TestServer {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    dir: Option<TempDir>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `configure` has adjusted the default settings.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("envsync.db");
+        let secret = JwtSecret::new(SECRET.as_bytes().to_vec()).unwrap();
+        let mut settings = Settings::new(Database::File(db.clone()), secret);
+        configure(&mut settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            serve(settings, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            url: format!("http://{addr}"),
+            addr,
+            db,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            dir: Some(dir),
+        }
+    }
+
+    /// Stops the server and waits for it to close its store; returns the temp directory
+    /// that holds the database.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        self.dir.take().unwrap()
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(body)
+    }
+
+    /// Pushes `keys` to `/env/{project}/{branch_encoded}` on `base`; returns status and body.
+    pub async fn push(
+        &self,
+        token: &str,
+        project: &str,
+        branch_encoded: &str,
+        keys: &[&str],
+        base: Option<u64>,
+    ) -> (u16, Value) {
+        let body = json!({
+            "ciphertext": ciphertext(),
+            "keys": keys,
+            "base_version": base,
+        });
+        send(self.post(&format!("/env/{project}/{branch_encoded}"), token, &body)).await
+    }
+
+    /// A raw request on a fresh connection; returns the status and the body.
+    pub async fn raw(&self, request: Vec<u8>) -> (u16, String) {
+        let addr = self.addr;
+        tokio::task::spawn_blocking(move || raw(addr, &request))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Sends a request, returning the status and the JSON body (`Null` when empty).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, body)
+}
+
+/// Asserts an error answer: status, `error` code, and a non-empty message.
+#[track_caller]
+pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["error"], code, "{}", answer.1);
+    assert!(
+        answer.1["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        answer.1
+    );
+}
+
+/// A real armored age file (passphrase mode, low work factor: the server never opens it).
+pub fn ciphertext() -> String {
+    static BLOB: OnceLock<String> = OnceLock::new();
+    BLOB.get_or_init(|| {
+        let passphrase = SecretString::from("correct horse battery staple".to_owned());
+        seal(
+            &Binding::new("p", "main", 1),
+            b"API_KEY=sentinel-value-do-not-log\nDEBUG=1\n",
+            &Seal::Passphrase {
+                passphrase: &passphrase,
+                work_factor: 10,
+            },
+        )
+        .unwrap()
+    })
+    .clone()
+}
+
+/// Signs arbitrary claims with `secret` and `alg`.
+pub fn sign(claims: &Value, secret: &str, alg: jsonwebtoken::Algorithm) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Valid claims for `role` on `projects`, expiring in an hour.
+pub fn claims(role: &str, projects: &[&str]) -> Value {
+    json!({
+        "email": format!("{role}@example.com"),
+        "role": role,
+        "project_ids": projects,
+        "exp": now() + 3600,
+        "iat": now(),
+        "jti": format!("jti-{role}-{}", projects.join("-")),
+    })
+}
+
+/// A valid HS256 token for the in-process servers.
+pub fn token(role: &str, projects: &[&str]) -> String {
+    sign(
+        &claims(role, projects),
+        SECRET,
+        jsonwebtoken::Algorithm::HS256,
+    )
+}
+
+/// Percent-encodes a branch name as one path segment.
+pub fn encode(branch: &str) -> String {
+    let mut out = String::new();
+    for b in branch.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One raw HTTP/1.1 exchange; the server is asked to close the connection.
+pub fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The server may answer (and close) before reading a large request: ignore write errors.
+    let _ = stream.write_all(request);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+/// The real `envsync-server` binary on `127.0.0.1:0`; killed (SIGKILL) on drop.
+pub struct Binary {
+    pub child: Child,
+    pub url: String,
+    /// Lines printed after the listening line (first start: the token announcement).
+    pub stdout: BufReader<std::process::ChildStdout>,
+    pub stderr_path: PathBuf,
+    _stderr_file: tempfile::NamedTempFile,
+}
+
+impl Binary {
+    /// Starts the binary on `db` with `env`, and waits for its listening line (no sleeps).
+    pub fn start(db: &Path, env: &[(&str, &str)]) -> Binary {
+        let stderr_file = tempfile::NamedTempFile::new().unwrap();
+        let stderr_path = stderr_file.path().to_owned();
+        let stderr = stderr_file.reopen().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_envsync-server"));
+        cmd.args(["--addr", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .env_remove("ENVSYNC_JWT_SECRET")
+            .env_remove("ENVSYNC_ADDR")
+            .env_remove("ENVSYNC_DB")
+            .env_remove("RUST_LOG")
+            .env_remove("ENVSYNC_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .trim_end()
+            .strip_prefix("envsync-server listening on ")
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!(
+                    "unexpected first line {line:?}; stderr: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        assert!(!url.ends_with(":0"), "{url}");
+        Binary {
+            child,
+            url,
+            stdout,
+            stderr_path,
+            _stderr_file: stderr_file,
+        }
+    }
+
+    pub fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

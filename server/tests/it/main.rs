@@ -1,0 +1,11 @@
+//! The server's integration tests: one binary, a real server on a loopback port in each.
+
+// clippy.toml allows unwrap in `#[test]` functions; the helpers they call are test code
+// too, where a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod auth;
+mod binary;
+mod common;
+mod concurrency;
