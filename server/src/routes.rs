@@ -23,6 +23,10 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
     let body = move || warp::body::content_length_limit(max_body).and(warp::body::bytes());
 
     let health = warp::path!("health").and(warp::get()).then(health::get);
+    let whoami = warp::path!("whoami")
+        .and(warp::get())
+        .and(auth.clone())
+        .then(health::whoami);
 
     let push = warp::path!("env" / String / String)
         .and(warp::post())
@@ -77,6 +81,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and_then(tokens::revoke);
 
     health
+        .or(whoami)
         .or(push)
         .or(pull)
         .or(keys)

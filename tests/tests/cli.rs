@@ -398,3 +398,121 @@ fn status_and_log() {
     assert_eq!(lines[1], "    + B");
     assert!(lines[2].starts_with("version 1  "), "{out:#?}");
 }
+
+#[test]
+fn login_saves_a_private_user_config_and_checks_the_token() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "login");
+    let login = |token: &str, url: &str| {
+        let mut cmd = alice.envsync_cmd(&["login", "--server", url, "--token", token]);
+        cmd.env_remove("ENVSYNC_API").env_remove("ENVSYNC_TOKEN");
+        envsync_tests::Run::from(cmd.output().unwrap())
+    };
+    let config = alice.home.join(".config/envsync/config.toml");
+
+    let out = login("not-a-token", &server.url).clean().code(2);
+    assert!(out.stderr.contains("refused this token"), "{out:#?}");
+    assert!(!config.exists());
+    let out = login(&alice.token, "http://127.0.0.1:9").clean().code(3);
+    assert!(out.stderr.contains("cannot reach"), "{out:#?}");
+
+    let out = login(&format!("Bearer {}", alice.token), &server.url)
+        .clean()
+        .ok();
+    assert!(
+        out.stderr.contains("as dev@example.com (developer)"),
+        "{out:#?}"
+    );
+    assert_eq!(mode(&config), 0o600);
+    assert_eq!(mode(config.parent().unwrap()), 0o700);
+    assert!(
+        !out.stderr.contains(&alice.token),
+        "the token is never echoed"
+    );
+
+    // Later commands need no environment at all.
+    alice.write_env("A=1\n");
+    let mut cmd = alice.envsync_cmd(&["push"]);
+    cmd.env_remove("ENVSYNC_API").env_remove("ENVSYNC_TOKEN");
+    let out = envsync_tests::Run::from(cmd.output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+}
+
+#[test]
+fn configuration_precedence_flag_env_project_user() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "precedence");
+    alice.write_env("A=1\n");
+    let dead = "http://127.0.0.1:9";
+    let user_config = alice.home.join(".config/envsync");
+    fs::create_dir_all(&user_config).unwrap();
+    let run =
+        |args: &[&str], env_api: Option<&str>, project_server: Option<&str>, user_server: &str| {
+            fs::write(
+                user_config.join("config.toml"),
+                format!("server = \"{user_server}\"\ntoken = \"{}\"\n", alice.token),
+            )
+            .unwrap();
+            let mut toml = "project = \"precedence\"\n".to_owned();
+            if let Some(s) = project_server {
+                toml.push_str(&format!("server = \"{s}\"\n"));
+            }
+            fs::write(alice.repo.join(".envsync.toml"), toml).unwrap();
+            let mut cmd = alice.envsync_cmd(args);
+            cmd.env_remove("ENVSYNC_TOKEN");
+            match env_api {
+                Some(api) => cmd.env("ENVSYNC_API", api),
+                None => cmd.env_remove("ENVSYNC_API"),
+            };
+            envsync_tests::Run::from(cmd.output().unwrap()).code
+        };
+    let live = server.url.as_str();
+    // The user config alone.
+    assert_eq!(run(&["diff"], None, None, live), 0);
+    // .envsync.toml beats the user config.
+    assert_eq!(run(&["diff"], None, Some(live), dead), 0);
+    assert_eq!(run(&["diff"], None, Some(dead), live), 3);
+    // The environment beats .envsync.toml.
+    assert_eq!(run(&["diff"], Some(live), Some(dead), dead), 0);
+    assert_eq!(run(&["diff"], Some(dead), Some(live), live), 3);
+    // The flag beats the environment.
+    assert_eq!(
+        run(&["diff", "--server", live], Some(dead), Some(dead), dead),
+        0
+    );
+    assert_eq!(
+        run(&["diff", "--server", dead], Some(live), Some(live), live),
+        3
+    );
+}
+
+#[test]
+fn init_writes_config_and_ignores_the_env_file() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "unused");
+    fs::remove_file(alice.repo.join(".envsync.toml")).unwrap();
+    fs::remove_file(alice.repo.join(".gitignore")).unwrap();
+    let out = alice.envsync(&["init", "--project", "fresh"]).clean().ok();
+    assert!(out.stderr.contains("project fresh"), "{out:#?}");
+    let config = fs::read_to_string(alice.repo.join(".envsync.toml")).unwrap();
+    assert!(config.contains("project = \"fresh\""), "{config}");
+    assert!(config.contains("default_branch = \"main\""), "{config}");
+    let ignore = fs::read_to_string(alice.repo.join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "/.env"), "{ignore}");
+    alice.envsync(&["init"]).clean().code(1);
+    alice
+        .envsync(&["init", "--project", "bad/id", "--force"])
+        .clean()
+        .code(2);
+
+    let dev_token = server.token("dev@example.com", "developer", &["fresh"]);
+    let mut alice = alice;
+    alice.token = dev_token;
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    let status = alice.git(&["status", "--porcelain"]);
+    assert!(
+        !String::from_utf8_lossy(&status.stdout).contains(".env\n"),
+        "the env file is ignored"
+    );
+}

@@ -7,8 +7,8 @@ use crate::config::{Token, UserConfig};
 use crate::context::env_nonempty;
 use crate::error::{CliError, Result};
 use crate::out;
+use envsync_common::api::WhoAmI;
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -20,12 +20,6 @@ pub struct Args {
     /// The token an owner minted for you (with or without "Bearer ").
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WhoAmI {
-    email: String,
-    role: String,
 }
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
