@@ -92,6 +92,24 @@ impl State {
             }))
     }
 
+    /// Records that the server showed `version` of `branch` with these key names (for
+    /// rollback detection and offline drift checks); writes only when something changed,
+    /// since drift checks run in hooks on every commit.
+    pub fn record_seen(
+        &self,
+        branch: &str,
+        version: u64,
+        keys: &[String],
+    ) -> anyhow::Result<BranchState> {
+        let mut state = self.branch(branch)?;
+        let before = state.clone();
+        state.saw(version, keys);
+        if state != before {
+            self.set_branch(&state)?;
+        }
+        Ok(state)
+    }
+
     pub fn set_branch(&self, state: &BranchState) -> anyhow::Result<()> {
         self.write_json(&self.branch_path(&state.branch, "json"), state)
     }

@@ -28,9 +28,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let server_keys = |branch: &str| -> Result<Vec<String>> {
         let keys = api.keys(project, branch).map_err(|e| api.fail(e))?;
         if let Some(k) = &keys {
-            let mut state = ctx.state.branch(branch)?;
-            state.saw(k.version, &k.keys);
-            ctx.state.set_branch(&state)?;
+            ctx.state.record_seen(branch, k.version, &k.keys)?;
         }
         Ok(keys.map(|k| k.keys).unwrap_or_default())
     };

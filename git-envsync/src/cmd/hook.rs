@@ -176,10 +176,7 @@ fn server_keys(ctx: &Context) -> Option<Vec<String>> {
     for branch in &branches {
         match api.keys(&ctx.config.project, branch) {
             Ok(Some(k)) => {
-                if let Ok(mut state) = ctx.state.branch(branch) {
-                    state.saw(k.version, &k.keys);
-                    let _ = ctx.state.set_branch(&state);
-                }
+                let _ = ctx.state.record_seen(branch, k.version, &k.keys);
                 return Some(k.keys);
             }
             Ok(None) => continue,

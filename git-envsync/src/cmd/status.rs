@@ -39,8 +39,7 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
     let server = match api.keys(&ctx.config.project, &ctx.branch) {
         Ok(keys) => {
             if let Some(k) = &keys {
-                branch.saw(k.version, &k.keys);
-                ctx.state.set_branch(&branch)?;
+                branch = ctx.state.record_seen(&ctx.branch, k.version, &k.keys)?;
             }
             keys
         }

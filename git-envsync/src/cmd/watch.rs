@@ -149,11 +149,8 @@ impl Watch {
                     out::print("server reachable again\n");
                 }
                 self.offline = false;
-                if let Some(k) = &keys
-                    && let Ok(mut state) = ctx.state.branch(&ctx.branch)
-                {
-                    state.saw(k.version, &k.keys);
-                    let _ = ctx.state.set_branch(&state);
+                if let Some(k) = &keys {
+                    let _ = ctx.state.record_seen(&ctx.branch, k.version, &k.keys);
                 }
                 self.server = keys.map(|k| k.keys);
             }
