@@ -1,1 +1,31 @@
-fn main() {}
+//! `envsync-bench`: benchmarks of envsync, one subcommand per area.
+//!
+//! `envsync-bench server` measures the HTTP API against its physical limits (see
+//! `server.rs`). Each subcommand lives in its own module with a `run(args)`; add one by
+//! adding a module and a line to the dispatch below.
+
+mod server;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: envsync-bench <subcommand>\n\nsubcommands:\n  server    push/pull/keys throughput and latency at 1, 16 and 64 clients, against raw SQLite and bare warp";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let result = match args.next().as_deref() {
+        Some("server") => server::run(args.collect()),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown subcommand '{other}'\n{USAGE}")),
+        None => Err(anyhow::anyhow!("no subcommand\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +53,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BATCH: usize = 256;
 /// Requests waiting for the writer; senders wait (asynchronously) when it is full.
 const QUEUE_DEPTH: usize = 4096;
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections, and so reads running at once: more would only queue for the same
+/// cores, and every extra connection costs a schema parse and a statement cache.
+const READERS: usize = 4;
 
 /// Numbered migrations; `PRAGMA user_version` holds how many have been applied.
 const MIGRATIONS: &[&str] = &[
@@ -127,7 +128,8 @@ impl SqliteStore {
             Database::Memory => None,
             Database::File(path) => Some(Arc::new(ReaderPool {
                 path: path.clone(),
-                idle: Mutex::new(Vec::new()),
+                idle: Mutex::new(Vec::with_capacity(READERS)),
+                permits: Arc::new(Semaphore::new(READERS)),
             })),
         };
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -172,9 +174,21 @@ impl SqliteStore {
             return self.write(work);
         };
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || pool.run(work))
+            // A permit per connection: at most READERS reads hold a blocking thread, and
+            // each of them finds an open connection in the pool.
+            let permit = pool
+                .permits
+                .clone()
+                .acquire_owned()
                 .await
-                .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+                .map_err(|_| stopped())?;
+            tokio::task::spawn_blocking(move || {
+                let result = pool.run(work);
+                drop(permit);
+                result
+            })
+            .await
+            .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
         })
     }
 }
@@ -447,7 +461,13 @@ fn write_loop(conn: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let outcome = run_batch(&conn, &mut batch);
+        tracing::trace!(
+            requests = batch.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "write batch committed"
+        );
         if let Err(e) = &outcome {
             tracing::error!(error = %e, requests = batch.len(), "write batch rolled back");
         }
@@ -732,6 +752,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 struct ReaderPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
 }
 
 impl ReaderPool {
@@ -746,7 +767,7 @@ impl ReaderPool {
         };
         let result = work(&conn);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
+        if idle.len() < READERS {
             idle.push(conn);
         }
         result

@@ -1,0 +1,526 @@
+//! `envsync-bench server`: the HTTP API under load, next to its two physical limits.
+//!
+//! From one process, on loopback only, with bounded request counts:
+//! - the envsync server (in-process, on its own runtime, temp-file database with WAL and
+//!   `synchronous=FULL`) under push, pull and keys load at 1, 16 and 64 concurrent clients:
+//!   throughput and p50/p99 latency;
+//! - baseline (a): the same SQLite insert-and-commit loop without HTTP, one row per durable
+//!   commit — what one-commit-per-push could reach at best on this disk;
+//! - baseline (b): a bare warp route returning a small JSON, at 64 clients — the HTTP
+//!   stack's limit on this machine.
+//!
+//! It then prints the ratios the server is held to: pushes@64 ≥ 1.0× the raw commit rate
+//! (group commit is how), pulls@64 ≥ 50% of bare warp, and resident memory ≤ 50 MB during
+//! the 64-client runs. `--quick` runs a tenth of the requests (a smoke test, not figures).
+
+use anyhow::{Context, Result, bail};
+use envsync_common::api::Role;
+use envsync_common::envelope::{Binding, Seal, seal};
+use envsync_common::secret::SecretString;
+use envsync_server::config::Settings;
+use envsync_server::secret::JwtSecret;
+use envsync_server::{Database, Server};
+use rusqlite::{Connection, params};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use warp::Filter;
+
+const PROJECT: &str = "bench";
+const KEYS: &[&str] = &[
+    "DATABASE_URL",
+    "API_KEY",
+    "STRIPE_SECRET",
+    "REDIS_URL",
+    "SENTRY_DSN",
+    "DEBUG",
+    "LOG_LEVEL",
+    "FEATURE_FLAGS",
+];
+const CONCURRENCY: &[usize] = &[1, 16, 64];
+
+/// Requests per run at each concurrency (scaled down by `--quick`).
+struct Plan {
+    pushes: [usize; 3],
+    reads: [usize; 3],
+    raw_commits: usize,
+}
+
+pub fn run(args: Vec<String>) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(bad) = args.iter().find(|a| *a != "--quick") {
+        bail!("unknown argument '{bad}' (usage: envsync-bench server [--quick])");
+    }
+    let scale = if quick { 10 } else { 1 };
+    let plan = Plan {
+        pushes: [1500 / scale, 6000 / scale, 12000 / scale],
+        reads: [4000 / scale, 20000 / scale, 30000 / scale],
+        raw_commits: 3000 / scale,
+    };
+    let dir = tempfile::tempdir().context("temp dir")?;
+    let blob = Arc::new(sample_ciphertext()?);
+    println!(
+        "envsync-bench server: loopback, {} cores, ciphertext {} bytes, {} key names{}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        blob.len(),
+        KEYS.len(),
+        if quick {
+            " (--quick: not figures to quote)"
+        } else {
+            ""
+        }
+    );
+
+    // Baseline (a) first, on a quiet machine.
+    let raw_rate = raw_commit_rate(&dir.path().join("raw.db"), &blob, plan.raw_commits)?;
+
+    // The servers get their own runtime (two workers), like a separate process would.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("server")
+        .enable_all()
+        .build()?;
+    let db = dir.path().join("envsync.db");
+    let (url, token) = server_rt.block_on(start_envsync(&db))?;
+    let bare_url = server_rt.block_on(start_bare_warp())?;
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("client")
+        .enable_all()
+        .build()?;
+    let report = client_rt.block_on(measure(&plan, &url, &bare_url, &token, blob))?;
+    print_report(&report, raw_rate);
+    drop(client_rt);
+    server_rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+/// A realistic blob: an eight-key `.env` sealed with age (passphrase mode, the cost of which
+/// is the client's, not the server's).
+fn sample_ciphertext() -> Result<String> {
+    let env: String = KEYS
+        .iter()
+        .map(|k| format!("{k}=value-of-{k}-0123456789abcdef0123456789abcdef\n"))
+        .collect();
+    let passphrase = SecretString::from("bench passphrase".to_owned());
+    Ok(seal(
+        &Binding::new(PROJECT, "main", 1),
+        env.as_bytes(),
+        &Seal::Passphrase {
+            passphrase: &passphrase,
+            work_factor: 10,
+        },
+    )?)
+}
+
+/// Baseline (a): one row per `BEGIN IMMEDIATE … COMMIT`, WAL, `synchronous=FULL`.
+fn raw_commit_rate(path: &Path, blob: &str, commits: usize) -> Result<f64> {
+    let conn = Connection::open(path)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if mode != "wal" {
+        bail!("raw baseline: journal_mode is {mode}");
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(
+        "CREATE TABLE versions (id INTEGER PRIMARY KEY, project TEXT NOT NULL, branch TEXT NOT NULL,
+         version INTEGER NOT NULL, ciphertext TEXT NOT NULL, keys TEXT NOT NULL,
+         key_count INTEGER NOT NULL, pushed_by TEXT NOT NULL, pushed_at TEXT NOT NULL,
+         UNIQUE (project, branch, version));",
+    )?;
+    let keys = serde_json::to_string(KEYS)?;
+    let start = Instant::now();
+    for version in 1..=commits as i64 {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.prepare_cached(
+            "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count, pushed_by, pushed_at)
+             VALUES (?1, 'main', ?2, ?3, ?4, ?5, 'bench', '2025-01-01T00:00:00.000Z')",
+        )?
+        .execute(params![PROJECT, version, blob, keys, KEYS.len() as i64])?;
+        conn.execute_batch("COMMIT")?;
+    }
+    Ok(commits as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn start_envsync(db: &Path) -> Result<(String, String)> {
+    let secret = JwtSecret::generate()?;
+    let server = Server::open(Settings::new(Database::File(db.to_owned()), secret)).await?;
+    let minted = server
+        .mint(
+            "envsync-bench",
+            "bench@localhost",
+            Role::Owner,
+            vec![],
+            3600,
+        )
+        .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = server.serve(listener, std::future::pending()).await {
+            eprintln!("server stopped: {e}");
+        }
+    });
+    Ok((url, minted.token.expose().to_owned()))
+}
+
+/// Baseline (b): the smallest warp route, a GET answering a small JSON.
+async fn start_bare_warp() -> Result<String> {
+    let route = warp::path!("ping")
+        .and(warp::get())
+        .map(|| warp::reply::json(&serde_json::json!({"status": "ok", "version": "0.1.0"})));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    Ok(url)
+}
+
+/// One measured run.
+struct Run {
+    name: String,
+    clients: usize,
+    requests: usize,
+    errors: usize,
+    seconds: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        (self.requests - self.errors) as f64 / self.seconds
+    }
+}
+
+struct Report {
+    runs: Vec<Run>,
+    bare: Run,
+    peak_rss_kb: u64,
+    hwm_kb: u64,
+}
+
+async fn measure(
+    plan: &Plan,
+    url: &str,
+    bare_url: &str,
+    token: &str,
+    blob: Arc<String>,
+) -> Result<Report> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()?;
+    let token = Arc::new(token.to_owned());
+    let mut runs = Vec::new();
+
+    // The branch every read targets.
+    let target = format!("{url}/env/{PROJECT}/read-target");
+    let answer = http
+        .post(&target)
+        .bearer_auth(&*token)
+        .json(&serde_json::json!({"ciphertext": &*blob, "keys": KEYS, "base_version": null}))
+        .send()
+        .await?;
+    if answer.status() != 201 {
+        bail!("seeding the read target: {}", answer.status());
+    }
+    // Warm the connection pool and the server's caches.
+    drive(
+        64,
+        2000,
+        reader(http.clone(), target.clone(), token.clone(), 200),
+    )
+    .await;
+
+    let sampler = RssSampler::start();
+    for (i, &clients) in CONCURRENCY.iter().enumerate() {
+        sampler.set_active(clients == 64);
+        let pushes = plan.pushes[i];
+        let run = drive(clients, pushes, |client, budget, total| {
+            let http = http.clone();
+            let url = format!("{url}/env/{PROJECT}/push-{clients}-{client}");
+            let token = token.clone();
+            let blob = blob.clone();
+            async move { pusher(http, url, token, blob, budget, total).await }
+        })
+        .await;
+        runs.push(run.named("push", clients, pushes));
+
+        let reads = plan.reads[i];
+        let run = drive(
+            clients,
+            reads,
+            reader(http.clone(), target.clone(), token.clone(), 200),
+        )
+        .await;
+        runs.push(run.named("pull", clients, reads));
+        let keys_url = format!("{target}/keys");
+        let run = drive(
+            clients,
+            reads,
+            reader(http.clone(), keys_url, token.clone(), 200),
+        )
+        .await;
+        runs.push(run.named("keys", clients, reads));
+    }
+    let bare_reads = plan.reads[2];
+    let bare = drive(
+        64,
+        bare_reads,
+        reader(http.clone(), format!("{bare_url}/ping"), token.clone(), 200),
+    )
+    .await
+    .named("bare warp GET", 64, bare_reads);
+    let peak_rss_kb = sampler.stop();
+    Ok(Report {
+        runs,
+        bare,
+        peak_rss_kb,
+        hwm_kb: proc_status_kb("VmHWM:").unwrap_or(0),
+    })
+}
+
+/// What a client task reports: latencies and errors.
+type Outcome = (Vec<Duration>, usize);
+
+struct Measured {
+    latencies: Vec<Duration>,
+    errors: usize,
+    seconds: f64,
+}
+
+impl Measured {
+    fn named(mut self, name: &str, clients: usize, requests: usize) -> Run {
+        self.latencies.sort_unstable();
+        let pick = |q: f64| {
+            let n = self.latencies.len();
+            if n == 0 {
+                return Duration::ZERO;
+            }
+            self.latencies[((n as f64 * q) as usize).min(n - 1)]
+        };
+        Run {
+            name: name.to_owned(),
+            clients,
+            requests,
+            errors: self.errors,
+            seconds: self.seconds,
+            p50: pick(0.50),
+            p99: pick(0.99),
+        }
+    }
+}
+
+/// Runs `clients` tasks sharing a budget of `total` requests; each task is
+/// `client(i, budget, total)` and stops when `budget` reaches `total`.
+async fn drive<F, Fut>(clients: usize, total: usize, client: F) -> Measured
+where
+    F: Fn(usize, Arc<AtomicUsize>, usize) -> Fut,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let budget = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| tokio::spawn(client(i, budget.clone(), total)))
+        .collect();
+    let mut latencies = Vec::with_capacity(total);
+    let mut errors = 0;
+    for task in tasks {
+        match task.await {
+            Ok((l, e)) => {
+                latencies.extend(l);
+                errors += e;
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    Measured {
+        latencies,
+        errors,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// A client task that GETs `url` until the budget is spent, expecting `status`.
+fn reader(
+    http: reqwest::Client,
+    url: String,
+    token: Arc<String>,
+    status: u16,
+) -> impl Fn(usize, Arc<AtomicUsize>, usize) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>
+{
+    move |_, budget, total| {
+        let http = http.clone();
+        let url = url.clone();
+        let token = token.clone();
+        Box::pin(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            while budget.fetch_add(1, Ordering::Relaxed) < total {
+                let t = Instant::now();
+                let ok = match http.get(&url).bearer_auth(&*token).send().await {
+                    Ok(r) => r.status().as_u16() == status && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                latencies.push(t.elapsed());
+                errors += usize::from(!ok);
+            }
+            (latencies, errors)
+        })
+    }
+}
+
+/// Pushes to its own branch (so every push is accepted) until the budget is spent.
+async fn pusher(
+    http: reqwest::Client,
+    url: String,
+    token: Arc<String>,
+    blob: Arc<String>,
+    budget: Arc<AtomicUsize>,
+    total: usize,
+) -> Outcome {
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut base: Option<u64> = None;
+    while budget.fetch_add(1, Ordering::Relaxed) < total {
+        let body = serde_json::json!({"ciphertext": &*blob, "keys": KEYS, "base_version": base});
+        let t = Instant::now();
+        let version = match http
+            .post(&url)
+            .bearer_auth(&*token)
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 201 => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["version"].as_u64()),
+            _ => None,
+        };
+        latencies.push(t.elapsed());
+        match version {
+            Some(v) => base = Some(v),
+            None => errors += 1,
+        }
+    }
+    (latencies, errors)
+}
+
+/// Samples this process's resident memory while the 64-client runs are active.
+struct RssSampler {
+    active: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    fn start() -> RssSampler {
+        let active = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let (a, s, p) = (active.clone(), stop.clone(), peak.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if a.load(Ordering::Relaxed)
+                    && let Some(kb) = proc_status_kb("VmRSS:")
+                {
+                    p.fetch_max(kb, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        RssSampler {
+            active,
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
+    }
+
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// A `kB` line of `/proc/self/status`.
+fn proc_status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+fn print_report(report: &Report, raw_rate: f64) {
+    println!();
+    println!(
+        "{:<16} {:>7} {:>9} {:>7} {:>11} {:>9} {:>9}",
+        "scenario", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms"
+    );
+    for run in report.runs.iter().chain([&report.bare]) {
+        println!(
+            "{:<16} {:>7} {:>9} {:>7} {:>11.0} {:>9.2} {:>9.2}",
+            run.name,
+            run.clients,
+            run.requests,
+            run.errors,
+            run.rate(),
+            run.p50.as_secs_f64() * 1e3,
+            run.p99.as_secs_f64() * 1e3,
+        );
+    }
+    println!(
+        "{:<16} {:>7} {:>9} {:>7} {:>11.0}",
+        "raw SQLite commit", 1, "", 0, raw_rate
+    );
+    let at64 = |name: &str| {
+        report
+            .runs
+            .iter()
+            .find(|r| r.name == name && r.clients == 64)
+            .map_or(0.0, Run::rate)
+    };
+    let bare = report.bare.rate();
+    let verdict = |ok: bool| if ok { "ok" } else { "BELOW TARGET" };
+    let push_ratio = at64("push") / raw_rate;
+    let pull_ratio = at64("pull") / bare;
+    let keys_ratio = at64("keys") / bare;
+    let rss_mb = report.peak_rss_kb as f64 / 1024.0;
+    println!();
+    println!(
+        "push@64 / raw one-row-per-durable-commit rate: {push_ratio:.2}x  (target >= 1.0x, floor 0.7x) {}",
+        verdict(push_ratio >= 1.0)
+    );
+    println!(
+        "pull@64 / bare warp GET@64:                    {:.0}%   (target >= 50%) {}",
+        pull_ratio * 100.0,
+        verdict(pull_ratio >= 0.5)
+    );
+    println!(
+        "keys@64 / bare warp GET@64:                    {:.0}%",
+        keys_ratio * 100.0
+    );
+    println!(
+        "peak RSS during the 64-client runs:            {rss_mb:.1} MB (whole bench process: server + clients; target <= 50 MB) {}",
+        verdict(rss_mb <= 50.0)
+    );
+    println!(
+        "VmHWM of the bench process:                    {:.1} MB",
+        report.hwm_kb as f64 / 1024.0
+    );
+    let errors: usize = report.runs.iter().map(|r| r.errors).sum::<usize>() + report.bare.errors;
+    println!("errors (non-2xx or transport) in all runs:     {errors}");
+}
