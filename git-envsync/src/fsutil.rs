@@ -11,10 +11,23 @@ use std::path::{Path, PathBuf};
 
 const TMP_MARKER: &str = ".envsync.tmp-";
 
-/// Writes `bytes` to `path` atomically with mode `mode` (exactly, whatever the umask).
-/// Refuses to replace a symlink: the env file is a secret and writing through a link could
-/// put it anywhere; replacing the link would silently break the user's setup.
+/// Writes `bytes` to `path` atomically and durably with mode `mode` (exactly, whatever the
+/// umask). Refuses to replace a symlink: the env file is a secret and writing through a
+/// link could put it anywhere; replacing the link would silently break the user's setup.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    write_replacing(path, bytes, mode, true)
+}
+
+/// Like [`write_atomic`] but without the two fsyncs, for envsync's own state files. The
+/// rename still makes each write all-or-nothing; after a power cut a state file may be old
+/// or empty, and an unreadable state only makes envsync more careful (the env file counts
+/// as edited, the next push is checked against the server), never loses data. Skipping
+/// the fsyncs takes ~6 disk flushes off every push, pull and hook run.
+pub fn write_state(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_replacing(path, bytes, 0o600, false)
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> anyhow::Result<()> {
     if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         bail!(
             "{} is a symbolic link; envsync writes only regular files",
@@ -29,9 +42,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
         .into_owned();
     sweep_temp_files(dir, &name);
     let tmp = dir.join(format!("{name}{TMP_MARKER}{}", std::process::id()));
-    let result = write_new(&tmp, bytes, mode).and_then(|()| {
+    let result = write_new(&tmp, bytes, mode, durable).and_then(|()| {
         fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-        sync_dir(dir);
+        if durable {
+            sync_dir(dir);
+        }
         Ok(())
     });
     if result.is_err() {
@@ -40,7 +55,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
     result
 }
 
-fn write_new(tmp: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+fn write_new(tmp: &Path, bytes: &[u8], mode: u32, durable: bool) -> anyhow::Result<()> {
     let _ = fs::remove_file(tmp);
     let mut file = OpenOptions::new()
         .write(true)
@@ -52,7 +67,7 @@ fn write_new(tmp: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     file.set_permissions(fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set the mode of {}", tmp.display()))?;
     file.write_all(bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     Ok(())
 }

@@ -7,6 +7,9 @@
 //! - `branches/<hash>.age`: the last synced plaintext, sealed with age to the machine-local
 //!   X25519 key, so switching back to a branch that has not moved costs no scrypt.
 //!
+//! Writes are skipped when nothing changed (hooks run on every commit and checkout) and
+//! are atomic but not fsynced (see [`fsutil::write_state`]).
+//!
 //! Branch names become file names through a hash: they may be 255 bytes of UTF-8 with
 //! slashes, which no file system takes as one name.
 
@@ -78,7 +81,11 @@ impl State {
         read_json(&self.dir.join("file.json"))
     }
 
+    /// Saves the file state (skipped when it already says the same).
     pub fn set_file(&self, file: &FileState) -> anyhow::Result<()> {
+        if self.file()?.as_ref() == Some(file) {
+            return Ok(());
+        }
         self.write_json(&self.dir.join("file.json"), file)
     }
 
@@ -93,8 +100,7 @@ impl State {
     }
 
     /// Records that the server showed `version` of `branch` with these key names (for
-    /// rollback detection and offline drift checks); writes only when something changed,
-    /// since drift checks run in hooks on every commit.
+    /// rollback detection and offline drift checks).
     pub fn record_seen(
         &self,
         branch: &str,
@@ -102,15 +108,16 @@ impl State {
         keys: &[String],
     ) -> anyhow::Result<BranchState> {
         let mut state = self.branch(branch)?;
-        let before = state.clone();
         state.saw(version, keys);
-        if state != before {
-            self.set_branch(&state)?;
-        }
+        self.set_branch(&state)?;
         Ok(state)
     }
 
+    /// Saves a branch's state (skipped when it already says the same).
     pub fn set_branch(&self, state: &BranchState) -> anyhow::Result<()> {
+        if self.branch(&state.branch)? == *state {
+            return Ok(());
+        }
         self.write_json(&self.branch_path(&state.branch, "json"), state)
     }
 
@@ -122,7 +129,7 @@ impl State {
 
     pub fn set_sealed(&self, branch: &str, armored: &str) -> anyhow::Result<()> {
         self.ensure_dirs()?;
-        fsutil::write_atomic(&self.branch_path(branch, "age"), armored.as_bytes(), 0o600)
+        fsutil::write_state(&self.branch_path(branch, "age"), armored.as_bytes())
     }
 
     fn branch_path(&self, branch: &str, ext: &str) -> PathBuf {
@@ -143,7 +150,7 @@ impl State {
     fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> anyhow::Result<()> {
         self.ensure_dirs()?;
         let bytes = serde_json::to_vec_pretty(value).context("cannot encode local state")?;
-        fsutil::write_atomic(path, &bytes, 0o600)
+        fsutil::write_state(path, &bytes)
     }
 }
 

@@ -99,7 +99,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         )?;
         progress.done.insert(name.clone(), version);
         let bytes = serde_json::to_vec_pretty(&progress).map_err(anyhow::Error::from)?;
-        fsutil::write_atomic(&progress_path, &bytes, 0o600)?;
+        fsutil::write_state(&progress_path, &bytes)?;
         rotated += 1;
         if !tty {
             out::say(&format!("[{}/{total}] {name}: version {version}", i + 1));

@@ -1,0 +1,223 @@
+//! `envsync-bench cli`: whole-process timings of `git envsync` against a loopback server.
+//!
+//! - `diff` and `status` (no decryption), next to `git rev-parse` in the same repository;
+//! - `push` and `pull` split into scrypt (timed in-process, same payload) and the rest;
+//!   the rest is measured at work factor 10 so that scrypt's own noise does not swamp it,
+//!   and the product default (18) is shown whole;
+//! - team-key mode with 20 recipients (no scrypt): `push`, `pull`;
+//! - `rotate` of 100 branches in team-key mode.
+
+use crate::lab::{self, LabRepo, LabServer, Stats, header, measure, row, time};
+use anyhow::{Context, Result, bail};
+use envsync_common::envelope::{self, Binding, Seal};
+use envsync_common::secret::SecretString;
+use std::time::Instant;
+
+pub fn run(args: Vec<String>) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(bad) = args.iter().find(|a| *a != "--quick") {
+        bail!("unknown argument '{bad}' (usage: envsync-bench cli [--quick])");
+    }
+    let n = if quick { 5 } else { 30 };
+    let dir = tempfile::tempdir()?;
+    let server = LabServer::start(dir.path())?;
+    let sample = lab::sample_env()?;
+    let alice = LabRepo::new(dir.path(), "alice", &server, "bench")?;
+    alice.write_env(&sample)?;
+    alice.envsync(&["push"])?;
+
+    header("git envsync, whole process, loopback server, 50-key sample .env");
+    let git = measure(n, |_| {
+        time(&mut alice.git_cmd(&["rev-parse", "--abbrev-ref", "HEAD"]))
+    })?;
+    row("git rev-parse (baseline)", &git.show(), "", "", "");
+    for cmd in ["diff", "status"] {
+        let s = measure(n, |_| alice.envsync(&[cmd]))?;
+        row(
+            &format!("git envsync {cmd}"),
+            &s.show(),
+            &git.show(),
+            &format!("+{:.1} ms", s.ms() - git.ms()),
+            "≤ 15 ms",
+        );
+    }
+
+    // scrypt alone, in-process, on the same payload.
+    let scrypt = |wf: u8, runs: usize| -> Result<Stats> {
+        let pass = SecretString::from(lab::PASS.to_owned());
+        let binding = Binding::new("bench", "main", 1);
+        measure(runs, |_| {
+            let start = Instant::now();
+            envelope::seal(
+                &binding,
+                sample.as_bytes(),
+                &Seal::Passphrase {
+                    passphrase: &pass,
+                    work_factor: wf,
+                },
+            )?;
+            Ok(start.elapsed())
+        })
+    };
+    let scrypt10 = scrypt(10, n)?;
+    let scrypt18 = scrypt(18, if quick { 2 } else { 5 })?;
+
+    let mut bob = LabRepo::new(dir.path(), "bob", &server, "bench")?;
+    bob.token = alice.token.clone();
+    let push10 = measure(n, |i| {
+        alice.write_env(&format!("{sample}# {i}\n"))?;
+        alice.envsync(&["push"])
+    })?;
+    let pull10 = measure(n, |i| {
+        alice.write_env(&format!("{sample}# pull {i}\n"))?;
+        alice.envsync(&["push"])?;
+        bob.envsync(&["pull"])
+    })?;
+    let unmoved = measure(n, |_| bob.envsync(&["pull"]))?;
+    let rest = |s: &Stats| format!("{:.1} ms", s.ms() - scrypt10.ms());
+    row(
+        "scrypt alone, work factor 10 (in-process)",
+        &scrypt10.show(),
+        "",
+        "",
+        "",
+    );
+    row(
+        "push, work factor 10",
+        &push10.show(),
+        &scrypt10.show(),
+        &format!("rest {}", rest(&push10)),
+        "rest ≤ 15 ms",
+    );
+    row(
+        "pull of a new version, work factor 10",
+        &pull10.show(),
+        &scrypt10.show(),
+        &format!("rest {}", rest(&pull10)),
+        "rest ≤ 15 ms",
+    );
+    row(
+        "pull, nothing moved (no scrypt)",
+        &unmoved.show(),
+        &git.show(),
+        &format!("+{:.1} ms", unmoved.ms() - git.ms()),
+        "",
+    );
+
+    let mut alice18 = alice;
+    alice18.work_factor = None;
+    bob.work_factor = None;
+    let runs18 = if quick { 2 } else { 5 };
+    let push18 = measure(runs18, |i| {
+        alice18.write_env(&format!("{sample}# wf18 {i}\n"))?;
+        alice18.envsync(&["push"])
+    })?;
+    let pull18 = measure(runs18, |i| {
+        alice18.write_env(&format!("{sample}# wf18 pull {i}\n"))?;
+        alice18.envsync(&["push"])?;
+        bob.envsync(&["pull"])
+    })?;
+    row(
+        "scrypt alone, work factor 18 (in-process)",
+        &scrypt18.show(),
+        "",
+        "",
+        "",
+    );
+    row(
+        "push, work factor 18 (default)",
+        &push18.show(),
+        &scrypt18.show(),
+        &format!("×{:.2}", push18.ms() / scrypt18.ms()),
+        "",
+    );
+    row(
+        "pull, work factor 18 (default)",
+        &pull18.show(),
+        &scrypt18.show(),
+        &format!("×{:.2}", pull18.ms() / scrypt18.ms()),
+        "",
+    );
+
+    team(dir.path(), &server, &sample, &git, quick)
+}
+
+/// Team-key mode: 20 recipients, no scrypt.
+fn team(
+    dir: &std::path::Path,
+    server: &LabServer,
+    sample: &str,
+    git: &Stats,
+    quick: bool,
+) -> Result<()> {
+    let n = if quick { 5 } else { 30 };
+    let project = "team";
+    let alice = LabRepo::new(dir, "team-alice", server, project)?;
+    let mut bob = LabRepo::new(dir, "team-bob", server, project)?;
+    bob.token = alice.token.clone();
+    let mut keys = vec![keygen(&alice)?, keygen(&bob)?];
+    keys.extend((0..18).map(|_| age::x25519::Identity::generate().to_public().to_string()));
+    let recipients: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    let config = format!(
+        "project = \"{project}\"\ndefault_branch = \"main\"\nrecipients = [{}]\n",
+        recipients.join(", ")
+    );
+    for repo in [&alice, &bob] {
+        std::fs::write(repo.root.join(".envsync.toml"), &config)?;
+    }
+    alice.write_env(sample)?;
+    alice.envsync(&["push"])?;
+
+    header("team-key mode, 20 recipients, whole process");
+    let push = measure(n, |i| {
+        alice.write_env(&format!("{sample}# {i}\n"))?;
+        alice.envsync(&["push"])
+    })?;
+    let pull = measure(n, |i| {
+        alice.write_env(&format!("{sample}# pull {i}\n"))?;
+        alice.envsync(&["push"])?;
+        bob.envsync(&["pull"])
+    })?;
+    for (what, s) in [("push", push), ("pull of a new version", pull)] {
+        row(
+            what,
+            &s.show(),
+            &git.show(),
+            &format!("+{:.1} ms", s.ms() - git.ms()),
+            "≤ 20 ms",
+        );
+    }
+
+    let branches = if quick { 20 } else { 100 };
+    for b in 0..branches {
+        alice.write_env(&format!("{sample}# branch {b}\n"))?;
+        alice.envsync(&["push", "--branch", &format!("rotate-{b:03}")])?;
+    }
+    let progress = alice
+        .root
+        .join(".git/envsync")
+        .join(project)
+        .join("rotation.json");
+    let rotate = measure(if quick { 1 } else { 3 }, |_| {
+        let _ = std::fs::remove_file(&progress);
+        alice.envsync(&["rotate"])
+    })?;
+    row(
+        &format!("rotate, {} branches", branches + 1),
+        &rotate.show(),
+        "",
+        &format!("{:.1} ms/branch", rotate.ms() / (branches + 1) as f64),
+        "≤ 5 s for 100",
+    );
+    Ok(())
+}
+
+fn keygen(repo: &LabRepo) -> Result<String> {
+    let out = repo.envsync_cmd(&["keygen"])?.output()?;
+    if !out.status.success() {
+        bail!("keygen: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8(out.stdout)
+        .map(|s| s.trim().to_owned())
+        .context("keygen output")
+}

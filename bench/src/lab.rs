@@ -1,0 +1,241 @@
+//! The test bench for whole-process measurements: the release `envsync-server` binary on
+//! a loopback port with a temp database, temp git repositories, the release `git-envsync`
+//! binary, and a timer that reports median and min–max.
+//!
+//! Everything runs in a temp dir with its own `HOME`, so the machine's configuration never
+//! leaks in. The binaries are the ones next to this bench binary (`target/release`).
+
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASS: &str = "correct horse battery staple";
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
+
+/// Median and range of a set of timings.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub median: Duration,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Stats {
+    pub fn of(mut samples: Vec<Duration>) -> Stats {
+        samples.sort();
+        Stats {
+            median: samples[samples.len() / 2],
+            min: samples[0],
+            max: samples[samples.len() - 1],
+        }
+    }
+
+    pub fn ms(&self) -> f64 {
+        self.median.as_secs_f64() * 1e3
+    }
+
+    /// `12.3 ms (10.1–15.0)`
+    pub fn show(&self) -> String {
+        format!(
+            "{:.1} ms ({:.1}–{:.1})",
+            self.ms(),
+            self.min.as_secs_f64() * 1e3,
+            self.max.as_secs_f64() * 1e3
+        )
+    }
+}
+
+/// Runs `f` `n` times (after one warm-up) and returns the timings of the part it reports.
+pub fn measure(n: usize, mut f: impl FnMut(usize) -> Result<Duration>) -> Result<Stats> {
+    f(usize::MAX)?;
+    let samples = (0..n).map(&mut f).collect::<Result<Vec<_>>>()?;
+    Ok(Stats::of(samples))
+}
+
+/// Times one command, which must succeed.
+pub fn time(cmd: &mut Command) -> Result<Duration> {
+    let start = Instant::now();
+    let out = cmd.output().context("spawn")?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{:?} failed: {}",
+            cmd,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(took)
+}
+
+pub fn bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("bin dir")?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build it first with cargo build --release -p git-envsync -p envsync-server",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A release server on loopback, killed on drop.
+pub struct LabServer {
+    child: Child,
+    pub url: String,
+    db: PathBuf,
+}
+
+impl LabServer {
+    pub fn start(dir: &Path) -> Result<LabServer> {
+        let db = dir.join("envsync.db");
+        let mut child = Command::new(bin("envsync-server")?)
+            .env("ENVSYNC_JWT_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .args(["--addr", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start envsync-server")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let url = line
+            .trim()
+            .strip_prefix("envsync-server listening on ")
+            .with_context(|| format!("unexpected first line {line:?}"))?
+            .to_owned();
+        Ok(LabServer { child, url, db })
+    }
+
+    pub fn token(&self, role: &str, project: &str) -> Result<String> {
+        let out = Command::new(bin("envsync-server")?)
+            .env("ENVSYNC_JWT_SECRET", SECRET)
+            .arg("--db")
+            .arg(&self.db)
+            .args(["token", "--email", "bench@example.com", "--role", role])
+            .args(["--project", project])
+            .output()?;
+        if !out.status.success() {
+            bail!("token: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LabServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A git repository set up for envsync, with its own home.
+pub struct LabRepo {
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub api: String,
+    pub token: String,
+    pub work_factor: Option<u8>,
+}
+
+impl LabRepo {
+    pub fn new(dir: &Path, name: &str, server: &LabServer, project: &str) -> Result<LabRepo> {
+        let root = dir.join(name);
+        let home = dir.join(format!("{name}-home"));
+        std::fs::create_dir_all(&root)?;
+        std::fs::create_dir_all(&home)?;
+        std::fs::write(
+            home.join(".gitconfig"),
+            "[user]\n\tname = Bench\n\temail = bench@example.com\n",
+        )?;
+        let repo = LabRepo {
+            root,
+            home,
+            api: server.url.clone(),
+            token: server.token("developer", project)?,
+            work_factor: Some(10),
+        };
+        repo.git(&["init", "-q", "-b", "main"])?;
+        std::fs::write(
+            repo.root.join(".envsync.toml"),
+            format!("project = \"{project}\"\ndefault_branch = \"main\"\n"),
+        )?;
+        std::fs::write(repo.root.join(".gitignore"), "/.env\n")?;
+        repo.git(&["add", "."])?;
+        repo.git(&["commit", "-q", "-m", "init"])?;
+        Ok(repo)
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        let bin_dir = bin("git-envsync")
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![bin_dir];
+        dirs.extend(std::env::split_paths(&path));
+        cmd.current_dir(&self.root)
+            .env_clear()
+            .env("PATH", std::env::join_paths(dirs).unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("ENVSYNC_API", &self.api)
+            .env("ENVSYNC_TOKEN", &self.token)
+            .env("ENVSYNC_PASS", PASS)
+            .stdin(Stdio::null());
+        if let Some(wf) = self.work_factor {
+            cmd.env("ENVSYNC_INSECURE_WORK_FACTOR", wf.to_string());
+        }
+    }
+
+    pub fn git_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        self.env(&mut cmd);
+        cmd.args(args);
+        cmd
+    }
+
+    pub fn envsync_cmd(&self, args: &[&str]) -> Result<Command> {
+        let mut cmd = Command::new(bin("git-envsync")?);
+        self.env(&mut cmd);
+        cmd.args(args);
+        Ok(cmd)
+    }
+
+    pub fn git(&self, args: &[&str]) -> Result<()> {
+        time(&mut self.git_cmd(args)).map(|_| ())
+    }
+
+    pub fn envsync(&self, args: &[&str]) -> Result<Duration> {
+        time(&mut self.envsync_cmd(args)?)
+    }
+
+    pub fn write_env(&self, text: &str) -> Result<()> {
+        std::fs::write(self.root.join(".env"), text).context("write .env")
+    }
+}
+
+/// The realistic 50-key sample `.env` of the fixtures.
+pub fn sample_env() -> Result<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/sample.env");
+    std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))
+}
+
+/// Prints one result row: what, figure, baseline, ratio or difference, target.
+pub fn row(what: &str, figure: &str, baseline: &str, versus: &str, target: &str) {
+    println!("| {what} | {figure} | {baseline} | {versus} | {target} |");
+}
+
+pub fn header(title: &str) {
+    println!("\n### {title}\n");
+    println!("| measurement | median (min–max) | baseline, same run | vs baseline | target |");
+    println!("|---|---|---|---|---|");
+}
