@@ -117,12 +117,18 @@ fn post_checkout(ctx: &Context) -> Result<()> {
         fallback: true,
         ..PullOptions::default()
     };
-    match sync::pull(ctx, &api, &mut keyring, opts)? {
-        PullOutcome::Written { from, version, .. } => out::say(&format!(
+    match sync::pull(ctx, &api, &mut keyring, opts) {
+        Ok(PullOutcome::Written { from, version, .. }) => out::say(&format!(
             "envsync: {} is now {from} version {version}",
             ctx.env_display()
         )),
-        PullOutcome::Unchanged { .. } | PullOutcome::NoEnv => {}
+        Ok(PullOutcome::Unchanged { .. } | PullOutcome::NoEnv) => {}
+        Err(e) => out::say(&format!(
+            "envsync: {} not updated for {}: {} (then run git envsync pull)",
+            ctx.env_display(),
+            ctx.branch,
+            e.message()
+        )),
     }
     Ok(())
 }

@@ -90,7 +90,14 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             args.env_file, args.env_file
         ));
     }
-    out::say("next: git envsync login --server URL --token TOKEN, then git envsync push");
+    let logged_in = crate::config::UserConfig::load()
+        .map(|u| u.token.is_some())
+        .unwrap_or(false);
+    out::say(if logged_in {
+        "next: commit .envsync.toml and .gitignore, then git envsync push"
+    } else {
+        "next: git envsync login --server URL --token TOKEN, then git envsync push"
+    });
     Ok(ExitCode::SUCCESS)
 }
 
