@@ -307,19 +307,52 @@ pub fn scrypt_work_factor(armored: &str) -> Result<Option<u8>, EnvelopeError> {
         return Ok(None);
     }
     // The header is plain text inside the armor: `-> scrypt <salt> <log_n>`.
-    let mut raw = Vec::new();
-    ArmoredReader::new(armored.as_bytes())
-        .take(4096)
-        .read_to_end(&mut raw)
-        .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-    let header = String::from_utf8_lossy(&raw);
-    header
+    header_text(armored)?
         .lines()
         .find_map(|l| l.strip_prefix("-> scrypt "))
         .and_then(|args| args.split(' ').nth(1))
         .and_then(|n| n.parse().ok())
         .map(Some)
         .ok_or_else(|| EnvelopeError::Malformed("unreadable scrypt stanza".into()))
+}
+
+/// The type of each recipient stanza in a file's header (`scrypt`, `X25519`, …), read
+/// without decrypting anything.
+pub fn recipient_types(armored: &str) -> Result<Vec<String>, EnvelopeError> {
+    decryptor(armored)?;
+    Ok(header_text(armored)?
+        .lines()
+        .filter_map(|l| l.strip_prefix("-> "))
+        .map(|args| args.split(' ').next().unwrap_or_default().to_owned())
+        .collect())
+}
+
+/// The longest header [`header_text`] reads: a few hundred recipients.
+const MAX_HEADER: usize = 64 * 1024;
+
+/// The text of an age header, up to and including the `---` line's start. Only called
+/// after age itself has parsed the header.
+fn header_text(armored: &str) -> Result<String, EnvelopeError> {
+    let mut reader = ArmoredReader::new(armored.as_bytes());
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\n---") {
+            raw.truncate(end + 1);
+            break;
+        }
+        if raw.len() > MAX_HEADER {
+            return Err(EnvelopeError::Malformed("header too long".into()));
+        }
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&raw).into_owned())
 }
 
 fn decryptor(
@@ -412,6 +445,7 @@ mod tests {
         assert!(armored.starts_with(ARMOR_BEGIN));
         check_armored(&armored).unwrap();
         assert_eq!(scrypt_work_factor(&armored).unwrap(), Some(WF));
+        assert_eq!(recipient_types(&armored).unwrap(), ["scrypt"]);
         let opened = open_pw(&armored, "pw").unwrap();
         assert_eq!(opened.binding, b);
         assert_eq!(opened.env.expose(), env);
@@ -464,6 +498,7 @@ mod tests {
         let b = Binding::new("p", "main", 7);
         let armored = seal(&b, b"K=v\n", &Seal::Recipients(&recipients)).unwrap();
         assert_eq!(scrypt_work_factor(&armored).unwrap(), None);
+        assert_eq!(recipient_types(&armored).unwrap(), ["X25519", "X25519"]);
         for who in [alice, bob] {
             let opened = open(&armored, &Open::Identities(std::slice::from_ref(&who))).unwrap();
             assert_eq!(opened.env.expose(), b"K=v\n");

@@ -254,6 +254,18 @@ pub fn fetch(
                         None => format!("{from} has no env on the server any more"),
                     })
                 })?;
+            // The answer must be the version asked for: otherwise a server whose key
+            // list says N could serve N-1 (correctly bound to N-1) to a clone that
+            // never saw N, and the binding check alone would not notice.
+            if let Some(asked) = target
+                && env.version != asked
+            {
+                return Err(CliError::refused(format!(
+                    "integrity check failed: the server answered with version {} of {from} when version {asked} was asked for",
+                    env.version
+                ))
+                .hint("nothing was written; the server is misbehaving"));
+            }
             if opts.version.is_none() {
                 check_not_rolled_back(&branch, env.version, &from)?;
             }
