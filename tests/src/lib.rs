@@ -412,7 +412,7 @@ impl Dev {
 }
 
 /// The result of one CLI run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
