@@ -36,7 +36,12 @@ enum Action {
     /// List minted tokens (never the tokens themselves).
     List,
     /// Revoke a token by its id (jti); it is refused from then on.
-    Revoke { jti: String },
+    Revoke {
+        /// The token's id, as `token create` and `token list` print it. Ids are base64url
+        /// and may start with `-`, which is not a flag here.
+        #[arg(allow_hyphen_values = true)]
+        jti: String,
+    },
 }
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
