@@ -53,6 +53,13 @@ pub fn run(args: Vec<String>) -> Result<()> {
     if let Some(bad) = args.iter().find(|a| *a != "--quick") {
         bail!("unknown argument '{bad}' (usage: envsync-bench server [--quick])");
     }
+    if let Ok(filter) = std::env::var("ENVSYNC_LOG") {
+        // e.g. ENVSYNC_LOG=envsync_server::store=trace shows each write batch's size.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let scale = if quick { 10 } else { 1 };
     let plan = Plan {
         pushes: [1500 / scale, 6000 / scale, 12000 / scale],
@@ -91,7 +98,12 @@ pub fn run(args: Vec<String>) -> Result<()> {
         .thread_name("client")
         .enable_all()
         .build()?;
-    let report = client_rt.block_on(measure(&plan, &url, &bare_url, &token, blob))?;
+    let report = client_rt.block_on(measure(&plan, &url, &bare_url, &token, blob.clone()))?;
+    // Again after the load, on a fresh file: the disk's sync latency drifts with whatever
+    // else the machine does, and the better of the two is the harder baseline to beat.
+    let raw_after = raw_commit_rate(&dir.path().join("raw-after.db"), &blob, plan.raw_commits)?;
+    println!("raw commit rate before {raw_rate:.0}/s, after {raw_after:.0}/s");
+    let raw_rate = raw_rate.max(raw_after);
     print_report(&report, raw_rate);
     drop(client_rt);
     server_rt.shutdown_timeout(Duration::from_secs(2));
@@ -116,7 +128,11 @@ fn sample_ciphertext() -> Result<String> {
     )?)
 }
 
-/// Baseline (a): one row per `BEGIN IMMEDIATE … COMMIT`, WAL, `synchronous=FULL`.
+/// Baseline (a): one push's rows per `BEGIN IMMEDIATE … COMMIT` (the version row and its
+/// audit row, as the server writes them), WAL, `synchronous=FULL`. Timed after a warm-up
+/// that runs past the first checkpoint, so the WAL is recycled in place as in a server
+/// that has been up for a while (appending to a fresh WAL costs an extra journal commit
+/// per sync on ext4, which would flatter the server).
 fn raw_commit_rate(path: &Path, blob: &str, commits: usize) -> Result<f64> {
     let conn = Connection::open(path)?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
@@ -128,18 +144,34 @@ fn raw_commit_rate(path: &Path, blob: &str, commits: usize) -> Result<f64> {
         "CREATE TABLE versions (id INTEGER PRIMARY KEY, project TEXT NOT NULL, branch TEXT NOT NULL,
          version INTEGER NOT NULL, ciphertext TEXT NOT NULL, keys TEXT NOT NULL,
          key_count INTEGER NOT NULL, pushed_by TEXT NOT NULL, pushed_at TEXT NOT NULL,
-         UNIQUE (project, branch, version));",
+         UNIQUE (project, branch, version));
+         CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+         actor TEXT NOT NULL, action TEXT NOT NULL, project TEXT, branch TEXT, version INTEGER,
+         outcome TEXT NOT NULL, detail TEXT);",
     )?;
     let keys = serde_json::to_string(KEYS)?;
-    let start = Instant::now();
-    for version in 1..=commits as i64 {
+    let commit = |version: i64| -> Result<()> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         conn.prepare_cached(
             "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count, pushed_by, pushed_at)
              VALUES (?1, 'main', ?2, ?3, ?4, ?5, 'bench', '2025-01-01T00:00:00.000Z')",
         )?
         .execute(params![PROJECT, version, blob, keys, KEYS.len() as i64])?;
+        conn.prepare_cached(
+            "INSERT INTO audit (at, actor, action, project, branch, version, outcome, detail)
+             VALUES ('2025-01-01T00:00:00.000Z', 'bench', 'push', ?1, 'main', ?2, 'ok', '{}')",
+        )?
+        .execute(params![PROJECT, version])?;
         conn.execute_batch("COMMIT")?;
+        Ok(())
+    };
+    let warmup = (commits / 2).max(600) as i64;
+    for version in 1..=warmup {
+        commit(version)?;
+    }
+    let start = Instant::now();
+    for version in warmup + 1..=warmup + commits as i64 {
+        commit(version)?;
     }
     Ok(commits as f64 / start.elapsed().as_secs_f64())
 }

@@ -24,7 +24,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Where the database lives.
@@ -51,6 +51,11 @@ impl Database {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most requests committed together. Bounds the latency of the first one in a batch.
 const MAX_BATCH: usize = 256;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+/// Longest wait for a batch to fill up (see `write_loop`).
+const MAX_LINGER: Duration = Duration::from_millis(2);
+const LINGER_STEP: Duration = Duration::from_micros(50);
 /// Requests waiting for the writer; senders wait (asynchronously) when it is full.
 const QUEUE_DEPTH: usize = 4096;
 /// Read connections, and so reads running at once: more would only queue for the same
@@ -132,10 +137,18 @@ impl SqliteStore {
                 permits: Arc::new(Semaphore::new(READERS)),
             })),
         };
+        let wal = match db {
+            Database::Memory => None,
+            Database::File(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push("-wal");
+                Some(PathBuf::from(name))
+            }
+        };
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("envsync-writer".into())
-            .spawn(move || write_loop(conn, rx))
+            .spawn(move || write_loop(conn, wal, rx))
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             writer: Some(tx),
@@ -145,8 +158,16 @@ impl SqliteStore {
     }
 
     /// Runs `work` on the writer thread inside the current batch's transaction and answers
-    /// once that transaction has committed.
+    /// once that transaction has committed and been synced to disk.
     fn write<T, F>(&self, work: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(Durability::Synced, work)
+    }
+
+    fn submit<T, F>(&self, durability: Durability, work: F) -> StoreFuture<'_, T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -158,6 +179,7 @@ impl SqliteStore {
                 work: Some(work),
                 result: None,
                 reply,
+                durability,
             });
             writer.send(job).await.map_err(|_| stopped())?;
             answer.await.map_err(|_| stopped())?
@@ -213,7 +235,7 @@ impl Store for SqliteStore {
     }
 
     fn pull(&self, pull: PullRequest) -> StoreFuture<'_, EnvResponse> {
-        self.write(move |conn| pull_version(conn, &pull))
+        self.submit(Durability::Written, move |conn| pull_version(conn, &pull))
     }
 
     fn keys(&self, project: String, branch: String) -> StoreFuture<'_, KeysResponse> {
@@ -408,8 +430,23 @@ impl Store for SqliteStore {
 
 // ---- the writer thread -------------------------------------------------------------------
 
+/// When a request's answer may go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// After the commit has been fsynced (`synchronous=FULL`): every state change.
+    Synced,
+    /// After the commit has been written to the WAL, which survives a crash of this
+    /// process; a helper thread fsyncs it right after. Only for the audit row of a pull:
+    /// the answer (a ciphertext already on disk) is not held for an fsync, which on a slow
+    /// disk is most of a pull's cost, and the audit row reaches the disk one fsync later
+    /// (only a power loss in that window could lose it). A batch holding any `Synced`
+    /// request is committed with a full sync, as is everything that changes state.
+    Written,
+}
+
 /// One request for the writer: run inside the batch, then answer after the commit.
 trait Job: Send {
+    fn durability(&self) -> Durability;
     /// Runs the work; `true` when it failed in a way that must undo its writes.
     fn run(&mut self, conn: &Connection) -> bool;
     /// Sends the answer, or the commit's failure.
@@ -420,6 +457,7 @@ struct Task<T, F> {
     work: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    durability: Durability,
 }
 
 impl<T, F> Job for Task<T, F>
@@ -427,6 +465,10 @@ where
     T: Send,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
 {
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
@@ -451,21 +493,37 @@ where
     }
 }
 
-fn write_loop(conn: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+fn write_loop(conn: Connection, wal: Option<PathBuf>, mut queue: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut wal = wal.map(WalSync::new);
+    // Under steady load the callers answered by one commit come back while the next one is
+    // being synced, so batches alternate between two halves of the clients, each paying a
+    // full fsync. Lingering briefly (never more than half a commit's duration) until the
+    // batch is as large as the previous one lets both halves share one sync, like
+    // PostgreSQL's commit_delay. With one caller there is no linger at all.
+    let mut previous = 1usize;
+    let mut last_commit = Duration::ZERO;
     while let Some(job) = queue.blocking_recv() {
         batch.push(job);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        drain(&mut queue, &mut batch);
+        if previous > 1 && batch.len() < previous {
+            let deadline = Instant::now() + (last_commit / 2).min(MAX_LINGER);
+            while batch.len() < previous && Instant::now() < deadline {
+                std::thread::sleep(LINGER_STEP);
+                drain(&mut queue, &mut batch);
             }
         }
-        let started = std::time::Instant::now();
-        let outcome = run_batch(&conn, &mut batch);
+        // Only a batch of pull audits may skip the sync before answering, and only when
+        // there is a WAL file to sync right after.
+        let deferred = wal.is_some() && batch.iter().all(|j| j.durability() == Durability::Written);
+        let started = Instant::now();
+        let outcome = set_synchronous(&conn, !deferred).and_then(|()| run_batch(&conn, &mut batch));
+        last_commit = started.elapsed();
+        previous = batch.len();
         tracing::trace!(
             requests = batch.len(),
-            micros = started.elapsed().as_micros() as u64,
+            deferred_sync = deferred,
+            micros = last_commit.as_micros() as u64,
             "write batch committed"
         );
         if let Err(e) = &outcome {
@@ -474,8 +532,105 @@ fn write_loop(conn: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
         for job in batch.drain(..) {
             job.finish(outcome.clone());
         }
+        if deferred && let Some(wal) = wal.as_mut() {
+            wal.sync();
+        }
     }
     tracing::debug!("database writer stopped");
+}
+
+/// Switches the writer between `synchronous=FULL` (the default, asserted at start) and
+/// `NORMAL` (commit written to the WAL, not fsynced) for the next transaction.
+fn set_synchronous(conn: &Connection, full: bool) -> Result<(), StoreError> {
+    exec(
+        conn,
+        if full {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        },
+    )
+}
+
+/// The fsync after a deferred batch, on its own thread so the writer goes on with the next
+/// batch meanwhile. Requests coalesce: one sync covers every commit written before it.
+struct WalSync {
+    state: Arc<(Mutex<WalState>, std::sync::Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct WalState {
+    pending: bool,
+    closing: bool,
+}
+
+impl WalSync {
+    fn new(path: PathBuf) -> WalSync {
+        let state = Arc::new((Mutex::new(WalState::default()), std::sync::Condvar::new()));
+        let shared = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("envsync-walsync".into())
+            .spawn(move || wal_sync_loop(&path, &shared))
+            .ok();
+        WalSync { state, thread }
+    }
+
+    /// Asks for an fsync of the WAL as soon as possible.
+    fn sync(&mut self) {
+        let (lock, wake) = &*self.state;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).pending = true;
+        wake.notify_one();
+    }
+}
+
+impl Drop for WalSync {
+    fn drop(&mut self) {
+        let (lock, wake) = &*self.state;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).closing = true;
+        wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn wal_sync_loop(path: &Path, state: &(Mutex<WalState>, std::sync::Condvar)) {
+    let (lock, wake) = state;
+    let mut file: Option<std::fs::File> = None;
+    loop {
+        let closing = {
+            let mut s = lock.lock().unwrap_or_else(|p| p.into_inner());
+            while !s.pending && !s.closing {
+                s = wake.wait(s).unwrap_or_else(|p| p.into_inner());
+            }
+            let closing = s.closing && !s.pending;
+            s.pending = false;
+            closing
+        };
+        if closing {
+            return;
+        }
+        if file.is_none() {
+            file = std::fs::File::open(path).ok();
+        }
+        // fsync is per file, not per descriptor: our own handle syncs SQLite's writes.
+        if !matches!(file.as_ref().map(std::fs::File::sync_data), Some(Ok(()))) {
+            // Reopen next time; the next full commit or checkpoint syncs the WAL anyway.
+            file = None;
+            tracing::warn!(path = %path.display(), "could not fsync the WAL after a pull batch");
+        }
+    }
+}
+
+/// Moves every queued request into the batch, up to its size limit.
+fn drain(queue: &mut mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
 }
 
 /// One transaction for the whole batch, one savepoint per request.
@@ -721,6 +876,9 @@ fn open_writer(db: &Database) -> Result<Connection, StoreError> {
     if busy <= 0 {
         return Err(StoreError::Other("busy_timeout is not set".into()));
     }
+    // Every statement the writer runs stays prepared (the default cache of 16 is smaller
+    // than the writer's set, and re-preparing costs a parse and a query plan).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     tracing::debug!(journal_mode = %mode, synchronous = "FULL", busy_timeout_ms = busy, "database opened");
     Ok(conn)
 }
@@ -778,5 +936,6 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
