@@ -59,6 +59,13 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(warp::query::<audit::AuditParams>())
         .and_then(audit::list);
 
+    let audit_all = warp::path!("audit")
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and(warp::query::<audit::AuditParams>())
+        .and_then(audit::list_all);
+
     let mint = warp::path!("tokens")
         .and(warp::post())
         .and(app.clone())
@@ -83,6 +90,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .or(versions)
         .or(branches)
         .or(audit)
+        .or(audit_all)
         .or(mint)
         .or(list_tokens)
         .or(revoke)
