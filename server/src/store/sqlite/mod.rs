@@ -1,0 +1,380 @@
+//! The rusqlite [`Store`]: WAL, durable commits, one writer thread with group commit.
+//!
+//! A SQLite connection never runs on an async worker:
+//! - **Writes** (and ciphertext reads, which write an audit event) go through a channel to
+//!   one dedicated writer thread. It takes every request queued at that moment and runs
+//!   them in ONE `BEGIN IMMEDIATE` transaction, each inside its own `SAVEPOINT`, so every
+//!   push is still compare-and-swapped on its own base version and one failure never
+//!   spoils its neighbours. One `COMMIT` (one fsync with `synchronous=FULL`) then covers the
+//!   whole batch, and only after it do the callers get their answers: an acknowledged push
+//!   is on disk. This is what lets pushes under load outrun one-commit-per-push. (A batch
+//!   made only of pulls is answered once its audit rows are in the WAL, which survives a
+//!   crash of the process, and fsynced right after by a helper thread: see
+//!   `writer::Durability`.)
+//! - **Plain reads** run on `spawn_blocking` with a small pool of read connections, which
+//!   WAL lets run beside the writer. A `:memory:` database exists only inside the writer's
+//!   connection, so there its reads go through the writer too.
+//!
+//! Versions and audit rows are append-only: triggers refuse `UPDATE` and `DELETE`.
+//!
+//! Files: `connection` opens and checks connections and migrates; `writer` is the writer
+//! thread; `queries` holds the SQL run inside its transactions.
+
+mod connection;
+mod queries;
+mod writer;
+
+use super::{AuditQuery, Event, NewPush, PullRequest, Store, StoreError, StoreFuture};
+use connection::{READERS, ReaderPool, migrate, open_writer};
+use envsync_common::api::{
+    AuditPage, BranchInfo, EnvResponse, KeysResponse, Role, TokenInfo, VersionInfo,
+};
+use queries::{audit_page, insert_event, now, pull_version, push_version};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use writer::{Durability, Job, Task, write_loop};
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A throwaway in-memory database (`:memory:`).
+    Memory,
+    File(PathBuf),
+}
+
+impl Database {
+    /// `:memory:` or a file path.
+    pub fn parse(text: &str) -> Database {
+        if text == ":memory:" {
+            Database::Memory
+        } else {
+            Database::File(PathBuf::from(text))
+        }
+    }
+}
+
+/// Requests waiting for the writer; senders wait (asynchronously) when it is full.
+const QUEUE_DEPTH: usize = 4096;
+
+/// The rusqlite store. Dropping it lets the writer finish its batch and joins it.
+pub struct SqliteStore {
+    writer: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
+    readers: Option<Arc<ReaderPool>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("readers", &self.readers.as_ref().map(|r| r.path.clone()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database, checks that WAL, `FULL`
+    /// synchronous commits and a busy timeout are really in effect, and starts the writer.
+    pub fn open(db: &Database) -> Result<SqliteStore, StoreError> {
+        let conn = open_writer(db)?;
+        migrate(&conn)?;
+        let readers = match db {
+            Database::Memory => None,
+            Database::File(path) => Some(Arc::new(ReaderPool {
+                path: path.clone(),
+                idle: Mutex::new(Vec::with_capacity(READERS)),
+                permits: Arc::new(Semaphore::new(READERS)),
+            })),
+        };
+        let wal = match db {
+            Database::Memory => None,
+            Database::File(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push("-wal");
+                Some(PathBuf::from(name))
+            }
+        };
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("envsync-writer".into())
+            .spawn(move || write_loop(conn, wal, rx))
+            .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            writer: Some(tx),
+            thread: Some(thread),
+            readers,
+        })
+    }
+
+    /// Runs `work` on the writer thread inside the current batch's transaction and answers
+    /// once that transaction has committed and been synced to disk.
+    fn write<T, F>(&self, work: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(Durability::Synced, work)
+    }
+
+    fn submit<T, F>(&self, durability: Durability, work: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Box::pin(async move {
+            let writer = self.writer.as_ref().ok_or_else(stopped)?;
+            let (reply, answer) = oneshot::channel();
+            let job: Box<dyn Job> = Box::new(Task {
+                work: Some(work),
+                result: None,
+                reply,
+                durability,
+            });
+            writer.send(job).await.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        })
+    }
+
+    /// Runs `work` on a read connection, off the async workers.
+    fn read<T, F>(&self, work: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(pool) = self.readers.clone() else {
+            return self.write(work);
+        };
+        Box::pin(async move {
+            // A permit per connection: at most READERS reads hold a blocking thread, and
+            // each of them finds an open connection in the pool.
+            let permit = pool
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| stopped())?;
+            tokio::task::spawn_blocking(move || {
+                let result = pool.run(work);
+                drop(permit);
+                result
+            })
+            .await
+            .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop after its current batch.
+        self.writer.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Other("the database writer has stopped".into())
+}
+
+impl Store for SqliteStore {
+    fn push(&self, push: NewPush) -> StoreFuture<'_, u64> {
+        self.write(move |conn| push_version(conn, &push))
+    }
+
+    fn pull(&self, pull: PullRequest) -> StoreFuture<'_, EnvResponse> {
+        self.submit(Durability::Written, move |conn| pull_version(conn, &pull))
+    }
+
+    fn keys(&self, project: String, branch: String) -> StoreFuture<'_, KeysResponse> {
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT version, keys FROM versions WHERE project = ?1 AND branch = ?2
+                     ORDER BY version DESC LIMIT 1",
+                )?
+                .query_row(params![project, branch], |r| {
+                    Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()?;
+            let (version, keys) = row.ok_or(StoreError::NotFound)?;
+            Ok(KeysResponse {
+                version,
+                keys: serde_json::from_str(&keys)?,
+            })
+        })
+    }
+
+    fn versions(&self, project: String, branch: String) -> StoreFuture<'_, Vec<VersionInfo>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT version, keys, pushed_by, pushed_at FROM versions
+                 WHERE project = ?1 AND branch = ?2 ORDER BY version DESC",
+            )?;
+            let rows = stmt.query_map(params![project, branch], |r| {
+                Ok((
+                    r.get::<_, u64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (version, keys, pushed_by, pushed_at) = row?;
+                out.push(VersionInfo {
+                    version,
+                    keys: serde_json::from_str(&keys)?,
+                    pushed_by,
+                    pushed_at,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn branches(&self, project: String) -> StoreFuture<'_, Vec<BranchInfo>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT v.branch, v.version, v.key_count, v.pushed_by, v.pushed_at
+                 FROM versions v
+                 JOIN (SELECT branch, MAX(version) AS latest FROM versions
+                       WHERE project = ?1 GROUP BY branch) l
+                   ON v.branch = l.branch AND v.version = l.latest
+                 WHERE v.project = ?1
+                 ORDER BY v.branch",
+            )?;
+            let rows = stmt.query_map(params![project], |r| {
+                Ok(BranchInfo {
+                    branch: r.get(0)?,
+                    version: r.get(1)?,
+                    key_count: r.get(2)?,
+                    pushed_by: r.get(3)?,
+                    pushed_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn audit(&self, query: AuditQuery<'_>) -> StoreFuture<'_, AuditPage> {
+        let project = query.project.map(str::to_owned);
+        let limit = query.limit.max(1);
+        let before = query.before.unwrap_or(i64::MAX as u64);
+        self.read(move |conn| audit_page(conn, project.as_deref(), limit, before))
+    }
+
+    fn record(&self, event: Event) -> StoreFuture<'_, ()> {
+        self.write(move |conn| insert_event(conn, &now(), &event))
+    }
+
+    fn add_token(&self, token: TokenInfo, actor: String) -> StoreFuture<'_, ()> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO tokens (jti, email, role, project_ids, issued_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                token.jti,
+                token.email,
+                token.role.as_str(),
+                serde_json::to_string(&token.project_ids)?,
+                token.issued_at,
+                token.expires_at,
+            ])?;
+            let detail = serde_json::json!({
+                "jti": token.jti,
+                "email": token.email,
+                "role": token.role,
+                "project_ids": token.project_ids,
+                "expires_at": token.expires_at,
+            });
+            insert_event(
+                conn,
+                &now(),
+                &Event {
+                    actor,
+                    action: "token.mint".into(),
+                    outcome: "ok".into(),
+                    detail: Some(detail.to_string()),
+                    ..Event::default()
+                },
+            )
+        })
+    }
+
+    fn revoke_token(&self, jti: String, actor: String) -> StoreFuture<'_, ()> {
+        self.write(move |conn| {
+            let at = now();
+            let known = conn
+                .prepare_cached("SELECT revoked_at IS NOT NULL FROM tokens WHERE jti = ?1")?
+                .query_row(params![jti], |r| r.get::<_, bool>(0))
+                .optional()?;
+            if known == Some(false) {
+                conn.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE jti = ?1")?
+                    .execute(params![jti, at])?;
+            }
+            let outcome = if known.is_some() { "ok" } else { "not_found" };
+            insert_event(
+                conn,
+                &at,
+                &Event {
+                    actor,
+                    action: "token.revoke".into(),
+                    outcome: outcome.into(),
+                    detail: Some(serde_json::json!({ "jti": jti }).to_string()),
+                    ..Event::default()
+                },
+            )?;
+            known.map(|_| ()).ok_or(StoreError::NotFound)
+        })
+    }
+
+    fn tokens(&self) -> StoreFuture<'_, Vec<TokenInfo>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT jti, email, role, project_ids, issued_at, expires_at, revoked_at IS NOT NULL
+                 FROM tokens ORDER BY issued_at DESC, jti",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, bool>(6)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (jti, email, role, projects, issued_at, expires_at, revoked) = row?;
+                out.push(TokenInfo {
+                    role: role
+                        .parse::<Role>()
+                        .map_err(|e| StoreError::Other(format!("token {jti}: {e}")))?,
+                    jti,
+                    email,
+                    project_ids: serde_json::from_str(&projects)?,
+                    issued_at,
+                    expires_at,
+                    revoked,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn revoked(&self) -> StoreFuture<'_, Vec<String>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT jti FROM tokens WHERE revoked_at IS NOT NULL")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+}
