@@ -32,6 +32,7 @@ use envsync_common::api::{
 use queries::{audit_page, insert_event, now, pull_version, push_version};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -64,6 +65,16 @@ pub struct SqliteStore {
     writer: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
     readers: Option<Arc<ReaderPool>>,
+    stats: Arc<WriterStats>,
+}
+
+/// What the writer has done so far: how well group commit is working.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed (or rolled back).
+    pub batches: AtomicU64,
+    /// Requests run inside them.
+    pub requests: AtomicU64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -97,15 +108,23 @@ impl SqliteStore {
             }
         };
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let stats = Arc::new(WriterStats::default());
+        let counters = stats.clone();
         let thread = std::thread::Builder::new()
             .name("envsync-writer".into())
-            .spawn(move || write_loop(conn, wal, rx))
+            .spawn(move || write_loop(conn, wal, rx, &counters))
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             writer: Some(tx),
             thread: Some(thread),
             readers,
+            stats,
         })
+    }
+
+    /// Counters of the writer thread.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Runs `work` on the writer thread inside the current batch's transaction and answers
@@ -376,5 +395,157 @@ impl Store for SqliteStore {
             let rows = stmt.query_map([], |r| r.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    const BLOB: &str = "-----BEGIN AGE ENCRYPTED FILE-----\n(not checked at this layer)\n";
+
+    fn push(branch: &str, base: Option<u64>) -> NewPush {
+        NewPush {
+            actor: "t@example.com".into(),
+            project: "p".into(),
+            branch: branch.into(),
+            ciphertext: BLOB.into(),
+            keys: vec!["A".into()],
+            base_version: base,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&Database::File(dir.path().join("t.db"))).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_pushes_share_commits_and_each_is_compare_and_swapped() {
+        let (_dir, store) = open();
+        let store = Arc::new(store);
+        // 64 pushes to 32 branches, two per branch on the same (empty) base: in whatever
+        // batches they land, exactly one of each pair wins.
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.push(push(&format!("b{}", i % 32), None)).await })
+            })
+            .collect();
+        let mut won = 0;
+        let mut conflicts = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(1) => won += 1,
+                Err(StoreError::Conflict { current: Some(1) }) => conflicts += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((won, conflicts), (32, 32));
+        let stats = store.stats();
+        let batches = stats.batches.load(Ordering::Relaxed);
+        assert_eq!(stats.requests.load(Ordering::Relaxed), 64);
+        assert!(
+            batches < 64,
+            "group commit never grouped: {batches} batches for 64 pushes"
+        );
+        for b in 0..32 {
+            let versions = store.versions("p".into(), format!("b{b}")).await.unwrap();
+            assert_eq!(versions.len(), 1);
+        }
+        // Every attempt is audited: 32 ok and 32 conflicts.
+        let page = store
+            .audit(AuditQuery {
+                project: Some("p"),
+                limit: 500,
+                before: None,
+            })
+            .await
+            .unwrap();
+        let ok = page.events.iter().filter(|e| e.outcome == "ok").count();
+        let conflict = page
+            .events
+            .iter()
+            .filter(|e| e.outcome == "conflict")
+            .count();
+        assert_eq!((ok, conflict), (32, 32));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_request_is_undone_without_spoiling_its_batch() {
+        let (_dir, store) = open();
+        let event = |actor: &str| Event {
+            actor: actor.into(),
+            action: "probe".into(),
+            project: Some("p".into()),
+            outcome: "ok".into(),
+            ..Event::default()
+        };
+        let failing = event("failing");
+        let (bad, good) = tokio::join!(
+            store.write(move |conn| {
+                insert_event(conn, &now(), &failing)?;
+                Err::<(), _>(StoreError::Other("injected failure".into()))
+            }),
+            store.record(event("good")),
+        );
+        assert_eq!(bad, Err(StoreError::Other("injected failure".into())));
+        assert_eq!(good, Ok(()));
+        let page = store
+            .audit(AuditQuery {
+                project: Some("p"),
+                limit: 10,
+                before: None,
+            })
+            .await
+            .unwrap();
+        let actors: Vec<&str> = page.events.iter().map(|e| e.actor.as_str()).collect();
+        assert_eq!(actors, vec!["good"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn versions_and_audit_rows_are_append_only() {
+        let (_dir, store) = open();
+        store.push(push("main", None)).await.unwrap();
+        for sql in [
+            "UPDATE versions SET ciphertext = 'x'",
+            "DELETE FROM versions",
+            "UPDATE audit SET actor = 'someone else'",
+            "DELETE FROM audit",
+        ] {
+            let result = store.write(move |conn| Ok(conn.execute(sql, [])?)).await;
+            assert!(
+                matches!(&result, Err(StoreError::Other(m)) if m.contains("append-only")),
+                "{sql}: {result:?}"
+            );
+        }
+        assert_eq!(
+            store.keys("p".into(), "main".into()).await.unwrap().version,
+            1
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_memory_database_serves_reads_through_the_writer() {
+        let store = SqliteStore::open(&Database::Memory).unwrap();
+        assert_eq!(store.push(push("main", None)).await, Ok(1));
+        assert_eq!(store.push(push("main", Some(1))).await, Ok(2));
+        assert_eq!(
+            store.keys("p".into(), "main".into()).await.unwrap().version,
+            2
+        );
+        let pulled = store
+            .pull(PullRequest {
+                actor: "t".into(),
+                project: "p".into(),
+                branch: "main".into(),
+                version: Some(1),
+            })
+            .await
+            .unwrap();
+        assert_eq!(pulled.version, 1);
+        assert_eq!(store.branches("p".into()).await.unwrap().len(), 1);
     }
 }

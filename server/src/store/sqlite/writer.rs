@@ -5,6 +5,7 @@ use super::super::StoreError;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -83,6 +84,7 @@ pub(super) fn write_loop(
     conn: Connection,
     wal: Option<PathBuf>,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
+    stats: &super::WriterStats,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut wal = wal.map(WalSync::new);
@@ -110,6 +112,10 @@ pub(super) fn write_loop(
         let outcome = set_synchronous(&conn, !deferred).and_then(|()| run_batch(&conn, &mut batch));
         last_commit = started.elapsed();
         previous = batch.len();
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats
+            .requests
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         tracing::trace!(
             requests = batch.len(),
             deferred_sync = deferred,
