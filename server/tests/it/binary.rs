@@ -318,9 +318,18 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
             "error: cannot listen",
         ),
         ("unknown flag", vec!["--bogus"], vec![], "error:"),
+        (
+            "missing directory",
+            vec!["--db", "/nonexistent-envsync-dir/x.db"],
+            vec![("ENVSYNC_JWT_SECRET", SECRET)],
+            "error: cannot open the database",
+        ),
     ];
     for (name, extra, env, expected) in cases {
-        let mut args = vec!["--db", db_arg];
+        let mut args = vec![];
+        if !extra.contains(&"--db") {
+            args.extend(["--db", db_arg]);
+        }
         if !extra.contains(&"--addr") {
             args.extend(["--addr", "127.0.0.1:0"]);
         }
@@ -330,6 +339,12 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
         assert!(!out.status.success(), "{name}: started anyway");
         assert!(out.status.code().is_some(), "{name}: killed, not exited");
         assert!(stderr.starts_with(expected), "{name}: {stderr}");
+        let error_lines = stderr.lines().filter(|l| l.starts_with("error:")).count();
+        assert_eq!(error_lines, 1, "{name}: {stderr}");
+        assert!(
+            !stderr.contains("No such file or directory (os error 2): No such"),
+            "{stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
         assert!(
             out.stdout.is_empty(),
