@@ -1,23 +1,28 @@
 //! Opening connections: the writer's (WAL, `synchronous=FULL` and `busy_timeout` checked,
-//! numbered migrations) and the pool of read connections.
+//! numbered migrations) and the reader threads.
 
 use super::super::StoreError;
 use super::Database;
-use super::writer::exec;
+use super::writer::{Job, exec};
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
 
 /// How long a connection waits for a lock held by another process (an offline `token`
 /// command, a backup) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
-/// Read connections, and so reads running at once: more would only queue for the same
-/// cores, and every extra connection costs a schema parse and a statement cache.
-pub(super) const READERS: usize = 4;
+/// Reader threads (one per core of the machine this was sized on): more would only queue
+/// for the same cores.
+const READERS: usize = 2;
+/// Reads waiting per reader thread.
+const READ_QUEUE_DEPTH: usize = 1024;
+/// Most reads run in one read transaction.
+const READ_BATCH: usize = 64;
 
 /// Numbered migrations; `PRAGMA user_version` holds how many have been applied.
 const MIGRATIONS: &[&str] = &[
@@ -39,7 +44,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER versions_append_only_delete BEFORE DELETE ON versions
         BEGIN SELECT RAISE(ABORT, 'versions are append-only'); END;
     CREATE TABLE audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         at TEXT NOT NULL,
         actor TEXT NOT NULL,
         action TEXT NOT NULL,
@@ -49,6 +54,8 @@ const MIGRATIONS: &[&str] = &[
         outcome TEXT NOT NULL,
         detail TEXT
     );
+    -- Rows are never deleted (see the triggers), so rowids only grow: no AUTOINCREMENT
+    -- (and its extra sqlite_sequence write per event) is needed for newest-first paging.
     CREATE INDEX audit_by_project ON audit (project, id);
     CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -95,9 +102,7 @@ pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
     if busy <= 0 {
         return Err(StoreError::Other("busy_timeout is not set".into()));
     }
-    // Every statement the writer runs stays prepared (the default cache of 16 is smaller
-    // than the writer's set, and re-preparing costs a parse and a query plan).
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    keep_statements_prepared(&conn)?;
     tracing::debug!(journal_mode = %mode, synchronous = "FULL", busy_timeout_ms = busy, "database opened");
     Ok(conn)
 }
@@ -126,28 +131,81 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Read connections for a file database, opened on demand and kept for reuse.
-pub(super) struct ReaderPool {
-    pub(super) path: PathBuf,
-    pub(super) idle: Mutex<Vec<Connection>>,
-    pub(super) permits: Arc<Semaphore>,
+/// The reader threads of a file database, each with its own connection and queue;
+/// requests are dealt out in turn.
+pub(super) struct Readers {
+    queues: Vec<mpsc::Sender<Box<dyn Job>>>,
+    threads: Vec<JoinHandle<()>>,
+    next: AtomicUsize,
 }
 
-impl ReaderPool {
-    pub(super) fn run<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => open_reader(&self.path)?,
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Readers({})", self.queues.len())
+    }
+}
+
+impl Readers {
+    pub(super) fn start(path: &Path) -> Result<Readers, StoreError> {
+        let mut readers = Readers {
+            queues: Vec::with_capacity(READERS),
+            threads: Vec::with_capacity(READERS),
+            next: AtomicUsize::new(0),
         };
-        let result = work(&conn);
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < READERS {
-            idle.push(conn);
+        for i in 0..READERS {
+            let conn = open_reader(path)?;
+            let (tx, rx) = mpsc::channel(READ_QUEUE_DEPTH);
+            let thread = std::thread::Builder::new()
+                .name(format!("envsync-reader-{i}"))
+                .spawn(move || read_loop(conn, rx))
+                .map_err(|e| StoreError::Other(format!("cannot start a reader thread: {e}")))?;
+            readers.queues.push(tx);
+            readers.threads.push(thread);
         }
-        result
+        Ok(readers)
+    }
+
+    /// The queue of the next reader in turn.
+    pub(super) fn queue(&self) -> &mpsc::Sender<Box<dyn Job>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len();
+        &self.queues[i]
+    }
+}
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        self.queues.clear();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs every queued read inside one read transaction (one snapshot, one WAL read lock)
+/// and answers each as soon as it has run.
+fn read_loop(conn: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::new();
+    while let Some(job) = queue.blocking_recv() {
+        batch.push(job);
+        while batch.len() < READ_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let begun = exec(&conn, "BEGIN");
+        for mut job in batch.drain(..) {
+            match &begun {
+                Ok(()) => {
+                    job.run(&conn);
+                    job.finish(Ok(()));
+                }
+                Err(e) => job.finish(Err(e.clone())),
+            }
+        }
+        if begun.is_ok() && exec(&conn, "COMMIT").is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -155,6 +213,46 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    keep_statements_prepared(&conn)?;
     Ok(conn)
+}
+
+/// Every statement a connection runs stays prepared: the statement cache holds all of them
+/// (the default of 16 is smaller than the writer's set), and the query planner stability
+/// guarantee stops SQLite (built with STAT4) from re-preparing a statement each time a
+/// new value is bound to a parameter compared with an indexed column — which, without it,
+/// is every execution of nearly every query here, each paying a parse and a query plan.
+fn keep_statements_prepared(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    #[test]
+    fn statements_are_not_re_prepared_on_every_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer = open_writer(&Database::File(path.clone())).unwrap();
+        migrate(&writer).unwrap();
+        for conn in [&writer, &open_reader(&path).unwrap()] {
+            for branch in ["a", "b", "c", "d"] {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT version FROM versions WHERE project = ?1 AND branch = ?2
+                         ORDER BY version DESC LIMIT 1",
+                    )
+                    .unwrap();
+                let _ = stmt.query_row(["p", branch], |_| Ok(()));
+                assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+            }
+        }
+    }
 }

@@ -11,9 +11,10 @@
 //!   made only of pulls is answered once its audit rows are in the WAL, which survives a
 //!   crash of the process, and fsynced right after by a helper thread: see
 //!   `writer::Durability`.)
-//! - **Plain reads** run on `spawn_blocking` with a small pool of read connections, which
-//!   WAL lets run beside the writer. A `:memory:` database exists only inside the writer's
-//!   connection, so there its reads go through the writer too.
+//! - **Plain reads** go to two reader threads with their own connections, which WAL lets
+//!   run beside the writer; each thread drains its queue in one read transaction, so a
+//!   busy reader costs no thread hand-off per request. A `:memory:` database exists only
+//!   inside the writer's connection, so there its reads go through the writer too.
 //!
 //! Versions and audit rows are append-only: triggers refuse `UPDATE` and `DELETE`.
 //!
@@ -25,17 +26,17 @@ mod queries;
 mod writer;
 
 use super::{AuditQuery, Event, NewPush, PullRequest, Store, StoreError, StoreFuture};
-use connection::{READERS, ReaderPool, migrate, open_writer};
+use connection::{Readers, migrate, open_writer};
 use envsync_common::api::{
     AuditPage, BranchInfo, EnvResponse, KeysResponse, Role, TokenInfo, VersionInfo,
 };
 use queries::{audit_page, insert_event, now, pull_version, push_version};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use writer::{Durability, Job, Task, write_loop};
 
 /// Where the database lives.
@@ -64,7 +65,7 @@ const QUEUE_DEPTH: usize = 4096;
 pub struct SqliteStore {
     writer: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
-    readers: Option<Arc<ReaderPool>>,
+    readers: Option<Readers>,
     stats: Arc<WriterStats>,
 }
 
@@ -80,7 +81,7 @@ pub struct WriterStats {
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("readers", &self.readers.as_ref().map(|r| r.path.clone()))
+            .field("readers", &self.readers)
             .finish_non_exhaustive()
     }
 }
@@ -93,11 +94,7 @@ impl SqliteStore {
         migrate(&conn)?;
         let readers = match db {
             Database::Memory => None,
-            Database::File(path) => Some(Arc::new(ReaderPool {
-                path: path.clone(),
-                idle: Mutex::new(Vec::with_capacity(READERS)),
-                permits: Arc::new(Semaphore::new(READERS)),
-            })),
+            Database::File(path) => Some(Readers::start(path)?),
         };
         let wal = match db {
             Database::Memory => None,
@@ -156,37 +153,32 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `work` on a read connection, off the async workers.
+    /// Runs `work` on a reader thread, off the async workers.
     fn read<T, F>(&self, work: F) -> StoreFuture<'_, T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let Some(pool) = self.readers.clone() else {
+        let Some(readers) = &self.readers else {
             return self.write(work);
         };
         Box::pin(async move {
-            // A permit per connection: at most READERS reads hold a blocking thread, and
-            // each of them finds an open connection in the pool.
-            let permit = pool
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| stopped())?;
-            tokio::task::spawn_blocking(move || {
-                let result = pool.run(work);
-                drop(permit);
-                result
-            })
-            .await
-            .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+            let (reply, answer) = oneshot::channel();
+            let job: Box<dyn Job> = Box::new(Task {
+                work: Some(work),
+                result: None,
+                reply,
+                durability: Durability::Written,
+            });
+            readers.queue().send(job).await.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
         })
     }
 }
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        self.readers.take();
         // Closing the channel ends the writer loop after its current batch.
         self.writer.take();
         if let Some(thread) = self.thread.take() {

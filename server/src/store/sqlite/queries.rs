@@ -101,16 +101,18 @@ pub(super) fn pull_version(
         insert_event(conn, &at, &event)?;
         return Err(StoreError::NotFound);
     };
-    event.version = Some(version);
-    event.outcome = "ok".into();
-    insert_event(conn, &at, &event)?;
-    Ok(EnvResponse {
+    // Everything that can fail comes before the one write, the audit row.
+    let env = EnvResponse {
         version,
         ciphertext,
         keys: serde_json::from_str(&keys)?,
         pushed_by,
         pushed_at,
-    })
+    };
+    event.version = Some(version);
+    event.outcome = "ok".into();
+    insert_event(conn, &at, &event)?;
+    Ok(env)
 }
 
 pub(super) fn insert_event(conn: &Connection, at: &str, e: &Event) -> Result<(), StoreError> {

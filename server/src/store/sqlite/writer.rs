@@ -28,6 +28,8 @@ pub(super) enum Durability {
     /// disk is most of a pull's cost, and the audit row reaches the disk one fsync later
     /// (only a power loss in that window could lose it). A batch holding any `Synced`
     /// request is committed with a full sync, as is everything that changes state.
+    /// Such work makes at most one write statement, its last step, so it needs no
+    /// savepoint to be undone.
     Written,
 }
 
@@ -95,6 +97,7 @@ pub(super) fn write_loop(
     // PostgreSQL's commit_delay. With one caller there is no linger at all.
     let mut previous = 1usize;
     let mut last_commit = Duration::ZERO;
+    let mut synchronous = Sync::Full;
     while let Some(job) = queue.blocking_recv() {
         batch.push(job);
         drain(&mut queue, &mut batch);
@@ -109,7 +112,13 @@ pub(super) fn write_loop(
         // there is a WAL file to sync right after.
         let deferred = wal.is_some() && batch.iter().all(|j| j.durability() == Durability::Written);
         let started = Instant::now();
-        let outcome = set_synchronous(&conn, !deferred).and_then(|()| run_batch(&conn, &mut batch));
+        let mode = if deferred { Sync::Normal } else { Sync::Full };
+        let outcome = if mode == synchronous {
+            Ok(())
+        } else {
+            set_synchronous(&conn, mode).map(|()| synchronous = mode)
+        }
+        .and_then(|()| run_batch(&conn, &mut batch));
         last_commit = started.elapsed();
         previous = batch.len();
         stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -135,15 +144,22 @@ pub(super) fn write_loop(
     tracing::debug!("database writer stopped");
 }
 
-/// Switches the writer between `synchronous=FULL` (the default, asserted at start) and
-/// `NORMAL` (commit written to the WAL, not fsynced) for the next transaction.
-fn set_synchronous(conn: &Connection, full: bool) -> Result<(), StoreError> {
+/// The writer's `synchronous` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Every commit fsynced: the default, asserted at start.
+    Full,
+    /// Commits written to the WAL but not fsynced (pull batches; see [`Durability`]).
+    Normal,
+}
+
+/// Switches the writer's `synchronous` setting for the next transactions.
+fn set_synchronous(conn: &Connection, mode: Sync) -> Result<(), StoreError> {
     exec(
         conn,
-        if full {
-            "PRAGMA synchronous = FULL"
-        } else {
-            "PRAGMA synchronous = NORMAL"
+        match mode {
+            Sync::Full => "PRAGMA synchronous = FULL",
+            Sync::Normal => "PRAGMA synchronous = NORMAL",
         },
     )
 }
@@ -235,6 +251,11 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreE
     let result = batch
         .iter_mut()
         .try_for_each(|job| {
+            // A pull makes one write (its audit row), atomic on its own: no savepoint.
+            if job.durability() == Durability::Written {
+                job.run(conn);
+                return Ok(());
+            }
             exec(conn, "SAVEPOINT request")?;
             if job.run(conn) {
                 exec(conn, "ROLLBACK TO request")?;
