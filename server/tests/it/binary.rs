@@ -238,6 +238,14 @@ async fn an_acknowledged_push_survives_sigkill() {
             .await;
             assert_eq!(status, 201, "{body}");
             acknowledged = body["version"].as_u64().unwrap();
+            // A pull is answered once its audit row is in the WAL: that too survives.
+            let (status, _) = send(
+                client
+                    .get(format!("{}/env/proj/main", server.url))
+                    .bearer_auth(&dev),
+            )
+            .await;
+            assert_eq!(status, 200);
         }
         server.kill();
     }
@@ -258,6 +266,27 @@ async fn an_acknowledged_push_survives_sigkill() {
     )
     .await;
     assert_eq!(versions.as_array().unwrap().len() as u64, acknowledged);
+    let owner = token("owner", &[]);
+    let (_, page) = send(
+        client
+            .get(format!("{}/audit/proj?limit=500", server.url))
+            .bearer_auth(&owner),
+    )
+    .await;
+    let count = |action: &str| {
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action && e["outcome"] == "ok")
+            .count() as u64
+    };
+    assert_eq!(count("push"), acknowledged);
+    assert_eq!(
+        count("pull"),
+        acknowledged + 1,
+        "every answered pull is audited"
+    );
     drop(server);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn
