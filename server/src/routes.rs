@@ -15,6 +15,10 @@ use warp::http::HeaderValue;
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
 
+/// A request body as the routes hand it to the handlers: at most `max_body` bytes, read
+/// only after authentication.
+pub type Body = Bytes;
+
 /// Builds the API: every route, the error recovery and the access log.
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let max_body = app.settings.max_body;
@@ -121,6 +125,3 @@ fn access_log(info: warp::log::Info<'_>) {
         latency_us = info.elapsed().as_micros() as u64,
     );
 }
-
-/// The body filter's output, named for the handlers.
-pub type Body = Bytes;
