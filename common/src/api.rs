@@ -15,6 +15,15 @@ pub struct Health {
     pub version: String,
 }
 
+/// `GET /whoami`: who the presented token says you are (used by `git envsync login` to
+/// check a token before saving it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub email: String,
+    pub role: Role,
+    pub project_ids: Vec<String>,
+}
+
 /// `POST /env/{project}/{branch}` request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushRequest {

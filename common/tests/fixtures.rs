@@ -1,5 +1,7 @@
 //! Every fixture's key names, as pinned by its `.keys` file.
 
+#![allow(clippy::unwrap_used)]
+
 use envsync_common::envfile;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 use crate::App;
 use crate::auth::Principal;
 use crate::error::recover;
-use crate::handlers::{audit, env, health, tokens};
+use crate::handlers::{audit, env, health, tokens, whoami};
 use std::convert::Infallible;
 use std::sync::Arc;
 use warp::http::HeaderValue;
@@ -27,6 +27,10 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
     let body = move || warp::body::content_length_limit(max_body).and(warp::body::bytes());
 
     let health = warp::path!("health").and(warp::get()).then(health::get);
+    let whoami = warp::path!("whoami")
+        .and(warp::get())
+        .and(auth.clone())
+        .and_then(whoami::get);
 
     let push = warp::path!("env" / String / String)
         .and(warp::post())
@@ -88,6 +92,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and_then(tokens::revoke);
 
     health
+        .or(whoami)
         .or(push)
         .or(pull)
         .or(keys)
