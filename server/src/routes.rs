@@ -8,7 +8,7 @@
 use crate::App;
 use crate::auth::Principal;
 use crate::error::recover;
-use crate::handlers::{audit, env, health, tokens, whoami};
+use crate::handlers::{audit, env, health, tokens};
 use std::convert::Infallible;
 use std::sync::Arc;
 use warp::http::HeaderValue;
@@ -30,7 +30,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
     let whoami = warp::path!("whoami")
         .and(warp::get())
         .and(auth.clone())
-        .and_then(whoami::get);
+        .then(health::whoami);
 
     let push = warp::path!("env" / String / String)
         .and(warp::post())

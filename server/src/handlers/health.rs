@@ -1,6 +1,8 @@
-//! `GET /health`: no authentication, no storage.
+//! `GET /health` (no authentication, no storage) and `GET /whoami` (the token's identity,
+//! no storage either).
 
-use envsync_common::api::Health;
+use crate::auth::Principal;
+use envsync_common::api::{Health, WhoAmI};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -10,6 +12,17 @@ pub async fn get() -> Response {
         &Health {
             status: "ok".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+        },
+    )
+}
+
+pub async fn whoami(who: Principal) -> Response {
+    super::json(
+        StatusCode::OK,
+        &WhoAmI {
+            email: who.email,
+            role: who.role,
+            project_ids: who.project_ids,
         },
     )
 }

@@ -5,7 +5,6 @@ pub mod audit;
 pub mod env;
 pub mod health;
 pub mod tokens;
-pub mod whoami;
 
 use crate::App;
 use crate::auth::Principal;
