@@ -141,4 +141,29 @@ mod tests {
             assert!(parse_algorithm(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let text = "k3Jd9-Qm2vX7pL0aZ4rT8yW1nB6cF5hG-sentinel";
+        let secret = JwtSecret::new(text.as_bytes().to_vec()).unwrap();
+        let settings = Settings::new(Database::Memory, secret);
+        let auth = crate::auth::Authenticator::new(&settings.jwt);
+        for shown in [
+            format!("{settings:?}"),
+            format!("{settings:#?}"),
+            format!("{auth:?}"),
+            format!("{:?}", settings.jwt),
+        ] {
+            assert!(!shown.contains("sentinel"), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+        let mut lookup = std::collections::HashMap::new();
+        lookup.insert("ENVSYNC_JWT_ISSUER", "");
+        let mut settings = settings;
+        assert!(
+            settings
+                .apply_env(|k| lookup.get(k).map(|v| v.to_string()))
+                .is_err()
+        );
+    }
 }

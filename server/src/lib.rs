@@ -48,13 +48,13 @@ impl std::fmt::Debug for dyn Store {
 /// Why the server could not start or run.
 #[derive(Debug, Error)]
 pub enum ServerError {
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Mint(#[from] auth::MintError),
     #[error("{0}")]
     Invalid(String),
-    #[error("listener: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

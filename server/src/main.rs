@@ -105,14 +105,14 @@ fn fail(e: anyhow::Error, hint: Option<&str>) -> ExitCode {
 
 fn hint_for(e: &anyhow::Error) -> Option<&'static str> {
     let text = format!("{e:#}");
-    if text.contains("JWT secret") {
+    if text.contains("no JWT secret") {
+        Some("start the server once with the same --db to create one, or set ENVSYNC_JWT_SECRET")
+    } else if text.contains("JWT secret") {
         Some(
             "unset ENVSYNC_JWT_SECRET to let the server generate one, or set it to e.g. the output of `head -c 48 /dev/urandom | base64`",
         )
     } else if text.contains("cannot listen") {
         Some("pick another address with --addr HOST:PORT (port 0 picks a free port)")
-    } else if text.contains("no JWT secret") {
-        Some("start the server once with the same --db to create one, or set ENVSYNC_JWT_SECRET")
     } else {
         None
     }

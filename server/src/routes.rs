@@ -15,6 +15,10 @@ use warp::http::HeaderValue;
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
 
+/// A request body as the routes hand it to the handlers: at most `max_body` bytes, read
+/// only after authentication.
+pub type Body = Bytes;
+
 /// Builds the API: every route, the error recovery and the access log.
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let max_body = app.settings.max_body;
@@ -63,6 +67,13 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(warp::query::<audit::AuditParams>())
         .and_then(audit::list);
 
+    let audit_all = warp::path!("audit")
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and(warp::query::<audit::AuditParams>())
+        .and_then(audit::list_all);
+
     let mint = warp::path!("tokens")
         .and(warp::post())
         .and(app.clone())
@@ -88,6 +99,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .or(versions)
         .or(branches)
         .or(audit)
+        .or(audit_all)
         .or(mint)
         .or(list_tokens)
         .or(revoke)
@@ -118,6 +130,3 @@ fn access_log(info: warp::log::Info<'_>) {
         latency_us = info.elapsed().as_micros() as u64,
     );
 }
-
-/// The body filter's output, named for the handlers.
-pub type Body = Bytes;

@@ -238,6 +238,14 @@ async fn an_acknowledged_push_survives_sigkill() {
             .await;
             assert_eq!(status, 201, "{body}");
             acknowledged = body["version"].as_u64().unwrap();
+            // A pull is answered once its audit row is in the WAL: that too survives.
+            let (status, _) = send(
+                client
+                    .get(format!("{}/env/proj/main", server.url))
+                    .bearer_auth(&dev),
+            )
+            .await;
+            assert_eq!(status, 200);
         }
         server.kill();
     }
@@ -258,6 +266,27 @@ async fn an_acknowledged_push_survives_sigkill() {
     )
     .await;
     assert_eq!(versions.as_array().unwrap().len() as u64, acknowledged);
+    let owner = token("owner", &[]);
+    let (_, page) = send(
+        client
+            .get(format!("{}/audit/proj?limit=500", server.url))
+            .bearer_auth(&owner),
+    )
+    .await;
+    let count = |action: &str| {
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action && e["outcome"] == "ok")
+            .count() as u64
+    };
+    assert_eq!(count("push"), acknowledged);
+    assert_eq!(
+        count("pull"),
+        acknowledged + 1,
+        "every answered pull is audited"
+    );
     drop(server);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn
@@ -318,9 +347,18 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
             "error: cannot listen",
         ),
         ("unknown flag", vec!["--bogus"], vec![], "error:"),
+        (
+            "missing directory",
+            vec!["--db", "/nonexistent-envsync-dir/x.db"],
+            vec![("ENVSYNC_JWT_SECRET", SECRET)],
+            "error: cannot open the database",
+        ),
     ];
     for (name, extra, env, expected) in cases {
-        let mut args = vec!["--db", db_arg];
+        let mut args = vec![];
+        if !extra.contains(&"--db") {
+            args.extend(["--db", db_arg]);
+        }
         if !extra.contains(&"--addr") {
             args.extend(["--addr", "127.0.0.1:0"]);
         }
@@ -330,6 +368,12 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
         assert!(!out.status.success(), "{name}: started anyway");
         assert!(out.status.code().is_some(), "{name}: killed, not exited");
         assert!(stderr.starts_with(expected), "{name}: {stderr}");
+        let error_lines = stderr.lines().filter(|l| l.starts_with("error:")).count();
+        assert_eq!(error_lines, 1, "{name}: {stderr}");
+        assert!(
+            !stderr.contains("No such file or directory (os error 2): No such"),
+            "{stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
         assert!(
             out.stdout.is_empty(),

@@ -1,0 +1,258 @@
+//! Opening connections: the writer's (WAL, `synchronous=FULL` and `busy_timeout` checked,
+//! numbered migrations) and the reader threads.
+
+use super::super::StoreError;
+use super::Database;
+use super::writer::{Job, exec};
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long a connection waits for a lock held by another process (an offline `token`
+/// command, a backup) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+/// Reader threads (one per core of the machine this was sized on): more would only queue
+/// for the same cores.
+const READERS: usize = 2;
+/// Reads waiting per reader thread.
+const READ_QUEUE_DEPTH: usize = 1024;
+/// Most reads run in one read transaction.
+const READ_BATCH: usize = 64;
+
+/// Numbered migrations; `PRAGMA user_version` holds how many have been applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: versions, audit, tokens.
+    "CREATE TABLE versions (
+        id INTEGER PRIMARY KEY,
+        project TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version > 0),
+        ciphertext TEXT NOT NULL,
+        keys TEXT NOT NULL,
+        key_count INTEGER NOT NULL,
+        pushed_by TEXT NOT NULL,
+        pushed_at TEXT NOT NULL,
+        UNIQUE (project, branch, version)
+    );
+    CREATE TRIGGER versions_append_only_update BEFORE UPDATE ON versions
+        BEGIN SELECT RAISE(ABORT, 'versions are append-only'); END;
+    CREATE TRIGGER versions_append_only_delete BEFORE DELETE ON versions
+        BEGIN SELECT RAISE(ABORT, 'versions are append-only'); END;
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        project TEXT,
+        branch TEXT,
+        version INTEGER,
+        outcome TEXT NOT NULL,
+        detail TEXT
+    );
+    -- Rows are never deleted (see the triggers), so rowids only grow: no AUTOINCREMENT
+    -- (and its extra sqlite_sequence write per event) is needed for newest-first paging.
+    CREATE INDEX audit_by_project ON audit (project, id);
+    CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE tokens (
+        jti TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        role TEXT NOT NULL,
+        project_ids TEXT NOT NULL,
+        issued_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT
+    );",
+];
+
+pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
+    let conn = match db {
+        Database::Memory => Connection::open_in_memory()?,
+        Database::File(path) => Connection::open(path).map_err(|e| {
+            StoreError::Other(format!("cannot open database {}: {e}", path.display()))
+        })?,
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let expected = match db {
+        Database::Memory => "memory",
+        Database::File(_) => "wal",
+    };
+    if !mode.eq_ignore_ascii_case(expected) {
+        return Err(StoreError::Other(format!(
+            "journal_mode is '{mode}', expected '{expected}' (is the filesystem able to hold a WAL?)"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    if synchronous != 2 {
+        return Err(StoreError::Other(format!(
+            "synchronous is {synchronous}, expected 2 (FULL)"
+        )));
+    }
+    let busy: i64 = conn.pragma_query_value(None, "busy_timeout", |r| r.get(0))?;
+    if busy <= 0 {
+        return Err(StoreError::Other("busy_timeout is not set".into()));
+    }
+    keep_statements_prepared(&conn)?;
+    tracing::debug!(journal_mode = %mode, synchronous = "FULL", busy_timeout_ms = busy, "database opened");
+    Ok(conn)
+}
+
+pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    exec(conn, "BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let applied: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::Other(format!(
+                "the database has schema version {applied}, newer than this envsync-server knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", index + 1)?;
+            tracing::info!(migration = index + 1, "applied database migration");
+        }
+        exec(conn, "COMMIT")
+    })();
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+/// Read connections for a file database, opened on demand and kept for reuse.
+/// The reader threads of a file database, each with its own connection and queue;
+/// requests are dealt out in turn.
+pub(super) struct Readers {
+    queues: Vec<mpsc::Sender<Box<dyn Job>>>,
+    threads: Vec<JoinHandle<()>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Readers({})", self.queues.len())
+    }
+}
+
+impl Readers {
+    pub(super) fn start(path: &Path) -> Result<Readers, StoreError> {
+        let mut readers = Readers {
+            queues: Vec::with_capacity(READERS),
+            threads: Vec::with_capacity(READERS),
+            next: AtomicUsize::new(0),
+        };
+        for i in 0..READERS {
+            let conn = open_reader(path)?;
+            let (tx, rx) = mpsc::channel(READ_QUEUE_DEPTH);
+            let thread = std::thread::Builder::new()
+                .name(format!("envsync-reader-{i}"))
+                .spawn(move || read_loop(conn, rx))
+                .map_err(|e| StoreError::Other(format!("cannot start a reader thread: {e}")))?;
+            readers.queues.push(tx);
+            readers.threads.push(thread);
+        }
+        Ok(readers)
+    }
+
+    /// The queue of the next reader in turn.
+    pub(super) fn queue(&self) -> &mpsc::Sender<Box<dyn Job>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len();
+        &self.queues[i]
+    }
+}
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        self.queues.clear();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs every queued read inside one read transaction (one snapshot, one WAL read lock)
+/// and answers each as soon as it has run.
+fn read_loop(conn: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::new();
+    while let Some(job) = queue.blocking_recv() {
+        batch.push(job);
+        while batch.len() < READ_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let begun = exec(&conn, "BEGIN");
+        for mut job in batch.drain(..) {
+            match &begun {
+                Ok(()) => {
+                    job.run(&conn);
+                    job.finish(Ok(()));
+                }
+                Err(e) => job.finish(Err(e.clone())),
+            }
+        }
+        if begun.is_ok() && exec(&conn, "COMMIT").is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "query_only", true)?;
+    keep_statements_prepared(&conn)?;
+    Ok(conn)
+}
+
+/// Every statement a connection runs stays prepared: the statement cache holds all of them
+/// (the default of 16 is smaller than the writer's set), and the query planner stability
+/// guarantee stops SQLite (built with STAT4) from re-preparing a statement each time a
+/// new value is bound to a parameter compared with an indexed column — which, without it,
+/// is every execution of nearly every query here, each paying a parse and a query plan.
+fn keep_statements_prepared(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    #[test]
+    fn statements_are_not_re_prepared_on_every_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer = open_writer(&Database::File(path.clone())).unwrap();
+        migrate(&writer).unwrap();
+        for conn in [&writer, &open_reader(&path).unwrap()] {
+            for branch in ["a", "b", "c", "d"] {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT version FROM versions WHERE project = ?1 AND branch = ?2
+                         ORDER BY version DESC LIMIT 1",
+                    )
+                    .unwrap();
+                let _ = stmt.query_row(["p", branch], |_| Ok(()));
+                assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+            }
+        }
+    }
+}
