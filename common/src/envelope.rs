@@ -89,9 +89,15 @@ impl Binding {
         };
         let project = field("project")?.to_owned();
         let branch = field("branch")?.to_owned();
-        let version = field("version")?
-            .parse()
-            .map_err(|_| EnvelopeError::MissingBinding)?;
+        // Decimal digits with no sign and no leading zero: one version has one spelling,
+        // so a binding line reads back exactly as `line()` wrote it.
+        let version = field("version")?;
+        if !version.bytes().all(|b| b.is_ascii_digit())
+            || (version.len() > 1 && version.starts_with('0'))
+        {
+            return Err(EnvelopeError::MissingBinding);
+        }
+        let version = version.parse().map_err(|_| EnvelopeError::MissingBinding)?;
         if fields.next().is_some() {
             return Err(EnvelopeError::MissingBinding);
         }
@@ -307,19 +313,52 @@ pub fn scrypt_work_factor(armored: &str) -> Result<Option<u8>, EnvelopeError> {
         return Ok(None);
     }
     // The header is plain text inside the armor: `-> scrypt <salt> <log_n>`.
-    let mut raw = Vec::new();
-    ArmoredReader::new(armored.as_bytes())
-        .take(4096)
-        .read_to_end(&mut raw)
-        .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-    let header = String::from_utf8_lossy(&raw);
-    header
+    header_text(armored)?
         .lines()
         .find_map(|l| l.strip_prefix("-> scrypt "))
         .and_then(|args| args.split(' ').nth(1))
         .and_then(|n| n.parse().ok())
         .map(Some)
         .ok_or_else(|| EnvelopeError::Malformed("unreadable scrypt stanza".into()))
+}
+
+/// The type of each recipient stanza in a file's header (`scrypt`, `X25519`, …), read
+/// without decrypting anything.
+pub fn recipient_types(armored: &str) -> Result<Vec<String>, EnvelopeError> {
+    decryptor(armored)?;
+    Ok(header_text(armored)?
+        .lines()
+        .filter_map(|l| l.strip_prefix("-> "))
+        .map(|args| args.split(' ').next().unwrap_or_default().to_owned())
+        .collect())
+}
+
+/// The longest header [`header_text`] reads: a few hundred recipients.
+const MAX_HEADER: usize = 64 * 1024;
+
+/// The text of an age header, up to and including the `---` line's start. Only called
+/// after age itself has parsed the header.
+fn header_text(armored: &str) -> Result<String, EnvelopeError> {
+    let mut reader = ArmoredReader::new(armored.as_bytes());
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\n---") {
+            raw.truncate(end + 1);
+            break;
+        }
+        if raw.len() > MAX_HEADER {
+            return Err(EnvelopeError::Malformed("header too long".into()));
+        }
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&raw).into_owned())
 }
 
 fn decryptor(
@@ -412,6 +451,7 @@ mod tests {
         assert!(armored.starts_with(ARMOR_BEGIN));
         check_armored(&armored).unwrap();
         assert_eq!(scrypt_work_factor(&armored).unwrap(), Some(WF));
+        assert_eq!(recipient_types(&armored).unwrap(), ["scrypt"]);
         let opened = open_pw(&armored, "pw").unwrap();
         assert_eq!(opened.binding, b);
         assert_eq!(opened.env.expose(), env);
@@ -464,6 +504,13 @@ mod tests {
         let b = Binding::new("p", "main", 7);
         let armored = seal(&b, b"K=v\n", &Seal::Recipients(&recipients)).unwrap();
         assert_eq!(scrypt_work_factor(&armored).unwrap(), None);
+        // age adds a random "grease" stanza now and then; the X25519 ones are ours.
+        let types = recipient_types(&armored).unwrap();
+        assert_eq!(
+            types.iter().filter(|t| *t == "X25519").count(),
+            2,
+            "{types:?}"
+        );
         for who in [alice, bob] {
             let opened = open(&armored, &Open::Identities(std::slice::from_ref(&who))).unwrap();
             assert_eq!(opened.env.expose(), b"K=v\n");
@@ -514,6 +561,10 @@ mod tests {
             "# envsync",
             "# envsync project=p branch=b",
             "# envsync project=p branch=b version=x",
+            "# envsync project=p branch=b version=09",
+            "# envsync project=p branch=b version=+9",
+            "# envsync project=p branch=b version=",
+            "# envsync project=p branch=b version=18446744073709551616",
             "# envsync project=p branch=b version=1 extra=1",
             "# envsync branch=b project=p version=1",
             "KEY=value",

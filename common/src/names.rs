@@ -34,7 +34,7 @@ pub enum NameError {
     },
 }
 
-/// Checks a project id: `[A-Za-z0-9._-]{1,128}` and no `..`.
+/// Checks a project id: `[A-Za-z0-9._-]{1,128}`, no `..`, and not `.`.
 pub fn validate_project(id: &str) -> Result<(), NameError> {
     const WHAT: &str = "project id";
     if id.is_empty() {
@@ -59,6 +59,14 @@ pub fn validate_project(id: &str) -> Result<(), NameError> {
         return Err(NameError::BadShape {
             what: WHAT,
             reason: "contains '..'",
+        });
+    }
+    // A URL path segment `.` is removed by every URL parser (`/env/./main/keys` becomes
+    // `/env/main/keys`, another project's branch), so it cannot name a project.
+    if id == "." {
+        return Err(NameError::BadShape {
+            what: WHAT,
+            reason: "is '.'",
         });
     }
     Ok(())
@@ -94,6 +102,10 @@ pub fn validate_branch(name: &str) -> Result<(), NameError> {
     }
     if name == "@" {
         return shape("is '@'");
+    }
+    // `git branch HEAD` is refused too: the name would shadow the HEAD pointer.
+    if name == "HEAD" {
+        return shape("is 'HEAD'");
     }
     if name.contains("..") {
         return shape("contains '..'");
@@ -151,7 +163,17 @@ mod tests {
         for ok in ["project-123", "a", "A.b_c-d", &"x".repeat(128)] {
             assert_eq!(validate_project(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "a..b", "..", "a/b", "a b", "é", "a\0", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "..",
+            "a/b",
+            "a b",
+            "é",
+            "a\0",
+            &"x".repeat(129),
+        ] {
             assert!(validate_project(bad).is_err(), "{bad:?}");
         }
     }
@@ -189,6 +211,7 @@ mod tests {
             "a/.b",
             "a.",
             "@",
+            "HEAD",
             "a@{1}",
             "a~1",
             "a^",

@@ -47,15 +47,26 @@ fn duplicates_fixture_reports_the_duplicate() {
     assert_eq!(envfile::keys(&src).unwrap().duplicates, ["A"]);
 }
 
+/// H5: a 1 MB line, a 1 MB unterminated quote and 100 000 keys, each in linear time
+/// (the bound only says "did not hang": a quadratic scan would take minutes).
 #[test]
 fn large_inputs_parse() {
+    let start = std::time::Instant::now();
     let mut big = b"BIG=".to_vec();
     big.extend(std::iter::repeat_n(b'x', 1 << 20));
     big.push(b'\n');
     assert_eq!(envfile::keys(&big).unwrap().names, ["BIG"]);
+    let mut open = b"OPEN=\"".to_vec();
+    open.extend(std::iter::repeat_n(b'x', 1 << 20));
+    assert!(envfile::keys(&open).is_err());
 
-    let many: String = (0..20_000).map(|i| format!("KEY_{i}=value{i}\n")).collect();
+    let many: String = (0..100_000)
+        .map(|i| format!("KEY_{i}=value{i}\n"))
+        .collect();
     let keys = envfile::keys(many.as_bytes()).unwrap().names;
-    assert_eq!(keys.len(), 20_000);
-    assert_eq!(keys[19_999], "KEY_19999");
+    assert_eq!(keys.len(), 100_000);
+    assert_eq!(keys[99_999], "KEY_99999");
+    assert_eq!(envfile::entries(many.as_bytes()).unwrap().len(), 100_000);
+    let took = start.elapsed();
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
 }

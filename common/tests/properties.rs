@@ -1,6 +1,6 @@
 //! Property tests: the envelope round-trips any bytes, the key extractor never panics and
-//! finds the names of generated files in every quoting style, and any change to the
-//! binding fails verification.
+//! finds the names (and values) of generated files in every quoting style, line ending,
+//! BOM and `export` form, and any change to the binding fails verification.
 
 #![allow(clippy::unwrap_used)]
 
@@ -84,5 +84,146 @@ proptest! {
         }
         let got = envfile::keys(src.as_bytes()).unwrap();
         prop_assert_eq!(got.names, expected);
+    }
+}
+
+/// One value, and how it is written in the file.
+#[derive(Debug, Clone)]
+struct Value {
+    decoded: String,
+    written: String,
+    /// Blanks may surround the `=` (an unquoted value starting with `#` after a blank
+    /// would be a comment).
+    spaced_ok: bool,
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        // Unquoted: no blanks, no quotes; `#`, `$` and `=` are plain bytes.
+        "[A-Za-z0-9_./:@+$=#-]{0,16}".prop_map(|v| Value {
+            spaced_ok: !v.starts_with('#'),
+            written: v.clone(),
+            decoded: v,
+        }),
+        // Single quotes: everything literal, lines included.
+        "[A-Za-z0-9 #$=\"`\\\n]{0,16}".prop_map(|v| Value {
+            written: format!("'{v}'"),
+            decoded: v,
+            spaced_ok: true,
+        }),
+        // Double quotes: backslash and quote escaped; a line break raw or as `\n`.
+        ("[A-Za-z0-9 #$='`\\\"\n]{0,16}", any::<bool>()).prop_map(|(v, escape_nl)| {
+            let mut w = String::new();
+            for c in v.chars() {
+                match c {
+                    '\\' => w.push_str("\\\\"),
+                    '"' => w.push_str("\\\""),
+                    '\n' if escape_nl => w.push_str("\\n"),
+                    c => w.push(c),
+                }
+            }
+            Value {
+                written: format!("\"{w}\""),
+                decoded: v,
+                spaced_ok: true,
+            }
+        }),
+        // Backticks: everything literal but the backtick.
+        "[A-Za-z0-9 #$='\"\\\n]{0,16}".prop_map(|v| Value {
+            written: format!("`{v}`"),
+            decoded: v,
+            spaced_ok: true,
+        }),
+    ]
+}
+
+/// One line of a generated file.
+#[derive(Debug, Clone)]
+enum Line {
+    Assign {
+        key: String,
+        value: Value,
+        export: usize,
+        spaced: bool,
+        comment: bool,
+    },
+    Bare {
+        key: String,
+        export: bool,
+    },
+    Comment(String),
+    Blank,
+}
+
+fn line() -> impl Strategy<Value = Line> {
+    // A small pool of names makes duplicates common.
+    let key = prop_oneof!["[A-Z]{1,2}", key_name()];
+    prop_oneof![
+        6 => (key.clone(), value(), 0usize..3, any::<bool>(), any::<bool>()).prop_map(
+            |(key, value, export, spaced, comment)| Line::Assign { key, value, export, spaced, comment }
+        ),
+        1 => (key, any::<bool>()).prop_map(|(key, export)| Line::Bare { key, export }),
+        1 => "[A-Za-z0-9 =\"'$]{0,20}".prop_map(Line::Comment),
+        1 => Just(Line::Blank),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// H2: names (first appearance, each once), duplicates and values (last one wins) of
+    /// files made of every quoting style, `export` form, comment and blank line, with
+    /// LF, CRLF or CR-only line ends and with or without a BOM.
+    #[test]
+    fn generated_files_give_back_names_duplicates_and_values(
+        lines in proptest::collection::vec(line(), 0..25),
+        eol in 0usize..3,
+        bom in any::<bool>(),
+    ) {
+        let eol = ["\n", "\r\n", "\r"][eol];
+        let mut src = String::new();
+        if bom { src.push('\u{feff}'); }
+        let mut names: Vec<String> = Vec::new();
+        let mut duplicates: Vec<String> = Vec::new();
+        let mut values: std::collections::HashMap<String, String> = Default::default();
+        for line in &lines {
+            let key = match line {
+                Line::Assign { key, value, export, spaced, comment } => {
+                    src.push_str(["", "export ", "export\t"][*export]);
+                    let eq = if *spaced && value.spaced_ok { " = " } else { "=" };
+                    src.push_str(&format!("{key}{eq}{}", value.written));
+                    // A comment after a value needs a blank before its `#`.
+                    if *comment { src.push_str(" # note"); }
+                    values.insert(key.clone(), value.decoded.clone());
+                    Some(key)
+                }
+                Line::Bare { key, export } => {
+                    if *export { src.push_str("export "); }
+                    src.push_str(key);
+                    values.insert(key.clone(), String::new());
+                    Some(key)
+                }
+                Line::Comment(text) => { src.push_str(&format!("# {text}")); None }
+                Line::Blank => None,
+            };
+            src.push_str(eol);
+            if let Some(key) = key {
+                if !names.contains(key) {
+                    names.push(key.clone());
+                } else if !duplicates.contains(key) {
+                    duplicates.push(key.clone());
+                }
+            }
+        }
+        let got = envfile::keys(src.as_bytes());
+        prop_assert!(got.is_ok(), "{:?}: {:?}", src, got);
+        let got = got.unwrap();
+        prop_assert_eq!(&got.names, &names, "{:?}", src);
+        prop_assert_eq!(&got.duplicates, &duplicates, "{:?}", src);
+        let mut last: std::collections::HashMap<String, String> = Default::default();
+        for e in envfile::entries(src.as_bytes()).unwrap() {
+            last.insert(e.key.clone(), String::from_utf8(e.value.expose().to_vec()).unwrap());
+        }
+        prop_assert_eq!(last, values, "{:?}", src);
     }
 }

@@ -287,4 +287,58 @@ mod tests {
         assert_eq!(segment("a.b_c-d~"), "a.b_c-d~");
         assert_eq!(segment("%2F"), "%252F");
     }
+
+    /// Whatever names validation lets through reaches the server as exactly the path
+    /// segments it was meant to be: URL parsing neither drops (`.`) nor splits them.
+    #[test]
+    fn valid_names_survive_url_parsing() {
+        use envsync_common::names::{validate_branch, validate_project};
+        let names = [
+            ".",
+            "..",
+            "...",
+            ".a",
+            "a.",
+            "-",
+            "_",
+            "~",
+            "%2e",
+            "%2E%2E",
+            "a/b",
+            "a/./b",
+            "a%2Fb",
+            "feature/ü",
+            "x@y",
+            "a=b",
+            "@",
+            "a#b",
+            "a?b",
+            "a&b",
+            "é",
+            "a+b",
+        ];
+        for project in names.iter().filter(|p| validate_project(p).is_ok()) {
+            for branch in names.iter().filter(|b| validate_branch(b).is_ok()) {
+                let url =
+                    reqwest::Url::parse(&format!("http://h{}/keys", env_path(project, branch)))
+                        .expect("a URL");
+                let segments: Vec<String> = url
+                    .path_segments()
+                    .expect("segments")
+                    .map(|s| {
+                        percent_encoding::percent_decode_str(s)
+                            .decode_utf8()
+                            .expect("UTF-8")
+                            .into_owned()
+                    })
+                    .collect();
+                assert_eq!(
+                    segments,
+                    ["env", project, branch, "keys"],
+                    "{project:?} / {branch:?}"
+                );
+                assert_eq!(url.query(), None, "{project:?} / {branch:?}");
+            }
+        }
+    }
 }

@@ -149,9 +149,23 @@ impl Keyring {
     /// identity for a recipients file. (The project's mode only decides how to seal; during
     /// a migration to team keys, branches of both kinds exist.)
     pub fn open(&mut self, armored: &str) -> Result<Opened> {
+        let unreadable = |e: EnvelopeError| CliError::refused(format!("cannot decrypt: {e}"));
         let scrypt = envelope::scrypt_work_factor(armored)
-            .map_err(|e| CliError::refused(format!("cannot decrypt: {e}")))?
+            .map_err(unreadable)?
             .is_some();
+        // Neither a passphrase nor an X25519 file (a damaged stanza type, say): say so,
+        // rather than asking for an identity file that could not help.
+        if !scrypt
+            && !envelope::recipient_types(armored)
+                .map_err(unreadable)?
+                .iter()
+                .any(|t| t == "X25519")
+        {
+            return Err(CliError::refused(
+                "cannot decrypt: the file is sealed neither with a passphrase nor to an age X25519 key",
+            )
+            .hint("the server may be serving a damaged or forged file; nothing was written"));
+        }
         let opened = match scrypt {
             true => {
                 let passphrase = self.passphrase()?;

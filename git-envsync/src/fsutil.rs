@@ -28,12 +28,8 @@ pub fn write_state(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn write_replacing(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> anyhow::Result<()> {
-    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        bail!(
-            "{} is a symbolic link; envsync writes only regular files",
-            path.display()
-        );
-    }
+    refuse_symlink(path)?;
+    survive_file_size_limit();
     let dir = parent(path);
     let name = path
         .file_name()
@@ -70,6 +66,39 @@ fn write_new(tmp: &Path, bytes: &[u8], mode: u32, durable: bool) -> anyhow::Resu
         .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     Ok(())
+}
+
+/// Fails when `path` is a symbolic link: the env file is a secret and writing through a
+/// link could put it anywhere; replacing the link would silently break the user's setup.
+pub fn refuse_symlink(path: &Path) -> anyhow::Result<()> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!(
+            "{} is a symbolic link; envsync writes only regular files",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Makes a write beyond the file size limit (`ulimit -f`, RLIMIT_FSIZE) fail with EFBIG,
+/// which the caller reports, instead of the kernel's SIGXFSZ killing the process halfway
+/// through a write with no message. The signal is caught (by tokio's handler, which only
+/// records it), not ignored, so a program that `git envsync run` execs still gets the
+/// default disposition.
+fn survive_file_size_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        else {
+            return;
+        };
+        let _guard = rt.enter();
+        // The handler stays installed for the life of the process once registered.
+        let _ =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
+    });
 }
 
 /// Removes temp files a killed run of ours left next to `name`.

@@ -42,3 +42,59 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Every type of the CLI that holds a token, passphrase or plaintext prints a redaction
+/// marker under `{:?}` and `{:#?}`, never the secret (TESTING.md J2; the shared types are
+/// covered in `common/tests/redaction.rs`).
+#[cfg(test)]
+mod redaction_tests {
+    use crate::client::{Api, Timeouts};
+    use crate::config::{ProjectConfig, Token, UserConfig};
+    use crate::crypto::Keyring;
+    use crate::sync::Fetched;
+    use envsync_common::secret::{SecretBytes, SecretString};
+    use std::fmt::Debug;
+
+    const SENTINEL: &str = "SENTINEL_9f3a_c0ffee";
+
+    #[track_caller]
+    fn redacted(what: &str, value: &impl Debug) {
+        for shown in [format!("{value:?}"), format!("{value:#?}")] {
+            assert!(!shown.contains(SENTINEL), "{what} leaks: {shown}");
+            assert!(
+                shown.to_lowercase().contains("redacted"),
+                "{what} has no marker: {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_holders_print_redacted() {
+        let token = || Token::new(SENTINEL).expect("a token");
+        redacted("Token", &token());
+        redacted(
+            "UserConfig",
+            &UserConfig {
+                server: Some("http://127.0.0.1:9".into()),
+                token: Some(token()),
+            },
+        );
+        let config = ProjectConfig::new("p".into());
+        let keyring = Keyring::with_passphrase(&config, SecretString::from(SENTINEL.to_owned()))
+            .expect("keyring");
+        redacted("Keyring", &keyring);
+        let api = Api::new("http://127.0.0.1:9", Some(token()), Timeouts::COMMAND).expect("api");
+        let shown = format!("{api:?} {api:#?}");
+        assert!(!shown.contains(SENTINEL), "Api leaks: {shown}");
+        redacted(
+            "Fetched",
+            &Fetched {
+                content: SecretBytes::new(format!("A={SENTINEL}\n").into_bytes()),
+                from: "main".into(),
+                version: 1,
+                server_keys: vec!["A".into()],
+                cached: false,
+            },
+        );
+    }
+}

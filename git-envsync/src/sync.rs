@@ -135,7 +135,7 @@ pub fn push_version(
     branch.version = Some(version);
     branch.sha256 = Some(fsutil::sha256_hex(content));
     branch.saw(version, &keys);
-    seal_local_copy(ctx, branch, content)?;
+    seal_local_copy(ctx, branch, content);
     ctx.state.set_branch(branch)?;
     Ok(version)
 }
@@ -254,6 +254,18 @@ pub fn fetch(
                         None => format!("{from} has no env on the server any more"),
                     })
                 })?;
+            // The answer must be the version asked for: otherwise a server whose key
+            // list says N could serve N-1 (correctly bound to N-1) to a clone that
+            // never saw N, and the binding check alone would not notice.
+            if let Some(asked) = target
+                && env.version != asked
+            {
+                return Err(CliError::refused(format!(
+                    "integrity check failed: the server answered with version {} of {from} when version {asked} was asked for",
+                    env.version
+                ))
+                .hint("nothing was written; the server is misbehaving"));
+            }
             if opts.version.is_none() {
                 check_not_rolled_back(&branch, env.version, &from)?;
             }
@@ -298,6 +310,8 @@ pub fn pull(
     };
     let mut branch = ctx.state.branch(&from)?;
     let sha = fsutil::sha256_hex(content.expose());
+    // Before anything is written (a backup included): a symlinked env file is refused.
+    fsutil::refuse_symlink(&ctx.env_path)?;
     let current = read_env(ctx)?;
     let outcome = match &current {
         Some(cur) if cur.expose() == content.expose() => {
@@ -345,7 +359,7 @@ pub fn pull(
         version,
     };
     if synced && !was_cached {
-        seal_local_copy(ctx, &branch, content.expose())?;
+        seal_local_copy(ctx, &branch, content.expose());
     }
     ctx.state.set_branch(&branch)?;
     ctx.state.set_file(&file)?;
@@ -406,16 +420,17 @@ fn open_cached(
 /// Keeps a copy of a branch's current version sealed to the machine-local key, so that
 /// switching back to the branch costs no scrypt. An optimisation: failing to make it does
 /// not fail the sync.
-fn seal_local_copy(ctx: &Context, branch: &BranchState, content: &[u8]) -> Result<()> {
+fn seal_local_copy(ctx: &Context, branch: &BranchState, content: &[u8]) {
     let (Some(version), Ok(identity)) = (branch.version, crypto::local_identity()) else {
-        return Ok(());
+        return;
     };
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
     let recipients = [identity.to_public()];
     if let Ok(sealed) = envelope::seal(&binding, content, &Seal::Recipients(&recipients)) {
-        ctx.state.set_sealed(&branch.branch, &sealed)?;
+        // Not being able to keep it (a full disk, say) costs the next switch an scrypt,
+        // nothing more: the env file is already written and must not be reported failed.
+        let _ = ctx.state.set_sealed(&branch.branch, &sealed);
     }
-    Ok(())
 }
 
 /// Keys added and removed going from `old` to `new`, in the order they appear.

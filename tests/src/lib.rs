@@ -13,6 +13,8 @@ use std::time::Duration;
 
 pub use tempfile::TempDir;
 
+pub mod proxy;
+
 /// A passphrase long enough for the CLI's strength check.
 pub const PASS: &str = "correct horse battery staple";
 const SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789abcdef";
@@ -49,25 +51,28 @@ pub struct Server {
     pub url: String,
     pub db: PathBuf,
     pub stderr_log: PathBuf,
+    log_filter: String,
     dir: TempDir,
 }
 
 impl Server {
-    /// Starts a server with a fresh database.
+    /// Starts a server with a fresh database, logging at `debug`.
     pub fn start() -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("envsync.db");
-        Server::start_on(dir, db)
+        Server::start_logging("debug")
     }
 
-    fn start_on(dir: TempDir, db: PathBuf) -> Server {
+    /// Starts a server with a fresh database and `RUST_LOG=<filter>`.
+    pub fn start_logging(filter: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("envsync.db");
         let stderr_log = dir.path().join("server.log");
-        let (child, url) = spawn_server(&db, &stderr_log, "127.0.0.1:0");
+        let (child, url) = spawn_server(&db, &stderr_log, "127.0.0.1:0", filter);
         Server {
             child: Some(child),
             url,
             db,
             stderr_log,
+            log_filter: filter.to_owned(),
             dir,
         }
     }
@@ -105,7 +110,8 @@ impl Server {
     /// Starts the server again on the same database (a new port).
     pub fn restart(&mut self) {
         self.kill();
-        let (child, url) = spawn_server(&self.db, &self.stderr_log, "127.0.0.1:0");
+        let (child, url) =
+            spawn_server(&self.db, &self.stderr_log, "127.0.0.1:0", &self.log_filter);
         self.child = Some(child);
         self.url = url;
     }
@@ -126,7 +132,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn_server(db: &Path, stderr_log: &Path, addr: &str) -> (Child, String) {
+fn spawn_server(db: &Path, stderr_log: &Path, addr: &str, log_filter: &str) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -134,7 +140,7 @@ fn spawn_server(db: &Path, stderr_log: &Path, addr: &str) -> (Child, String) {
         .expect("server log");
     let mut child = Command::new(binary("envsync-server"))
         .env("ENVSYNC_JWT_SECRET", SECRET)
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", log_filter)
         .args(["--addr", addr, "--db"])
         .arg(db)
         .stdout(Stdio::piped())
@@ -155,7 +161,7 @@ fn spawn_server(db: &Path, stderr_log: &Path, addr: &str) -> (Child, String) {
 }
 
 /// An HTTP answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub body: String,
@@ -381,10 +387,32 @@ impl Dev {
     pub fn read_env(&self) -> Option<Vec<u8>> {
         std::fs::read(self.env_path()).ok()
     }
+
+    /// Every `*.envsync.tmp-*` file left in the work tree or under `.git/envsync/`.
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.contains(".envsync.tmp-") {
+                    out.push(path.clone());
+                }
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&path, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.repo, &mut out);
+        out
+    }
 }
 
 /// The result of one CLI run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -414,6 +442,22 @@ impl Run {
     pub fn code(self, code: i32) -> Run {
         assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
         self
+    }
+
+    /// A refusal as users should see it: a non-zero exit, no panic, and on stderr exactly
+    /// one `error:` line, optionally followed by one `hint:` line.
+    #[track_caller]
+    pub fn refused(self) -> Run {
+        assert_ne!(self.code, 0, "expected a failure: {self:#?}");
+        let run = self.clean();
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        let shape_ok = match lines.as_slice() {
+            [e] => e.starts_with("error: "),
+            [e, h] => e.starts_with("error: ") && h.starts_with("hint: "),
+            _ => false,
+        };
+        assert!(shape_ok, "expected one error line (and a hint): {run:#?}");
+        run
     }
 
     /// No panic, no backtrace, and an `error:` line when failing.

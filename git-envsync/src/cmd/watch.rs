@@ -74,6 +74,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 
     let mut watch = Watch {
         server: None,
+        version: 0,
         warned: BTreeSet::new(),
         offline: false,
     };
@@ -136,6 +137,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 struct Watch {
     /// The server's key list for the branch (or the cached one).
     server: Option<Vec<String>>,
+    /// The version `server` belongs to.
+    version: u64,
     /// The drift lines printed last, so each change is printed once.
     warned: BTreeSet<String>,
     offline: bool,
@@ -152,6 +155,7 @@ impl Watch {
                 if let Some(k) = &keys {
                     let _ = ctx.state.record_seen(&ctx.branch, k.version, &k.keys);
                 }
+                self.version = keys.as_ref().map_or(0, |k| k.version);
                 self.server = keys.map(|k| k.keys);
             }
             Err(e) => {
@@ -162,17 +166,23 @@ impl Watch {
                     ));
                 }
                 self.offline = true;
-                self.server = ctx
-                    .state
-                    .branch(&ctx.branch)
-                    .ok()
-                    .filter(|s| s.keys_version > 0)
-                    .map(|s| s.keys);
+                let cached = ctx.state.branch(&ctx.branch).ok();
+                let cached = cached.filter(|s| s.keys_version > 0);
+                self.version = cached.as_ref().map_or(0, |s| s.keys_version);
+                self.server = cached.map(|s| s.keys);
             }
         }
     }
 
     fn check(&mut self, ctx: &Context) {
+        // A pull or push by another process since the last refresh recorded a newer key
+        // list in the state: the file it wrote is in sync with that, not with ours.
+        if let Ok(state) = ctx.state.branch(&ctx.branch)
+            && state.keys_version > self.version
+        {
+            self.version = state.keys_version;
+            self.server = Some(state.keys);
+        }
         let local = match sync::read_env(ctx) {
             Ok(Some(bytes)) => match sync::parse_keys(ctx, bytes.expose()) {
                 Ok(keys) => keys.names,
