@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod limiter;
 pub mod routes;
 pub mod secret;
 pub mod store;
@@ -36,6 +37,8 @@ use thiserror::Error;
 pub struct App {
     pub store: Arc<dyn Store>,
     pub auth: Authenticator,
+    /// Failed authentications per client address.
+    pub limiter: limiter::AuthLimiter,
     pub settings: Settings,
 }
 
@@ -82,6 +85,7 @@ impl Server {
             app: Arc::new(App {
                 store,
                 auth,
+                limiter: limiter::AuthLimiter::new(settings.auth_limit),
                 settings,
             }),
         })

@@ -9,3 +9,4 @@ mod auth;
 mod binary;
 mod common;
 mod concurrency;
+mod hygiene;

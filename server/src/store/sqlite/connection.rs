@@ -3,6 +3,7 @@
 
 use super::super::StoreError;
 use super::Database;
+use super::chain;
 use super::writer::{Job, exec};
 use rusqlite::Connection;
 use std::path::Path;
@@ -24,10 +25,18 @@ const READ_QUEUE_DEPTH: usize = 1024;
 /// Most reads run in one read transaction.
 const READ_BATCH: usize = 64;
 
-/// Numbered migrations; `PRAGMA user_version` holds how many have been applied.
-const MIGRATIONS: &[&str] = &[
+/// One schema step: plain SQL, or code for what SQL cannot do alone (hashing).
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&Connection) -> Result<(), StoreError>),
+}
+
+/// Numbered migrations; `PRAGMA user_version` holds how many have been applied. Each runs
+/// in the one transaction that also bumps the version.
+const MIGRATIONS: &[Migration] = &[
     // 1: versions, audit, tokens.
-    "CREATE TABLE versions (
+    Migration::Sql(
+        "CREATE TABLE versions (
         id INTEGER PRIMARY KEY,
         project TEXT NOT NULL,
         branch TEXT NOT NULL,
@@ -70,14 +79,20 @@ const MIGRATIONS: &[&str] = &[
         expires_at TEXT NOT NULL,
         revoked_at TEXT
     );",
+    ),
+    // 2: the audit log's hash chain (existing rows are hashed in id order).
+    Migration::Code(chain::migrate),
 ];
 
 pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
     let conn = match db {
         Database::Memory => Connection::open_in_memory()?,
-        Database::File(path) => Connection::open(path).map_err(|e| {
-            StoreError::Other(format!("cannot open database {}: {e}", path.display()))
-        })?,
+        Database::File(path) => {
+            create_private(path)?;
+            Connection::open(path).map_err(|e| {
+                StoreError::Other(format!("cannot open database {}: {e}", path.display()))
+            })?
+        }
     };
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String =
@@ -107,6 +122,38 @@ pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Creates the database file with mode 0600 when it does not exist yet: it holds every
+/// ciphertext and the audit trail. SQLite gives its `-wal` and `-shm` files the mode of the
+/// database file, so they are 0600 too. An existing file keeps the mode its owner chose,
+/// with a warning when others may read it.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the database file is readable by other users; chmod 600 it (and its -wal and -shm files)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Other(format!(
+            "cannot open database {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     exec(conn, "BEGIN IMMEDIATE")?;
     let result = (|| {
@@ -117,8 +164,11 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
                 MIGRATIONS.len()
             )));
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            conn.execute_batch(sql)?;
+        for (index, step) in MIGRATIONS.iter().enumerate().skip(applied) {
+            match step {
+                Migration::Sql(sql) => conn.execute_batch(sql)?,
+                Migration::Code(run) => run(conn)?,
+            }
             conn.pragma_update(None, "user_version", index + 1)?;
             tracing::info!(migration = index + 1, "applied database migration");
         }
