@@ -287,6 +287,87 @@ mod tests {
     use rusqlite::StatementStatus;
 
     #[test]
+    fn migration_2_hashes_the_rows_already_there_into_a_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        // A database as schema version 1 left it, with audit rows and no hashes.
+        {
+            let conn = Connection::open(&path).unwrap();
+            let Migration::Sql(v1) = &MIGRATIONS[0] else {
+                panic!("migration 1 is SQL")
+            };
+            conn.execute_batch(v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            for (actor, version) in [("a@x", Some(1)), ("b@x", None), ("c@x", Some(2))] {
+                conn.execute(
+                    "INSERT INTO audit (at, actor, action, project, branch, version, outcome)
+                     VALUES ('2025-01-01T00:00:00.000Z', ?1, 'push', 'p', 'main', ?2, 'ok')",
+                    rusqlite::params![actor, version],
+                )
+                .unwrap();
+            }
+        }
+        assert!(
+            chain::verify(&path, None).is_err(),
+            "no chain before migrating"
+        );
+        let conn = open_writer(&Database::File(path.clone())).unwrap();
+        migrate(&conn).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        assert!(matches!(
+            chain::verify(&path, None).unwrap(),
+            chain::Verdict::Intact { rows: 3, .. }
+        ));
+        // New rows chain on, rows without a hash are refused, and the log stays append-only.
+        let event = crate::store::Event {
+            actor: "d@x".into(),
+            action: "pull".into(),
+            outcome: "ok".into(),
+            ..Default::default()
+        };
+        super::super::queries::insert_event(&conn, "2025-01-02T00:00:00.000Z", &event).unwrap();
+        assert!(matches!(
+            chain::verify(&path, None).unwrap(),
+            chain::Verdict::Intact { rows: 4, .. }
+        ));
+        let refused = conn.execute(
+            "INSERT INTO audit (at, actor, action, outcome) VALUES ('t', 'e', 'x', 'ok')",
+            [],
+        );
+        assert!(format!("{refused:?}").contains("chain hash"), "{refused:?}");
+        let refused = conn.execute("UPDATE audit SET actor = 'z' WHERE id = 1", []);
+        assert!(
+            format!("{refused:?}").contains("append-only"),
+            "{refused:?}"
+        );
+        // Migrating again changes nothing.
+        migrate(&conn).unwrap();
+        assert!(matches!(
+            chain::verify(&path, None).unwrap(),
+            chain::Verdict::Intact { rows: 4, .. }
+        ));
+    }
+
+    #[test]
+    fn a_new_database_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let conn = open_writer(&Database::File(path.clone())).unwrap();
+        migrate(&conn).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file}");
+        }
+    }
+
+    #[test]
     fn statements_are_not_re_prepared_on_every_binding() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
