@@ -11,3 +11,4 @@ mod binary;
 mod common;
 mod concurrency;
 mod hygiene;
+mod limits;
