@@ -10,5 +10,7 @@ mod auth;
 mod binary;
 mod common;
 mod concurrency;
+mod durability;
 mod hygiene;
 mod limits;
+mod load;
