@@ -10,7 +10,10 @@
 //!   `{"error","message"}` with its status.
 //! - [`store::Store`] is the storage seam; [`store::SqliteStore`] implements it with WAL,
 //!   durable commits and group commit on one writer thread.
-//! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret.
+//! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret;
+//!   [`limiter`] answers 429 to a client address that keeps failing authentication.
+//! - [`store::sqlite::chain`] is the audit log's hash chain and its verifier (what
+//!   `envsync-server audit verify` runs).
 
 pub mod auth;
 pub mod clock;

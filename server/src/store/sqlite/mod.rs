@@ -16,10 +16,14 @@
 //!   busy reader costs no thread hand-off per request. A `:memory:` database exists only
 //!   inside the writer's connection, so there its reads go through the writer too.
 //!
-//! Versions and audit rows are append-only: triggers refuse `UPDATE` and `DELETE`.
+//! Versions and audit rows are append-only: triggers refuse `UPDATE` and `DELETE`. Each
+//! audit row also carries a SHA-256 hash chained over the row before it, computed in the
+//! writer's transaction, so a row edited, deleted, reordered or inserted behind the
+//! server's back is found by [`chain::verify`].
 //!
-//! Files: `connection` opens and checks connections and migrates; `writer` is the writer
-//! thread; `queries` holds the SQL run inside its transactions.
+//! Files: `connection` opens and checks connections (a new database file is created 0600)
+//! and migrates; `writer` is the writer thread; `queries` holds the SQL run inside its
+//! transactions; `chain` hashes and verifies the audit log.
 
 pub mod chain;
 mod connection;
