@@ -105,10 +105,8 @@ fn has_secret_word(ident: &str) -> bool {
     let mut words = Vec::new();
     let mut word = String::new();
     for c in ident.chars() {
-        if c == '_' || c.is_ascii_uppercase() {
-            if !word.is_empty() {
-                words.push(std::mem::take(&mut word));
-            }
+        if (c == '_' || c.is_ascii_uppercase()) && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
         }
         if c != '_' {
             word.push(c.to_ascii_lowercase());
