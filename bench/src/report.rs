@@ -8,8 +8,9 @@ use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 use std::process::Command;
 
-const AREAS: [(&str, &str); 3] = [
+const AREAS: [(&str, &str); 4] = [
     ("server", "HTTP API under load (issue: server)"),
+    ("load", "Concurrent writers and readers with correctness checks (issue: proof)"),
     (
         "cli",
         "git envsync commands, whole process (issues: CLI, team keys)",
@@ -56,7 +57,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         }
         let text = String::from_utf8_lossy(&out.stdout);
         writeln!(doc, "## {title}\n")?;
-        if area == "server" {
+        if matches!(area, "server" | "load") {
             // Its own fixed-width report.
             writeln!(doc, "```text\n{}\n```\n", text.trim())?;
         } else {

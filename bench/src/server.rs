@@ -120,7 +120,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
 
 /// A realistic blob: an eight-key `.env` sealed with age (passphrase mode, the cost of which
 /// is the client's, not the server's).
-fn sample_ciphertext() -> Result<String> {
+pub(crate) fn sample_ciphertext() -> Result<String> {
     let env: String = KEYS
         .iter()
         .map(|k| format!("{k}=value-of-{k}-0123456789abcdef0123456789abcdef\n"))

@@ -455,7 +455,9 @@ async fn audit_is_owner_only_paginated_and_holds_no_ciphertext() {
     assert_eq!(second_push["branch"], "main");
     assert_eq!(second_push["version"], 2);
     let detail: Value = serde_json::from_str(second_push["detail"].as_str().unwrap()).unwrap();
-    assert_eq!(detail, json!({"added": ["C"], "removed": ["B"]}));
+    assert_eq!(detail["added"], json!(["C"]));
+    assert_eq!(detail["removed"], json!(["B"]));
+    assert_eq!(detail["ciphertext_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(events[2]["version"], 2);
 
     // Pages of two, newest first, following next_before.

@@ -3,6 +3,7 @@
 
 use super::super::StoreError;
 use super::Database;
+use super::chain;
 use super::writer::{Job, exec};
 use rusqlite::Connection;
 use std::path::Path;
@@ -24,10 +25,18 @@ const READ_QUEUE_DEPTH: usize = 1024;
 /// Most reads run in one read transaction.
 const READ_BATCH: usize = 64;
 
-/// Numbered migrations; `PRAGMA user_version` holds how many have been applied.
-const MIGRATIONS: &[&str] = &[
+/// One schema step: plain SQL, or code for what SQL cannot do alone (hashing).
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&Connection) -> Result<(), StoreError>),
+}
+
+/// Numbered migrations; `PRAGMA user_version` holds how many have been applied. Each runs
+/// in the one transaction that also bumps the version.
+const MIGRATIONS: &[Migration] = &[
     // 1: versions, audit, tokens.
-    "CREATE TABLE versions (
+    Migration::Sql(
+        "CREATE TABLE versions (
         id INTEGER PRIMARY KEY,
         project TEXT NOT NULL,
         branch TEXT NOT NULL,
@@ -70,14 +79,20 @@ const MIGRATIONS: &[&str] = &[
         expires_at TEXT NOT NULL,
         revoked_at TEXT
     );",
+    ),
+    // 2: the audit log's hash chain (existing rows are hashed in id order).
+    Migration::Code(chain::migrate),
 ];
 
 pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
     let conn = match db {
         Database::Memory => Connection::open_in_memory()?,
-        Database::File(path) => Connection::open(path).map_err(|e| {
-            StoreError::Other(format!("cannot open database {}: {e}", path.display()))
-        })?,
+        Database::File(path) => {
+            create_private(path)?;
+            Connection::open(path).map_err(|e| {
+                StoreError::Other(format!("cannot open database {}: {e}", path.display()))
+            })?
+        }
     };
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String =
@@ -107,6 +122,38 @@ pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Creates the database file with mode 0600 when it does not exist yet: it holds every
+/// ciphertext and the audit trail. SQLite gives its `-wal` and `-shm` files the mode of the
+/// database file, so they are 0600 too. An existing file keeps the mode its owner chose,
+/// with a warning when others may read it.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the database file is readable by other users; chmod 600 it (and its -wal and -shm files)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Other(format!(
+            "cannot open database {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     exec(conn, "BEGIN IMMEDIATE")?;
     let result = (|| {
@@ -117,8 +164,11 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
                 MIGRATIONS.len()
             )));
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            conn.execute_batch(sql)?;
+        for (index, step) in MIGRATIONS.iter().enumerate().skip(applied) {
+            match step {
+                Migration::Sql(sql) => conn.execute_batch(sql)?,
+                Migration::Code(run) => run(conn)?,
+            }
             conn.pragma_update(None, "user_version", index + 1)?;
             tracing::info!(migration = index + 1, "applied database migration");
         }
@@ -235,6 +285,87 @@ fn keep_statements_prepared(conn: &Connection) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use rusqlite::StatementStatus;
+
+    #[test]
+    fn migration_2_hashes_the_rows_already_there_into_a_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        // A database as schema version 1 left it, with audit rows and no hashes.
+        {
+            let conn = Connection::open(&path).unwrap();
+            let Migration::Sql(v1) = &MIGRATIONS[0] else {
+                panic!("migration 1 is SQL")
+            };
+            conn.execute_batch(v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            for (actor, version) in [("a@x", Some(1)), ("b@x", None), ("c@x", Some(2))] {
+                conn.execute(
+                    "INSERT INTO audit (at, actor, action, project, branch, version, outcome)
+                     VALUES ('2025-01-01T00:00:00.000Z', ?1, 'push', 'p', 'main', ?2, 'ok')",
+                    rusqlite::params![actor, version],
+                )
+                .unwrap();
+            }
+        }
+        assert!(
+            chain::verify(&path, None).is_err(),
+            "no chain before migrating"
+        );
+        let conn = open_writer(&Database::File(path.clone())).unwrap();
+        migrate(&conn).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        assert!(matches!(
+            chain::verify(&path, None).unwrap(),
+            chain::Verdict::Intact { rows: 3, .. }
+        ));
+        // New rows chain on, rows without a hash are refused, and the log stays append-only.
+        let event = crate::store::Event {
+            actor: "d@x".into(),
+            action: "pull".into(),
+            outcome: "ok".into(),
+            ..Default::default()
+        };
+        super::super::queries::insert_event(&conn, "2025-01-02T00:00:00.000Z", &event).unwrap();
+        assert!(matches!(
+            chain::verify(&path, None).unwrap(),
+            chain::Verdict::Intact { rows: 4, .. }
+        ));
+        let refused = conn.execute(
+            "INSERT INTO audit (at, actor, action, outcome) VALUES ('t', 'e', 'x', 'ok')",
+            [],
+        );
+        assert!(format!("{refused:?}").contains("chain hash"), "{refused:?}");
+        let refused = conn.execute("UPDATE audit SET actor = 'z' WHERE id = 1", []);
+        assert!(
+            format!("{refused:?}").contains("append-only"),
+            "{refused:?}"
+        );
+        // Migrating again changes nothing.
+        migrate(&conn).unwrap();
+        assert!(matches!(
+            chain::verify(&path, None).unwrap(),
+            chain::Verdict::Intact { rows: 4, .. }
+        ));
+    }
+
+    #[test]
+    fn a_new_database_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let conn = open_writer(&Database::File(path.clone())).unwrap();
+        migrate(&conn).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file}");
+        }
+    }
 
     #[test]
     fn statements_are_not_re_prepared_on_every_binding() {

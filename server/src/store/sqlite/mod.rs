@@ -16,11 +16,16 @@
 //!   busy reader costs no thread hand-off per request. A `:memory:` database exists only
 //!   inside the writer's connection, so there its reads go through the writer too.
 //!
-//! Versions and audit rows are append-only: triggers refuse `UPDATE` and `DELETE`.
+//! Versions and audit rows are append-only: triggers refuse `UPDATE` and `DELETE`. Each
+//! audit row also carries a SHA-256 hash chained over the row before it, computed in the
+//! writer's transaction, so a row edited, deleted, reordered or inserted behind the
+//! server's back is found by [`chain::verify`].
 //!
-//! Files: `connection` opens and checks connections and migrates; `writer` is the writer
-//! thread; `queries` holds the SQL run inside its transactions.
+//! Files: `connection` opens and checks connections (a new database file is created 0600)
+//! and migrates; `writer` is the writer thread; `queries` holds the SQL run inside its
+//! transactions; `chain` hashes and verifies the audit log.
 
+pub mod chain;
 mod connection;
 mod queries;
 mod writer;
@@ -55,6 +60,38 @@ impl Database {
         } else {
             Database::File(PathBuf::from(text))
         }
+    }
+
+    /// Whether this is a database file that already holds versions, tokens or audit rows.
+    /// Read-only: never creates or migrates anything.
+    pub fn holds_data(&self) -> Result<bool, StoreError> {
+        let Database::File(path) = self else {
+            return Ok(false);
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() > 0 => {}
+            _ => return Ok(false),
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| {
+                StoreError::Other(format!("cannot open database {}: {e}", path.display()))
+            })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let ours: bool = conn.query_row(
+            "SELECT COUNT(*) = 3 FROM sqlite_master
+             WHERE type = 'table' AND name IN ('versions', 'tokens', 'audit')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !ours {
+            return Ok(false);
+        }
+        Ok(conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM versions) OR EXISTS (SELECT 1 FROM tokens)
+                 OR EXISTS (SELECT 1 FROM audit)",
+            [],
+            |r| r.get(0),
+        )?)
     }
 }
 

@@ -2,8 +2,10 @@
 //! compare-and-swap), pulls, audit events and audit pages.
 
 use super::super::{Event, NewPush, PullRequest, StoreError};
+use super::chain;
 use envsync_common::api::{AuditEvent, AuditPage, EnvResponse};
 use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
 pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, StoreError> {
@@ -53,7 +55,7 @@ pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, Sto
     ])?;
     event.version = Some(version);
     event.outcome = "ok".into();
-    event.detail = Some(key_changes(&previous, &push.keys));
+    event.detail = Some(push_detail(&previous, &push.keys, &push.ciphertext));
     insert_event(conn, &at, &event)?;
     Ok(version)
 }
@@ -115,13 +117,27 @@ pub(super) fn pull_version(
     Ok(env)
 }
 
+/// Appends one audit row, chained to the row before it (see [`chain`]). Inside the
+/// writer's transaction: the head read here is the head the row is appended to.
 pub(super) fn insert_event(conn: &Connection, at: &str, e: &Event) -> Result<(), StoreError> {
+    let (last, prev) = chain::head(conn)?;
+    let id = last + 1;
+    let hash = chain::Row::of(id, at, e)?.hash(&prev);
     conn.prepare_cached(
-        "INSERT INTO audit (at, actor, action, project, branch, version, outcome, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit (id, at, actor, action, project, branch, version, outcome, detail, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
-        at, e.actor, e.action, e.project, e.branch, e.version, e.outcome, e.detail
+        id,
+        at,
+        e.actor,
+        e.action,
+        e.project,
+        e.branch,
+        e.version,
+        e.outcome,
+        e.detail,
+        &hash[..]
     ])?;
     Ok(())
 }
@@ -174,8 +190,9 @@ pub(super) fn audit_page(
     })
 }
 
-/// The audit detail of a push: which key names appeared and disappeared (names only).
-fn key_changes(previous: &[String], keys: &[String]) -> String {
+/// The audit detail of a push: which key names appeared and disappeared (names only), and
+/// the SHA-256 of the stored ciphertext, which ties the audit chain to the version's bytes.
+fn push_detail(previous: &[String], keys: &[String], ciphertext: &str) -> String {
     let before: HashSet<&str> = previous.iter().map(String::as_str).collect();
     let after: HashSet<&str> = keys.iter().map(String::as_str).collect();
     let added: Vec<&str> = keys
@@ -188,7 +205,9 @@ fn key_changes(previous: &[String], keys: &[String]) -> String {
         .map(String::as_str)
         .filter(|k| !after.contains(k))
         .collect();
-    serde_json::json!({ "added": added, "removed": removed }).to_string()
+    let digest = chain::hex(&Sha256::digest(ciphertext.as_bytes()).into());
+    serde_json::json!({ "added": added, "removed": removed, "ciphertext_sha256": digest })
+        .to_string()
 }
 
 /// Now, as RFC 3339 UTC with millisecond precision.
