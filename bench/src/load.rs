@@ -113,7 +113,11 @@ pub fn run(args: Vec<String>) -> Result<()> {
         anyhow::Ok(
             versions
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v["version"].as_u64()).collect::<Vec<_>>())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v["version"].as_u64())
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default(),
         )
     })?;
@@ -239,9 +243,9 @@ async fn drive(
     for _ in 0..plan.readers {
         let (http, url, token) = (http.clone(), url.to_owned(), reader_token.to_owned());
         let pulls = plan.pulls;
-        tasks.push(tokio::spawn(
-            async move { reader(http, url, token, pulls).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            reader(http, url, token, pulls).await
+        }));
     }
     let mut seen = Seen {
         accepted: vec![1],

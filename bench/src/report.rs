@@ -10,7 +10,10 @@ use std::process::Command;
 
 const AREAS: [(&str, &str); 4] = [
     ("server", "HTTP API under load (issue: server)"),
-    ("load", "Concurrent writers and readers with correctness checks (issue: proof)"),
+    (
+        "load",
+        "Concurrent writers and readers with correctness checks (issue: proof)",
+    ),
     (
         "cli",
         "git envsync commands, whole process (issues: CLI, team keys)",
