@@ -90,6 +90,11 @@ pub struct LabServer {
 
 impl LabServer {
     pub fn start(dir: &Path) -> Result<LabServer> {
+        LabServer::start_logging(dir, Stdio::null())
+    }
+
+    /// Starts the server with its warnings and errors going to `log`.
+    pub fn start_logging(dir: &Path, log: impl Into<Stdio>) -> Result<LabServer> {
         let db = dir.join("envsync.db");
         let mut child = Command::new(bin("envsync-server")?)
             .env("ENVSYNC_JWT_SECRET", SECRET)
@@ -97,7 +102,7 @@ impl LabServer {
             .args(["--addr", "127.0.0.1:0", "--db"])
             .arg(&db)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .context("start envsync-server")?;
         let mut line = String::new();
@@ -122,6 +127,14 @@ impl LabServer {
             bail!("token: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn db(&self) -> &Path {
+        &self.db
     }
 
     pub fn kill(&mut self) {

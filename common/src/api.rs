@@ -201,7 +201,7 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
 }
 
 /// `POST /tokens` answer (201). The token is shown once and never stored by the server.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub token: String,
     pub jti: String,

@@ -8,9 +8,25 @@ use zeroize::Zeroizing;
 
 pub use age::secrecy::{ExposeSecret, SecretString};
 
-/// Secret bytes: a decrypted `.env` file or one of its values.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Secret bytes: a decrypted `.env` file or one of its values. `==` on them is
+/// constant-time ([`ct_eq`]).
+#[derive(Clone, Default)]
 pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+/// Compares two secrets in a time that depends on their lengths only, never on where they
+/// first differ. Every comparison of a secret (token, key, passphrase, plaintext) uses
+/// this, never `==` on the raw bytes; a test in the server's suite greps for that.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
+}
+
+impl PartialEq for SecretBytes {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(self.expose(), other.expose())
+    }
+}
+
+impl Eq for SecretBytes {}
 
 impl SecretBytes {
     pub fn new(bytes: Vec<u8>) -> Self {

@@ -240,6 +240,9 @@ impl Api {
                     StatusCode::FORBIDDEN => CliError::usage(line)
                         .hint("ask a project owner for a token with access to this project"),
                     StatusCode::CONFLICT => CliError::refused(line),
+                    StatusCode::TOO_MANY_REQUESTS => CliError::server(line).hint(
+                        "too many failed logins from this address: check your token, then retry later",
+                    ),
                     s if s.is_server_error() => CliError::server(line),
                     _ => CliError::new(Exit::Usage, line),
                 }

@@ -159,10 +159,18 @@ pub fn env_file_path(root: &Path, env_file: &str) -> Result<PathBuf> {
     Ok(root.join(rel))
 }
 
-/// A bearer token. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A bearer token. `Debug` never shows it; `==` is constant-time.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Token(String);
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Self) -> bool {
+        envsync_common::secret::ct_eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for Token {}
 
 impl Token {
     /// Accepts a token with or without the `Bearer ` prefix.

@@ -19,7 +19,7 @@ use crate::state::{BranchState, FileState};
 use envsync_common::api::PushRequest;
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
-use envsync_common::secret::SecretBytes;
+use envsync_common::secret::{SecretBytes, ct_eq};
 use reqwest::StatusCode;
 use std::path::PathBuf;
 
@@ -314,7 +314,7 @@ pub fn pull(
     fsutil::refuse_symlink(&ctx.env_path)?;
     let current = read_env(ctx)?;
     let outcome = match &current {
-        Some(cur) if cur.expose() == content.expose() => {
+        Some(cur) if ct_eq(cur.expose(), content.expose()) => {
             // Same bytes: only make sure the mode is right.
             fsutil::make_private(&ctx.env_path)?;
             PullOutcome::Unchanged {

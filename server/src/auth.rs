@@ -56,9 +56,18 @@ impl Principal {
     }
 }
 
-/// A signed token. `Debug` never shows it; [`Token::expose`] is the one way out.
-#[derive(Clone, PartialEq, Eq)]
+/// A signed token. `Debug` never shows it; [`Token::expose`] is the one way out; `==` is
+/// constant-time.
+#[derive(Clone)]
 pub struct Token(String);
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Self) -> bool {
+        envsync_common::secret::ct_eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for Token {}
 
 impl Token {
     pub fn expose(&self) -> &str {

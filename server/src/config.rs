@@ -1,9 +1,12 @@
 //! Server settings: what `serve` needs, with the defaults of `DESIGN.md` and the
 //! `ENVSYNC_*` environment variables that change them.
 
+use crate::limiter::LimiterSettings;
 use crate::secret::JwtSecret;
 use crate::store::sqlite::Database;
+use envsync_common::api::parse_ttl;
 use jsonwebtoken::Algorithm;
+use std::time::Duration;
 use thiserror::Error;
 
 /// Default request body limit: 1 MiB.
@@ -25,6 +28,8 @@ pub struct Settings {
     pub max_body: u64,
     /// Lifetime of tokens minted without an explicit `ttl`, in seconds.
     pub default_token_ttl: u64,
+    /// Rate limiting of failed authentication per client address.
+    pub auth_limit: LimiterSettings,
 }
 
 /// How tokens are signed and checked.
@@ -49,6 +54,12 @@ pub enum ConfigError {
     Size(String),
     #[error("{0} is set but empty")]
     Empty(&'static str),
+    #[error("{var} must be {what}, not '{value}'")]
+    Number {
+        var: &'static str,
+        what: &'static str,
+        value: String,
+    },
 }
 
 impl Settings {
@@ -65,11 +76,14 @@ impl Settings {
             },
             max_body: DEFAULT_MAX_BODY,
             default_token_ttl: DEFAULT_TOKEN_TTL,
+            auth_limit: LimiterSettings::default(),
         }
     }
 
-    /// Applies `ENVSYNC_JWT_ALGORITHM`, `ENVSYNC_JWT_ISSUER`, `ENVSYNC_JWT_AUDIENCE` and
-    /// `ENVSYNC_MAX_BODY` from `lookup` (the process environment in the binary).
+    /// Applies `ENVSYNC_JWT_ALGORITHM`, `ENVSYNC_JWT_ISSUER`, `ENVSYNC_JWT_AUDIENCE`,
+    /// `ENVSYNC_MAX_BODY` and the rate limiter's `ENVSYNC_AUTH_MAX_FAILURES`,
+    /// `ENVSYNC_AUTH_WINDOW` and `ENVSYNC_AUTH_LIMITER_CAPACITY` from `lookup` (the process
+    /// environment in the binary).
     pub fn apply_env(
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,
@@ -90,6 +104,47 @@ impl Settings {
         }
         if let Some(size) = lookup("ENVSYNC_MAX_BODY") {
             self.max_body = parse_size(&size)?;
+        }
+        let number = |var: &'static str, what: &'static str, value: &str| ConfigError::Number {
+            var,
+            what,
+            value: value.to_owned(),
+        };
+        if let Some(value) = lookup("ENVSYNC_AUTH_MAX_FAILURES") {
+            self.auth_limit.max_failures = value.trim().parse().map_err(|_| {
+                number(
+                    "ENVSYNC_AUTH_MAX_FAILURES",
+                    "a whole number (0 turns rate limiting off)",
+                    &value,
+                )
+            })?;
+        }
+        if let Some(value) = lookup("ENVSYNC_AUTH_WINDOW") {
+            let secs = parse_ttl(&value)
+                .ok()
+                .filter(|&s| s <= 86_400)
+                .ok_or_else(|| {
+                    number(
+                        "ENVSYNC_AUTH_WINDOW",
+                        "a duration from 1s to 1d such as 60, 90s or 15m",
+                        &value,
+                    )
+                })?;
+            self.auth_limit.window = Duration::from_secs(secs);
+        }
+        if let Some(value) = lookup("ENVSYNC_AUTH_LIMITER_CAPACITY") {
+            self.auth_limit.capacity = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&n: &usize| (2..=10_000_000).contains(&n))
+                .ok_or_else(|| {
+                    number(
+                        "ENVSYNC_AUTH_LIMITER_CAPACITY",
+                        "a number of addresses from 2 to 10000000",
+                        &value,
+                    )
+                })?;
         }
         Ok(())
     }
@@ -140,5 +195,69 @@ mod tests {
         for bad in ["none", "RS256", "ES256", ""] {
             assert!(parse_algorithm(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn rate_limit_settings_from_the_environment() {
+        let secret = JwtSecret::new(b"k3Jd9-Qm2vX7pL0aZ4rT8yW1nB6cF5hG".to_vec()).unwrap();
+        let mut settings = Settings::new(Database::Memory, secret);
+        assert_eq!(settings.auth_limit, LimiterSettings::default());
+        let env = [
+            ("ENVSYNC_AUTH_MAX_FAILURES", "5"),
+            ("ENVSYNC_AUTH_WINDOW", "15m"),
+            ("ENVSYNC_AUTH_LIMITER_CAPACITY", "4096"),
+        ];
+        settings
+            .apply_env(|k| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap();
+        assert_eq!(
+            settings.auth_limit,
+            LimiterSettings {
+                max_failures: 5,
+                window: Duration::from_secs(900),
+                capacity: 4096,
+            }
+        );
+        for (var, bad) in [
+            ("ENVSYNC_AUTH_MAX_FAILURES", "-1"),
+            ("ENVSYNC_AUTH_MAX_FAILURES", "many"),
+            ("ENVSYNC_AUTH_WINDOW", "0"),
+            ("ENVSYNC_AUTH_WINDOW", "2d"),
+            ("ENVSYNC_AUTH_LIMITER_CAPACITY", "1"),
+        ] {
+            let err = settings
+                .apply_env(|k| (k == var).then(|| bad.to_owned()))
+                .unwrap_err();
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let text = "k3Jd9-Qm2vX7pL0aZ4rT8yW1nB6cF5hG-sentinel";
+        let secret = JwtSecret::new(text.as_bytes().to_vec()).unwrap();
+        let settings = Settings::new(Database::Memory, secret);
+        let auth = crate::auth::Authenticator::new(&settings.jwt);
+        for shown in [
+            format!("{settings:?}"),
+            format!("{settings:#?}"),
+            format!("{auth:?}"),
+            format!("{:?}", settings.jwt),
+        ] {
+            assert!(!shown.contains("sentinel"), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+        let mut lookup = std::collections::HashMap::new();
+        lookup.insert("ENVSYNC_JWT_ISSUER", "");
+        let mut settings = settings;
+        assert!(
+            settings
+                .apply_env(|k| lookup.get(k).map(|v| v.to_string()))
+                .is_err()
+        );
     }
 }

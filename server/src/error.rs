@@ -19,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub current_version: Option<u64>,
+    /// Seconds for a `Retry-After` header (429 only).
+    pub retry_after: Option<u64>,
 }
 
 impl Reject for ApiError {}
@@ -30,6 +32,21 @@ impl ApiError {
             code,
             message: message.into(),
             current_version: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429: too many failed authentications from this client; try again in `wait`.
+    pub fn too_many_failures(wait: std::time::Duration) -> ApiError {
+        // Whole seconds, rounded up: retrying on time must never be refused again.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError {
+            retry_after: Some(secs.max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many failed authentications from this address; try again after Retry-After seconds",
+            )
         }
     }
 
@@ -72,6 +89,7 @@ impl ApiError {
                     None => "the branch has no version yet; push with base_version null".into(),
                 },
                 current_version: current,
+                retry_after: None,
             },
             StoreError::Other(detail) => {
                 tracing::error!(error = %detail, "storage failure");
@@ -86,7 +104,14 @@ impl ApiError {
             message: self.message,
             current_version: self.current_version,
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -10,13 +10,17 @@
 //!   `{"error","message"}` with its status.
 //! - [`store::Store`] is the storage seam; [`store::SqliteStore`] implements it with WAL,
 //!   durable commits and group commit on one writer thread.
-//! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret.
+//! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret;
+//!   [`limiter`] answers 429 to a client address that keeps failing authentication.
+//! - [`store::sqlite::chain`] is the audit log's hash chain and its verifier (what
+//!   `envsync-server audit verify` runs).
 
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod limiter;
 pub mod routes;
 pub mod secret;
 pub mod store;
@@ -36,6 +40,8 @@ use thiserror::Error;
 pub struct App {
     pub store: Arc<dyn Store>,
     pub auth: Authenticator,
+    /// Failed authentications per client address.
+    pub limiter: limiter::AuthLimiter,
     pub settings: Settings,
 }
 
@@ -48,13 +54,13 @@ impl std::fmt::Debug for dyn Store {
 /// Why the server could not start or run.
 #[derive(Debug, Error)]
 pub enum ServerError {
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Mint(#[from] auth::MintError),
     #[error("{0}")]
     Invalid(String),
-    #[error("listener: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -82,6 +88,7 @@ impl Server {
             app: Arc::new(App {
                 store,
                 auth,
+                limiter: limiter::AuthLimiter::new(settings.auth_limit),
                 settings,
             }),
         })

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use envsync_common::api::{Role, parse_ttl};
 use envsync_server::config::{MAX_TOKEN_TTL, Settings};
 use envsync_server::secret::{self, JwtSecret};
+use envsync_server::store::sqlite::chain;
 use envsync_server::{Database, Server};
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,10 +19,13 @@ const FIRST_TOKEN_TTL: u64 = 90 * 86_400;
 /// The envsync server: stores age ciphertext and key names per project and branch.
 ///
 /// The JWT secret comes from ENVSYNC_JWT_SECRET (at least 32 bytes) or, when that is unset,
-/// from the file <DB>.jwt.secret, which the first start creates (mode 0600) and announces
-/// with an owner token. Also read: ENVSYNC_JWT_ALGORITHM (HS256, HS384, HS512),
-/// ENVSYNC_JWT_ISSUER, ENVSYNC_JWT_AUDIENCE, ENVSYNC_MAX_BODY (bytes, default 1 MiB) and
-/// ENVSYNC_LOG or RUST_LOG (log filter, default info; logs go to stderr).
+/// from the file <DB>.jwt.secret, which the first start on an empty database creates (mode
+/// 0600) and announces with an owner token. Also read: ENVSYNC_JWT_ALGORITHM (HS256, HS384,
+/// HS512), ENVSYNC_JWT_ISSUER, ENVSYNC_JWT_AUDIENCE, ENVSYNC_MAX_BODY (bytes, default 1 MiB),
+/// ENVSYNC_AUTH_MAX_FAILURES (failed authentications per client address and window before
+/// 429, default 20, 0 = off), ENVSYNC_AUTH_WINDOW (default 60s), ENVSYNC_AUTH_LIMITER_CAPACITY
+/// (addresses remembered, default 10000) and ENVSYNC_LOG or RUST_LOG (log filter, default
+/// info; logs go to stderr).
 #[derive(Debug, Parser)]
 #[command(name = "envsync-server", version)]
 struct Cli {
@@ -52,6 +56,27 @@ struct Cli {
 enum Command {
     /// Mint a token offline with the server's secret and print it alone on stdout.
     Token(TokenArgs),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the audit log's hash chain (read-only; the server may be running).
+    ///
+    /// Prints `ok (N rows)` and the head (`head ID:HASH`, worth keeping elsewhere) and exits
+    /// 0, or prints the first bad row (edited, deleted, reordered or inserted) and exits 1.
+    /// Exits 2 when the log cannot be read.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// A head printed by an earlier run: that row must still be there with that hash,
+    /// which also catches a truncated or wholly rewritten log.
+    #[arg(long, value_name = "ID:HASH")]
+    anchor: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +98,9 @@ struct TokenArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if let Some(Command::Audit(AuditCommand::Verify(args))) = &cli.command {
+        return verify_audit(&cli, args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,6 +112,7 @@ fn main() -> ExitCode {
         match &cli.command {
             None => run_server(&cli).await,
             Some(Command::Token(args)) => mint_offline(&cli, args).await,
+            Some(Command::Audit(_)) => Ok(()),
         }
     });
     match result {
@@ -105,14 +134,18 @@ fn fail(e: anyhow::Error, hint: Option<&str>) -> ExitCode {
 
 fn hint_for(e: &anyhow::Error) -> Option<&'static str> {
     let text = format!("{e:#}");
-    if text.contains("JWT secret") {
+    if text.contains("its JWT secret is missing") {
+        Some(
+            "restore <db>.jwt.secret from a backup, or set ENVSYNC_JWT_SECRET to the secret its tokens were signed with; to start over on purpose (every token stops working), write a new one: head -c 48 /dev/urandom | base64 > <db>.jwt.secret && chmod 600 <db>.jwt.secret",
+        )
+    } else if text.contains("no JWT secret") {
+        Some("start the server once with the same --db to create one, or set ENVSYNC_JWT_SECRET")
+    } else if text.contains("JWT secret") {
         Some(
             "unset ENVSYNC_JWT_SECRET to let the server generate one, or set it to e.g. the output of `head -c 48 /dev/urandom | base64`",
         )
     } else if text.contains("cannot listen") {
         Some("pick another address with --addr HOST:PORT (port 0 picks a free port)")
-    } else if text.contains("no JWT secret") {
-        Some("start the server once with the same --db to create one, or set ENVSYNC_JWT_SECRET")
     } else {
         None
     }
@@ -162,6 +195,20 @@ async fn run_server(cli: &Cli) -> Result<()> {
     let (secret, generated) = match existing_secret(&db)? {
         Some(secret) => (secret, false),
         None => {
+            // A database with data but no secret means the secret was lost or the
+            // environment changed (a service unit without ENVSYNC_JWT_SECRET, a moved
+            // file). Generating a new one would silently invalidate every token issued and
+            // print a fresh owner token to wherever stdout is collected: refuse instead, so
+            // the operator restores the secret, or replaces it knowingly.
+            if db.holds_data().context("cannot open the database")? {
+                let file = match &db {
+                    Database::File(path) => secret::secret_path(path).display().to_string(),
+                    Database::Memory => String::new(),
+                };
+                bail!(
+                    "the database holds data but its JWT secret is missing: {file} does not exist and ENVSYNC_JWT_SECRET is unset, and a new secret would invalidate every token issued for it"
+                );
+            }
             let secret = JwtSecret::generate()?;
             if let Database::File(path) = &db {
                 secret::store(&secret::secret_path(path), &secret)?;
@@ -261,6 +308,43 @@ async fn mint_offline(cli: &Cli, args: &TokenArgs) -> Result<()> {
     writeln!(out, "{}", minted.token.expose())?;
     out.flush()?;
     Ok(())
+}
+
+/// `audit verify`: 0 intact, 1 broken, 2 unreadable.
+fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
+    let fail = |e: anyhow::Error| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(2)
+    };
+    let Database::File(path) = Database::parse(&cli.db) else {
+        return fail(anyhow!(
+            "`audit verify` needs a database file, not :memory:"
+        ));
+    };
+    let anchor = match &args.anchor {
+        None => None,
+        Some(text) => match chain::parse_anchor(text) {
+            Some(anchor) => Some(anchor),
+            None => {
+                return fail(anyhow!(
+                    "--anchor must be ID:HASH as printed on a `head` line, not '{text}'"
+                ));
+            }
+        },
+    };
+    if !path.exists() {
+        return fail(anyhow!("no database at {}", path.display()));
+    }
+    match chain::verify(&path, anchor) {
+        Ok(verdict) => {
+            println!("{verdict}");
+            match verdict {
+                chain::Verdict::Intact { .. } => ExitCode::SUCCESS,
+                chain::Verdict::Broken { .. } => ExitCode::FAILURE,
+            }
+        }
+        Err(e) => fail(anyhow!(e)),
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -7,19 +7,29 @@
 
 use crate::App;
 use crate::auth::Principal;
-use crate::error::recover;
+use crate::error::{ApiError, recover};
 use crate::handlers::{audit, env, health, tokens};
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use warp::http::HeaderValue;
+use std::time::Instant;
+use warp::http::{HeaderValue, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
+
+/// A request body as the routes hand it to the handlers: at most `max_body` bytes, read
+/// only after authentication.
+pub type Body = Bytes;
 
 /// Builds the API: every route, the error recovery and the access log.
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let max_body = app.settings.max_body;
     let app = warp::any().map(move || app.clone());
-    let auth = app.clone().and(authorization()).and_then(authenticate);
+    let auth = app
+        .clone()
+        .and(warp::addr::remote())
+        .and(authorization())
+        .and_then(authenticate);
     let body = move || warp::body::content_length_limit(max_body).and(warp::body::bytes());
 
     let health = warp::path!("health").and(warp::get()).then(health::get);
@@ -63,6 +73,13 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(warp::query::<audit::AuditParams>())
         .and_then(audit::list);
 
+    let audit_all = warp::path!("audit")
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and(warp::query::<audit::AuditParams>())
+        .and_then(audit::list_all);
+
     let mint = warp::path!("tokens")
         .and(warp::post())
         .and(app.clone())
@@ -88,6 +105,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .or(versions)
         .or(branches)
         .or(audit)
+        .or(audit_all)
         .or(mint)
         .or(list_tokens)
         .or(revoke)
@@ -104,8 +122,30 @@ fn authorization() -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infa
         .unify()
 }
 
-async fn authenticate(app: Arc<App>, header: Option<HeaderValue>) -> Result<Principal, Rejection> {
-    Ok(app.auth.authenticate(header.as_ref())?)
+/// Checks the token, unless this client address is blocked for failing too often (then
+/// 429 before any verification; see [`crate::limiter`]). Every 401 counts against it.
+async fn authenticate(
+    app: Arc<App>,
+    remote: Option<SocketAddr>,
+    header: Option<HeaderValue>,
+) -> Result<Principal, Rejection> {
+    let client = remote.map(|a| a.ip());
+    let now = Instant::now();
+    if let Err(wait) = app.limiter.check(client, now) {
+        return Err(ApiError::too_many_failures(wait).into());
+    }
+    app.auth.authenticate(header.as_ref()).map_err(|e| {
+        if e.status == StatusCode::UNAUTHORIZED && app.limiter.failed(client, now) {
+            let settings = app.limiter.settings();
+            tracing::warn!(
+                client = %client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+                failures = settings.max_failures,
+                window_secs = settings.window.as_secs(),
+                "too many failed authentications; answering 429 until the window ends"
+            );
+        }
+        e.into()
+    })
 }
 
 /// One line per request: method, path, status, latency. Never a header, query or body.
@@ -118,6 +158,3 @@ fn access_log(info: warp::log::Info<'_>) {
         latency_us = info.elapsed().as_micros() as u64,
     );
 }
-
-/// The body filter's output, named for the handlers.
-pub type Body = Bytes;

@@ -34,10 +34,10 @@ pub enum SecretError {
     TooShort { len: usize },
     #[error("the JWT secret looks like a placeholder ({reason}); use a long random value")]
     Placeholder { reason: &'static str },
-    #[error("cannot read the secret file {}: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot write the secret file {}: {source}", path.display())]
-    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read the secret file {}: {cause}", path.display())]
+    Read { path: PathBuf, cause: io::Error },
+    #[error("cannot write the secret file {}: {cause}", path.display())]
+    Write { path: PathBuf, cause: io::Error },
     #[error("no source of randomness: {0}")]
     Random(String),
 }
@@ -138,10 +138,10 @@ pub fn load(path: &Path) -> Result<Option<JwtSecret>, SecretError> {
     let text = match fs::read(path) {
         Ok(text) => SecretBytes::new(text),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+        Err(cause) => {
             return Err(SecretError::Read {
                 path: path.to_owned(),
-                source,
+                cause,
             });
         }
     };
@@ -156,9 +156,9 @@ pub fn load(path: &Path) -> Result<Option<JwtSecret>, SecretError> {
 
 /// Writes a secret file with mode 0600: temp file, fsync, rename, fsync of the directory.
 pub fn store(path: &Path, secret: &JwtSecret) -> Result<(), SecretError> {
-    let err = |source| SecretError::Write {
+    let err = |cause| SecretError::Write {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(format!(".tmp-{}", std::process::id()));

@@ -1,4 +1,6 @@
 //! `GET /audit/{project}?limit=N&before=ID`: the audit log, newest first, for owners.
+//! `GET /audit` pages through every event, including those of no project (token mints and
+//! revocations, refused token requests).
 
 use super::{Need, allow, json};
 use crate::App;
@@ -31,6 +33,23 @@ pub async fn list(
 ) -> Result<Response, Rejection> {
     let project = super::project(&project)?;
     allow(&app, &who, Need::Owner, "audit", Some(&project), None).await?;
+    page(&app, Some(&project), params).await
+}
+
+pub async fn list_all(
+    app: Arc<App>,
+    who: Principal,
+    params: AuditParams,
+) -> Result<Response, Rejection> {
+    allow(&app, &who, Need::Owner, "audit", None, None).await?;
+    page(&app, None, params).await
+}
+
+async fn page(
+    app: &App,
+    project: Option<&str>,
+    params: AuditParams,
+) -> Result<Response, Rejection> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(
@@ -40,7 +59,7 @@ pub async fn list(
     let page = app
         .store
         .audit(AuditQuery {
-            project: Some(&project),
+            project,
             limit,
             before: params.before,
         })

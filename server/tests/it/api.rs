@@ -19,6 +19,30 @@ async fn health_needs_no_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoami_tells_the_token_s_identity() {
+    let server = TestServer::start().await;
+    for (role, projects) in [
+        ("owner", vec![]),
+        ("developer", vec!["a", "b"]),
+        ("readonly", vec!["a"]),
+    ] {
+        let (status, who) = send(server.get("/whoami", &token(role, &projects))).await;
+        assert_eq!(status, 200, "{who}");
+        assert_eq!(
+            who,
+            json!({"email": format!("{role}@example.com"), "role": role, "project_ids": projects})
+        );
+    }
+    let anonymous = server.client.get(format!("{}/whoami", server.url));
+    assert_error(&send(anonymous).await, 401, "unauthorized");
+    assert_error(
+        &send(server.get("/whoami", "garbage")).await,
+        401,
+        "unauthorized",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_then_read_every_view() {
     let server = TestServer::start().await;
     let dev = token("developer", &["proj"]);
@@ -431,7 +455,9 @@ async fn audit_is_owner_only_paginated_and_holds_no_ciphertext() {
     assert_eq!(second_push["branch"], "main");
     assert_eq!(second_push["version"], 2);
     let detail: Value = serde_json::from_str(second_push["detail"].as_str().unwrap()).unwrap();
-    assert_eq!(detail, json!({"added": ["C"], "removed": ["B"]}));
+    assert_eq!(detail["added"], json!(["C"]));
+    assert_eq!(detail["removed"], json!(["B"]));
+    assert_eq!(detail["ciphertext_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(events[2]["version"], 2);
 
     // Pages of two, newest first, following next_before.

@@ -238,6 +238,14 @@ async fn an_acknowledged_push_survives_sigkill() {
             .await;
             assert_eq!(status, 201, "{body}");
             acknowledged = body["version"].as_u64().unwrap();
+            // A pull is answered once its audit row is in the WAL: that too survives.
+            let (status, _) = send(
+                client
+                    .get(format!("{}/env/proj/main", server.url))
+                    .bearer_auth(&dev),
+            )
+            .await;
+            assert_eq!(status, 200);
         }
         server.kill();
     }
@@ -258,6 +266,27 @@ async fn an_acknowledged_push_survives_sigkill() {
     )
     .await;
     assert_eq!(versions.as_array().unwrap().len() as u64, acknowledged);
+    let owner = token("owner", &[]);
+    let (_, page) = send(
+        client
+            .get(format!("{}/audit/proj?limit=500", server.url))
+            .bearer_auth(&owner),
+    )
+    .await;
+    let count = |action: &str| {
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action && e["outcome"] == "ok")
+            .count() as u64
+    };
+    assert_eq!(count("push"), acknowledged);
+    assert_eq!(
+        count("pull"),
+        acknowledged + 1,
+        "every answered pull is audited"
+    );
     drop(server);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn
@@ -317,10 +346,37 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
             vec![("ENVSYNC_JWT_SECRET", SECRET)],
             "error: cannot listen",
         ),
+        (
+            "bad failure limit",
+            vec![],
+            vec![
+                ("ENVSYNC_JWT_SECRET", SECRET),
+                ("ENVSYNC_AUTH_MAX_FAILURES", "lots"),
+            ],
+            "error: ENVSYNC_AUTH_MAX_FAILURES",
+        ),
+        (
+            "bad failure window",
+            vec![],
+            vec![
+                ("ENVSYNC_JWT_SECRET", SECRET),
+                ("ENVSYNC_AUTH_WINDOW", "forever"),
+            ],
+            "error: ENVSYNC_AUTH_WINDOW",
+        ),
         ("unknown flag", vec!["--bogus"], vec![], "error:"),
+        (
+            "missing directory",
+            vec!["--db", "/nonexistent-envsync-dir/x.db"],
+            vec![("ENVSYNC_JWT_SECRET", SECRET)],
+            "error: cannot open the database",
+        ),
     ];
     for (name, extra, env, expected) in cases {
-        let mut args = vec!["--db", db_arg];
+        let mut args = vec![];
+        if !extra.contains(&"--db") {
+            args.extend(["--db", db_arg]);
+        }
         if !extra.contains(&"--addr") {
             args.extend(["--addr", "127.0.0.1:0"]);
         }
@@ -330,6 +386,12 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
         assert!(!out.status.success(), "{name}: started anyway");
         assert!(out.status.code().is_some(), "{name}: killed, not exited");
         assert!(stderr.starts_with(expected), "{name}: {stderr}");
+        let error_lines = stderr.lines().filter(|l| l.starts_with("error:")).count();
+        assert_eq!(error_lines, 1, "{name}: {stderr}");
+        assert!(
+            !stderr.contains("No such file or directory (os error 2): No such"),
+            "{stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
         assert!(
             out.stdout.is_empty(),
@@ -423,4 +485,110 @@ async fn trace_logs_hold_no_token_or_ciphertext() {
     assert!(!log.contains("BEGIN AGE"), "ciphertext is in the log");
     let secret = std::fs::read_to_string(dir.path().join("envsync.db.jwt.secret")).unwrap();
     assert!(!log.contains(secret.trim()), "the secret is in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_and_its_wal_files_are_created_private_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    // The server started through a shell with umask 000, as a careless service unit would.
+    let mut child = Command::new("sh")
+        .args(["-c", "umask 000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_envsync-server"))
+        .args(["--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env("ENVSYNC_JWT_SECRET", SECRET)
+        .env_remove("ENVSYNC_DB")
+        .env_remove("ENVSYNC_ADDR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let dev = token("developer", &["proj"]);
+    let pushed = send(
+        reqwest::Client::new()
+            .post(format!("{url}/env/proj/main"))
+            .bearer_auth(&dev)
+            .json(&json!({"ciphertext": ciphertext(), "keys": ["A"], "base_version": null})),
+    )
+    .await;
+    assert_eq!(pushed.0, 201, "{}", pushed.1);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", db.display());
+        let mode = std::fs::metadata(&file)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_with_data_whose_secret_is_lost_is_refused_not_given_a_new_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let secret_file = dir.path().join("envsync.db.jwt.secret");
+    let db_arg = db.to_str().unwrap();
+
+    // An empty database file (created by hand, say) is still a first start.
+    std::fs::write(&db, b"").unwrap();
+    let mut server = Binary::start(&db, &[]);
+    assert!(server.next_line().starts_with("owner token"));
+    let owner = server.next_line();
+    server.kill();
+    let before = std::fs::read(&db).unwrap();
+
+    let kept = std::fs::read(&secret_file).unwrap();
+    std::fs::remove_file(&secret_file).unwrap();
+    let out = run(
+        &["--db", db_arg, "--addr", "127.0.0.1:0"],
+        &[],
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "no listening line, no new owner token"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut lines = stderr.lines();
+    let error = lines.next().unwrap();
+    assert!(
+        error.starts_with("error: the database holds data but its JWT secret is missing"),
+        "{stderr}"
+    );
+    assert!(error.contains("envsync.db.jwt.secret"), "{stderr}");
+    let hint = lines.next().unwrap_or_default();
+    assert!(
+        hint.starts_with("hint: restore") && hint.contains("ENVSYNC_JWT_SECRET"),
+        "{stderr}"
+    );
+    assert!(!secret_file.exists(), "a new secret was written anyway");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the database was touched"
+    );
+
+    // With the secret restored, the old token works again.
+    std::fs::write(&secret_file, &kept).unwrap();
+    let server = Binary::start(&db, &[]);
+    let (status, _) = send(
+        reqwest::Client::new()
+            .get(format!("{}/whoami", server.url))
+            .bearer_auth(&owner),
+    )
+    .await;
+    assert_eq!(status, 200);
 }

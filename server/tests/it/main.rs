@@ -5,7 +5,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod audit;
 mod auth;
 mod binary;
 mod common;
 mod concurrency;
+mod durability;
+mod hygiene;
+mod limits;
+mod load;

@@ -1,0 +1,216 @@
+//! The SQL of the operations that run inside the writer's transaction: pushes (with their
+//! compare-and-swap), pulls, audit events and audit pages.
+
+use super::super::{Event, NewPush, PullRequest, StoreError};
+use super::chain;
+use envsync_common::api::{AuditEvent, AuditPage, EnvResponse};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+
+pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, StoreError> {
+    let at = now();
+    let latest = conn
+        .prepare_cached(
+            "SELECT version, keys FROM versions WHERE project = ?1 AND branch = ?2
+             ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row(params![push.project, push.branch], |r| {
+            Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()?;
+    let current = latest.as_ref().map(|(v, _)| *v);
+    let mut event = Event {
+        actor: push.actor.clone(),
+        action: "push".into(),
+        project: Some(push.project.clone()),
+        branch: Some(push.branch.clone()),
+        ..Event::default()
+    };
+    if current != push.base_version {
+        event.version = current;
+        event.outcome = "conflict".into();
+        event.detail = Some(serde_json::json!({ "base_version": push.base_version }).to_string());
+        insert_event(conn, &at, &event)?;
+        return Err(StoreError::Conflict { current });
+    }
+    let previous: Vec<String> = match &latest {
+        Some((_, keys)) => serde_json::from_str(keys)?,
+        None => Vec::new(),
+    };
+    let version = current.map_or(1, |v| v + 1);
+    conn.prepare_cached(
+        "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count, pushed_by, pushed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        push.project,
+        push.branch,
+        version,
+        push.ciphertext,
+        serde_json::to_string(&push.keys)?,
+        push.keys.len() as u64,
+        push.actor,
+        at,
+    ])?;
+    event.version = Some(version);
+    event.outcome = "ok".into();
+    event.detail = Some(push_detail(&previous, &push.keys, &push.ciphertext));
+    insert_event(conn, &at, &event)?;
+    Ok(version)
+}
+
+pub(super) fn pull_version(
+    conn: &Connection,
+    pull: &PullRequest,
+) -> Result<EnvResponse, StoreError> {
+    let at = now();
+    let map = |r: &rusqlite::Row<'_>| {
+        Ok((
+            r.get::<_, u64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    };
+    let row = match pull.version {
+        Some(version) => conn
+            .prepare_cached(
+                "SELECT version, ciphertext, keys, pushed_by, pushed_at FROM versions
+                 WHERE project = ?1 AND branch = ?2 AND version = ?3",
+            )?
+            .query_row(params![pull.project, pull.branch, version], map)
+            .optional()?,
+        None => conn
+            .prepare_cached(
+                "SELECT version, ciphertext, keys, pushed_by, pushed_at FROM versions
+                 WHERE project = ?1 AND branch = ?2 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row(params![pull.project, pull.branch], map)
+            .optional()?,
+    };
+    let mut event = Event {
+        actor: pull.actor.clone(),
+        action: "pull".into(),
+        project: Some(pull.project.clone()),
+        branch: Some(pull.branch.clone()),
+        version: pull.version,
+        outcome: "not_found".into(),
+        detail: None,
+    };
+    let Some((version, ciphertext, keys, pushed_by, pushed_at)) = row else {
+        insert_event(conn, &at, &event)?;
+        return Err(StoreError::NotFound);
+    };
+    // Everything that can fail comes before the one write, the audit row.
+    let env = EnvResponse {
+        version,
+        ciphertext,
+        keys: serde_json::from_str(&keys)?,
+        pushed_by,
+        pushed_at,
+    };
+    event.version = Some(version);
+    event.outcome = "ok".into();
+    insert_event(conn, &at, &event)?;
+    Ok(env)
+}
+
+/// Appends one audit row, chained to the row before it (see [`chain`]). Inside the
+/// writer's transaction: the head read here is the head the row is appended to.
+pub(super) fn insert_event(conn: &Connection, at: &str, e: &Event) -> Result<(), StoreError> {
+    let (last, prev) = chain::head(conn)?;
+    let id = last + 1;
+    let hash = chain::Row::of(id, at, e)?.hash(&prev);
+    conn.prepare_cached(
+        "INSERT INTO audit (id, at, actor, action, project, branch, version, outcome, detail, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        id,
+        at,
+        e.actor,
+        e.action,
+        e.project,
+        e.branch,
+        e.version,
+        e.outcome,
+        e.detail,
+        &hash[..]
+    ])?;
+    Ok(())
+}
+
+pub(super) fn audit_page(
+    conn: &Connection,
+    project: Option<&str>,
+    limit: u32,
+    before: u64,
+) -> Result<AuditPage, StoreError> {
+    const COLUMNS: &str = "id, at, actor, action, project, branch, version, outcome, detail";
+    let map = |r: &rusqlite::Row<'_>| {
+        Ok(AuditEvent {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            project: r.get(4)?,
+            branch: r.get(5)?,
+            version: r.get(6)?,
+            outcome: r.get(7)?,
+            detail: r.get(8)?,
+        })
+    };
+    // One more row than asked tells whether there is a next page.
+    let fetch = i64::from(limit) + 1;
+    let mut events: Vec<AuditEvent> = match project {
+        Some(project) => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM audit WHERE project = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+            ))?
+            .query_map(params![project, before, fetch], map)?
+            .collect::<Result<_, _>>()?,
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))?
+            .query_map(params![before, fetch], map)?
+            .collect::<Result<_, _>>()?,
+    };
+    let next_before = if events.len() > limit as usize {
+        events.truncate(limit as usize);
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(AuditPage {
+        events,
+        next_before,
+    })
+}
+
+/// The audit detail of a push: which key names appeared and disappeared (names only), and
+/// the SHA-256 of the stored ciphertext, which ties the audit chain to the version's bytes.
+fn push_detail(previous: &[String], keys: &[String], ciphertext: &str) -> String {
+    let before: HashSet<&str> = previous.iter().map(String::as_str).collect();
+    let after: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let added: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !before.contains(k))
+        .collect();
+    let removed: Vec<&str> = previous
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !after.contains(k))
+        .collect();
+    let digest = chain::hex(&Sha256::digest(ciphertext.as_bytes()).into());
+    serde_json::json!({ "added": added, "removed": removed, "ciphertext_sha256": digest })
+        .to_string()
+}
+
+/// Now, as RFC 3339 UTC with millisecond precision.
+pub(super) fn now() -> String {
+    crate::clock::rfc3339(time::OffsetDateTime::now_utc())
+}

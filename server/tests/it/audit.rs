@@ -1,0 +1,396 @@
+//! The audit log (F1–F4): one row per state change in the same transaction, a failing
+//! audit insert undoes the change, the hash chain catches tampering, and rows hold names
+//! and hashes but never values or tokens.
+
+use crate::common::*;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::process::Command;
+
+fn audit_rows(db: &Path) -> i64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn last_row(db: &Path) -> (String, String, Option<String>) {
+    Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT action, outcome, detail FROM audit ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+}
+
+/// F1: each state-changing request (and each ciphertext read) adds exactly one audit row;
+/// plain reads and refused-before-authorisation requests add none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_change_writes_exactly_one_audit_row() {
+    let server = TestServer::start().await;
+    let owner = token("owner", &[]);
+    let dev = token("developer", &["proj"]);
+    let readonly = token("readonly", &["proj"]);
+    let db = server.db.clone();
+
+    let mut expected = audit_rows(&db);
+    let mut step = |rows: i64, action: &str, outcome: &str| {
+        expected += rows;
+        assert_eq!(audit_rows(&db), expected, "{action} {outcome}");
+        if rows == 1 {
+            let (a, o, _) = last_row(&db);
+            assert_eq!((a.as_str(), o.as_str()), (action, outcome));
+        }
+    };
+
+    assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
+    step(1, "push", "ok");
+    assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 409);
+    step(1, "push", "conflict");
+    assert_eq!(
+        server
+            .push(&readonly, "proj", "main", &["A"], Some(1))
+            .await
+            .0,
+        403
+    );
+    step(1, "push", "forbidden");
+    let (status, minted) = send(server.post(
+        "/tokens",
+        &owner,
+        &json!({"email": "n@example.com", "role": "readonly", "project_ids": ["proj"]}),
+    ))
+    .await;
+    assert_eq!(status, 201);
+    step(1, "token.mint", "ok");
+    let jti = minted["jti"].as_str().unwrap().to_owned();
+    let delete = |jti: &str| {
+        server
+            .client
+            .delete(format!("{}/tokens/{jti}", server.url))
+            .bearer_auth(&owner)
+    };
+    assert_eq!(send(delete(&jti)).await.0, 204);
+    step(1, "token.revoke", "ok");
+    assert_eq!(send(delete("nope")).await.0, 404);
+    step(1, "token.revoke", "not_found");
+    assert_eq!(send(server.get("/env/proj/main", &dev)).await.0, 200);
+    step(1, "pull", "ok");
+
+    // Reads of names only, and requests refused before any role check, write nothing.
+    for path in [
+        "/env/proj/main/keys",
+        "/env/proj/main/versions",
+        "/env/proj",
+        "/whoami",
+    ] {
+        assert_eq!(send(server.get(path, &dev)).await.0, 200, "{path}");
+    }
+    assert_eq!(send(server.get("/tokens", &owner)).await.0, 200);
+    assert_eq!(send(server.get("/audit/proj", &owner)).await.0, 200);
+    assert_eq!(send(server.get("/env/proj", "garbage")).await.0, 401);
+    let bad = server.post(
+        "/env/proj/main",
+        &dev,
+        &json!({"ciphertext": "x", "keys": [], "base_version": 1}),
+    );
+    assert_eq!(send(bad).await.0, 400);
+    step(0, "", "");
+}
+
+/// F2: when the audit insert fails, the request is a 500 and nothing it did is kept. The
+/// failure is a trigger on the database file, as a full disk or a corrupt index would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_audit_insert_is_a_500_and_undoes_the_change() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
+    let conn = Connection::open(&server.db).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER failpoint BEFORE INSERT ON audit
+         WHEN NEW.action IN ('push', 'pull')
+         BEGIN SELECT RAISE(ABORT, 'failpoint: audit insert refused'); END;",
+    )
+    .unwrap();
+    let rows = audit_rows(&server.db);
+
+    let answer = server.push(&dev, "proj", "main", &["B"], Some(1)).await;
+    assert_error(&answer, 500, "internal");
+    let message = answer.1["message"].as_str().unwrap();
+    assert!(
+        !message.contains("failpoint"),
+        "internals leaked: {message}"
+    );
+    // The version row written before the audit row was rolled back with it.
+    let versions: i64 = conn
+        .query_row("SELECT COUNT(*) FROM versions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 1);
+    let (_, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
+    assert_eq!(keys, json!({"version": 1, "keys": ["A"]}));
+    // A ciphertext is never served without its audit row.
+    let answer = send(server.get("/env/proj/main", &dev)).await;
+    assert_error(&answer, 500, "internal");
+    assert!(answer.1.get("ciphertext").is_none());
+    assert_eq!(audit_rows(&server.db), rows);
+
+    // Once the fault is gone the same push goes through: nothing was half-applied.
+    conn.execute_batch("DROP TRIGGER failpoint").unwrap();
+    assert_eq!(
+        server.push(&dev, "proj", "main", &["B"], Some(1)).await,
+        (201, json!({"version": 2}))
+    );
+    let check = envsync_server::store::sqlite::chain::verify(&server.db, None).unwrap();
+    assert!(
+        matches!(
+            check,
+            envsync_server::store::sqlite::chain::Verdict::Intact { .. }
+        ),
+        "{check}"
+    );
+}
+
+/// F4: push rows name keys and carry the ciphertext's SHA-256; token rows carry the jti.
+/// No row holds a ciphertext, a value, a token or a token's signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_rows_hold_names_and_hashes_never_values_or_tokens() {
+    let server = TestServer::start().await;
+    let owner = token("owner", &[]);
+    let dev = token("developer", &["proj"]);
+    assert_eq!(
+        server
+            .push(&dev, "proj", "main", &["API_KEY", "DEBUG"], None)
+            .await
+            .0,
+        201
+    );
+    let (status, minted) = send(server.post(
+        "/tokens",
+        &owner,
+        &json!({"email": "n@example.com", "role": "developer", "project_ids": ["proj"]}),
+    ))
+    .await;
+    assert_eq!(status, 201);
+    let new_token = minted["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server
+            .push(&new_token, "proj", "main", &["API_KEY"], Some(1))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(send(server.get("/env/proj/main", &new_token)).await.0, 200);
+    assert_eq!(
+        server.push(&dev, "other", "main", &["X"], None).await.0,
+        403
+    );
+
+    let conn = Connection::open(&server.db).unwrap();
+    let rows: Vec<(String, Option<String>, String)> = conn
+        .prepare(
+            "SELECT action, detail, actor || ' ' || action || ' ' || COALESCE(project, '') || ' '
+                 || COALESCE(branch, '') || ' ' || outcome || ' ' || COALESCE(detail, '')
+             FROM audit ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let digest: String = Sha256::digest(ciphertext().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let pushes: Vec<Value> = rows
+        .iter()
+        .filter(|(action, detail, _)| action == "push" && detail.is_some())
+        .map(|(_, detail, _)| serde_json::from_str(detail.as_deref().unwrap()).unwrap())
+        .filter(|d: &Value| d.get("ciphertext_sha256").is_some())
+        .collect();
+    assert_eq!(pushes.len(), 2);
+    assert_eq!(pushes[0]["added"], json!(["API_KEY", "DEBUG"]));
+    assert_eq!(pushes[1]["removed"], json!(["DEBUG"]));
+    assert!(pushes.iter().all(|d| d["ciphertext_sha256"] == digest));
+    assert!(
+        rows.iter()
+            .any(|(a, _, text)| a == "token.mint" && text.contains(minted["jti"].as_str().unwrap()))
+    );
+
+    let blob = ciphertext();
+    for (_, _, text) in &rows {
+        for token in [&owner, &dev, &new_token] {
+            assert!(!text.contains(token.as_str()), "a token: {text}");
+            assert!(
+                !text.contains(token.split('.').nth(2).unwrap()),
+                "a signature: {text}"
+            );
+        }
+        for line in blob.lines().skip(1).filter(|l| l.len() > 16) {
+            assert!(!text.contains(line), "ciphertext: {text}");
+        }
+        assert!(!text.contains("sentinel-value"), "a value: {text}");
+    }
+}
+
+/// Runs `envsync-server audit verify --db DB [extra…]`: (exit code, stdout, stderr).
+fn verify(db: &Path, extra: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_envsync-server"))
+        .args(["audit", "verify", "--db"])
+        .arg(db)
+        .args(extra)
+        .env_remove("ENVSYNC_DB")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// A copy of `db` with `tamper` applied by a connection of its own, as an attacker with
+/// the file would: the append-only triggers are only in the way, so it drops them first.
+fn tampered(db: &Path, dir: &Path, name: &str, tamper: &str) -> std::path::PathBuf {
+    let copy = dir.join(format!("{name}.db"));
+    let conn = Connection::open(db).unwrap();
+    conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+        .unwrap();
+    let conn = Connection::open(&copy).unwrap();
+    conn.execute_batch(&format!(
+        "DROP TRIGGER audit_append_only_update;
+         DROP TRIGGER audit_append_only_delete;
+         {tamper}"
+    ))
+    .unwrap();
+    copy
+}
+
+/// F3: `audit verify` passes an untouched log and names the first bad row after an edit,
+/// a deletion, a swap of two rows, an inserted row, and (with an anchor) a truncation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_finds_the_first_tampered_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let env = [("ENVSYNC_JWT_SECRET", SECRET)];
+    let dev = token("developer", &["proj"]);
+    let readonly = token("readonly", &["proj"]);
+    let client = reqwest::Client::new();
+    let mut server = Binary::start(&db, &env);
+    let push = |base: Option<u64>, token: &str| {
+        client
+            .post(format!("{}/env/proj/main", server.url))
+            .bearer_auth(token)
+            .json(&json!({"ciphertext": ciphertext(), "keys": ["A"], "base_version": base}))
+    };
+    // Ten rows: pushes, a conflict, pulls, a refusal.
+    assert_eq!(send(push(None, &dev)).await.0, 201);
+    for v in 1..=4 {
+        assert_eq!(send(push(Some(v), &dev)).await.0, 201);
+    }
+    assert_eq!(send(push(Some(1), &dev)).await.0, 409);
+    assert_eq!(send(push(Some(5), &readonly)).await.0, 403);
+    for _ in 0..3 {
+        let pull = client
+            .get(format!("{}/env/proj/main", server.url))
+            .bearer_auth(&dev);
+        assert_eq!(send(pull).await.0, 200);
+    }
+
+    // While the server runs (a read-only walk of one snapshot).
+    let (code, out, err) = verify(&db, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("ok (10 rows)"));
+    let head = lines
+        .next()
+        .unwrap()
+        .strip_prefix("head ")
+        .unwrap()
+        .to_owned();
+    assert!(head.starts_with("10:") && head.len() == 3 + 64, "{head}");
+    server.kill();
+    assert_eq!(verify(&db, &["--anchor", &head]).0, 0);
+
+    let cases = [
+        ("edited", "UPDATE audit SET actor = 'mallory@example.com' WHERE id = 5", 5, "does not match"),
+        ("edited-detail", "UPDATE audit SET detail = NULL WHERE id = 2", 2, "does not match"),
+        ("deleted", "DELETE FROM audit WHERE id = 4", 4, "row 4 is missing"),
+        ("deleted-two", "DELETE FROM audit WHERE id IN (1, 2)", 1, "rows 1 to 2 are missing"),
+        (
+            "swapped",
+            "CREATE TEMP TABLE a AS SELECT * FROM audit WHERE id IN (3, 6);
+             UPDATE audit SET (at, actor, action, project, branch, version, outcome, detail, hash) =
+                 (SELECT at, actor, action, project, branch, version, outcome, detail, hash
+                  FROM a WHERE a.id = 9 - audit.id)
+             WHERE id IN (3, 6);",
+            3,
+            "does not match",
+        ),
+        (
+            "inserted-in-the-middle",
+            "UPDATE audit SET id = -id WHERE id >= 7;
+             UPDATE audit SET id = 1 - id WHERE id < 0;
+             INSERT INTO audit (id, at, actor, action, outcome, hash)
+                 SELECT 7, at, 'mallory@example.com', 'pull', 'ok', hash FROM audit WHERE id = 6;",
+            7,
+            "does not match",
+        ),
+        (
+            "appended-without-a-hash",
+            "DROP TRIGGER audit_needs_hash;
+             INSERT INTO audit (id, at, actor, action, outcome) VALUES (11, 't', 'm', 'pull', 'ok');",
+            11,
+            "no chain hash",
+        ),
+    ];
+    for (name, tamper, row, what) in cases {
+        let copy = tampered(&db, dir.path(), name, tamper);
+        let (code, out, err) = verify(&copy, &[]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        let expected = format!("bad row {row}: ");
+        assert!(out.starts_with(&expected), "{name}: {out}");
+        assert!(out.contains(what), "{name}: {out}");
+        assert_eq!(out.lines().count(), 1, "{name}: {out}");
+    }
+
+    // Deleting the newest row leaves a shorter chain that is intact on its own: only a
+    // head kept elsewhere shows the truncation.
+    let copy = tampered(
+        &db,
+        dir.path(),
+        "truncated",
+        "DELETE FROM audit WHERE id = 10",
+    );
+    assert_eq!(verify(&copy, &[]).1.lines().next(), Some("ok (9 rows)"));
+    let (code, out, _) = verify(&copy, &["--anchor", &head]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("bad row 10: "), "{out}");
+
+    // What cannot be checked is exit 2 with one error line, never a verdict.
+    for (args, db) in [
+        (vec![], dir.path().join("missing.db")),
+        (vec!["--anchor", "10:zz"], db.clone()),
+    ] {
+        let (code, out, err) = verify(&db, &args);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(out.is_empty() && err.starts_with("error: "), "{err}");
+        assert!(
+            !dir.path().join("missing.db").exists(),
+            "verify created a file"
+        );
+    }
+
+    // A restarted server appends to the same chain.
+    let server = Binary::start(&db, &env);
+    let pull = client
+        .get(format!("{}/env/proj/main", server.url))
+        .bearer_auth(&dev);
+    assert_eq!(send(pull).await.0, 200);
+    let (code, out, _) = verify(&db, &["--anchor", &head]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok (11 rows)"), "{out}");
+}
