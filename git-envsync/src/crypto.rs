@@ -27,6 +27,8 @@ pub const MIN_PASSPHRASE_LEN: usize = 10;
 pub struct Keyring {
     mode: Mode,
     interactive: bool,
+    /// The highest scrypt work factor a file may ask for before it is refused unopened.
+    max_work_factor: u8,
     passphrase: Option<SecretString>,
     identities: Option<Vec<x25519::Identity>>,
 }
@@ -44,8 +46,16 @@ pub enum Mode {
 }
 
 impl Keyring {
-    /// `interactive` allows a passphrase prompt when stdin is a terminal (never in hooks).
+    /// `interactive` allows a passphrase prompt when stdin is a terminal. Hooks are not
+    /// interactive, and they also accept no scrypt work factor above the project's own
+    /// (+1 of slack): the contract's cap of 22 still lets a hostile file cost ~11 s and
+    /// 4 GiB, which must not happen inside `git checkout`.
     pub fn new(config: &ProjectConfig, interactive: bool) -> Result<Keyring> {
+        let max_work_factor = if interactive {
+            DEFAULT_MAX_WORK_FACTOR
+        } else {
+            (work_factor(config)? + 1).min(DEFAULT_MAX_WORK_FACTOR)
+        };
         let mode = if config.recipients.is_empty() {
             Mode::Passphrase {
                 work_factor: work_factor(config)?,
@@ -69,6 +79,7 @@ impl Keyring {
         Ok(Keyring {
             mode,
             interactive,
+            max_work_factor,
             passphrase: None,
             identities: None,
         })
@@ -81,6 +92,7 @@ impl Keyring {
                 work_factor: work_factor(config)?,
             },
             interactive: false,
+            max_work_factor: DEFAULT_MAX_WORK_FACTOR,
             passphrase: Some(passphrase),
             identities: None,
         })
@@ -168,12 +180,13 @@ impl Keyring {
         }
         let opened = match scrypt {
             true => {
+                let max_work_factor = self.max_work_factor;
                 let passphrase = self.passphrase()?;
                 envelope::open(
                     armored,
                     &Open::Passphrase {
                         passphrase,
-                        max_work_factor: DEFAULT_MAX_WORK_FACTOR,
+                        max_work_factor,
                     },
                 )
             }

@@ -372,3 +372,37 @@ fn watcher_reports_drift_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn hooks_refuse_work_factors_above_the_projects_own() {
+    use envsync_common::envelope::{self, Binding, Seal};
+    use envsync_common::secret::SecretString;
+    let server = Server::start();
+    let dev = hooked(&server, "hookcap");
+    // A file the project would never make (the tests' work factor is 10): 14 costs a
+    // hook more than it may spend, though an explicit pull (cap 22) accepts it.
+    let pass = SecretString::from(envsync_tests::PASS.to_owned());
+    let sealed = envelope::seal(
+        &Binding::new("hookcap", "main", 1),
+        b"A=1\n",
+        &Seal::Passphrase {
+            passphrase: &pass,
+            work_factor: 14,
+        },
+    )
+    .unwrap();
+    let body = serde_json::json!({"ciphertext": sealed, "keys": ["A"], "base_version": null});
+    let r = server.request(
+        "POST",
+        "/env/hookcap/main",
+        &dev.token,
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+
+    let out = dev.git_run(&["checkout", "-q", "-b", "feature"]).ok();
+    assert!(out.stderr.contains("work factor 14"), "{out:#?}");
+    assert!(dev.read_env().is_none());
+    dev.envsync(&["pull"]).clean().ok();
+    assert_eq!(dev.read_env().unwrap(), b"A=1\n");
+}
