@@ -344,11 +344,13 @@ fn header_text(armored: &str) -> Result<String, EnvelopeError> {
     let mut reader = ArmoredReader::new(armored.as_bytes());
     let mut raw = Vec::new();
     let mut buf = [0u8; 1024];
+    let mut searched = 0;
     loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\n---") {
-            raw.truncate(end + 1);
+        if let Some(end) = raw[searched..].windows(4).position(|w| w == b"\n---") {
+            raw.truncate(searched + end + 1);
             break;
         }
+        searched = raw.len().saturating_sub(3);
         if raw.len() > MAX_HEADER {
             return Err(EnvelopeError::Malformed("header too long".into()));
         }
@@ -369,7 +371,9 @@ fn decryptor(
     if !armored.trim_start().starts_with(ARMOR_BEGIN) {
         return Err(EnvelopeError::NotArmored);
     }
-    Decryptor::new(ArmoredReader::new(armored.as_bytes()))
+    // The buffered parser: the unbuffered one re-parses the header as bytes trickle in,
+    // which cost ~15 ms of CPU per open for a file sealed to 20 recipients.
+    Decryptor::new_buffered(ArmoredReader::new(armored.as_bytes()))
         .map_err(|e| EnvelopeError::Malformed(describe(&e)))
 }
 
