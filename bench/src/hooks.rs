@@ -7,7 +7,7 @@
 //! - the same with the server down (connection refused) and with a server that accepts
 //!   connections and never answers: the worst case a hook can cost.
 
-use crate::lab::{self, LabRepo, LabServer, Stats, header, measure, row, time};
+use crate::lab::{self, LabRepo, LabServer, Stats, header, measure, measure_pair, row, time};
 use anyhow::{Result, bail};
 use std::net::TcpListener;
 
@@ -37,17 +37,21 @@ pub fn run(args: Vec<String>) -> Result<()> {
     hooked.envsync(&["push"])?;
     hooked.git(&["checkout", "-q", "main"])?;
 
-    let commit = |repo: &LabRepo| -> Result<Stats> {
-        measure(n, |_| {
+    // Plain and hooked runs alternate, so both see the same load on a shared machine.
+    let commit = |plain: &LabRepo, hooked: &LabRepo| -> Result<(Stats, Stats)> {
+        let run = |repo: &LabRepo| {
             time(&mut repo.git_cmd(&["commit", "-q", "--allow-empty", "-m", "bench"]))
-        })
+        };
+        measure_pair(n, |_| run(plain), |_| run(hooked))
     };
-    let checkout = |repo: &LabRepo, a: &str, b: &str| -> Result<Stats> {
-        measure(n, |i| {
-            let to = if i % 2 == 0 { b } else { a };
-            time(&mut repo.git_cmd(&["checkout", "-q", to]))
-        })
-    };
+    let checkout =
+        |plain: &LabRepo, hooked: &LabRepo, a: &str, b: &str| -> Result<(Stats, Stats)> {
+            let run = |repo: &LabRepo, i: usize| {
+                let to = if i % 2 == 0 { b } else { a };
+                time(&mut repo.git_cmd(&["checkout", "-q", to]))
+            };
+            measure_pair(n, |i| run(plain, i), |i| run(hooked, i))
+        };
     let report = |what: &str, with: &Stats, without: &Stats, target: &str| {
         row(
             what,
@@ -59,27 +63,21 @@ pub fn run(args: Vec<String>) -> Result<()> {
     };
 
     header("git hooks, whole git command, server up, env unchanged");
-    let (c_plain, c_hooked) = (commit(&plain)?, commit(&hooked)?);
+    let (c_plain, c_hooked) = commit(&plain, &hooked)?;
     report(
         "git commit with pre-commit + post-commit",
         &c_hooked,
         &c_plain,
         "≤ +10 ms",
     );
-    let (s_plain, s_hooked) = (
-        checkout(&plain, "main", "same")?,
-        checkout(&hooked, "main", "same")?,
-    );
+    let (s_plain, s_hooked) = checkout(&plain, &hooked, "main", "same")?;
     report(
         "git checkout, same env on both branches",
         &s_hooked,
         &s_plain,
         "≤ +20 ms",
     );
-    let (o_plain, o_hooked) = (
-        checkout(&plain, "main", "other")?,
-        checkout(&hooked, "main", "other")?,
-    );
+    let (o_plain, o_hooked) = checkout(&plain, &hooked, "main", "other")?;
     report(
         "git checkout, env restored from the local copy",
         &o_hooked,

@@ -54,6 +54,23 @@ pub fn measure(n: usize, mut f: impl FnMut(usize) -> Result<Duration>) -> Result
     Ok(Stats::of(samples))
 }
 
+/// Runs a baseline and a measured command alternately, `n` times each (after one warm-up
+/// of each), so both see the same machine load on a shared, noisy host.
+pub fn measure_pair(
+    n: usize,
+    mut base: impl FnMut(usize) -> Result<Duration>,
+    mut with: impl FnMut(usize) -> Result<Duration>,
+) -> Result<(Stats, Stats)> {
+    base(usize::MAX)?;
+    with(usize::MAX)?;
+    let (mut b, mut w) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        b.push(base(i)?);
+        w.push(with(i)?);
+    }
+    Ok((Stats::of(b), Stats::of(w)))
+}
+
 /// Times one command, which must succeed.
 pub fn time(cmd: &mut Command) -> Result<Duration> {
     let start = Instant::now();

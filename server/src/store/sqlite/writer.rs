@@ -101,7 +101,9 @@ pub(super) fn write_loop(
     while let Some(job) = queue.blocking_recv() {
         batch.push(job);
         drain(&mut queue, &mut batch);
-        if previous > 1 && batch.len() < previous {
+        // Lingering shares an fsync; a batch of pull audits has none to share.
+        let pulls_only = batch.iter().all(|j| j.durability() == Durability::Written);
+        if previous > 1 && batch.len() < previous && !pulls_only {
             let deadline = Instant::now() + (last_commit / 2).min(MAX_LINGER);
             while batch.len() < previous && Instant::now() < deadline {
                 std::thread::sleep(LINGER_STEP);
