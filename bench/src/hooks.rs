@@ -47,7 +47,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     let checkout =
         |plain: &LabRepo, hooked: &LabRepo, a: &str, b: &str| -> Result<(Stats, Stats)> {
             let run = |repo: &LabRepo, i: usize| {
-                let to = if i % 2 == 0 { b } else { a };
+                let to = if i.is_multiple_of(2) { b } else { a };
                 time(&mut repo.git_cmd(&["checkout", "-q", to]))
             };
             measure_pair(n, |i| run(plain, i), |i| run(hooked, i))
