@@ -24,7 +24,11 @@ pub struct Context {
 
 impl Context {
     pub fn load(global: &Global) -> Result<Context> {
-        let repo = Repo::discover()?;
+        Context::load_in(global, Repo::discover()?)
+    }
+
+    /// [`Context::load`] in a repository already opened.
+    pub fn load_in(global: &Global, repo: Repo) -> Result<Context> {
         let config = ProjectConfig::load(&repo.root)?;
         let branch = match &global.branch {
             Some(b) => {

@@ -371,6 +371,16 @@ impl Dev {
         cmd
     }
 
+    /// `/bin/sh -c SCRIPT` in the repository, with this developer's environment.
+    pub fn sh_cmd(&self, script: &str) -> Command {
+        let mut cmd = Command::new("/bin/sh");
+        self.sandbox(&mut cmd);
+        cmd.current_dir(&self.repo)
+            .stdin(Stdio::null())
+            .args(["-c", script]);
+        cmd
+    }
+
     /// Runs `git envsync ARGS`.
     pub fn envsync(&self, args: &[&str]) -> Run {
         Run::from(self.envsync_cmd(args).output().expect("run git-envsync"))

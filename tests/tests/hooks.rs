@@ -201,6 +201,49 @@ fn post_commit_pushes_changed_env() {
     assert_eq!(version(&server, &dev, "main"), Some(2));
 }
 
+/// post-commit starts git-envsync only when there may be something to push: the note
+/// pre-commit leaves while the env file is in sync lets the hook's shell skip it, and an
+/// edit after that note (say, while the commit message was being written) or another HEAD
+/// brings the binary back, which then pushes.
+#[test]
+fn post_commit_skips_the_binary_only_while_the_env_is_in_sync() {
+    let server = Server::start();
+    let dev = hooked(&server, "fastpath");
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).ok();
+    commit(&dev, "in sync").ok();
+    // With git-envsync off PATH the hook stays silent only if it did not need it.
+    let post_commit = |path: Option<&str>| {
+        let mut cmd = dev.sh_cmd(".git/hooks/post-commit");
+        if let Some(path) = path {
+            cmd.env("PATH", path);
+        }
+        Run::from(cmd.output().unwrap()).ok()
+    };
+    let without_binary = Some("/usr/bin:/bin");
+    let out = post_commit(without_binary);
+    assert_eq!(out.stderr, "", "{out:#?}");
+
+    dev.write_env("A=1\nB=2\n");
+    let out = post_commit(without_binary);
+    assert!(
+        out.stderr.contains("git-envsync is not on PATH"),
+        "{out:#?}"
+    );
+    let out = post_commit(None);
+    assert!(out.stderr.contains("as version 2"), "{out:#?}");
+    assert_eq!(version(&server, &dev, "main"), Some(2));
+
+    commit(&dev, "in sync again").ok();
+    assert_eq!(post_commit(without_binary).stderr, "");
+    dev.git(&["checkout", "-q", "-b", "elsewhere"]);
+    let out = post_commit(without_binary);
+    assert!(
+        out.stderr.contains("git-envsync is not on PATH"),
+        "{out:#?}"
+    );
+}
+
 #[test]
 fn conflict_in_a_hook_keeps_the_local_file() {
     let server = Server::start();

@@ -57,8 +57,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     if !repo.root.join(PROJECT_FILE).exists() && !repo.root.join(LEGACY_PROJECT_FILE).exists() {
         return Ok(ExitCode::SUCCESS);
     }
-    drop(repo);
-    let result = Context::load(global).and_then(|ctx| match args.hook {
+    let result = Context::load_in(global, repo).and_then(|ctx| match args.hook {
         Hook::PostCheckout { .. } => post_checkout(&ctx).map(|()| ExitCode::SUCCESS),
         Hook::PreCommit => pre_commit(&ctx),
         Hook::PostCommit => post_commit(&ctx).map(|()| ExitCode::SUCCESS),
@@ -145,7 +144,9 @@ fn pre_commit(ctx: &Context) -> Result<ExitCode> {
         ));
         return Ok(ExitCode::from(1));
     }
-    let Some(current) = sync::read_env(ctx)? else {
+    let current = sync::read_env(ctx)?;
+    note_for_post_commit(ctx, current.as_ref().map(|c| c.expose()));
+    let Some(current) = current else {
         return Ok(ExitCode::SUCCESS);
     };
     let local = sync::parse_keys(ctx, current.expose())?.names;
@@ -166,6 +167,34 @@ fn pre_commit(ctx: &Context) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where pre-commit notes, for the post-commit hook's shell, that the env file was in sync
+/// (inside the git directory, beside envsync's state).
+const POST_COMMIT_NOTE: &str = "envsync/post-commit-clean";
+
+/// Leaves the post-commit hook a note when the env file has nothing to push: its path and
+/// HEAD as they are now. While HEAD is the same and neither the env file nor the project
+/// file is newer than the note, the hook's shell skips starting `git-envsync` at all
+/// (see `hooks/post-commit`); the note is removed when the file has unpushed edits.
+/// Anything unexpected only means the hook runs the binary, which decides for itself.
+fn note_for_post_commit(ctx: &Context, current: Option<&[u8]>) {
+    let git_dir = ctx.repo.git_dir();
+    let note = git_dir.join(POST_COMMIT_NOTE);
+    let in_sync = current.is_none_or(|c| matches!(sync::has_local_edits(ctx, c), Ok(false)));
+    let head = std::fs::read_to_string(git_dir.join("HEAD"))
+        .ok()
+        .and_then(|h| h.lines().next().map(str::to_owned))
+        .filter(|h| !h.is_empty());
+    let file = ctx.env_display();
+    match head {
+        Some(head) if in_sync && !file.contains('\n') => {
+            let _ = std::fs::write(&note, format!("{file}\n{head}\n"));
+        }
+        _ => {
+            let _ = std::fs::remove_file(&note);
+        }
+    }
 }
 
 /// The server's key list for the branch (or its fallback), the cached one when the server
