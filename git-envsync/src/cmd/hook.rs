@@ -189,12 +189,29 @@ fn note_for_post_commit(ctx: &Context, current: Option<&[u8]>) {
     let file = ctx.env_display();
     match head {
         Some(head) if in_sync && !file.contains('\n') => {
-            let _ = std::fs::write(&note, format!("{file}\n{head}\n"));
+            let text = format!("{file}\n{head}\n");
+            // Rewriting an unchanged note costs a truncate on every commit; it only needs
+            // to be rewritten when it says something else or is no longer the newest.
+            let watched = [
+                ctx.env_path.clone(),
+                ctx.repo.root.join(PROJECT_FILE),
+                ctx.repo.root.join(LEGACY_PROJECT_FILE),
+            ];
+            let current = std::fs::read(&note).is_ok_and(|t| t == text.as_bytes())
+                && modified(&note)
+                    .is_some_and(|at| watched.iter().all(|p| modified(p).is_none_or(|m| m < at)));
+            if !current {
+                let _ = std::fs::write(&note, text);
+            }
         }
         _ => {
             let _ = std::fs::remove_file(&note);
         }
     }
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// The server's key list for the branch (or its fallback), the cached one when the server
