@@ -70,6 +70,19 @@ pub fn run(args: Vec<String>) -> Result<()> {
         &c_plain,
         "≤ +10 ms",
     );
+    // What is left of the commit's cost: the one process pre-commit starts, next to the
+    // same binary doing nothing but starting and exiting.
+    let (start, pre_commit) = measure_pair(
+        n,
+        |_| hooked.envsync(&["--version"]),
+        |_| hooked.envsync(&["hook", "pre-commit"]),
+    )?;
+    report(
+        "git-envsync hook pre-commit alone (baseline: git-envsync --version)",
+        &pre_commit,
+        &start,
+        "",
+    );
     let (s_plain, s_hooked) = checkout(&plain, &hooked, "main", "same")?;
     report(
         "git checkout, same env on both branches",

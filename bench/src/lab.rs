@@ -9,6 +9,8 @@ use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub const PASS: &str = "correct horse battery staple";
@@ -268,4 +270,60 @@ pub fn header(title: &str) {
     println!("\n### {title}\n");
     println!("| measurement | median (min–max) | baseline, same run | vs baseline | target |");
     println!("|---|---|---|---|---|");
+}
+
+/// Samples a process's peak resident memory (`VmRSS`) while it is set active.
+pub struct RssSampler {
+    active: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32, active: bool) -> RssSampler {
+        let active = Arc::new(AtomicBool::new(active));
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let (a, s, p) = (active.clone(), stop.clone(), peak.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if a.load(Ordering::Relaxed)
+                    && let Some(kb) = proc_status_kb(pid, "VmRSS:")
+                {
+                    p.fetch_max(kb, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        RssSampler {
+            active,
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
+    }
+
+    /// The peak in kB.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
 }

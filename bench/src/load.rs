@@ -10,10 +10,9 @@
 //! server's peak RSS (`/proc/<pid>/status`). `--quick` runs a tenth of it. The test suite
 //! runs a scaled version of the same checks on the debug build (`server/tests/it/load.rs`).
 
-use crate::lab::LabServer;
+use crate::lab::{LabServer, RssSampler, proc_status_kb};
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 struct Plan {
@@ -78,19 +77,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         if quick { " (--quick)" } else { "" }
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let (stop, peak, pid) = (stop.clone(), peak.clone(), server.pid());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(kb) = proc_status_kb(pid, "VmRSS:") {
-                    peak.fetch_max(kb, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let sampler = RssSampler::start(server.pid(), true);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,8 +85,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     let started = Instant::now();
     let mut seen = runtime.block_on(drive(&plan, &url, &writer_token, &reader_token, blob))?;
     let seconds = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let _ = sampler.join();
+    let peak_kb = sampler.stop();
     let hwm = proc_status_kb(server.pid(), "VmHWM:").unwrap_or(0);
 
     let listed = runtime.block_on(async {
@@ -140,7 +126,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     let pulls = plan.readers * plan.pulls;
     // One row per push attempt and per pull, plus the two offline token mints.
     let rows = attempts + pulls + 2;
-    let rss_mb = peak.load(Ordering::Relaxed).max(hwm) as f64 / 1024.0;
+    let rss_mb = peak_kb.max(hwm) as f64 / 1024.0;
     println!();
     println!("| figure | value |");
     println!("|---|---|");
@@ -340,14 +326,4 @@ fn ms(samples: &mut [Duration], q: f64) -> String {
 
 fn yes(ok: bool) -> &'static str {
     if ok { "yes" } else { "NO" }
-}
-
-/// A `kB` field of `/proc/<pid>/status`.
-fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
 }

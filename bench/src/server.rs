@@ -13,6 +13,7 @@
 //! (group commit is how), pulls@64 ≥ 50% of bare warp, and resident memory ≤ 50 MB during
 //! the 64-client runs. `--quick` runs a tenth of the requests (a smoke test, not figures).
 
+use crate::lab::{RssSampler, proc_status_kb};
 use anyhow::{Context, Result, bail};
 use envsync_common::api::Role;
 use envsync_common::envelope::{Binding, Seal, seal};
@@ -25,7 +26,7 @@ use rusqlite::{Connection, params};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use warp::Filter;
 
@@ -288,7 +289,7 @@ async fn measure(
     )
     .await;
 
-    let sampler = RssSampler::start();
+    let sampler = RssSampler::start(std::process::id(), false);
     let mut bare = None;
     for (i, &clients) in CONCURRENCY.iter().enumerate() {
         sampler.set_active(clients == 64);
@@ -341,7 +342,7 @@ async fn measure(
         runs,
         bare: bare.context("no 64-client run")?,
         peak_rss_kb,
-        hwm_kb: proc_status_kb("VmHWM:").unwrap_or(0),
+        hwm_kb: proc_status_kb(std::process::id(), "VmHWM:").unwrap_or(0),
     })
 }
 
@@ -502,61 +503,6 @@ fn writer_counts(store: &SqliteStore) -> (u64, u64) {
         stats.batches.load(Ordering::Relaxed),
         stats.requests.load(Ordering::Relaxed),
     )
-}
-
-/// Samples this process's resident memory while the 64-client runs are active.
-struct RssSampler {
-    active: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RssSampler {
-    fn start() -> RssSampler {
-        let active = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(0));
-        let (a, s, p) = (active.clone(), stop.clone(), peak.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if a.load(Ordering::Relaxed)
-                    && let Some(kb) = proc_status_kb("VmRSS:")
-                {
-                    p.fetch_max(kb, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        RssSampler {
-            active,
-            stop,
-            peak,
-            thread: Some(thread),
-        }
-    }
-
-    fn set_active(&self, on: bool) {
-        self.active.store(on, Ordering::Relaxed);
-    }
-
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
-/// A `kB` line of `/proc/self/status`.
-fn proc_status_kb(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
 }
 
 fn print_report(report: &Report, raw_rate: f64) {

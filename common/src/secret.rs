@@ -59,6 +59,44 @@ impl From<Vec<u8>> for SecretBytes {
     }
 }
 
+/// A bearer token (a signed JWT), for the server that mints it and the CLI that sends it.
+/// `Debug` never shows it; [`Token::expose`] is the one way out; `==` is constant-time.
+/// It serializes as the bare string (the CLI's user configuration holds one).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Token(String);
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for Token {}
+
+impl Token {
+    /// Accepts a token with or without the `Bearer ` prefix; `None` when nothing is left.
+    pub fn new(raw: &str) -> Option<Token> {
+        let raw = raw.trim();
+        let token = match raw.get(..7) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => raw[7..].trim(),
+            _ if raw.eq_ignore_ascii_case("bearer") => "",
+            _ => raw,
+        };
+        (!token.is_empty()).then(|| Token(token.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token([redacted])")
+    }
+}
+
 impl fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretBytes([redacted], {} bytes)", self.0.len())

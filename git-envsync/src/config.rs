@@ -11,7 +11,6 @@ use crate::fsutil;
 use anyhow::Context as _;
 use envsync_common::names::validate_project;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 pub const PROJECT_FILE: &str = ".envsync.toml";
@@ -159,41 +158,7 @@ pub fn env_file_path(root: &Path, env_file: &str) -> Result<PathBuf> {
     Ok(root.join(rel))
 }
 
-/// A bearer token. `Debug` never shows it; `==` is constant-time.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Token(String);
-
-impl PartialEq for Token {
-    fn eq(&self, other: &Self) -> bool {
-        envsync_common::secret::ct_eq(self.0.as_bytes(), other.0.as_bytes())
-    }
-}
-
-impl Eq for Token {}
-
-impl Token {
-    /// Accepts a token with or without the `Bearer ` prefix.
-    pub fn new(raw: &str) -> Option<Token> {
-        let raw = raw.trim();
-        let token = match raw.get(..7) {
-            Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => raw[7..].trim(),
-            _ if raw.eq_ignore_ascii_case("bearer") => "",
-            _ => raw,
-        };
-        (!token.is_empty()).then(|| Token(token.to_owned()))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token([redacted])")
-    }
-}
+pub use envsync_common::secret::Token;
 
 /// `$XDG_CONFIG_HOME/envsync/config.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -108,8 +108,12 @@ impl State {
         keys: &[String],
     ) -> anyhow::Result<BranchState> {
         let mut state = self.branch(branch)?;
+        let before = state.clone();
         state.saw(version, keys);
-        self.set_branch(&state)?;
+        // Read once: on the hot path of every hook the state rarely changes.
+        if state != before {
+            self.write_json(&self.branch_path(branch, "json"), &state)?;
+        }
         Ok(state)
     }
 

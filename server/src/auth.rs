@@ -56,30 +56,7 @@ impl Principal {
     }
 }
 
-/// A signed token. `Debug` never shows it; [`Token::expose`] is the one way out; `==` is
-/// constant-time.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl PartialEq for Token {
-    fn eq(&self, other: &Self) -> bool {
-        envsync_common::secret::ct_eq(self.0.as_bytes(), other.0.as_bytes())
-    }
-}
-
-impl Eq for Token {}
-
-impl Token {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token([redacted])")
-    }
-}
+pub use envsync_common::secret::Token;
 
 /// A freshly minted token and what the server records about it.
 #[derive(Debug, Clone)]
@@ -193,7 +170,8 @@ impl Authenticator {
         let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.encoding)
             .map_err(|e| MintError(e.to_string()))?;
         Ok(Minted {
-            token: Token(token),
+            token: Token::new(&token)
+                .ok_or_else(|| MintError("the signer returned nothing".into()))?,
             info: TokenInfo {
                 jti,
                 email: email.to_owned(),

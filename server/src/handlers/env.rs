@@ -27,6 +27,29 @@ fn no_env(project: &str, branch: &str) -> impl FnOnce() -> String {
     move || message
 }
 
+/// The path's project and branch, decoded and checked, once `who` has the access `need`
+/// names to the project for `action` (a refusal is audited by [`allow`]).
+async fn branch_access(
+    app: &App,
+    who: &Principal,
+    (project, branch): (&str, &str),
+    need: for<'a> fn(&'a str) -> Need<'a>,
+    action: &str,
+) -> Result<(String, String), ApiError> {
+    let project = super::project(project)?;
+    let branch = super::branch(branch)?;
+    allow(
+        app,
+        who,
+        need(&project),
+        action,
+        Some(&project),
+        Some(&branch),
+    )
+    .await?;
+    Ok((project, branch))
+}
+
 /// `POST /env/{project}/{branch}`: a new version, compare-and-swapped on `base_version`.
 pub async fn push(
     project: String,
@@ -35,17 +58,8 @@ pub async fn push(
     who: Principal,
     body: Body,
 ) -> Result<Response, Rejection> {
-    let project = super::project(&project)?;
-    let branch = super::branch(&branch)?;
-    allow(
-        &app,
-        &who,
-        Need::Write(&project),
-        "push",
-        Some(&project),
-        Some(&branch),
-    )
-    .await?;
+    let (project, branch) =
+        branch_access(&app, &who, (&project, &branch), |p| Need::Write(p), "push").await?;
     let request: PushRequest = parse_body(&body, "the push body")?;
     check_push(&request)?;
     let version = app
@@ -90,17 +104,8 @@ pub async fn pull(
     who: Principal,
     query: PullQuery,
 ) -> Result<Response, Rejection> {
-    let project = super::project(&project)?;
-    let branch = super::branch(&branch)?;
-    allow(
-        &app,
-        &who,
-        Need::Read(&project),
-        "pull",
-        Some(&project),
-        Some(&branch),
-    )
-    .await?;
+    let (project, branch) =
+        branch_access(&app, &who, (&project, &branch), |p| Need::Read(p), "pull").await?;
     let not_found = match query.version {
         Some(v) => format!("project '{project}' branch '{branch}' has no version {v}"),
         None => no_env(&project, &branch)(),
@@ -125,17 +130,8 @@ pub async fn keys(
     app: Arc<App>,
     who: Principal,
 ) -> Result<Response, Rejection> {
-    let project = super::project(&project)?;
-    let branch = super::branch(&branch)?;
-    allow(
-        &app,
-        &who,
-        Need::Read(&project),
-        "keys",
-        Some(&project),
-        Some(&branch),
-    )
-    .await?;
+    let (project, branch) =
+        branch_access(&app, &who, (&project, &branch), |p| Need::Read(p), "keys").await?;
     let keys = app
         .store
         .keys(project.clone(), branch.clone())
@@ -152,15 +148,12 @@ pub async fn versions(
     app: Arc<App>,
     who: Principal,
 ) -> Result<Response, Rejection> {
-    let project = super::project(&project)?;
-    let branch = super::branch(&branch)?;
-    allow(
+    let (project, branch) = branch_access(
         &app,
         &who,
-        Need::Read(&project),
+        (&project, &branch),
+        |p| Need::Read(p),
         "versions",
-        Some(&project),
-        Some(&branch),
     )
     .await?;
     let versions = app
