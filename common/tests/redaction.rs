@@ -7,7 +7,7 @@
 use envsync_common::api::TokenResponse;
 use envsync_common::envelope::{self, Binding, EnvelopeError, Open, Seal};
 use envsync_common::envfile;
-use envsync_common::secret::{SecretBytes, SecretString};
+use envsync_common::secret::{SecretBytes, SecretString, Token};
 use std::fmt::Debug;
 
 const SENTINEL: &str = "SENTINEL_9f3a_c0ffee";
@@ -27,6 +27,7 @@ fn redacted(what: &str, value: &impl Debug) {
 fn secret_holders_print_redacted() {
     let pass = SecretString::from(SENTINEL.to_owned());
     redacted("SecretString", &pass);
+    redacted("Token", &Token::new(SENTINEL).unwrap());
     redacted(
         "SecretBytes",
         &SecretBytes::new(SENTINEL.as_bytes().to_vec()),
