@@ -320,6 +320,8 @@ pub struct Opened {
     /// The key whose signature over this file verified; `None` for an unsigned file.
     /// Whether that key belongs to a member is the caller's question.
     pub signer: Option<SignerKey>,
+    /// Sealed with a passphrase (scrypt), rather than to recipients.
+    pub passphrase: bool,
     pub env: SecretBytes,
 }
 
@@ -358,6 +360,7 @@ pub fn open(armored: &str, with: &Open<'_>) -> Result<Opened, EnvelopeError> {
     Ok(Opened {
         binding,
         signer,
+        passphrase: is_scrypt,
         env: SecretBytes::new(env.to_vec()),
     })
 }

@@ -39,6 +39,11 @@ impl Repo {
         self.repo.path()
     }
 
+    /// The git directory shared by every linked work tree of this repository.
+    pub fn common_dir(&self) -> &Path {
+        self.repo.commondir()
+    }
+
     /// The checked-out branch. Works on an unborn branch (no commit yet) by reading
     /// `HEAD`'s symbolic target; a detached HEAD is a usage error.
     pub fn current_branch(&self) -> Result<String> {
@@ -74,6 +79,22 @@ impl Repo {
     pub fn is_ignored(&self, path: &Path) -> bool {
         let rel = path.strip_prefix(&self.root).unwrap_or(path);
         self.repo.is_path_ignored(rel).unwrap_or(false)
+    }
+
+    /// The first path in the index that is the env file `rel` (relative to the work
+    /// tree) or one of its backups (`<rel>.backup-…`): plaintext that must never be
+    /// committed. Reads only the index; any problem reading it means nothing is found.
+    pub fn staged_plaintext(&self, rel: &str) -> Option<String> {
+        let rel = rel.trim_start_matches("./");
+        let index = self.repo.index().ok()?;
+        if index.get_path(Path::new(rel), 0).is_some() {
+            return Some(rel.to_owned());
+        }
+        let backups = format!("{rel}.backup-");
+        let at = index.find_prefix(Path::new(&backups)).ok()?;
+        let entry = index.get(at)?;
+        let path = String::from_utf8_lossy(&entry.path).into_owned();
+        path.starts_with(&backups).then_some(path)
     }
 
     /// Whether the index holds `path` (staged or already tracked).

@@ -26,6 +26,10 @@ pub struct FileState {
     /// The branch and version the content came from.
     pub branch: String,
     pub version: u64,
+    /// The digest of the project settings it was synced under: edits are only ever
+    /// pushed under the same settings ([`crate::config::ProjectConfig::digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 /// What this clone knows of one branch on the server.
@@ -45,6 +49,11 @@ pub struct BranchState {
     pub keys: Vec<String>,
     #[serde(default)]
     pub keys_version: u64,
+    /// The digest of the project settings the sealed local copy was verified under; the
+    /// copy is used only under the same settings (a changed member list, say, means
+    /// verifying again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 impl BranchState {
@@ -136,6 +145,30 @@ impl State {
         fsutil::write_state(&self.branch_path(branch, "age"), armored.as_bytes())
     }
 
+    /// Wipes what this clone keeps of one branch: its state and sealed copy, and the
+    /// file state when the env file's content came from that branch (the file then
+    /// counts as never synced, so nothing replaces it unasked). Returns whether anything
+    /// was there.
+    pub fn forget_branch(&self, branch: &str) -> anyhow::Result<bool> {
+        let mut removed = false;
+        for ext in ["json", "age"] {
+            removed |= remove_if_there(&self.branch_path(branch, ext))?;
+        }
+        if self.file()?.is_some_and(|f| f.branch == branch) {
+            removed |= remove_if_there(&self.dir.join("file.json"))?;
+        }
+        Ok(removed)
+    }
+
+    /// Wipes everything this clone keeps of the project.
+    pub fn forget_all(&self) -> anyhow::Result<bool> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", self.dir.display())),
+        }
+    }
+
     fn branch_path(&self, branch: &str, ext: &str) -> PathBuf {
         let hash = fsutil::sha256_hex(branch.as_bytes());
         self.dir
@@ -155,6 +188,14 @@ impl State {
         self.ensure_dirs()?;
         let bytes = serde_json::to_vec_pretty(value).context("cannot encode local state")?;
         fsutil::write_state(path, &bytes)
+    }
+}
+
+fn remove_if_there(path: &Path) -> anyhow::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use crate::cli::Global;
 use crate::client::{Api, Timeouts};
-use crate::config::{LEGACY_PROJECT_FILE, PROJECT_FILE};
+use crate::config::{LEGACY_PROJECT_FILE, PROJECT_FILE, ProjectConfig};
 use crate::context::Context;
 use crate::crypto::Keyring;
 use crate::drift::Drift;
@@ -16,6 +16,7 @@ use crate::error::{CliError, Result};
 use crate::git::Repo;
 use crate::out;
 use crate::sync::{self, PullOptions, PullOutcome, PushOutcome};
+use crate::trust::TrustStore;
 use clap::Subcommand;
 use std::process::ExitCode;
 
@@ -57,6 +58,13 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     if !repo.root.join(PROJECT_FILE).exists() && !repo.root.join(LEGACY_PROJECT_FILE).exists() {
         return Ok(ExitCode::SUCCESS);
     }
+    // The plaintext guard comes first and needs nothing but the repository and its
+    // index: no trusted config, no server, no parse of the env file.
+    if matches!(args.hook, Hook::PreCommit)
+        && let Some(code) = plaintext_guard(&repo)
+    {
+        return Ok(code);
+    }
     let result = Context::load_in(global, repo).and_then(|ctx| match args.hook {
         Hook::PostCheckout { .. } => post_checkout(&ctx).map(|()| ExitCode::SUCCESS),
         Hook::PreCommit => pre_commit(&ctx),
@@ -83,10 +91,19 @@ fn post_checkout(ctx: &Context) -> Result<()> {
     let api = api(ctx)?;
     let mut keyring = Keyring::new(&ctx.config, false)?;
 
-    // Unpushed edits go to the branch they were made on, before anything is pulled.
+    // Unpushed edits go to the branch they were made on, before anything is pulled; but
+    // only under the settings they were made under (another branch's settings may name
+    // other members or another server), and never a file envsync has not synced.
     if let Some(current) = sync::read_env(ctx)?
         && sync::has_local_edits(ctx, current.expose())?
     {
+        if !edits_under_these_settings(ctx)? {
+            out::say(&format!(
+                "envsync: {} has edits made under other settings (or never synced); left as it is, not pushed",
+                ctx.env_display()
+            ));
+            return Ok(());
+        }
         let left = ctx.repo.previous_branch().filter(|b| *b != ctx.branch);
         let Some(left) = left else {
             out::say(&format!(
@@ -132,18 +149,28 @@ fn post_checkout(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-fn pre_commit(ctx: &Context) -> Result<ExitCode> {
-    if ctx.repo.index_has(&ctx.env_path)? {
-        out::say(&format!(
-            "error: {} is staged: plaintext secrets must never be committed",
-            ctx.env_display()
-        ));
-        out::say(&format!(
-            "hint: git rm --cached {} (envsync keeps it in sync instead)",
-            ctx.env_display()
-        ));
-        return Ok(ExitCode::from(1));
+/// Refuses a commit that stages an env file or one of its backups: the file the
+/// project's settings name (trusted or not: this only reads the index), every env file a
+/// trusted setting named, and `.env`. `None` when nothing is staged.
+fn plaintext_guard(repo: &Repo) -> Option<ExitCode> {
+    let mut candidates = vec![".env".to_owned()];
+    if let Ok(config) = ProjectConfig::load(&repo.root) {
+        candidates.push(config.env_file);
     }
+    candidates.extend(TrustStore::new(repo.common_dir()).env_files());
+    let staged = candidates
+        .iter()
+        .find_map(|rel| repo.staged_plaintext(rel))?;
+    out::say(&format!(
+        "error: {staged} is staged: plaintext secrets must never be committed"
+    ));
+    out::say(&format!(
+        "hint: git rm --cached {staged} (envsync keeps it in sync instead)"
+    ));
+    Some(ExitCode::from(1))
+}
+
+fn pre_commit(ctx: &Context) -> Result<ExitCode> {
     let current = sync::read_env(ctx)?;
     note_for_post_commit(ctx, current.as_ref().map(|c| c.expose()));
     let Some(current) = current else {
@@ -169,9 +196,19 @@ fn pre_commit(ctx: &Context) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether the env file's content was last synced under the project settings trusted
+/// now: only then may a hook push its edits.
+fn edits_under_these_settings(ctx: &Context) -> Result<bool> {
+    let digest = ctx.config.digest();
+    Ok(ctx
+        .state
+        .file()?
+        .is_some_and(|f| f.config.as_deref() == Some(digest.as_str())))
+}
+
 /// Where pre-commit notes, for the post-commit hook's shell, that the env file was in sync
 /// (inside the git directory, beside envsync's state).
-const POST_COMMIT_NOTE: &str = "envsync/post-commit-clean";
+pub const POST_COMMIT_NOTE: &str = "envsync/post-commit-clean";
 
 /// Leaves the post-commit hook a note when the env file has nothing to push: its path and
 /// HEAD as they are now. While HEAD is the same and neither the env file nor the project
@@ -193,7 +230,7 @@ fn note_for_post_commit(ctx: &Context, current: Option<&[u8]>) {
             // Rewriting an unchanged note costs a truncate on every commit; it only needs
             // to be rewritten when it says something else or is no longer the newest.
             let watched = [
-                ctx.env_path.clone(),
+                ctx.env.path(),
                 ctx.repo.root.join(PROJECT_FILE),
                 ctx.repo.root.join(LEGACY_PROJECT_FILE),
             ];
@@ -253,6 +290,13 @@ fn post_commit(ctx: &Context) -> Result<()> {
         return Ok(());
     };
     if !sync::has_local_edits(ctx, current.expose())? {
+        return Ok(());
+    }
+    if !edits_under_these_settings(ctx)? {
+        out::say(&format!(
+            "envsync: {} was never synced under these settings; not pushed (run git envsync push to publish it)",
+            ctx.env_display()
+        ));
         return Ok(());
     }
     let mut keyring = Keyring::new(&ctx.config, false)?;

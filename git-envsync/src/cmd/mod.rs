@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod audit;
 mod diff;
+mod forget;
 mod hook;
 mod hooks;
 mod init;
@@ -22,12 +23,14 @@ mod rotate;
 mod run;
 mod status;
 mod token;
+mod trust;
 mod watch;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::Args),
     Login(login::Args),
+    Trust(trust::Args),
     Push(push::Args),
     Pull(pull::Args),
     Diff(diff::Args),
@@ -42,6 +45,7 @@ pub enum Command {
     Members(members::Args),
     Rollback(rollback::Args),
     Rotate(rotate::Args),
+    Forget(forget::Args),
     Token(token::Args),
     Audit(audit::Args),
 }
@@ -51,6 +55,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(g, args),
         Command::Login(args) => login::run(g, args),
+        Command::Trust(args) => trust::run(g, args),
         Command::Push(args) => push::run(g, args),
         Command::Pull(args) => pull::run(g, args),
         Command::Diff(args) => diff::run(g, args),
@@ -64,6 +69,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Members(args) => members::run(g, args),
         Command::Rollback(args) => rollback::run(g, args),
         Command::Rotate(args) => rotate::run(g, args),
+        Command::Forget(args) => forget::run(g, args),
         Command::Token(args) => token::run(g, args),
         Command::Audit(args) => audit::run(g, args),
     }
