@@ -132,6 +132,16 @@ impl ProjectConfig {
         Ok(config)
     }
 
+    /// Whether the work tree has a settings file at all (a sparse checkout may leave it
+    /// out; a repository may not use envsync).
+    pub fn exists(root: &Path) -> bool {
+        [PROJECT_FILE, LEGACY_PROJECT_FILE].iter().any(|name| {
+            TreeFile::new(root, name)
+                .and_then(|f| f.exists())
+                .unwrap_or(false)
+        })
+    }
+
     /// Every setting is checked when the file is read, so a bad one fails with one line
     /// before anything is done (a work factor of 30 would otherwise ask for 1 TiB).
     fn check(&self) -> Result<()> {

@@ -26,6 +26,17 @@ impl Repo {
             CliError::usage("not inside a git repository")
                 .hint("run this from a git work tree (git init creates one)")
         })?;
+        // git means a relative GIT_WORK_TREE relative to the current directory (it runs
+        // hooks with GIT_WORK_TREE=. under `--work-tree`); libgit2 would resolve it
+        // against the git directory instead.
+        if let Some(work_tree) = std::env::var_os("GIT_WORK_TREE").filter(|v| !v.is_empty()) {
+            let path = std::env::current_dir()
+                .map(|cwd| cwd.join(&work_tree))
+                .and_then(|p| p.canonicalize())
+                .map_err(|e| CliError::usage(format!("GIT_WORK_TREE: {e}")))?;
+            repo.set_workdir(&path, false)
+                .map_err(|e| CliError::usage(format!("GIT_WORK_TREE: {}", e.message())))?;
+        }
         let root = repo
             .workdir()
             .ok_or_else(|| CliError::usage("this repository has no work tree (bare repository)"))?
@@ -64,14 +75,35 @@ impl Repo {
         Ok(name.to_owned())
     }
 
-    /// The branch checked out before the last checkout (`@{-1}`), if any.
-    pub fn previous_branch(&self) -> Option<String> {
-        let reflog = self.repo.reflog("HEAD").ok()?;
+    /// Whether HEAD is detached (a rebase, a bisect, a checkout of a commit or a tag).
+    pub fn head_detached(&self) -> bool {
+        self.repo
+            .find_reference("HEAD")
+            .is_ok_and(|h| h.symbolic_target_bytes().is_none())
+    }
+
+    /// Whether `branch` was just created from HEAD (`git switch -c`, `checkout -b`): its
+    /// reflog has that one entry and nothing else.
+    pub fn created_from_head(&self, branch: &str) -> bool {
+        let Ok(reflog) = self.repo.reflog(&format!("refs/heads/{branch}")) else {
+            return false;
+        };
+        reflog.len() == 1
+            && reflog
+                .get(0)
+                .and_then(|e| e.message().ok().flatten().map(str::to_owned))
+                .is_some_and(|m| m.starts_with("branch: Created from HEAD"))
+    }
+
+    /// The name `branch` had before a `git branch -m OLD branch`, from its reflog.
+    pub fn renamed_from(&self, branch: &str) -> Option<String> {
+        let reflog = self.repo.reflog(&format!("refs/heads/{branch}")).ok()?;
+        let to = format!(" to refs/heads/{branch}");
         reflog.iter().find_map(|entry| {
             let msg = entry.message().ok()??;
-            let rest = msg.strip_prefix("checkout: moving from ")?;
-            let (from, _) = rest.split_once(" to ")?;
-            Some(from.to_owned())
+            let rest = msg.strip_prefix("Branch: renamed refs/heads/")?;
+            let old = rest.strip_suffix(&to)?;
+            (validate_branch(old).is_ok() && old != branch).then(|| old.to_owned())
         })
     }
 

@@ -18,7 +18,7 @@ use crate::context::Context;
 use crate::crypto::{self, Keyring};
 use crate::error::{CliError, Result};
 use crate::fsutil;
-use crate::state::{BranchState, FileState};
+use crate::state::{BranchState, FileState, Source};
 use envsync_common::api::{EnvResponse, PushRequest};
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
@@ -94,7 +94,8 @@ pub fn push(
     ctx.state.set_file(&FileState {
         sha256: sha,
         branch: branch_name.to_owned(),
-        version,
+        version: Some(version),
+        from: None,
         config: Some(ctx.config.digest()),
     })?;
     Ok(PushOutcome::Pushed {
@@ -156,6 +157,11 @@ fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> Cl
     let who = latest
         .map(|v| format!(" (pushed by {} at {})", v.pushed_by, v.pushed_at))
         .unwrap_or_default();
+    if current.is_none()
+        && let Some(mine) = branch.version
+    {
+        return lost(&branch.branch, mine.max(branch.seen));
+    }
     let mine = match branch.version {
         Some(v) => format!("this clone last synced version {v}"),
         None => "this clone has never synced it".to_owned(),
@@ -313,12 +319,22 @@ pub fn fetch(
     // Which branch to take: ours, or the fallback branch's latest.
     let mut from = ctx.branch.clone();
     let mut keys = api.keys(project, &from).map_err(fail)?;
+    let seen = ctx.state.branch(&from)?.seen;
+    if keys.is_none() && seen > 0 {
+        // Falling back to another branch's env here would hide the loss, and the next
+        // push would publish that env as this branch's.
+        return Err(lost(&from, seen));
+    }
     if keys.is_none()
         && opts.fallback
         && let Some(default) = ctx.config.default_branch.as_ref().filter(|d| **d != from)
     {
         keys = api.keys(project, default).map_err(fail)?;
         from = default.clone();
+        let seen = ctx.state.branch(&from)?.seen;
+        if keys.is_none() && seen > 0 {
+            return Err(lost(&from, seen));
+        }
     }
     let Some(latest) = keys else {
         return Ok(None);
@@ -420,10 +436,16 @@ pub fn write_fetched(ctx: &Context, fetched: Fetched, opts: PullOptions) -> Resu
         branch.sha256 = Some(sha.clone());
     }
     branch.saw(version, &server_keys);
+    // The file now holds the env of the branch it was pulled for (its owner), even when
+    // the content came from the default branch because that one has no env yet.
     let file = FileState {
         sha256: sha,
-        branch: from,
-        version,
+        branch: ctx.branch.clone(),
+        version: (from == ctx.branch).then_some(version),
+        from: (from != ctx.branch).then(|| Source {
+            branch: from.clone(),
+            version: Some(version),
+        }),
         config: Some(ctx.config.digest()),
     };
     if synced && !was_cached {
@@ -432,6 +454,41 @@ pub fn write_fetched(ctx: &Context, fetched: Fetched, opts: PullOptions) -> Resu
     ctx.state.set_branch(&branch)?;
     ctx.state.set_file(&file)?;
     Ok(outcome)
+}
+
+/// The server has nothing for a branch this clone synced: it lost data (restored from an
+/// old backup, or a new database). Loud, with the way out.
+pub fn lost(branch: &str, seen: u64) -> CliError {
+    CliError::refused(format!(
+        "the server has no {branch}, but this clone synced version {seen}: was it restored from an old backup?"
+    ))
+    .hint(format!(
+        "git envsync restore --branch {branch} re-seeds it from this clone's copy (nothing was written)"
+    ))
+}
+
+/// The branch's last synced version from this clone's sealed copy, for when the server
+/// cannot be reached (a hook's checkout while offline); `None` when there is no copy
+/// that is still valid under the trusted settings.
+pub fn fetch_offline(ctx: &Context, name: &str) -> Result<Option<Fetched>> {
+    let branch = ctx.state.branch(name)?;
+    let Some(version) = branch.version else {
+        return Ok(None);
+    };
+    let Some(content) = open_cached(ctx, &branch, name, version) else {
+        return Ok(None);
+    };
+    // The cached key list belongs to the newest version seen, which may be newer than
+    // the copy: take the names from the copy itself.
+    let server_keys = parse_keys(ctx, content.expose())?.names;
+    Ok(Some(Fetched {
+        content,
+        from: name.to_owned(),
+        version,
+        server_keys,
+        cached: true,
+        signer: None,
+    }))
 }
 
 fn check_not_rolled_back(branch: &BranchState, version: u64, from: &str) -> Result<()> {

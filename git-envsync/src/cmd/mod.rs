@@ -6,6 +6,7 @@ use crate::error::Result;
 use clap::Subcommand;
 use std::process::ExitCode;
 
+mod adopt;
 mod audit;
 mod diff;
 mod forget;
@@ -16,8 +17,10 @@ mod keygen;
 mod log;
 mod login;
 mod members;
+mod mv;
 mod pull;
 mod push;
+mod restore;
 mod rollback;
 mod rotate;
 mod run;
@@ -44,6 +47,9 @@ pub enum Command {
     Keygen(keygen::Args),
     Members(members::Args),
     Rollback(rollback::Args),
+    Adopt(adopt::Args),
+    Mv(mv::Args),
+    Restore(restore::Args),
     Rotate(rotate::Args),
     Forget(forget::Args),
     Token(token::Args),
@@ -68,6 +74,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keygen(args) => keygen::run(g, args),
         Command::Members(args) => members::run(g, args),
         Command::Rollback(args) => rollback::run(g, args),
+        Command::Adopt(args) => adopt::run(g, args),
+        Command::Mv(args) => mv::run(g, args),
+        Command::Restore(args) => restore::run(g, args),
         Command::Rotate(args) => rotate::run(g, args),
         Command::Forget(args) => forget::run(g, args),
         Command::Token(args) => token::run(g, args),

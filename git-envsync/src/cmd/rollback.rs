@@ -85,7 +85,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         ctx.state.set_file(&FileState {
             sha256: fsutil::sha256_hex(content.expose()),
             branch: ctx.branch.clone(),
-            version,
+            version: Some(version),
+            from: None,
             config: Some(ctx.config.digest()),
         })?;
     }
