@@ -82,17 +82,45 @@ impl Repo {
             .is_ok_and(|h| h.symbolic_target_bytes().is_none())
     }
 
+    /// The commit `branch` points at (hex), if the branch exists.
+    pub fn branch_tip(&self, branch: &str) -> Option<String> {
+        let reference = self
+            .repo
+            .find_reference(&format!("refs/heads/{branch}"))
+            .ok()?;
+        reference.target().map(|oid| oid.to_string())
+    }
+
     /// Whether `branch` was just created from HEAD (`git switch -c`, `checkout -b`): its
-    /// reflog has that one entry and nothing else.
+    /// reflog has that one entry and nothing else, and this is the first time HEAD moved
+    /// to it (a branch made earlier with `git branch` and checked out now for the first
+    /// time counts too; one checked out before does not).
     pub fn created_from_head(&self, branch: &str) -> bool {
         let Ok(reflog) = self.repo.reflog(&format!("refs/heads/{branch}")) else {
             return false;
         };
-        reflog.len() == 1
+        let created = reflog.len() == 1
             && reflog
                 .get(0)
                 .and_then(|e| e.message().ok().flatten().map(str::to_owned))
-                .is_some_and(|m| m.starts_with("branch: Created from HEAD"))
+                .is_some_and(|m| m.starts_with("branch: Created from HEAD"));
+        if !created {
+            return false;
+        }
+        let Ok(head) = self.repo.reflog("HEAD") else {
+            return false;
+        };
+        let to = format!(" to {branch}");
+        let arrivals =
+            head.iter()
+                .filter(|e| {
+                    e.message().ok().flatten().is_some_and(|m| {
+                        m.starts_with("checkout: moving from ") && m.ends_with(&to)
+                    })
+                })
+                .take(2)
+                .count();
+        arrivals == 1
     }
 
     /// The name `branch` had before a `git branch -m OLD branch`, from its reflog.

@@ -42,6 +42,13 @@ pub struct FileState {
     /// pushed under the same settings ([`crate::config::ProjectConfig::digest`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// Set when a checkout left the file holding its owner's env while another branch
+    /// was checked out: the file's hash at that moment. A change made after it was made
+    /// on another branch, so the hooks no longer push the file to its owner (an explicit
+    /// push, pull or adopt decides); back on the owner with the file unchanged, it is
+    /// cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away: Option<String>,
 }
 
 /// A branch and version some content came from.
@@ -52,6 +59,12 @@ pub struct Source {
 }
 
 impl FileState {
+    /// Whether the file was changed after a checkout left it on another branch
+    /// (`current` is its hash now).
+    pub fn changed_while_away(&self, current: &str) -> bool {
+        self.away.as_deref().is_some_and(|h| h != current)
+    }
+
     /// What the file holds, for messages: `main v2`, or `feature (main v2)`.
     pub fn holds(&self) -> String {
         let own = match self.version {

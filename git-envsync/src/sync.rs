@@ -97,6 +97,7 @@ pub fn push(
         version: Some(version),
         from: None,
         config: Some(ctx.config.digest()),
+        away: None,
     })?;
     Ok(PushOutcome::Pushed {
         version,
@@ -447,6 +448,7 @@ pub fn write_fetched(ctx: &Context, fetched: Fetched, opts: PullOptions) -> Resu
             version: Some(version),
         }),
         config: Some(ctx.config.digest()),
+        away: None,
     };
     if synced && !was_cached {
         seal_local_copy(ctx, &mut branch, content.expose());

@@ -47,6 +47,7 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
             version: f.version,
         }),
         config: Some(ctx.config.digest()),
+        away: None,
     })?;
     out::say(&format!(
         "{} is now {}'s{}; git envsync push publishes it as its next version",

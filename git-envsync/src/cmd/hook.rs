@@ -104,7 +104,11 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         let offline = Offline::new(&ctx);
         match args.hook {
             Hook::PostCheckout { previous, new, .. } => {
-                post_checkout(&ctx, &offline, previous == new).map(|()| ExitCode::SUCCESS)
+                let left = Left {
+                    same_commit: previous == new,
+                    previous,
+                };
+                post_checkout(&ctx, &offline, &left).map(|()| ExitCode::SUCCESS)
             }
             Hook::PreCommit => pre_commit(&ctx, &offline),
             Hook::PostCommit => post_commit(&ctx, &offline).map(|()| ExitCode::SUCCESS),
@@ -204,30 +208,74 @@ impl Offline {
     }
 }
 
-/// The file's state, and whether it differs from it (`None`: no file).
-fn edited(ctx: &Context) -> Result<Option<(Option<FileState>, bool)>> {
+/// The file's state, whether the file differs from it, and its hash (`None`: no file).
+fn edited(ctx: &Context) -> Result<Option<(Option<FileState>, bool, String)>> {
     let Some(current) = sync::read_env(ctx)? else {
         return Ok(None);
     };
+    let hash = fsutil::sha256_hex(current.expose());
     let file = ctx.state.file()?;
-    let edited = file
-        .as_ref()
-        .is_none_or(|f| f.sha256 != fsutil::sha256_hex(current.expose()));
-    Ok(Some((file, edited)))
+    let edited = file.as_ref().is_none_or(|f| f.sha256 != hash);
+    Ok(Some((file, edited, hash)))
 }
 
-fn post_checkout(ctx: &Context, offline: &Offline, same_commit: bool) -> Result<()> {
+/// Keeps [`FileState::away`] true to what just happened: set when the checked-out branch
+/// is not the file's owner, cleared when back on the owner with the file unchanged.
+fn settle_away(ctx: &Context) -> Result<()> {
+    let Some((Some(mut file), _, hash)) = edited(ctx)? else {
+        return Ok(());
+    };
+    let away = if file.branch != ctx.branch {
+        file.away.clone().or(Some(hash))
+    } else if file.away.as_deref() == Some(hash.as_str()) {
+        None
+    } else {
+        file.away.clone()
+    };
+    if away != file.away {
+        file.away = away;
+        ctx.state.set_file(&file)?;
+    }
+    Ok(())
+}
+
+/// What post-checkout knows of the HEAD it left.
+struct Left {
+    /// The commit checked out before (git's first argument).
+    previous: Option<String>,
+    /// The checkout stayed on the same commit (`switch -c`, or another branch there).
+    same_commit: bool,
+}
+
+impl Left {
+    /// Whether the HEAD left could have been `branch`: the branch still exists and points
+    /// at the commit left. Edits are pushed to their owner at a checkout only then; a
+    /// renamed or deleted owner, or a checkout from elsewhere, keeps them.
+    fn could_be(&self, ctx: &Context, branch: &str) -> bool {
+        let tip = ctx.repo.branch_tip(branch);
+        tip.is_some() && tip == self.previous
+    }
+}
+
+fn post_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> {
+    let result = follow_checkout(ctx, offline, left);
+    settle_away(ctx)?;
+    result
+}
+
+fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> {
+    let same_commit = left.same_commit;
     let env = ctx.env_display();
     let branch = &ctx.branch;
     let state = edited(ctx)?;
-    if let Some((None, _)) = &state {
+    if let Some((None, ..)) = &state {
         // Never synced: nobody's env. Left alone, and never pushed by a hook.
         out::say(&format!(
             "envsync: {env} was never synced; left as it is (git envsync push publishes it to {branch})"
         ));
         return Ok(());
     }
-    if let Some((Some(file), true)) = &state {
+    if let Some((Some(file), true, hash)) = &state {
         if file.branch == *branch {
             // Back on the branch the edits belong to: they stay.
             return Ok(());
@@ -244,6 +292,7 @@ fn post_checkout(ctx: &Context, offline: &Offline, same_commit: bool) -> Result<
                     version: file.version,
                 }),
                 config: file.config.clone(),
+                away: None,
             })?;
             out::say(&format!(
                 "envsync: {branch} takes over your unpushed edits to {env} (from {})",
@@ -260,6 +309,17 @@ fn post_checkout(ctx: &Context, offline: &Offline, same_commit: bool) -> Result<
         };
         if !edits_under_these_settings(ctx)? {
             kept("made under other settings, not pushed");
+            return Ok(());
+        }
+        if file.changed_while_away(hash) {
+            kept("changed while another branch was checked out, so not pushed by a hook");
+            return Ok(());
+        }
+        if !left.could_be(ctx, &file.branch) {
+            kept(&format!(
+                "this checkout did not leave {}, so not pushed by a hook",
+                file.branch
+            ));
             return Ok(());
         }
         let mut keyring = Keyring::new(&ctx.config, false)?;
@@ -531,7 +591,8 @@ fn server_keys(ctx: &Context, offline: &Offline) -> Option<(Vec<String>, bool)> 
 
 fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
     let env = ctx.env_display();
-    let Some((file, true)) = edited(ctx)? else {
+    settle_away(ctx)?;
+    let Some((file, true, hash)) = edited(ctx)? else {
         return Ok(());
     };
     let Some(file) = file else {
@@ -553,6 +614,13 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
     if !edits_under_these_settings(ctx)? {
         out::say(&format!(
             "envsync: {env} was synced under other settings; not pushed (git envsync push, after checking it)"
+        ));
+        return Ok(());
+    }
+    if file.changed_while_away(&hash) {
+        out::say(&format!(
+            "envsync: {env} not pushed: it was changed while another branch was checked out (git envsync push publishes it to {})",
+            ctx.branch
         ));
         return Ok(());
     }

@@ -65,6 +65,9 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             version: Some(version),
             from: None,
             config: Some(ctx.config.digest()),
+            // Edits made while another branch was checked out stay marked: moving the
+            // server's env does not make them this branch's.
+            away: file.away.clone(),
         })?;
     }
     out::say(&format!(

@@ -88,6 +88,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             version: Some(version),
             from: None,
             config: Some(ctx.config.digest()),
+            away: None,
         })?;
     }
     Ok(ExitCode::SUCCESS)
