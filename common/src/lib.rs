@@ -8,9 +8,13 @@
 //!   project, branch and version, and to open and verify one.
 //! - Use [`api`] for the JSON bodies of the HTTP API.
 //! - Use [`secret`] types for anything secret: their `Debug` prints `[redacted]`.
+//! - Use `manpage` (feature `manpage`) to render a binary's manual pages from its clap
+//!   command tree.
 
 pub mod api;
 pub mod envelope;
 pub mod envfile;
+#[cfg(feature = "manpage")]
+pub mod manpage;
 pub mod names;
 pub mod secret;

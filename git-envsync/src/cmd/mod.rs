@@ -7,6 +7,7 @@ use clap::Subcommand;
 use std::process::ExitCode;
 
 mod audit;
+mod completions;
 mod diff;
 mod hook;
 mod hooks;
@@ -14,6 +15,7 @@ mod init;
 mod keygen;
 mod log;
 mod login;
+mod man;
 mod members;
 mod pull;
 mod push;
@@ -44,6 +46,9 @@ pub enum Command {
     Rotate(rotate::Args),
     Token(token::Args),
     Audit(audit::Args),
+    Completions(completions::Args),
+    #[command(hide = true)]
+    Man(man::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -66,5 +71,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rotate(args) => rotate::run(g, args),
         Command::Token(args) => token::run(g, args),
         Command::Audit(args) => audit::run(g, args),
+        Command::Completions(args) => completions::run(g, args),
+        Command::Man(args) => man::run(g, args),
     }
 }
