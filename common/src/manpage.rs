@@ -76,7 +76,7 @@ mod tests {
             ]
         );
         let push = String::from_utf8_lossy(&pages[1].roff);
-        assert!(push.starts_with(".TH git-envsync-push 1"), "{push}");
+        assert!(push.contains("\n.TH git-envsync-push 1 "), "{push}");
         assert!(push.contains("envsync 1.2.3"), "{push}");
         assert!(push.contains("git envsync push"), "{push}");
     }
