@@ -233,6 +233,18 @@ fn completion_scripts_for_each_shell_cover_the_visible_commands() {
         ] {
             assert!(!script.contains(hidden), "{shell} offers a hidden command");
         }
+        // The shell itself parses the script, where it is on the machine.
+        let file = dir.path().join(format!("script.{shell}"));
+        std::fs::write(&file, &script).expect("script");
+        let check = if shell == "fish" {
+            "--no-execute"
+        } else {
+            "-n"
+        };
+        match Command::new(shell).arg(check).arg(&file).output() {
+            Ok(out) => assert!(out.status.success(), "{shell}: {}", text(&out.stderr)),
+            Err(_) => eprintln!("note: {shell} is not on this machine; its script was not parsed"),
+        }
     }
     let out = envsync(dir.path(), &["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2));
