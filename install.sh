@@ -87,8 +87,9 @@ fi
 case "$prefix" in
     /usr | /usr/local) ;;
     *)
-        echo "note: zsh completes 'git envsync' once $zsh_dir is in fpath (before compinit)" >&2
-        echo "note: fish completes it once $prefix/share is in XDG_DATA_DIRS" >&2
+        echo "note: bash and fish complete 'git envsync' once $prefix/share is in XDG_DATA_DIRS:" >&2
+        echo "  export XDG_DATA_DIRS=\"$prefix/share:\${XDG_DATA_DIRS:-/usr/local/share:/usr/share}\"" >&2
+        echo "note: zsh completes it once $zsh_dir is in fpath (before compinit)" >&2
         ;;
 esac
 
