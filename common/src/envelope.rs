@@ -8,7 +8,19 @@
 //! <the .env file, verbatim>
 //! ```
 //!
-//! The line is a comment, so `age -d` still yields a valid `.env`. After opening, the
+//! In team-key mode a second comment line follows the binding line, the meta line:
+//!
+//! ```text
+//! # envsync-meta signer=ed25519:<public key> sig=<signature>
+//! ```
+//!
+//! The Ed25519 signature covers a fixed context string, the binding line, the meta line
+//! up to (not including) ` sig=`, and the env file (see [`signed_message`]), so a version
+//! can be neither relabelled nor altered without the signer's key; fields added to the
+//! meta line later (before `sig=`) are covered too. Files without a meta line (passphrase
+//! mode, and team files from before signatures) open as before, with no signer.
+//!
+//! The lines are comments, so `age -d` still yields a valid `.env`. After opening, the
 //! client compares the binding with what it asked for, which is how a server that swaps
 //! blobs between projects or branches, or serves an old version, is caught.
 //!
@@ -18,6 +30,7 @@
 //! gigabytes. Team mode encrypts to age X25519 recipients.
 
 use crate::secret::{ExposeSecret, SecretBytes, SecretString};
+use crate::signing::{self, SignerKey, SigningKey};
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use age::{DecryptError, Decryptor, Encryptor};
 use std::fmt;
@@ -37,6 +50,10 @@ pub const DEFAULT_MAX_WORK_FACTOR: u8 = 22;
 pub const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
 
 const BINDING_PREFIX: &str = "# envsync ";
+const META_PREFIX: &str = "# envsync-meta ";
+/// Domain separation: an envsync version signature can never be mistaken for a signature
+/// over anything else made with the same key.
+const SIGNATURE_CONTEXT: &[u8] = b"envsync-signature-v1\n";
 
 /// What a sealed file is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +229,11 @@ pub enum EnvelopeError {
         found: String,
         expected: String,
     },
-    #[error("scrypt work factor {0} is out of range ({MIN_WORK_FACTOR}..=30)")]
+    #[error("the file's signature is malformed or does not verify (altered, or forged)")]
+    BadSignature,
+    #[error(
+        "scrypt work factor {0} is out of range ({MIN_WORK_FACTOR}..={DEFAULT_MAX_WORK_FACTOR})"
+    )]
     BadWorkFactor(u8),
     #[error("no recipients to encrypt to")]
     NoRecipients,
@@ -222,12 +243,45 @@ pub enum EnvelopeError {
 
 /// Seals `env` (the file's bytes) bound to `binding`, returning an armored age file.
 pub fn seal(binding: &Binding, env: &[u8], to: &Seal<'_>) -> Result<String, EnvelopeError> {
+    seal_plaintext(&[binding.line().as_bytes(), env], to)
+}
+
+/// Seals `env` bound to `binding` and signed with `signer` (team-key mode).
+pub fn seal_signed(
+    binding: &Binding,
+    env: &[u8],
+    to: &Seal<'_>,
+    signer: &SigningKey,
+) -> Result<String, EnvelopeError> {
+    let line = binding.line();
+    let unsigned = format!("{META_PREFIX}signer={}", signer.public());
+    let signature = signer.sign(&signed_message(&line, &unsigned, env));
+    let meta = format!("{unsigned} sig={}\n", signing::encode_signature(&signature));
+    seal_plaintext(&[line.as_bytes(), meta.as_bytes(), env], to)
+}
+
+/// What a version signature covers: the context string, the binding line (with its
+/// `\n`), the meta line up to ` sig=` followed by `\n`, and the env file.
+pub fn signed_message(binding_line: &str, unsigned_meta: &str, env: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(
+        SIGNATURE_CONTEXT.len() + binding_line.len() + unsigned_meta.len() + 1 + env.len(),
+    );
+    message.extend_from_slice(SIGNATURE_CONTEXT);
+    message.extend_from_slice(binding_line.as_bytes());
+    message.extend_from_slice(unsigned_meta.as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(env);
+    message
+}
+
+fn seal_plaintext(parts: &[&[u8]], to: &Seal<'_>) -> Result<String, EnvelopeError> {
     let encryptor = match to {
         Seal::Passphrase {
             passphrase,
             work_factor,
         } => {
-            if !(MIN_WORK_FACTOR..=30).contains(work_factor) {
+            // Above the cap nobody could open the file (and scrypt would need 2^N KiB).
+            if !(MIN_WORK_FACTOR..=DEFAULT_MAX_WORK_FACTOR).contains(work_factor) {
                 return Err(EnvelopeError::BadWorkFactor(*work_factor));
             }
             let mut recipient =
@@ -245,12 +299,13 @@ pub fn seal(binding: &Binding, env: &[u8], to: &Seal<'_>) -> Result<String, Enve
     .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
 
     let io = |e: std::io::Error| EnvelopeError::Encrypt(e.to_string());
-    let line = binding.line();
-    let mut out = Vec::with_capacity(env.len() * 4 / 3 + line.len() + 512);
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(len * 4 / 3 + 512);
     let armored = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(io)?;
     let mut writer = encryptor.wrap_output(armored).map_err(io)?;
-    writer.write_all(line.as_bytes()).map_err(io)?;
-    writer.write_all(env).map_err(io)?;
+    for part in parts {
+        writer.write_all(part).map_err(io)?;
+    }
     writer
         .finish()
         .and_then(|armor| armor.finish())
@@ -258,10 +313,15 @@ pub fn seal(binding: &Binding, env: &[u8], to: &Seal<'_>) -> Result<String, Enve
     String::from_utf8(out).map_err(|_| EnvelopeError::Encrypt("armor is not UTF-8".into()))
 }
 
-/// An opened file: its binding and the env file's bytes.
+/// An opened file: its binding, who signed it, and the env file's bytes.
 #[derive(Debug)]
 pub struct Opened {
     pub binding: Binding,
+    /// The key whose signature over this file verified; `None` for an unsigned file.
+    /// Whether that key belongs to a member is the caller's question.
+    pub signer: Option<SignerKey>,
+    /// Sealed with a passphrase (scrypt), rather than to recipients.
+    pub passphrase: bool,
     pub env: SecretBytes,
 }
 
@@ -295,11 +355,46 @@ pub fn open(armored: &str, with: &Open<'_>) -> Result<Opened, EnvelopeError> {
         }
     };
     let plaintext = read_all(reader)?;
-    let (binding, env) = Binding::split(plaintext.expose())?;
+    let (binding, rest) = Binding::split(plaintext.expose())?;
+    let (signer, env) = split_meta(&binding, rest)?;
     Ok(Opened {
         binding,
+        signer,
+        passphrase: is_scrypt,
         env: SecretBytes::new(env.to_vec()),
     })
+}
+
+/// Splits off and checks the meta line, if the file has one: its signature must verify
+/// against the key it names, or the whole file is refused.
+fn split_meta<'a>(
+    binding: &Binding,
+    rest: &'a [u8],
+) -> Result<(Option<SignerKey>, &'a [u8]), EnvelopeError> {
+    if !rest.starts_with(META_PREFIX.as_bytes()) {
+        return Ok((None, rest));
+    }
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(EnvelopeError::BadSignature)?;
+    let line = std::str::from_utf8(&rest[..end]).map_err(|_| EnvelopeError::BadSignature)?;
+    let env = &rest[end + 1..];
+    let (unsigned, sig) = line
+        .rsplit_once(" sig=")
+        .ok_or(EnvelopeError::BadSignature)?;
+    let signature = signing::decode_signature(sig).ok_or(EnvelopeError::BadSignature)?;
+    let mut signers = unsigned[META_PREFIX.len()..]
+        .split(' ')
+        .filter_map(|f| f.strip_prefix("signer="));
+    let signer: SignerKey = match (signers.next(), signers.next()) {
+        (Some(key), None) => key.parse().map_err(|_| EnvelopeError::BadSignature)?,
+        _ => return Err(EnvelopeError::BadSignature),
+    };
+    if !signer.verifies(&signed_message(&binding.line(), unsigned, env), &signature) {
+        return Err(EnvelopeError::BadSignature);
+    }
+    Ok((Some(signer), env))
 }
 
 /// Checks that `armored` is an armored age file with a well-formed header, without
@@ -529,6 +624,83 @@ mod tests {
             open_pw(&armored, "pw"),
             Err(EnvelopeError::NeedsIdentity)
         ));
+    }
+
+    #[test]
+    fn signed_files_name_their_signer_and_refuse_changes() {
+        let alice = age::x25519::Identity::generate();
+        let recipients = [alice.to_public()];
+        let key = SigningKey::generate().unwrap();
+        let b = Binding::new("p", "main", 4);
+        let armored = seal_signed(&b, b"K=v\n", &Seal::Recipients(&recipients), &key).unwrap();
+        let ids = std::slice::from_ref(&alice);
+        let opened = open(&armored, &Open::Identities(ids)).unwrap();
+        assert_eq!(opened.binding, b);
+        assert_eq!(opened.signer, Some(key.public()));
+        assert_eq!(opened.env.expose(), b"K=v\n");
+
+        // An unsigned file opens with no signer.
+        let plain = seal(&b, b"K=v\n", &Seal::Recipients(&recipients)).unwrap();
+        assert_eq!(open(&plain, &Open::Identities(ids)).unwrap().signer, None);
+
+        // Whoever seals for the recipients cannot reuse a signature on other content,
+        // another binding, or with another key named.
+        let sig_of = |binding: &Binding, env: &[u8]| {
+            let unsigned = format!("{META_PREFIX}signer={}", key.public());
+            let sig = key.sign(&signed_message(&binding.line(), &unsigned, env));
+            format!("{unsigned} sig={}\n", signing::encode_signature(&sig))
+        };
+        let forge = |binding: &Binding, meta: &str, env: &[u8]| {
+            let armored = seal_plaintext(
+                &[binding.line().as_bytes(), meta.as_bytes(), env],
+                &Seal::Recipients(&recipients),
+            )
+            .unwrap();
+            open(&armored, &Open::Identities(ids))
+        };
+        let good = sig_of(&b, b"K=v\n");
+        assert!(forge(&b, &good, b"K=v\n").is_ok());
+        let other_key = SigningKey::generate().unwrap().public().to_string();
+        for (binding, meta, env) in [
+            (b.clone(), good.clone(), &b"K=evil\n"[..]),
+            (Binding::new("p", "main", 5), good.clone(), &b"K=v\n"[..]),
+            (Binding::new("p", "dev", 4), good.clone(), &b"K=v\n"[..]),
+            (
+                b.clone(),
+                good.replace(&key.public().to_string(), &other_key),
+                &b"K=v\n"[..],
+            ),
+            (b.clone(), good.replace("sig=", "x=1 sig="), &b"K=v\n"[..]),
+            (
+                b.clone(),
+                format!("{META_PREFIX}signer={other_key}\n"),
+                &b"K=v\n"[..],
+            ),
+            (b.clone(), format!("{META_PREFIX}sig=AAAA\n"), &b"K=v\n"[..]),
+            (b.clone(), good.trim_end().to_owned(), &b""[..]),
+        ] {
+            assert!(
+                matches!(
+                    forge(&binding, &meta, env),
+                    Err(EnvelopeError::BadSignature)
+                ),
+                "{meta:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn work_factor_above_the_cap_is_refused_when_sealing() {
+        let err = seal(
+            &Binding::new("p", "main", 1),
+            b"A=1\n",
+            &Seal::Passphrase {
+                passphrase: &pass("pw"),
+                work_factor: DEFAULT_MAX_WORK_FACTOR + 1,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, EnvelopeError::BadWorkFactor(23)), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - Use [`envelope`] to seal a `.env` file into an ASCII-armored age file bound to its
 //!   project, branch and version, and to open and verify one.
 //! - Use [`api`] for the JSON bodies of the HTTP API.
+//! - Use [`signing`] for the Ed25519 keys that sign team-mode versions.
 //! - Use [`secret`] types for anything secret: their `Debug` prints `[redacted]`.
 //! - Use `manpage` (feature `manpage`) to render a binary's manual pages from its clap
 //!   command tree.
@@ -18,3 +19,4 @@ pub mod envfile;
 pub mod manpage;
 pub mod names;
 pub mod secret;
+pub mod signing;

@@ -97,6 +97,12 @@ pub fn validate_branch(name: &str) -> Result<(), NameError> {
         };
         return Err(NameError::BadCharacter { what: WHAT, reason });
     }
+    if name.chars().any(is_invisible_format) {
+        return Err(NameError::BadCharacter {
+            what: WHAT,
+            reason: "bidirectional overrides and invisible formatting characters are not allowed",
+        });
+    }
     if name.starts_with('-') {
         return shape("starts with '-'");
     }
@@ -128,6 +134,24 @@ pub fn validate_branch(name: &str) -> Result<(), NameError> {
         }
     }
     Ok(())
+}
+
+/// Whether `c` changes how the text around it is displayed without being visible itself:
+/// the bidirectional embeddings, overrides and isolates (a branch named `main\u{202e}…`
+/// can read as another name in a terminal), the directional marks, the zero-width
+/// characters and the byte-order mark. git accepts them in ref names; envsync does not.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 /// Checks a key name: 1–256 bytes, no whitespace, no control character, no `=`.
@@ -219,6 +243,10 @@ mod tests {
             "a?",
             "a*",
             "a[b",
+            "main\u{202e}gol",
+            "a\u{200b}b",
+            "\u{2066}x\u{2069}",
+            "a\u{feff}",
             "a\\b",
             too_long.as_str(),
         ] {

@@ -3,7 +3,9 @@
 //! - `validate_branch` accepts exactly what git's own rules accept for a branch
 //!   (`git check-ref-format --branch`, transcribed below from git's `refs.c` and
 //!   `strbuf_check_branch_ref`), less names over 255 bytes, names holding a C1 control
-//!   character (U+0080–U+009F) and `@`, which envsync refuses on purpose.
+//!   character (U+0080–U+009F), names holding an invisible formatting character (bidi
+//!   overrides and isolates, zero-width characters) and `@`, which envsync refuses on
+//!   purpose.
 //! - `validate_project` accepts only `[A-Za-z0-9._-]{1,128}`, never `..` and never a
 //!   name that a URL parser would treat as a dot segment (`.`, `..`).
 //! - `validate_key` accepts only 1–256 bytes without whitespace, control characters or
@@ -97,9 +99,16 @@ fn git_branch_ok(name: &str) -> bool {
 fn branch(s: &str) {
     let ours = validate_branch(s).is_ok();
     let has_c1 = s.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c));
-    // Refused on purpose although git takes them: over 255 bytes, C1 controls, and `@`
-    // (which git itself reads as `HEAD` in most commands).
-    let git = git_branch_ok(s) && s.len() <= 255 && !has_c1 && s != "@";
+    // Written out here rather than calling the validator's own helper: this is the
+    // reference. Bidi embeddings, overrides, isolates and marks, zero-width characters,
+    // the BOM and the interlinear annotation characters.
+    let invisible = s.chars().any(|c| {
+        matches!(c as u32, 0x061c | 0x180e | 0x200b..=0x200f | 0x2028..=0x202e
+            | 0x2060..=0x2064 | 0x2066..=0x206f | 0xfeff | 0xfff9..=0xfffb)
+    });
+    // Refused on purpose although git takes them: over 255 bytes, C1 controls, invisible
+    // formatting characters, and `@` (which git itself reads as `HEAD` in most commands).
+    let git = git_branch_ok(s) && s.len() <= 255 && !has_c1 && !invisible && s != "@";
     assert_eq!(
         ours, git,
         "validate_branch({s:?}) = {ours}, git's rules say {git}"

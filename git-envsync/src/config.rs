@@ -1,23 +1,31 @@
 //! Configuration files: the project's `.envsync.toml` (committed, nothing secret), the older
-//! `.envsync.json`, and the user's `$XDG_CONFIG_HOME/envsync/config.toml` (0600: server and
-//! token, written by `login`).
+//! `.envsync.json`, and the user's `$XDG_CONFIG_HOME/envsync/config.toml` (0600: one token
+//! per server origin, written by `login`).
 //!
-//! Precedence, highest first: command-line flag, environment (`ENVSYNC_API`,
-//! `ENVSYNC_TOKEN`, `ENVSYNC_PASS`), `.envsync.toml`, user config. The resolution itself
-//! happens once, in [`crate::context`].
+//! `.envsync.toml` comes from whoever last changed it on the branch checked out, so its
+//! settings take effect only once this clone has trusted them ([`crate::trust`]), and a
+//! token is only ever sent to the origin it was stored for ([`UserConfig::login_for`]).
+//! The resolution itself happens once, in [`crate::context`].
 
 use crate::error::{CliError, Result};
 use crate::fsutil;
+use crate::worktree::TreeFile;
 use anyhow::Context as _;
-use envsync_common::names::validate_project;
+use envsync_common::envelope::{DEFAULT_MAX_WORK_FACTOR, DEFAULT_WORK_FACTOR};
+use envsync_common::names::{validate_branch, validate_project};
+use envsync_common::signing::SignerKey;
 use serde::{Deserialize, Serialize};
-use std::path::{Component, Path, PathBuf};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 pub const PROJECT_FILE: &str = ".envsync.toml";
 pub const LEGACY_PROJECT_FILE: &str = ".envsync.json";
 
-/// `.envsync.toml`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `.envsync.toml`: every setting decides where secrets go or come from, so the whole of
+/// it is what a clone trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectConfig {
     pub project: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,10 +34,11 @@ pub struct ProjectConfig {
     pub env_file: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_branch: Option<String>,
-    /// Team-key mode: age X25519 public keys, bare or named.
+    /// Team-key mode: the members, each an age X25519 public key and (to have their pushes
+    /// accepted) an Ed25519 signing key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<RecipientEntry>,
-    /// scrypt work factor for new passphrase-mode files; never below the default (18).
+    /// scrypt work factor for new passphrase-mode files: 18 to 22.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_factor: Option<u8>,
 }
@@ -38,12 +47,19 @@ fn default_env_file() -> String {
     ".env".to_owned()
 }
 
-/// A recipient as written in `.envsync.toml`: `"age1…"` or `{ name = "alice", key = "age1…" }`.
+/// A member as written in `.envsync.toml`: `"age1…"` (a bare key, which can read but whose
+/// pushes nobody accepts) or `{ name = "alice@example.com", key = "age1…",
+/// signer = "ed25519:…" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RecipientEntry {
     Key(String),
-    Named { name: String, key: String },
+    Named {
+        name: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signer: Option<String>,
+    },
 }
 
 impl RecipientEntry {
@@ -58,6 +74,18 @@ impl RecipientEntry {
             RecipientEntry::Key(_) => None,
             RecipientEntry::Named { name, .. } => Some(name),
         }
+    }
+
+    pub fn signer(&self) -> Option<&str> {
+        match self {
+            RecipientEntry::Key(_) => None,
+            RecipientEntry::Named { signer, .. } => signer.as_deref(),
+        }
+    }
+
+    /// The name to show: the member's name, else the key.
+    pub fn label(&self) -> &str {
+        self.name().unwrap_or(self.key())
     }
 }
 
@@ -78,10 +106,10 @@ impl ProjectConfig {
         }
     }
 
-    /// Loads `.envsync.toml`, or `.envsync.json` when there is no TOML file.
+    /// Loads `.envsync.toml`, or `.envsync.json` when there is no TOML file. The file is
+    /// read like the env file: never through a link, never a pipe.
     pub fn load(root: &Path) -> Result<ProjectConfig> {
-        let toml_path = root.join(PROJECT_FILE);
-        let config = if let Some(bytes) = fsutil::read_optional(&toml_path)? {
+        let config = if let Some(bytes) = read_setting_file(root, PROJECT_FILE)? {
             let text = String::from_utf8(bytes)
                 .map_err(|_| CliError::usage(format!("{PROJECT_FILE} is not UTF-8")))?;
             toml::from_str::<ProjectConfig>(&text).map_err(|e| {
@@ -90,7 +118,7 @@ impl ProjectConfig {
                     e.message().lines().next().unwrap_or("invalid")
                 ))
             })?
-        } else if let Some(bytes) = fsutil::read_optional(&root.join(LEGACY_PROJECT_FILE))? {
+        } else if let Some(bytes) = read_setting_file(root, LEGACY_PROJECT_FILE)? {
             let legacy: LegacyConfig = serde_json::from_slice(&bytes)
                 .map_err(|e| CliError::usage(format!("{LEGACY_PROJECT_FILE}: {e}")))?;
             ProjectConfig::new(legacy.project_id)
@@ -104,19 +132,71 @@ impl ProjectConfig {
         Ok(config)
     }
 
+    /// Whether the work tree has a settings file at all (a sparse checkout may leave it
+    /// out; a repository may not use envsync).
+    pub fn exists(root: &Path) -> bool {
+        [PROJECT_FILE, LEGACY_PROJECT_FILE].iter().any(|name| {
+            TreeFile::new(root, name)
+                .and_then(|f| f.exists())
+                .unwrap_or(false)
+        })
+    }
+
+    /// Every setting is checked when the file is read, so a bad one fails with one line
+    /// before anything is done (a work factor of 30 would otherwise ask for 1 TiB).
     fn check(&self) -> Result<()> {
-        validate_project(&self.project)
-            .map_err(|e| CliError::usage(format!("{PROJECT_FILE}: {e}")))?;
-        env_file_path(Path::new(""), &self.env_file)?;
+        let bad = |what: String| CliError::usage(format!("{PROJECT_FILE}: {what}"));
+        validate_project(&self.project).map_err(|e| bad(e.to_string()))?;
+        TreeFile::new(Path::new("/"), &self.env_file)?;
         if let Some(wf) = self.work_factor
-            && wf < envsync_common::envelope::DEFAULT_WORK_FACTOR
+            && !(DEFAULT_WORK_FACTOR..=DEFAULT_MAX_WORK_FACTOR).contains(&wf)
         {
-            return Err(CliError::usage(format!(
-                "{PROJECT_FILE}: work_factor {wf} is below the minimum {}",
-                envsync_common::envelope::DEFAULT_WORK_FACTOR
+            return Err(bad(format!(
+                "work_factor {wf} is outside {DEFAULT_WORK_FACTOR}..={DEFAULT_MAX_WORK_FACTOR} (scrypt above 22 needs over 4 GiB, and nobody could open the files)"
             )));
         }
+        if let Some(branch) = &self.default_branch {
+            validate_branch(branch).map_err(|e| bad(format!("default_branch: {e}")))?;
+        }
+        if let Some(server) = &self.server {
+            origin(server).map_err(|e| bad(format!("server: {}", e.message())))?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for member in &self.recipients {
+            age::x25519::Recipient::from_str(member.key()).map_err(|_| {
+                bad(format!(
+                    "member '{}': key is not an age X25519 public key",
+                    member.label()
+                ))
+            })?;
+            if let Some(signer) = member.signer() {
+                SignerKey::from_str(signer)
+                    .map_err(|e| bad(format!("member '{}': signer: {e}", member.label())))?;
+            }
+            if !seen.insert(member.label().to_owned()) {
+                return Err(bad(format!("member '{}' is listed twice", member.label())));
+            }
+        }
         Ok(())
+    }
+
+    /// Team-key mode: the project lists recipients.
+    pub fn team_mode(&self) -> bool {
+        !self.recipients.is_empty()
+    }
+
+    /// What a clone trusts: a hash of the settings as read (defaults filled in), so a
+    /// comment or a reformatting needs no new consent, and any change of meaning does.
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"envsync-config-v1\n");
+        // Serialising a struct of strings, options and vectors cannot fail.
+        hasher.update(serde_json::to_vec(self).unwrap_or_default());
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub fn to_toml(&self) -> anyhow::Result<String> {
@@ -125,8 +205,7 @@ impl ProjectConfig {
 
     /// Writes `.envsync.toml` under `root`, keeping the comment lines that head the file.
     pub fn save(&self, root: &Path) -> Result<()> {
-        let path = root.join(PROJECT_FILE);
-        let old = fsutil::read_optional(&path)?
+        let old = read_setting_file(root, PROJECT_FILE)?
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         let mut header: String = old
@@ -138,35 +217,147 @@ impl ProjectConfig {
             header = "# envsync project settings: committed, holds nothing secret.\n".to_owned();
         }
         let text = header + &self.to_toml()?;
-        fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
-        Ok(())
+        TreeFile::new(root, PROJECT_FILE)?.write(text.as_bytes(), 0o644)
+    }
+
+    /// The settings that differ from `old`, one line each, for `trust` and its refusals.
+    pub fn changes_from(&self, old: &ProjectConfig) -> Vec<String> {
+        let mut lines = Vec::new();
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_owned());
+        let mut field = |name: &str, before: String, after: String| {
+            if before != after {
+                lines.push(format!("{name}: {before} -> {after}"));
+            }
+        };
+        field("project", old.project.clone(), self.project.clone());
+        field("server", show(&old.server), show(&self.server));
+        field("env_file", old.env_file.clone(), self.env_file.clone());
+        field(
+            "default_branch",
+            show(&old.default_branch),
+            show(&self.default_branch),
+        );
+        field(
+            "work_factor",
+            show(&old.work_factor.map(|w| w.to_string())),
+            show(&self.work_factor.map(|w| w.to_string())),
+        );
+        for member in &self.recipients {
+            if !old.recipients.contains(member) {
+                lines.push(format!("member added: {}", describe_member(member)));
+            }
+        }
+        for member in &old.recipients {
+            if !self.recipients.contains(member) {
+                lines.push(format!("member removed: {}", describe_member(member)));
+            }
+        }
+        lines
+    }
+
+    /// Every setting, one line each, for a first `trust`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = vec![
+            format!("project: {}", self.project),
+            format!(
+                "server: {}",
+                self.server.as_deref().unwrap_or("(unset: your login's)")
+            ),
+            format!("env_file: {}", self.env_file),
+            format!(
+                "default_branch: {}",
+                self.default_branch.as_deref().unwrap_or("(unset)")
+            ),
+        ];
+        if let Some(wf) = self.work_factor {
+            lines.push(format!("work_factor: {wf}"));
+        }
+        if self.recipients.is_empty() {
+            lines.push("mode: passphrase".to_owned());
+        }
+        for member in &self.recipients {
+            lines.push(format!("member: {}", describe_member(member)));
+        }
+        lines
     }
 }
 
-/// Joins the configured env file name onto the work tree root, refusing paths that leave it.
-pub fn env_file_path(root: &Path, env_file: &str) -> Result<PathBuf> {
-    let rel = Path::new(env_file);
-    let inside = !env_file.is_empty()
-        && rel
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-    if !inside {
-        return Err(CliError::usage(format!(
-            "{PROJECT_FILE}: env_file '{env_file}' must be a relative path inside the repository"
-        )));
-    }
-    Ok(root.join(rel))
+fn describe_member(member: &RecipientEntry) -> String {
+    format!(
+        "{} (key {}, {})",
+        member.label(),
+        member.key(),
+        member
+            .signer()
+            .map_or_else(|| "no signing key".to_owned(), |s| format!("signer {s}"))
+    )
+}
+
+/// Reads a settings file at the work tree root: never through a link, never a pipe.
+fn read_setting_file(root: &Path, name: &str) -> Result<Option<Vec<u8>>> {
+    let file = TreeFile::new(root, name)?;
+    Ok(file.read()?.map(|b| b.expose().to_vec()))
 }
 
 pub use envsync_common::secret::Token;
 
+/// A server URL's origin (`scheme://host[:port]`), the unit a token is bound to.
+pub fn origin(url: &str) -> Result<String> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| CliError::usage(format!("server URL '{url}' is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(CliError::usage(format!(
+            "server URL '{url}' must start with http:// or https://"
+        )));
+    }
+    if parsed.host().is_none() || !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(CliError::usage(format!(
+            "server URL '{url}' must name a host and no user"
+        )));
+    }
+    Ok(parsed.origin().ascii_serialization())
+}
+
+/// Whether a URL's host is this machine (plain HTTP is fine there).
+pub fn is_loopback(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = parsed.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// What `login` stored for one server origin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServerLogin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Token>,
+    /// The user's explicit choice (`login --insecure-http`) to send this token over plain
+    /// HTTP to a host that is not this machine.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_http: bool,
+}
+
 /// `$XDG_CONFIG_HOME/envsync/config.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserConfig {
+    /// The server used when neither a flag, `ENVSYNC_API` nor the project names one: the
+    /// last one logged in to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<Token>,
+    /// The token of the single-server format of earlier versions; read once, moved to
+    /// `servers` under `server`'s origin.
+    #[serde(default, skip_serializing)]
+    token: Option<Token>,
+    /// Per server origin, its token.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub servers: BTreeMap<String, ServerLogin>,
 }
 
 /// `$XDG_CONFIG_HOME/envsync`, or `~/.config/envsync`. The contract pins the XDG layout on
@@ -193,14 +384,28 @@ impl UserConfig {
             return Ok(UserConfig::default());
         };
         let text = String::from_utf8_lossy(&bytes);
-        toml::from_str(&text).map_err(|e| {
+        let mut user: UserConfig = toml::from_str(&text).map_err(|e| {
             CliError::usage(format!(
                 "{}: {}",
                 path.display(),
                 e.message().lines().next().unwrap_or("invalid")
             ))
             .hint("fix the file or run git envsync login again")
-        })
+        })?;
+        if let (Some(token), Some(server)) = (user.token.take(), &user.server)
+            && let Ok(origin) = origin(server)
+        {
+            let login = user.servers.entry(origin).or_default();
+            if login.token.is_none() {
+                login.token = Some(token);
+            }
+        }
+        Ok(user)
+    }
+
+    /// What was stored for `server`'s origin.
+    pub fn login_for(&self, server: &str) -> Option<&ServerLogin> {
+        self.servers.get(&origin(server).ok()?)
     }
 
     pub fn save(&self) -> Result<PathBuf> {
@@ -228,16 +433,19 @@ mod tests {
         );
     }
 
+    const ALICE: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
     #[test]
     fn project_config_forms() {
-        let c: ProjectConfig = toml::from_str(
+        let c: ProjectConfig = toml::from_str(&format!(
             r#"project = "p"
-recipients = ["age1abc", { name = "alice", key = "age1def" }]"#,
-        )
+recipients = ["{ALICE}", {{ name = "alice", key = "{ALICE}" }}]"#
+        ))
         .unwrap();
         assert_eq!(c.env_file, ".env");
-        assert_eq!(c.recipients[0].key(), "age1abc");
+        assert_eq!(c.recipients[0].key(), ALICE);
         assert_eq!(c.recipients[1].name(), Some("alice"));
+        assert!(c.check().is_ok());
     }
 
     #[test]
@@ -248,6 +456,7 @@ recipients = ["age1abc", { name = "alice", key = "age1def" }]"#,
             RecipientEntry::Named {
                 name: "alice".into(),
                 key: "age1def".into(),
+                signer: Some("ed25519:x".into()),
             },
         ];
         let text = c.to_toml().unwrap();
@@ -256,11 +465,78 @@ recipients = ["age1abc", { name = "alice", key = "age1def" }]"#,
     }
 
     #[test]
-    fn env_file_stays_inside() {
-        let root = Path::new("/repo");
-        assert!(env_file_path(root, "config/.env").is_ok());
-        for bad in ["", "../.env", "/etc/passwd", "a/../../b"] {
-            assert!(env_file_path(root, bad).is_err(), "{bad}");
+    fn bad_settings_are_refused_when_read() {
+        let base = ProjectConfig::new("p".into());
+        let mut wf = base.clone();
+        for bad in [17, 23, 30, 255] {
+            wf.work_factor = Some(bad);
+            assert!(wf.check().is_err(), "{bad}");
         }
+        wf.work_factor = Some(22);
+        assert!(wf.check().is_ok());
+        for env_file in ["", "../.env", "/etc/passwd", ".git/config"] {
+            let mut c = base.clone();
+            c.env_file = env_file.into();
+            assert!(c.check().is_err(), "{env_file}");
+        }
+        let mut c = base.clone();
+        c.server = Some("ftp://x".into());
+        assert!(c.check().is_err());
+        let mut c = base.clone();
+        c.recipients = vec![RecipientEntry::Named {
+            name: "a".into(),
+            key: ALICE.into(),
+            signer: Some("ed25519:AAAA".into()),
+        }];
+        assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn digest_follows_meaning_not_layout() {
+        let a: ProjectConfig = toml::from_str("project = \"p\"\n").unwrap();
+        let b: ProjectConfig =
+            toml::from_str("# a comment\nproject   =   \"p\"\nenv_file = \".env\"\n").unwrap();
+        let c: ProjectConfig =
+            toml::from_str("project = \"p\"\nserver = \"http://evil:1\"\n").unwrap();
+        assert_eq!(a.digest(), b.digest());
+        assert_ne!(a.digest(), c.digest());
+        assert_eq!(
+            c.changes_from(&a),
+            ["server: (unset) -> http://evil:1".to_owned()]
+        );
+    }
+
+    #[test]
+    fn origins_and_loopback() {
+        assert_eq!(
+            origin("http://127.0.0.1:8000/").unwrap(),
+            "http://127.0.0.1:8000"
+        );
+        assert_eq!(
+            origin("HTTPS://Example.COM:443/x").unwrap(),
+            "https://example.com"
+        );
+        assert!(origin("file:///etc").is_err());
+        assert!(origin("http://user:pw@host").is_err());
+        assert!(is_loopback("http://127.0.0.1:9"));
+        assert!(is_loopback("http://[::1]:9"));
+        assert!(is_loopback("http://localhost:9"));
+        assert!(!is_loopback("http://10.0.0.1:9"));
+        assert!(!is_loopback("http://localhost.evil.com"));
+    }
+
+    #[test]
+    fn the_single_server_format_moves_under_its_origin() {
+        let mut user: UserConfig =
+            toml::from_str("server = \"http://127.0.0.1:8000\"\ntoken = \"t\"\n").unwrap();
+        if let (Some(token), Some(server)) = (user.token.take(), &user.server) {
+            user.servers
+                .entry(origin(server).unwrap())
+                .or_default()
+                .token = Some(token);
+        }
+        assert!(user.login_for("http://127.0.0.1:8000/").is_some());
+        assert!(user.login_for("http://127.0.0.1:8001").is_none());
+        assert!(!toml::to_string(&user).unwrap().starts_with("token"));
     }
 }

@@ -1,6 +1,12 @@
 //! Resolve once, then act: flags, environment and configuration files become one checked
-//! [`Context`] (repository opened, branch known, config loaded, server and token found)
-//! before a command does any work.
+//! [`Context`] (repository opened, branch known, trusted config loaded, env file path
+//! contained, server and token found) before a command does any work.
+//!
+//! Which server, highest first: `--server`, `ENVSYNC_API`, the trusted `.envsync.toml`,
+//! the user configuration's default (the last login). Which token: only ever one stored
+//! for that server's origin (by `login`), or `ENVSYNC_TOKEN` when the server is the one
+//! `ENVSYNC_API` names. A token is never sent anywhere else, and never over plain HTTP to
+//! another machine unless `login --insecure-http` recorded that choice.
 
 use crate::cli::Global;
 use crate::client::{Api, Timeouts};
@@ -8,7 +14,8 @@ use crate::config::{self, ProjectConfig, Token, UserConfig};
 use crate::error::{CliError, Result};
 use crate::git::{self, Repo};
 use crate::state::State;
-use std::path::PathBuf;
+use crate::trust::TrustStore;
+use crate::worktree::TreeFile;
 
 #[derive(Debug)]
 pub struct Context {
@@ -16,13 +23,13 @@ pub struct Context {
     pub config: ProjectConfig,
     /// The branch the command works on (`--branch` or the checked-out one).
     pub branch: String,
-    pub env_path: PathBuf,
+    pub env: TreeFile,
     pub state: State,
-    pub server: Option<String>,
-    pub token: Option<Token>,
+    pub remote: Remote,
 }
 
 impl Context {
+    /// The context of a command: fails when the project's settings are not trusted.
     pub fn load(global: &Global) -> Result<Context> {
         Context::load_in(global, Repo::discover()?)
     }
@@ -37,49 +44,115 @@ impl Context {
             }
             None => repo.current_branch()?,
         };
-        let env_path = config::env_file_path(&repo.root, &config.env_file)?;
+        TrustStore::new(repo.common_dir()).require(&config)?;
+        let env = TreeFile::new(&repo.root, &config.env_file)?;
         let state = State::new(repo.git_dir(), &config.project);
-        let user = UserConfig::load()?;
-        let server = global
-            .server
-            .clone()
-            .or_else(|| env_nonempty("ENVSYNC_API"))
-            .or_else(|| config.server.clone())
-            .or(user.server);
-        let token = env_nonempty("ENVSYNC_TOKEN")
-            .and_then(|t| Token::new(&t))
-            .or(user.token);
+        let remote = Remote::resolve(global.server.as_deref(), config.server.as_deref())?;
         Ok(Context {
             repo,
             config,
             branch,
-            env_path,
+            env,
             state,
-            server,
-            token,
+            remote,
         })
     }
 
-    /// The API client; fails with a hint when the server or the token is not configured.
+    /// The API client; fails with a hint when the server or its token is not configured.
     pub fn api(&self, timeouts: Timeouts) -> Result<Api> {
-        let server = self.server.as_deref().ok_or_else(|| {
-            CliError::usage("no envsync server configured")
-                .hint("run git envsync login --server URL --token TOKEN, or set ENVSYNC_API")
-        })?;
-        let token = self.token.clone().ok_or_else(|| {
-            CliError::usage("no token configured")
-                .hint("run git envsync login --server URL --token TOKEN, or set ENVSYNC_TOKEN")
-        })?;
-        Api::new(server, Some(token), timeouts)
+        self.remote.api(timeouts)
     }
 
     /// The env file's path relative to the work tree, for messages.
     pub fn env_display(&self) -> String {
-        self.env_path
-            .strip_prefix(&self.repo.root)
-            .unwrap_or(&self.env_path)
-            .display()
-            .to_string()
+        self.env.display().to_owned()
+    }
+}
+
+/// The server to talk to and the token it may be sent.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub server: Option<String>,
+    token: Option<Token>,
+    /// Why there is no token, when a source exists that may not be used.
+    withheld: Option<String>,
+    insecure_http: bool,
+}
+
+impl Remote {
+    /// `flag` is `--server`; `project` the trusted `.envsync.toml`'s server.
+    pub fn resolve(flag: Option<&str>, project: Option<&str>) -> Result<Remote> {
+        let user = UserConfig::load()?;
+        let env_api = env_nonempty("ENVSYNC_API");
+        let server = flag
+            .map(str::to_owned)
+            .or_else(|| env_api.clone())
+            .or_else(|| project.map(str::to_owned))
+            .or_else(|| user.server.clone());
+        let Some(server) = server else {
+            return Ok(Remote {
+                server: None,
+                token: None,
+                withheld: None,
+                insecure_http: false,
+            });
+        };
+        let origin = config::origin(&server)?;
+        let login = user.login_for(&server);
+        let mut withheld = None;
+        let env_token = env_nonempty("ENVSYNC_TOKEN").and_then(|t| Token::new(&t));
+        let token = match (env_token, &env_api) {
+            (Some(token), Some(api)) if config::origin(api).ok().as_deref() == Some(&origin) => {
+                Some(token)
+            }
+            (Some(_), Some(_)) => {
+                withheld = Some(format!(
+                    "ENVSYNC_TOKEN is only sent to the server ENVSYNC_API names, not to {origin}"
+                ));
+                None
+            }
+            (Some(_), None) => {
+                withheld = Some(
+                    "ENVSYNC_TOKEN is set without ENVSYNC_API: a token from the environment goes only to the server ENVSYNC_API names".to_owned(),
+                );
+                None
+            }
+            (None, _) => None,
+        }
+        .or_else(|| login.and_then(|l| l.token.clone()));
+        Ok(Remote {
+            insecure_http: login.is_some_and(|l| l.insecure_http),
+            server: Some(server),
+            token,
+            withheld,
+        })
+    }
+
+    /// The API client for the resolved server and its token.
+    pub fn api(&self, timeouts: Timeouts) -> Result<Api> {
+        let server = self.server.as_deref().ok_or_else(|| {
+            CliError::usage("no envsync server configured")
+                .hint("run git envsync login --server URL, or set ENVSYNC_API")
+        })?;
+        let origin = config::origin(server)?;
+        let token = self.token.clone().ok_or_else(|| {
+            let message = match &self.withheld {
+                Some(why) => format!("no token for {origin}: {why}"),
+                None => format!("no token for {origin}"),
+            };
+            CliError::usage(message).hint(format!(
+                "run git envsync login --server {origin} (tokens are only sent to the server they were stored for)"
+            ))
+        })?;
+        if origin.starts_with("http://") && !config::is_loopback(server) && !self.insecure_http {
+            return Err(CliError::usage(format!(
+                "refusing to send your token over plain http to {origin}"
+            ))
+            .hint(format!(
+                "use https://, or accept the risk for this server with git envsync login --server {origin} --insecure-http"
+            )));
+        }
+        Api::new(server, Some(token), timeouts)
     }
 }
 

@@ -3,8 +3,11 @@
 //! Passphrase mode (default): the passphrase comes from `ENVSYNC_PASS` or a no-echo prompt
 //! on a terminal; never from a flag. Team-key mode: `.envsync.toml` lists age X25519
 //! recipients and each member decrypts with `$XDG_CONFIG_HOME/envsync/identity.txt`.
-//! Every machine also has `local.key`, an X25519 identity that seals the local copies in
-//! `.git/envsync/` so switching branches need not pay scrypt again.
+//! Team members also sign what they push with `signing.key` (Ed25519, beside the
+//! identity), and a read accepts a team-mode version only when a member of the trusted
+//! config signed it ([`Keyring::verify_signer`]). Every machine also has `local.key`, an
+//! X25519 identity that seals the local copies in `.git/envsync/` so switching branches
+//! need not pay scrypt again.
 
 use crate::config::{self, ProjectConfig};
 use crate::error::{CliError, Result};
@@ -16,6 +19,7 @@ use envsync_common::envelope::{
     Open, Opened, Seal,
 };
 use envsync_common::secret::{ExposeSecret, SecretString};
+use envsync_common::signing::SigningKey;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -31,6 +35,8 @@ pub struct Keyring {
     max_work_factor: u8,
     passphrase: Option<SecretString>,
     identities: Option<Vec<x25519::Identity>>,
+    /// The members of the trusted config who may sign (team mode): label and key.
+    signers: Vec<(String, envsync_common::signing::SignerKey)>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -76,12 +82,21 @@ impl Keyring {
                 .collect::<Result<Vec<_>>>()?;
             Mode::Team { recipients }
         };
+        let signers = config
+            .recipients
+            .iter()
+            .filter_map(|m| {
+                let key = m.signer()?.parse().ok()?;
+                Some((m.label().to_owned(), key))
+            })
+            .collect();
         Ok(Keyring {
             mode,
             interactive,
             max_work_factor,
             passphrase: None,
             identities: None,
+            signers,
         })
     }
 
@@ -95,6 +110,7 @@ impl Keyring {
             max_work_factor: DEFAULT_MAX_WORK_FACTOR,
             passphrase: Some(passphrase),
             identities: None,
+            signers: Vec::new(),
         })
     }
 
@@ -151,7 +167,18 @@ impl Keyring {
                     )
                     .hint("ask a member to add your public key (git envsync keygen prints it)"));
                 }
-                envelope::seal(binding, env, &Seal::Recipients(&recipients))
+                let signing = load_signing_key()?;
+                if !self.signers.iter().any(|(_, k)| *k == signing.public()) {
+                    return Err(CliError::refused(format!(
+                        "your signing key is not a member's in {}: teammates would refuse what you push",
+                        config::PROJECT_FILE
+                    ))
+                    .hint(format!(
+                        "ask a member to add you with git envsync members add NAME AGE_KEY {}",
+                        signing.public()
+                    )));
+                }
+                envelope::seal_signed(binding, env, &Seal::Recipients(&recipients), &signing)
             }
         };
         armored.map_err(|e| CliError::refused(format!("cannot encrypt: {e}")))
@@ -210,6 +237,52 @@ impl Keyring {
             };
             CliError::refused(format!("cannot decrypt: {e}")).hint(hint)
         })
+    }
+
+    /// Whether the project is in team-key mode (versions must be signed by a member).
+    pub fn team_mode(&self) -> bool {
+        matches!(self.mode, Mode::Team { .. })
+    }
+
+    /// The member of the trusted config who signed an opened file. In team-key mode a
+    /// version that no member signed is refused, unless it carries no signature at all
+    /// and either `allow_unsigned` (`rotate --accept-unsigned`, moving versions from before
+    /// signatures) or it is a passphrase file while `rotate` moves the project from
+    /// passphrase mode (`passphrase_ok`: whoever pushed it knew the passphrase, which is
+    /// that mode's whole authentication). In passphrase mode a signature, if any, is only
+    /// reported.
+    pub fn verify_signer(
+        &self,
+        opened: &Opened,
+        allow_unsigned: bool,
+        passphrase_ok: bool,
+    ) -> Result<Option<String>> {
+        let member = opened.signer.as_ref().and_then(|key| {
+            self.signers
+                .iter()
+                .find(|(_, k)| k == key)
+                .map(|(label, _)| label.clone())
+        });
+        if member.is_some() || !self.team_mode() {
+            return Ok(member);
+        }
+        if opened.signer.is_none() && (allow_unsigned || (passphrase_ok && opened.passphrase)) {
+            return Ok(None);
+        }
+        let why = match &opened.signer {
+            None => "it is not signed".to_owned(),
+            Some(key) => format!("it is signed by {key}, which is no member's signing key"),
+        };
+        Err(CliError::refused(format!(
+            "refusing version {} of {}: {why} in {} (anyone with push access or the server could have written it)",
+            opened.binding.version,
+            opened.binding.branch,
+            config::PROJECT_FILE
+        ))
+        .hint(match opened.signer {
+            None => "nothing was written; versions from before signatures move over with git envsync rotate --accept-unsigned, after you have checked them",
+            Some(_) => "nothing was written; if the signer should be a member, add their signing key with git envsync members add, commit and trust it",
+        }))
     }
 
     fn passphrase(&mut self) -> Result<&SecretString> {
@@ -276,8 +349,9 @@ fn read_passphrase(interactive: bool) -> Result<SecretString> {
         .hint("set ENVSYNC_PASS, or run the command in a terminal to be prompted"))
 }
 
-/// The scrypt work factor for new files: the project's (never below 18), or
-/// `ENVSYNC_INSECURE_WORK_FACTOR` for tests and benchmarks that must not pay 0.7 s a file.
+/// The scrypt work factor for new files: the project's (18 to 22, checked when the
+/// config was read), or `ENVSYNC_INSECURE_WORK_FACTOR` for tests and benchmarks that must
+/// not pay 0.7 s a file.
 fn work_factor(config: &ProjectConfig) -> Result<u8> {
     if let Ok(raw) = std::env::var("ENVSYNC_INSECURE_WORK_FACTOR") {
         return raw
@@ -295,6 +369,25 @@ fn work_factor(config: &ProjectConfig) -> Result<u8> {
 
 pub fn identity_path() -> Result<PathBuf> {
     Ok(config::config_dir()?.join("identity.txt"))
+}
+
+pub fn signing_key_path() -> Result<PathBuf> {
+    Ok(config::config_dir()?.join("signing.key"))
+}
+
+/// Reads the user's signing key, refusing a file others can read.
+pub fn load_signing_key() -> Result<SigningKey> {
+    let path = signing_key_path()?;
+    let Some(bytes) = fsutil::read_optional(&path)? else {
+        return Err(
+            CliError::usage(format!("no signing key at {}", path.display()))
+                .hint("run git envsync keygen to make one, then have a member add its public key"),
+        );
+    };
+    fsutil::check_private(&path).map_err(|e| CliError::refused(format!("{e:#}")))?;
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+    SigningKey::from_file_text(&text)
+        .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))
 }
 
 /// Reads an age identity file (X25519 keys only), refusing one others can read.

@@ -67,6 +67,13 @@ impl Drift {
     }
 }
 
+impl Drift {
+    /// The differences on one line, as a hook prints them.
+    pub fn summary(&self) -> String {
+        self.warnings().join(", ")
+    }
+}
+
 fn list(keys: &[String]) -> String {
     if keys.is_empty() {
         "None".to_owned()

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const TMP_MARKER: &str = ".envsync.tmp-";
 
@@ -85,7 +85,7 @@ pub fn refuse_symlink(path: &Path) -> anyhow::Result<()> {
 /// through a write with no message. The signal is caught (by tokio's handler, which only
 /// records it), not ignored, so a program that `git envsync run` execs still gets the
 /// default disposition.
-fn survive_file_size_limit() {
+pub fn survive_file_size_limit() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -144,16 +144,6 @@ pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sets an existing file's mode to exactly 0600 (if it is not already).
-pub fn make_private(path: &Path) -> anyhow::Result<()> {
-    let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.permissions().mode() & 0o777 != 0o600 {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
-    }
-    Ok(())
-}
-
 /// Reads a file, `None` when it does not exist.
 pub fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     match fs::read(path) {
@@ -171,32 +161,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
-}
-
-/// Saves `bytes` to a new `<path>.backup-<UTC time>` file (0600) and returns its path.
-pub fn backup(path: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
-    let stamp = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .context("cannot format the time")?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    for n in 0..100 {
-        let suffix = if n == 0 {
-            String::new()
-        } else {
-            format!("-{n}")
-        };
-        let candidate = parent(path).join(format!("{name}.backup-{stamp}{suffix}"));
-        if fs::symlink_metadata(&candidate).is_err() {
-            write_atomic(&candidate, bytes, 0o600)?;
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "cannot find a free backup file name next to {}",
-        path.display()
-    )
 }
 
 /// Fails when a private file (identity, key) can be read by group or others.

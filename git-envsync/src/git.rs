@@ -26,6 +26,17 @@ impl Repo {
             CliError::usage("not inside a git repository")
                 .hint("run this from a git work tree (git init creates one)")
         })?;
+        // git means a relative GIT_WORK_TREE relative to the current directory (it runs
+        // hooks with GIT_WORK_TREE=. under `--work-tree`); libgit2 would resolve it
+        // against the git directory instead.
+        if let Some(work_tree) = std::env::var_os("GIT_WORK_TREE").filter(|v| !v.is_empty()) {
+            let path = std::env::current_dir()
+                .map(|cwd| cwd.join(&work_tree))
+                .and_then(|p| p.canonicalize())
+                .map_err(|e| CliError::usage(format!("GIT_WORK_TREE: {e}")))?;
+            repo.set_workdir(&path, false)
+                .map_err(|e| CliError::usage(format!("GIT_WORK_TREE: {}", e.message())))?;
+        }
         let root = repo
             .workdir()
             .ok_or_else(|| CliError::usage("this repository has no work tree (bare repository)"))?
@@ -37,6 +48,11 @@ impl Repo {
     /// work tree): envsync's local state lives under it, never in the work tree.
     pub fn git_dir(&self) -> &Path {
         self.repo.path()
+    }
+
+    /// The git directory shared by every linked work tree of this repository.
+    pub fn common_dir(&self) -> &Path {
+        self.repo.commondir()
     }
 
     /// The checked-out branch. Works on an unborn branch (no commit yet) by reading
@@ -59,14 +75,35 @@ impl Repo {
         Ok(name.to_owned())
     }
 
-    /// The branch checked out before the last checkout (`@{-1}`), if any.
-    pub fn previous_branch(&self) -> Option<String> {
-        let reflog = self.repo.reflog("HEAD").ok()?;
+    /// Whether HEAD is detached (a rebase, a bisect, a checkout of a commit or a tag).
+    pub fn head_detached(&self) -> bool {
+        self.repo
+            .find_reference("HEAD")
+            .is_ok_and(|h| h.symbolic_target_bytes().is_none())
+    }
+
+    /// Whether `branch` was just created from HEAD (`git switch -c`, `checkout -b`): its
+    /// reflog has that one entry and nothing else.
+    pub fn created_from_head(&self, branch: &str) -> bool {
+        let Ok(reflog) = self.repo.reflog(&format!("refs/heads/{branch}")) else {
+            return false;
+        };
+        reflog.len() == 1
+            && reflog
+                .get(0)
+                .and_then(|e| e.message().ok().flatten().map(str::to_owned))
+                .is_some_and(|m| m.starts_with("branch: Created from HEAD"))
+    }
+
+    /// The name `branch` had before a `git branch -m OLD branch`, from its reflog.
+    pub fn renamed_from(&self, branch: &str) -> Option<String> {
+        let reflog = self.repo.reflog(&format!("refs/heads/{branch}")).ok()?;
+        let to = format!(" to refs/heads/{branch}");
         reflog.iter().find_map(|entry| {
             let msg = entry.message().ok()??;
-            let rest = msg.strip_prefix("checkout: moving from ")?;
-            let (from, _) = rest.split_once(" to ")?;
-            Some(from.to_owned())
+            let rest = msg.strip_prefix("Branch: renamed refs/heads/")?;
+            let old = rest.strip_suffix(&to)?;
+            (validate_branch(old).is_ok() && old != branch).then(|| old.to_owned())
         })
     }
 
@@ -74,6 +111,22 @@ impl Repo {
     pub fn is_ignored(&self, path: &Path) -> bool {
         let rel = path.strip_prefix(&self.root).unwrap_or(path);
         self.repo.is_path_ignored(rel).unwrap_or(false)
+    }
+
+    /// The first path in the index that is the env file `rel` (relative to the work
+    /// tree) or one of its backups (`<rel>.backup-…`): plaintext that must never be
+    /// committed. Reads only the index; any problem reading it means nothing is found.
+    pub fn staged_plaintext(&self, rel: &str) -> Option<String> {
+        let rel = rel.trim_start_matches("./");
+        let index = self.repo.index().ok()?;
+        if index.get_path(Path::new(rel), 0).is_some() {
+            return Some(rel.to_owned());
+        }
+        let backups = format!("{rel}.backup-");
+        let at = index.find_prefix(Path::new(&backups)).ok()?;
+        let entry = index.get(at)?;
+        let path = String::from_utf8_lossy(&entry.path).into_owned();
+        path.starts_with(&backups).then_some(path)
     }
 
     /// Whether the index holds `path` (staged or already tracked).

@@ -17,9 +17,10 @@ mod hooks;
 mod out;
 mod state;
 mod sync;
+mod trust;
+mod worktree;
 
 use clap::Parser;
-use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -33,10 +34,10 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {}", err.message());
+            // Messages may quote a server or a committed file: printed escaped.
+            out::say(&format!("error: {}", err.message()));
             if let Some(hint) = &err.hint {
-                let _ = writeln!(stderr, "hint: {hint}");
+                out::say(&format!("hint: {hint}"));
             }
             err.exit_code()
         }
@@ -72,12 +73,25 @@ mod redaction_tests {
     fn secret_holders_print_redacted() {
         let token = || Token::new(SENTINEL).expect("a token");
         redacted("Token", &token());
-        redacted(
-            "UserConfig",
-            &UserConfig {
-                server: Some("http://127.0.0.1:9".into()),
+        let mut user = UserConfig::default();
+        user.servers.insert(
+            "http://127.0.0.1:9".into(),
+            crate::config::ServerLogin {
                 token: Some(token()),
+                insecure_http: false,
             },
+        );
+        let shown = format!("{user:?} {user:#?}");
+        assert!(!shown.contains(SENTINEL), "UserConfig leaks: {shown}");
+        assert!(
+            shown.contains("redacted"),
+            "UserConfig has no marker: {shown}"
+        );
+        let signing = envsync_common::signing::SigningKey::generate().expect("a key");
+        let shown = format!("{signing:?} {signing:#?}");
+        assert!(
+            !shown.contains(signing.to_secret_line().as_str()),
+            "{shown}"
         );
         let config = ProjectConfig::new("p".into());
         let keyring = Keyring::with_passphrase(&config, SecretString::from(SENTINEL.to_owned()))
@@ -94,6 +108,7 @@ mod redaction_tests {
                 version: 1,
                 server_keys: vec!["A".into()],
                 cached: false,
+                signer: None,
             },
         );
     }

@@ -1,29 +1,77 @@
-//! Writing to stdout without panicking: a closed pipe (`git envsync log | head`) ends the
-//! program quietly with exit 0, as git and ripgrep do.
+//! Writing to the terminal: every line goes through [`clean`], and a closed pipe
+//! (`git envsync log | head`) ends the program quietly with exit 0, as git and ripgrep do.
+//!
+//! Much of what envsync prints came from someone else: branch names and emails from the
+//! server, key names from a teammate's file, settings from a committed `.envsync.toml`,
+//! error messages a server wrote. A control character in any of them could move the
+//! cursor, rewrite a line already printed or change the terminal's title, and a bidi
+//! override could make one name read as another; so they are shown escaped (`\u{202e}`),
+//! never interpreted. Values are never printed through here except by commands whose job
+//! is to print them, which write raw bytes with [`raw`].
 
+use std::borrow::Cow;
 use std::io::Write;
 
-/// Prints `text` to stdout as is.
+/// `text` with every control character but newline and tab, and every invisible
+/// formatting character, replaced by a `\u{…}` escape.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    let bad = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t') || envsync_common::names::is_invisible_format(c)
+    };
+    if !text.chars().any(bad) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if bad(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Prints `text` to stdout, escaped.
 pub fn print(text: &str) {
+    raw(clean(text).as_bytes());
+}
+
+/// Writes bytes to stdout as they are: only for data the user asked to see verbatim.
+pub fn raw(bytes: &[u8]) {
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush())
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
         std::process::exit(0);
     }
 }
 
-/// Prints a value as pretty JSON with a final newline.
+/// Prints a value as pretty JSON with a final newline. JSON escapes control characters
+/// itself; the data is for programs, so it is not otherwise altered.
 pub fn json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => print(&(text + "\n")),
+        Ok(text) => raw((text + "\n").as_bytes()),
         Err(e) => eprintln!("error: cannot encode JSON: {e}"),
     }
 }
 
-/// A line of talk on stderr (progress, results of actions, warnings).
+/// A line of talk on stderr (progress, results of actions, warnings), escaped.
 pub fn say(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let _ = writeln!(std::io::stderr().lock(), "{}", clean(line));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_a_terminal_would_interpret() {
+        assert_eq!(clean("main\tok\n"), "main\tok\n");
+        assert_eq!(clean("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(clean("x\r\u{7}"), "x\\u{d}\\u{7}");
+        assert_eq!(clean("ma\u{202e}nig"), "ma\\u{202e}nig");
+        assert_eq!(clean("\u{9b}31m"), "\\u{9b}31m");
+        assert!(matches!(clean("feature/ü"), Cow::Borrowed(_)));
+    }
 }

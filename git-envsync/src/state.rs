@@ -19,13 +19,53 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// What the env file held when envsync last wrote or pushed it.
+/// What the env file held when envsync last wrote or pushed it, and whose it is.
+///
+/// `branch` is the file's owner: the branch whose env it holds. Edits to the file (it no
+/// longer hashes to `sha256`) are edits to that branch's env, and a push of them goes
+/// there and nowhere else: never to whichever branch happens to be checked out when a
+/// hook runs. A checkout that cannot bring the new branch's env (server down, a refusal)
+/// leaves the file, and its owner, as they were.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileState {
     pub sha256: String,
-    /// The branch and version the content came from.
+    /// The owner: the branch whose env the file holds.
     pub branch: String,
-    pub version: u64,
+    /// The owner's version the content is; `None` when the content came from another
+    /// branch (`from`) because the owner had no env yet, or the owner took the file over.
+    pub version: Option<u64>,
+    /// Where the content came from when that was not `branch` itself: the default branch
+    /// (a branch with no env yet), or the branch a new one was created from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Source>,
+    /// The digest of the project settings it was synced under: edits are only ever
+    /// pushed under the same settings ([`crate::config::ProjectConfig::digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+}
+
+/// A branch and version some content came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub branch: String,
+    pub version: Option<u64>,
+}
+
+impl FileState {
+    /// What the file holds, for messages: `main v2`, or `feature (main v2)`.
+    pub fn holds(&self) -> String {
+        let own = match self.version {
+            Some(v) => format!("{} v{v}", self.branch),
+            None => self.branch.clone(),
+        };
+        match &self.from {
+            Some(from) => match from.version {
+                Some(v) => format!("{own} (from {} v{v})", from.branch),
+                None => format!("{own} (from {})", from.branch),
+            },
+            None => own,
+        }
+    }
 }
 
 /// What this clone knows of one branch on the server.
@@ -45,6 +85,11 @@ pub struct BranchState {
     pub keys: Vec<String>,
     #[serde(default)]
     pub keys_version: u64,
+    /// The digest of the project settings the sealed local copy was verified under; the
+    /// copy is used only under the same settings (a changed member list, say, means
+    /// verifying again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 impl BranchState {
@@ -136,6 +181,47 @@ impl State {
         fsutil::write_state(&self.branch_path(branch, "age"), armored.as_bytes())
     }
 
+    /// Every branch this clone keeps state for.
+    pub fn branches(&self) -> anyhow::Result<Vec<BranchState>> {
+        let dir = self.dir.join("branches");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        };
+        let mut branches: Vec<BranchState> = entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| read_json(&e.path()).ok().flatten())
+            .collect();
+        branches.sort_by(|a, b| a.branch.cmp(&b.branch));
+        Ok(branches)
+    }
+
+    /// Wipes what this clone keeps of one branch: its state and sealed copy, and the
+    /// file state when the env file's content came from that branch (the file then
+    /// counts as never synced, so nothing replaces it unasked). Returns whether anything
+    /// was there.
+    pub fn forget_branch(&self, branch: &str) -> anyhow::Result<bool> {
+        let mut removed = false;
+        for ext in ["json", "age"] {
+            removed |= remove_if_there(&self.branch_path(branch, ext))?;
+        }
+        if self.file()?.is_some_and(|f| f.branch == branch) {
+            removed |= remove_if_there(&self.dir.join("file.json"))?;
+        }
+        Ok(removed)
+    }
+
+    /// Wipes everything this clone keeps of the project.
+    pub fn forget_all(&self) -> anyhow::Result<bool> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", self.dir.display())),
+        }
+    }
+
     fn branch_path(&self, branch: &str, ext: &str) -> PathBuf {
         let hash = fsutil::sha256_hex(branch.as_bytes());
         self.dir
@@ -155,6 +241,14 @@ impl State {
         self.ensure_dirs()?;
         let bytes = serde_json::to_vec_pretty(value).context("cannot encode local state")?;
         fsutil::write_state(path, &bytes)
+    }
+}
+
+fn remove_if_there(path: &Path) -> anyhow::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
 }
 

@@ -6,8 +6,11 @@
 //!   refuses (409) to bury a version this clone has not seen;
 //! - pull refuses to overwrite local edits (the file no longer hashes to what envsync last
 //!   wrote or pushed) unless forced, and then saves a backup first;
-//! - pull verifies the binding (project, branch, version), refuses a version older than
-//!   the newest seen, and checks the server's key list against the decrypted names;
+//! - every version read from the server goes through [`verified`], the one verified
+//!   read: the version asked for is the version served, no older than the newest seen
+//!   (unless an old one was asked for), sealed within the work-factor cap, bound to this
+//!   project, branch and version, with the server's key list equal to the decrypted
+//!   names, and in team mode signed by a member of the trusted config;
 //! - the env file is written only after every check passed, atomically, mode 0600.
 
 use crate::client::{Api, ApiError};
@@ -15,8 +18,8 @@ use crate::context::Context;
 use crate::crypto::{self, Keyring};
 use crate::error::{CliError, Result};
 use crate::fsutil;
-use crate::state::{BranchState, FileState};
-use envsync_common::api::PushRequest;
+use crate::state::{BranchState, FileState, Source};
+use envsync_common::api::{EnvResponse, PushRequest};
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
 use envsync_common::secret::{SecretBytes, ct_eq};
@@ -25,7 +28,7 @@ use std::path::PathBuf;
 
 /// Reads the env file; `None` when it does not exist.
 pub fn read_env(ctx: &Context) -> Result<Option<SecretBytes>> {
-    Ok(fsutil::read_optional(&ctx.env_path)?.map(SecretBytes::new))
+    ctx.env.read()
 }
 
 /// The key names of an env file, or a usage error naming the line.
@@ -91,7 +94,9 @@ pub fn push(
     ctx.state.set_file(&FileState {
         sha256: sha,
         branch: branch_name.to_owned(),
-        version,
+        version: Some(version),
+        from: None,
+        config: Some(ctx.config.digest()),
     })?;
     Ok(PushOutcome::Pushed {
         version,
@@ -152,6 +157,11 @@ fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> Cl
     let who = latest
         .map(|v| format!(" (pushed by {} at {})", v.pushed_by, v.pushed_at))
         .unwrap_or_default();
+    if current.is_none()
+        && let Some(mine) = branch.version
+    {
+        return lost(&branch.branch, mine.max(branch.seen));
+    }
     let mine = match branch.version {
         Some(v) => format!("this clone last synced version {v}"),
         None => "this clone has never synced it".to_owned(),
@@ -198,6 +208,86 @@ pub struct Fetched {
     pub server_keys: Vec<String>,
     /// Taken from the sealed local copy (the server had not moved).
     pub cached: bool,
+    /// The member who signed it (team mode), when it was read from the server.
+    pub signer: Option<String>,
+}
+
+/// How [`verified`] treats a version.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadRules {
+    /// An explicitly requested old version: the rollback check does not apply.
+    pub old_version_asked: bool,
+    /// `rotate --accept-unsigned`: a team-mode version with no signature at all is
+    /// accepted (one with a bad or a stranger's signature never is).
+    pub allow_unsigned: bool,
+    /// `rotate`: a team-mode project may still hold passphrase files from before it moved
+    /// to team keys; knowing the passphrase is what authenticates those.
+    pub passphrase_ok: bool,
+}
+
+/// The one verified read. `served` is the server's answer for `branch`, `asked` the
+/// version that was requested (`None`: the latest, whose number the caller learnt from
+/// the key list, or nothing). Every check passes or nothing is returned.
+pub fn verified(
+    ctx: &Context,
+    keyring: &mut Keyring,
+    branch: &str,
+    served: EnvResponse,
+    asked: Option<u64>,
+    rules: ReadRules,
+) -> Result<Fetched> {
+    // The answer must be the version asked for: otherwise a server whose key list says N
+    // could serve N-1 (correctly bound to N-1) to a clone that never saw N, and the
+    // binding check alone would not notice.
+    if let Some(asked) = asked
+        && served.version != asked
+    {
+        return Err(CliError::refused(format!(
+            "integrity check failed: the server answered with version {} of {branch} when version {asked} was asked for",
+            served.version
+        ))
+        .hint("nothing was written; the server is misbehaving"));
+    }
+    if !rules.old_version_asked {
+        check_not_rolled_back(&ctx.state.branch(branch)?, served.version, branch)?;
+    }
+    let opened = keyring.open(&served.ciphertext)?;
+    opened
+        .binding
+        .verify(&Binding::new(&ctx.config.project, branch, served.version))
+        .map_err(|e| {
+            CliError::refused(format!("integrity check failed: {e}"))
+                .hint("the server served a file that belongs elsewhere; nothing was written")
+        })?;
+    check_keys(ctx, opened.env.expose(), &served.keys)?;
+    let signer = keyring.verify_signer(&opened, rules.allow_unsigned, rules.passphrase_ok)?;
+    Ok(Fetched {
+        content: opened.env,
+        from: branch.to_owned(),
+        version: served.version,
+        server_keys: served.keys,
+        cached: false,
+        signer,
+    })
+}
+
+/// Fetches one version of `branch` (the latest when `version` is `None`) and verifies it;
+/// `None` when the server has no such version.
+pub fn fetch_version(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch: &str,
+    version: Option<u64>,
+    rules: ReadRules,
+) -> Result<Option<Fetched>> {
+    let Some(served) = api
+        .env(&ctx.config.project, branch, version)
+        .map_err(|e| api.fail(e))?
+    else {
+        return Ok(None);
+    };
+    verified(ctx, keyring, branch, served, version, rules).map(Some)
 }
 
 /// Finds, decrypts and verifies the branch's env (or the fallback branch's); `None` when
@@ -211,84 +301,72 @@ pub fn fetch(
     let project = &ctx.config.project;
     let fail = |e| api.fail(e);
 
-    // Which branch and version to take: ours, or the fallback branch's latest.
-    let mut from = ctx.branch.clone();
-    let latest = match opts.version {
-        Some(_) => None,
-        None => {
-            let mut keys = api.keys(project, &from).map_err(fail)?;
-            if keys.is_none()
-                && opts.fallback
-                && let Some(default) = ctx.config.default_branch.as_ref().filter(|d| **d != from)
-            {
-                keys = api.keys(project, default).map_err(fail)?;
-                from = default.clone();
-            }
-            match keys {
-                Some(k) => Some(k),
-                None => return Ok(None),
-            }
-        }
-    };
-    let branch = ctx.state.branch(&from)?;
-    if let Some(latest) = &latest {
-        check_not_rolled_back(&branch, latest.version, &from)?;
+    if let Some(asked) = opts.version {
+        let rules = ReadRules {
+            old_version_asked: true,
+            ..ReadRules::default()
+        };
+        return fetch_version(ctx, api, keyring, &ctx.branch, Some(asked), rules)?
+            .map(Some)
+            .ok_or_else(|| {
+                CliError::refused(format!(
+                    "version {asked} of {} does not exist on the server",
+                    ctx.branch
+                ))
+            });
     }
 
-    // The content: from the sealed local copy when the server has not moved since this
-    // clone synced (no scrypt), otherwise from the server.
-    let cached = latest
-        .as_ref()
-        .filter(|k| branch.version == Some(k.version))
-        .and_then(|k| open_cached(ctx, &branch, &from, k.version));
-    let (content, version, server_keys, was_cached) = match (cached, latest) {
-        (Some(content), Some(k)) => (content, k.version, k.keys, true),
-        (_, latest) => {
-            let target = latest.map(|k| k.version).or(opts.version);
-            let env = api
-                .env(project, &from, target)
-                .map_err(fail)?
-                .ok_or_else(|| {
-                    CliError::refused(match opts.version {
-                        Some(v) => format!("version {v} of {from} does not exist on the server"),
-                        None => format!("{from} has no env on the server any more"),
-                    })
-                })?;
-            // The answer must be the version asked for: otherwise a server whose key
-            // list says N could serve N-1 (correctly bound to N-1) to a clone that
-            // never saw N, and the binding check alone would not notice.
-            if let Some(asked) = target
-                && env.version != asked
-            {
-                return Err(CliError::refused(format!(
-                    "integrity check failed: the server answered with version {} of {from} when version {asked} was asked for",
-                    env.version
-                ))
-                .hint("nothing was written; the server is misbehaving"));
-            }
-            if opts.version.is_none() {
-                check_not_rolled_back(&branch, env.version, &from)?;
-            }
-            let opened = keyring.open(&env.ciphertext)?;
-            opened
-                .binding
-                .verify(&Binding::new(project, &from, env.version))
-                .map_err(|e| {
-                    CliError::refused(format!("integrity check failed: {e}")).hint(
-                        "the server served a file that belongs elsewhere; nothing was written",
-                    )
-                })?;
-            (opened.env, env.version, env.keys, false)
+    // Which branch to take: ours, or the fallback branch's latest.
+    let mut from = ctx.branch.clone();
+    let mut keys = api.keys(project, &from).map_err(fail)?;
+    let seen = ctx.state.branch(&from)?.seen;
+    if keys.is_none() && seen > 0 {
+        // Falling back to another branch's env here would hide the loss, and the next
+        // push would publish that env as this branch's.
+        return Err(lost(&from, seen));
+    }
+    if keys.is_none()
+        && opts.fallback
+        && let Some(default) = ctx.config.default_branch.as_ref().filter(|d| **d != from)
+    {
+        keys = api.keys(project, default).map_err(fail)?;
+        from = default.clone();
+        let seen = ctx.state.branch(&from)?.seen;
+        if keys.is_none() && seen > 0 {
+            return Err(lost(&from, seen));
         }
+    }
+    let Some(latest) = keys else {
+        return Ok(None);
     };
-    check_keys(ctx, content.expose(), &server_keys)?;
-    Ok(Some(Fetched {
-        content,
-        from,
-        version,
-        server_keys,
-        cached: was_cached,
-    }))
+    let branch = ctx.state.branch(&from)?;
+    check_not_rolled_back(&branch, latest.version, &from)?;
+
+    // From the sealed local copy when the server has not moved since this clone synced
+    // (no scrypt) and the settings it was verified under are still the ones trusted.
+    if branch.version == Some(latest.version)
+        && let Some(content) = open_cached(ctx, &branch, &from, latest.version)
+    {
+        check_keys(ctx, content.expose(), &latest.keys)?;
+        return Ok(Some(Fetched {
+            content,
+            from,
+            version: latest.version,
+            server_keys: latest.keys,
+            cached: true,
+            signer: None,
+        }));
+    }
+    fetch_version(
+        ctx,
+        api,
+        keyring,
+        &from,
+        Some(latest.version),
+        ReadRules::default(),
+    )?
+    .map(Some)
+    .ok_or_else(|| CliError::refused(format!("{from} has no env on the server any more")))
 }
 
 /// Fetches, verifies and writes the branch's env file.
@@ -298,25 +376,30 @@ pub fn pull(
     keyring: &mut Keyring,
     opts: PullOptions,
 ) -> Result<PullOutcome> {
-    let Some(Fetched {
+    let Some(fetched) = fetch(ctx, api, keyring, opts)? else {
+        return Ok(PullOutcome::NoEnv);
+    };
+    write_fetched(ctx, fetched, opts)
+}
+
+/// Writes a verified version into the env file (refusing to replace local edits unless
+/// forced) and records it as synced.
+pub fn write_fetched(ctx: &Context, fetched: Fetched, opts: PullOptions) -> Result<PullOutcome> {
+    let Fetched {
         content,
         from,
         version,
         server_keys,
         cached: was_cached,
-    }) = fetch(ctx, api, keyring, opts)?
-    else {
-        return Ok(PullOutcome::NoEnv);
-    };
+        ..
+    } = fetched;
     let mut branch = ctx.state.branch(&from)?;
     let sha = fsutil::sha256_hex(content.expose());
-    // Before anything is written (a backup included): a symlinked env file is refused.
-    fsutil::refuse_symlink(&ctx.env_path)?;
     let current = read_env(ctx)?;
     let outcome = match &current {
         Some(cur) if ct_eq(cur.expose(), content.expose()) => {
             // Same bytes: only make sure the mode is right.
-            fsutil::make_private(&ctx.env_path)?;
+            ctx.env.make_private()?;
             PullOutcome::Unchanged {
                 from: from.clone(),
                 version,
@@ -334,9 +417,9 @@ pub fn pull(
                     ))
                     .hint("push them first (git envsync push), or pull --force to replace the file (a backup is saved)"));
                 }
-                backup = Some(fsutil::backup(&ctx.env_path, cur.expose())?);
+                backup = Some(ctx.env.backup(cur.expose())?);
             }
-            fsutil::write_atomic(&ctx.env_path, content.expose(), 0o600)?;
+            ctx.env.write(content.expose(), 0o600)?;
             PullOutcome::Written {
                 from: from.clone(),
                 version,
@@ -353,17 +436,59 @@ pub fn pull(
         branch.sha256 = Some(sha.clone());
     }
     branch.saw(version, &server_keys);
+    // The file now holds the env of the branch it was pulled for (its owner), even when
+    // the content came from the default branch because that one has no env yet.
     let file = FileState {
         sha256: sha,
-        branch: from,
-        version,
+        branch: ctx.branch.clone(),
+        version: (from == ctx.branch).then_some(version),
+        from: (from != ctx.branch).then(|| Source {
+            branch: from.clone(),
+            version: Some(version),
+        }),
+        config: Some(ctx.config.digest()),
     };
     if synced && !was_cached {
-        seal_local_copy(ctx, &branch, content.expose());
+        seal_local_copy(ctx, &mut branch, content.expose());
     }
     ctx.state.set_branch(&branch)?;
     ctx.state.set_file(&file)?;
     Ok(outcome)
+}
+
+/// The server has nothing for a branch this clone synced: it lost data (restored from an
+/// old backup, or a new database). Loud, with the way out.
+pub fn lost(branch: &str, seen: u64) -> CliError {
+    CliError::refused(format!(
+        "the server has no {branch}, but this clone synced version {seen}: was it restored from an old backup?"
+    ))
+    .hint(format!(
+        "git envsync restore --branch {branch} re-seeds it from this clone's copy (nothing was written)"
+    ))
+}
+
+/// The branch's last synced version from this clone's sealed copy, for when the server
+/// cannot be reached (a hook's checkout while offline); `None` when there is no copy
+/// that is still valid under the trusted settings.
+pub fn fetch_offline(ctx: &Context, name: &str) -> Result<Option<Fetched>> {
+    let branch = ctx.state.branch(name)?;
+    let Some(version) = branch.version else {
+        return Ok(None);
+    };
+    let Some(content) = open_cached(ctx, &branch, name, version) else {
+        return Ok(None);
+    };
+    // The cached key list belongs to the newest version seen, which may be newer than
+    // the copy: take the names from the copy itself.
+    let server_keys = parse_keys(ctx, content.expose())?.names;
+    Ok(Some(Fetched {
+        content,
+        from: name.to_owned(),
+        version,
+        server_keys,
+        cached: true,
+        signer: None,
+    }))
 }
 
 fn check_not_rolled_back(branch: &BranchState, version: u64, from: &str) -> Result<()> {
@@ -397,14 +522,18 @@ fn check_keys(ctx: &Context, content: &[u8], server_keys: &[String]) -> Result<(
     Ok(())
 }
 
-/// Opens the sealed local copy of a branch's last synced content, if it is there and is
-/// what the state says. Any problem just means "fetch from the server".
+/// Opens the sealed local copy of a branch's last synced content, if it is there, is
+/// what the state says, and was verified under the settings trusted now. Any problem
+/// just means "fetch from the server and verify again".
 fn open_cached(
     ctx: &Context,
     branch: &BranchState,
     from: &str,
     version: u64,
 ) -> Option<SecretBytes> {
+    if branch.config.as_deref() != Some(ctx.config.digest().as_str()) {
+        return None;
+    }
     let armored = ctx.state.sealed(from).ok()??;
     let identity = crypto::local_identity().ok()?;
     let opened =
@@ -418,9 +547,9 @@ fn open_cached(
 }
 
 /// Keeps a copy of a branch's current version sealed to the machine-local key, so that
-/// switching back to the branch costs no scrypt. An optimisation: failing to make it does
-/// not fail the sync.
-fn seal_local_copy(ctx: &Context, branch: &BranchState, content: &[u8]) {
+/// switching back to the branch costs no scrypt, and records the settings it was
+/// verified under. An optimisation: failing to make it does not fail the sync.
+fn seal_local_copy(ctx: &Context, branch: &mut BranchState, content: &[u8]) {
     let (Some(version), Ok(identity)) = (branch.version, crypto::local_identity()) else {
         return;
     };
@@ -429,7 +558,9 @@ fn seal_local_copy(ctx: &Context, branch: &BranchState, content: &[u8]) {
     if let Ok(sealed) = envelope::seal(&binding, content, &Seal::Recipients(&recipients)) {
         // Not being able to keep it (a full disk, say) costs the next switch an scrypt,
         // nothing more: the env file is already written and must not be reported failed.
-        let _ = ctx.state.set_sealed(&branch.branch, &sealed);
+        if ctx.state.set_sealed(&branch.branch, &sealed).is_ok() {
+            branch.config = Some(ctx.config.digest());
+        }
     }
 }
 

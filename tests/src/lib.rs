@@ -242,6 +242,9 @@ pub struct Dev {
     pub server_url: String,
     pub token: String,
     pub pass: Option<String>,
+    /// Whether commands get `ENVSYNC_API` and `ENVSYNC_TOKEN` (the default); after
+    /// [`Dev::login`] they rely on the stored login alone, as a real user's do.
+    pub env_credentials: bool,
     _dir: TempDir,
 }
 
@@ -259,7 +262,15 @@ impl Dev {
         std::fs::write(dev.repo.join(".gitignore"), "/.env\n/.env.backup-*\n").expect("ignore");
         dev.git(&["add", "."]);
         dev.git(&["commit", "-q", "-m", "envsync"]);
+        dev.trust();
         dev
+    }
+
+    /// Trusts the project settings checked out now (`git envsync trust --yes`), as a
+    /// user does after reviewing them.
+    pub fn trust(&self) {
+        let run = self.envsync(&["trust", "--yes"]);
+        assert_eq!(run.code, 0, "trust: {run:#?}");
     }
 
     /// A second developer: a clone of `other`'s repository with its own home.
@@ -273,6 +284,7 @@ impl Dev {
             &["clone", "-q", other.repo.to_str().expect("utf8"), "repo"],
         );
         dev.git(&["config", "user.email", email]);
+        dev.trust();
         dev
     }
 
@@ -288,6 +300,7 @@ impl Dev {
             server_url: server.url.clone(),
             token,
             pass: Some(PASS.to_owned()),
+            env_credentials: true,
             _dir: dir,
         };
         std::fs::write(
@@ -315,17 +328,37 @@ impl Dev {
         dirs.extend(std::env::split_paths(&path));
         cmd.env_clear()
             .env("PATH", std::env::join_paths(dirs).expect("PATH"))
-            .env("ENVSYNC_API", &self.server_url)
-            .env("ENVSYNC_TOKEN", &self.token)
             .env("ENVSYNC_INSECURE_WORK_FACTOR", "10")
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("LANG", "C");
+        if self.env_credentials {
+            cmd.env("ENVSYNC_API", &self.server_url)
+                .env("ENVSYNC_TOKEN", &self.token);
+        }
         if let Some(pass) = &self.pass {
             cmd.env("ENVSYNC_PASS", pass);
         }
+    }
+
+    /// `git envsync login --server <server_url> --token-stdin`, after which commands run
+    /// without `ENVSYNC_API` and `ENVSYNC_TOKEN`: on the stored login alone.
+    pub fn login(&mut self) {
+        self.env_credentials = false;
+        let mut cmd = self.envsync_cmd(&["login", "--server", &self.server_url, "--token-stdin"]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run git-envsync login");
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{}\n", self.token).as_bytes());
+        let run = Run::from(child.wait_with_output().expect("login"));
+        assert_eq!(run.code, 0, "login: {run:#?}");
     }
 
     /// Runs git in the repository; panics when it fails.

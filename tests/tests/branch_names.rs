@@ -1,8 +1,9 @@
 //! envsync's branch-name rule against git's own: every name of the fuzzer's minimized
 //! corpus (`fuzz/corpus/names/`) and a list of known edge cases goes through
 //! `validate_branch` and through `git check-ref-format --branch`, and the two agree except
-//! where envsync is stricter on purpose: more than 255 bytes, a C1 control character, and
-//! `@` (which git reads as `HEAD`). This also checks the reference the `names` fuzz target
+//! where envsync is stricter on purpose: more than 255 bytes, a C1 control character, an
+//! invisible formatting character (bidi overrides, zero-width), and `@` (which git reads
+//! as `HEAD`). This also checks the reference the `names` fuzz target
 //! transcribes from git's sources.
 
 #![allow(clippy::unwrap_used)]
@@ -71,6 +72,8 @@ fn validate_branch_agrees_with_git() {
         "a\u{85}b",
         "a\u{a0}b",
         "é/ü",
+        "main\u{202e}x",
+        "a\u{200b}",
     ] {
         names.push(edge.to_owned());
     }
@@ -80,7 +83,8 @@ fn validate_branch_agrees_with_git() {
         let ours = validate_branch(name).is_ok();
         let stricter = name.len() > 255
             || name.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c))
-            || name == "@";
+            || name == "@"
+            || name.chars().any(envsync_common::names::is_invisible_format);
         let git = git_accepts(dir.path(), name) && !stricter;
         assert_eq!(ours, git, "{name:?}: envsync {ours}, git {git}");
         compared += 1;

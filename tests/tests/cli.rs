@@ -6,6 +6,7 @@ use envsync_common::envelope::{self, Binding, Seal};
 use envsync_common::secret::SecretString;
 use envsync_tests::{Dev, Server, fixtures};
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
@@ -248,7 +249,7 @@ fn bad_token_and_missing_token() {
     assert!(out.stderr.contains("hint: "), "{out:#?}");
     alice.token = String::new();
     let out = alice.envsync(&["push"]).clean().code(2);
-    assert!(out.stderr.contains("no token configured"), "{out:#?}");
+    assert!(out.stderr.contains("no token for"), "{out:#?}");
 }
 
 #[test]
@@ -403,20 +404,47 @@ fn status_and_log() {
 fn login_saves_a_private_user_config_and_checks_the_token() {
     let server = Server::start();
     let alice = Dev::new(&server, "login");
-    let login = |token: &str, url: &str| {
-        let mut cmd = alice.envsync_cmd(&["login", "--server", url, "--token", token]);
-        cmd.env_remove("ENVSYNC_API").env_remove("ENVSYNC_TOKEN");
-        envsync_tests::Run::from(cmd.output().unwrap())
+    let login = |token: &str, url: &str, extra: &[&str]| {
+        let mut args = vec!["login", "--server", url, "--token-stdin"];
+        args.extend_from_slice(extra);
+        let mut cmd = alice.envsync_cmd(&args);
+        cmd.env_remove("ENVSYNC_API")
+            .env_remove("ENVSYNC_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // A refusal before the token is read closes stdin early: not an error here.
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{token}\n").as_bytes());
+        envsync_tests::Run::from(child.wait_with_output().unwrap())
     };
     let config = alice.home.join(".config/envsync/config.toml");
 
-    let out = login("not-a-token", &server.url).clean().code(2);
+    // The token is never an argument (argv and shell history).
+    let mut cmd = alice.envsync_cmd(&["login", "--server", &server.url, "--token", "x"]);
+    cmd.env_remove("ENVSYNC_TOKEN");
+    let out = envsync_tests::Run::from(cmd.output().unwrap());
+    assert_eq!(out.code, 2, "{out:#?}");
+
+    let out = login("not-a-token", &server.url, &[]).clean().code(2);
     assert!(out.stderr.contains("refused this token"), "{out:#?}");
     assert!(!config.exists());
-    let out = login(&alice.token, "http://127.0.0.1:9").clean().code(3);
+    let out = login(&alice.token, "http://127.0.0.1:9", &[])
+        .clean()
+        .code(3);
     assert!(out.stderr.contains("cannot reach"), "{out:#?}");
+    // Plain http to another machine is refused before anything is sent, unless the
+    // user accepts it for that server.
+    let out = login(&alice.token, "http://192.0.2.7:8000", &[])
+        .clean()
+        .code(2);
+    assert!(out.stderr.contains("--insecure-http"), "{out:#?}");
 
-    let out = login(&format!("Bearer {}", alice.token), &server.url)
+    let out = login(&format!("Bearer {}", alice.token), &server.url, &[])
         .clean()
         .ok();
     assert!(
@@ -428,6 +456,12 @@ fn login_saves_a_private_user_config_and_checks_the_token() {
     assert!(
         !out.stderr.contains(&alice.token),
         "the token is never echoed"
+    );
+    let saved = fs::read_to_string(&config).unwrap();
+    let origin = server.url.trim_end_matches('/');
+    assert!(
+        saved.contains(&format!("[servers.\"{origin}\"]")),
+        "{saved}"
     );
 
     // Later commands need no environment at all.
@@ -446,27 +480,34 @@ fn configuration_precedence_flag_env_project_user() {
     let dead = "http://127.0.0.1:9";
     let user_config = alice.home.join(".config/envsync");
     fs::create_dir_all(&user_config).unwrap();
-    let run =
-        |args: &[&str], env_api: Option<&str>, project_server: Option<&str>, user_server: &str| {
-            fs::write(
+    let live = server.url.as_str();
+    let run = |args: &[&str],
+               env_api: Option<&str>,
+               project_server: Option<&str>,
+               user_server: &str| {
+        // A token stored for each server: which one is used follows the server.
+        fs::write(
                 user_config.join("config.toml"),
-                format!("server = \"{user_server}\"\ntoken = \"{}\"\n", alice.token),
+                format!(
+                    "server = \"{user_server}\"\n[servers.\"{live}\"]\ntoken = \"{}\"\n[servers.\"{dead}\"]\ntoken = \"t\"\n",
+                    alice.token
+                ),
             )
             .unwrap();
-            let mut toml = "project = \"precedence\"\n".to_owned();
-            if let Some(s) = project_server {
-                toml.push_str(&format!("server = \"{s}\"\n"));
-            }
-            fs::write(alice.repo.join(".envsync.toml"), toml).unwrap();
-            let mut cmd = alice.envsync_cmd(args);
-            cmd.env_remove("ENVSYNC_TOKEN");
-            match env_api {
-                Some(api) => cmd.env("ENVSYNC_API", api),
-                None => cmd.env_remove("ENVSYNC_API"),
-            };
-            envsync_tests::Run::from(cmd.output().unwrap()).code
+        let mut toml = "project = \"precedence\"\n".to_owned();
+        if let Some(s) = project_server {
+            toml.push_str(&format!("server = \"{s}\"\n"));
+        }
+        fs::write(alice.repo.join(".envsync.toml"), toml).unwrap();
+        alice.trust();
+        let mut cmd = alice.envsync_cmd(args);
+        cmd.env_remove("ENVSYNC_TOKEN");
+        match env_api {
+            Some(api) => cmd.env("ENVSYNC_API", api),
+            None => cmd.env_remove("ENVSYNC_API"),
         };
-    let live = server.url.as_str();
+        envsync_tests::Run::from(cmd.output().unwrap()).code
+    };
     // The user config alone.
     assert_eq!(run(&["diff"], None, None, live), 0);
     // .envsync.toml beats the user config.
@@ -484,6 +525,49 @@ fn configuration_precedence_flag_env_project_user() {
         run(&["diff", "--server", dead], Some(live), Some(live), live),
         3
     );
+}
+
+/// A token goes only to the origin it was stored for, and `ENVSYNC_TOKEN` only to the
+/// server `ENVSYNC_API` names.
+#[test]
+fn tokens_are_bound_to_their_server() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "bound");
+    alice.write_env("A=1\n");
+    let user_config = alice.home.join(".config/envsync");
+    fs::create_dir_all(&user_config).unwrap();
+    fs::write(
+        user_config.join("config.toml"),
+        format!(
+            "server = \"{}\"\n[servers.\"{}\"]\ntoken = \"{}\"\n",
+            server.url, server.url, alice.token
+        ),
+    )
+    .unwrap();
+    let other = Server::start();
+    // --server names a server with no stored token: refused before any request.
+    let mut cmd = alice.envsync_cmd(&["diff", "--server", &other.url]);
+    cmd.env_remove("ENVSYNC_API").env_remove("ENVSYNC_TOKEN");
+    let out = envsync_tests::Run::from(cmd.output().unwrap())
+        .refused()
+        .code(2);
+    assert!(out.stderr.contains("no token for"), "{out:#?}");
+    // ENVSYNC_TOKEN without ENVSYNC_API goes nowhere.
+    let mut cmd = alice.envsync_cmd(&["diff", "--server", &other.url]);
+    cmd.env_remove("ENVSYNC_API");
+    let out = envsync_tests::Run::from(cmd.output().unwrap())
+        .refused()
+        .code(2);
+    assert!(out.stderr.contains("ENVSYNC_API"), "{out:#?}");
+    let log = fs::read_to_string(&other.stderr_log).unwrap_or_default();
+    assert!(
+        !log.contains("/env/"),
+        "the other server got a request: {log}"
+    );
+    // The stored token still works for its own server.
+    let mut cmd = alice.envsync_cmd(&["push"]);
+    cmd.env_remove("ENVSYNC_API").env_remove("ENVSYNC_TOKEN");
+    envsync_tests::Run::from(cmd.output().unwrap()).clean().ok();
 }
 
 #[test]

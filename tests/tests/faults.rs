@@ -190,8 +190,8 @@ fn symlinked_env_file_is_never_written_through() {
     fs::set_permissions(&outside, fs::Permissions::from_mode(0o644)).unwrap();
     fs::remove_file(bob.env_path()).unwrap();
     std::os::unix::fs::symlink(&outside, bob.env_path()).unwrap();
-    for args in [&["pull"][..], &["pull", "--force"][..]] {
-        let out = bob.envsync(args).refused().code(1);
+    for args in [&["pull"][..], &["pull", "--force"][..], &["push"][..]] {
+        let out = bob.envsync(args).refused().code(2);
         assert!(out.stderr.contains("symbolic link"), "{out:#?}");
         assert_eq!(fs::read(&outside).unwrap(), b"LOCAL=1\n");
         assert_eq!(mode(&outside), 0o644, "the link's target keeps its mode");
@@ -255,14 +255,32 @@ fn atomic_write_syscalls_are_fsync_rename_fsync_dir() {
     let text = fs::read_to_string(&trace).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let repo = bob.repo.to_str().unwrap();
-    let env = format!("{repo}/.env");
-    let tmp_marker = format!("{env}.envsync.tmp-");
-    // fd of `open("<repo>/.env.envsync.tmp-<pid>", O_CREAT…)` and of `open("<repo>")`.
+    // The env file is written relative to its directory's descriptor (so no link on the
+    // path is ever followed): `openat(…, "<repo>", O_DIRECTORY…) = D`, then
+    // `openat(D, ".env.envsync.tmp-<pid>", O_CREAT…) = T`, `fsync(T)`,
+    // `renameat(D, ".env.envsync.tmp-<pid>", D, ".env")`, `fsync(D)`.
     let fd_of = |line: &str| line.rsplit("= ").next().unwrap().trim().parse::<i32>().ok();
     let tmp_open = lines
         .iter()
-        .position(|l| l.contains("openat(") && l.contains(&tmp_marker) && l.contains("O_CREAT"))
+        .position(|l| {
+            l.contains("openat(") && l.contains(".env.envsync.tmp-") && l.contains("O_CREAT")
+        })
         .unwrap_or_else(|| panic!("no temp file opened:\n{text}"));
+    let dir_fd: i32 = lines[tmp_open]
+        .split("openat(")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|fd| fd.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the temp file was not opened relative to a directory:\n{text}"));
+    let dir_open = (0..tmp_open)
+        .rev()
+        .find(|&i| {
+            (lines[i].contains(&format!("\"{repo}\""))
+                || lines[i].contains(&format!("\"{repo}/\"")))
+                && lines[i].contains("O_DIRECTORY")
+                && fd_of(lines[i]) == Some(dir_fd)
+        })
+        .unwrap_or_else(|| panic!("fd {dir_fd} is not the work tree's directory:\n{text}"));
     let tmp_fd = fd_of(lines[tmp_open]).unwrap();
     let fsync_tmp = (tmp_open..lines.len())
         .find(|&i| lines[i].contains(&format!("fsync({tmp_fd})")))
@@ -270,19 +288,17 @@ fn atomic_write_syscalls_are_fsync_rename_fsync_dir() {
     let rename = lines
         .iter()
         .position(|l| {
-            l.contains("rename") && l.contains(&tmp_marker) && l.contains(&format!("\"{env}\""))
+            l.contains("rename")
+                && l.contains(&format!("({dir_fd}, \".env.envsync.tmp-"))
+                && l.contains(&format!("{dir_fd}, \".env\""))
         })
         .unwrap_or_else(|| panic!("no rename over the env file:\n{text}"));
-    let dir_open = (rename..lines.len())
-        .find(|&i| lines[i].contains("openat(") && lines[i].contains(&format!("\"{repo}\"")))
-        .unwrap_or_else(|| panic!("the directory was not opened after the rename:\n{text}"));
-    let dir_fd = fd_of(lines[dir_open]).unwrap();
-    let fsync_dir = (dir_open..lines.len())
+    let fsync_dir = (rename..lines.len())
         .find(|&i| lines[i].contains(&format!("fsync({dir_fd})")))
         .unwrap_or_else(|| panic!("the directory was not fsynced:\n{text}"));
     assert!(
-        tmp_open < fsync_tmp && fsync_tmp < rename && rename < fsync_dir,
-        "order: open {tmp_open}, fsync {fsync_tmp}, rename {rename}, fsync dir {fsync_dir}\n{text}"
+        dir_open < tmp_open && tmp_open < fsync_tmp && fsync_tmp < rename && rename < fsync_dir,
+        "order: dir {dir_open}, open {tmp_open}, fsync {fsync_tmp}, rename {rename}, fsync dir {fsync_dir}\n{text}"
     );
 }
 

@@ -295,12 +295,19 @@ fn server_refusing_connections_does_not_hold_git() {
         .git_run(&["checkout", "-q", "-b", "offline-branch"])
         .ok();
     assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
-    assert!(out.stderr.contains("cannot reach"), "{out:#?}");
+    assert!(out.stderr.contains("server unreachable"), "{out:#?}");
     assert!(
         out.stderr.contains("+ B (not on server)"),
         "cached keys: {out:#?}"
     );
-    assert!(checkout.stderr.contains("cannot reach"), "{checkout:#?}");
+    // A branch created here takes the unpushed edits over (nothing to ask the server).
+    assert!(checkout.stderr.contains("takes over"), "{checkout:#?}");
+    // Checking out main again: the edits belong to offline-branch, which cannot be
+    // reached; the file is left, and says so in one line.
+    let back = dev.git_run(&["checkout", "-q", "main"]).ok();
+    assert_eq!(back.stderr.lines().count(), 1, "{back:#?}");
+    assert!(back.stderr.contains("kept your edits"), "{back:#?}");
+    assert_eq!(dev.read_env().unwrap(), b"A=1\nB=2\n");
 }
 
 #[test]

@@ -371,9 +371,12 @@ fn new_files_meet_the_work_factor_floor_and_weak_passphrases_are_refused() {
     // A project may ask for more, never for less.
     let config = alice.repo.join(".envsync.toml");
     let original = fs::read_to_string(&config).unwrap();
-    fs::write(&config, format!("{original}work_factor = 12\n")).unwrap();
-    let out = alice.envsync(&["push"]).refused().code(2);
-    assert!(out.stderr.contains("below the minimum 18"), "{out:#?}");
+    // And never above 22, the most a reader accepts (30 would ask scrypt for 1 TiB).
+    for wf in [12, 23, 30] {
+        fs::write(&config, format!("{original}work_factor = {wf}\n")).unwrap();
+        let out = alice.envsync(&["push"]).refused().code(2);
+        assert!(out.stderr.contains("outside 18..=22"), "{out:#?}");
+    }
     fs::write(&config, original).unwrap();
 
     // A short passphrase is refused for new files, unless explicitly allowed.

@@ -62,6 +62,8 @@ fn team(server: &Server, project: &str) -> (Dev, Dev) {
         .ok();
     alice.git(&["commit", "-qam", "team keys"]);
     bob.git(&["pull", "-q"]);
+    // The settings changed: bob reviews and trusts them, as a teammate would.
+    bob.trust();
     (alice, bob)
 }
 
@@ -76,11 +78,17 @@ fn team_mode_round_trip_and_stock_age() {
 
     let blob = latest_blob(&server, &alice.token, "team", "main");
     for dev in [&alice, &bob] {
-        let plain = stock_age(&blob, &identity(dev)).unwrap();
-        assert_eq!(
-            plain,
-            b"# envsync project=team branch=main version=1\nAPI_KEY=abc\n"
+        // Two comment lines (the binding, and alice's signature), then the file: still a
+        // valid .env for anyone who opens it with age alone.
+        let plain = String::from_utf8(stock_age(&blob, &identity(dev)).unwrap()).unwrap();
+        let lines: Vec<&str> = plain.lines().collect();
+        assert_eq!(lines[0], "# envsync project=team branch=main version=1");
+        assert!(
+            lines[1].starts_with("# envsync-meta signer=ed25519:"),
+            "{plain}"
         );
+        assert!(lines[1].contains(" sig="), "{plain}");
+        assert_eq!(&lines[2..], ["API_KEY=abc"]);
     }
     // Someone outside the team can do nothing with it.
     let mut eve = Dev::clone_of(&alice, &server, "eve@example.com");
@@ -194,10 +202,12 @@ fn passphrase_to_team_mode() {
         .ok();
     alice.envsync(&["rotate"]).clean().ok();
     let blob = latest_blob(&server, &alice.token, "migrate", "main");
-    assert_eq!(
-        stock_age(&blob, &identity(&alice)).unwrap(),
-        b"# envsync project=migrate branch=main version=2\nA=1\n"
+    let plain = String::from_utf8(stock_age(&blob, &identity(&alice)).unwrap()).unwrap();
+    assert!(
+        plain.starts_with("# envsync project=migrate branch=main version=2\n# envsync-meta "),
+        "{plain}"
     );
+    assert!(plain.ends_with("\nA=1\n"), "{plain}");
     // The old passphrase opens nothing any more: the branch now needs an identity.
     let bob = Dev::clone_of(&alice, &server, "bob@example.com");
     let out = bob.envsync(&["pull"]).clean().code(2);

@@ -45,6 +45,16 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             (drift, labels)
         }
         None => {
+            if let Some(file) = ctx.state.file()?
+                && file.branch != ctx.branch
+            {
+                out::say(&format!(
+                    "note: {} holds {}, not {}",
+                    ctx.env_display(),
+                    file.holds(),
+                    ctx.branch
+                ));
+            }
             let local = match sync::read_env(&ctx)? {
                 Some(bytes) => sync::parse_keys(&ctx, bytes.expose())?.names,
                 None => Vec::new(),

@@ -1,23 +1,34 @@
 //! `git envsync hook <name> ARGS…`: what the installed git hooks call.
 //!
 //! A hook never breaks or slows the user's git operation: every network call shares one
-//! short deadline, the cached key list stands in when the server is down, nothing ever
-//! prompts, and any problem becomes one `envsync: …` warning line with exit 0. The only
-//! non-zero exits are the two deliberate refusals of pre-commit: a staged env file, and
-//! drift under `git config envsync.strict true`.
+//! short deadline, a server that just failed is not asked again for a while (see
+//! [`Offline`]), the cached key list and the sealed copies stand in when the server is
+//! down, nothing ever prompts, and a hook run prints at most one `envsync: …` line (none
+//! when nothing happened). The only non-zero exits are the two deliberate refusals of
+//! pre-commit: a staged env file, and drift under `git config envsync.strict true`.
+//!
+//! The env file belongs to one branch at a time (its owner, in the local state): edits
+//! are pushed to that branch only, a checkout either brings the new branch's env or
+//! leaves the file marked as the old branch's, and on a detached HEAD the hooks do
+//! nothing at all.
 
 use crate::cli::Global;
 use crate::client::{Api, Timeouts};
-use crate::config::{LEGACY_PROJECT_FILE, PROJECT_FILE};
+use crate::config::ProjectConfig;
 use crate::context::Context;
 use crate::crypto::Keyring;
 use crate::drift::Drift;
-use crate::error::{CliError, Result};
+use crate::error::{CliError, Exit, Result};
+use crate::fsutil;
 use crate::git::Repo;
 use crate::out;
+use crate::state::{FileState, Source};
 use crate::sync::{self, PullOptions, PullOutcome, PushOutcome};
+use crate::trust::TrustStore;
 use clap::Subcommand;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
 /// Entry points for the installed git hooks (not for direct use).
 #[derive(Debug, clap::Args)]
@@ -28,7 +39,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Hook {
-    /// After a checkout: push unpushed edits to the branch left, pull the new branch.
+    /// After a checkout: push unpushed edits to the branch they belong to, then bring the
+    /// new branch's env.
     PostCheckout {
         previous: Option<String>,
         new: Option<String>,
@@ -37,7 +49,7 @@ enum Hook {
     },
     /// Before a commit: refuse a staged env file, warn about drift.
     PreCommit,
-    /// After a commit: push the env file if it changed since the last sync.
+    /// After a commit: push the env file's edits to the branch it belongs to.
     PostCommit,
 }
 
@@ -50,17 +62,53 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     {
         return Ok(ExitCode::SUCCESS);
     }
-    // A repository that does not use envsync: nothing to do, nothing to say.
     let Ok(repo) = Repo::discover() else {
         return Ok(ExitCode::SUCCESS);
     };
-    if !repo.root.join(PROJECT_FILE).exists() && !repo.root.join(LEGACY_PROJECT_FILE).exists() {
+    // The plaintext guard comes first and needs nothing but the repository and its
+    // index: no branch, no trusted config, no server, no parse of the env file.
+    if matches!(args.hook, Hook::PreCommit)
+        && let Some(code) = plaintext_guard(&repo)
+    {
+        return Ok(code);
+    }
+    // A rebase, a bisect, a detached checkout: there is no branch whose env to follow.
+    if repo.head_detached() {
         return Ok(ExitCode::SUCCESS);
     }
-    let result = Context::load_in(global, repo).and_then(|ctx| match args.hook {
-        Hook::PostCheckout { .. } => post_checkout(&ctx).map(|()| ExitCode::SUCCESS),
-        Hook::PreCommit => pre_commit(&ctx),
-        Hook::PostCommit => post_commit(&ctx).map(|()| ExitCode::SUCCESS),
+    // A work tree without envsync settings (not set up, or left out of a sparse
+    // checkout): nothing to do, nothing to say.
+    if !ProjectConfig::exists(&repo.root) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = match ProjectConfig::load(&repo.root) {
+        Ok(config) => config,
+        Err(e) => {
+            warn(&e);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    // Settings this clone has not trusted are not acted on: one line, nothing else.
+    let trust = TrustStore::new(repo.common_dir());
+    if !trust.is_trusted(&config).unwrap_or(false) {
+        let why = trust
+            .untrusted(&config)
+            .map(|e| e.message())
+            .unwrap_or_default();
+        out::say(&format!(
+            "envsync: {why}; the hooks do nothing until you review it with git envsync trust"
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let result = Context::load_in(global, repo).and_then(|ctx| {
+        let offline = Offline::new(&ctx);
+        match args.hook {
+            Hook::PostCheckout { previous, new, .. } => {
+                post_checkout(&ctx, &offline, previous == new).map(|()| ExitCode::SUCCESS)
+            }
+            Hook::PreCommit => pre_commit(&ctx, &offline),
+            Hook::PostCommit => post_commit(&ctx, &offline).map(|()| ExitCode::SUCCESS),
+        }
     });
     match result {
         Ok(code) => Ok(code),
@@ -75,103 +123,331 @@ fn warn(e: &CliError) {
     out::say(&format!("envsync: {}", e.message()));
 }
 
-fn api(ctx: &Context) -> Result<Api> {
-    ctx.api(Timeouts::HOOK)
+/// Refuses a commit that stages an env file or one of its backups: the file the
+/// project's settings name (trusted or not: this only reads the index), every env file a
+/// trusted setting named, and `.env`. `None` when nothing is staged.
+fn plaintext_guard(repo: &Repo) -> Option<ExitCode> {
+    let mut candidates = vec![".env".to_owned()];
+    if let Ok(config) = ProjectConfig::load(&repo.root) {
+        candidates.push(config.env_file);
+    }
+    candidates.extend(TrustStore::new(repo.common_dir()).env_files());
+    let staged = candidates
+        .iter()
+        .find_map(|rel| repo.staged_plaintext(rel))?;
+    out::say(&format!(
+        "error: {staged} is staged: plaintext secrets must never be committed"
+    ));
+    out::say(&format!(
+        "hint: git rm --cached {staged} (envsync keeps it in sync instead)"
+    ));
+    Some(ExitCode::from(1))
 }
 
-fn post_checkout(ctx: &Context) -> Result<()> {
-    let api = api(ctx)?;
-    let mut keyring = Keyring::new(&ctx.config, false)?;
+/// A server that did not answer a moment ago is not asked again for a while: a rebase or
+/// a cherry-pick of many commits runs the hooks once per commit, and must pay the
+/// network timeout once, not once per commit. Kept in `.git/envsync/offline` (the
+/// server's origin), fresh for [`Offline::FOR`]; any answer from the server clears it.
+pub struct Offline {
+    path: PathBuf,
+    origin: String,
+}
 
-    // Unpushed edits go to the branch they were made on, before anything is pulled.
-    if let Some(current) = sync::read_env(ctx)?
-        && sync::has_local_edits(ctx, current.expose())?
-    {
-        let left = ctx.repo.previous_branch().filter(|b| *b != ctx.branch);
-        let Some(left) = left else {
+impl Offline {
+    const FOR: Duration = Duration::from_secs(30);
+
+    fn new(ctx: &Context) -> Offline {
+        Offline {
+            path: ctx.repo.git_dir().join("envsync").join("offline"),
+            origin: ctx.remote.server.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Whether the server failed to answer less than [`Offline::FOR`] ago.
+    fn recently(&self) -> bool {
+        let fresh = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|at| SystemTime::now().duration_since(at).ok())
+            .is_some_and(|age| age < Offline::FOR);
+        fresh && std::fs::read_to_string(&self.path).is_ok_and(|o| o == self.origin)
+    }
+
+    /// Records the outcome of a network operation.
+    fn note(&self, failed: bool) {
+        if failed {
+            if let Some(dir) = self.path.parent()
+                && fsutil::private_dir(dir).is_ok()
+            {
+                let _ = fsutil::write_state(&self.path, self.origin.as_bytes());
+            }
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// The API client, unless the server was unreachable a moment ago.
+    fn api(&self, ctx: &Context) -> Result<Option<Api>> {
+        if self.recently() {
+            return Ok(None);
+        }
+        ctx.api(Timeouts::HOOK).map(Some)
+    }
+
+    /// Notes whether `result` failed for want of the server.
+    fn track<T>(&self, result: &Result<T>) {
+        match result {
+            Err(e) if e.exit == Exit::Server => self.note(true),
+            Ok(_) => self.note(false),
+            Err(_) => {}
+        }
+    }
+}
+
+/// The file's state, and whether it differs from it (`None`: no file).
+fn edited(ctx: &Context) -> Result<Option<(Option<FileState>, bool)>> {
+    let Some(current) = sync::read_env(ctx)? else {
+        return Ok(None);
+    };
+    let file = ctx.state.file()?;
+    let edited = file
+        .as_ref()
+        .is_none_or(|f| f.sha256 != fsutil::sha256_hex(current.expose()));
+    Ok(Some((file, edited)))
+}
+
+fn post_checkout(ctx: &Context, offline: &Offline, same_commit: bool) -> Result<()> {
+    let env = ctx.env_display();
+    let branch = &ctx.branch;
+    let state = edited(ctx)?;
+    if let Some((None, _)) = &state {
+        // Never synced: nobody's env. Left alone, and never pushed by a hook.
+        out::say(&format!(
+            "envsync: {env} was never synced; left as it is (git envsync push publishes it to {branch})"
+        ));
+        return Ok(());
+    }
+    if let Some((Some(file), true)) = &state {
+        if file.branch == *branch {
+            // Back on the branch the edits belong to: they stay.
+            return Ok(());
+        }
+        // A branch just created from HEAD takes the edits over, instead of having them
+        // pushed to the branch it was made from.
+        if same_commit && ctx.repo.created_from_head(branch) {
+            ctx.state.set_file(&FileState {
+                sha256: file.sha256.clone(),
+                branch: branch.clone(),
+                version: None,
+                from: Some(Source {
+                    branch: file.branch.clone(),
+                    version: file.version,
+                }),
+                config: file.config.clone(),
+            })?;
             out::say(&format!(
-                "envsync: {} has unpushed edits; not pulling {} over them",
-                ctx.env_display(),
-                ctx.branch
+                "envsync: {branch} takes over your unpushed edits to {env} (from {})",
+                file.holds()
             ));
             return Ok(());
+        }
+        // The edits go to their own branch first, or the file is left as it is.
+        let kept = |why: &str| {
+            out::say(&format!(
+                "envsync: kept your edits to {} in {env} ({why}); it is not {branch}'s env",
+                file.holds()
+            ));
         };
-        match sync::push(ctx, &api, &mut keyring, &left, false) {
-            Ok(PushOutcome::Pushed { version, .. }) => out::say(&format!(
-                "envsync: pushed your edits to {left} as version {version}"
-            )),
+        if !edits_under_these_settings(ctx)? {
+            kept("made under other settings, not pushed");
+            return Ok(());
+        }
+        let mut keyring = Keyring::new(&ctx.config, false)?;
+        if !keyring.available_without_prompt() {
+            kept("no passphrase in a hook; git envsync push --branch pushes them");
+            return Ok(());
+        }
+        let Some(api) = offline.api(ctx)? else {
+            kept("server unreachable");
+            return Ok(());
+        };
+        let pushed = sync::push(ctx, &api, &mut keyring, &file.branch, false);
+        offline.track(&pushed);
+        match pushed {
+            Ok(PushOutcome::Pushed { version, .. }) => {
+                // Said together with what the checkout brought, below.
+                return pull_new_branch(
+                    ctx,
+                    offline,
+                    Some(format!(
+                        "pushed your edits to {} as version {version}",
+                        file.branch
+                    )),
+                );
+            }
             Ok(PushOutcome::UpToDate { .. }) => {}
             Err(e) => {
-                out::say(&format!(
-                    "envsync: kept your edits in {} (not pushed to {left}: {})",
-                    ctx.env_display(),
-                    e.message()
-                ));
+                kept(&format!("not pushed: {}", e.message()));
                 return Ok(());
             }
         }
     }
+    pull_new_branch(ctx, offline, None)
+}
 
+/// Brings the checked-out branch's env into the file: from the server, else from this
+/// clone's sealed copy, else the file stays as it is and says whose it is.
+fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> Result<()> {
+    let env = ctx.env_display();
+    let branch = &ctx.branch;
+    let say = |what: String| match &pushed {
+        Some(p) => out::say(&format!("envsync: {p}; {what}")),
+        None => out::say(&format!("envsync: {what}")),
+    };
+    let still = || {
+        ctx.state
+            .file()
+            .ok()
+            .flatten()
+            .filter(|f| f.branch != *branch)
+            .map(|f| format!("; it still holds {}", f.holds()))
+            .unwrap_or_default()
+    };
     let opts = PullOptions {
         fallback: true,
         ..PullOptions::default()
     };
-    match sync::pull(ctx, &api, &mut keyring, opts) {
-        Ok(PullOutcome::Written { from, version, .. }) => out::say(&format!(
-            "envsync: {} is now {from} version {version}",
-            ctx.env_display()
+    let mut keyring = Keyring::new(&ctx.config, false)?;
+    let pulled = match offline.api(ctx)? {
+        Some(api) => {
+            let pulled = sync::pull(ctx, &api, &mut keyring, opts);
+            offline.track(&pulled);
+            pulled
+        }
+        None => Err(CliError::server("server unreachable a moment ago")),
+    };
+    match pulled {
+        Ok(PullOutcome::Written { from, version, .. }) if from == *branch => {
+            say(format!("{env} is now {from} version {version}"));
+        }
+        Ok(PullOutcome::Written { from, version, .. }) => say(format!(
+            "{env} is now {from} version {version} ({branch} has no env of its own yet)"
         )),
-        Ok(PullOutcome::Unchanged { .. } | PullOutcome::NoEnv) => {}
-        Err(e) => out::say(&format!(
-            "envsync: {} not updated for {}: {} (then run git envsync pull)",
-            ctx.env_display(),
-            ctx.branch,
-            e.message()
+        Ok(PullOutcome::Unchanged { .. }) => {
+            if let Some(p) = &pushed {
+                out::say(&format!("envsync: {p}"));
+            }
+        }
+        Ok(PullOutcome::NoEnv) => {
+            let still = still();
+            if !still.is_empty() || pushed.is_some() {
+                say(format!("{branch} has no env on the server{still}"));
+            }
+        }
+        Err(e) if e.exit == Exit::Server => match sync::fetch_offline(ctx, branch)? {
+            Some(copy) => {
+                let version = copy.version;
+                match sync::write_fetched(ctx, copy, PullOptions::default()) {
+                    Ok(_) => say(format!(
+                        "server unreachable; {env} is {branch} version {version} from this clone's copy"
+                    )),
+                    Err(e) => say(format!(
+                        "{env} not updated for {branch}: {}{}",
+                        e.message(),
+                        still()
+                    )),
+                }
+            }
+            None => say(format!(
+                "{env} not updated for {branch} (server unreachable){}",
+                still()
+            )),
+        },
+        Err(e) => say(format!(
+            "{env} not updated for {branch}: {}{}",
+            e.message(),
+            still()
         )),
     }
     Ok(())
 }
 
-fn pre_commit(ctx: &Context) -> Result<ExitCode> {
-    if ctx.repo.index_has(&ctx.env_path)? {
-        out::say(&format!(
-            "error: {} is staged: plaintext secrets must never be committed",
-            ctx.env_display()
-        ));
-        out::say(&format!(
-            "hint: git rm --cached {} (envsync keeps it in sync instead)",
-            ctx.env_display()
-        ));
-        return Ok(ExitCode::from(1));
-    }
+fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
     let current = sync::read_env(ctx)?;
     note_for_post_commit(ctx, current.as_ref().map(|c| c.expose()));
     let Some(current) = current else {
         return Ok(ExitCode::SUCCESS);
     };
+    let strict = ctx.repo.config_bool("envsync.strict");
+    let refuse = |what: String| {
+        if strict {
+            out::say(&format!("error: {what} (envsync.strict is set)"));
+            out::say("hint: git envsync pull or push, or git commit --no-verify to skip once");
+            ExitCode::from(1)
+        } else {
+            out::say(&format!("envsync: {what}"));
+            ExitCode::SUCCESS
+        }
+    };
+    // A file that holds another branch's env is worse than drift: say whose it is.
+    if let Some(file) = ctx.state.file()?
+        && file.branch != ctx.branch
+    {
+        return Ok(refuse(format!(
+            "{} holds {}, not {} ({})",
+            ctx.env_display(),
+            file.holds(),
+            ctx.branch,
+            foreign_hint(ctx, &file)
+        )));
+    }
     let local = sync::parse_keys(ctx, current.expose())?.names;
-    let Some(server) = server_keys(ctx) else {
+    let Some((server, cached)) = server_keys(ctx, offline) else {
         return Ok(ExitCode::SUCCESS);
     };
     let drift = Drift::new(local, server);
     if drift.in_sync() {
         return Ok(ExitCode::SUCCESS);
     }
-    let strict = ctx.repo.config_bool("envsync.strict");
-    for line in drift.warnings() {
-        out::say(&format!("envsync: {line}"));
+    Ok(refuse(format!(
+        "{} drifts from the server's keys{}: {}",
+        ctx.env_display(),
+        if cached {
+            " (as last seen: server unreachable)"
+        } else {
+            ""
+        },
+        drift.summary()
+    )))
+}
+
+/// How to get out of a file that holds another branch's env.
+fn foreign_hint(ctx: &Context, file: &FileState) -> String {
+    match ctx.repo.renamed_from(&ctx.branch) {
+        Some(old) if old == file.branch => format!(
+            "{} was renamed from {old}: git envsync mv {old} {} moves its env",
+            ctx.branch, ctx.branch
+        ),
+        _ => format!(
+            "git envsync pull takes {}'s, git envsync adopt makes this file its own",
+            ctx.branch
+        ),
     }
-    if strict {
-        out::say("error: the env file's keys drift from the server's (envsync.strict is set)");
-        out::say("hint: git envsync pull or push, or git commit --no-verify to skip once");
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the env file's content was last synced under the project settings trusted
+/// now: only then may a hook push its edits.
+fn edits_under_these_settings(ctx: &Context) -> Result<bool> {
+    let digest = ctx.config.digest();
+    Ok(ctx
+        .state
+        .file()?
+        .is_some_and(|f| f.config.as_deref() == Some(digest.as_str())))
 }
 
 /// Where pre-commit notes, for the post-commit hook's shell, that the env file was in sync
 /// (inside the git directory, beside envsync's state).
-const POST_COMMIT_NOTE: &str = "envsync/post-commit-clean";
+pub const POST_COMMIT_NOTE: &str = "envsync/post-commit-clean";
 
 /// Leaves the post-commit hook a note when the env file has nothing to push: its path and
 /// HEAD as they are now. While HEAD is the same and neither the env file nor the project
@@ -193,9 +469,9 @@ fn note_for_post_commit(ctx: &Context, current: Option<&[u8]>) {
             // Rewriting an unchanged note costs a truncate on every commit; it only needs
             // to be rewritten when it says something else or is no longer the newest.
             let watched = [
-                ctx.env_path.clone(),
-                ctx.repo.root.join(PROJECT_FILE),
-                ctx.repo.root.join(LEGACY_PROJECT_FILE),
+                ctx.env.path(),
+                ctx.repo.root.join(crate::config::PROJECT_FILE),
+                ctx.repo.root.join(crate::config::LEGACY_PROJECT_FILE),
             ];
             let current = std::fs::read(&note).is_ok_and(|t| t == text.as_bytes())
                 && modified(&note)
@@ -214,9 +490,9 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// The server's key list for the branch (or its fallback), the cached one when the server
-/// cannot be reached in time; `None` when there is nothing to compare with.
-fn server_keys(ctx: &Context) -> Option<Vec<String>> {
+/// The server's key list for the branch (or its fallback), the cached one (`true`) when
+/// the server cannot be reached in time; `None` when there is nothing to compare with.
+fn server_keys(ctx: &Context, offline: &Offline) -> Option<(Vec<String>, bool)> {
     let mut branches = vec![ctx.branch.clone()];
     branches.extend(
         ctx.config
@@ -224,58 +500,84 @@ fn server_keys(ctx: &Context) -> Option<Vec<String>> {
             .clone()
             .filter(|d| *d != ctx.branch),
     );
-    let api = api(ctx).ok()?;
+    let cached = || {
+        branches
+            .iter()
+            .filter_map(|b| ctx.state.branch(b).ok())
+            .find(|s| s.keys_version > 0)
+            .map(|s| (s.keys, true))
+    };
+    let Ok(Some(api)) = offline.api(ctx) else {
+        return cached();
+    };
     for branch in &branches {
         match api.keys(&ctx.config.project, branch) {
             Ok(Some(k)) => {
+                offline.note(false);
                 let _ = ctx.state.record_seen(branch, k.version, &k.keys);
-                return Some(k.keys);
+                return Some((k.keys, false));
             }
             Ok(None) => continue,
             Err(e) => {
-                let cached = branches
-                    .iter()
-                    .filter_map(|b| ctx.state.branch(b).ok())
-                    .find(|s| s.keys_version > 0);
-                warn(&api.fail(e));
-                if cached.is_some() {
-                    out::say("envsync: using the cached key list");
-                }
-                return cached.map(|s| s.keys);
+                let e = api.fail(e);
+                offline.track::<()>(&Err(e));
+                return cached();
             }
         }
     }
+    offline.note(false);
     None
 }
 
-fn post_commit(ctx: &Context) -> Result<()> {
-    let Some(current) = sync::read_env(ctx)? else {
+fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
+    let env = ctx.env_display();
+    let Some((file, true)) = edited(ctx)? else {
         return Ok(());
     };
-    if !sync::has_local_edits(ctx, current.expose())? {
+    let Some(file) = file else {
+        out::say(&format!(
+            "envsync: {env} was never synced; not pushed (git envsync push publishes it to {})",
+            ctx.branch
+        ));
+        return Ok(());
+    };
+    if file.branch != ctx.branch {
+        out::say(&format!(
+            "envsync: {env} not pushed: it holds edits to {}, not {} ({})",
+            file.holds(),
+            ctx.branch,
+            foreign_hint(ctx, &file)
+        ));
+        return Ok(());
+    }
+    if !edits_under_these_settings(ctx)? {
+        out::say(&format!(
+            "envsync: {env} was synced under other settings; not pushed (git envsync push, after checking it)"
+        ));
         return Ok(());
     }
     let mut keyring = Keyring::new(&ctx.config, false)?;
     if !keyring.available_without_prompt() {
         out::say(&format!(
-            "envsync: {} changed but was not pushed: no passphrase in a hook (set ENVSYNC_PASS, or run git envsync push)",
-            ctx.env_display()
+            "envsync: {env} changed but was not pushed: no passphrase in a hook (set ENVSYNC_PASS, or run git envsync push)"
         ));
         return Ok(());
     }
-    let api = api(ctx)?;
-    match sync::push(ctx, &api, &mut keyring, &ctx.branch, false) {
+    let Some(api) = offline.api(ctx)? else {
+        out::say(&format!(
+            "envsync: {env} not pushed: server unreachable (a commit or checkout later pushes it)"
+        ));
+        return Ok(());
+    };
+    let pushed = sync::push(ctx, &api, &mut keyring, &ctx.branch, false);
+    offline.track(&pushed);
+    match pushed {
         Ok(PushOutcome::Pushed { version, .. }) => out::say(&format!(
-            "envsync: pushed {} to {} as version {version}",
-            ctx.env_display(),
+            "envsync: pushed {env} to {} as version {version}",
             ctx.branch
         )),
         Ok(PushOutcome::UpToDate { .. }) => {}
-        Err(e) => out::say(&format!(
-            "envsync: {} not pushed: {}",
-            ctx.env_display(),
-            e.message()
-        )),
+        Err(e) => out::say(&format!("envsync: {env} not pushed: {}", e.message())),
     }
     Ok(())
 }

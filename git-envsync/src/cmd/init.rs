@@ -1,11 +1,13 @@
 //! `git envsync init`: writes `.envsync.toml` and git-ignores the env file.
 
 use crate::cli::Global;
-use crate::config::{self, PROJECT_FILE, ProjectConfig, RecipientEntry};
+use crate::config::{PROJECT_FILE, ProjectConfig, RecipientEntry};
 use crate::error::{CliError, Result};
 use crate::fsutil;
 use crate::git::{self, Repo};
 use crate::out;
+use crate::trust::TrustStore;
+use crate::worktree::TreeFile;
 use envsync_common::names::validate_project;
 use std::process::ExitCode;
 
@@ -50,14 +52,15 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         None => "main".to_owned(),
     };
     git::check_branch(&default_branch)?;
-    let env_path = config::env_file_path(&repo.root, &args.env_file)?;
+    let env = TreeFile::new(&repo.root, &args.env_file)?;
 
     let mut config = ProjectConfig::new(project.clone());
     config.env_file = args.env_file.clone();
     config.server = global.server.clone();
     config.default_branch = Some(default_branch.clone());
     if args.recipients {
-        if !crate::crypto::identity_path()?.exists() {
+        if !crate::crypto::identity_path()?.exists() || !crate::crypto::signing_key_path()?.exists()
+        {
             super::keygen::run(global, super::keygen::Args {})?;
         }
         let name = repo
@@ -68,11 +71,14 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         config.recipients = vec![RecipientEntry::Named {
             name,
             key: super::keygen::public_key()?,
+            signer: Some(super::keygen::signing_public()?),
         }];
     }
     config.save(&repo.root)?;
+    // What init writes is what the user asked for: trusted, like members add/remove.
+    TrustStore::new(repo.common_dir()).trust(&config)?;
 
-    if !repo.is_ignored(&env_path) {
+    if !repo.is_ignored(&env.path()) {
         ignore(&repo, &args.env_file)?;
     }
     let mode = if config.recipients.is_empty() {
@@ -84,19 +90,19 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         "Initialised envsync: project {project}, env file {}, default branch {default_branch}, {mode}",
         args.env_file
     ));
-    if repo.index_has(&env_path)? {
+    if repo.index_has(&env.path())? {
         out::say(&format!(
             "warning: {} is tracked by git; untrack it with: git rm --cached {}",
             args.env_file, args.env_file
         ));
     }
-    let logged_in = crate::config::UserConfig::load()
-        .map(|u| u.token.is_some())
-        .unwrap_or(false);
+    let logged_in = crate::context::Remote::resolve(global.server.as_deref(), None)
+        .and_then(|r| r.api(crate::client::Timeouts::COMMAND))
+        .is_ok();
     out::say(if logged_in {
         "next: commit .envsync.toml and .gitignore, then git envsync push"
     } else {
-        "next: git envsync login --server URL --token TOKEN, then git envsync push"
+        "next: git envsync login --server URL, then git envsync push"
     });
     Ok(ExitCode::SUCCESS)
 }

@@ -1,25 +1,36 @@
-//! `git envsync login`: stores the server URL and token in the user configuration (0600)
-//! after checking them against the server.
+//! `git envsync login`: stores a token for one server origin in the user configuration
+//! (0600) after checking it against the server.
+//!
+//! The token is read from a no-echo prompt, from stdin (`--token-stdin`) or from
+//! `ENVSYNC_TOKEN`, never from an argument (argv is visible to other processes and lands
+//! in shell history). It is stored for the server's origin and will only ever be sent
+//! there.
 
 use crate::cli::Global;
 use crate::client::{Api, ApiError, Timeouts};
-use crate::config::{Token, UserConfig};
+use crate::config::{self, Token, UserConfig};
 use crate::context::env_nonempty;
 use crate::error::{CliError, Result};
 use crate::out;
 use envsync_common::api::WhoAmI;
 use reqwest::{Method, StatusCode};
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
-/// Store the server URL and your token (in $XDG_CONFIG_HOME/envsync/config.toml, mode 0600).
+/// Store your token for a server (in $XDG_CONFIG_HOME/envsync/config.toml, mode 0600).
 ///
-/// The server comes from --server; the token from --token, ENVSYNC_TOKEN, or a prompt.
+/// The server comes from --server (or ENVSYNC_API); the token from a no-echo prompt,
+/// --token-stdin, or ENVSYNC_TOKEN. It is sent only to that server from then on.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The token an owner minted for you (with or without "Bearer ").
-    #[arg(long, value_name = "TOKEN")]
-    token: Option<String>,
+    /// Read the token from the first line of stdin (for scripts: `… | git envsync login
+    /// --server URL --token-stdin`).
+    #[arg(long)]
+    token_stdin: bool,
+    /// Allow plain http:// to a server that is not on this machine: the token then
+    /// crosses the network unencrypted. Recorded for this server only.
+    #[arg(long)]
+    insecure_http: bool,
 }
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
@@ -29,18 +40,29 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         .clone()
         .or_else(|| env_nonempty("ENVSYNC_API"))
         .or_else(|| user.server.clone())
-        .ok_or_else(|| {
-            CliError::usage("no server given").hint("git envsync login --server URL --token TOKEN")
-        })?;
-    let raw = match args.token.or_else(|| env_nonempty("ENVSYNC_TOKEN")) {
-        Some(t) => t,
-        None if std::io::stdin().is_terminal() => {
-            rpassword::prompt_password("envsync token: ").map_err(anyhow::Error::from)?
-        }
-        None => {
-            return Err(CliError::usage("no token given")
-                .hint("git envsync login --server URL --token TOKEN"));
-        }
+        .ok_or_else(|| CliError::usage("no server given").hint("git envsync login --server URL"))?;
+    let origin = config::origin(&server)?;
+    if origin.starts_with("http://") && !config::is_loopback(&server) && !args.insecure_http {
+        return Err(CliError::usage(format!(
+            "{origin} is plain http on another machine: your token would cross the network unencrypted"
+        ))
+        .hint("use https://, or pass --insecure-http to accept that for this server"));
+    }
+    let raw = if args.token_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::usage(format!("cannot read the token from stdin: {e}")))?;
+        line
+    } else if let Some(token) = env_nonempty("ENVSYNC_TOKEN") {
+        token
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("envsync token: ").map_err(anyhow::Error::from)?
+    } else {
+        return Err(CliError::usage("no token given").hint(
+            "run git envsync login in a terminal to be prompted, or pipe it in with --token-stdin",
+        ));
     };
     let token = Token::new(&raw).ok_or_else(|| CliError::usage("the token is empty"))?;
 
@@ -57,11 +79,12 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     };
 
     user.server = Some(api.base().to_owned());
-    user.token = Some(token);
+    let login = user.servers.entry(origin.clone()).or_default();
+    login.token = Some(token);
+    login.insecure_http = args.insecure_http;
     let path = user.save()?;
     out::say(&format!(
-        "Logged in to {} (envsync-server {}) as {identity}; saved to {}",
-        api.base(),
+        "Logged in to {origin} (envsync-server {}) as {identity}; saved to {}",
         health.version,
         path.display()
     ));

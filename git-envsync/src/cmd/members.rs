@@ -1,15 +1,23 @@
-//! `git envsync members add|remove|list`: the team-key recipients in `.envsync.toml`.
+//! `git envsync members add|remove|list`: the team-key members in `.envsync.toml`.
+//!
+//! Each member has an age public key (what is pushed is sealed to it) and a signing key
+//! (what they push is accepted by teammates only when it verifies against it). Changing
+//! the list changes settings this clone had trusted, so the command requires the current
+//! settings to be trusted first and trusts what it writes.
 
 use crate::cli::Global;
 use crate::config::{PROJECT_FILE, ProjectConfig, RecipientEntry};
 use crate::error::{CliError, Result};
 use crate::git::Repo;
 use crate::out;
+use crate::trust::TrustStore;
 use clap::Subcommand;
+use envsync_common::signing::SignerKey;
 use std::process::ExitCode;
 use std::str::FromStr;
 
-/// Manage the project's recipients (team-key mode): who can decrypt what is pushed next.
+/// Manage the project's members (team-key mode): who can decrypt what is pushed next, and
+/// whose pushes are accepted.
 ///
 /// Changes take effect for new pushes; run `git envsync rotate` to re-encrypt every
 /// branch for the new set (after removing someone, also change the secrets they saw).
@@ -21,8 +29,14 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Action {
-    /// Add a member by name (their email is a good name) and age public key.
-    Add { name: String, key: String },
+    /// Add a member: a name (their email is a good name), their age public key and their
+    /// signing key, as `git envsync keygen` prints them ("age1… ed25519:…", in one
+    /// argument or two).
+    Add {
+        name: String,
+        key: String,
+        signer: Option<String>,
+    },
     /// Remove a member by name (or by key).
     Remove { name: String },
     /// List the members.
@@ -32,48 +46,59 @@ enum Action {
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let mut config = ProjectConfig::load(&repo.root)?;
+    let trust = TrustStore::new(repo.common_dir());
+    trust.require(&config)?;
     match args.action {
         Action::List => {
             if global.json {
                 let list: Vec<_> = config
                     .recipients
                     .iter()
-                    .map(|r| serde_json::json!({"name": r.name(), "key": r.key()}))
+                    .map(|r| serde_json::json!({"name": r.name(), "key": r.key(), "signer": r.signer()}))
                     .collect();
                 out::json(&list);
             } else {
                 let text: String = config
                     .recipients
                     .iter()
-                    .map(|r| format!("{}  {}\n", r.key(), r.name().unwrap_or("-")))
+                    .map(|r| {
+                        format!(
+                            "{}  {}  {}\n",
+                            r.key(),
+                            r.signer().unwrap_or("(no signing key)"),
+                            r.name().unwrap_or("-")
+                        )
+                    })
                     .collect();
                 out::print(&text);
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Action::Add { name, key } => {
-            age::x25519::Recipient::from_str(&key).map_err(|e| {
-                CliError::usage(format!("'{key}' is not an age X25519 public key ({e})"))
-            })?;
-            if let Some(existing) = config
-                .recipients
-                .iter()
-                .find(|r| r.key() == key || r.name() == Some(name.as_str()))
-            {
+        Action::Add { name, key, signer } => {
+            let (key, signer) = split_keys(&key, signer)?;
+            if let Some(existing) = config.recipients.iter().find(|r| {
+                r.key() == key || r.name() == Some(name.as_str()) || r.signer() == Some(&signer)
+            }) {
                 return Err(CliError::refused(format!(
                     "{} is already a member ({})",
-                    existing.name().unwrap_or(existing.key()),
+                    existing.label(),
                     existing.key()
                 )));
             }
+            let was_team = config.team_mode();
             config.recipients.push(RecipientEntry::Named {
                 name: name.clone(),
                 key,
+                signer: Some(signer),
             });
             config.save(&repo.root)?;
+            trust.trust(&config)?;
             out::say(&format!(
-                "Added {name}; run git envsync rotate so existing branches become readable to them"
+                "Added {name}; commit {PROJECT_FILE}, then run git envsync rotate so existing branches become readable to them"
             ));
+            if !was_team {
+                out::say("This moves the project from passphrase mode to team-key mode.");
+            }
         }
         Action::Remove { name } => {
             let before = config.recipients.len();
@@ -89,10 +114,35 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 ));
             }
             config.save(&repo.root)?;
+            trust.trust(&config)?;
             out::say(&format!(
-                "Removed {name} from {PROJECT_FILE}; now run git envsync rotate --removed {name}, then change the secrets it lists"
+                "Removed {name} from {PROJECT_FILE}; commit it, run git envsync rotate --removed {name}, then change the secrets it lists"
             ));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The age key and the signing key, from `KEY SIGNER` or one `"KEY SIGNER"` argument.
+fn split_keys(key: &str, signer: Option<String>) -> Result<(String, String)> {
+    let mut words = key.split_whitespace();
+    let age_key = words.next().unwrap_or_default().to_owned();
+    let signer = match (words.next(), signer) {
+        (Some(s), None) => s.to_owned(),
+        (None, Some(s)) => s,
+        (None, None) => {
+            return Err(CliError::usage("a member needs a signing key too").hint(
+                "pass the line git envsync keygen prints: members add NAME \"age1… ed25519:…\"",
+            ));
+        }
+        (Some(_), Some(_)) => return Err(CliError::usage("two signing keys given")),
+    };
+    if words.next().is_some() {
+        return Err(CliError::usage("expected an age key and a signing key"));
+    }
+    age::x25519::Recipient::from_str(&age_key).map_err(|e| {
+        CliError::usage(format!("'{age_key}' is not an age X25519 public key ({e})"))
+    })?;
+    SignerKey::from_str(&signer).map_err(|e| CliError::usage(format!("'{signer}': {e}")))?;
+    Ok((age_key, signer))
 }

@@ -6,9 +6,11 @@ use crate::error::Result;
 use clap::Subcommand;
 use std::process::ExitCode;
 
+mod adopt;
 mod audit;
 mod completions;
 mod diff;
+mod forget;
 mod hook;
 mod hooks;
 mod init;
@@ -17,19 +19,23 @@ mod log;
 mod login;
 mod man;
 mod members;
+mod mv;
 mod pull;
 mod push;
+mod restore;
 mod rollback;
 mod rotate;
 mod run;
 mod status;
 mod token;
+mod trust;
 mod watch;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::Args),
     Login(login::Args),
+    Trust(trust::Args),
     Push(push::Args),
     Pull(pull::Args),
     Diff(diff::Args),
@@ -43,7 +49,11 @@ pub enum Command {
     Keygen(keygen::Args),
     Members(members::Args),
     Rollback(rollback::Args),
+    Adopt(adopt::Args),
+    Mv(mv::Args),
+    Restore(restore::Args),
     Rotate(rotate::Args),
+    Forget(forget::Args),
     Token(token::Args),
     Audit(audit::Args),
     Completions(completions::Args),
@@ -56,6 +66,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(g, args),
         Command::Login(args) => login::run(g, args),
+        Command::Trust(args) => trust::run(g, args),
         Command::Push(args) => push::run(g, args),
         Command::Pull(args) => pull::run(g, args),
         Command::Diff(args) => diff::run(g, args),
@@ -68,7 +79,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keygen(args) => keygen::run(g, args),
         Command::Members(args) => members::run(g, args),
         Command::Rollback(args) => rollback::run(g, args),
+        Command::Adopt(args) => adopt::run(g, args),
+        Command::Mv(args) => mv::run(g, args),
+        Command::Restore(args) => restore::run(g, args),
         Command::Rotate(args) => rotate::run(g, args),
+        Command::Forget(args) => forget::run(g, args),
         Command::Token(args) => token::run(g, args),
         Command::Audit(args) => audit::run(g, args),
         Command::Completions(args) => completions::run(g, args),

@@ -4,7 +4,7 @@ use crate::cli::Global;
 use crate::client::Timeouts;
 use crate::context::Context;
 use crate::crypto::Keyring;
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::out;
 use crate::sync::{self, PushOutcome};
 use serde_json::json;
@@ -22,6 +22,24 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
+    // The file's edits belong to the branch whose env it holds: pushing them to whichever
+    // branch is checked out would give that branch another branch's env.
+    if global.branch.is_none()
+        && let Some(file) = ctx.state.file()?
+        && file.branch != ctx.branch
+    {
+        return Err(CliError::refused(format!(
+            "{} holds {}, not {}: pushing it here would give {} another branch's env",
+            ctx.env_display(),
+            file.holds(),
+            ctx.branch,
+            ctx.branch
+        ))
+        .hint(format!(
+            "git envsync push --branch {} pushes it where it belongs; git envsync adopt makes it {}'s own",
+            file.branch, ctx.branch
+        )));
+    }
     let api = ctx.api(Timeouts::COMMAND)?;
     let mut keyring = Keyring::new(&ctx.config, true)?;
     let outcome = sync::push(&ctx, &api, &mut keyring, &ctx.branch, args.force)?;

@@ -9,8 +9,7 @@ use crate::error::{CliError, Result};
 use crate::fsutil;
 use crate::out;
 use crate::state::FileState;
-use crate::sync;
-use envsync_common::envelope::Binding;
+use crate::sync::{self, ReadRules};
 use std::process::ExitCode;
 
 /// Push an old version's content again as the branch's newest version.
@@ -25,27 +24,37 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let api = ctx.api(Timeouts::COMMAND)?;
     let mut keyring = Keyring::new(&ctx.config, true)?;
     let project = &ctx.config.project;
-    let fail = |e| api.fail(e);
 
     let latest = api
         .keys(project, &ctx.branch)
-        .map_err(fail)?
+        .map_err(|e| api.fail(e))?
         .ok_or_else(|| CliError::refused(format!("{} has no env on the server", ctx.branch)))?;
-    let old = api
-        .env(project, &ctx.branch, Some(args.version))
-        .map_err(fail)?
-        .ok_or_else(|| {
-            CliError::refused(format!(
-                "version {} of {} does not exist",
-                args.version, ctx.branch
-            ))
-        })?;
-    let opened = keyring.open(&old.ciphertext)?;
-    opened
-        .binding
-        .verify(&Binding::new(project, &ctx.branch, args.version))
-        .map_err(|e| CliError::refused(format!("integrity check failed: {e}")))?;
-    let content = opened.env;
+    if args.version > latest.version {
+        return Err(CliError::usage(format!(
+            "version {} of {} does not exist: the latest is {}",
+            args.version, ctx.branch, latest.version
+        )));
+    }
+    // The same verified read as pull: version echo, binding, key list, signature.
+    let rules = ReadRules {
+        old_version_asked: true,
+        ..ReadRules::default()
+    };
+    let old = sync::fetch_version(
+        &ctx,
+        &api,
+        &mut keyring,
+        &ctx.branch,
+        Some(args.version),
+        rules,
+    )?
+    .ok_or_else(|| {
+        CliError::refused(format!(
+            "version {} of {} does not exist",
+            args.version, ctx.branch
+        ))
+    })?;
+    let content = old.content;
 
     // The local file follows unless it holds edits that were never pushed.
     let current = sync::read_env(&ctx)?;
@@ -72,11 +81,13 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             ctx.env_display()
         ));
     } else {
-        fsutil::write_atomic(&ctx.env_path, content.expose(), 0o600)?;
+        ctx.env.write(content.expose(), 0o600)?;
         ctx.state.set_file(&FileState {
             sha256: fsutil::sha256_hex(content.expose()),
             branch: ctx.branch.clone(),
-            version,
+            version: Some(version),
+            from: None,
+            config: Some(ctx.config.digest()),
         })?;
     }
     Ok(ExitCode::SUCCESS)

@@ -13,8 +13,7 @@ use crate::crypto::{self, Keyring};
 use crate::error::{CliError, Result};
 use crate::fsutil;
 use crate::out;
-use crate::sync;
-use envsync_common::envelope::Binding;
+use crate::sync::{self, ReadRules};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
@@ -32,6 +31,11 @@ pub struct Args {
     /// Stop after this many branches (run again to continue).
     #[arg(long, value_name = "N")]
     batch: Option<usize>,
+    /// Team mode: also re-sign versions that carry no signature at all (pushed before
+    /// signatures existed). Check their content first: anyone with push access could
+    /// have written an unsigned version.
+    #[arg(long)]
+    accept_unsigned: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -77,25 +81,37 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         if tty {
-            eprint!("\r[{}/{total}] rotating {name}\x1b[K", i + 1);
+            eprint!("\r[{}/{total}] rotating {}\x1b[K", i + 1, out::clean(name));
         }
-        let env = api
-            .env(project, name, None)
-            .map_err(|e| api.fail(e))?
+        // The same verified read as pull; the version is the one the listing named.
+        let rules = ReadRules {
+            allow_unsigned: args.accept_unsigned,
+            passphrase_ok: true,
+            ..ReadRules::default()
+        };
+        let read = sync::fetch_version(&ctx, &api, &mut reader, name, Some(info.version), rules)
+            .map_err(|e| {
+                let message = format!("{name}: {}", e.message());
+                CliError {
+                    error: anyhow::anyhow!(message),
+                    ..e
+                }
+            })?
             .ok_or_else(|| CliError::refused(format!("{name} disappeared from the server")))?;
-        let opened = reader.open(&env.ciphertext)?;
-        opened
-            .binding
-            .verify(&Binding::new(project, name, env.version))
-            .map_err(|e| CliError::refused(format!("{name}: integrity check failed: {e}")))?;
+        if read.signer.is_none() && reader.team_mode() && args.accept_unsigned {
+            out::say(&format!(
+                "{name}: version {} was not signed; re-signing it as yours (--accept-unsigned)",
+                read.version
+            ));
+        }
         let mut branch = ctx.state.branch(name)?;
         let version = sync::push_version(
             &ctx,
             &api,
             &mut writer,
             &mut branch,
-            opened.env.expose(),
-            Some(env.version),
+            read.content.expose(),
+            Some(read.version),
         )?;
         progress.done.insert(name.clone(), version);
         let bytes = serde_json::to_vec_pretty(&progress).map_err(anyhow::Error::from)?;

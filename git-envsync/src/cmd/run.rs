@@ -16,7 +16,8 @@ use std::process::{Command, ExitCode};
 /// Run a command with the branch's variables set, without writing the env file.
 ///
 /// Values are taken as written (quotes removed, no $VAR expansion); the command's exit
-/// code is passed through.
+/// code is passed through. envsync's own credentials (ENVSYNC_TOKEN, ENVSYNC_PASS,
+/// ENVSYNC_NEW_PASS) are removed from the command's environment.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The command and its arguments (after --).
@@ -28,6 +29,9 @@ pub struct Args {
     )]
     command: Vec<OsString>,
 }
+
+/// The variables through which envsync itself receives a secret.
+pub const CREDENTIALS: [&str; 3] = ["ENVSYNC_TOKEN", "ENVSYNC_PASS", "ENVSYNC_NEW_PASS"];
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
@@ -50,6 +54,11 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         .ok_or_else(|| CliError::usage("no command given"))?;
     let mut command = Command::new(program);
     command.args(rest);
+    // envsync's own credentials are for envsync: the command gets the env file's
+    // variables, never the token or passphrase that fetched them.
+    for name in CREDENTIALS {
+        command.env_remove(name);
+    }
     for entry in &entries {
         if entry.value.expose().contains(&0) {
             return Err(CliError::refused(format!(

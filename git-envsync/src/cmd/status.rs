@@ -20,11 +20,12 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
     let mut branch = ctx.state.branch(&ctx.branch)?;
 
     let content = sync::read_env(&ctx)?;
+    let file = ctx.state.file()?;
     let (local_state, local_keys) = match &content {
         None => ("missing", None),
         Some(bytes) => {
             let keys = sync::parse_keys(&ctx, bytes.expose())?.names;
-            let state = if ctx.state.file()?.is_none() {
+            let state = if file.is_none() {
                 "never synced"
             } else if sync::has_local_edits(&ctx, bytes.expose())? {
                 "edited"
@@ -33,6 +34,14 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
             };
             (state, Some(keys))
         }
+    };
+    // Whose env the file holds, when that is not simply the branch's.
+    let holds = match &file {
+        Some(f) if content.is_some() && f.branch != ctx.branch => {
+            format!("; holds {}, not {}", f.holds(), ctx.branch)
+        }
+        Some(f) if content.is_some() && f.from.is_some() => format!("; holds {}", f.holds()),
+        _ => String::new(),
     };
 
     let mut failure = None;
@@ -50,6 +59,10 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
     };
     let server_state = match (&server, &failure, branch.version) {
         (_, Some(_), _) => "unreachable".to_owned(),
+        (None, None, _) if branch.seen > 0 => format!(
+            "none, but this clone synced version {}: restored from an old backup? (git envsync restore)",
+            branch.seen
+        ),
         (None, None, _) => "none".to_owned(),
         (Some(k), None, Some(mine)) if k.version == mine => format!("version {} (same)", k.version),
         (Some(k), None, Some(mine)) => format!("version {} (newer than your {mine})", k.version),
@@ -81,6 +94,8 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
             "branch": ctx.branch,
             "env_file": ctx.env_display(),
             "local": local_state,
+            "holds": file.as_ref().filter(|_| content.is_some()).map(|f| f.holds()),
+            "holds_branch": file.as_ref().filter(|_| content.is_some()).map(|f| &f.branch),
             "synced_version": branch.version,
             "server_version": server.as_ref().map(|k| k.version),
             "server_reachable": failure.is_none(),
@@ -89,7 +104,7 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
         }));
     } else {
         out::print(&format!(
-            "Project: {}\nBranch:  {}\nFile:    {} ({local_state})\nServer:  {server_state}\nDrift:   {drift_line}\n",
+            "Project: {}\nBranch:  {}\nFile:    {} ({local_state}{holds})\nServer:  {server_state}\nDrift:   {drift_line}\n",
             ctx.config.project,
             ctx.branch,
             ctx.env_display(),

@@ -2,9 +2,8 @@
 
 use crate::cli::Global;
 use crate::client::{Api, Timeouts};
-use crate::config::UserConfig;
-use crate::context::{Context, env_nonempty};
-use crate::error::{CliError, Result};
+use crate::context::{Context, Remote};
+use crate::error::Result;
 use crate::out;
 use envsync_common::api::{Role, TokenInfo, TokenRequest, TokenResponse, Ttl};
 use reqwest::Method;
@@ -110,8 +109,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The API, from the repository's context when there is one (its server and project),
-/// else from the user configuration.
+/// The API, from the repository's context when there is one (its trusted server and
+/// project), else from the flag, `ENVSYNC_API` and the user configuration.
 fn connect(global: &Global) -> Result<(Api, Option<String>)> {
     if let Ok(ctx) = Context::load(global) {
         return Ok((
@@ -119,16 +118,6 @@ fn connect(global: &Global) -> Result<(Api, Option<String>)> {
             Some(ctx.config.project.clone()),
         ));
     }
-    let user = UserConfig::load()?;
-    let server = global
-        .server
-        .clone()
-        .or_else(|| env_nonempty("ENVSYNC_API"))
-        .or(user.server)
-        .ok_or_else(|| CliError::usage("no envsync server configured"))?;
-    let token = env_nonempty("ENVSYNC_TOKEN")
-        .and_then(|t| crate::config::Token::new(&t))
-        .or(user.token)
-        .ok_or_else(|| CliError::usage("no token configured"))?;
-    Ok((Api::new(&server, Some(token), Timeouts::COMMAND)?, None))
+    let remote = Remote::resolve(global.server.as_deref(), None)?;
+    Ok((remote.api(Timeouts::COMMAND)?, None))
 }

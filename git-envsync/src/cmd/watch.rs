@@ -47,7 +47,10 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let follow_head = global.branch.is_none();
 
     let (tx, rx) = mpsc::channel();
-    let env_name: OsString = ctx.env_path.file_name().unwrap_or_default().to_owned();
+    // The directory watched is the env file's, reached without following links like
+    // every other access to it (this fails when a component is a link).
+    ctx.env.exists()?;
+    let env_name: OsString = ctx.env.name().to_owned();
     let events = tx.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
@@ -61,11 +64,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
     })
     .map_err(|e| CliError::refused(format!("cannot start the file watcher: {e}")))?;
-    let env_dir = ctx
-        .env_path
-        .parent()
-        .unwrap_or(&ctx.repo.root)
-        .to_path_buf();
+    let env_dir = ctx.env.dir_path();
     watcher
         .watch(&env_dir, RecursiveMode::NonRecursive)
         .and_then(|()| watcher.watch(ctx.repo.git_dir(), RecursiveMode::NonRecursive))

@@ -1,0 +1,75 @@
+//! `git envsync mv OLD NEW`: after `git branch -m OLD NEW`, copies OLD's env to NEW as a
+//! new version (verified like any read), and keeps OLD's. If the env file held OLD's
+//! env, it now holds NEW's, edits included.
+
+use crate::cli::Global;
+use crate::client::Timeouts;
+use crate::context::Context;
+use crate::crypto::Keyring;
+use crate::error::{CliError, Result};
+use crate::fsutil;
+use crate::git;
+use crate::out;
+use crate::state::FileState;
+use crate::sync::{self, ReadRules};
+use std::process::ExitCode;
+
+/// Copy a branch's env to another branch name as a new version (after git branch -m);
+/// the old one is kept.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The branch whose env to copy.
+    old: String,
+    /// The branch to copy it to.
+    new: String,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    git::check_branch(&args.old)?;
+    git::check_branch(&args.new)?;
+    if args.old == args.new {
+        return Err(CliError::usage("the two branch names are the same"));
+    }
+    let ctx = Context::load(global)?;
+    let api = ctx.api(Timeouts::COMMAND)?;
+    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let fetched = sync::fetch_version(
+        &ctx,
+        &api,
+        &mut keyring,
+        &args.old,
+        None,
+        ReadRules::default(),
+    )?
+    .ok_or_else(|| CliError::refused(format!("{} has no env on the server", args.old)))?;
+    let latest = api
+        .keys(&ctx.config.project, &args.new)
+        .map_err(|e| api.fail(e))?
+        .map(|k| k.version);
+    let mut branch = ctx.state.branch(&args.new)?;
+    let version = sync::push_version(
+        &ctx,
+        &api,
+        &mut keyring,
+        &mut branch,
+        fetched.content.expose(),
+        latest,
+    )?;
+    // The file follows the rename: it is NEW's now, and its edits are edits to NEW.
+    if let Some(file) = ctx.state.file()?
+        && file.branch == args.old
+    {
+        ctx.state.set_file(&FileState {
+            sha256: fsutil::sha256_hex(fetched.content.expose()),
+            branch: args.new.clone(),
+            version: Some(version),
+            from: None,
+            config: Some(ctx.config.digest()),
+        })?;
+    }
+    out::say(&format!(
+        "Copied {} version {} to {} as version {version} ({} is kept)",
+        args.old, fetched.version, args.new, args.old
+    ));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,475 @@
+//! The env file belongs to one branch (issue 17): one test per way an ordinary day of git
+//! used to put one branch's env on another, each run with the real hooks, the real
+//! binary and the real server. Each asserts what the server ends up holding, not only
+//! what is printed.
+
+#![allow(clippy::unwrap_used)]
+
+use envsync_tests::{Dev, Run, Server};
+use std::fs;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+/// Generous bound for "git is not held up" (a hang is 30 s or more).
+const NOT_STUCK: Duration = Duration::from_secs(8);
+
+fn hooked(server: &Server, project: &str) -> Dev {
+    let dev = Dev::new(server, project);
+    dev.envsync(&["hooks", "install"]).clean().ok();
+    dev
+}
+
+/// The versions of `branch` on the server: (version, keys), newest first.
+fn history(server: &Server, dev: &Dev, branch: &str) -> Vec<(u64, Vec<String>)> {
+    let path = format!(
+        "/env/{}/{}/versions",
+        dev.project(),
+        branch.replace('/', "%2F")
+    );
+    let r = server.request("GET", &path, &dev.token, None);
+    if r.status == 404 {
+        return Vec::new();
+    }
+    assert_eq!(r.status, 200, "{r:?}");
+    let json = r.json();
+    let list = json.get("versions").unwrap_or(&json);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let keys = v["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect();
+            (v["version"].as_u64().unwrap(), keys)
+        })
+        .collect()
+}
+
+fn branches(server: &Server, dev: &Dev) -> Vec<String> {
+    let r = server.request("GET", &format!("/env/{}", dev.project()), &dev.token, None);
+    if r.status == 404 {
+        return Vec::new();
+    }
+    let json = r.json();
+    let list = json.get("branches").unwrap_or(&json);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["branch"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn commit(dev: &Dev, msg: &str) -> Run {
+    fs::write(dev.repo.join("file.txt"), msg).unwrap();
+    dev.git(&["add", "file.txt"]);
+    dev.git_run(&["commit", "-q", "-m", msg])
+}
+
+fn envsync_lines(run: &Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("envsync:"))
+        .collect()
+}
+
+/// 1. Edits kept after a checkout (here: the server refused them with a 409) are not
+///    pushed to the branch checked out next.
+#[test]
+fn kept_edits_never_go_to_the_next_branch() {
+    let server = Server::start();
+    let me = hooked(&server, "kept");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git(&["branch", "b"]);
+    let mate = Dev::clone_of(&me, &server, "mate@example.com");
+    mate.git(&["checkout", "-q", "-b", "b"]);
+    mate.write_env("B=1\n");
+    mate.envsync(&["push"]).ok();
+    mate.write_env("A=1\nMATE=1\n");
+    mate.envsync(&["push", "--branch", "main", "--force"]).ok();
+
+    me.write_env("A=1\nMINE=1\n");
+    let out = me.git_run(&["checkout", "-q", "b"]).ok();
+    assert!(out.stderr.contains("kept your edits"), "{out:#?}");
+    assert_eq!(me.read_env().unwrap(), b"A=1\nMINE=1\n");
+    let out = me
+        .git_run(&["commit", "-q", "--allow-empty", "-m", "x"])
+        .ok();
+    assert!(out.stderr.contains("not pushed"), "{out:#?}");
+    let out = me.envsync(&["push"]).refused().code(1);
+    assert!(out.stderr.contains("holds main"), "{out:#?}");
+    assert_eq!(history(&server, &me, "b").len(), 1, "b is untouched");
+    let status = me.envsync(&["status"]).clean().ok();
+    assert!(
+        status.stdout.contains("holds main v1, not b"),
+        "{status:#?}"
+    );
+    // The edit is not lost: still on disk, and it can go where it belongs.
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    assert_eq!(me.read_env().unwrap(), b"A=1\nMINE=1\n");
+}
+
+/// 2a. Leaving a detached HEAD (bisect reset) never pushes to a branch named after a
+///     commit; the hooks say nothing while detached.
+#[test]
+fn bisect_and_detached_heads_push_nothing_and_say_nothing() {
+    let server = Server::start();
+    let me = hooked(&server, "bisect");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    for n in 0..4 {
+        commit(&me, &format!("c{n}")).ok();
+    }
+    me.write_env("A=1\nWIP=1\n");
+    let first = String::from_utf8(me.git(&["rev-list", "--max-parents=0", "HEAD"]).stdout).unwrap();
+    let mut lines = 0;
+    for args in [
+        &["bisect", "start"][..],
+        &["bisect", "bad"][..],
+        &["bisect", "good", first.trim()][..],
+        &["bisect", "good"][..],
+        &["bisect", "reset"][..],
+    ] {
+        let out = me.git_run(args);
+        lines += envsync_lines(&out).len();
+    }
+    let out = me.git_run(&["checkout", "-q", "--detach", "HEAD~1"]).ok();
+    lines += envsync_lines(&out).len();
+    let out = me
+        .git_run(&["commit", "-q", "--allow-empty", "-m", "detached"])
+        .ok();
+    lines += envsync_lines(&out).len();
+    let out = me.git_run(&["checkout", "-q", "main"]).ok();
+    lines += envsync_lines(&out).len();
+    assert_eq!(lines, 0, "the hooks spoke on a detached HEAD or on return");
+    assert_eq!(branches(&server, &me), ["main"]);
+    assert_eq!(me.read_env().unwrap(), b"A=1\nWIP=1\n");
+}
+
+/// 2b. `git rebase main feat` (feat up to date) pushes main's edit to main, never to an
+///     unrelated branch from the reflog; 2c. visiting a branch from before envsync and
+///     coming back pushes nothing to it.
+#[test]
+fn rebase_and_old_branches_do_not_receive_edits() {
+    let server = Server::start();
+    let me = hooked(&server, "rebase");
+    me.git(&["branch", "old-branch", "HEAD"]);
+    // old-branch predates envsync: it has no .envsync.toml.
+    me.git(&["checkout", "-q", "old-branch"]);
+    me.git(&["rm", "-q", ".envsync.toml"]);
+    me.git(&["commit", "-q", "-m", "before envsync"]);
+    me.git(&["checkout", "-q", "main"]);
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git(&["branch", "x"]);
+    me.git(&["checkout", "-q", "x"]);
+    me.git(&["checkout", "-q", "main"]);
+    // feat has a commit of its own, so `git rebase main feat` finds it up to date.
+    me.git(&["checkout", "-q", "-b", "feat"]);
+    commit(&me, "feat work").ok();
+    me.git(&["checkout", "-q", "main"]);
+
+    me.write_env("A=1\nEDIT=main\n");
+    me.git_run(&["checkout", "-q", "old-branch"]).ok();
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    assert_eq!(me.read_env().unwrap(), b"A=1\nEDIT=main\n");
+    me.git_run(&["rebase", "-q", "main", "feat"]).ok();
+    assert_eq!(history(&server, &me, "x").len(), 0, "x got main's edit");
+    assert_eq!(history(&server, &me, "old-branch").len(), 0);
+    // The edit went where it was made.
+    let main = history(&server, &me, "main");
+    assert_eq!(main[0].1, ["A", "EDIT"], "{main:?}");
+}
+
+/// 3. A checkout whose pull fails (server down, no copy of the new branch) leaves the
+///    old env, and status, the drift check and the next commit say so instead of
+///    publishing it as the new branch's.
+#[test]
+fn a_failed_pull_leaves_a_file_marked_as_the_old_branchs() {
+    let mut server = Server::start();
+    let mut me = hooked(&server, "failed");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git(&["branch", "other"]);
+    let mate = Dev::clone_of(&me, &server, "mate@example.com");
+    mate.git(&["checkout", "-q", "other"]);
+    mate.write_env("OTHER=1\n");
+    mate.envsync(&["push"]).ok();
+
+    server.kill();
+    let out = me.git_run(&["checkout", "-q", "other"]).ok();
+    assert!(out.stderr.contains("still holds main v1"), "{out:#?}");
+    let status = me.envsync(&["status"]);
+    assert!(
+        status.stdout.contains("holds main v1, not other"),
+        "{status:#?}"
+    );
+    me.write_env("A=1\nB=2\n");
+    let out = commit(&me, "on other").ok();
+    let lines = envsync_lines(&out);
+    assert!(
+        lines.iter().any(|l| l.contains("holds main v1")),
+        "{out:#?}"
+    );
+    server.restart();
+    me.server_url = server.url.clone();
+    let out = commit(&me, "on other, online").ok();
+    assert!(out.stderr.contains("not pushed"), "{out:#?}");
+    assert_eq!(
+        history(&server, &me, "other").len(),
+        1,
+        "only the mate's version"
+    );
+    // The way out: take other's env (after pushing the edit where it belongs) or adopt.
+    me.envsync(&["push", "--branch", "main"]).clean().ok();
+    me.envsync(&["pull"]).clean().ok();
+    assert_eq!(me.read_env().unwrap(), b"OTHER=1\n");
+}
+
+/// 4. `git switch -c` with unpushed edits: the new branch takes them over; the base
+///    branch gets nothing.
+#[test]
+fn switch_c_takes_the_edits_to_the_new_branch() {
+    let server = Server::start();
+    let me = hooked(&server, "switchc");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.write_env("A=1\nK_WIP=half-done\n");
+    let out = me.git_run(&["switch", "-q", "-c", "feature/x"]).ok();
+    assert!(out.stderr.contains("takes over"), "{out:#?}");
+    assert_eq!(history(&server, &me, "main").len(), 1);
+    let out = commit(&me, "wip").ok();
+    assert!(out.stderr.contains("to feature/x as version 1"), "{out:#?}");
+    assert_eq!(history(&server, &me, "main").len(), 1, "main got K_WIP");
+    assert_eq!(history(&server, &me, "feature/x")[0].1, ["A", "K_WIP"]);
+}
+
+/// 5. The plaintext guard refuses a staged env file on every path: a detached HEAD, an
+///    unparseable or untrusted config, a branch envsync cannot name, `--work-tree`.
+#[test]
+fn the_plaintext_guard_holds_everywhere() {
+    let server = Server::start();
+    let me = hooked(&server, "guard");
+    me.write_env("SECRET=1\n");
+    let refused = |out: Run| {
+        assert_eq!(out.code, 1, "committed plaintext: {out:#?}");
+        assert!(out.stderr.contains(" is staged: plaintext"), "{out:#?}");
+    };
+    let stage = || me.git(&["add", "-f", ".env"]);
+    stage();
+    refused(me.git_run(&["commit", "-q", "-m", "x"]));
+    // Detached.
+    me.git(&["checkout", "-q", "--detach"]);
+    refused(me.git_run(&["commit", "-q", "-m", "x"]));
+    me.git(&["checkout", "-q", "main"]);
+    // Unparseable settings.
+    fs::write(me.repo.join(".envsync.toml"), "project = [\n").unwrap();
+    refused(me.git_run(&["commit", "-q", "-m", "x"]));
+    me.git(&["checkout", "-q", "--", ".envsync.toml"]);
+    // A backup file is plaintext too.
+    me.git(&["rm", "-q", "--cached", ".env"]);
+    fs::write(me.repo.join(".env.backup-20261130T000000Z"), "SECRET=0\n").unwrap();
+    me.git(&["add", "-f", ".env.backup-20261130T000000Z"]);
+    refused(me.git_run(&["commit", "-q", "-m", "x"]));
+    me.git(&["rm", "-q", "--cached", ".env.backup-20261130T000000Z"]);
+    // From outside the work tree, with --git-dir and --work-tree.
+    stage();
+    let git_dir = me.repo.join(".git");
+    let outside = me.home.clone();
+    let mut cmd = me.sh_cmd(&format!(
+        "cd '{}' && git --git-dir='{}' --work-tree='{}' commit -q -m x",
+        outside.display(),
+        git_dir.display(),
+        me.repo.display()
+    ));
+    refused(Run::from(cmd.output().unwrap()));
+    // A branch named `@`, which envsync refuses as a name.
+    let made = me.git_run(&["checkout", "-q", "-b", "@"]);
+    if made.code == 0 {
+        refused(me.git_run(&["commit", "-q", "-m", "x"]));
+    }
+}
+
+/// 6. `--git-dir`/`--work-tree` and `GIT_WORK_TREE` keep the hooks working.
+#[test]
+fn hooks_work_with_git_dir_and_work_tree() {
+    let server = Server::start();
+    let me = hooked(&server, "worktree");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.write_env("A=1\nB=2\n");
+    fs::write(me.repo.join("file.txt"), "x").unwrap();
+    let mut cmd = me.sh_cmd(&format!(
+        "cd '{}' && git --git-dir='{}' --work-tree='{}' add file.txt && git --git-dir='{}' --work-tree='{}' commit -q -m x",
+        me.home.display(),
+        me.repo.join(".git").display(),
+        me.repo.display(),
+        me.repo.join(".git").display(),
+        me.repo.display()
+    ));
+    let out = Run::from(cmd.output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stderr.contains("as version 2"), "{out:#?}");
+    assert_eq!(history(&server, &me, "main").len(), 2);
+}
+
+/// 7. A `.env` that is a named pipe never hangs `git commit` or `git checkout`.
+#[test]
+fn a_named_pipe_env_file_never_hangs_git() {
+    let server = Server::start();
+    let me = hooked(&server, "fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(me.env_path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let out = commit(&me, "with a fifo").ok();
+    me.git_run(&["checkout", "-q", "-b", "other"]).ok();
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
+    assert!(out.stderr.contains("not a regular file"), "{out:#?}");
+}
+
+/// 8. A server restored to an empty database is reported loudly everywhere, and
+///    `restore` re-seeds it with version numbers past what other clones saw.
+#[test]
+fn a_server_that_lost_versions_is_reported_and_restored() {
+    let mut server = Server::start();
+    let mut me = hooked(&server, "lost");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.write_env("A=2\n");
+    me.envsync(&["push"]).ok();
+    let mut mate = Dev::clone_of(&me, &server, "mate@example.com");
+    mate.envsync(&["pull"]).ok();
+
+    server.kill();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", server.db.display()));
+    }
+    server.restart();
+    me.server_url = server.url.clone();
+    mate.server_url = server.url.clone();
+
+    let status = me.envsync(&["status"]).clean().ok();
+    assert!(
+        status.stdout.contains("this clone synced version 2"),
+        "{status:#?}"
+    );
+    let out = me.envsync(&["pull"]).refused().code(1);
+    assert!(
+        out.stderr.contains("restored from an old backup"),
+        "{out:#?}"
+    );
+    me.write_env("A=2\nB=3\n");
+    let out = me.envsync(&["push"]).refused().code(1);
+    assert!(out.stderr.contains("git envsync restore"), "{out:#?}");
+    let out = commit(&me, "hook").ok();
+    assert!(
+        out.stderr.contains("restored from an old backup"),
+        "{out:#?}"
+    );
+    assert!(
+        branches(&server, &me).is_empty(),
+        "nothing pushed by accident"
+    );
+
+    me.envsync(&["restore"]).clean().ok();
+    let main = history(&server, &me, "main");
+    assert_eq!(main[0].0, 3, "{main:?}");
+    // The mate, who saw version 2, takes version 3 as newer.
+    mate.envsync(&["pull"]).clean().ok();
+    assert_eq!(mate.read_env().unwrap(), b"A=2\n");
+    // And the edit made meanwhile goes on top.
+    me.envsync(&["push"]).clean().ok();
+    assert_eq!(history(&server, &me, "main")[0].0, 4);
+}
+
+/// 9. Against a server that accepts connections and never answers, a cherry-pick of six
+///    commits pays the network timeout about once, not once per commit.
+#[test]
+fn a_hanging_server_is_paid_once_per_run_of_commits() {
+    let server = Server::start();
+    let mut me = hooked(&server, "hang");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git(&["checkout", "-q", "-b", "source"]);
+    for n in 0..6 {
+        fs::write(me.repo.join(format!("f{n}")), "x").unwrap();
+        me.git(&["add", "."]);
+        me.git(&["commit", "-q", "-m", &format!("f{n}")]);
+    }
+    me.git(&["checkout", "-q", "main"]);
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    me.server_url = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().take(64) {
+            held.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    });
+    me.write_env("A=1\nPENDING=1\n");
+    let start = Instant::now();
+    me.git_run(&["cherry-pick", "main..source"]).ok();
+    let took = start.elapsed();
+    // Six commits at 2 × 1.5 s each would be 18 s; once is 1.5 s (bounded generously
+    // for a shared machine: the figure itself is envsync-bench hooks').
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert!(me.repo.join(".git/envsync/offline").exists());
+}
+
+/// 10. A renamed branch does not silently take main's env: its edits are not pushed
+///     under the new name until `git envsync mv` moves its env.
+#[test]
+fn a_renamed_branch_gets_a_hint_and_mv_moves_its_env() {
+    let server = Server::start();
+    let me = hooked(&server, "rename");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git_run(&["checkout", "-q", "-b", "feature"]).ok();
+    me.write_env("A=1\nF=1\n");
+    commit(&me, "on feature").ok();
+    assert_eq!(history(&server, &me, "feature").len(), 1);
+    me.git(&["branch", "-m", "feature", "renamed"]);
+    me.write_env("A=1\nF=1\nG=1\n");
+    let out = commit(&me, "after rename").ok();
+    assert!(
+        out.stderr.contains("git envsync mv feature renamed"),
+        "{out:#?}"
+    );
+    assert!(history(&server, &me, "renamed").is_empty());
+    me.envsync(&["mv", "feature", "renamed"]).clean().ok();
+    assert_eq!(history(&server, &me, "renamed")[0].1, ["A", "F"]);
+    assert_eq!(
+        history(&server, &me, "feature").len(),
+        1,
+        "the old one is kept"
+    );
+    let out = commit(&me, "after mv").ok();
+    assert!(out.stderr.contains("to renamed as version 2"), "{out:#?}");
+}
+
+/// 11. A rebase of many commits: no line per pick.
+#[test]
+fn a_rebase_prints_nothing_per_commit() {
+    let server = Server::start();
+    let me = hooked(&server, "quiet");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git_run(&["checkout", "-q", "-b", "topic"]).ok();
+    for n in 0..8 {
+        commit(&me, &format!("topic {n}")).ok();
+    }
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    fs::write(me.repo.join("main.txt"), "moved").unwrap();
+    me.git(&["add", "main.txt"]);
+    me.git_run(&["commit", "-q", "-m", "main moved"]).ok();
+    me.git_run(&["checkout", "-q", "topic"]).ok();
+    let out = me.git_run(&["rebase", "-q", "main"]).ok();
+    assert!(envsync_lines(&out).is_empty(), "{out:#?}");
+}

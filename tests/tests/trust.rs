@@ -1,0 +1,464 @@
+//! The threat model of `docs/security.md`, staged for real: a teammate who can push a
+//! branch commits a hostile `.envsync.toml` (another server, an extra member, an env file
+//! through a symlinked directory, a huge work factor); a developer-token holder pushes a
+//! forged version; a server sends terminal escapes. The victim is a clone with the hooks
+//! installed and a stored login, as a real user's is. Each attack must reach nothing: no
+//! request to the attacker's server, no file outside the work tree read or written, the
+//! victim's env file untouched, no version pushed for them.
+
+#![allow(clippy::unwrap_used)]
+
+use envsync_common::envelope::{self, Binding, Seal};
+use envsync_common::signing::SigningKey;
+use envsync_tests::proxy::Proxy;
+use envsync_tests::{Dev, Run, Server};
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Generous bound for "git is not held up" (a hang would be 30 s or more).
+const NOT_STUCK: Duration = Duration::from_secs(8);
+
+/// The victim: a repository with envsync set up, hooks installed, logged in (no
+/// credentials in the environment), `main` pushed, and an unpushed edit in `.env`.
+fn victim(server: &Server, project: &str) -> Dev {
+    let mut alice = Dev::new(server, project);
+    alice.envsync(&["hooks", "install"]).clean().ok();
+    alice.login();
+    alice.write_env("SECRET=alice-only\n");
+    alice.envsync(&["push"]).clean().ok();
+    alice.write_env("SECRET=alice-only\nWIP=unpushed\n");
+    alice
+}
+
+/// A teammate's clone that commits `config` (and whatever `extra` puts in the work tree)
+/// on `branch` and pushes it to the victim's repository.
+fn hostile_branch(
+    victim: &Dev,
+    server: &Server,
+    branch: &str,
+    config: &str,
+    extra: impl FnOnce(&Path),
+) {
+    let mallory = Dev::clone_of(victim, server, "mallory@example.com");
+    mallory.git(&["checkout", "-q", "-b", branch]);
+    fs::write(mallory.repo.join(".envsync.toml"), config).unwrap();
+    extra(&mallory.repo);
+    mallory.git(&["add", "-A"]);
+    mallory.git(&["commit", "-q", "-m", "harmless-looking change"]);
+    mallory.git(&["push", "-q", "origin", branch]);
+}
+
+fn versions(server: &Server, dev: &Dev, branch: &str) -> usize {
+    let r = server.request(
+        "GET",
+        &format!("/env/{}/{branch}/versions", dev.project()),
+        &dev.token,
+        None,
+    );
+    match r.status {
+        404 => 0,
+        200 => r.json().as_array().map_or(0, Vec::len),
+        _ => panic!("{r:?}"),
+    }
+}
+
+/// envsync's lines among a git command's output.
+fn envsync_lines(run: &Run) -> Vec<String> {
+    run.stderr
+        .lines()
+        .chain(run.stdout.lines())
+        .filter(|l| l.starts_with("envsync:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_branch_naming_another_server_and_member_gets_no_token_and_no_plaintext() {
+    let server = Server::start();
+    let alice = victim(&server, "victim");
+    let env_before = alice.read_env();
+    // The attacker's server: a recorder in front of the real one, so that a token sent
+    // to it would even work.
+    let attacker = Proxy::recorder(&server.url);
+    let mallory_key = age::x25519::Identity::generate().to_public();
+    let mallory_signer = SigningKey::generate().unwrap().public();
+    let config = format!(
+        "project = \"victim\"\nserver = \"{}\"\ndefault_branch = \"main\"\nrecipients = [{{ name = \"mallory\", key = \"{mallory_key}\", signer = \"{mallory_signer}\" }}]\n",
+        attacker.url
+    );
+    hostile_branch(&alice, &server, "evil", &config, |_| {});
+
+    let start = Instant::now();
+    let out = alice.git_run(&["checkout", "-q", "evil"]).ok();
+    assert!(start.elapsed() < NOT_STUCK);
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "one line: {out:#?}");
+    assert!(lines[0].contains("git envsync trust"), "{out:#?}");
+    // A commit on the branch: the hooks do nothing either.
+    alice
+        .git_run(&["commit", "-q", "--allow-empty", "-m", "x"])
+        .ok();
+
+    // Every command refuses, with one line and the way to consent.
+    for args in [
+        &["pull"][..],
+        &["push"][..],
+        &["diff"][..],
+        &["status"][..],
+        &["run", "--", "true"][..],
+    ] {
+        let out = alice.envsync(args).refused().code(2);
+        assert!(
+            out.stderr.contains("changed since this clone trusted it"),
+            "{args:?} {out:#?}"
+        );
+        assert!(out.stderr.contains("server"), "{args:?} {out:#?}");
+    }
+
+    // Even a careless trust sends the stored token nowhere but where it was stored for.
+    alice.trust();
+    for args in [
+        &["pull"][..],
+        &["push", "--branch", "evil"][..],
+        &["diff"][..],
+    ] {
+        let out = alice.envsync(args).refused().code(2);
+        assert!(out.stderr.contains("no token for"), "{args:?} {out:#?}");
+    }
+
+    assert!(
+        attacker.exchanges().is_empty(),
+        "the attacker's server was contacted: {:#?}",
+        attacker.exchanges()
+    );
+    assert_eq!(alice.read_env(), env_before, "the env file changed");
+    assert_eq!(versions(&server, &alice, "main"), 1);
+    assert_eq!(versions(&server, &alice, "evil"), 0);
+}
+
+#[test]
+fn an_env_file_through_a_symlinked_directory_reads_and_writes_nothing_outside() {
+    let server = Server::start();
+    let alice = victim(&server, "links");
+    let home_file = alice.home.join(".bash_aliases");
+    fs::write(&home_file, "alias ll='ls -l'\n").unwrap();
+    let other_project = alice.home.join("other-project");
+    fs::create_dir_all(&other_project).unwrap();
+    fs::write(other_project.join(".env"), "OTHER_SECRET=theirs\n").unwrap();
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let home_before = listing(&alice.home);
+    let env_before = alice.read_env();
+
+    let home = alice.home.clone();
+    hostile_branch(
+        &alice,
+        &server,
+        "evil-home",
+        "project = \"links\"\ndefault_branch = \"main\"\nenv_file = \"h/.bash_aliases\"\n",
+        |repo| std::os::unix::fs::symlink(&home, repo.join("h")).unwrap(),
+    );
+    let other = other_project.clone();
+    hostile_branch(
+        &alice,
+        &server,
+        "evil-creds",
+        "project = \"links\"\ndefault_branch = \"main\"\nenv_file = \"creds/.env\"\n",
+        |repo| std::os::unix::fs::symlink(&other, repo.join("creds")).unwrap(),
+    );
+
+    for branch in ["evil-home", "evil-creds"] {
+        alice.git_run(&["checkout", "-q", branch]).ok();
+        // Trusted by mistake: the path itself is still refused, for reads and writes.
+        alice.trust();
+        alice.git_run(&["checkout", "-q", "main"]).ok();
+        let out = alice.git_run(&["checkout", "-q", branch]).ok();
+        let lines = envsync_lines(&out);
+        assert!(lines.len() <= 1, "{out:#?}");
+        for args in [
+            &["pull"][..],
+            &["pull", "--force"][..],
+            &["push", "--branch", branch][..],
+            &["status"][..],
+        ] {
+            let out = alice.envsync(args).refused().code(2);
+            assert!(
+                out.stderr.contains("symbolic link"),
+                "{branch} {args:?}: {out:#?}"
+            );
+        }
+        alice.git_run(&["checkout", "-q", "main"]).ok();
+    }
+    assert_eq!(
+        fs::read_to_string(&home_file).unwrap(),
+        "alias ll='ls -l'\n"
+    );
+    assert_eq!(
+        fs::read_to_string(other_project.join(".env")).unwrap(),
+        "OTHER_SECRET=theirs\n"
+    );
+    assert_eq!(
+        listing(&other_project).len(),
+        1,
+        "nothing written beside the other project's file"
+    );
+    assert_eq!(
+        listing(&alice.home),
+        home_before,
+        "nothing written in the home directory"
+    );
+    assert_eq!(alice.read_env(), env_before);
+    // Nothing of theirs was pushed: main still has its one version, no branch gained one.
+    assert_eq!(versions(&server, &alice, "main"), 1);
+    assert_eq!(versions(&server, &alice, "evil-home"), 0);
+    assert_eq!(versions(&server, &alice, "evil-creds"), 0);
+}
+
+#[test]
+fn a_huge_work_factor_is_one_line_never_an_abort_or_a_hang() {
+    let server = Server::start();
+    let alice = victim(&server, "scrypt");
+    hostile_branch(
+        &alice,
+        &server,
+        "evil-wf",
+        "project = \"scrypt\"\ndefault_branch = \"main\"\nwork_factor = 30\n",
+        |_| {},
+    );
+    let start = Instant::now();
+    let out = alice.git_run(&["checkout", "-q", "evil-wf"]).ok();
+    assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(lines[0].contains("work_factor 30"), "{out:#?}");
+    alice.write_env("SECRET=alice-only\nWIP=more\n");
+    let out = alice
+        .git_run(&["commit", "-q", "--allow-empty", "-m", "x"])
+        .ok();
+    assert!(envsync_lines(&out).len() <= 2, "{out:#?}");
+    for args in [&["push"][..], &["pull"][..], &["trust", "--yes"][..]] {
+        let start = Instant::now();
+        let out = alice.envsync(args).refused().code(2);
+        assert!(start.elapsed() < NOT_STUCK);
+        assert!(out.stderr.contains("outside 18..=22"), "{args:?} {out:#?}");
+    }
+    assert_eq!(alice.read_env().unwrap(), b"SECRET=alice-only\nWIP=more\n");
+    assert_eq!(versions(&server, &alice, "main"), 1);
+    assert_eq!(versions(&server, &alice, "evil-wf"), 0);
+}
+
+/// alice and bob in team mode; returns them with the project's age recipients.
+fn team(server: &Server, project: &str) -> (Dev, Dev, Vec<age::x25519::Recipient>) {
+    let mut alice = Dev::new(server, project);
+    alice.pass = None;
+    let alice_line = alice
+        .envsync(&["keygen"])
+        .clean()
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let mut bob = Dev::clone_of(&alice, server, "bob@example.com");
+    bob.pass = None;
+    let bob_line = bob
+        .envsync(&["keygen"])
+        .clean()
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    alice
+        .envsync(&["members", "add", "alice@example.com", &alice_line])
+        .clean()
+        .ok();
+    alice
+        .envsync(&["members", "add", "bob@example.com", &bob_line])
+        .clean()
+        .ok();
+    alice.git(&["commit", "-qam", "team keys"]);
+    bob.git(&["pull", "-q"]);
+    bob.trust();
+    let recipients = [&alice_line, &bob_line]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    (alice, bob, recipients)
+}
+
+#[test]
+fn a_version_no_member_signed_is_refused_by_pull_run_and_the_hooks() {
+    let server = Server::start();
+    let (alice, bob, recipients) = team(&server, "forge");
+    bob.envsync(&["hooks", "install"]).clean().ok();
+    alice.write_env("API_KEY=real\n");
+    alice.envsync(&["push"]).clean().ok();
+    bob.envsync(&["pull"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"API_KEY=real\n");
+
+    // mallory holds a developer token and reads the public recipients from the committed
+    // file: enough to seal a well-formed version for the team. Unsigned, then signed by a
+    // key no member has.
+    let mallory_token = server.token("mallory@example.com", "developer", &["forge"]);
+    let evil = b"API_KEY=real\nNODE_OPTIONS=--require=./evil.js\n";
+    let stranger = SigningKey::generate().unwrap();
+    for (n, signed) in [(2u64, false), (3, true)] {
+        let binding = Binding::new("forge", "main", n);
+        let to = Seal::Recipients(&recipients);
+        let armored = if signed {
+            envelope::seal_signed(&binding, evil, &to, &stranger).unwrap()
+        } else {
+            envelope::seal(&binding, evil, &to).unwrap()
+        };
+        let body = serde_json::json!({
+            "ciphertext": armored,
+            "keys": ["API_KEY", "NODE_OPTIONS"],
+            "base_version": n - 1,
+        });
+        let r = server.request(
+            "POST",
+            "/env/forge/main",
+            &mallory_token,
+            Some(&body.to_string()),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+
+        let out = bob.envsync(&["pull"]).refused().code(1);
+        let why = if signed {
+            "no member's signing key"
+        } else {
+            "it is not signed"
+        };
+        assert!(out.stderr.contains(why), "{out:#?}");
+        assert_eq!(bob.read_env().unwrap(), b"API_KEY=real\n");
+        let out = bob.envsync(&["run", "--", "env"]).refused().code(1);
+        assert!(!out.stdout.contains("NODE_OPTIONS"), "{out:#?}");
+        // The hooks: a checkout to a branch that falls back to main writes nothing.
+        bob.git(&["checkout", "-q", "-b", &format!("topic-{n}")]);
+        assert_eq!(bob.read_env().unwrap(), b"API_KEY=real\n");
+        bob.git(&["checkout", "-q", "main"]);
+        assert_eq!(bob.read_env().unwrap(), b"API_KEY=real\n");
+    }
+    // A member's real version is accepted again.
+    alice.write_env("API_KEY=rotated\n");
+    alice.envsync(&["push", "--force"]).clean().ok();
+    bob.envsync(&["pull"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"API_KEY=rotated\n");
+}
+
+#[test]
+fn run_gives_the_command_none_of_our_credentials() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "creds");
+    alice.write_env("APP_SETTING=visible\n");
+    alice.envsync(&["push"]).clean().ok();
+    let mut cmd = alice.envsync_cmd(&["run", "--", "env"]);
+    cmd.env("ENVSYNC_NEW_PASS", "another passphrase entirely");
+    let out = Run::from(cmd.output().unwrap()).clean().ok();
+    assert!(out.stdout.contains("APP_SETTING=visible"), "{out:#?}");
+    for leak in [
+        "ENVSYNC_TOKEN",
+        "ENVSYNC_PASS",
+        "ENVSYNC_NEW_PASS",
+        alice.token.as_str(),
+        envsync_tests::PASS,
+        "another passphrase entirely",
+    ] {
+        assert!(!out.stdout.contains(leak), "{leak} reached the command");
+    }
+}
+
+#[test]
+fn what_a_server_sends_reaches_the_terminal_escaped() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "escape");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    // A server that claims a pusher whose "email" clears the screen, retitles the
+    // terminal and reverses the text after it; and errors that carry the same.
+    let hostile = "x\u{1b}[2J\u{1b}]0;owned\u{7}\u{202e}moc.live@";
+    let proxy = Proxy::start(&server.url, move |req, up| {
+        let resp = up.pass(req);
+        if req.path.contains("/versions") {
+            let mut v: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
+            let list = match v.get_mut("versions") {
+                Some(paged) => paged,
+                None => &mut v,
+            };
+            for version in list.as_array_mut().unwrap() {
+                version["pushed_by"] = hostile.into();
+            }
+            return envsync_tests::Response {
+                status: 200,
+                body: v.to_string(),
+            };
+        }
+        if req.path.ends_with("/keys") {
+            return envsync_tests::Response {
+                status: 500,
+                body: serde_json::json!({"error": hostile, "message": hostile}).to_string(),
+            };
+        }
+        resp
+    });
+    let mut bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.server_url = proxy.url.clone();
+    let log = bob.envsync(&["log"]).clean().ok();
+    let diff = bob.envsync(&["diff"]).clean().code(3);
+    for out in [&log, &diff] {
+        let all = format!("{}{}", out.stdout, out.stderr);
+        for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+            assert!(!all.contains(raw), "{raw:?} reached the terminal: {all:?}");
+        }
+    }
+    assert!(log.stdout.contains("\\u{1b}[2J"), "{log:#?}");
+    assert!(diff.stderr.contains("\\u{202e}"), "{diff:#?}");
+}
+
+#[test]
+fn bidi_branch_names_are_refused() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "bidi");
+    alice.write_env("A=1\n");
+    let out = alice
+        .envsync(&["push", "--branch", "main\u{202e}gol"])
+        .refused()
+        .code(2);
+    assert!(out.stderr.contains("bidirectional"), "{out:#?}");
+    let r = server.request("GET", "/env/bidi/main%E2%80%AEgol/keys", &alice.token, None);
+    assert_eq!(r.status, 400, "{r:?}");
+}
+
+#[test]
+fn forget_wipes_the_sealed_copies_and_state() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "forget");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push", "--branch", "other"]).clean().ok();
+    alice.envsync(&["push", "--branch", "main"]).clean().ok();
+    let branches = alice.repo.join(".git/envsync/forget/branches");
+    assert_eq!(
+        fs::read_dir(&branches).unwrap().count(),
+        4,
+        "json + age for two branches"
+    );
+    alice.envsync(&["forget"]).clean().ok();
+    assert_eq!(fs::read_dir(&branches).unwrap().count(), 2, "other is kept");
+    let status = alice.envsync(&["status"]).clean().ok();
+    assert!(status.stdout.contains("never synced"), "{status:#?}");
+    assert_eq!(
+        alice.read_env().unwrap(),
+        b"A=1\n",
+        "the file itself is left alone"
+    );
+    alice.envsync(&["forget", "--all"]).clean().ok();
+    assert!(!alice.repo.join(".git/envsync/forget").exists());
+    // And the clone recovers by pulling (the file counts as never synced: --force).
+    alice.envsync(&["pull", "--force"]).clean().ok();
+}
