@@ -136,6 +136,8 @@ fn assert_renders(page: &std::path::Path) {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("MANWIDTH", "80")
+        // As on a terminal: help texts may hold UTF-8 (…), which an ASCII locale cannot draw.
+        .env("LC_ALL", "C.UTF-8")
         .env("MANPAGER", "cat")
         .output()
         .expect("run man");

@@ -741,6 +741,8 @@ fn manual_pages_are_written_and_render() {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("MANWIDTH", "80")
+            // As on a terminal: help texts may hold UTF-8 (…), which an ASCII locale cannot draw.
+            .env("LC_ALL", "C.UTF-8")
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
