@@ -9,10 +9,14 @@
 //! - Use [`api`] for the JSON bodies of the HTTP API.
 //! - Use [`signing`] for the Ed25519 keys that sign team-mode versions.
 //! - Use [`secret`] types for anything secret: their `Debug` prints `[redacted]`.
+//! - Use `manpage` (feature `manpage`) to render a binary's manual pages from its clap
+//!   command tree.
 
 pub mod api;
 pub mod envelope;
 pub mod envfile;
+#[cfg(feature = "manpage")]
+pub mod manpage;
 pub mod names;
 pub mod secret;
 pub mod signing;

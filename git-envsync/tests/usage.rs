@@ -95,3 +95,316 @@ fn token_ids_starting_with_a_dash_are_ids() {
     assert!(!err.contains("unexpected argument"), "{err}");
     assert!(err.starts_with("error: "), "{err}");
 }
+
+/// The subcommand names under `Commands:` in a help text (clap's own `help` left out).
+fn listed_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| *line != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every command path that `--help` shows, found by walking the help texts themselves:
+/// `[[], ["push"], ["hooks"], ["hooks", "install"], …]`.
+fn visible_command_paths(dir: &std::path::Path) -> Vec<Vec<String>> {
+    let mut paths = vec![Vec::new()];
+    let mut i = 0;
+    while i < paths.len() {
+        let mut args: Vec<&str> = paths[i].iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = envsync(dir, &args);
+        assert!(out.status.success(), "{args:?}");
+        for name in listed_commands(&text(&out.stdout)) {
+            let mut path = paths[i].clone();
+            path.push(name);
+            paths.push(path);
+        }
+        i += 1;
+    }
+    paths
+}
+
+/// `man` renders the page with groff's warnings on, and says nothing on stderr.
+fn assert_renders(page: &std::path::Path) {
+    let out = Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(page)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("MANWIDTH", "80")
+        // As on a terminal: help texts may hold UTF-8 (…), which an ASCII locale cannot draw.
+        .env("LC_ALL", "C.UTF-8")
+        .env("MANPAGER", "cat")
+        .output()
+        .expect("run man");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", page.display());
+    assert!(err.is_empty(), "{}: {err}", page.display());
+    assert!(text(&out.stdout).contains("NAME"), "{}", page.display());
+}
+
+fn has_man() -> bool {
+    Command::new("man")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+#[test]
+fn manual_pages_cover_every_visible_command_and_render() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pages = dir.path().join("man1");
+    let out = envsync(
+        dir.path(),
+        &["man", "--dir", pages.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let mut expected: Vec<String> = visible_command_paths(dir.path())
+        .iter()
+        .map(|path| {
+            let mut name = String::from("git-envsync");
+            for part in path {
+                name.push('-');
+                name.push_str(part);
+            }
+            name + ".1"
+        })
+        .collect();
+    expected.sort();
+    let mut written: Vec<String> = std::fs::read_dir(&pages)
+        .expect("the page directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, expected);
+    // What `git envsync --help` and `git help envsync` open; hidden commands get none.
+    for page in [
+        "git-envsync.1",
+        "git-envsync-push.1",
+        "git-envsync-hooks-install.1",
+    ] {
+        assert!(written.iter().any(|w| w == page), "{page}");
+    }
+    assert!(!written.iter().any(|w| w.starts_with("git-envsync-hook.")));
+    assert!(!written.iter().any(|w| w.starts_with("git-envsync-man.")));
+    // stdout lists the files written, one a line.
+    assert_eq!(text(&out.stdout).lines().count(), written.len());
+
+    let push = std::fs::read_to_string(pages.join("git-envsync-push.1")).expect("push page");
+    assert!(push.contains(".TH git-envsync-push 1 "), "{push}");
+    assert!(push.contains("\\-\\-force"), "{push}");
+    if !has_man() {
+        eprintln!("note: `man` is not on this machine; the pages were not rendered");
+        return;
+    }
+    for page in &written {
+        assert_renders(&pages.join(page));
+    }
+}
+
+#[test]
+fn completion_scripts_for_each_shell_cover_the_visible_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let commands: Vec<String> = visible_command_paths(dir.path())
+        .into_iter()
+        .filter(|path| path.len() == 1)
+        .map(|path| path[0].clone())
+        .collect();
+    assert!(commands.iter().any(|c| c == "push"), "{commands:?}");
+    for (shell, marker) in [
+        ("bash", "complete -F __git_envsync_complete"),
+        ("zsh", "#compdef git-envsync"),
+        ("fish", "complete -c git-envsync"),
+    ] {
+        let out = envsync(dir.path(), &["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}");
+        for command in &commands {
+            assert!(script.contains(command.as_str()), "{shell}: {command}");
+        }
+        // Hidden commands are not offered (clap_complete alone would offer them).
+        for hidden in [
+            "Entry points for the installed git hooks",
+            "Write the manual pages",
+        ] {
+            assert!(!script.contains(hidden), "{shell} offers a hidden command");
+        }
+        // The shell itself parses the script, where it is on the machine.
+        let file = dir.path().join(format!("script.{shell}"));
+        std::fs::write(&file, &script).expect("script");
+        let check = if shell == "fish" {
+            "--no-execute"
+        } else {
+            "-n"
+        };
+        match Command::new(shell).arg(check).arg(&file).output() {
+            Ok(out) => assert!(out.status.success(), "{shell}: {}", text(&out.stderr)),
+            Err(_) => eprintln!("note: {shell} is not on this machine; its script was not parsed"),
+        }
+    }
+    let out = envsync(dir.path(), &["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs `lines` in a real, non-interactive bash inside `repo`, with the completion script
+/// where bash-completion's loader would find it.
+fn bash(repo: &std::path::Path, completions: &std::path::Path, lines: &str) -> String {
+    let script = format!(
+        r#"
+_completion_loader() {{ [ -f "{dir}/$1" ] && . "{dir}/$1"; }}
+# Completes $1 as if TAB were pressed at its end, with `run` the completion function.
+complete_at_end() {{
+    COMP_LINE=$1 COMP_POINT=${{#1}}
+    read -ra COMP_WORDS <<<"$1"
+    case "$1" in *" ") COMP_WORDS+=("") ;; esac
+    COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))
+    COMPREPLY=()
+    $2
+    echo "$1|${{COMPREPLY[*]}}"
+}}
+{lines}
+"#,
+        dir = completions.display()
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &script])
+        .current_dir(repo)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CEILING_DIRECTORIES", repo.parent().unwrap_or(repo))
+        .output()
+        .expect("run bash");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The candidates bash offered for `line`, from the `LINE|CANDIDATES` output of `bash`.
+fn offered<'a>(output: &'a str, line: &str) -> Vec<&'a str> {
+    let found = output
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix('|'));
+    let Some(found) = found else {
+        panic!("no completion for {line:?} in:\n{output}")
+    };
+    let mut words: Vec<&str> = found.split_whitespace().collect();
+    words.sort_unstable();
+    words
+}
+
+#[test]
+fn bash_completes_commands_flags_and_branches_for_git_envsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    let completions = dir.path().join("completions");
+    std::fs::create_dir_all(&completions).expect("mkdir");
+    let out = envsync(dir.path(), &["completions", "bash"]);
+    assert!(out.status.success());
+    // The name bash-completion's loader looks for when git asks it for `git-envsync`.
+    std::fs::write(completions.join("git-envsync"), &out.stdout).expect("script");
+    for args in [
+        vec!["init", "-q", "-b", "main", repo.to_str().expect("utf-8")],
+        vec![
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        vec![
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "branch",
+            "feature/login",
+        ],
+        vec!["-C", repo.to_str().expect("utf-8"), "branch", "fix"],
+    ] {
+        let status = Command::new("git")
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .status()
+            .expect("git");
+        assert!(status.success());
+    }
+
+    // `git-envsync …` on its own, without git's completion: branches from for-each-ref.
+    let direct = bash(
+        &repo,
+        &completions,
+        r#"_completion_loader git-envsync
+complete_at_end "git-envsync pu" __git_envsync_complete
+complete_at_end "git-envsync pull --" __git_envsync_complete
+complete_at_end "git-envsync --branch f" __git_envsync_complete
+complete_at_end "git-envsync diff --against " __git_envsync_complete
+complete_at_end "git-envsync " __git_envsync_complete"#,
+    );
+    assert_eq!(offered(&direct, "git-envsync pu"), ["pull", "push"]);
+    let flags = offered(&direct, "git-envsync pull --");
+    for flag in ["--force", "--branch", "--json", "--server"] {
+        assert!(flags.contains(&flag), "{flag}: {flags:?}");
+    }
+    assert_eq!(
+        offered(&direct, "git-envsync --branch f"),
+        ["feature/login", "fix"]
+    );
+    assert_eq!(
+        offered(&direct, "git-envsync diff --against "),
+        ["feature/login", "fix", "main"]
+    );
+    let top = offered(&direct, "git-envsync ");
+    assert!(top.contains(&"completions"), "{top:?}");
+    assert!(!top.contains(&"hook") && !top.contains(&"man"), "{top:?}");
+
+    // `git envsync …` through git's own completion, which loads ours by name.
+    let git_completion = std::path::Path::new("/usr/share/bash-completion/completions/git");
+    if !git_completion.exists() {
+        eprintln!(
+            "note: git's bash completion is not on this machine ({}); only git-envsync's own was driven",
+            git_completion.display()
+        );
+        return;
+    }
+    let through_git = bash(
+        &repo,
+        &completions,
+        &format!(
+            r#". {git}
+run() {{ __git_func_wrap __git_main; }}
+complete_at_end "git envsync pu" run
+complete_at_end "git envsync hooks " run
+complete_at_end "git envsync pull --branch fe" run
+complete_at_end "git -C . envsync diff --against ma" run
+complete_at_end "git envsync log --" run"#,
+            git = git_completion.display()
+        ),
+    );
+    assert_eq!(offered(&through_git, "git envsync pu"), ["pull", "push"]);
+    let hooks = offered(&through_git, "git envsync hooks ");
+    assert!(
+        hooks.contains(&"install") && hooks.contains(&"uninstall"),
+        "{hooks:?}"
+    );
+    assert_eq!(
+        offered(&through_git, "git envsync pull --branch fe"),
+        ["feature/login"]
+    );
+    assert_eq!(
+        offered(&through_git, "git -C . envsync diff --against ma"),
+        ["main"]
+    );
+    assert!(offered(&through_git, "git envsync log --").contains(&"--json"));
+}

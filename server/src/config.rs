@@ -1,11 +1,17 @@
 //! Server settings: what `serve` needs, with the defaults of `DESIGN.md` and the
 //! `ENVSYNC_*` environment variables that change them.
+//!
+//! [`SettingsArgs`] declares each setting once for clap (flag, variable, default, help), so
+//! `envsync-server --help` lists them; [`Settings::apply_env`] checks the values clap
+//! resolved, asking for each by its variable name through [`SettingsArgs::lookup`].
 
 use crate::limiter::LimiterSettings;
 use crate::secret::JwtSecret;
 use crate::store::sqlite::Database;
+use clap::{ArgMatches, Args, Command};
 use envsync_common::api::parse_ttl;
 use jsonwebtoken::Algorithm;
+use std::ffi::OsStr;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -43,6 +49,86 @@ pub struct JwtSettings {
     /// Required `aud` when set.
     pub audience: Option<String>,
     pub leeway_secs: u64,
+}
+
+/// The settings an operator tunes, each a flag and an `ENVSYNC_*` variable (the flag wins),
+/// with the default it has when neither is given. The binary flattens these into its
+/// command line; the values are checked by [`Settings::apply_env`], which reports a bad one
+/// by its variable name.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Settings")]
+pub struct SettingsArgs {
+    /// Algorithm tokens are signed and checked with: HS256, HS384 or HS512; no other is
+    /// accepted.
+    #[arg(
+        long,
+        env = "ENVSYNC_JWT_ALGORITHM",
+        default_value = "HS256",
+        value_name = "ALG"
+    )]
+    pub jwt_algorithm: String,
+    /// `iss` claim every token must carry (unset: not checked).
+    #[arg(long, env = "ENVSYNC_JWT_ISSUER", value_name = "ISS")]
+    pub jwt_issuer: Option<String>,
+    /// `aud` claim every token must carry (unset: not checked).
+    #[arg(long, env = "ENVSYNC_JWT_AUDIENCE", value_name = "AUD")]
+    pub jwt_audience: Option<String>,
+    /// Largest request body accepted (1048576, 512k, 4m); a larger one gets 413.
+    #[arg(
+        long,
+        env = "ENVSYNC_MAX_BODY",
+        default_value = "1MiB",
+        value_name = "SIZE"
+    )]
+    pub max_body: String,
+    /// Failed authentications per client address and window before it gets 429 (0 turns
+    /// rate limiting off).
+    #[arg(
+        long,
+        env = "ENVSYNC_AUTH_MAX_FAILURES",
+        default_value = "20",
+        value_name = "N"
+    )]
+    pub auth_max_failures: String,
+    /// That window, which is also the longest a block lasts (60, 90s, 15m, up to 1d).
+    #[arg(
+        long,
+        env = "ENVSYNC_AUTH_WINDOW",
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    pub auth_window: String,
+    /// Client addresses the rate limiter remembers at most.
+    #[arg(
+        long,
+        env = "ENVSYNC_AUTH_LIMITER_CAPACITY",
+        default_value = "10000",
+        value_name = "N"
+    )]
+    pub auth_limiter_capacity: String,
+}
+
+impl SettingsArgs {
+    /// Reads a setting the way [`Settings::apply_env`] asks for it, by its variable name,
+    /// from `matches` (a command line these args are flattened into): the flag, else the
+    /// variable, else the declared default, as clap resolved them. A variable that no flag
+    /// declares is read from the environment, so a setting added to `apply_env` works
+    /// before it has a flag; the server's `--help` test names it until it has one.
+    pub fn lookup(matches: &ArgMatches) -> impl Fn(&str) -> Option<String> + '_ {
+        let declared = SettingsArgs::augment_args(Command::new("envsync-server"));
+        move |var| {
+            let arg = declared
+                .get_arguments()
+                .find(|arg| arg.get_env() == Some(OsStr::new(var)));
+            match arg {
+                Some(arg) => matches
+                    .get_raw(arg.get_id().as_str())?
+                    .next()
+                    .map(|value| value.to_string_lossy().into_owned()),
+                None => std::env::var(var).ok(),
+            }
+        }
+    }
 }
 
 /// A setting that cannot be used.
@@ -259,5 +345,74 @@ mod tests {
                 .apply_env(|k| lookup.get(k).map(|v| v.to_string()))
                 .is_err()
         );
+    }
+
+    /// The command line of the tests: these args alone, with no variable read, so the
+    /// machine's environment cannot leak in.
+    fn parse(flags: &[&str]) -> ArgMatches {
+        SettingsArgs::augment_args(Command::new("t"))
+            .mut_args(|arg| arg.env(None::<&'static str>))
+            .try_get_matches_from(std::iter::once("t").chain(flags.iter().copied()))
+            .unwrap()
+    }
+
+    fn defaults() -> Settings {
+        let secret = JwtSecret::new(b"k3Jd9-Qm2vX7pL0aZ4rT8yW1nB6cF5hG".to_vec()).unwrap();
+        Settings::new(Database::Memory, secret)
+    }
+
+    #[test]
+    fn declared_defaults_are_the_built_in_ones() {
+        let matches = parse(&[]);
+        let mut settings = defaults();
+        settings.apply_env(SettingsArgs::lookup(&matches)).unwrap();
+        let built_in = defaults();
+        assert_eq!(settings.max_body, built_in.max_body);
+        assert_eq!(settings.auth_limit, built_in.auth_limit);
+        assert_eq!(settings.jwt.algorithm, built_in.jwt.algorithm);
+        assert_eq!(settings.jwt.issuer, None);
+        assert_eq!(settings.jwt.audience, None);
+    }
+
+    #[test]
+    fn flags_reach_apply_env_by_their_variable_names() {
+        let matches = parse(&[
+            "--jwt-algorithm=hs512",
+            "--jwt-issuer=https://issuer.example",
+            "--jwt-audience=envsync",
+            "--max-body=4m",
+            "--auth-max-failures=5",
+            "--auth-window=15m",
+            "--auth-limiter-capacity=4096",
+        ]);
+        let mut settings = defaults();
+        settings.apply_env(SettingsArgs::lookup(&matches)).unwrap();
+        assert_eq!(settings.jwt.algorithm, Algorithm::HS512);
+        assert_eq!(
+            settings.jwt.issuer.as_deref(),
+            Some("https://issuer.example")
+        );
+        assert_eq!(settings.jwt.audience.as_deref(), Some("envsync"));
+        assert_eq!(settings.max_body, 4 << 20);
+        assert_eq!(
+            settings.auth_limit,
+            LimiterSettings {
+                max_failures: 5,
+                window: Duration::from_secs(900),
+                capacity: 4096,
+            }
+        );
+        for (flag, var) in [
+            ("--max-body=lots", "ENVSYNC_MAX_BODY"),
+            ("--jwt-algorithm=none", "ENVSYNC_JWT_ALGORITHM"),
+            ("--jwt-issuer=", "ENVSYNC_JWT_ISSUER"),
+            ("--auth-window=2d", "ENVSYNC_AUTH_WINDOW"),
+        ] {
+            let matches = parse(&[flag]);
+            let err = defaults()
+                .apply_env(SettingsArgs::lookup(&matches))
+                .unwrap_err();
+            assert!(err.to_string().starts_with(var), "{flag}: {err}");
+        }
     }
 }

@@ -1,16 +1,18 @@
 //! `envsync-server`: serve the API, or mint a token offline.
 //!
 //! Reads its flags, resolves them with the `ENVSYNC_*` environment once, then acts. Errors
-//! end as one `error: …` line (plus a `hint:` when there is a fix) and exit code 1.
+//! end as one `error: …` line (plus a `hint:` when there is a fix) and exit code 1, or 2
+//! for a setting that cannot be used.
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use envsync_common::api::{Role, parse_ttl};
-use envsync_server::config::{MAX_TOKEN_TTL, Settings};
+use envsync_server::config::{ConfigError, MAX_TOKEN_TTL, Settings, SettingsArgs};
 use envsync_server::secret::{self, JwtSecret};
 use envsync_server::store::sqlite::chain;
 use envsync_server::{Database, Server};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Lifetime of the owner token printed on first start.
@@ -20,12 +22,10 @@ const FIRST_TOKEN_TTL: u64 = 90 * 86_400;
 ///
 /// The JWT secret comes from ENVSYNC_JWT_SECRET (at least 32 bytes) or, when that is unset,
 /// from the file <DB>.jwt.secret, which the first start on an empty database creates (mode
-/// 0600) and announces with an owner token. Also read: ENVSYNC_JWT_ALGORITHM (HS256, HS384,
-/// HS512), ENVSYNC_JWT_ISSUER, ENVSYNC_JWT_AUDIENCE, ENVSYNC_MAX_BODY (bytes, default 1 MiB),
-/// ENVSYNC_AUTH_MAX_FAILURES (failed authentications per client address and window before
-/// 429, default 20, 0 = off), ENVSYNC_AUTH_WINDOW (default 60s), ENVSYNC_AUTH_LIMITER_CAPACITY
-/// (addresses remembered, default 10000) and ENVSYNC_LOG or RUST_LOG (log filter, default
-/// info; logs go to stderr).
+/// 0600) and announces with an owner token. It has no flag: a command line is visible to
+/// every user of the machine.
+///
+/// Every other setting below is a flag and an ENVSYNC_* variable; the flag wins.
 #[derive(Debug, Parser)]
 #[command(name = "envsync-server", version)]
 struct Cli {
@@ -48,6 +48,14 @@ struct Cli {
     )]
     db: String,
 
+    /// Log filter for stderr, such as debug or envsync_server=trace [default: RUST_LOG, else
+    /// info].
+    #[arg(long, env = "ENVSYNC_LOG", value_name = "FILTER")]
+    log: Option<String>,
+
+    #[command(flatten)]
+    settings: SettingsArgs,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -59,6 +67,16 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write the manual pages (envsync-server.1, …) into a directory.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+struct ManArgs {
+    /// Directory for the pages, created if missing (install.sh: PREFIX/share/man/man1).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,10 +114,14 @@ struct TokenArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging();
-    if let Some(Command::Audit(AuditCommand::Verify(args))) = &cli.command {
-        return verify_audit(&cli, args);
+    // Kept beside `cli`: the settings are read from it by variable name (`apply_env`).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_logging(cli.log.as_deref());
+    match &cli.command {
+        Some(Command::Audit(AuditCommand::Verify(args))) => return verify_audit(&cli, args),
+        Some(Command::Man(args)) => return write_manual(args),
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,17 +132,48 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match &cli.command {
-            None => run_server(&cli).await,
-            Some(Command::Token(args)) => mint_offline(&cli, args).await,
-            Some(Command::Audit(_)) => Ok(()),
+            None => run_server(&cli, &matches).await,
+            Some(Command::Token(args)) => mint_offline(&cli, &matches, args).await,
+            Some(Command::Audit(_) | Command::Man(_)) => Ok(()),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
+            fail(
+                e,
+                Some(
+                    "envsync-server --help lists every setting with its flag, variable and default",
+                ),
+            );
+            ExitCode::from(2)
+        }
         Err(e) => {
             let hint = hint_for(&e);
             fail(e, hint)
         }
+    }
+}
+
+/// `man --dir DIR` (hidden; install.sh runs it): the manual pages, from this command line.
+fn write_manual(args: &ManArgs) -> ExitCode {
+    let write = || -> Result<()> {
+        let pages = envsync_common::manpage::pages(Cli::command())
+            .context("cannot render the manual pages")?;
+        std::fs::create_dir_all(&args.dir)
+            .with_context(|| format!("cannot create {}", args.dir.display()))?;
+        let mut out = std::io::stdout().lock();
+        for page in pages {
+            let path = args.dir.join(&page.file_name);
+            std::fs::write(&path, &page.roff)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(out, "{}", path.display())?;
+        }
+        Ok(())
+    };
+    match write() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e, None),
     }
 }
 
@@ -151,10 +204,9 @@ fn hint_for(e: &anyhow::Error) -> Option<&'static str> {
     }
 }
 
-fn init_logging() {
+fn init_logging(filter: Option<&str>) {
     use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("ENVSYNC_LOG")
-        .ok()
+    let filter = filter
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
@@ -184,13 +236,14 @@ fn existing_secret(db: &Database) -> Result<Option<JwtSecret>> {
     }
 }
 
-fn settings(db: Database, secret: JwtSecret) -> Result<Settings> {
+/// The settings from the command line (flag, else variable, else default), checked.
+fn settings(db: Database, secret: JwtSecret, matches: &ArgMatches) -> Result<Settings> {
     let mut settings = Settings::new(db, secret);
-    settings.apply_env(|var| std::env::var(var).ok())?;
+    settings.apply_env(SettingsArgs::lookup(matches))?;
     Ok(settings)
 }
 
-async fn run_server(cli: &Cli) -> Result<()> {
+async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
     let db = Database::parse(&cli.db);
     let (secret, generated) = match existing_secret(&db)? {
         Some(secret) => (secret, false),
@@ -216,7 +269,7 @@ async fn run_server(cli: &Cli) -> Result<()> {
             (secret, true)
         }
     };
-    let settings = settings(db.clone(), secret)?;
+    let settings = settings(db.clone(), secret, matches)?;
     let listener = tokio::net::TcpListener::bind(&cli.addr)
         .await
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
@@ -260,7 +313,7 @@ async fn run_server(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-async fn mint_offline(cli: &Cli, args: &TokenArgs) -> Result<()> {
+async fn mint_offline(cli: &Cli, matches: &ArgMatches, args: &TokenArgs) -> Result<()> {
     let db = Database::parse(&cli.db);
     if db == Database::Memory {
         bail!("`token` needs the server's database file, not :memory:");
@@ -288,7 +341,7 @@ async fn mint_offline(cli: &Cli, args: &TokenArgs) -> Result<()> {
     if args.email.trim().is_empty() {
         bail!("--email is empty");
     }
-    let server = Server::open(settings(db, secret)?)
+    let server = Server::open(settings(db, secret, matches)?)
         .await
         .context("cannot open the database")?;
     let minted = server

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod adopt;
 mod audit;
+mod completions;
 mod diff;
 mod forget;
 mod hook;
@@ -16,6 +17,7 @@ mod init;
 mod keygen;
 mod log;
 mod login;
+mod man;
 mod members;
 mod mv;
 mod pull;
@@ -54,6 +56,9 @@ pub enum Command {
     Forget(forget::Args),
     Token(token::Args),
     Audit(audit::Args),
+    Completions(completions::Args),
+    #[command(hide = true)]
+    Man(man::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -81,5 +86,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Forget(args) => forget::run(g, args),
         Command::Token(args) => token::run(g, args),
         Command::Audit(args) => audit::run(g, args),
+        Command::Completions(args) => completions::run(g, args),
+        Command::Man(args) => man::run(g, args),
     }
 }

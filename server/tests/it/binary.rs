@@ -592,3 +592,164 @@ async fn a_database_with_data_whose_secret_is_lost_is_refused_not_given_a_new_se
     .await;
     assert_eq!(status, 200);
 }
+
+/// Every `ENVSYNC_*` variable the server reads (found in its source, so one added later is
+/// checked too) is listed by `--help`: a setting's flag shows its variable and default.
+#[test]
+fn help_lists_every_setting_with_its_variable_and_default() {
+    let mut read = std::collections::BTreeSet::new();
+    for file in ["src/config.rs", "src/main.rs"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let source = std::fs::read_to_string(&path).unwrap();
+        for (at, _) in source.match_indices("ENVSYNC_") {
+            let name: String = source[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if name.len() > "ENVSYNC_".len() {
+                read.insert(name);
+            }
+        }
+    }
+    assert!(read.len() >= 10, "the scan found too few: {read:?}");
+    let out = run(&["--help"], &[], Duration::from_secs(10));
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in &read {
+        assert!(
+            help.contains(var.as_str()),
+            "{var} is not in --help:\n{help}"
+        );
+    }
+    // Each flag's entry names its variable; those with a default show it.
+    for (flag, default) in [
+        ("--addr", Some("127.0.0.1:8000")),
+        ("--db", Some("envsync.db")),
+        ("--jwt-algorithm", Some("HS256")),
+        ("--jwt-issuer", None),
+        ("--max-body", Some("1MiB")),
+        ("--auth-max-failures", Some("20")),
+        ("--auth-window", Some("60s")),
+        ("--auth-limiter-capacity", Some("10000")),
+    ] {
+        let start = help
+            .find(&format!("\n      {flag} <"))
+            .unwrap_or_else(|| panic!("{flag} is not in --help:\n{help}"));
+        let entry = help[start + 1..].split("\n\n").next().unwrap_or_default();
+        assert!(entry.contains("[env: ENVSYNC_"), "{entry}");
+        if let Some(default) = default {
+            assert!(entry.contains(&format!("[default: {default}]")), "{entry}");
+        }
+    }
+    // The secret is the one setting without a flag (a command line is public).
+    assert!(!help.contains("--jwt-secret"), "{help}");
+}
+
+/// A bad setting, given as a flag or as its variable, is one error line and exit 2.
+#[test]
+fn a_bad_setting_by_flag_or_variable_exits_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let db = db.to_str().unwrap();
+    let secret = [("ENVSYNC_JWT_SECRET", SECRET)];
+    for (args, env, expected) in [
+        (
+            vec!["--max-body", "lots"],
+            vec![],
+            "error: ENVSYNC_MAX_BODY must be a size",
+        ),
+        (
+            vec![],
+            vec![("ENVSYNC_AUTH_WINDOW", "2d")],
+            "error: ENVSYNC_AUTH_WINDOW must be a duration",
+        ),
+        (
+            vec!["--jwt-issuer", ""],
+            vec![],
+            "error: ENVSYNC_JWT_ISSUER is set but empty",
+        ),
+        // The flag wins over the variable.
+        (
+            vec!["--jwt-algorithm", "RS256"],
+            vec![("ENVSYNC_JWT_ALGORITHM", "HS512")],
+            "error: ENVSYNC_JWT_ALGORITHM must be HS256, HS384 or HS512, not 'RS256'",
+        ),
+    ] {
+        let mut all = vec!["--db", db, "--addr", "127.0.0.1:0"];
+        all.extend(&args);
+        let env: Vec<(&str, &str)> = secret.iter().copied().chain(env).collect();
+        let out = run(&all, &env, Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with(expected), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1
+        );
+        assert!(stderr.contains("hint: envsync-server --help"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+/// `envsync-server man --dir DIR` writes envsync-server(1) and a page per subcommand, and
+/// `man -l` renders each without a warning (when `man` is on the machine).
+#[test]
+fn manual_pages_are_written_and_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man1");
+    let out = run(
+        &["man", "--dir", pages.to_str().unwrap()],
+        &[],
+        Duration::from_secs(10),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&pages)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "envsync-server-audit-verify.1",
+            "envsync-server-audit.1",
+            "envsync-server-token.1",
+            "envsync-server.1",
+        ]
+    );
+    let main_page = std::fs::read_to_string(pages.join("envsync-server.1")).unwrap();
+    for var in [
+        "ENVSYNC_MAX_BODY",
+        "ENVSYNC_AUTH_WINDOW",
+        "ENVSYNC_JWT_SECRET",
+    ] {
+        assert!(main_page.contains(var), "{var}");
+    }
+    let man = Command::new("man").arg("--version").output();
+    if !man.is_ok_and(|out| out.status.success()) {
+        eprintln!("note: `man` is not on this machine; the pages were not rendered");
+        return;
+    }
+    for page in &written {
+        let out = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(pages.join(page))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("MANWIDTH", "80")
+            // As on a terminal: help texts may hold UTF-8 (…), which an ASCII locale cannot draw.
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.is_empty(), "{page}: {err}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("NAME"),
+            "{page}"
+        );
+    }
+}

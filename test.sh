@@ -1,0 +1,66 @@
+#!/bin/sh
+# Runs the test suite on a fresh Debian machine as it is: installs the system tools the
+# tests use when they are missing (apt-get; sudo when not root), then runs
+# `cargo test --workspace` with any arguments given.
+#
+#   ./test.sh                          everything
+#   ./test.sh --test usage             arguments go to cargo test
+#   ./test.sh -- --nocapture           ... and after --, to the test binaries
+set -eu
+cd "$(dirname "$0")"
+
+missing=""
+
+# need PROBE PACKAGE...: the Debian packages to install unless PROBE is found, PROBE being
+# a command on PATH or, starting with /, a path pattern (for tools kept off PATH).
+need() {
+    probe=$1
+    shift
+    case "$probe" in
+        /*)
+            for path in $probe; do
+                [ -e "$path" ] && return 0
+            done
+            ;;
+        *) command -v "$probe" >/dev/null 2>&1 && return 0 ;;
+    esac
+    missing="$missing $*"
+}
+
+# What the tests use beyond cargo, one line each.
+need age age       # the team-key tests decrypt with the stock age tool, not our code
+need strace strace # the syscall-order test traces the CLI's atomic write
+# Later features add theirs here, e.g.:
+# need '/usr/lib/postgresql/*/bin/initdb' postgresql   # a PostgreSQL store (initdb, pg_ctl)
+# need chromedriver chromium chromium-driver           # tests in a real browser
+
+if [ -n "$missing" ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: the tests need these Debian packages or their equivalents:$missing" >&2
+        exit 1
+    fi
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if ! command -v sudo >/dev/null 2>&1; then
+            echo "error: installing$missing needs root, and sudo is not on PATH" >&2
+            echo "hint: run as root, or install them first: apt-get install$missing" >&2
+            exit 1
+        fi
+        sudo=sudo
+    fi
+    echo "test.sh: installing$missing" >&2
+    # The package lists are refreshed only when an install fails on stale ones.
+    # shellcheck disable=SC2086 # one word per package
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null 2>&1 ||
+        {
+            $sudo apt-get update -q >/dev/null &&
+                $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
+        }
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo is required but not on PATH" >&2
+    echo "hint: install Rust from https://rustup.rs" >&2
+    exit 1
+fi
+exec cargo test --workspace "$@"
