@@ -1,10 +1,12 @@
 //! Server settings: what `serve` needs, with the defaults of `DESIGN.md` and the
 //! `ENVSYNC_*` environment variables that change them.
 
+use crate::connections::ConnectionLimits;
 use crate::limiter::LimiterSettings;
 use crate::secret::JwtSecret;
 use crate::store::sqlite::Database;
 use envsync_common::api::parse_ttl;
+use envsync_common::names::MAX_KEY_LEN;
 use jsonwebtoken::Algorithm;
 use std::time::Duration;
 use thiserror::Error;
@@ -18,6 +20,31 @@ pub const JWT_LEEWAY_SECS: u64 = 30;
 pub const DEFAULT_TOKEN_TTL: u64 = 30 * 86_400;
 /// Longest lifetime a token may be minted with: 400 days.
 pub const MAX_TOKEN_TTL: u64 = 400 * 86_400;
+/// How often the audit chain's head is logged (besides at start).
+pub const DEFAULT_AUDIT_HEAD_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// What one push may carry (`ENVSYNC_MAX_KEYS`, `ENVSYNC_MAX_KEY_LEN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Key names per version; more is a 413.
+    pub max_keys: usize,
+    /// Bytes per key name (at most [`MAX_KEY_LEN`], the format's own limit); longer is a 400.
+    pub max_key_len: usize,
+}
+
+impl Quotas {
+    pub const DEFAULT_MAX_KEYS: usize = 1000;
+    pub const DEFAULT_MAX_KEY_LEN: usize = 128;
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_keys: Quotas::DEFAULT_MAX_KEYS,
+            max_key_len: Quotas::DEFAULT_MAX_KEY_LEN,
+        }
+    }
+}
 
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
@@ -30,6 +57,12 @@ pub struct Settings {
     pub default_token_ttl: u64,
     /// Rate limiting of failed authentication per client address.
     pub auth_limit: LimiterSettings,
+    /// Connections held at once and how long each phase of one may take.
+    pub connections: ConnectionLimits,
+    /// Keys per push and bytes per key name.
+    pub quotas: Quotas,
+    /// How often the audit chain's head (`id:hash`) is logged, besides at start.
+    pub audit_head_interval: Duration,
 }
 
 /// How tokens are signed and checked.
@@ -77,13 +110,18 @@ impl Settings {
             max_body: DEFAULT_MAX_BODY,
             default_token_ttl: DEFAULT_TOKEN_TTL,
             auth_limit: LimiterSettings::default(),
+            connections: ConnectionLimits::default(),
+            quotas: Quotas::default(),
+            audit_head_interval: DEFAULT_AUDIT_HEAD_INTERVAL,
         }
     }
 
     /// Applies `ENVSYNC_JWT_ALGORITHM`, `ENVSYNC_JWT_ISSUER`, `ENVSYNC_JWT_AUDIENCE`,
-    /// `ENVSYNC_MAX_BODY` and the rate limiter's `ENVSYNC_AUTH_MAX_FAILURES`,
-    /// `ENVSYNC_AUTH_WINDOW` and `ENVSYNC_AUTH_LIMITER_CAPACITY` from `lookup` (the process
-    /// environment in the binary).
+    /// `ENVSYNC_MAX_BODY`, the rate limiter's `ENVSYNC_AUTH_MAX_FAILURES`,
+    /// `ENVSYNC_AUTH_WINDOW` and `ENVSYNC_AUTH_LIMITER_CAPACITY`, the connection limits
+    /// `ENVSYNC_MAX_CONNECTIONS`, `ENVSYNC_HEADER_TIMEOUT`, `ENVSYNC_IDLE_TIMEOUT` and
+    /// `ENVSYNC_REQUEST_TIMEOUT`, the quotas `ENVSYNC_MAX_KEYS` and `ENVSYNC_MAX_KEY_LEN`, and
+    /// `ENVSYNC_AUDIT_HEAD_INTERVAL` from `lookup` (the process environment in the binary).
     pub fn apply_env(
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,
@@ -145,6 +183,72 @@ impl Settings {
                         &value,
                     )
                 })?;
+        }
+        let whole = |var: &'static str, range: std::ops::RangeInclusive<usize>, what| {
+            lookup(var)
+                .map(|value| {
+                    value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|n| range.contains(n))
+                        .ok_or_else(|| number(var, what, &value))
+                })
+                .transpose()
+        };
+        let seconds = |var: &'static str, max: u64, what| {
+            lookup(var)
+                .map(|value| {
+                    parse_ttl(&value)
+                        .ok()
+                        .filter(|&s| s <= max)
+                        .map(Duration::from_secs)
+                        .ok_or_else(|| number(var, what, &value))
+                })
+                .transpose()
+        };
+        if let Some(n) = whole(
+            "ENVSYNC_MAX_CONNECTIONS",
+            1..=1_000_000,
+            "a number of connections from 1 to 1000000",
+        )? {
+            self.connections.max_connections = n;
+        }
+        for (var, slot) in [
+            (
+                "ENVSYNC_HEADER_TIMEOUT",
+                &mut self.connections.header_timeout,
+            ),
+            ("ENVSYNC_IDLE_TIMEOUT", &mut self.connections.idle_timeout),
+            (
+                "ENVSYNC_REQUEST_TIMEOUT",
+                &mut self.connections.request_timeout,
+            ),
+        ] {
+            if let Some(d) = seconds(var, 3600, "a duration from 1s to 1h such as 10, 30s or 2m")? {
+                *slot = d;
+            }
+        }
+        if let Some(n) = whole(
+            "ENVSYNC_MAX_KEYS",
+            1..=1_000_000,
+            "a number of keys from 1 to 1000000",
+        )? {
+            self.quotas.max_keys = n;
+        }
+        if let Some(n) = whole(
+            "ENVSYNC_MAX_KEY_LEN",
+            1..=MAX_KEY_LEN,
+            "a number of bytes from 1 to 256",
+        )? {
+            self.quotas.max_key_len = n;
+        }
+        if let Some(d) = seconds(
+            "ENVSYNC_AUDIT_HEAD_INTERVAL",
+            7 * 86_400,
+            "a duration from 1s to 7d such as 15m, 1h or 1d",
+        )? {
+            self.audit_head_interval = d;
         }
         Ok(())
     }

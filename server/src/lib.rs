@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod handlers;
 pub mod limiter;
@@ -113,20 +114,48 @@ impl Server {
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then finishes the requests
-    /// in flight.
+    /// in flight. Connections are held within `settings.connections` (see
+    /// [`connections`]), and the audit chain's head is logged now and every
+    /// `settings.audit_head_interval`.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let routes = routes::routes(self.app.clone());
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(shutdown)
-            .run()
-            .await;
+        let heads = tokio::spawn(log_audit_heads(
+            self.app.store.clone(),
+            self.app.settings.audit_head_interval,
+        ));
+        connections::serve(
+            warp::service(routes),
+            listener,
+            connections::Plain,
+            self.app.settings.connections,
+            shutdown,
+        )
+        .await;
+        heads.abort();
         tracing::info!("envsync-server stopped");
         Ok(())
+    }
+}
+
+/// Logs the audit chain's head (`id:hash`, the form `audit verify --anchor` takes) now and
+/// every `interval`, so that a log shipper keeps anchors outside the database.
+async fn log_audit_heads(store: Arc<dyn Store>, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.audit_head().await {
+            Ok(Some((id, hash))) => {
+                let head = format!("{id}:{}", store::sqlite::chain::hex(&hash));
+                tracing::info!(head = %head, "audit chain head");
+            }
+            Ok(None) => tracing::info!(head = "none", "audit chain head (the log is empty)"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the audit chain head"),
+        }
     }
 }
 

@@ -7,11 +7,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use envsync_common::api::{Role, parse_ttl};
 use envsync_server::config::{MAX_TOKEN_TTL, Settings};
+use envsync_server::connections;
 use envsync_server::secret::{self, JwtSecret};
 use envsync_server::store::sqlite::chain;
 use envsync_server::{Database, Server};
 use std::io::Write;
 use std::process::ExitCode;
+use tokio::signal::unix::{SignalKind, signal};
 
 /// Lifetime of the owner token printed on first start.
 const FIRST_TOKEN_TTL: u64 = 90 * 86_400;
@@ -24,8 +26,12 @@ const FIRST_TOKEN_TTL: u64 = 90 * 86_400;
 /// HS512), ENVSYNC_JWT_ISSUER, ENVSYNC_JWT_AUDIENCE, ENVSYNC_MAX_BODY (bytes, default 1 MiB),
 /// ENVSYNC_AUTH_MAX_FAILURES (failed authentications per client address and window before
 /// 429, default 20, 0 = off), ENVSYNC_AUTH_WINDOW (default 60s), ENVSYNC_AUTH_LIMITER_CAPACITY
-/// (addresses remembered, default 10000) and ENVSYNC_LOG or RUST_LOG (log filter, default
-/// info; logs go to stderr).
+/// (addresses remembered, default 10000), ENVSYNC_MAX_CONNECTIONS (open connections, default
+/// 1024, lowered to fit the open-file limit), ENVSYNC_HEADER_TIMEOUT (10s),
+/// ENVSYNC_IDLE_TIMEOUT (60s), ENVSYNC_REQUEST_TIMEOUT (60s), ENVSYNC_MAX_KEYS (keys per push,
+/// 1000), ENVSYNC_MAX_KEY_LEN (bytes per key name, 128, at most 256),
+/// ENVSYNC_AUDIT_HEAD_INTERVAL (how often the audit chain's head is logged, 15m) and
+/// ENVSYNC_LOG or RUST_LOG (log filter, default info; logs go to stderr).
 #[derive(Debug, Parser)]
 #[command(name = "envsync-server", version)]
 struct Cli {
@@ -66,7 +72,8 @@ enum AuditCommand {
     /// Walk the audit log's hash chain (read-only; the server may be running).
     ///
     /// Prints `ok (N rows)` and the head (`head ID:HASH`, worth keeping elsewhere) and exits
-    /// 0, or prints the first bad row (edited, deleted, reordered or inserted) and exits 1.
+    /// 0, or prints the first bad row (edited, deleted, reordered or inserted), or the first
+    /// version that has no accepted-push row recording its ciphertext's SHA-256, and exits 1.
     /// Exits 2 when the log cannot be read.
     Verify(VerifyArgs),
 }
@@ -191,6 +198,16 @@ fn settings(db: Database, secret: JwtSecret) -> Result<Settings> {
 }
 
 async fn run_server(cli: &Cli) -> Result<()> {
+    // A server needs more descriptors than the usual soft limit of 1024: one per client.
+    let (soft, hard) = connections::raise_nofile_limit();
+    tracing::debug!(?soft, ?hard, "open-file limit");
+    // A write past RLIMIT_FSIZE (`ulimit -f`) raises SIGXFSZ, which kills the process by
+    // default. With a handler installed the write fails with EFBIG instead, and the push
+    // that made it gets a 507 while reads go on (as PostgreSQL ignores SIGXFSZ). tokio's
+    // handler stays installed for the life of the process, so the stream is dropped.
+    if let Err(e) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        tracing::warn!(error = %e, "cannot catch SIGXFSZ; a file size limit would stop the server");
+    }
     let db = Database::parse(&cli.db);
     let (secret, generated) = match existing_secret(&db)? {
         Some(secret) => (secret, false),
@@ -340,7 +357,9 @@ fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
             println!("{verdict}");
             match verdict {
                 chain::Verdict::Intact { .. } => ExitCode::SUCCESS,
-                chain::Verdict::Broken { .. } => ExitCode::FAILURE,
+                chain::Verdict::Broken { .. } | chain::Verdict::Unaccounted { .. } => {
+                    ExitCode::FAILURE
+                }
             }
         }
         Err(e) => fail(anyhow!(e)),
@@ -349,7 +368,6 @@ fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
 
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
     let terminate = async {
         match signal(SignalKind::terminate()) {
             Ok(mut s) => {

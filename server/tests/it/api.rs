@@ -75,8 +75,10 @@ async fn push_then_read_every_view() {
         (200, json!({ "version": 2, "keys": ["A", "C"] }))
     );
 
-    let (status, versions) = send(server.get("/env/proj/main/versions", &dev)).await;
+    let (status, page) = send(server.get("/env/proj/main/versions", &dev)).await;
     assert_eq!(status, 200);
+    assert_eq!(page["next_before"], Value::Null, "{page}");
+    let versions = &page["versions"];
     let numbers: Vec<u64> = versions
         .as_array()
         .unwrap()
@@ -87,9 +89,10 @@ async fn push_then_read_every_view() {
     assert_eq!(versions[1]["keys"], json!(["A", "B"]));
     assert!(versions[0].get("ciphertext").is_none());
 
-    let (status, branches) = send(server.get("/env/proj", &dev)).await;
+    let (status, page) = send(server.get("/env/proj", &dev)).await;
     assert_eq!(status, 200);
-    let branches = branches.as_array().unwrap();
+    assert_eq!(page["next_after"], Value::Null, "{page}");
+    let branches = page["branches"].as_array().unwrap();
     assert_eq!(branches.len(), 2);
     assert_eq!(branches[0]["branch"], "dev");
     assert_eq!(branches[1]["branch"], "main");
@@ -113,9 +116,12 @@ async fn missing_things_are_404_and_empty_lists() {
     );
     assert_eq!(
         send(server.get("/env/proj/main/versions", &dev)).await,
-        (200, json!([]))
+        (200, json!({"versions": [], "next_before": null}))
     );
-    assert_eq!(send(server.get("/env/proj", &dev)).await, (200, json!([])));
+    assert_eq!(
+        send(server.get("/env/proj", &dev)).await,
+        (200, json!({"branches": [], "next_after": null}))
+    );
     server.push(&dev, "proj", "main", &["A"], None).await;
     assert_error(
         &send(server.get("/env/proj/main?version=7", &dev)).await,
@@ -315,7 +321,7 @@ async fn bad_names_are_400() {
     }
     assert_eq!(
         send(server.get("/env/proj", &owner)).await,
-        (200, json!([]))
+        (200, json!({"branches": [], "next_after": null}))
     );
     // Decoded once only: `%252e%252e` is the literal (valid) branch name `%2e%2e`.
     assert_eq!(
@@ -325,8 +331,8 @@ async fn bad_names_are_400() {
             .0,
         201
     );
-    let (_, branches) = send(server.get("/env/proj", &owner)).await;
-    assert_eq!(branches[0]["branch"], "%2e%2e");
+    let (_, page) = send(server.get("/env/proj", &owner)).await;
+    assert_eq!(page["branches"][0]["branch"], "%2e%2e");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,8 +370,8 @@ async fn encoded_branch_names_round_trip_and_address_one_record() {
         let answer = server.push(&dev, "proj", &encoded, &[&key], Some(1)).await;
         assert_eq!(answer, (201, json!({ "version": 2 })), "{branch}");
     }
-    let (_, branches) = send(server.get("/env/proj", &dev)).await;
-    let names: Vec<&str> = branches
+    let (_, page) = send(server.get("/env/proj", &dev)).await;
+    let names: Vec<&str> = page["branches"]
         .as_array()
         .unwrap()
         .iter()

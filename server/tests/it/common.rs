@@ -143,6 +143,26 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     (status, body)
 }
 
+/// Every version of a branch, newest first, following `/versions` pages; `url` ends in
+/// `/versions`.
+pub async fn all_versions(client: &reqwest::Client, url: &str, token: &str) -> Vec<Value> {
+    let mut versions = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let page_url = match before {
+            Some(b) => format!("{url}?limit=100&before={b}"),
+            None => format!("{url}?limit=100"),
+        };
+        let (status, page) = send(client.get(page_url).bearer_auth(token)).await;
+        assert_eq!(status, 200, "{page}");
+        versions.extend(page["versions"].as_array().unwrap().iter().cloned());
+        match page["next_before"].as_u64() {
+            Some(next) => before = Some(next),
+            None => return versions,
+        }
+    }
+}
+
 /// Asserts an error answer: status, `error` code, and a non-empty message.
 #[track_caller]
 pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
