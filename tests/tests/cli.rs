@@ -51,7 +51,7 @@ fn every_fixture_round_trips_byte_for_byte() {
         let keys = server_keys(&server, &alice.token, "fixtures", "main");
         assert_eq!(keys, expected, "{}", file.display());
         let versions = server.request("GET", "/env/fixtures/main/versions", &alice.token, None);
-        assert_eq!(versions.json()[0]["version"], (i + 1) as u64);
+        assert_eq!(versions.json()["versions"][0]["version"], (i + 1) as u64);
     }
 }
 
