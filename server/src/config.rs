@@ -341,6 +341,62 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_quotas_and_the_head_interval_from_the_environment() {
+        let secret = JwtSecret::new(b"k3Jd9-Qm2vX7pL0aZ4rT8yW1nB6cF5hG".to_vec()).unwrap();
+        let mut settings = Settings::new(Database::Memory, secret);
+        assert_eq!(settings.connections, ConnectionLimits::default());
+        assert_eq!(settings.quotas, Quotas::default());
+        let env = [
+            ("ENVSYNC_MAX_CONNECTIONS", "300"),
+            ("ENVSYNC_HEADER_TIMEOUT", "5s"),
+            ("ENVSYNC_IDLE_TIMEOUT", "2m"),
+            ("ENVSYNC_REQUEST_TIMEOUT", "30"),
+            ("ENVSYNC_MAX_KEYS", "50"),
+            ("ENVSYNC_MAX_KEY_LEN", "256"),
+            ("ENVSYNC_AUDIT_HEAD_INTERVAL", "1h"),
+        ];
+        settings
+            .apply_env(|k| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap();
+        assert_eq!(
+            settings.connections,
+            ConnectionLimits {
+                max_connections: 300,
+                header_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(120),
+                request_timeout: Duration::from_secs(30),
+            }
+        );
+        assert_eq!(
+            settings.quotas,
+            Quotas {
+                max_keys: 50,
+                max_key_len: 256
+            }
+        );
+        assert_eq!(settings.audit_head_interval, Duration::from_secs(3600));
+        for (var, bad) in [
+            ("ENVSYNC_MAX_CONNECTIONS", "0"),
+            ("ENVSYNC_MAX_CONNECTIONS", "lots"),
+            ("ENVSYNC_HEADER_TIMEOUT", "0"),
+            ("ENVSYNC_IDLE_TIMEOUT", "2h"),
+            ("ENVSYNC_REQUEST_TIMEOUT", "-5"),
+            ("ENVSYNC_MAX_KEYS", "0"),
+            ("ENVSYNC_MAX_KEY_LEN", "257"),
+            ("ENVSYNC_AUDIT_HEAD_INTERVAL", "8d"),
+        ] {
+            let err = settings
+                .apply_env(|k| (k == var).then(|| bad.to_owned()))
+                .unwrap_err();
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
     fn debug_output_never_shows_the_secret() {
         let text = "k3Jd9-Qm2vX7pL0aZ4rT8yW1nB6cF5hG-sentinel";
         let secret = JwtSecret::new(text.as_bytes().to_vec()).unwrap();

@@ -364,6 +364,33 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
             ],
             "error: ENVSYNC_AUTH_WINDOW",
         ),
+        (
+            "no connections",
+            vec![],
+            vec![
+                ("ENVSYNC_JWT_SECRET", SECRET),
+                ("ENVSYNC_MAX_CONNECTIONS", "0"),
+            ],
+            "error: ENVSYNC_MAX_CONNECTIONS",
+        ),
+        (
+            "bad header timeout",
+            vec![],
+            vec![
+                ("ENVSYNC_JWT_SECRET", SECRET),
+                ("ENVSYNC_HEADER_TIMEOUT", "never"),
+            ],
+            "error: ENVSYNC_HEADER_TIMEOUT",
+        ),
+        (
+            "key names over the format's limit",
+            vec![],
+            vec![
+                ("ENVSYNC_JWT_SECRET", SECRET),
+                ("ENVSYNC_MAX_KEY_LEN", "1000"),
+            ],
+            "error: ENVSYNC_MAX_KEY_LEN",
+        ),
         ("unknown flag", vec!["--bogus"], vec![], "error:"),
         (
             "missing directory",
