@@ -10,6 +10,9 @@
 //!   `{"error","message"}` with its status.
 //! - [`store::Store`] is the storage seam; [`store::SqliteStore`] implements it with WAL,
 //!   durable commits and group commit on one writer thread.
+//! - [`connections`] is the accept loop `serve` runs: a cap on open connections (shedding
+//!   the one idle for longest when full), header, idle and request timeouts, and the seam
+//!   where TLS can slot in.
 //! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret;
 //!   [`limiter`] answers 429 to a client address that keeps failing authentication.
 //! - [`store::sqlite::chain`] is the audit log's hash chain and its verifier (what
