@@ -126,10 +126,11 @@ async fn a_flood_of_half_open_connections_under_a_low_file_limit_never_keeps_hea
     assert!(log.contains("connection limit reached"), "{log}");
     assert!(!log.contains("Too many open files"), "{log}");
     assert!(!log.contains("accept failed"), "{log}");
-    assert_eq!(
-        log.matches("connection limit reached").count(),
-        1,
-        "the warning is throttled, not one per connection:\n{log}"
+    // One warning per 10 s at most (a slow machine may cross into a second window).
+    let warnings = log.matches("connection limit reached").count();
+    assert!(
+        (1..=3).contains(&warnings),
+        "the warning is throttled, not one per connection ({warnings}):\n{log}"
     );
 }
 
@@ -141,7 +142,7 @@ async fn header_idle_and_request_timeouts_close_what_they_should_and_only_that()
         &[
             ("ENVSYNC_JWT_SECRET", SECRET),
             ("ENVSYNC_HEADER_TIMEOUT", "1s"),
-            ("ENVSYNC_IDLE_TIMEOUT", "3s"),
+            ("ENVSYNC_IDLE_TIMEOUT", "4s"),
             ("ENVSYNC_REQUEST_TIMEOUT", "2s"),
         ],
     );
@@ -168,12 +169,12 @@ async fn header_idle_and_request_timeouts_close_what_they_should_and_only_that()
     }
     assert!(!open, "a dripping head stayed open for {limit:?}");
 
-    // Between requests the idle timeout (3 s) applies, not the header one (1 s)…
+    // Between requests the idle timeout (4 s) applies, not the header one (1 s)…
     let mut kept = TcpStream::connect(addr).await.unwrap();
     let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
     kept.write_all(request).await.unwrap();
     assert_eq!(read_response(&mut kept).await.0, 200);
-    tokio::time::sleep(Duration::from_millis(1800)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     kept.write_all(request).await.unwrap();
     assert_eq!(
         read_response(&mut kept).await.0,
@@ -214,7 +215,11 @@ async fn the_soft_open_file_limit_is_raised_to_the_hard_one_at_start() {
     );
     let (soft, hard) = server.limit("Max open files");
     assert_eq!(soft, hard);
-    assert_ne!(soft, "200");
+    // Raised, unless the hard limit here is no higher than the soft one the test set.
+    let ours = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    if ours.is_none_or(|h| h > 200) {
+        assert_ne!(soft, "200");
+    }
     assert_eq!(health(server.addr()).await, 200);
 }
 
