@@ -88,24 +88,31 @@ pub fn run(args: Vec<String>) -> Result<()> {
     let peak_kb = sampler.stop();
     let hwm = proc_status_kb(server.pid(), "VmHWM:").unwrap_or(0);
 
+    // Every version, following `/versions` pages.
     let listed = runtime.block_on(async {
-        let versions: serde_json::Value = reqwest::Client::new()
-            .get(format!("{url}/versions"))
-            .bearer_auth(&reader_token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        anyhow::Ok(
-            versions
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v["version"].as_u64())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
-        )
+        let client = reqwest::Client::new();
+        let mut listed = Vec::new();
+        let mut before: Option<u64> = None;
+        loop {
+            let mut page_url = format!("{url}/versions?limit=100");
+            if let Some(b) = before {
+                page_url.push_str(&format!("&before={b}"));
+            }
+            let page: serde_json::Value = client
+                .get(page_url)
+                .bearer_auth(&reader_token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let versions = page["versions"].as_array().cloned().unwrap_or_default();
+            listed.extend(versions.iter().filter_map(|v| v["version"].as_u64()));
+            match page["next_before"].as_u64() {
+                Some(next) if before.is_none_or(|b| next < b) => before = Some(next),
+                _ => break,
+            }
+        }
+        anyhow::Ok(listed)
     })?;
     server.kill();
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();

@@ -67,6 +67,23 @@ pub struct VersionInfo {
     pub pushed_at: String,
 }
 
+/// `GET /env/{project}/{branch}/versions?limit=N&before=V`: a branch's versions, newest
+/// first. Pass `next_before` back as `before` for the next (older) page; it is `null` on
+/// the last page. A page holds at most `limit` versions, and fewer when their key names
+/// pass the server's byte budget for one page (never fewer than one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionsPage {
+    pub versions: Vec<VersionInfo>,
+    pub next_before: Option<u64>,
+}
+
+impl VersionsPage {
+    /// Versions per page when `limit` is not given.
+    pub const DEFAULT_LIMIT: u32 = 20;
+    /// Largest `limit` accepted.
+    pub const MAX_LIMIT: u32 = 100;
+}
+
 /// One row of `GET /env/{project}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BranchInfo {
@@ -75,6 +92,23 @@ pub struct BranchInfo {
     pub key_count: u64,
     pub pushed_by: String,
     pub pushed_at: String,
+}
+
+/// `GET /env/{project}?limit=N&after=BRANCH`: a project's branches in name order (bytewise),
+/// each with its latest version. Pass `next_after` back as `after` for the next page; it is
+/// `null` on the last page. The cursor is a branch name, so the page goes forward (`after`)
+/// where the id-ordered, newest-first lists go back (`before`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchesPage {
+    pub branches: Vec<BranchInfo>,
+    pub next_after: Option<String>,
+}
+
+impl BranchesPage {
+    /// Branches per page when `limit` is not given.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// Largest `limit` accepted.
+    pub const MAX_LIMIT: u32 = 1000;
 }
 
 /// One audit event. `outcome` is `ok` or the error code that ended the request
@@ -100,6 +134,13 @@ pub struct AuditEvent {
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
     pub next_before: Option<u64>,
+}
+
+impl AuditPage {
+    /// Events per page when `limit` is not given.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// Largest `limit` accepted.
+    pub const MAX_LIMIT: u32 = 500;
 }
 
 /// A token's role. `owner` may do everything on every project; `developer` reads and

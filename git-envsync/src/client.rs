@@ -6,8 +6,8 @@
 use crate::config::Token;
 use crate::error::{CliError, Exit};
 use envsync_common::api::{
-    AuditPage, BranchInfo, EnvResponse, ErrorBody, Health, KeysResponse, PushRequest, PushResponse,
-    VersionInfo,
+    AuditPage, BranchInfo, BranchesPage, EnvResponse, ErrorBody, Health, KeysResponse, PushRequest,
+    PushResponse, VersionInfo, VersionsPage,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
@@ -27,6 +27,11 @@ pub fn segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 
+/// Largest answer read from the server. Far above any page the server sends (a page of
+/// versions stops at 4 MiB of key names) and any pull from a server with the default 1 MiB
+/// body limit; what it stops is a server that sends without end.
+pub const MAX_ANSWER: usize = 32 << 20;
+
 /// Why a request failed.
 #[derive(Debug)]
 pub enum ApiError {
@@ -34,6 +39,8 @@ pub enum ApiError {
     Unreachable(String),
     /// The server answered with an error status.
     Status { status: StatusCode, body: ErrorBody },
+    /// The answer was larger than [`MAX_ANSWER`]; it was not read to its end.
+    TooLarge,
 }
 
 impl ApiError {
@@ -154,14 +161,66 @@ impl Api {
         not_found_as_none(self.call(Method::GET, path, None::<&()>))
     }
 
-    pub fn versions(&self, project: &str, branch: &str) -> Result<Vec<VersionInfo>, ApiError> {
-        let path = format!("{}/versions", env_path(project, branch));
-        not_found_as_none(self.call(Method::GET, path, None::<&()>)).map(Option::unwrap_or_default)
+    /// One page of the branch's versions, newest first: at most `limit`, below `before`.
+    pub fn versions_page(
+        &self,
+        project: &str,
+        branch: &str,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<VersionsPage, ApiError> {
+        let mut path = format!("{}/versions?limit={limit}", env_path(project, branch));
+        if let Some(b) = before {
+            path.push_str(&format!("&before={b}"));
+        }
+        self.call(Method::GET, path, None::<&()>)
     }
 
+    /// Every version of the branch, newest first, page by page.
+    pub fn versions(&self, project: &str, branch: &str) -> Result<Vec<VersionInfo>, ApiError> {
+        let mut versions = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.versions_page(project, branch, VersionsPage::MAX_LIMIT, before)?;
+            versions.extend(page.versions);
+            // A cursor that does not go back would loop for ever: stop there.
+            match page.next_before {
+                Some(next) if before.is_none_or(|b| next < b) => before = Some(next),
+                _ => return Ok(versions),
+            }
+        }
+    }
+
+    /// The branch's newest version without its ciphertext; `None` when it has none.
+    pub fn latest_version(
+        &self,
+        project: &str,
+        branch: &str,
+    ) -> Result<Option<VersionInfo>, ApiError> {
+        let page = self.versions_page(project, branch, 1, None)?;
+        Ok(page.versions.into_iter().next())
+    }
+
+    /// Every branch of the project in name order, page by page.
     pub fn branches(&self, project: &str) -> Result<Vec<BranchInfo>, ApiError> {
-        let path = format!("/env/{}", segment(project));
-        not_found_as_none(self.call(Method::GET, path, None::<&()>)).map(Option::unwrap_or_default)
+        let mut branches = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!(
+                "/env/{}?limit={}",
+                segment(project),
+                BranchesPage::MAX_LIMIT
+            );
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={}", segment(a)));
+            }
+            let page: BranchesPage = self.call(Method::GET, path, None::<&()>)?;
+            branches.extend(page.branches);
+            match page.next_after {
+                Some(next) if after.as_ref().is_none_or(|a| next > *a) => after = Some(next),
+                _ => return Ok(branches),
+            }
+        }
     }
 
     /// One page of the project's audit log, newest first.
@@ -200,9 +259,21 @@ impl Api {
             request = request.timeout(left);
         }
         self.rt.block_on(async {
-            let response = request.send().await.map_err(unreachable)?;
+            let mut response = request.send().await.map_err(unreachable)?;
             let status = response.status();
-            let bytes = response.bytes().await.map_err(unreachable)?;
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_ANSWER as u64)
+            {
+                return Err(ApiError::TooLarge);
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+                if bytes.len() + chunk.len() > MAX_ANSWER {
+                    return Err(ApiError::TooLarge);
+                }
+                bytes.extend_from_slice(&chunk);
+            }
             if status.is_success() {
                 // An empty answer (204) reads as JSON null.
                 let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
@@ -227,6 +298,14 @@ impl Api {
                 self.base
             ))
             .hint("check that the server is running, or set ENVSYNC_API / server in .envsync.toml"),
+            ApiError::TooLarge => CliError::server(format!(
+                "the envsync server at {} sent an answer over {} MiB; refused",
+                self.base,
+                MAX_ANSWER >> 20
+            ))
+            .hint(
+                "no envsync server answers that much: check ENVSYNC_API / server in .envsync.toml",
+            ),
             ApiError::Status { status, body } => {
                 let line = format!(
                     "server refused the request ({} {}): {}",

@@ -149,12 +149,12 @@ pub fn push_version(
 fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> CliError {
     let current = match &err {
         ApiError::Status { body, .. } => body.current_version,
-        ApiError::Unreachable(_) => None,
+        ApiError::Unreachable(_) | ApiError::TooLarge => None,
     };
     let latest = api
-        .versions(&ctx.config.project, &branch.branch)
+        .latest_version(&ctx.config.project, &branch.branch)
         .ok()
-        .and_then(|v| v.into_iter().next());
+        .flatten();
     let who = latest
         .map(|v| format!(" (pushed by {} at {})", v.pushed_by, v.pushed_at))
         .unwrap_or_default();

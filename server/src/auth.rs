@@ -10,9 +10,12 @@ use crate::clock;
 use crate::config::JwtSettings;
 use crate::error::ApiError;
 use crate::secret::random_text;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use envsync_common::api::{Role, TokenInfo};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -32,27 +35,51 @@ pub struct Principal {
     pub jti: String,
 }
 
+/// Roles and scope: an `owner` token without `project_ids` administers the server (every
+/// project, every token, the whole audit log); an `owner` token with `project_ids` is the
+/// owner of those projects only. `developer` reads and pushes its `project_ids`, `readonly`
+/// reads them.
 impl Principal {
     fn has_project(&self, project: &str) -> bool {
         self.project_ids.iter().any(|p| p == project)
     }
 
-    /// Owners read every project; the others their `project_ids`.
-    pub fn can_read(&self, project: &str) -> bool {
-        self.role == Role::Owner || self.has_project(project)
+    pub fn is_owner(&self) -> bool {
+        self.role == Role::Owner
     }
 
-    /// Owners write every project, developers their `project_ids`, readonly nothing.
+    /// An owner of every project: an owner token with no `project_ids`.
+    pub fn is_admin(&self) -> bool {
+        self.is_owner() && self.project_ids.is_empty()
+    }
+
+    /// Whether this token owns `project` (reads its audit log, writes it).
+    pub fn owns(&self, project: &str) -> bool {
+        self.is_admin() || (self.is_owner() && self.has_project(project))
+    }
+
+    /// Owners read the projects they own; the others their `project_ids`.
+    pub fn can_read(&self, project: &str) -> bool {
+        self.owns(project) || self.has_project(project)
+    }
+
+    /// Owners write the projects they own, developers their `project_ids`, readonly nothing.
     pub fn can_write(&self, project: &str) -> bool {
         match self.role {
-            Role::Owner => true,
+            Role::Owner => self.owns(project),
             Role::Developer => self.has_project(project),
             Role::Readonly => false,
         }
     }
 
-    pub fn is_owner(&self) -> bool {
-        self.role == Role::Owner
+    /// Whether this token may mint, list or revoke a token scoped to `projects`: an
+    /// administrator any token; an owner of projects only tokens limited to some of its
+    /// own — never one without `project_ids`, which for an owner means the whole server.
+    pub fn can_manage(&self, projects: &[String]) -> bool {
+        self.is_admin()
+            || (self.is_owner()
+                && !projects.is_empty()
+                && projects.iter().all(|p| self.has_project(p)))
     }
 }
 
@@ -84,15 +111,36 @@ struct OutClaims<'a> {
     aud: Option<&'a str>,
 }
 
-/// The claims a token must carry; serde refuses a `project_ids` that is not an array of
-/// strings, and an `exp` that is not a number.
+/// The claims a token may carry. serde refuses a `project_ids` that is not an array of
+/// strings and any claim not named here (`deny_unknown_fields`): a claim the server does not
+/// check could be a restriction the issuer meant, so a token with one is refused rather
+/// than honoured without it. `exp`, `nbf` and `iat` are checked by jsonwebtoken's
+/// validation; `iss` and `aud` only when the server is configured with them.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct InClaims {
     email: String,
     role: Role,
     project_ids: Vec<String>,
     jti: String,
+    // Known (validated by jsonwebtoken) but not used here.
+    #[serde(default, rename = "exp")]
+    _exp: Option<IgnoredAny>,
+    #[serde(default, rename = "nbf")]
+    _nbf: Option<IgnoredAny>,
+    #[serde(default, rename = "iat")]
+    _iat: Option<IgnoredAny>,
+    #[serde(default)]
+    iss: Option<IgnoredAny>,
+    #[serde(default)]
+    aud: Option<IgnoredAny>,
 }
+
+/// The JOSE header parameters a token may carry: the algorithm (checked against the one
+/// configured) and the type. Anything else — `crit` above all, which obliges the receiver
+/// to understand the extensions it names, or `kid`, `jku`, `jwk`, `x5u`, `x5c`, which
+/// point at keys this server does not use — is a header the server cannot check.
+const HEADER_PARAMETERS: &[&str] = &["alg", "typ"];
 
 /// Signs and verifies tokens; holds the revocation cache.
 pub struct Authenticator {
@@ -208,9 +256,20 @@ impl Authenticator {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
             })?;
+        check_header(token).map_err(ApiError::unauthorized)?;
         let data = jsonwebtoken::decode::<InClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| ApiError::unauthorized(describe(e.kind())))?;
         let claims = data.claims;
+        for (name, present, configured) in [
+            ("iss", claims.iss.is_some(), self.issuer.is_some()),
+            ("aud", claims.aud.is_some(), self.audience.is_some()),
+        ] {
+            if present && !configured {
+                return Err(ApiError::unauthorized(format!(
+                    "the token has an '{name}' claim, which this server is not configured to check"
+                )));
+            }
+        }
         if self.is_revoked(&claims.jti) {
             return Err(ApiError::unauthorized("the token has been revoked"));
         }
@@ -236,6 +295,57 @@ impl Authenticator {
     }
 }
 
+/// Refuses a JOSE header with a parameter the server cannot check, or a `typ` other than
+/// `JWT`. A token that is not three base64url parts is left to jsonwebtoken to refuse.
+fn check_header(token: &str) -> Result<(), String> {
+    let Some(header) = token
+        .split_once('.')
+        .and_then(|(h, _)| URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|bytes| {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok()
+        })
+    else {
+        return Ok(());
+    };
+    for (name, value) in &header {
+        if name == "crit" {
+            return Err(
+                "the token's header names critical extensions ('crit') this server does not \
+                 implement"
+                    .into(),
+            );
+        }
+        if !HEADER_PARAMETERS.contains(&name.as_str()) {
+            return Err(format!(
+                "the token's header has a parameter this server cannot check ({})",
+                shown(name)
+            ));
+        }
+        if name == "typ"
+            && !value
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("JWT"))
+        {
+            return Err("the token's type (typ) is not JWT".into());
+        }
+    }
+    Ok(())
+}
+
+/// A parameter or claim name from a token, quoted when it is short and plain; the token is
+/// the caller's own, but an answer is no place for arbitrary bytes.
+fn shown(name: &str) -> String {
+    if name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        format!("'{name}'")
+    } else {
+        "a parameter with an unusual name".into()
+    }
+}
+
 /// One line on why a token was refused, without repeating any of it.
 fn describe(kind: &ErrorKind) -> String {
     match kind {
@@ -253,11 +363,23 @@ fn describe(kind: &ErrorKind) -> String {
         ErrorKind::InvalidClaimFormat(claim) => {
             format!("the token's claim '{claim}' has the wrong type")
         }
-        ErrorKind::Json(_) => "the token's claims are malformed (email, role, project_ids as an \
-                               array of strings, exp and jti are required)"
-            .into(),
+        ErrorKind::Json(e) => match unknown_field(&e.to_string()) {
+            Some(name) => format!(
+                "the token carries a claim this server cannot check ({})",
+                shown(&name)
+            ),
+            None => "the token's claims are malformed (email, role, project_ids as an array \
+                     of strings, exp and jti are required)"
+                .into(),
+        },
         _ => "the token is malformed".into(),
     }
+}
+
+/// The field named by serde's "unknown field `x`, expected …" message.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(name, _)| name.to_owned())
 }
 
 #[cfg(test)]
@@ -320,11 +442,57 @@ mod tests {
             project_ids: vec!["p".into()],
             jti: "j".into(),
         };
-        assert!(who(Role::Owner).can_write("other"));
         assert!(who(Role::Developer).can_write("p"));
         assert!(!who(Role::Developer).can_write("other"));
         assert!(!who(Role::Developer).can_read("other"));
         assert!(who(Role::Readonly).can_read("p"));
         assert!(!who(Role::Readonly).can_write("p"));
+        // An owner with project_ids owns those only; without, the whole server.
+        let scoped = who(Role::Owner);
+        assert!(scoped.owns("p") && scoped.can_write("p") && !scoped.is_admin());
+        assert!(!scoped.can_read("other") && !scoped.can_write("other"));
+        assert!(scoped.can_manage(&["p".into()]));
+        assert!(!scoped.can_manage(&[]));
+        assert!(!scoped.can_manage(&["p".into(), "other".into()]));
+        let admin = Principal {
+            project_ids: vec![],
+            ..who(Role::Owner)
+        };
+        assert!(admin.is_admin() && admin.owns("other") && admin.can_manage(&[]));
+        assert!(!who(Role::Developer).can_manage(&["p".into()]));
+    }
+
+    #[test]
+    fn headers_and_claims_the_server_cannot_check_are_refused() {
+        let encode = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let with_header = |h: serde_json::Value| format!("{}.e30.sig", encode(h));
+        assert_eq!(
+            check_header(&with_header(serde_json::json!({"alg": "HS256"}))),
+            Ok(())
+        );
+        assert_eq!(
+            check_header(&with_header(
+                serde_json::json!({"alg": "HS256", "typ": "jwt"})
+            )),
+            Ok(())
+        );
+        for (header, expected) in [
+            (serde_json::json!({"alg": "HS256", "crit": ["exp"]}), "crit"),
+            (serde_json::json!({"alg": "HS256", "kid": "k1"}), "'kid'"),
+            (serde_json::json!({"alg": "HS256", "typ": "at+jwt"}), "typ"),
+            (serde_json::json!({"alg": "HS256", "typ": 1}), "typ"),
+            (
+                serde_json::json!({"alg": "HS256", "x y": 1}),
+                "unusual name",
+            ),
+        ] {
+            let err = check_header(&with_header(header.clone())).unwrap_err();
+            assert!(err.contains(expected), "{header}: {err}");
+        }
+        assert_eq!(
+            unknown_field("unknown field `scope`, expected one of `email`"),
+            Some("scope".into())
+        );
+        assert_eq!(unknown_field("missing field `jti`"), None);
     }
 }

@@ -5,11 +5,13 @@
 //! `envsync-server --help` lists them; [`Settings::apply_env`] checks the values clap
 //! resolved, asking for each by its variable name through [`SettingsArgs::lookup`].
 
+use crate::connections::ConnectionLimits;
 use crate::limiter::LimiterSettings;
 use crate::secret::JwtSecret;
 use crate::store::sqlite::Database;
 use clap::{ArgMatches, Args, Command};
 use envsync_common::api::parse_ttl;
+use envsync_common::names::MAX_KEY_LEN;
 use jsonwebtoken::Algorithm;
 use std::ffi::OsStr;
 use std::time::Duration;
@@ -24,6 +26,31 @@ pub const JWT_LEEWAY_SECS: u64 = 30;
 pub const DEFAULT_TOKEN_TTL: u64 = 30 * 86_400;
 /// Longest lifetime a token may be minted with: 400 days.
 pub const MAX_TOKEN_TTL: u64 = 400 * 86_400;
+/// How often the audit chain's head is logged (besides at start).
+pub const DEFAULT_AUDIT_HEAD_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// What one push may carry (`ENVSYNC_MAX_KEYS`, `ENVSYNC_MAX_KEY_LEN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Key names per version; more is a 413.
+    pub max_keys: usize,
+    /// Bytes per key name (at most [`MAX_KEY_LEN`], the format's own limit); longer is a 400.
+    pub max_key_len: usize,
+}
+
+impl Quotas {
+    pub const DEFAULT_MAX_KEYS: usize = 1000;
+    pub const DEFAULT_MAX_KEY_LEN: usize = 128;
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_keys: Quotas::DEFAULT_MAX_KEYS,
+            max_key_len: Quotas::DEFAULT_MAX_KEY_LEN,
+        }
+    }
+}
 
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
@@ -36,6 +63,12 @@ pub struct Settings {
     pub default_token_ttl: u64,
     /// Rate limiting of failed authentication per client address.
     pub auth_limit: LimiterSettings,
+    /// Connections held at once and how long each phase of one may take.
+    pub connections: ConnectionLimits,
+    /// Keys per push and bytes per key name.
+    pub quotas: Quotas,
+    /// How often the audit chain's head (`id:hash`) is logged, besides at start.
+    pub audit_head_interval: Duration,
 }
 
 /// How tokens are signed and checked.
@@ -106,6 +139,64 @@ pub struct SettingsArgs {
         value_name = "N"
     )]
     pub auth_limiter_capacity: String,
+    /// Open connections at most (lowered to fit the open-file limit); when full, the
+    /// connection idle the longest is closed to make room.
+    #[arg(
+        long,
+        env = "ENVSYNC_MAX_CONNECTIONS",
+        default_value = "1024",
+        value_name = "N"
+    )]
+    pub max_connections: String,
+    /// How long a client may take to send a request's head (10, 10s, 1m).
+    #[arg(
+        long,
+        env = "ENVSYNC_HEADER_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    pub header_timeout: String,
+    /// How long a kept-alive connection may wait for its next request.
+    #[arg(
+        long,
+        env = "ENVSYNC_IDLE_TIMEOUT",
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    pub idle_timeout: String,
+    /// How long a request may take from the end of its head to the answer.
+    #[arg(
+        long,
+        env = "ENVSYNC_REQUEST_TIMEOUT",
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    pub request_timeout: String,
+    /// Keys one push may carry; more gets 413.
+    #[arg(
+        long,
+        env = "ENVSYNC_MAX_KEYS",
+        default_value = "1000",
+        value_name = "N"
+    )]
+    pub max_keys: String,
+    /// Longest key name in bytes (at most 256); longer gets 400.
+    #[arg(
+        long,
+        env = "ENVSYNC_MAX_KEY_LEN",
+        default_value = "128",
+        value_name = "BYTES"
+    )]
+    pub max_key_len: String,
+    /// How often the audit chain's head (id:hash) is logged, for a log shipper to keep as
+    /// an anchor (up to 7d).
+    #[arg(
+        long,
+        env = "ENVSYNC_AUDIT_HEAD_INTERVAL",
+        default_value = "15m",
+        value_name = "DURATION"
+    )]
+    pub audit_head_interval: String,
 }
 
 impl SettingsArgs {
@@ -163,13 +254,18 @@ impl Settings {
             max_body: DEFAULT_MAX_BODY,
             default_token_ttl: DEFAULT_TOKEN_TTL,
             auth_limit: LimiterSettings::default(),
+            connections: ConnectionLimits::default(),
+            quotas: Quotas::default(),
+            audit_head_interval: DEFAULT_AUDIT_HEAD_INTERVAL,
         }
     }
 
     /// Applies `ENVSYNC_JWT_ALGORITHM`, `ENVSYNC_JWT_ISSUER`, `ENVSYNC_JWT_AUDIENCE`,
-    /// `ENVSYNC_MAX_BODY` and the rate limiter's `ENVSYNC_AUTH_MAX_FAILURES`,
-    /// `ENVSYNC_AUTH_WINDOW` and `ENVSYNC_AUTH_LIMITER_CAPACITY` from `lookup` (the process
-    /// environment in the binary).
+    /// `ENVSYNC_MAX_BODY`, the rate limiter's `ENVSYNC_AUTH_MAX_FAILURES`,
+    /// `ENVSYNC_AUTH_WINDOW` and `ENVSYNC_AUTH_LIMITER_CAPACITY`, the connection limits
+    /// `ENVSYNC_MAX_CONNECTIONS`, `ENVSYNC_HEADER_TIMEOUT`, `ENVSYNC_IDLE_TIMEOUT` and
+    /// `ENVSYNC_REQUEST_TIMEOUT`, the quotas `ENVSYNC_MAX_KEYS` and `ENVSYNC_MAX_KEY_LEN`, and
+    /// `ENVSYNC_AUDIT_HEAD_INTERVAL` from `lookup` (the process environment in the binary).
     pub fn apply_env(
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,
@@ -231,6 +327,72 @@ impl Settings {
                         &value,
                     )
                 })?;
+        }
+        let whole = |var: &'static str, range: std::ops::RangeInclusive<usize>, what| {
+            lookup(var)
+                .map(|value| {
+                    value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|n| range.contains(n))
+                        .ok_or_else(|| number(var, what, &value))
+                })
+                .transpose()
+        };
+        let seconds = |var: &'static str, max: u64, what| {
+            lookup(var)
+                .map(|value| {
+                    parse_ttl(&value)
+                        .ok()
+                        .filter(|&s| s <= max)
+                        .map(Duration::from_secs)
+                        .ok_or_else(|| number(var, what, &value))
+                })
+                .transpose()
+        };
+        if let Some(n) = whole(
+            "ENVSYNC_MAX_CONNECTIONS",
+            1..=1_000_000,
+            "a number of connections from 1 to 1000000",
+        )? {
+            self.connections.max_connections = n;
+        }
+        for (var, slot) in [
+            (
+                "ENVSYNC_HEADER_TIMEOUT",
+                &mut self.connections.header_timeout,
+            ),
+            ("ENVSYNC_IDLE_TIMEOUT", &mut self.connections.idle_timeout),
+            (
+                "ENVSYNC_REQUEST_TIMEOUT",
+                &mut self.connections.request_timeout,
+            ),
+        ] {
+            if let Some(d) = seconds(var, 3600, "a duration from 1s to 1h such as 10, 30s or 2m")? {
+                *slot = d;
+            }
+        }
+        if let Some(n) = whole(
+            "ENVSYNC_MAX_KEYS",
+            1..=1_000_000,
+            "a number of keys from 1 to 1000000",
+        )? {
+            self.quotas.max_keys = n;
+        }
+        if let Some(n) = whole(
+            "ENVSYNC_MAX_KEY_LEN",
+            1..=MAX_KEY_LEN,
+            "a number of bytes from 1 to 256",
+        )? {
+            self.quotas.max_key_len = n;
+        }
+        if let Some(d) = seconds(
+            "ENVSYNC_AUDIT_HEAD_INTERVAL",
+            7 * 86_400,
+            "a duration from 1s to 7d such as 15m, 1h or 1d",
+        )? {
+            self.audit_head_interval = d;
         }
         Ok(())
     }
@@ -314,6 +476,62 @@ mod tests {
             ("ENVSYNC_AUTH_WINDOW", "0"),
             ("ENVSYNC_AUTH_WINDOW", "2d"),
             ("ENVSYNC_AUTH_LIMITER_CAPACITY", "1"),
+        ] {
+            let err = settings
+                .apply_env(|k| (k == var).then(|| bad.to_owned()))
+                .unwrap_err();
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_quotas_and_the_head_interval_from_the_environment() {
+        let secret = JwtSecret::new(b"k3Jd9-Qm2vX7pL0aZ4rT8yW1nB6cF5hG".to_vec()).unwrap();
+        let mut settings = Settings::new(Database::Memory, secret);
+        assert_eq!(settings.connections, ConnectionLimits::default());
+        assert_eq!(settings.quotas, Quotas::default());
+        let env = [
+            ("ENVSYNC_MAX_CONNECTIONS", "300"),
+            ("ENVSYNC_HEADER_TIMEOUT", "5s"),
+            ("ENVSYNC_IDLE_TIMEOUT", "2m"),
+            ("ENVSYNC_REQUEST_TIMEOUT", "30"),
+            ("ENVSYNC_MAX_KEYS", "50"),
+            ("ENVSYNC_MAX_KEY_LEN", "256"),
+            ("ENVSYNC_AUDIT_HEAD_INTERVAL", "1h"),
+        ];
+        settings
+            .apply_env(|k| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap();
+        assert_eq!(
+            settings.connections,
+            ConnectionLimits {
+                max_connections: 300,
+                header_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(120),
+                request_timeout: Duration::from_secs(30),
+            }
+        );
+        assert_eq!(
+            settings.quotas,
+            Quotas {
+                max_keys: 50,
+                max_key_len: 256
+            }
+        );
+        assert_eq!(settings.audit_head_interval, Duration::from_secs(3600));
+        for (var, bad) in [
+            ("ENVSYNC_MAX_CONNECTIONS", "0"),
+            ("ENVSYNC_MAX_CONNECTIONS", "lots"),
+            ("ENVSYNC_HEADER_TIMEOUT", "0"),
+            ("ENVSYNC_IDLE_TIMEOUT", "2h"),
+            ("ENVSYNC_REQUEST_TIMEOUT", "-5"),
+            ("ENVSYNC_MAX_KEYS", "0"),
+            ("ENVSYNC_MAX_KEY_LEN", "257"),
+            ("ENVSYNC_AUDIT_HEAD_INTERVAL", "8d"),
         ] {
             let err = settings
                 .apply_env(|k| (k == var).then(|| bad.to_owned()))

@@ -91,6 +91,15 @@ impl ApiError {
                 current_version: current,
                 retry_after: None,
             },
+            StoreError::Full(detail) => {
+                tracing::error!(error = %detail, "a write could not be made durable");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    "the server cannot store anything right now (its disk is full or failing); \
+                     nothing of this request was kept: try again later",
+                )
+            }
             StoreError::Other(detail) => {
                 tracing::error!(error = %detail, "storage failure");
                 ApiError::internal()

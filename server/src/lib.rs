@@ -10,6 +10,9 @@
 //!   `{"error","message"}` with its status.
 //! - [`store::Store`] is the storage seam; [`store::SqliteStore`] implements it with WAL,
 //!   durable commits and group commit on one writer thread.
+//! - [`connections`] is the accept loop `serve` runs: a cap on open connections (shedding
+//!   the one idle for longest when full), header, idle and request timeouts, and the seam
+//!   where TLS can slot in.
 //! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret;
 //!   [`limiter`] answers 429 to a client address that keeps failing authentication.
 //! - [`store::sqlite::chain`] is the audit log's hash chain and its verifier (what
@@ -18,6 +21,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod handlers;
 pub mod limiter;
@@ -113,20 +117,48 @@ impl Server {
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then finishes the requests
-    /// in flight.
+    /// in flight. Connections are held within `settings.connections` (see
+    /// [`connections`]), and the audit chain's head is logged now and every
+    /// `settings.audit_head_interval`.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let routes = routes::routes(self.app.clone());
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(shutdown)
-            .run()
-            .await;
+        let heads = tokio::spawn(log_audit_heads(
+            self.app.store.clone(),
+            self.app.settings.audit_head_interval,
+        ));
+        connections::serve(
+            warp::service(routes),
+            listener,
+            connections::Plain,
+            self.app.settings.connections,
+            shutdown,
+        )
+        .await;
+        heads.abort();
         tracing::info!("envsync-server stopped");
         Ok(())
+    }
+}
+
+/// Logs the audit chain's head (`id:hash`, the form `audit verify --anchor` takes) now and
+/// every `interval`, so that a log shipper keeps anchors outside the database.
+async fn log_audit_heads(store: Arc<dyn Store>, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.audit_head().await {
+            Ok(Some((id, hash))) => {
+                let head = format!("{id}:{}", store::sqlite::chain::hex(&hash));
+                tracing::info!(head = %head, "audit chain head");
+            }
+            Ok(None) => tracing::info!(head = "none", "audit chain head (the log is empty)"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the audit chain head"),
+        }
     }
 }
 

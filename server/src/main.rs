@@ -8,12 +8,14 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use envsync_common::api::{Role, parse_ttl};
 use envsync_server::config::{ConfigError, MAX_TOKEN_TTL, Settings, SettingsArgs};
+use envsync_server::connections;
 use envsync_server::secret::{self, JwtSecret};
 use envsync_server::store::sqlite::chain;
 use envsync_server::{Database, Server};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tokio::signal::unix::{SignalKind, signal};
 
 /// Lifetime of the owner token printed on first start.
 const FIRST_TOKEN_TTL: u64 = 90 * 86_400;
@@ -84,7 +86,8 @@ enum AuditCommand {
     /// Walk the audit log's hash chain (read-only; the server may be running).
     ///
     /// Prints `ok (N rows)` and the head (`head ID:HASH`, worth keeping elsewhere) and exits
-    /// 0, or prints the first bad row (edited, deleted, reordered or inserted) and exits 1.
+    /// 0, or prints the first bad row (edited, deleted, reordered or inserted), or the first
+    /// version that has no accepted-push row recording its ciphertext's SHA-256, and exits 1.
     /// Exits 2 when the log cannot be read.
     Verify(VerifyArgs),
 }
@@ -244,6 +247,16 @@ fn settings(db: Database, secret: JwtSecret, matches: &ArgMatches) -> Result<Set
 }
 
 async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
+    // A server needs more descriptors than the usual soft limit of 1024: one per client.
+    let (soft, hard) = connections::raise_nofile_limit();
+    tracing::debug!(?soft, ?hard, "open-file limit");
+    // A write past RLIMIT_FSIZE (`ulimit -f`) raises SIGXFSZ, which kills the process by
+    // default. With a handler installed the write fails with EFBIG instead, and the push
+    // that made it gets a 507 while reads go on (as PostgreSQL ignores SIGXFSZ). tokio's
+    // handler stays installed for the life of the process, so the stream is dropped.
+    if let Err(e) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        tracing::warn!(error = %e, "cannot catch SIGXFSZ; a file size limit would stop the server");
+    }
     let db = Database::parse(&cli.db);
     let (secret, generated) = match existing_secret(&db)? {
         Some(secret) => (secret, false),
@@ -393,7 +406,9 @@ fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
             println!("{verdict}");
             match verdict {
                 chain::Verdict::Intact { .. } => ExitCode::SUCCESS,
-                chain::Verdict::Broken { .. } => ExitCode::FAILURE,
+                chain::Verdict::Broken { .. } | chain::Verdict::Unaccounted { .. } => {
+                    ExitCode::FAILURE
+                }
             }
         }
         Err(e) => fail(anyhow!(e)),
@@ -402,7 +417,6 @@ fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
 
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
     let terminate = async {
         match signal(SignalKind::terminate()) {
             Ok(mut s) => {

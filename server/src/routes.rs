@@ -7,10 +7,11 @@
 
 use crate::App;
 use crate::auth::Principal;
+use crate::connections::ClientAddr;
 use crate::error::{ApiError, recover};
+use crate::handlers::query::{AfterQuery, BeforeQuery, PullQuery};
 use crate::handlers::{audit, env, health, tokens};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use warp::http::{HeaderValue, StatusCode};
@@ -27,7 +28,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
     let app = warp::any().map(move || app.clone());
     let auth = app
         .clone()
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<ClientAddr>())
         .and(authorization())
         .and_then(authenticate);
     let body = move || warp::body::content_length_limit(max_body).and(warp::body::bytes());
@@ -48,7 +49,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(warp::get())
         .and(app.clone())
         .and(auth.clone())
-        .and(warp::query::<env::PullQuery>())
+        .and(warp::query::<PullQuery>())
         .and_then(env::pull);
     let keys = warp::path!("env" / String / String / "keys")
         .and(warp::get())
@@ -59,25 +60,27 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(warp::get())
         .and(app.clone())
         .and(auth.clone())
+        .and(warp::query::<BeforeQuery>())
         .and_then(env::versions);
     let branches = warp::path!("env" / String)
         .and(warp::get())
         .and(app.clone())
         .and(auth.clone())
+        .and(warp::query::<AfterQuery>())
         .and_then(env::branches);
 
     let audit = warp::path!("audit" / String)
         .and(warp::get())
         .and(app.clone())
         .and(auth.clone())
-        .and(warp::query::<audit::AuditParams>())
+        .and(warp::query::<BeforeQuery>())
         .and_then(audit::list);
 
     let audit_all = warp::path!("audit")
         .and(warp::get())
         .and(app.clone())
         .and(auth.clone())
-        .and(warp::query::<audit::AuditParams>())
+        .and(warp::query::<BeforeQuery>())
         .and_then(audit::list_all);
 
     let mint = warp::path!("tokens")
@@ -126,10 +129,10 @@ fn authorization() -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infa
 /// 429 before any verification; see [`crate::limiter`]). Every 401 counts against it.
 async fn authenticate(
     app: Arc<App>,
-    remote: Option<SocketAddr>,
+    remote: Option<ClientAddr>,
     header: Option<HeaderValue>,
 ) -> Result<Principal, Rejection> {
-    let client = remote.map(|a| a.ip());
+    let client = remote.map(|ClientAddr(a)| a.ip());
     let now = Instant::now();
     if let Err(wait) = app.limiter.check(client, now) {
         return Err(ApiError::too_many_failures(wait).into());

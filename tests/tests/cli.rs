@@ -52,7 +52,7 @@ fn every_fixture_round_trips_byte_for_byte() {
         let keys = server_keys(&server, &alice.token, "fixtures", "main");
         assert_eq!(keys, expected, "{}", file.display());
         let versions = server.request("GET", "/env/fixtures/main/versions", &alice.token, None);
-        assert_eq!(versions.json()[0]["version"], (i + 1) as u64);
+        assert_eq!(versions.json()["versions"][0]["version"], (i + 1) as u64);
     }
 }
 
@@ -599,4 +599,41 @@ fn init_writes_config_and_ignores_the_env_file() {
         !String::from_utf8_lossy(&status.stdout).contains(".env\n"),
         "the env file is ignored"
     );
+}
+
+/// Issue 11: `log` follows `/versions` pages past the largest page (100 versions).
+#[test]
+fn log_follows_the_pages_of_a_long_history() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "history");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    // 129 more versions straight through the API (log decrypts nothing).
+    let v1 = server.request("GET", "/env/history/main", &alice.token, None);
+    let ciphertext = v1.json()["ciphertext"].as_str().unwrap().to_owned();
+    for base in 1..=129u64 {
+        let body = serde_json::json!({
+            "ciphertext": ciphertext,
+            "keys": ["A", format!("K{base}")],
+            "base_version": base,
+        });
+        let r = server.request(
+            "POST",
+            "/env/history/main",
+            &alice.token,
+            Some(&body.to_string()),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let out = alice.envsync(&["log", "--json"]).clean().ok();
+    let listed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let numbers: Vec<u64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=130).rev().collect::<Vec<_>>());
+    // The oldest entry, from the last page, still shows its changes against nothing.
+    assert_eq!(listed[129]["added"], serde_json::json!(["A"]));
 }

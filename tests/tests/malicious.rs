@@ -549,3 +549,53 @@ fn the_same_env_sealed_twice_differs_and_opens_identically() {
     assert_ne!(blobs[0], blobs[1]);
     assert_ne!(dearmor(&blobs[0]), dearmor(&blobs[1]));
 }
+
+/// Issue 11: a server that answers without end (chunked, no length) or announces an answer
+/// over the client's bound gets exit 3 and one error line; the client never reads it all.
+#[test]
+fn an_answer_over_the_client_s_bound_is_refused_with_exit_3() {
+    use std::net::TcpListener;
+    let server = Server::start();
+    let alice = Dev::new(&server, "flood");
+    for announced in [false, true] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counter = sent.clone();
+        let flood = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = if announced {
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n"
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            };
+            let _ = stream.write_all(head.as_bytes());
+            let chunk = vec![b' '; 1 << 20];
+            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+            // Up to 1 GiB, until the client hangs up.
+            for _ in 0..1024 {
+                let sent_ok = if announced {
+                    stream.write_all(&chunk)
+                } else {
+                    stream.write_all(&framed)
+                };
+                if sent_ok.is_err() {
+                    break;
+                }
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let mut dev = Dev::clone_of(&alice, &server, "bob@example.com");
+        dev.server_url = url;
+        let out = dev.envsync(&["log"]).refused().code(3);
+        assert!(
+            out.stderr.contains("sent an answer over 32 MiB"),
+            "{out:#?}"
+        );
+        flood.join().unwrap();
+        let mib = sent.load(Ordering::Relaxed);
+        assert!(mib < 100, "the client read {mib} MiB before refusing");
+    }
+}

@@ -386,7 +386,7 @@ fn new_files_meet_the_work_factor_floor_and_weak_passphrases_are_refused() {
     assert!(out.stderr.contains("shorter than 10"), "{out:#?}");
     assert!(out.stderr.contains("ENVSYNC_ALLOW_WEAK_PASS"), "{out:#?}");
     let versions = server.request("GET", "/env/floor/main/versions", &alice.token, None);
-    assert_eq!(versions.json().as_array().unwrap().len(), 1);
+    assert_eq!(versions.json()["versions"].as_array().unwrap().len(), 1);
     let mut cmd = alice.envsync_cmd(&["push", "--force"]);
     cmd.env("ENVSYNC_ALLOW_WEAK_PASS", "1");
     assert_eq!(Run::from(cmd.output().unwrap()).code, 0);

@@ -274,8 +274,8 @@ fn rollback_and_audit() {
     bob.envsync(&["pull"]).clean().ok();
     assert_eq!(bob.read_env().unwrap(), b"A=1\n");
     let r = server.request("GET", "/env/history/main/versions", &alice.token, None);
-    assert_eq!(r.json()[0]["version"], 3);
-    assert_eq!(r.json()[0]["keys"], serde_json::json!(["A"]));
+    assert_eq!(r.json()["versions"][0]["version"], 3);
+    assert_eq!(r.json()["versions"][0]["keys"], serde_json::json!(["A"]));
     let out = bob.envsync(&["pull", "--version", "2"]).clean().ok();
     assert!(out.stderr.contains("version 2"), "{out:#?}");
 

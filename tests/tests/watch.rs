@@ -76,7 +76,7 @@ fn versions(server: &Server, dev: &Dev, project: &str) -> usize {
         &dev.token,
         None,
     );
-    r.json().as_array().unwrap().len()
+    r.json()["versions"].as_array().unwrap().len()
 }
 
 #[test]

@@ -1,26 +1,21 @@
 //! `/env/{project}[/{branch}[/keys|/versions]]`: pushing and reading versions.
 
+use super::query::{AfterQuery, BeforeQuery, PullQuery};
 use super::{Need, allow, json, parse_body};
 use crate::App;
 use crate::auth::Principal;
+use crate::config::Quotas;
 use crate::error::ApiError;
 use crate::routes::Body;
-use crate::store::{NewPush, PullRequest};
-use envsync_common::api::{PushRequest, PushResponse};
+use crate::store::{BranchesQuery, NewPush, PullRequest, VersionsQuery};
+use envsync_common::api::{BranchesPage, PushRequest, PushResponse, VersionsPage};
 use envsync_common::envelope::check_armored;
 use envsync_common::names::validate_key;
-use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::Arc;
 use warp::Rejection;
 use warp::http::StatusCode;
 use warp::reply::Response;
-
-/// `?version=N` on a pull.
-#[derive(Debug, Deserialize)]
-pub struct PullQuery {
-    pub version: Option<u64>,
-}
 
 fn no_env(project: &str, branch: &str) -> impl FnOnce() -> String {
     let message = format!("project '{project}' has no env for branch '{branch}'");
@@ -61,11 +56,12 @@ pub async fn push(
     let (project, branch) =
         branch_access(&app, &who, (&project, &branch), |p| Need::Write(p), "push").await?;
     let request: PushRequest = parse_body(&body, "the push body")?;
-    check_push(&request)?;
+    check_push(&request, &app.settings.quotas)?;
     let version = app
         .store
         .push(NewPush {
             actor: who.email,
+            jti: who.jti,
             project: project.clone(),
             branch: branch.clone(),
             ciphertext: request.ciphertext,
@@ -78,13 +74,32 @@ pub async fn push(
     Ok(json(StatusCode::CREATED, &PushResponse { version }))
 }
 
-/// What the server can check about a push without a key: the blob is an armored age file
-/// and the key names are valid and distinct.
-fn check_push(request: &PushRequest) -> Result<(), ApiError> {
+/// What the server can check about a push without a key: the blob is an armored age file,
+/// the key names are valid and distinct, and within this server's quotas.
+fn check_push(request: &PushRequest, quotas: &Quotas) -> Result<(), ApiError> {
     check_armored(&request.ciphertext)
         .map_err(|e| ApiError::bad_request(format!("ciphertext is refused: {e}")))?;
+    if request.keys.len() > quotas.max_keys {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_keys",
+            format!(
+                "the push lists {} keys; this server accepts at most {} per version",
+                request.keys.len(),
+                quotas.max_keys
+            ),
+        ));
+    }
     let mut seen = HashSet::with_capacity(request.keys.len());
     for (index, key) in request.keys.iter().enumerate() {
+        if key.len() > quotas.max_key_len {
+            // The name is not repeated: it may be kilobytes long.
+            return Err(ApiError::bad_request(format!(
+                "keys[{index}]: the key name is {} bytes; this server accepts at most {}",
+                key.len(),
+                quotas.max_key_len
+            )));
+        }
         validate_key(key)
             .map_err(|e| ApiError::bad_request(format!("keys[{index}]: invalid {e}")))?;
         if !seen.insert(key.as_str()) {
@@ -104,9 +119,10 @@ pub async fn pull(
     who: Principal,
     query: PullQuery,
 ) -> Result<Response, Rejection> {
+    let version = query.version()?;
     let (project, branch) =
         branch_access(&app, &who, (&project, &branch), |p| Need::Read(p), "pull").await?;
-    let not_found = match query.version {
+    let not_found = match version {
         Some(v) => format!("project '{project}' branch '{branch}' has no version {v}"),
         None => no_env(&project, &branch)(),
     };
@@ -114,9 +130,10 @@ pub async fn pull(
         .store
         .pull(PullRequest {
             actor: who.email,
+            jti: who.jti,
             project,
             branch,
-            version: query.version,
+            version,
         })
         .await
         .map_err(|e| ApiError::from_store(e, || not_found))?;
@@ -140,14 +157,17 @@ pub async fn keys(
     Ok(json(StatusCode::OK, &keys))
 }
 
-/// `GET /env/{project}/{branch}/versions`: every version, newest first (empty for a branch
-/// never pushed).
+/// `GET /env/{project}/{branch}/versions?limit=N&before=V`: a page of versions, newest
+/// first (an empty page for a branch never pushed).
 pub async fn versions(
     project: String,
     branch: String,
     app: Arc<App>,
     who: Principal,
+    query: BeforeQuery,
 ) -> Result<Response, Rejection> {
+    let limit = query.limit(VersionsPage::DEFAULT_LIMIT, VersionsPage::MAX_LIMIT)?;
+    let before = query.before()?;
     let (project, branch) = branch_access(
         &app,
         &who,
@@ -156,20 +176,29 @@ pub async fn versions(
         "versions",
     )
     .await?;
-    let versions = app
+    let page = app
         .store
-        .versions(project.clone(), branch.clone())
+        .versions(VersionsQuery {
+            project: project.clone(),
+            branch: branch.clone(),
+            limit,
+            before,
+        })
         .await
         .map_err(|e| ApiError::from_store(e, no_env(&project, &branch)))?;
-    Ok(json(StatusCode::OK, &versions))
+    Ok(json(StatusCode::OK, &page))
 }
 
-/// `GET /env/{project}`: every branch with its latest version and key count.
+/// `GET /env/{project}?limit=N&after=BRANCH`: a page of branches in name order, each with
+/// its latest version and key count.
 pub async fn branches(
     project: String,
     app: Arc<App>,
     who: Principal,
+    query: AfterQuery,
 ) -> Result<Response, Rejection> {
+    let limit = query.limit(BranchesPage::DEFAULT_LIMIT, BranchesPage::MAX_LIMIT)?;
+    let after = query.after()?;
     let project = super::project(&project)?;
     allow(
         &app,
@@ -180,12 +209,16 @@ pub async fn branches(
         None,
     )
     .await?;
-    let branches = app
+    let page = app
         .store
-        .branches(project.clone())
+        .branches(BranchesQuery {
+            project: project.clone(),
+            limit,
+            after,
+        })
         .await
         .map_err(|e| ApiError::from_store(e, || format!("no project '{project}'")))?;
-    Ok(json(StatusCode::OK, &branches))
+    Ok(json(StatusCode::OK, &page))
 }
 
 #[cfg(test)]
@@ -200,11 +233,12 @@ mod tests {
             keys: vec!["A".into()],
             base_version: None,
         };
-        let err = check_push(&request).unwrap_err();
+        let quotas = Quotas::default();
+        let err = check_push(&request, &quotas).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert!(err.message.contains("ciphertext"), "{}", err.message);
         request.ciphertext = String::new();
-        assert!(check_push(&request).is_err());
+        assert!(check_push(&request, &quotas).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod env;
 pub mod health;
+pub mod query;
 pub mod tokens;
 
 use crate::App;
@@ -51,12 +52,19 @@ pub(crate) fn branch(raw: &str) -> Result<String, ApiError> {
     Ok(branch)
 }
 
-/// What a route needs from the caller's token.
+/// What a route needs from the caller's token (see [`Principal`] for roles and scope).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Need<'a> {
     Read(&'a str),
     Write(&'a str),
-    Owner,
+    /// Ownership of this project: its audit log.
+    Own(&'a str),
+    /// An owner of every project: the whole audit log.
+    Admin,
+    /// Any owner token: the token routes, whose targets are checked with `Manage`.
+    AnyOwner,
+    /// The right to mint, list or revoke a token scoped to these projects.
+    Manage(&'a [String]),
 }
 
 /// Checks `who` against `need`; a refusal is written to the audit log (actor, action,
@@ -82,7 +90,26 @@ pub(crate) async fn allow(
                 format!("this token may not write to project '{p}'")
             },
         ),
-        Need::Owner => (who.is_owner(), "only an owner token may do this".to_owned()),
+        Need::Own(p) => (
+            who.owns(p),
+            format!("only an owner of project '{p}' may do this"),
+        ),
+        Need::Admin => (
+            who.is_admin(),
+            "only an owner token without project_ids (an administrator) may do this".to_owned(),
+        ),
+        Need::AnyOwner => (who.is_owner(), "only an owner token may do this".to_owned()),
+        Need::Manage(projects) => (
+            who.can_manage(projects),
+            if projects.is_empty() {
+                "only an administrator may manage a token without project_ids".to_owned()
+            } else {
+                format!(
+                    "an owner of {} may only manage tokens limited to those projects",
+                    who.project_ids.join(", ")
+                )
+            },
+        ),
     };
     if allowed {
         return Ok(());

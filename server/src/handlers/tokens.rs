@@ -7,6 +7,7 @@ use crate::auth::Principal;
 use crate::config::MAX_TOKEN_TTL;
 use crate::error::ApiError;
 use crate::routes::Body;
+use crate::store::StoreError;
 use envsync_common::api::{TokenRequest, TokenResponse};
 use envsync_common::names::validate_project;
 use std::sync::Arc;
@@ -41,11 +42,21 @@ pub fn check_request(request: &TokenRequest, default_ttl: u64) -> Result<u64, Ap
     Ok(ttl)
 }
 
-/// `POST /tokens` → 201 `{"token","jti","expires_at"}`.
+/// `POST /tokens` → 201 `{"token","jti","expires_at"}`. An owner of projects mints only
+/// tokens limited to some of them.
 pub async fn mint(app: Arc<App>, who: Principal, body: Body) -> Result<Response, Rejection> {
-    allow(&app, &who, Need::Owner, "token.mint", None, None).await?;
+    allow(&app, &who, Need::AnyOwner, "token.mint", None, None).await?;
     let request: TokenRequest = parse_body(&body, "the token request")?;
     let ttl = check_request(&request, app.settings.default_token_ttl)?;
+    allow(
+        &app,
+        &who,
+        Need::Manage(&request.project_ids),
+        "token.mint",
+        None,
+        None,
+    )
+    .await?;
     let minted = app
         .auth
         .mint(request.email.trim(), request.role, request.project_ids, ttl)
@@ -67,24 +78,43 @@ pub async fn mint(app: Arc<App>, who: Principal, body: Body) -> Result<Response,
     ))
 }
 
-/// `GET /tokens`: every recorded token, newest first.
+/// `GET /tokens`: the recorded tokens this owner manages (every one for an administrator),
+/// newest first.
 pub async fn list(app: Arc<App>, who: Principal) -> Result<Response, Rejection> {
-    allow(&app, &who, Need::Owner, "token.list", None, None).await?;
-    let tokens = app
+    allow(&app, &who, Need::AnyOwner, "token.list", None, None).await?;
+    let mut tokens = app
         .store
         .tokens()
         .await
         .map_err(|e| ApiError::from_store(e, String::new))?;
+    tokens.retain(|t| who.can_manage(&t.project_ids));
     Ok(json(StatusCode::OK, &tokens))
 }
 
-/// `DELETE /tokens/{jti}` → 204; the token gets 401 from then on.
+/// `DELETE /tokens/{jti}` → 204; the token gets 401 from then on. An owner of projects
+/// revokes only tokens limited to some of them.
 pub async fn revoke(jti: String, app: Arc<App>, who: Principal) -> Result<Response, Rejection> {
-    allow(&app, &who, Need::Owner, "token.revoke", None, None).await?;
+    allow(&app, &who, Need::AnyOwner, "token.revoke", None, None).await?;
     let jti = percent_encoding::percent_decode_str(&jti)
         .decode_utf8()
         .map_err(|_| ApiError::bad_request("the jti is not valid UTF-8"))?
         .into_owned();
+    match app.store.token(jti.clone()).await {
+        Ok(info) => {
+            allow(
+                &app,
+                &who,
+                Need::Manage(&info.project_ids),
+                "token.revoke",
+                None,
+                None,
+            )
+            .await?;
+        }
+        // An unknown jti is audited and answered 404 by `revoke_token` below.
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(ApiError::from_store(e, String::new).into()),
+    }
     app.store
         .revoke_token(jti.clone(), who.email)
         .await

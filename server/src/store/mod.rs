@@ -10,7 +10,7 @@
 pub mod sqlite;
 
 use envsync_common::api::{
-    AuditPage, BranchInfo, EnvResponse, KeysResponse, TokenInfo, VersionInfo,
+    AuditPage, BranchesPage, EnvResponse, KeysResponse, TokenInfo, VersionsPage,
 };
 use std::fmt;
 use std::future::Future;
@@ -30,13 +30,37 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: the latest version is {current:?}")]
     Conflict { current: Option<u64> },
+    /// A write could not be made durable: the disk (or the file size limit) is full, or
+    /// the write or its sync failed. Nothing of the request was kept; reads still work.
+    #[error("storage full or failing: {0}")]
+    Full(String),
     #[error("storage error: {0}")]
     Other(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Other(e.to_string())
+        use rusqlite::ffi;
+        // SQLite reports a write that hit ENOSPC, or a short write, as FULL, and any other
+        // failed write, sync or file growth (EFBIG under RLIMIT_FSIZE, EIO) as one of these
+        // IOERRs. A failed read is not a full disk: it stays `Other`.
+        let full = e.sqlite_error().is_some_and(|err| {
+            matches!(
+                err.extended_code,
+                ffi::SQLITE_FULL
+                    | ffi::SQLITE_IOERR
+                    | ffi::SQLITE_IOERR_WRITE
+                    | ffi::SQLITE_IOERR_FSYNC
+                    | ffi::SQLITE_IOERR_DIR_FSYNC
+                    | ffi::SQLITE_IOERR_TRUNCATE
+                    | ffi::SQLITE_IOERR_SHMSIZE
+            )
+        });
+        if full {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Other(e.to_string())
+        }
     }
 }
 
@@ -51,6 +75,8 @@ impl From<serde_json::Error> for StoreError {
 #[derive(Clone)]
 pub struct NewPush {
     pub actor: String,
+    /// The `jti` of the token that pushed, for the audit row.
+    pub jti: String,
     pub project: String,
     pub branch: String,
     pub ciphertext: String,
@@ -63,6 +89,7 @@ impl fmt::Debug for NewPush {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewPush")
             .field("actor", &self.actor)
+            .field("jti", &self.jti)
             .field("project", &self.project)
             .field("branch", &self.branch)
             .field(
@@ -79,6 +106,8 @@ impl fmt::Debug for NewPush {
 #[derive(Debug, Clone)]
 pub struct PullRequest {
     pub actor: String,
+    /// The `jti` of the token that pulled, for the audit row.
+    pub jti: String,
     pub project: String,
     pub branch: String,
     pub version: Option<u64>,
@@ -107,6 +136,31 @@ pub struct AuditQuery<'a> {
     pub before: Option<u64>,
 }
 
+/// Most bytes of key names (as stored, JSON) one page of versions holds: a page ends early,
+/// after at least one version, rather than pass it. With the default key quotas a full
+/// page of [`VersionsPage::MAX_LIMIT`] versions stays well under it; it is what bounds an
+/// answer when the quotas are raised or older versions hold more keys.
+pub const PAGE_KEY_BYTES: usize = 4 << 20;
+
+/// One page of a branch's versions, newest first.
+#[derive(Debug, Clone)]
+pub struct VersionsQuery {
+    pub project: String,
+    pub branch: String,
+    pub limit: u32,
+    /// Only versions below this one.
+    pub before: Option<u64>,
+}
+
+/// One page of a project's branches, in name order.
+#[derive(Debug, Clone)]
+pub struct BranchesQuery {
+    pub project: String,
+    pub limit: u32,
+    /// Only branches whose name sorts after this one.
+    pub after: Option<String>,
+}
+
 /// The storage operations of the envsync server.
 pub trait Store: Send + Sync + 'static {
     /// Appends a version if `base_version` is the branch's latest (`None` for a branch
@@ -119,11 +173,12 @@ pub trait Store: Send + Sync + 'static {
     /// The latest version's key names.
     fn keys(&self, project: String, branch: String) -> StoreFuture<'_, KeysResponse>;
 
-    /// Every version of a branch, newest first, without ciphertexts.
-    fn versions(&self, project: String, branch: String) -> StoreFuture<'_, Vec<VersionInfo>>;
+    /// A page of a branch's versions, newest first, without ciphertexts (an empty page for
+    /// a branch never pushed).
+    fn versions(&self, query: VersionsQuery) -> StoreFuture<'_, VersionsPage>;
 
-    /// Every branch of a project with its latest version, sorted by name.
-    fn branches(&self, project: String) -> StoreFuture<'_, Vec<BranchInfo>>;
+    /// A page of a project's branches with their latest versions, sorted by name.
+    fn branches(&self, query: BranchesQuery) -> StoreFuture<'_, BranchesPage>;
 
     /// A page of the audit log.
     fn audit(&self, query: AuditQuery<'_>) -> StoreFuture<'_, AuditPage>;
@@ -140,6 +195,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every recorded token, newest first.
     fn tokens(&self) -> StoreFuture<'_, Vec<TokenInfo>>;
+
+    /// One recorded token; `NotFound` for an unknown `jti`.
+    fn token(&self, jti: String) -> StoreFuture<'_, TokenInfo>;
+
+    /// The audit chain's last row id and hash; `None` while the log is empty.
+    fn audit_head(&self) -> StoreFuture<'_, Option<(u64, [u8; 32])>>;
 
     /// The `jti` of every revoked token, to fill the in-memory revocation list at start.
     fn revoked(&self) -> StoreFuture<'_, Vec<String>>;

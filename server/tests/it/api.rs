@@ -75,8 +75,10 @@ async fn push_then_read_every_view() {
         (200, json!({ "version": 2, "keys": ["A", "C"] }))
     );
 
-    let (status, versions) = send(server.get("/env/proj/main/versions", &dev)).await;
+    let (status, page) = send(server.get("/env/proj/main/versions", &dev)).await;
     assert_eq!(status, 200);
+    assert_eq!(page["next_before"], Value::Null, "{page}");
+    let versions = &page["versions"];
     let numbers: Vec<u64> = versions
         .as_array()
         .unwrap()
@@ -87,9 +89,10 @@ async fn push_then_read_every_view() {
     assert_eq!(versions[1]["keys"], json!(["A", "B"]));
     assert!(versions[0].get("ciphertext").is_none());
 
-    let (status, branches) = send(server.get("/env/proj", &dev)).await;
+    let (status, page) = send(server.get("/env/proj", &dev)).await;
     assert_eq!(status, 200);
-    let branches = branches.as_array().unwrap();
+    assert_eq!(page["next_after"], Value::Null, "{page}");
+    let branches = page["branches"].as_array().unwrap();
     assert_eq!(branches.len(), 2);
     assert_eq!(branches[0]["branch"], "dev");
     assert_eq!(branches[1]["branch"], "main");
@@ -113,9 +116,12 @@ async fn missing_things_are_404_and_empty_lists() {
     );
     assert_eq!(
         send(server.get("/env/proj/main/versions", &dev)).await,
-        (200, json!([]))
+        (200, json!({"versions": [], "next_before": null}))
     );
-    assert_eq!(send(server.get("/env/proj", &dev)).await, (200, json!([])));
+    assert_eq!(
+        send(server.get("/env/proj", &dev)).await,
+        (200, json!({"branches": [], "next_after": null}))
+    );
     server.push(&dev, "proj", "main", &["A"], None).await;
     assert_error(
         &send(server.get("/env/proj/main?version=7", &dev)).await,
@@ -315,7 +321,7 @@ async fn bad_names_are_400() {
     }
     assert_eq!(
         send(server.get("/env/proj", &owner)).await,
-        (200, json!([]))
+        (200, json!({"branches": [], "next_after": null}))
     );
     // Decoded once only: `%252e%252e` is the literal (valid) branch name `%2e%2e`.
     assert_eq!(
@@ -325,8 +331,8 @@ async fn bad_names_are_400() {
             .0,
         201
     );
-    let (_, branches) = send(server.get("/env/proj", &owner)).await;
-    assert_eq!(branches[0]["branch"], "%2e%2e");
+    let (_, page) = send(server.get("/env/proj", &owner)).await;
+    assert_eq!(page["branches"][0]["branch"], "%2e%2e");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,8 +370,8 @@ async fn encoded_branch_names_round_trip_and_address_one_record() {
         let answer = server.push(&dev, "proj", &encoded, &[&key], Some(1)).await;
         assert_eq!(answer, (201, json!({ "version": 2 })), "{branch}");
     }
-    let (_, branches) = send(server.get("/env/proj", &dev)).await;
-    let names: Vec<&str> = branches
+    let (_, page) = send(server.get("/env/proj", &dev)).await;
+    let names: Vec<&str> = page["branches"]
         .as_array()
         .unwrap()
         .iter()
@@ -537,4 +543,221 @@ async fn serve_returns_after_shutdown_and_leaves_a_sound_database() {
         .unwrap();
     assert_eq!(versions, 1);
     drop(dir);
+}
+
+/// Issue 11: every number in a query that does not fit (SQLite's integers are i64) or is
+/// not a number gets 400 with the JSON error, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_that_do_not_fit_are_400_with_the_json_error() {
+    let server = TestServer::start().await;
+    let owner = token("owner", &[]);
+    assert_eq!(
+        server.push(&owner, "proj", "main", &["A"], None).await.0,
+        201
+    );
+    for path in [
+        "/env/proj/main?version=9223372036854775808",
+        "/env/proj/main?version=18446744073709551615",
+        "/env/proj/main?version=18446744073709551616",
+        "/env/proj/main?version=-1",
+        "/env/proj/main?version=1.5",
+        "/env/proj/main?version=",
+        "/env/proj/main/versions?before=18446744073709551615",
+        "/env/proj/main/versions?before=9223372036854775808",
+        "/env/proj/main/versions?limit=0",
+        "/env/proj/main/versions?limit=101",
+        "/env/proj/main/versions?limit=4294967296",
+        "/env/proj?limit=1001",
+        "/env/proj?limit=-1",
+        "/env/proj?after=a..b",
+        "/audit/proj?before=18446744073709551615",
+        "/audit/proj?limit=501",
+        "/audit?before=9223372036854775808",
+        "/audit?limit=99999999999999999999",
+    ] {
+        let answer = send(server.get(path, &owner)).await;
+        assert_error(&answer, 400, "bad_request");
+        let message = answer.1["message"].as_str().unwrap();
+        assert!(
+            ["version", "before", "limit", "after"]
+                .iter()
+                .any(|p| message.starts_with(p)),
+            "{path}: {message}"
+        );
+    }
+    // The largest number that fits is a number like any other.
+    assert_error(
+        &send(server.get("/env/proj/main?version=9223372036854775807", &owner)).await,
+        404,
+        "not_found",
+    );
+    let (status, page) =
+        send(server.get("/env/proj/main/versions?before=9223372036854775807", &owner)).await;
+    assert_eq!(
+        (status, page["versions"][0]["version"].clone()),
+        (200, json!(1))
+    );
+}
+
+/// Issue 11: `/versions` pages newest first by `before`, `GET /env/{project}` pages
+/// branches in name order by `after`; following the cursors gives every row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_and_branches_are_paged_by_their_cursors() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    for v in 0..7 {
+        let base = if v == 0 { None } else { Some(v) };
+        assert_eq!(server.push(&dev, "proj", "main", &["A"], base).await.0, 201);
+    }
+    for branch in ["b", "a", "feature%2Fz", "c"] {
+        assert_eq!(server.push(&dev, "proj", branch, &["A"], None).await.0, 201);
+    }
+
+    let mut pages = Vec::new();
+    let mut path = "/env/proj/main/versions?limit=3".to_owned();
+    loop {
+        let (status, page) = send(server.get(&path, &dev)).await;
+        assert_eq!(status, 200, "{page}");
+        let numbers: Vec<u64> = page["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect();
+        pages.push(numbers);
+        match page["next_before"].as_u64() {
+            Some(next) => path = format!("/env/proj/main/versions?limit=3&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, vec![vec![7, 6, 5], vec![4, 3, 2], vec![1]]);
+    // The default page is 20 versions.
+    let (_, page) = send(server.get("/env/proj/main/versions", &dev)).await;
+    assert_eq!(page["versions"].as_array().unwrap().len(), 7);
+
+    let mut names = Vec::new();
+    let mut path = "/env/proj?limit=2".to_owned();
+    loop {
+        let (status, page) = send(server.get(&path, &dev)).await;
+        assert_eq!(status, 200, "{page}");
+        let branches = page["branches"].as_array().unwrap();
+        assert!(branches.len() <= 2);
+        names.push(
+            branches
+                .iter()
+                .map(|b| b["branch"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        );
+        match page["next_after"].as_str() {
+            Some(next) => path = format!("/env/proj?limit=2&after={}", encode(next)),
+            None => break,
+        }
+    }
+    assert_eq!(
+        names,
+        vec![vec!["a", "b"], vec!["c", "feature/z"], vec!["main"]]
+    );
+    let (_, page) = send(server.get("/env/proj?after=feature%2Fz", &dev)).await;
+    assert_eq!(page["branches"][0]["version"], 7);
+}
+
+/// Issue 11: a page of versions stops early rather than pass 4 MiB of key names, so an
+/// answer stays bounded whatever the quotas are, and the cursor still reaches every version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_versions_stops_at_its_byte_budget() {
+    let server = TestServer::start_with(|s| {
+        s.max_body = 16 << 20;
+        s.quotas.max_keys = 100_000;
+        s.quotas.max_key_len = 256;
+    })
+    .await;
+    let dev = token("developer", &["proj"]);
+    // 18 000 names of 250 bytes: about 4.6 MB of names per version.
+    let keys: Vec<String> = (0..18_000).map(|i| format!("{i:0>250}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for base in [None, Some(1), Some(2)] {
+        assert_eq!(server.push(&dev, "proj", "big", &keys, base).await.0, 201);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/env/proj/big/versions?limit=100".to_owned();
+    loop {
+        let response = server.get(&path, &dev).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        assert!(text.len() < 8 << 20, "a page of {} bytes", text.len());
+        let page: Value = serde_json::from_str(&text).unwrap();
+        let versions = page["versions"].as_array().unwrap();
+        assert_eq!(versions.len(), 1, "one version of this size per page");
+        seen.push(versions[0]["version"].as_u64().unwrap());
+        match page["next_before"].as_u64() {
+            Some(next) => path = format!("/env/proj/big/versions?limit=100&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![3, 2, 1]);
+}
+
+/// Issue 11: a push over the key quota is a 413, a key name over the length quota a 400,
+/// both with the JSON error and nothing stored; the quotas are the server's settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_quotas_refuse_a_push_with_a_clear_error_and_store_nothing() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    let many: Vec<String> = (0..1001).map(|i| format!("K{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let answer = server.push(&dev, "proj", "main", &many, None).await;
+    assert_error(&answer, 413, "too_many_keys");
+    assert_eq!(
+        answer.1["message"],
+        "the push lists 1001 keys; this server accepts at most 1000 per version"
+    );
+    let long = "K".repeat(129);
+    let answer = server.push(&dev, "proj", "main", &["A", &long], None).await;
+    assert_error(&answer, 400, "bad_request");
+    assert_eq!(
+        answer.1["message"],
+        "keys[1]: the key name is 129 bytes; this server accepts at most 128"
+    );
+    assert!(!answer.1.to_string().contains(&long));
+    assert_error(
+        &send(server.get("/env/proj/main", &dev)).await,
+        404,
+        "not_found",
+    );
+    // At the quotas exactly, the push is accepted.
+    let mut at_quota = many[..1000].to_vec();
+    let longest = "L".repeat(128);
+    at_quota[0] = &longest;
+    assert_eq!(
+        server.push(&dev, "proj", "main", &at_quota, None).await.0,
+        201
+    );
+
+    // Configured lower: the server's own numbers.
+    let strict = TestServer::start_with(|s| {
+        s.quotas.max_keys = 2;
+        s.quotas.max_key_len = 8;
+    })
+    .await;
+    assert_error(
+        &strict
+            .push(&dev, "proj", "main", &["A", "B", "C"], None)
+            .await,
+        413,
+        "too_many_keys",
+    );
+    assert_error(
+        &strict
+            .push(&dev, "proj", "main", &["ABCDEFGHI"], None)
+            .await,
+        400,
+        "bad_request",
+    );
+    assert_eq!(
+        strict
+            .push(&dev, "proj", "main", &["ABCDEFGH", "B"], None)
+            .await
+            .0,
+        201
+    );
 }

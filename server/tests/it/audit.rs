@@ -394,3 +394,156 @@ async fn audit_verify_finds_the_first_tampered_row() {
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok (11 rows)"), "{out}");
 }
+
+/// Issue 11: push and pull rows name the token that acted (its `jti`), not only its email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_pull_rows_name_the_token_that_acted() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    let reader = token("readonly", &["proj"]);
+    assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
+    assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 409);
+    assert_eq!(send(server.get("/env/proj/main", &reader)).await.0, 200);
+    assert_eq!(send(server.get("/env/proj/other", &reader)).await.0, 404);
+    let conn = Connection::open(&server.db).unwrap();
+    let rows: Vec<(String, String, String)> = conn
+        .prepare("SELECT action, outcome, detail FROM audit ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let seen: Vec<(&str, &str, String)> = rows
+        .iter()
+        .map(|(action, outcome, detail)| {
+            let detail: Value = serde_json::from_str(detail).unwrap();
+            (
+                action.as_str(),
+                outcome.as_str(),
+                detail["jti"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("push", "ok", "jti-developer-proj".to_owned()),
+            ("push", "conflict", "jti-developer-proj".to_owned()),
+            ("pull", "ok", "jti-readonly-proj".to_owned()),
+            ("pull", "not_found", "jti-readonly-proj".to_owned()),
+        ]
+    );
+}
+
+/// Issue 11: a version written into the database behind the server's back (or a
+/// ciphertext changed) has no accepted-push row recording it, and `audit verify` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_reports_a_version_slipped_into_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let server = Binary::start(&db, &[("ENVSYNC_JWT_SECRET", SECRET)]);
+    let dev = token("developer", &["proj"]);
+    let client = reqwest::Client::new();
+    for base in [None, Some(1)] {
+        let pushed = send(
+            client
+                .post(format!("{}/env/proj/main", server.url))
+                .bearer_auth(&dev)
+                .json(&json!({"ciphertext": ciphertext(), "keys": ["A"], "base_version": base})),
+        )
+        .await;
+        assert_eq!(pushed.0, 201, "{}", pushed.1);
+    }
+    let (code, out, _) = verify(&db, &[]);
+    assert_eq!(
+        (code, out.lines().next()),
+        (0, Some("ok (2 rows)")),
+        "{out}"
+    );
+
+    // A changed ciphertext, on a copy (the triggers are in the way of an UPDATE).
+    let changed = dir.path().join("changed.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute("VACUUM INTO ?1", [changed.to_str().unwrap()])
+        .unwrap();
+    Connection::open(&changed)
+        .unwrap()
+        .execute_batch(
+            "DROP TRIGGER versions_append_only_update;
+             UPDATE versions SET ciphertext = ciphertext || ' ' WHERE version = 1;",
+        )
+        .unwrap();
+    let (code, out, _) = verify(&changed, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out.trim_end(),
+        "bad version: project 'proj' branch 'main' version 1 is not the ciphertext its \
+         accepted-push audit row records (changed behind the server's back)"
+    );
+
+    // A version inserted while the server runs: the chain is intact, the version is not
+    // accounted for, and the server serves it (clients check their own bindings).
+    Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count, pushed_by, pushed_at)
+             VALUES ('proj', 'main', 3, ?1, '[\"A\"]', 1, 'developer@example.com', '2026-01-01T00:00:00.000Z')",
+            [ciphertext()],
+        )
+        .unwrap();
+    let (code, out, err) = verify(&db, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(
+        out.trim_end(),
+        "bad version: project 'proj' branch 'main' version 3 has no accepted-push audit row \
+         (written behind the server's back)"
+    );
+}
+
+/// Issue 11: the server logs the chain's head at start and at its interval, in the form
+/// `audit verify --anchor` takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_logs_the_chain_head_at_start_and_at_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let server = Binary::start(
+        &db,
+        &[
+            ("ENVSYNC_JWT_SECRET", SECRET),
+            ("ENVSYNC_AUDIT_HEAD_INTERVAL", "1s"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let pushed = send(
+        client
+            .post(format!("{}/env/proj/main", server.url))
+            .bearer_auth(token("developer", &["proj"]))
+            .json(&json!({"ciphertext": ciphertext(), "keys": ["A"], "base_version": null})),
+    )
+    .await;
+    assert_eq!(pushed.0, 201);
+    // The first line is logged at start, before any row; a later one names row 1.
+    let started = std::time::Instant::now();
+    let head = loop {
+        let log = server.stderr();
+        let heads: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("audit chain head"))
+            .filter_map(|l| l.split("head=").nth(1))
+            .map(|rest| rest.split_whitespace().next().unwrap_or(""))
+            .collect();
+        if let Some(head) = heads.iter().find(|h| h.starts_with("1:")) {
+            assert_eq!(heads[0], "\"none\"", "{log}");
+            break (*head).to_owned();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no head logged for row 1:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let (code, out, err) = verify(&db, &["--anchor", &head]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("head {head}")), "{out}");
+}

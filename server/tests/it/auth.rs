@@ -3,7 +3,7 @@
 use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
+use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
 
 /// Every authenticated route, for "this token gets X everywhere" checks.
@@ -111,6 +111,56 @@ async fn bad_tokens_are_401() {
                 c.as_object_mut().unwrap().remove("email");
             }),
         ),
+        // Headers and claims the server cannot check (issue 11).
+        (
+            "crit header",
+            with_header(
+                &good,
+                Header {
+                    crit: Some(vec!["exp".into()]),
+                    ..Header::new(Algorithm::HS256)
+                },
+            ),
+        ),
+        (
+            "kid header",
+            with_header(
+                &good,
+                Header {
+                    kid: Some("key-1".into()),
+                    ..Header::new(Algorithm::HS256)
+                },
+            ),
+        ),
+        (
+            "jku header",
+            with_header(
+                &good,
+                Header {
+                    jku: Some("https://keys.example/jwks.json".into()),
+                    ..Header::new(Algorithm::HS256)
+                },
+            ),
+        ),
+        (
+            "typ other than JWT",
+            with_header(
+                &good,
+                Header {
+                    typ: Some("at+jwt".into()),
+                    ..Header::new(Algorithm::HS256)
+                },
+            ),
+        ),
+        (
+            "aud when none is configured",
+            with(&|c| c["aud"] = json!("envsync")),
+        ),
+        (
+            "iss when none is configured",
+            with(&|c| c["iss"] = json!("someone")),
+        ),
+        ("an unknown claim", with(&|c| c["scope"] = json!("read"))),
     ];
     for (name, bad) in &cases {
         for path in READ_PATHS.iter().chain(&["/audit/proj", "/tokens"]) {
@@ -136,6 +186,26 @@ async fn bad_tokens_are_401() {
         .get(format!("{}/env/proj/main", server.url))
         .header("Authorization", "Bearer ");
     assert_error(&send(empty).await, 401, "unauthorized");
+
+    // No typ at all, or "JWT" in any case, is fine.
+    for typ in [None, Some("jwt")] {
+        let header = Header {
+            typ: typ.map(str::to_owned),
+            ..Header::new(Algorithm::HS256)
+        };
+        let answer = send(server.get("/env/proj/main", &with_header(&good, header))).await;
+        assert_eq!(answer.0, 200, "typ {typ:?}: {}", answer.1);
+    }
+    let refused = send(server.get("/env/proj/main", &with(&|c| c["aud"] = json!("envsync")))).await;
+    assert_eq!(
+        refused.1["message"],
+        "the token has an 'aud' claim, which this server is not configured to check"
+    );
+    let refused = send(server.get("/env/proj/main", &with(&|c| c["scope"] = json!("read")))).await;
+    assert_eq!(
+        refused.1["message"],
+        "the token carries a claim this server cannot check ('scope')"
+    );
 
     // Expired, but within the 30 s leeway: still accepted.
     let recent = with(&|c| c["exp"] = json!(now() - 5));
@@ -179,6 +249,16 @@ async fn configured_algorithm_issuer_and_audience_are_enforced() {
         let answer = send(server.get("/env/proj", &bad)).await;
         assert_eq!(answer.0, 401, "{name}: {}", answer.1);
     }
+}
+
+/// Signs `claims` with the test secret under a chosen header.
+fn with_header(claims: &Value, header: Header) -> String {
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 fn without(claims: &Value, field: &str) -> Value {

@@ -259,13 +259,13 @@ async fn an_acknowledged_push_survives_sigkill() {
     assert_eq!(status, 200);
     assert_eq!(env_body["version"], acknowledged);
     assert_eq!(env_body["keys"], json!(["R2"]));
-    let (_, versions) = send(
-        client
-            .get(format!("{}/env/proj/main/versions", server.url))
-            .bearer_auth(&dev),
+    let versions = all_versions(
+        &client,
+        &format!("{}/env/proj/main/versions", server.url),
+        &dev,
     )
     .await;
-    assert_eq!(versions.as_array().unwrap().len() as u64, acknowledged);
+    assert_eq!(versions.len() as u64, acknowledged);
     let owner = token("owner", &[]);
     let (_, page) = send(
         client
@@ -363,6 +363,33 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
                 ("ENVSYNC_AUTH_WINDOW", "forever"),
             ],
             "error: ENVSYNC_AUTH_WINDOW",
+        ),
+        (
+            "no connections",
+            vec![],
+            vec![
+                ("ENVSYNC_JWT_SECRET", SECRET),
+                ("ENVSYNC_MAX_CONNECTIONS", "0"),
+            ],
+            "error: ENVSYNC_MAX_CONNECTIONS",
+        ),
+        (
+            "bad header timeout",
+            vec![],
+            vec![
+                ("ENVSYNC_JWT_SECRET", SECRET),
+                ("ENVSYNC_HEADER_TIMEOUT", "never"),
+            ],
+            "error: ENVSYNC_HEADER_TIMEOUT",
+        ),
+        (
+            "key names over the format's limit",
+            vec![],
+            vec![
+                ("ENVSYNC_JWT_SECRET", SECRET),
+                ("ENVSYNC_MAX_KEY_LEN", "1000"),
+            ],
+            "error: ENVSYNC_MAX_KEY_LEN",
         ),
         ("unknown flag", vec!["--bogus"], vec![], "error:"),
         (

@@ -143,6 +143,26 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     (status, body)
 }
 
+/// Every version of a branch, newest first, following `/versions` pages; `url` ends in
+/// `/versions`.
+pub async fn all_versions(client: &reqwest::Client, url: &str, token: &str) -> Vec<Value> {
+    let mut versions = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let page_url = match before {
+            Some(b) => format!("{url}?limit=100&before={b}"),
+            None => format!("{url}?limit=100"),
+        };
+        let (status, page) = send(client.get(page_url).bearer_auth(token)).await;
+        assert_eq!(status, 200, "{page}");
+        versions.extend(page["versions"].as_array().unwrap().iter().cloned());
+        match page["next_before"].as_u64() {
+            Some(next) => before = Some(next),
+            None => return versions,
+        }
+    }
+}
+
 /// Asserts an error answer: status, `error` code, and a non-empty message.
 #[track_caller]
 pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
@@ -250,10 +270,25 @@ pub struct Binary {
 impl Binary {
     /// Starts the binary on `db` with `env`, and waits for its listening line (no sleeps).
     pub fn start(db: &Path, env: &[(&str, &str)]) -> Binary {
+        Binary::start_limited(db, env, None)
+    }
+
+    /// Like [`Binary::start`], with a shell's `ulimit` command (`ulimit -n 256`) applied to
+    /// the server process first: `sh` sets the limit and `exec`s the binary, so the child
+    /// is the server itself.
+    pub fn start_limited(db: &Path, env: &[(&str, &str)], ulimit: Option<&str>) -> Binary {
         let stderr_file = tempfile::NamedTempFile::new().unwrap();
         let stderr_path = stderr_file.path().to_owned();
         let stderr = stderr_file.reopen().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_envsync-server"));
+        let bin = env!("CARGO_BIN_EXE_envsync-server");
+        let mut cmd = match ulimit {
+            None => Command::new(bin),
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("{limit} && exec \"$0\" \"$@\""), bin]);
+                sh
+            }
+        };
         cmd.args(["--addr", "127.0.0.1:0", "--db"])
             .arg(db)
             .env_remove("ENVSYNC_JWT_SECRET")
@@ -301,6 +336,25 @@ impl Binary {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// `127.0.0.1:PORT` of the listening line.
+    pub fn addr(&self) -> SocketAddr {
+        self.url.trim_start_matches("http://").parse().unwrap()
+    }
+
+    /// A line of `/proc/<pid>/limits`, e.g. `Max open files`: its soft and hard values.
+    pub fn limit(&self, name: &str) -> (String, String) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id())).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {limits}"));
+        let mut fields = line[name.len()..].split_whitespace();
+        (
+            fields.next().unwrap().to_owned(),
+            fields.next().unwrap().to_owned(),
+        )
     }
 
     /// SIGKILL, then reap.

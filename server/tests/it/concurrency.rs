@@ -43,8 +43,8 @@ async fn sixteen_racing_pushes_on_one_base_have_exactly_one_winner() {
         let (_, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
         assert_eq!(keys["version"], base + 1);
     }
-    let (_, versions) = send(server.get("/env/proj/main/versions", &dev)).await;
-    assert_eq!(versions.as_array().unwrap().len(), 6);
+    let (_, page) = send(server.get("/env/proj/main/versions", &dev)).await;
+    assert_eq!(page["versions"].as_array().unwrap().len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,8 +188,8 @@ async fn a_replayed_push_is_a_conflict_and_creates_no_version() {
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["current_version"], 2);
     }
-    let (_, versions) = send(server.get("/env/proj/main/versions", &dev)).await;
-    assert_eq!(versions.as_array().unwrap().len(), 2);
+    let (_, page) = send(server.get("/env/proj/main/versions", &dev)).await;
+    assert_eq!(page["versions"].as_array().unwrap().len(), 2);
     let conn = rusqlite::Connection::open(&server.db).unwrap();
     let conflicts: i64 = conn
         .query_row(

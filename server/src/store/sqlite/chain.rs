@@ -15,10 +15,17 @@
 //! proves the log is the one that was written *unless* someone rewrote every hash after
 //! the point they changed: `audit verify` prints the head (last id and hash), and a head
 //! kept elsewhere (`--anchor ID:HASH`) turns a rewrite or a truncation into a detected one.
+//! The server logs the head at start and at an interval for the same purpose.
+//!
+//! Once the chain holds, [`verify`] also accounts for every version: each must have its
+//! accepted-push row (`action = 'push'`, `outcome = 'ok'`, same project, branch and
+//! version) whose detail records the SHA-256 of the version's ciphertext. A version slipped
+//! into the table, or a ciphertext changed, behind the server's back has none.
 
 use super::super::{Event, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -224,6 +231,26 @@ pub enum Verdict {
     },
     /// The first row where the chain breaks.
     Broken { row: u64, problem: Problem },
+    /// The chain holds, but a version is not accounted for by it: no accepted-push row
+    /// records it with its ciphertext's SHA-256 (it was written, or changed, behind the
+    /// server's back).
+    Unaccounted {
+        project: String,
+        branch: String,
+        version: u64,
+        problem: VersionProblem,
+    },
+}
+
+/// Why a version is not accounted for by the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionProblem {
+    /// No accepted-push row names it.
+    NoPushRow,
+    /// Its accepted-push row records the SHA-256 of another ciphertext.
+    OtherCiphertext,
+    /// Its accepted-push row records no ciphertext hash at all.
+    NoHash,
 }
 
 /// How the chain breaks at a row.
@@ -266,6 +293,29 @@ impl fmt::Display for Verdict {
                 };
                 write!(f, "bad row {row}: {what}")
             }
+            Verdict::Unaccounted {
+                project,
+                branch,
+                version,
+                problem,
+            } => {
+                let what = match problem {
+                    VersionProblem::NoPushRow => {
+                        "has no accepted-push audit row (written behind the server's back)"
+                    }
+                    VersionProblem::OtherCiphertext => {
+                        "is not the ciphertext its accepted-push audit row records (changed \
+                         behind the server's back)"
+                    }
+                    VersionProblem::NoHash => {
+                        "has an accepted-push audit row that records no ciphertext hash"
+                    }
+                };
+                write!(
+                    f,
+                    "bad version: project '{project}' branch '{branch}' version {version} {what}"
+                )
+            }
         }
     }
 }
@@ -305,10 +355,73 @@ pub fn verify(path: &Path, anchor: Option<(u64, Hash)>) -> Result<Verdict, Store
             path.display()
         )));
     }
+    // One read transaction: the chain and the versions are checked in the same snapshot.
     conn.execute_batch("BEGIN")?;
-    let verdict = walk(&conn, anchor);
+    let verdict = match walk(&conn, anchor) {
+        Ok(intact @ Verdict::Intact { .. }) => {
+            account_for_versions(&conn).map(|v| v.unwrap_or(intact))
+        }
+        other => other,
+    };
     let _ = conn.execute_batch("COMMIT");
     verdict
+}
+
+/// Checks that every version has its accepted-push audit row, recording the SHA-256 of the
+/// version's ciphertext; the first version that has none, in insertion order.
+fn account_for_versions(conn: &Connection) -> Result<Option<Verdict>, StoreError> {
+    type Key = (String, String, i64);
+    // What the accepted pushes recorded, by version: the ciphertext hashes (normally one).
+    let mut recorded: HashMap<Key, Vec<Option<String>>> = HashMap::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT project, branch, version, detail FROM audit
+             WHERE action = 'push' AND outcome = 'ok' AND version IS NOT NULL",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let detail: Option<String> = r.get(3)?;
+            let hash = detail
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                .and_then(|d| d.get("ciphertext_sha256")?.as_str().map(str::to_owned));
+            let key = (
+                r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                r.get(2)?,
+            );
+            recorded.entry(key).or_default().push(hash);
+        }
+    }
+    let mut stmt =
+        conn.prepare("SELECT project, branch, version, ciphertext FROM versions ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let key: Key = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let ciphertext: String = r.get(3)?;
+        let problem = match recorded.get(&key) {
+            None => Some(VersionProblem::NoPushRow),
+            Some(hashes) => {
+                let actual = hex(&Sha256::digest(ciphertext.as_bytes()).into());
+                if hashes.iter().any(|h| h.as_deref() == Some(actual.as_str())) {
+                    None
+                } else if hashes.iter().all(Option::is_none) {
+                    Some(VersionProblem::NoHash)
+                } else {
+                    Some(VersionProblem::OtherCiphertext)
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            let (project, branch, version) = key;
+            return Ok(Some(Verdict::Unaccounted {
+                project,
+                branch,
+                version: u64::try_from(version).unwrap_or(0),
+                problem,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 fn walk(conn: &Connection, anchor: Option<(u64, Hash)>) -> Result<Verdict, StoreError> {

@@ -30,10 +30,14 @@ mod connection;
 mod queries;
 mod writer;
 
-use super::{AuditQuery, Event, NewPush, PullRequest, Store, StoreError, StoreFuture};
+use super::{
+    AuditQuery, BranchesQuery, Event, NewPush, PAGE_KEY_BYTES, PullRequest, Store, StoreError,
+    StoreFuture, VersionsQuery,
+};
 use connection::{Readers, migrate, open_writer};
 use envsync_common::api::{
-    AuditPage, BranchInfo, EnvResponse, KeysResponse, Role, TokenInfo, VersionInfo,
+    AuditPage, BranchInfo, BranchesPage, EnvResponse, KeysResponse, Role, TokenInfo, VersionInfo,
+    VersionsPage,
 };
 use queries::{audit_page, insert_event, now, pull_version, push_version};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -43,6 +47,34 @@ use std::sync::atomic::AtomicU64;
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 use writer::{Durability, Job, Task, write_loop};
+
+const TOKEN_COLUMNS: &str =
+    "jti, email, role, project_ids, issued_at, expires_at, revoked_at IS NOT NULL";
+
+/// One row of `tokens` (selected as [`TOKEN_COLUMNS`]); the inner result is a stored value
+/// that does not parse.
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenInfo, StoreError>> {
+    let jti: String = r.get(0)?;
+    let role: String = r.get(2)?;
+    let projects: String = r.get(3)?;
+    let role = match role.parse::<Role>() {
+        Ok(role) => role,
+        Err(e) => return Ok(Err(StoreError::Other(format!("token {jti}: {e}")))),
+    };
+    let project_ids = match serde_json::from_str(&projects) {
+        Ok(ids) => ids,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    Ok(Ok(TokenInfo {
+        jti,
+        email: r.get(1)?,
+        role,
+        project_ids,
+        issued_at: r.get(4)?,
+        expires_at: r.get(5)?,
+        revoked: r.get(6)?,
+    }))
+}
 
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,46 +288,58 @@ impl Store for SqliteStore {
         })
     }
 
-    fn versions(&self, project: String, branch: String) -> StoreFuture<'_, Vec<VersionInfo>> {
+    fn versions(&self, query: VersionsQuery) -> StoreFuture<'_, VersionsPage> {
         self.read(move |conn| {
+            let before = query.before.unwrap_or(i64::MAX as u64);
+            // One more row than asked tells whether there is a next page.
+            let fetch = i64::from(query.limit) + 1;
             let mut stmt = conn.prepare_cached(
                 "SELECT version, keys, pushed_by, pushed_at FROM versions
-                 WHERE project = ?1 AND branch = ?2 ORDER BY version DESC",
+                 WHERE project = ?1 AND branch = ?2 AND version < ?3
+                 ORDER BY version DESC LIMIT ?4",
             )?;
-            let rows = stmt.query_map(params![project, branch], |r| {
-                Ok((
-                    r.get::<_, u64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (version, keys, pushed_by, pushed_at) = row?;
-                out.push(VersionInfo {
-                    version,
+            let mut rows = stmt.query(params![query.project, query.branch, before, fetch])?;
+            let mut versions: Vec<VersionInfo> = Vec::new();
+            let mut bytes = 0usize;
+            let mut next_before = None;
+            while let Some(r) = rows.next()? {
+                let keys: String = r.get(1)?;
+                let full = versions.len() == query.limit as usize
+                    || bytes.saturating_add(keys.len()) > PAGE_KEY_BYTES;
+                if full && let Some(last) = versions.last() {
+                    next_before = Some(last.version);
+                    break;
+                }
+                bytes += keys.len();
+                versions.push(VersionInfo {
+                    version: r.get(0)?,
                     keys: serde_json::from_str(&keys)?,
-                    pushed_by,
-                    pushed_at,
+                    pushed_by: r.get(2)?,
+                    pushed_at: r.get(3)?,
                 });
             }
-            Ok(out)
+            Ok(VersionsPage {
+                versions,
+                next_before,
+            })
         })
     }
 
-    fn branches(&self, project: String) -> StoreFuture<'_, Vec<BranchInfo>> {
+    fn branches(&self, query: BranchesQuery) -> StoreFuture<'_, BranchesPage> {
         self.read(move |conn| {
+            let fetch = i64::from(query.limit) + 1;
             let mut stmt = conn.prepare_cached(
                 "SELECT v.branch, v.version, v.key_count, v.pushed_by, v.pushed_at
                  FROM versions v
                  JOIN (SELECT branch, MAX(version) AS latest FROM versions
-                       WHERE project = ?1 GROUP BY branch) l
+                       WHERE project = ?1 AND branch > ?2
+                       GROUP BY branch ORDER BY branch LIMIT ?3) l
                    ON v.branch = l.branch AND v.version = l.latest
                  WHERE v.project = ?1
                  ORDER BY v.branch",
             )?;
-            let rows = stmt.query_map(params![project], |r| {
+            let after = query.after.unwrap_or_default();
+            let rows = stmt.query_map(params![query.project, after, fetch], |r| {
                 Ok(BranchInfo {
                     branch: r.get(0)?,
                     version: r.get(1)?,
@@ -304,7 +348,17 @@ impl Store for SqliteStore {
                     pushed_at: r.get(4)?,
                 })
             })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            let mut branches: Vec<BranchInfo> = rows.collect::<Result<_, _>>()?;
+            let next_after = if branches.len() > query.limit as usize {
+                branches.truncate(query.limit as usize);
+                branches.last().map(|b| b.branch.clone())
+            } else {
+                None
+            };
+            Ok(BranchesPage {
+                branches,
+                next_after,
+            })
         })
     }
 
@@ -383,37 +437,32 @@ impl Store for SqliteStore {
 
     fn tokens(&self) -> StoreFuture<'_, Vec<TokenInfo>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT jti, email, role, project_ids, issued_at, expires_at, revoked_at IS NOT NULL
-                 FROM tokens ORDER BY issued_at DESC, jti",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, bool>(6)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (jti, email, role, projects, issued_at, expires_at, revoked) = row?;
-                out.push(TokenInfo {
-                    role: role
-                        .parse::<Role>()
-                        .map_err(|e| StoreError::Other(format!("token {jti}: {e}")))?,
-                    jti,
-                    email,
-                    project_ids: serde_json::from_str(&projects)?,
-                    issued_at,
-                    expires_at,
-                    revoked,
-                });
-            }
-            Ok(out)
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY issued_at DESC, jti"
+            ))?;
+            let rows = stmt.query_map([], token_row)?;
+            rows.map(|row| row?).collect()
+        })
+    }
+
+    fn token(&self, jti: String) -> StoreFuture<'_, TokenInfo> {
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE jti = ?1"
+            ))?
+            .query_row(params![jti], token_row)
+            .optional()?
+            .ok_or(StoreError::NotFound)?
+        })
+    }
+
+    fn audit_head(&self) -> StoreFuture<'_, Option<(u64, [u8; 32])>> {
+        self.read(|conn| {
+            let (id, hash) = chain::head(conn)?;
+            Ok(u64::try_from(id)
+                .ok()
+                .filter(|&id| id > 0)
+                .map(|id| (id, hash)))
         })
     }
 
@@ -437,6 +486,7 @@ mod tests {
     fn push(branch: &str, base: Option<u64>) -> NewPush {
         NewPush {
             actor: "t@example.com".into(),
+            jti: "jti-t".into(),
             project: "p".into(),
             branch: branch.into(),
             ciphertext: BLOB.into(),
@@ -481,8 +531,16 @@ mod tests {
             "group commit never grouped: {batches} batches for 64 pushes"
         );
         for b in 0..32 {
-            let versions = store.versions("p".into(), format!("b{b}")).await.unwrap();
-            assert_eq!(versions.len(), 1);
+            let page = store
+                .versions(VersionsQuery {
+                    project: "p".into(),
+                    branch: format!("b{b}"),
+                    limit: 10,
+                    before: None,
+                })
+                .await
+                .unwrap();
+            assert_eq!(page.versions.len(), 1);
         }
         // Every attempt is audited: 32 ok and 32 conflicts.
         let page = store
@@ -568,6 +626,7 @@ mod tests {
         let pulled = store
             .pull(PullRequest {
                 actor: "t".into(),
+                jti: "jti-t".into(),
                 project: "p".into(),
                 branch: "main".into(),
                 version: Some(1),
@@ -575,6 +634,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pulled.version, 1);
-        assert_eq!(store.branches("p".into()).await.unwrap().len(), 1);
+        let page = store
+            .branches(BranchesQuery {
+                project: "p".into(),
+                limit: 10,
+                after: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.branches.len(), 1);
     }
 }

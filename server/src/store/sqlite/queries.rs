@@ -30,7 +30,9 @@ pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, Sto
     if current != push.base_version {
         event.version = current;
         event.outcome = "conflict".into();
-        event.detail = Some(serde_json::json!({ "base_version": push.base_version }).to_string());
+        event.detail = Some(
+            serde_json::json!({ "base_version": push.base_version, "jti": push.jti }).to_string(),
+        );
         insert_event(conn, &at, &event)?;
         return Err(StoreError::Conflict { current });
     }
@@ -55,7 +57,7 @@ pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, Sto
     ])?;
     event.version = Some(version);
     event.outcome = "ok".into();
-    event.detail = Some(push_detail(&previous, &push.keys, &push.ciphertext));
+    event.detail = Some(push_detail(&previous, push));
     insert_event(conn, &at, &event)?;
     Ok(version)
 }
@@ -97,7 +99,7 @@ pub(super) fn pull_version(
         branch: Some(pull.branch.clone()),
         version: pull.version,
         outcome: "not_found".into(),
-        detail: None,
+        detail: Some(serde_json::json!({ "jti": pull.jti }).to_string()),
     };
     let Some((version, ciphertext, keys, pushed_by, pushed_at)) = row else {
         insert_event(conn, &at, &event)?;
@@ -190,9 +192,11 @@ pub(super) fn audit_page(
     })
 }
 
-/// The audit detail of a push: which key names appeared and disappeared (names only), and
-/// the SHA-256 of the stored ciphertext, which ties the audit chain to the version's bytes.
-fn push_detail(previous: &[String], keys: &[String], ciphertext: &str) -> String {
+/// The audit detail of a push: which key names appeared and disappeared (names only), the
+/// SHA-256 of the stored ciphertext, which ties the audit chain to the version's bytes
+/// (`audit verify` checks it against every version), and the pushing token's `jti`.
+fn push_detail(previous: &[String], push: &NewPush) -> String {
+    let keys = &push.keys;
     let before: HashSet<&str> = previous.iter().map(String::as_str).collect();
     let after: HashSet<&str> = keys.iter().map(String::as_str).collect();
     let added: Vec<&str> = keys
@@ -205,9 +209,14 @@ fn push_detail(previous: &[String], keys: &[String], ciphertext: &str) -> String
         .map(String::as_str)
         .filter(|k| !after.contains(k))
         .collect();
-    let digest = chain::hex(&Sha256::digest(ciphertext.as_bytes()).into());
-    serde_json::json!({ "added": added, "removed": removed, "ciphertext_sha256": digest })
-        .to_string()
+    let digest = chain::hex(&Sha256::digest(push.ciphertext.as_bytes()).into());
+    serde_json::json!({
+        "added": added,
+        "removed": removed,
+        "ciphertext_sha256": digest,
+        "jti": push.jti,
+    })
+    .to_string()
 }
 
 /// Now, as RFC 3339 UTC with millisecond precision.

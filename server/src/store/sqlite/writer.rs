@@ -65,7 +65,7 @@ where
         // A bug in one request must not take the writer (and every later request) down.
         let result = catch_unwind(AssertUnwindSafe(|| work(conn)))
             .unwrap_or_else(|_| Err(StoreError::Other("a storage operation panicked".into())));
-        let undo = matches!(result, Err(StoreError::Other(_)));
+        let undo = matches!(result, Err(StoreError::Other(_) | StoreError::Full(_)));
         self.result = Some(result);
         undo
     }
