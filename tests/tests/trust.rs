@@ -58,7 +58,13 @@ fn versions(server: &Server, dev: &Dev, branch: &str) -> usize {
     );
     match r.status {
         404 => 0,
-        200 => r.json().as_array().map_or(0, Vec::len),
+        200 => {
+            let json = r.json();
+            json.get("versions")
+                .unwrap_or(&json)
+                .as_array()
+                .map_or(0, Vec::len)
+        }
         _ => panic!("{r:?}"),
     }
 }
