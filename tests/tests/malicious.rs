@@ -599,3 +599,79 @@ fn an_answer_over_the_client_s_bound_is_refused_with_exit_3() {
         assert!(mib < 100, "the client read {mib} MiB before refusing");
     }
 }
+
+/// `rollback` and `rotate` open versions through the same verified read as `pull`: a
+/// server that swaps in another branch's blob, or lies about a version's key names,
+/// makes them refuse before anything is pushed or written.
+#[test]
+fn rollback_and_rotate_refuse_what_pull_refuses() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "rr");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    alice.write_env("A=2\nB=2\n");
+    alice.envsync(&["push"]).ok();
+    alice.write_env("OTHER=1\n");
+    alice.envsync(&["push", "--branch", "other"]).ok();
+
+    let lie = Lie::default();
+    let proxy = Proxy::start(&server.url, {
+        let lie = lie.clone();
+        move |req, up: &Upstream| {
+            let blob =
+                req.method == "GET" && req.path.starts_with("/env/rr/main?") && !is_keys(req);
+            match lie.get() {
+                // Another branch's version 1, for any version of main asked for.
+                1 if blob => up.send("GET", "/env/rr/other?version=1", req),
+                // The right blob with a key list that is not its own.
+                2 if blob => rewrite(up.pass(req), |v| {
+                    v["keys"] = serde_json::json!(["A", "B", "C"])
+                }),
+                // Version 1 served when version 2 was asked for.
+                3 if blob => up.send("GET", "/env/rr/main?version=1", req),
+                // Another branch's blob, relabelled as the version asked for.
+                4 if blob => {
+                    let asked: u64 = req.path.rsplit('=').next().unwrap().parse().unwrap();
+                    rewrite(up.send("GET", "/env/rr/other?version=1", req), |v| {
+                        v["version"] = asked.into()
+                    })
+                }
+                _ => up.pass(req),
+            }
+        }
+    });
+    let bob = behind(&proxy, &alice, &server, "bob@example.com");
+    bob.envsync(&["pull"]).clean().ok();
+    let versions = || {
+        let r = server.request("GET", "/env/rr/main/versions", &alice.token, None);
+        r.json()["versions"].as_array().unwrap().len()
+    };
+    for (n, expected) in [(1, "bound to branch 'other' but 'main'"), (2, "key list")] {
+        lie.set(n);
+        let before = snapshot(&bob);
+        let out = bob.envsync(&["rollback", "1"]).refused().code(1);
+        assert!(out.stderr.contains(expected), "rollback, lie {n}: {out:#?}");
+        assert_untouched(&bob, &before, &out);
+        assert_eq!(versions(), 2, "rollback pushed after lie {n}");
+    }
+    for (n, expected) in [
+        (1, "when version 2 was asked for"),
+        (4, "bound to branch 'other' but 'main'"),
+        (2, "key list"),
+        (3, "version 1 of main when version 2 was asked for"),
+    ] {
+        lie.set(n);
+        let before = snapshot(&bob);
+        let mut cmd = bob.envsync_cmd(&["rotate"]);
+        cmd.env("ENVSYNC_NEW_PASS", "a brand new passphrase");
+        let out = Run::from(cmd.output().unwrap()).clean();
+        assert_eq!(out.code, 1, "rotate, lie {n}: {out:#?}");
+        assert!(out.stderr.contains(expected), "rotate, lie {n}: {out:#?}");
+        assert_untouched(&bob, &before, &out);
+        assert_eq!(versions(), 2, "rotate pushed after lie {n}");
+    }
+    // Honest again: both work.
+    lie.set(0);
+    bob.envsync(&["rollback", "1"]).clean().ok();
+    assert_eq!(versions(), 3);
+}

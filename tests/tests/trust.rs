@@ -351,6 +351,23 @@ fn a_version_no_member_signed_is_refused_by_pull_run_and_the_hooks() {
         bob.git(&["checkout", "-q", "main"]);
         assert_eq!(bob.read_env().unwrap(), b"API_KEY=real\n");
     }
+    // The log shows the server's claim beside what the signatures say.
+    let log = bob.envsync(&["log"]).clean().ok();
+    let lines: Vec<&str> = log
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("version"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{log:#?}");
+    assert!(
+        lines[0].contains("mallory@example.com") && lines[0].contains("NOT VERIFIED"),
+        "{log:#?}"
+    );
+    assert!(
+        lines[1].contains("mallory@example.com") && lines[1].contains("NOT VERIFIED"),
+        "{log:#?}"
+    );
+    assert!(lines[2].contains("signed by alice@example.com"), "{log:#?}");
     // A member's real version is accepted again.
     alice.write_env("API_KEY=rotated\n");
     alice.envsync(&["push", "--force"]).clean().ok();
