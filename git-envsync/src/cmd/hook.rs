@@ -461,6 +461,11 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
             foreign_hint(ctx, &file)
         )));
     }
+    // Edits this commit's post-commit will push differ from the server by design; only
+    // strict mode (which wants them pushed first) looks at them.
+    if !strict && sync::has_local_edits(ctx, current.expose())? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let local = sync::parse_keys(ctx, current.expose())?.names;
     let Some((server, cached)) = server_keys(ctx, offline) else {
         return Ok(ExitCode::SUCCESS);
