@@ -1,4 +1,4 @@
-//! The threat model of `docs/security.md`, staged for real: a teammate who can push a
+//! The threat model of the README's Security section, staged for real: a teammate who can push a
 //! branch commits a hostile `.envsync.toml` (another server, an extra member, an env file
 //! through a symlinked directory, a huge work factor); a developer-token holder pushes a
 //! forged version; a server sends terminal escapes. The victim is a clone with the hooks
