@@ -8,7 +8,7 @@
 //! - `rotate` of 100 branches in team-key mode.
 
 use crate::lab::{self, LabRepo, LabServer, Stats, header, measure, row, time};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use envsync_common::envelope::{self, Binding, Seal};
 use envsync_common::secret::SecretString;
 use std::time::Instant;
@@ -155,20 +155,13 @@ fn team(
     let alice = LabRepo::new(dir, "team-alice", server, project)?;
     let mut bob = LabRepo::new(dir, "team-bob", server, project)?;
     bob.token = alice.token.clone();
-    let mut keys = vec![keygen(&alice)?, keygen(&bob)?];
-    keys.extend((0..18).map(|_| age::x25519::Identity::generate().to_public().to_string()));
-    let recipients: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
-    let config = format!(
-        "project = \"{project}\"\ndefault_branch = \"main\"\nrecipients = [{}]\n",
-        recipients.join(", ")
-    );
-    for repo in [&alice, &bob] {
-        std::fs::write(repo.root.join(".envsync.toml"), &config)?;
-    }
+    // 20 members, each with an age key and a signing key: alice and bob for real, 18
+    // more made here. Every push is signed, every pull checks the signature.
+    let keys = lab::team_of_20(project, &[&alice, &bob])?;
     alice.write_env(sample)?;
     alice.envsync(&["push"])?;
 
-    header("team-key mode, 20 recipients, whole process");
+    header("team-key mode, 20 members (signed pushes, verified pulls), whole process");
     let push = measure(n, |i| {
         alice.write_env(&format!("{sample}# {i}\n"))?;
         alice.envsync(&["push"])
@@ -250,14 +243,4 @@ fn which_age() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-fn keygen(repo: &LabRepo) -> Result<String> {
-    let out = repo.envsync_cmd(&["keygen"])?.output()?;
-    if !out.status.success() {
-        bail!("keygen: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    String::from_utf8(out.stdout)
-        .map(|s| s.trim().to_owned())
-        .context("keygen output")
 }

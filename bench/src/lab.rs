@@ -202,7 +202,17 @@ impl LabRepo {
         std::fs::write(repo.root.join(".gitignore"), "/.env\n")?;
         repo.git(&["add", "."])?;
         repo.git(&["commit", "-q", "-m", "init"])?;
+        repo.trust()?;
         Ok(repo)
+    }
+
+    /// `git envsync trust --yes`: consent to the settings checked out now.
+    pub fn trust(&self) -> Result<()> {
+        let out = self.envsync_cmd(&["trust", "--yes"])?.output()?;
+        if !out.status.success() {
+            bail!("trust: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
     }
 
     fn env(&self, cmd: &mut Command) {
@@ -253,6 +263,49 @@ impl LabRepo {
     pub fn write_env(&self, text: &str) -> Result<()> {
         std::fs::write(self.root.join(".env"), text).context("write .env")
     }
+}
+
+/// Puts `repos` in team-key mode with 20 members: one per repository with its own keys
+/// (`git envsync keygen` in its home), and made-up ones up to 20, each with an age key and
+/// a signing key. Writes and trusts the same `.envsync.toml` in each; returns the members'
+/// age public keys.
+pub fn team_of_20(project: &str, repos: &[&LabRepo]) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for repo in repos {
+        let out = repo.envsync_cmd(&["keygen"])?.output()?;
+        if !out.status.success() {
+            bail!("keygen: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        lines.push(String::from_utf8(out.stdout)?.trim().to_owned());
+    }
+    while lines.len() < 20 {
+        let signer = envsync_common::signing::SigningKey::generate()?;
+        lines.push(format!(
+            "{} {}",
+            age::x25519::Identity::generate().to_public(),
+            signer.public()
+        ));
+    }
+    let mut keys = Vec::new();
+    let mut members = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let (key, signer) = line
+            .split_once(' ')
+            .with_context(|| format!("keygen printed {line:?}"))?;
+        keys.push(key.to_owned());
+        members.push(format!(
+            "{{ name = \"member{i}@example.com\", key = \"{key}\", signer = \"{signer}\" }}"
+        ));
+    }
+    let config = format!(
+        "project = \"{project}\"\ndefault_branch = \"main\"\nrecipients = [{}]\n",
+        members.join(", ")
+    );
+    for repo in repos {
+        std::fs::write(repo.root.join(".envsync.toml"), &config)?;
+        repo.trust()?;
+    }
+    Ok(keys)
 }
 
 /// The realistic 50-key sample `.env` of the fixtures.
