@@ -285,6 +285,37 @@ impl Keyring {
         }))
     }
 
+    /// The mode new files are sealed in: `passphrase` or `team`.
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Passphrase { .. } => "passphrase",
+            Mode::Team { .. } => "team",
+        }
+    }
+
+    /// A verifier of the passphrase, getting it (from the environment or a prompt) if
+    /// need be; `None` in team mode.
+    pub fn verifier(&mut self) -> Result<Option<String>> {
+        if self.team_mode() {
+            return Ok(None);
+        }
+        self.passphrase()?;
+        Ok(self.loaded_verifier())
+    }
+
+    /// The verifier of the passphrase already in hand, if any (never prompts).
+    pub fn loaded_verifier(&self) -> Option<String> {
+        let passphrase = self.passphrase.as_ref()?;
+        let local = local_identity().ok()?;
+        let mut material = b"envsync-passphrase-verifier-v1\0".to_vec();
+        material.extend_from_slice(local.to_string().expose_secret().as_bytes());
+        material.push(0);
+        material.extend_from_slice(passphrase.expose_secret().as_bytes());
+        let verifier = fsutil::sha256_hex(&material);
+        zeroize::Zeroize::zeroize(&mut material);
+        Some(verifier)
+    }
+
     fn passphrase(&mut self) -> Result<&SecretString> {
         if self.passphrase.is_none() {
             self.passphrase = Some(read_passphrase(self.interactive)?);

@@ -109,6 +109,7 @@ mod redaction_tests {
                 server_keys: vec!["A".into()],
                 cached: false,
                 signer: None,
+                sealed: None,
             },
         );
     }

@@ -103,6 +103,15 @@ pub struct BranchState {
     /// verifying again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// How `version` was sealed (`passphrase` or `team`): a push in the other mode is
+    /// refused (see `sync::push`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// A verifier of the passphrase that opened or sealed `version` (keyed with this
+    /// machine's local key, so it tells nothing without it): a push with the same
+    /// passphrase needs no scrypt to prove it is the project's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
 }
 
 impl BranchState {

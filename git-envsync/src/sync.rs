@@ -81,13 +81,20 @@ pub fn push(
         return Ok(PushOutcome::UpToDate { version });
     }
 
+    // Ask the server first: a push it would refuse costs no passphrase and no scrypt.
+    let latest = api
+        .keys(&ctx.config.project, branch_name)
+        .map_err(|e| api.fail(e))?
+        .map(|k| k.version);
     let base = if force {
-        api.keys(&ctx.config.project, branch_name)
-            .map_err(|e| api.fail(e))?
-            .map(|k| k.version)
+        latest
     } else {
+        if latest != branch.version {
+            return Err(stale(ctx, api, &branch, latest));
+        }
         branch.version
     };
+    check_writer(ctx, api, keyring, &branch, latest)?;
     let old_keys = branch.keys.clone();
     let version = push_version(ctx, api, keyring, &mut branch, bytes.expose(), base)?;
     let (added, removed) = key_changes(&old_keys, &keys.names);
@@ -140,10 +147,108 @@ pub fn push_version(
     }
     branch.version = Some(version);
     branch.sha256 = Some(fsutil::sha256_hex(content));
+    branch.mode = Some(keyring.mode_name().to_owned());
+    branch.verifier = keyring.loaded_verifier();
     branch.saw(version, &keys);
     seal_local_copy(ctx, branch, content);
     ctx.state.set_branch(branch)?;
     Ok(version)
+}
+
+/// Before anything is sealed or sent: what is pushed must be readable by whoever can
+/// read the branch now. Its latest version (or, for a branch's first, the default
+/// branch's) must be in the same mode as this push, and in passphrase mode must open with
+/// this passphrase: a mistyped one, or the old one after a rotation, is refused here
+/// instead of being sealed into a version the team cannot open. No scrypt when this clone
+/// synced that version with the same passphrase (its verifier); one otherwise.
+fn check_writer(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch: &BranchState,
+    latest: Option<u64>,
+) -> Result<()> {
+    let (name, version, state) = match latest {
+        Some(v) => (branch.branch.clone(), v, branch.clone()),
+        None => {
+            // A branch's first version: the default branch's latest says what the team
+            // uses; a project's very first version has nothing to check against.
+            let Some(default) = ctx
+                .config
+                .default_branch
+                .clone()
+                .filter(|d| *d != branch.branch)
+            else {
+                return Ok(());
+            };
+            let Some(k) = api
+                .keys(&ctx.config.project, &default)
+                .map_err(|e| api.fail(e))?
+            else {
+                return Ok(());
+            };
+            let state = ctx.state.branch(&default)?;
+            (default, k.version, state)
+        }
+    };
+    let ours = keyring.mode_name();
+    let mode_error = |theirs: &str| {
+        let hint = if ours == "team" {
+            "moving the project to team keys is git envsync rotate's job (it re-encrypts every branch); nothing was sent"
+        } else {
+            "this clone's .envsync.toml is behind the team's (git pull, then git envsync trust); nothing was sent"
+        };
+        CliError::refused(format!(
+            "refusing to push in {ours} mode: {name} version {version} on the server is sealed in {theirs} mode"
+        ))
+        .hint(hint)
+    };
+    if state.version == Some(version)
+        && let Some(theirs) = &state.mode
+    {
+        if theirs != ours {
+            return Err(mode_error(theirs));
+        }
+        if ours == "team" || state.verifier.is_some() && state.verifier == keyring.verifier()? {
+            return Ok(());
+        }
+    }
+    let served = api
+        .env(&ctx.config.project, &name, Some(version))
+        .map_err(|e| api.fail(e))?
+        .ok_or_else(|| {
+            CliError::refused(format!(
+                "{name} version {version} disappeared from the server"
+            ))
+        })?;
+    let theirs = match envelope::scrypt_work_factor(&served.ciphertext) {
+        Ok(Some(_)) => "passphrase",
+        Ok(None) => "team",
+        Err(e) => {
+            return Err(CliError::refused(format!(
+                "cannot read {name} version {version}: {e}"
+            )));
+        }
+    };
+    if theirs != ours {
+        return Err(mode_error(theirs));
+    }
+    if ours == "passphrase" {
+        keyring.open(&served.ciphertext).map_err(|e| {
+            CliError::refused(format!(
+                "refusing to push: this passphrase does not open {name} version {version} on the server ({}), so teammates could not read what it seals",
+                e.message()
+            ))
+            .hint("check the passphrase (ENVSYNC_PASS or the one you typed; after a rotate, the new one); nothing was sent")
+        })?;
+    }
+    Ok(())
+}
+
+/// The push would bury a version this clone has not seen: refused before any passphrase
+/// or scrypt, with who pushed it.
+fn stale(ctx: &Context, api: &Api, branch: &BranchState, current: Option<u64>) -> CliError {
+    conflict_error(ctx, api, branch, current)
 }
 
 fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> CliError {
@@ -151,6 +256,15 @@ fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> Cl
         ApiError::Status { body, .. } => body.current_version,
         ApiError::Unreachable(_) | ApiError::TooLarge => None,
     };
+    conflict_error(ctx, api, branch, current)
+}
+
+fn conflict_error(
+    ctx: &Context,
+    api: &Api,
+    branch: &BranchState,
+    current: Option<u64>,
+) -> CliError {
     let latest = api
         .latest_version(&ctx.config.project, &branch.branch)
         .ok()
@@ -211,6 +325,9 @@ pub struct Fetched {
     pub cached: bool,
     /// The member who signed it (team mode), when it was read from the server.
     pub signer: Option<String>,
+    /// How it was sealed, and the verifier of the passphrase that opened it, when it was
+    /// read from the server (recorded by [`write_fetched`]).
+    pub sealed: Option<(String, Option<String>)>,
 }
 
 /// How [`verified`] treats a version.
@@ -262,6 +379,11 @@ pub fn verified(
         })?;
     check_keys(ctx, opened.env.expose(), &served.keys)?;
     let signer = keyring.verify_signer(&opened, rules.allow_unsigned, rules.passphrase_ok)?;
+    let sealed = if opened.passphrase {
+        ("passphrase".to_owned(), keyring.loaded_verifier())
+    } else {
+        ("team".to_owned(), None)
+    };
     Ok(Fetched {
         content: opened.env,
         from: branch.to_owned(),
@@ -269,6 +391,7 @@ pub fn verified(
         server_keys: served.keys,
         cached: false,
         signer,
+        sealed: Some(sealed),
     })
 }
 
@@ -356,6 +479,7 @@ pub fn fetch(
             server_keys: latest.keys,
             cached: true,
             signer: None,
+            sealed: None,
         }));
     }
     fetch_version(
@@ -392,6 +516,7 @@ pub fn write_fetched(ctx: &Context, fetched: Fetched, opts: PullOptions) -> Resu
         version,
         server_keys,
         cached: was_cached,
+        sealed,
         ..
     } = fetched;
     let mut branch = ctx.state.branch(&from)?;
@@ -435,6 +560,10 @@ pub fn write_fetched(ctx: &Context, fetched: Fetched, opts: PullOptions) -> Resu
     if synced {
         branch.version = Some(version);
         branch.sha256 = Some(sha.clone());
+        if let Some((mode, verifier)) = sealed {
+            branch.mode = Some(mode);
+            branch.verifier = verifier;
+        }
     }
     branch.saw(version, &server_keys);
     // The file now holds the env of the branch it was pulled for (its owner), even when
@@ -490,6 +619,7 @@ pub fn fetch_offline(ctx: &Context, name: &str) -> Result<Option<Fetched>> {
         server_keys,
         cached: true,
         signer: None,
+        sealed: None,
     }))
 }
 

@@ -98,9 +98,9 @@ fn team_mode_round_trip_and_stock_age() {
     let out = eve.envsync(&["pull"]).clean().code(1);
     assert!(out.stderr.contains("cannot decrypt"), "{out:#?}");
     assert!(eve.read_env().is_none());
-    // And cannot push: nobody could read back what they pushed.
+    // And cannot push, not even with --force: nobody could read back what they pushed.
     eve.write_env("API_KEY=evil\n");
-    let out = eve.envsync(&["push"]).clean().code(1);
+    let out = eve.envsync(&["push", "--force"]).clean().code(1);
     assert!(
         out.stderr.contains("not among the project's recipients"),
         "{out:#?}"
@@ -288,4 +288,79 @@ fn rollback_and_audit() {
         .collect();
     assert!(pulls.iter().any(|l| l.contains("main@2")), "{out:#?}");
     assert!(pulls.iter().any(|l| l.contains("main@3")), "{out:#?}");
+}
+
+/// A push is checked against what the team can read before anything is sealed or sent:
+/// the same passphrase as the branch's latest version (no scrypt when this clone synced
+/// it with that passphrase), and the same mode; so neither a mistyped or rotated-away
+/// passphrase nor an older checkout's settings make a version the team cannot open.
+#[test]
+fn pushes_keep_to_the_teams_passphrase_and_mode() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "modes");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+
+    // Verified by this clone already: the push fetches no blob to prove the passphrase.
+    let recorder = envsync_tests::proxy::Proxy::recorder(&server.url);
+    let mut via = Dev::clone_of(&alice, &server, "via@example.com");
+    via.server_url = recorder.url.clone();
+    via.envsync(&["pull"]).clean().ok();
+    via.write_env("A=1\nB=2\n");
+    let before = recorder.exchanges().len();
+    via.envsync(&["push"]).clean().ok();
+    let blobs = recorder.exchanges()[before..]
+        .iter()
+        .filter(|(r, _)| r.method == "GET" && r.path.starts_with("/env/modes/main?"))
+        .count();
+    assert_eq!(
+        blobs,
+        0,
+        "a verified passphrase needs no blob: {:#?}",
+        recorder.exchanges()
+    );
+
+    // After a rotation to a new passphrase, the old one is refused, with nothing sent.
+    alice.envsync(&["pull"]).clean().ok();
+    let new = "the passphrase after rotation";
+    let mut cmd = alice.envsync_cmd(&["rotate"]);
+    assert_eq!(
+        Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap()).code,
+        0
+    );
+    alice.write_env("A=1\nB=2\nC=3\n");
+    let out = alice.envsync(&["push"]).refused().code(1);
+    assert!(
+        out.stderr.contains("does not open main version 3"),
+        "{out:#?}"
+    );
+    let mut alice = alice;
+    alice.pass = Some(new.to_owned());
+    alice.envsync(&["push"]).clean().ok();
+
+    // carol moves the project to team keys (members add, rotate) without alice's clone
+    // knowing: alice's passphrase push is refused instead of quietly downgrading.
+    let mut carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.pass = Some(new.to_owned());
+    let line = keygen(&carol);
+    carol
+        .envsync(&["members", "add", "carol@example.com", &line])
+        .clean()
+        .ok();
+    // Before the rotation, carol's own team-mode push is refused: rotate's job.
+    carol.write_env("A=1\nB=2\nC=3\nD=4\n");
+    let out = carol.envsync(&["push", "--force"]).refused().code(1);
+    assert!(out.stderr.contains("sealed in passphrase mode"), "{out:#?}");
+    assert!(out.stderr.contains("rotate"), "{out:#?}");
+    carol.envsync(&["rotate"]).clean().ok();
+    alice.envsync(&["pull"]).clean().code(2);
+    alice.write_env("A=1\nB=2\nC=3\nE=5\n");
+    let out = alice.envsync(&["push", "--force"]).refused().code(1);
+    assert!(out.stderr.contains("sealed in team mode"), "{out:#?}");
+    let versions = server.request("GET", "/env/modes/main/versions", &alice.token, None);
+    assert_eq!(
+        versions.json()["versions"][0]["version"],
+        5,
+        "nothing more was pushed"
+    );
 }
