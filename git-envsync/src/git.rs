@@ -166,6 +166,11 @@ impl Repo {
         Ok(index.get_path(rel, 0).is_some())
     }
 
+    /// A string from git config, `None` when unset or unreadable.
+    pub fn config_string(&self, name: &str) -> Option<String> {
+        self.repo.config().and_then(|c| c.get_string(name)).ok()
+    }
+
     /// A boolean from git config (`envsync.strict`), false when unset or unreadable.
     pub fn config_bool(&self, name: &str) -> bool {
         self.repo
