@@ -637,3 +637,55 @@ fn log_follows_the_pages_of_a_long_history() {
     // The oldest entry, from the last page, still shows its changes against nothing.
     assert_eq!(listed[129]["added"], serde_json::json!(["A"]));
 }
+
+/// `status` says what is true and what to do: a rejected token is a login problem, not an
+/// unreachable server; a branch with no env of its own uses the default branch's; a newer
+/// version says to pull.
+#[test]
+fn status_tells_the_truth_and_the_next_step() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "truth");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.envsync(&["pull"]).clean().ok();
+    bob.write_env("A=1\nB=2\n");
+    bob.envsync(&["push"]).clean().ok();
+    let out = alice.envsync(&["status"]).clean().ok();
+    assert!(
+        out.stdout
+            .contains("version 2 (newer than your 1: git envsync pull)"),
+        "{out:#?}"
+    );
+
+    alice.git(&["checkout", "-q", "-b", "feature"]);
+    let out = alice.envsync(&["status"]).clean().ok();
+    assert!(
+        out.stdout.contains("Server:  none; using main v2"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout.contains("Drift:   1 missing locally"),
+        "{out:#?}"
+    );
+
+    alice.token = server.token("gone@example.com", "developer", &["truth"]);
+    let owner = server.token("owner@example.com", "owner", &[]);
+    let tokens = server.request("GET", "/tokens", &owner, None).json();
+    let jti = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"] == "gone@example.com")
+        .map(|t| t["jti"].as_str().unwrap().to_owned())
+        .unwrap();
+    let r = server.request("DELETE", &format!("/tokens/{jti}"), &owner, None);
+    assert_eq!(r.status, 204, "{r:?}");
+    let out = alice.envsync(&["status"]).clean();
+    assert!(
+        out.stdout.contains("token rejected: run git envsync login"),
+        "{out:#?}"
+    );
+    assert!(!out.stdout.contains("unreachable"), "{out:#?}");
+}
