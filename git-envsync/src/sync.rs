@@ -623,6 +623,72 @@ pub fn fetch_offline(ctx: &Context, name: &str) -> Result<Option<Fetched>> {
     }))
 }
 
+/// Where [`readable_env`] found the variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvSource {
+    /// The env file on disk, which holds this branch's env (edits included).
+    File,
+    /// The server's latest version of this branch (or of the default branch), verified.
+    Server { from: String, version: u64 },
+    /// This clone's sealed copy, the server being unreachable.
+    Copy { version: u64 },
+}
+
+impl std::fmt::Display for EnvSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvSource::File => f.write_str("the env file"),
+            EnvSource::Server { from, version } => {
+                write!(f, "the server's {from} version {version}")
+            }
+            EnvSource::Copy { version } => write!(
+                f,
+                "this clone's copy of version {version} (the server is unreachable)"
+            ),
+        }
+    }
+}
+
+/// The branch's variables for reading (`run`, `get`, `export`): the file on disk when it
+/// holds this branch's env (or was never synced: it is this checkout's own), else the
+/// server's verified version, else offline this clone's sealed copy. Writes nothing.
+pub fn readable_env(ctx: &Context, keyring: &mut Keyring) -> Result<(SecretBytes, EnvSource)> {
+    if let Some(content) = read_env(ctx)?
+        && ctx.state.file()?.is_none_or(|f| f.branch == ctx.branch)
+    {
+        return Ok((content, EnvSource::File));
+    }
+    let api = ctx.api(crate::client::Timeouts::COMMAND)?;
+    let opts = PullOptions {
+        fallback: true,
+        ..PullOptions::default()
+    };
+    match fetch(ctx, &api, keyring, opts) {
+        Ok(Some(fetched)) => Ok((
+            fetched.content,
+            EnvSource::Server {
+                from: fetched.from,
+                version: fetched.version,
+            },
+        )),
+        Ok(None) => Err(CliError::refused(format!(
+            "{} has no env here or on the server yet",
+            ctx.branch
+        ))
+        .hint("create the env file, or pull one with git envsync pull")),
+        Err(e) if e.exit == crate::error::Exit::Server => match fetch_offline(ctx, &ctx.branch)? {
+            Some(copy) => Ok((
+                copy.content,
+                EnvSource::Copy {
+                    version: copy.version,
+                },
+            )),
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 fn check_not_rolled_back(branch: &BranchState, version: u64, from: &str) -> Result<()> {
     if version < branch.seen {
         return Err(CliError::refused(format!(

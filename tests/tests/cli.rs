@@ -689,3 +689,58 @@ fn status_tells_the_truth_and_the_next_step() {
     );
     assert!(!out.stdout.contains("unreachable"), "{out:#?}");
 }
+
+/// `run` takes the file on disk when it holds this branch's env (edits included), else the
+/// server's verified version, else offline this clone's copy; one line says which; a
+/// command that does not exist is exit 127, as in a shell.
+#[test]
+fn run_takes_the_file_then_the_server_then_the_copy() {
+    let mut server = Server::start();
+    let mut alice = Dev::new(&server, "runsrc");
+    alice.write_env("V=pushed\n");
+    alice.envsync(&["push"]).clean().ok();
+    let show = |dev: &Dev| dev.envsync(&["run", "--", "sh", "-c", "printf %s \"$V\""]);
+
+    // The file, with an unpushed edit.
+    alice.write_env("V=edited\n");
+    let out = show(&alice).clean().ok();
+    assert_eq!(out.stdout, "edited");
+    assert!(
+        out.stderr.contains("variables from the env file"),
+        "{out:#?}"
+    );
+
+    // A file that holds another branch's env is not this branch's: the server's.
+    alice.envsync(&["push"]).clean().ok();
+    alice.git(&["branch", "other"]);
+    alice.envsync(&["push", "--branch", "other"]).clean().ok();
+    alice.write_env("V=other-edit\n");
+    alice.envsync(&["push", "--branch", "other"]).clean().ok();
+    let out = show(&alice).clean().ok();
+    assert_eq!(
+        out.stdout, "edited",
+        "main's version, not the file (other's)"
+    );
+    assert!(
+        out.stderr.contains("the server's main version 2"),
+        "{out:#?}"
+    );
+
+    // The server down: this clone's copy.
+    server.kill();
+    let out = show(&alice).clean().ok();
+    assert_eq!(out.stdout, "edited");
+    assert!(
+        out.stderr.contains("this clone's copy of version 2"),
+        "{out:#?}"
+    );
+    server.restart();
+    alice.server_url = server.url.clone();
+
+    let out = alice.envsync(&["run", "--", "no-such-command-here"]);
+    assert_eq!(out.code, 127, "{out:#?}");
+    assert!(
+        out.stderr.contains("cannot run no-such-command-here"),
+        "{out:#?}"
+    );
+}
