@@ -744,3 +744,39 @@ fn run_takes_the_file_then_the_server_then_the_copy() {
         "{out:#?}"
     );
 }
+
+/// `init`'s defaults: the repository's default branch (not the branch it runs on), a
+/// warning when the project id already has versions, the member named by the user's
+/// email; and a config without `default_branch` falls back to the repository's default.
+#[test]
+fn init_defaults_follow_the_repository_and_the_server() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "taken");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    fs::remove_file(bob.repo.join(".envsync.toml")).unwrap();
+    bob.git(&["checkout", "-q", "-b", "wip/experiment"]);
+    let out = bob
+        .envsync(&["init", "--project", "taken", "--recipients"])
+        .clean()
+        .ok();
+    assert!(out.stderr.contains("default branch main"), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("project taken already has 1 branch on the server (main)"),
+        "{out:#?}"
+    );
+    let config = fs::read_to_string(bob.repo.join(".envsync.toml")).unwrap();
+    assert!(config.contains("default_branch = \"main\""), "{config}");
+    assert!(config.contains("name = \"bob@example.com\""), "{config}");
+
+    // Without default_branch, a new branch still falls back to the repository's default.
+    fs::write(alice.repo.join(".envsync.toml"), "project = \"taken\"\n").unwrap();
+    alice.trust();
+    alice.git(&["checkout", "-q", "-b", "feature"]);
+    fs::remove_file(alice.env_path()).unwrap();
+    let out = alice.envsync(&["pull"]).clean().ok();
+    assert!(out.stderr.contains("pulled main version 1"), "{out:#?}");
+}
