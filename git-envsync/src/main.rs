@@ -31,13 +31,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    out::set_quiet(cli.quiet);
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
             // Messages may quote a server or a committed file: printed escaped.
-            out::say(&format!("error: {}", err.message()));
+            out::error(&err.message());
             if let Some(hint) = &err.hint {
-                out::say(&format!("hint: {hint}"));
+                out::hint(hint);
             }
             err.exit_code()
         }

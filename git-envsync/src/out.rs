@@ -56,9 +56,50 @@ pub fn json<T: serde::Serialize>(value: &T) {
     }
 }
 
-/// A line of talk on stderr (progress, results of actions, warnings), escaped.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-q/--quiet`: from now on [`say`] says nothing.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A line of talk on stderr (progress, results of actions, warnings), escaped; nothing
+/// under `--quiet`.
 pub fn say(line: &str) {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let _ = writeln!(std::io::stderr().lock(), "{}", clean(line));
+}
+
+/// Whether stderr gets colour: on a terminal unless `NO_COLOR` is set, or when
+/// `CLICOLOR_FORCE` is set to anything but `0` (<https://no-color.org>, and the
+/// `CLICOLOR_FORCE` convention of BSD tools).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    if std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// `error: …` on stderr (red on a terminal), escaped; never silenced.
+pub fn error(message: &str) {
+    labelled("error", "1;31", message);
+}
+
+/// `hint: …` on stderr (cyan on a terminal), escaped; never silenced.
+pub fn hint(message: &str) {
+    labelled("hint", "36", message);
+}
+
+fn labelled(label: &str, sgr: &str, message: &str) {
+    let line = if colour() {
+        format!("\x1b[{sgr}m{label}:\x1b[0m {}", clean(message))
+    } else {
+        format!("{label}: {}", clean(message))
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use envsync_common::envelope::{self, Binding, Seal};
 use envsync_common::secret::SecretString;
-use envsync_tests::{Dev, Server, fixtures};
+use envsync_tests::{Dev, Run, Server, fixtures};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -779,4 +779,28 @@ fn init_defaults_follow_the_repository_and_the_server() {
     fs::remove_file(alice.env_path()).unwrap();
     let out = alice.envsync(&["pull"]).clean().ok();
     assert!(out.stderr.contains("pulled main version 1"), "{out:#?}");
+}
+
+/// `-q` keeps stderr for errors; colour only on a terminal or with `CLICOLOR_FORCE`, and
+/// never with `NO_COLOR`.
+#[test]
+fn quiet_and_colour_follow_the_conventions() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "quiet");
+    alice.write_env("A=1\n");
+    let out = alice.envsync(&["push", "-q"]).ok();
+    assert_eq!(out.stderr, "", "{out:#?}");
+    let out = alice.envsync(&["-q", "pull", "--version", "9"]);
+    assert!(out.stderr.starts_with("error: "), "{out:#?}");
+    let mut cmd = alice.envsync_cmd(&["pull", "--version", "9"]);
+    cmd.env("CLICOLOR_FORCE", "1");
+    let out = Run::from(cmd.output().unwrap());
+    assert!(
+        out.stderr.starts_with("\u{1b}[1;31merror:\u{1b}[0m "),
+        "{out:#?}"
+    );
+    let mut cmd = alice.envsync_cmd(&["pull", "--version", "9"]);
+    cmd.env("NO_COLOR", "1");
+    let out = Run::from(cmd.output().unwrap());
+    assert!(!out.stderr.contains('\u{1b}'), "{out:#?}");
 }

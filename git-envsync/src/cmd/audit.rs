@@ -10,6 +10,10 @@ use std::process::ExitCode;
 /// Show the project's audit log, newest first: who pushed, pulled, was refused, minted.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Only events at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
     #[arg(long, value_name = "TIME")]
     since: Option<String>,

@@ -13,6 +13,12 @@ use std::process::ExitCode;
 /// Show which key names differ between the env file and the server (or two branches).
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Compare the branch's server keys with this branch's instead of the local file.
     #[arg(long, value_name = "BRANCH")]
     against: Option<String>,

@@ -181,11 +181,11 @@ fn plaintext_guard(repo: &Repo) -> Option<ExitCode> {
     let staged = candidates
         .iter()
         .find_map(|rel| repo.staged_plaintext(rel))?;
-    out::say(&format!(
-        "error: {staged} is staged: plaintext secrets must never be committed"
+    out::error(&format!(
+        "{staged} is staged: plaintext secrets must never be committed"
     ));
-    out::say(&format!(
-        "hint: git rm --cached {staged} (envsync keeps it in sync instead)"
+    out::hint(&format!(
+        "git rm --cached {staged} (envsync keeps it in sync instead)"
     ));
     Some(ExitCode::from(1))
 }
@@ -487,8 +487,8 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
     let strict = ctx.repo.config_bool("envsync.strict");
     let refuse = |what: String| {
         if strict {
-            out::say(&format!("error: {what} (envsync.strict is set)"));
-            out::say("hint: git envsync pull or push, or git commit --no-verify to skip once");
+            out::error(&format!("{what} (envsync.strict is set)"));
+            out::hint("git envsync pull or push, or git commit --no-verify to skip once");
             ExitCode::from(1)
         } else {
             out::say(&format!("envsync: {what}"));

@@ -15,6 +15,8 @@ use std::process::ExitCode;
 /// .gitignore.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// The project id on the server (default: the repository directory's name).
     #[arg(long, value_name = "ID")]
     project: Option<String>,

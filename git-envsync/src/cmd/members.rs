@@ -23,6 +23,8 @@ use std::str::FromStr;
 /// branch for the new set (after removing someone, also change the secrets they saw).
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlagBelow,
     #[command(subcommand)]
     action: Action,
 }

@@ -25,6 +25,8 @@ use std::process::ExitCode;
 /// new passphrase comes from ENVSYNC_NEW_PASS or a prompt.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// A member who was removed: list the keys they pulled, to be changed.
     #[arg(long, value_name = "NAME")]
     removed: Vec<String>,

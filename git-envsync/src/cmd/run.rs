@@ -24,6 +24,10 @@ use std::process::{Command, ExitCode};
 /// ENVSYNC_NEW_PASS) are removed from the command's environment.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// The command and its arguments (after --).
     #[arg(
         required = true,
@@ -74,9 +78,6 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         std::io::ErrorKind::NotFound => 127,
         _ => 126,
     };
-    out::say(&format!(
-        "error: cannot run {}: {err}",
-        program.to_string_lossy()
-    ));
+    out::error(&format!("cannot run {}: {err}", program.to_string_lossy()));
     Ok(ExitCode::from(code))
 }

@@ -13,7 +13,14 @@ use std::process::ExitCode;
 
 /// Show the project, branch, local file state, server version and drift.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
+}
 
 pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;

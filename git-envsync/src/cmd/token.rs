@@ -12,6 +12,10 @@ use std::process::ExitCode;
 /// Mint, list and revoke tokens (needs an owner token).
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlagBelow,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlagBelow,
     #[command(subcommand)]
     action: Action,
 }
