@@ -114,6 +114,26 @@ impl Keyring {
         })
     }
 
+    /// What new files are sealed for, for people: `a passphrase`, or the members' names.
+    pub fn describe_target(&self, config: &ProjectConfig) -> String {
+        match &self.mode {
+            Mode::Passphrase { .. } => "a passphrase".to_owned(),
+            Mode::Team { .. } => {
+                let names: Vec<&str> = config.recipients.iter().map(|m| m.label()).collect();
+                let shown = if names.len() > 4 {
+                    format!("{}, and {} more", names[..3].join(", "), names.len() - 3)
+                } else {
+                    names.join(", ")
+                };
+                format!(
+                    "{} member{} ({shown})",
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" }
+                )
+            }
+        }
+    }
+
     /// A short, non-secret description of what new files are sealed for.
     pub fn target(&self) -> String {
         match &self.mode {

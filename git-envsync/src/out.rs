@@ -58,6 +58,19 @@ pub fn json<T: serde::Serialize>(value: &T) {
 
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// A server's RFC 3339 time in one fixed width (`2026-11-30T04:05:53.160Z`): servers drop
+/// trailing zeros of the fraction, which would break columns. Shown as it came when it
+/// does not parse.
+pub fn timestamp(at: &str) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&format).ok())
+        .unwrap_or_else(|| at.to_owned())
+}
+
 /// `-q/--quiet`: from now on [`say`] says nothing.
 pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
@@ -105,6 +118,23 @@ fn labelled(label: &str, sgr: &str, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_have_one_width() {
+        assert_eq!(
+            timestamp("2026-11-30T04:05:53.16Z"),
+            "2026-11-30T04:05:53.160Z"
+        );
+        assert_eq!(
+            timestamp("2026-11-30T04:05:53Z"),
+            "2026-11-30T04:05:53.000Z"
+        );
+        assert_eq!(
+            timestamp("2026-11-30T05:05:53.1+01:00"),
+            "2026-11-30T04:05:53.100Z"
+        );
+        assert_eq!(timestamp("yesterday"), "yesterday");
+    }
 
     #[test]
     fn escapes_what_a_terminal_would_interpret() {

@@ -270,7 +270,13 @@ fn conflict_error(
         .ok()
         .flatten();
     let who = latest
-        .map(|v| format!(" (pushed by {} at {})", v.pushed_by, v.pushed_at))
+        .map(|v| {
+            format!(
+                " (pushed by {} at {})",
+                v.pushed_by,
+                crate::out::timestamp(&v.pushed_at)
+            )
+        })
         .unwrap_or_default();
     if current.is_none()
         && let Some(mine) = branch.version

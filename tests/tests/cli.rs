@@ -131,6 +131,16 @@ fn diff_against_another_branch() {
         out.stdout,
         "Keys on feature/x (2): A, C\nKeys on main (2): A, B\nMissing on feature/x: B\nExtra on feature/x: C\nIn sync? False\n"
     );
+    // A branch with no env is not "no keys": it is a mistake to say so.
+    let out = alice
+        .envsync(&["diff", "--against", "no-such-branch"])
+        .refused()
+        .code(1);
+    assert!(
+        out.stderr
+            .contains("no-such-branch has no env on the server"),
+        "{out:#?}"
+    );
 }
 
 #[test]

@@ -173,7 +173,7 @@ fn passphrase_to_new_passphrase_and_interrupted_rotate_resumes() {
     let mut cmd = alice.envsync_cmd(&["rotate", "--batch", "1"]);
     let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
     assert_eq!(out.code, 0, "{out:#?}");
-    assert!(out.stderr.contains("stopped after 1 branches"), "{out:#?}");
+    assert!(out.stderr.contains("stopped after 1 branch;"), "{out:#?}");
     let mut cmd = alice.envsync_cmd(&["rotate"]);
     let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
     assert_eq!(out.code, 0, "{out:#?}");

@@ -97,7 +97,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         text.push_str(&format!(
             "version {}  {}  {}  ({} keys){}\n",
             v.version,
-            v.pushed_at,
+            out::timestamp(&v.pushed_at),
             v.pushed_by,
             v.keys.len(),
             signer.map(|s| format!("  {s}")).unwrap_or_default()

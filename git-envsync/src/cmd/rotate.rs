@@ -66,6 +66,10 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         });
 
     let project = &ctx.config.project;
+    // Any passphrase prompt comes now, before the progress line takes the terminal.
+    if !ctx.config.team_mode() {
+        reader.verifier()?;
+    }
     let branches = api.branches(project).map_err(|e| api.fail(e))?;
     let tty = std::io::stderr().is_terminal();
     let total = branches.len();
@@ -78,7 +82,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
         if args.batch.is_some_and(|b| rotated >= b) {
             out::say(&format!(
-                "stopped after {rotated} branches; run git envsync rotate again to continue"
+                "stopped after {rotated} branch{}; run git envsync rotate again to continue",
+                if rotated == 1 { "" } else { "es" }
             ));
             return Ok(ExitCode::SUCCESS);
         }
@@ -127,8 +132,9 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         eprintln!("\r[{total}/{total}] done\x1b[K");
     }
     out::say(&format!(
-        "Rotated {rotated} branches of {project} for {}",
-        writer.target()
+        "Rotated {rotated} branch{} of {project} for {}",
+        if rotated == 1 { "" } else { "es" },
+        writer.describe_target(&ctx.config)
     ));
     if !args.removed.is_empty() {
         checklist(&ctx, &api, &args.removed)?;

@@ -93,7 +93,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                             t.jti,
                             t.role,
                             t.email,
-                            t.expires_at,
+                            out::timestamp(&t.expires_at),
                             t.project_ids.join(","),
                             if t.revoked { "  (revoked)" } else { "" }
                         )
