@@ -256,6 +256,30 @@ fn tokens_from_the_cli() {
     );
     let out = alice.envsync(&["token", "list", "--json"]).ok();
     assert!(out.stdout.contains("\"revoked\": true"), "{out:#?}");
+
+    // Every token of one email: asks first (no terminal here: refused), then with --yes.
+    let first = server.token("leaver@example.com", "developer", &["tok"]);
+    let second = server.token("leaver@example.com", "readonly", &["tok"]);
+    let out = alice
+        .envsync(&["token", "revoke", "leaver@example.com"])
+        .refused()
+        .code(2);
+    assert!(out.stderr.contains("--yes"), "{out:#?}");
+    for t in [&first, &second] {
+        assert_eq!(server.request("GET", "/whoami", t, None).status, 200);
+    }
+    let out = alice
+        .envsync(&["token", "revoke", "leaver@example.com", "--yes"])
+        .clean()
+        .ok();
+    assert_eq!(out.stderr.matches("revoked ").count(), 2, "{out:#?}");
+    for t in [&first, &second] {
+        assert_eq!(server.request("GET", "/whoami", t, None).status, 401);
+    }
+    alice
+        .envsync(&["token", "revoke", "leaver@example.com", "--yes"])
+        .refused()
+        .code(1);
 }
 
 #[test]
