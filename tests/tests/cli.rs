@@ -814,3 +814,170 @@ fn quiet_and_colour_follow_the_conventions() {
     let out = Run::from(cmd.output().unwrap());
     assert!(!out.stderr.contains('\u{1b}'), "{out:#?}");
 }
+
+/// The README's Quick start, run as written: every `$` line of the blocks marked
+/// `<!-- quickstart: WHO -->`, as that person (their own home, their clone of one shared
+/// remote), against a real server; what each prints must be the README's lines, with
+/// times, token ids and `ls -l` details masked and this run's paths and URL put back as
+/// the README spells them. Exports set the person's environment for their next lines.
+#[test]
+fn the_readme_quick_start_runs_as_written() {
+    let readme =
+        fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let mut blocks = Vec::new();
+    let mut rest = readme.as_str();
+    while let Some(at) = rest.find("<!-- quickstart: ") {
+        rest = &rest[at + "<!-- quickstart: ".len()..];
+        let (who, after) = rest.split_once(" -->\n```console\n").unwrap();
+        let (body, after) = after.split_once("\n```").unwrap();
+        blocks.push((who.to_owned(), body.to_owned()));
+        rest = after;
+    }
+    assert!(blocks.len() >= 4, "the quick start blocks are missing");
+
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = envsync_tests::binary("git-envsync");
+    let bin = bin.parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let origin = dir.path().join("origin.git");
+    let home = |who: &str| dir.path().join(who);
+    for who in ["operator", "alice", "bob"] {
+        fs::create_dir_all(home(who)).unwrap();
+        fs::write(
+            home(who).join(".gitconfig"),
+            format!("[user]\n\tname = {who}\n\temail = {who}@example.com\n[init]\n\tdefaultBranch = main\n"),
+        )
+        .unwrap();
+    }
+    let mut env: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    let run = |who: &str, cwd: &std::path::Path, extra: &[(String, String)], cmd: &str| {
+        let mut c = std::process::Command::new("/bin/sh");
+        c.env_clear()
+            .env("PATH", &path)
+            .env("HOME", home(who))
+            .env("XDG_CONFIG_HOME", home(who).join(".config"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("LANG", "C")
+            .env("ENVSYNC_INSECURE_WORK_FACTOR", "10")
+            .env("ENVSYNC_DB", &server.db)
+            .env("ENVSYNC_JWT_SECRET", envsync_tests::SECRET)
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .args(["-c", &format!("{{ {cmd}\n}} 2>&1")]);
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    let git = |args: &[&str], cwd: &std::path::Path, who: &str| {
+        let out = run(who, cwd, &[], &format!("git {}", args.join(" ")));
+        assert!(!out.contains("fatal"), "{out}");
+    };
+    git(
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            origin.to_str().unwrap(),
+        ],
+        dir.path(),
+        "alice",
+    );
+    let mask = |text: &str| -> Vec<String> {
+        text.replace(&server.url, "http://127.0.0.1:8000")
+            .replace(home("alice").to_str().unwrap(), "/home/alice")
+            .replace(home("bob").to_str().unwrap(), "/home/bob")
+            .lines()
+            .map(|line| {
+                let mut line = line.to_owned();
+                if let Some(at) = line.find("(jti ") {
+                    let end = line[at..].find(',').map_or(line.len(), |e| at + e);
+                    line.replace_range(at..end, "(jti <jti>");
+                }
+                if line.starts_with("-rw") {
+                    let name = line.rsplit(' ').next().unwrap_or_default().to_owned();
+                    line = format!("{} … {name}", &line[..10]);
+                }
+                // RFC 3339 times, with or without a fraction.
+                let bytes: Vec<char> = line.chars().collect();
+                let mut out = String::new();
+                let mut i = 0;
+                while i < bytes.len() {
+                    let is_time = i + 20 <= bytes.len()
+                        && bytes[i..i + 4].iter().all(char::is_ascii_digit)
+                        && bytes[i + 4] == '-'
+                        && bytes[i + 10] == 'T'
+                        && bytes[i + 13] == ':';
+                    if is_time {
+                        let mut j = i + 19;
+                        while j < bytes.len() && (bytes[j] == '.' || bytes[j].is_ascii_digit()) {
+                            j += 1;
+                        }
+                        if j < bytes.len() && bytes[j] == 'Z' {
+                            out.push_str("<time>");
+                            i = j + 1;
+                            continue;
+                        }
+                    }
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+                out
+            })
+            .collect()
+    };
+
+    for (who, body) in &blocks {
+        let repo = match who.as_str() {
+            "operator" => home("operator"),
+            _ => home(who).join("app"),
+        };
+        if who != "operator" && !repo.exists() {
+            git(
+                &["clone", "-q", origin.to_str().unwrap(), "app"],
+                &home(who),
+                who,
+            );
+        }
+        // Each `$` line and the lines it prints.
+        let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+        for line in body.lines() {
+            match line.strip_prefix("$ ") {
+                Some(cmd) => steps.push((cmd.to_owned(), Vec::new())),
+                None => steps.last_mut().unwrap().1.push(line.to_owned()),
+            }
+        }
+        for (cmd, expected) in steps {
+            let cmd = cmd.split("      #").next().unwrap().trim().to_owned();
+            if let Some(assign) = cmd.strip_prefix("export ") {
+                let (name, value) = assign.split_once('=').unwrap();
+                let value = value.trim_matches('\'').to_owned();
+                env.entry(who.clone())
+                    .or_default()
+                    .push((name.to_owned(), value));
+                continue;
+            }
+            let cmd = cmd.replace("http://127.0.0.1:8000", &server.url);
+            let extra = env.get(who).cloned().unwrap_or_default();
+            let actual = run(who, &repo, &extra, &cmd);
+            assert_eq!(
+                mask(&actual),
+                mask(&expected.join("\n")),
+                "{who}: $ {cmd}\nprinted:\n{actual}"
+            );
+        }
+        // The operator hands each person their token.
+        if who == "operator" {
+            for person in ["alice", "bob"] {
+                let token = home("operator").join(format!("{person}.token"));
+                fs::copy(&token, home(person).join(format!("{person}.token"))).unwrap();
+            }
+        }
+    }
+}
