@@ -59,6 +59,10 @@ pub enum RecipientEntry {
         key: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signer: Option<String>,
+        /// The email the server knows the member by (their token's), when the name is
+        /// not it: what `rotate` looks for in the audit log after a removal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
     },
 }
 
@@ -80,6 +84,16 @@ impl RecipientEntry {
         match self {
             RecipientEntry::Key(_) => None,
             RecipientEntry::Named { signer, .. } => signer.as_deref(),
+        }
+    }
+
+    /// The identity the server knows the member by: their email, else their name.
+    pub fn server_identity(&self) -> &str {
+        match self {
+            RecipientEntry::Named {
+                email: Some(email), ..
+            } => email,
+            _ => self.label(),
         }
     }
 
@@ -285,9 +299,17 @@ impl ProjectConfig {
                     Some((_, value)) => value.clone(),
                     None => match member {
                         RecipientEntry::Key(key) => Value::from(key.as_str()),
-                        RecipientEntry::Named { name, key, signer } => {
+                        RecipientEntry::Named {
+                            name,
+                            key,
+                            signer,
+                            email,
+                        } => {
                             let mut table = InlineTable::new();
                             table.insert("name", name.as_str().into());
+                            if let Some(email) = email {
+                                table.insert("email", email.as_str().into());
+                            }
                             table.insert("key", key.as_str().into());
                             if let Some(signer) = signer {
                                 table.insert("signer", signer.as_str().into());
@@ -566,6 +588,7 @@ recipients = ["{ALICE}", {{ name = "alice", key = "{ALICE}" }}]"#
                 name: "alice".into(),
                 key: "age1def".into(),
                 signer: Some("ed25519:x".into()),
+                email: None,
             },
         ];
         let text = c.to_toml().unwrap();
@@ -589,6 +612,7 @@ recipients = ["{ALICE}", {{ name = "alice", key = "{ALICE}" }}]"#
             name: "bob".into(),
             key: ALICE.replace("ql3z", "qqqq"),
             signer: None,
+            email: None,
         });
         let text = added.edit_of(&old).unwrap();
         for kept in [
@@ -640,6 +664,7 @@ recipients = ["{ALICE}", {{ name = "alice", key = "{ALICE}" }}]"#
             name: "a".into(),
             key: ALICE.into(),
             signer: Some("ed25519:AAAA".into()),
+            email: None,
         }];
         assert!(c.check().is_err());
     }

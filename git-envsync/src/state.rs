@@ -125,6 +125,14 @@ impl BranchState {
     }
 }
 
+/// A member removed from the project since the last complete rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    pub name: String,
+    /// What the server's audit log calls them (their token's email).
+    pub identity: String,
+}
+
 /// The state directory of one project in one work tree.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -201,6 +209,29 @@ impl State {
     pub fn set_sealed(&self, branch: &str, armored: &str) -> anyhow::Result<()> {
         self.ensure_dirs()?;
         fsutil::write_state(&self.branch_path(branch, "age"), armored.as_bytes())
+    }
+
+    /// Records a member removed since the last rotation (their name and the identity the
+    /// server knows them by), for `rotate` to report what they pulled.
+    pub fn remember_removed(&self, name: &str, identity: &str) -> anyhow::Result<()> {
+        let mut removed = self.removed()?;
+        if !removed.iter().any(|r| r.identity == identity) {
+            removed.push(Removed {
+                name: name.to_owned(),
+                identity: identity.to_owned(),
+            });
+        }
+        self.write_json(&self.dir.join("removed.json"), &removed)
+    }
+
+    /// The members removed since the last complete rotation.
+    pub fn removed(&self) -> anyhow::Result<Vec<Removed>> {
+        Ok(read_json(&self.dir.join("removed.json"))?.unwrap_or_default())
+    }
+
+    /// Forgets the removals a complete rotation has dealt with.
+    pub fn clear_removed(&self) -> anyhow::Result<()> {
+        remove_if_there(&self.dir.join("removed.json")).map(|_| ())
     }
 
     /// Every branch this clone keeps state for.

@@ -122,43 +122,86 @@ fn identity_readable_by_others_is_refused() {
 fn removing_a_member_then_rotate_locks_them_out() {
     let server = Server::start();
     let (alice, bob) = team(&server, "offboard");
+    // carol is a member named "carol" whose token says carol@example.com.
+    let mut carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.pass = None;
+    let line = keygen(&carol);
+    alice
+        .envsync(&[
+            "members",
+            "add",
+            "carol",
+            &line,
+            "--email",
+            "carol@example.com",
+        ])
+        .clean()
+        .ok();
+    alice.git(&["commit", "-qam", "carol joins"]);
+    carol.git(&["pull", "-q"]);
+    carol.trust();
     for branch in ["main", "feature/a", "feature/b"] {
         alice.write_env(format!("SECRET_{}=x\nSHARED=y\n", branch.len()));
         alice.envsync(&["push", "--branch", branch]).clean().ok();
     }
-    // bob pulls main, then leaves.
+    // bob pulls main, carol feature/a; then both leave.
     bob.envsync(&["pull"]).clean().ok();
-    alice
-        .envsync(&["members", "remove", "bob@example.com"])
+    carol
+        .envsync(&["pull", "--branch", "feature/a"])
         .clean()
         .ok();
+    let config = alice.repo.join(".envsync.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        format!("# Offboarding: rotate after removing.\n{text}"),
+    )
+    .unwrap();
+    for who in ["bob@example.com", "carol"] {
+        alice.envsync(&["members", "remove", who]).clean().ok();
+    }
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(
+        text.starts_with("# Offboarding: rotate after removing.\n"),
+        "{text}"
+    );
     let owner = server.token("owner@example.com", "owner", &[]);
     let mut alice_owner = alice;
     alice_owner.token = owner;
-    let out = alice_owner
-        .envsync(&["rotate", "--removed", "bob@example.com"])
-        .clean()
-        .ok();
+    // No --removed: rotate remembers who was removed since the last rotation.
+    let out = alice_owner.envsync(&["rotate"]).clean().ok();
     assert!(out.stderr.contains("Rotated 3 branches"), "{out:#?}");
     assert!(
         out.stdout.contains("main: SECRET_4, SHARED"),
         "checklist: {out:#?}"
     );
     assert!(
-        !out.stdout.contains("feature/a"),
-        "bob never pulled it: {out:#?}"
+        out.stdout.contains("feature/a: SECRET_9, SHARED"),
+        "carol's, found by her email: {out:#?}"
+    );
+    assert!(
+        !out.stdout.contains("feature/b"),
+        "nobody removed pulled it: {out:#?}"
     );
     for branch in ["main", "feature%2Fa", "feature%2Fb"] {
         let blob = latest_blob(&server, &alice_owner.token, "offboard", branch);
         assert!(stock_age(&blob, &identity(&bob)).is_err(), "{branch}");
+        assert!(stock_age(&blob, &identity(&carol)).is_err(), "{branch}");
         assert!(
             stock_age(&blob, &identity(&alice_owner)).is_ok(),
             "{branch}"
         );
     }
-    // A second run has nothing left to do.
+    // A second run has nothing left to do, and no removal to report again.
     let out = alice_owner.envsync(&["rotate"]).clean().ok();
     assert!(out.stderr.contains("Rotated 0 branches"), "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    // An older removal can still be named.
+    let out = alice_owner
+        .envsync(&["rotate", "--removed", "bob@example.com"])
+        .clean()
+        .ok();
+    assert!(out.stdout.contains("main: SECRET_4, SHARED"), "{out:#?}");
 }
 
 #[test]

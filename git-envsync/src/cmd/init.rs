@@ -79,6 +79,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             name,
             key: super::keygen::public_key()?,
             signer: Some(super::keygen::signing_public()?),
+            email: None,
         }];
     }
     warn_if_taken(global, &project);

@@ -27,7 +27,8 @@ use std::process::ExitCode;
 pub struct Args {
     #[command(flatten)]
     pub remote: crate::cli::ServerFlag,
-    /// A member who was removed: list the keys they pulled, to be changed.
+    /// A member removed before the last rotation (those removed since are remembered):
+    /// list the keys they pulled, to be changed.
     #[arg(long, value_name = "NAME")]
     removed: Vec<String>,
     /// Stop after this many branches (run again to continue).
@@ -136,9 +137,31 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         if rotated == 1 { "" } else { "es" },
         writer.describe_target(&ctx.config)
     ));
-    if !args.removed.is_empty() {
-        checklist(&ctx, &api, &args.removed)?;
+    // The members removed since the last rotation (remembered by `members remove`), and
+    // any named here, each by the identity the audit log knows them by.
+    let remembered = ctx.state.removed()?;
+    let mut removed: Vec<String> = remembered.iter().map(|r| r.identity.clone()).collect();
+    for name in &args.removed {
+        let identity = remembered
+            .iter()
+            .find(|r| r.name == *name)
+            .map(|r| r.identity.clone())
+            .or_else(|| {
+                ctx.config
+                    .recipients
+                    .iter()
+                    .find(|m| m.name() == Some(name.as_str()))
+                    .map(|m| m.server_identity().to_owned())
+            })
+            .unwrap_or_else(|| name.clone());
+        if !removed.contains(&identity) {
+            removed.push(identity);
+        }
     }
+    if !removed.is_empty() {
+        checklist(&ctx, &api, &removed)?;
+    }
+    ctx.state.clear_removed()?;
     Ok(ExitCode::SUCCESS)
 }
 
