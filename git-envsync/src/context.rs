@@ -134,6 +134,11 @@ impl Remote {
         })
     }
 
+    /// When the token runs out (its `exp`, unverified), if there is one.
+    pub fn token_expiry(&self) -> Option<i64> {
+        crate::cmd::jwt_expiry(self.token.as_ref()?.expose())
+    }
+
     /// The API client for the resolved server and its token.
     pub fn api(&self, timeouts: Timeouts) -> Result<Api> {
         let server = self.server.as_deref().ok_or_else(|| {

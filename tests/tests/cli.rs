@@ -981,3 +981,79 @@ fn the_readme_quick_start_runs_as_written() {
         }
     }
 }
+
+/// `doctor`: exit 0 on a healthy clone, and for each broken thing exit 1 with its line
+/// and the fix.
+#[test]
+fn doctor_names_what_is_wrong_and_the_fix() {
+    let mut server = Server::start();
+    let alice = Dev::new(&server, "doctor");
+    alice.envsync(&["hooks", "install"]).clean().ok();
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    let doctor = |dev: &Dev| {
+        let mut cmd = dev.envsync_cmd(&["doctor"]);
+        cmd.env_remove("ENVSYNC_INSECURE_WORK_FACTOR");
+        Run::from(cmd.output().unwrap())
+    };
+    let out = doctor(&alice);
+    assert_eq!(out.code, 0, "{out:#?}");
+    for what in [
+        "hooks", "trust", "server", "token", "keys", "state", "scrypt",
+    ] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(what)),
+            "{what}: {out:#?}"
+        );
+    }
+    assert!(out.stdout.contains("expires in"), "{out:#?}");
+    let failing = |out: &Run, what: &str, fix: &str| {
+        assert_eq!(out.code, 1, "{out:#?}");
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL") && l.contains(what))
+            .unwrap_or_else(|| panic!("no failing {what} line: {out:#?}"));
+        assert!(line.contains(fix), "{line}");
+    };
+
+    // The insecure work factor of the tests.
+    failing(
+        &alice.envsync(&["doctor"]),
+        "scrypt",
+        "unset ENVSYNC_INSECURE_WORK_FACTOR",
+    );
+    // Hooks gone.
+    alice.envsync(&["hooks", "uninstall"]).clean().ok();
+    failing(&doctor(&alice), "hooks", "git envsync hooks install");
+    alice.envsync(&["hooks", "install"]).clean().ok();
+    // Settings changed and not trusted.
+    let config = alice.repo.join(".envsync.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("{text}env_file = \"config/.env\"\n")).unwrap();
+    failing(&doctor(&alice), "trust", "git envsync trust");
+    fs::write(&config, text).unwrap();
+    // A key file others can read.
+    let key = alice.home.join(".config/envsync/local.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    failing(&doctor(&alice), "keys", "chmod 600");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    // A rejected token.
+    let mut stranger = Dev::clone_of(&alice, &server, "x@example.com");
+    stranger.token = "not-a-token".into();
+    failing(&doctor(&stranger), "token", "login");
+    // The server down.
+    server.kill();
+    failing(&doctor(&alice), "server", "");
+    assert!(
+        doctor(&alice)
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL"))
+            .count()
+            == 1,
+        "only the server fails"
+    );
+}

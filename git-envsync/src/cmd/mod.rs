@@ -2,14 +2,17 @@
 //! and a `run`. This file only lists and dispatches.
 
 use crate::cli::{Cli, Global};
+
 use crate::error::Result;
 use clap::Subcommand;
+pub use doctor::jwt_expiry;
 use std::process::ExitCode;
 
 mod adopt;
 mod audit;
 mod completions;
 mod diff;
+mod doctor;
 mod forget;
 mod hook;
 mod hooks;
@@ -56,6 +59,7 @@ pub enum Command {
     Forget(forget::Args),
     Token(token::Args),
     Audit(audit::Args),
+    Doctor(doctor::Args),
     Completions(completions::Args),
     #[command(hide = true)]
     Man(man::Args),
@@ -121,6 +125,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             args,
         ),
         Command::Audit(args) => audit::run(
+            &Global::of(None, Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Doctor(args) => doctor::run(
             &Global::of(None, Some(&args.output), Some(&args.remote)),
             args,
         ),
