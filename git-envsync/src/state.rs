@@ -313,3 +313,81 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
         Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_state_round_trips_and_forgets() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::new(dir.path(), "p");
+        assert_eq!(state.branch("feature/ü").unwrap().version, None);
+        let seen = state.record_seen("feature/ü", 3, &["A".into()]).unwrap();
+        assert_eq!((seen.seen, seen.keys_version), (3, 3));
+        // An older version seen later changes neither the high-water mark nor the keys.
+        let again = state.record_seen("feature/ü", 2, &["B".into()]).unwrap();
+        assert_eq!(
+            (again.seen, again.keys.as_slice()),
+            (3, &["A".to_owned()][..])
+        );
+        state.set_sealed("feature/ü", "armored").unwrap();
+        state
+            .set_file(&FileState {
+                sha256: "h".into(),
+                branch: "feature/ü".into(),
+                version: Some(3),
+                from: None,
+                config: None,
+                away: None,
+            })
+            .unwrap();
+        assert_eq!(state.branches().unwrap().len(), 1);
+        assert!(state.forget_branch("feature/ü").unwrap());
+        assert!(
+            state.file().unwrap().is_none(),
+            "the file was that branch's"
+        );
+        assert!(state.sealed("feature/ü").unwrap().is_none());
+        assert!(!state.forget_branch("feature/ü").unwrap());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("envsync"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn removals_are_remembered_once_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::new(dir.path(), "p");
+        state
+            .remember_removed("carol", "carol@example.com")
+            .unwrap();
+        state
+            .remember_removed("carol", "carol@example.com")
+            .unwrap();
+        assert_eq!(state.removed().unwrap().len(), 1);
+        state.clear_removed().unwrap();
+        assert!(state.removed().unwrap().is_empty());
+    }
+
+    #[test]
+    fn holds_says_whose_env() {
+        let file = FileState {
+            sha256: String::new(),
+            branch: "feature".into(),
+            version: None,
+            from: Some(Source {
+                branch: "main".into(),
+                version: Some(2),
+            }),
+            config: None,
+            away: Some("h".into()),
+        };
+        assert_eq!(file.holds(), "feature (from main v2)");
+        assert!(file.changed_while_away("other"));
+        assert!(!file.changed_while_away("h"));
+    }
+}
