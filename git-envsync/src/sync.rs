@@ -770,7 +770,6 @@ fn seal_local_copy(ctx: &Context, branch: &mut BranchState, content: &[u8]) {
 
 /// Keys added and removed going from `old` to `new`, in the order they appear.
 pub fn key_changes(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
-    let added = new.iter().filter(|k| !old.contains(k)).cloned().collect();
-    let removed = old.iter().filter(|k| !new.contains(k)).cloned().collect();
-    (added, removed)
+    let drift = crate::drift::Drift::new(new.to_vec(), old.to_vec());
+    (drift.extra, drift.missing)
 }

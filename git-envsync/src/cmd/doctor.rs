@@ -11,8 +11,7 @@ use crate::out;
 use crate::state::State;
 use crate::trust::TrustStore;
 use base64::Engine as _;
-use envsync_common::api::{Health, WhoAmI};
-use reqwest::Method;
+use envsync_common::api::Health;
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
@@ -243,8 +242,7 @@ fn project_checks(
             return;
         }
     }
-    let who: std::result::Result<WhoAmI, _> = api.call(Method::GET, "/whoami".into(), None::<&()>);
-    checks.push(match who {
+    checks.push(match api.whoami() {
         Ok(who) => {
             let days = remote.token_expiry().map(|exp| {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
