@@ -8,7 +8,7 @@
 //! - [`sync`] moves an env file between the clone and the server, with the one verified
 //!   read; [`crypto`] holds the keys; [`client`] speaks HTTP; [`state`] is what this clone
 //!   remembers under `.git/envsync/`;
-//! - [`hooks`] installs the git hooks, whose runs are `cmd::hook`'s;
+//! - [`hook_blocks`] installs the git hooks (marked blocks), whose runs are `cmd::run_hook`'s;
 //! - [`out`] writes to the terminal (escaped), [`error`] maps failures to exit codes.
 
 pub mod cli;
@@ -21,7 +21,7 @@ pub mod drift;
 pub mod error;
 pub mod fsutil;
 pub mod git;
-pub mod hooks;
+pub mod hook_blocks;
 pub mod out;
 pub mod state;
 pub mod sync;

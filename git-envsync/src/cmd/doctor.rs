@@ -6,7 +6,7 @@ use crate::config::{self, ProjectConfig};
 use crate::crypto;
 use crate::error::Result;
 use crate::git::Repo;
-use crate::hooks::{self, HOOKS};
+use crate::hook_blocks::{self, HOOKS};
 use crate::out;
 use crate::state::State;
 use crate::trust::TrustStore;
@@ -117,11 +117,11 @@ fn project_checks(
     config: &ProjectConfig,
 ) {
     // Hooks, where git runs them.
-    match hooks::hooks_dir(repo) {
+    match hook_blocks::hooks_dir(repo) {
         Ok(dir) => {
             let states: Vec<(&str, Option<bool>)> = HOOKS
                 .iter()
-                .map(|(name, block)| (*name, hooks::is_current(&dir.join(name), block)))
+                .map(|(name, block)| (*name, hook_blocks::is_current(&dir.join(name), block)))
                 .collect();
             let missing: Vec<&str> = states
                 .iter()
