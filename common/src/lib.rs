@@ -6,6 +6,8 @@
 //!   only, its values (for `git envsync run`). Nothing is ever expanded or executed.
 //! - Use [`envelope`] to seal a `.env` file into an ASCII-armored age file bound to its
 //!   project, branch and version, and to open and verify one.
+//! - Use [`fingerprint`] to tell equal values apart from different ones without showing
+//!   them.
 //! - Use [`merge`] to merge two edits of an env file from their common base, by key.
 //! - Use [`api`] for the JSON bodies of the HTTP API.
 //! - Use [`signing`] for the Ed25519 keys that sign team-mode versions.
@@ -16,6 +18,7 @@
 pub mod api;
 pub mod envelope;
 pub mod envfile;
+pub mod fingerprint;
 #[cfg(feature = "manpage")]
 pub mod manpage;
 pub mod merge;
