@@ -77,7 +77,7 @@ impl Timeouts {
 }
 
 pub struct Api {
-    rt: tokio::runtime::Runtime,
+    rt: &'static tokio::runtime::Runtime,
     http: reqwest::Client,
     base: String,
     token: Option<Token>,
@@ -100,10 +100,7 @@ impl Api {
                 "server URL '{base}' must start with http:// or https://"
             )));
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| CliError::refused(format!("cannot start the I/O runtime: {e}")))?;
+        let rt = crate::runtime::get()?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.total)

@@ -88,10 +88,7 @@ pub fn refuse_symlink(path: &Path) -> anyhow::Result<()> {
 pub fn survive_file_size_limit() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-        else {
+        let Ok(rt) = crate::runtime::get() else {
             return;
         };
         let _guard = rt.enter();

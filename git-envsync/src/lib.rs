@@ -23,6 +23,7 @@ pub mod fsutil;
 pub mod git;
 pub mod hook_blocks;
 pub mod out;
+pub mod runtime;
 pub mod state;
 pub mod sync;
 pub mod trust;

@@ -209,10 +209,9 @@ impl Watch {
 /// Sends `Stop` on SIGINT or SIGTERM, from a small thread of its own.
 fn stop_on_signals(tx: mpsc::Sender<Msg>) {
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        // The program's one runtime: block_on from this thread while the main one also
+        // uses it for HTTP is what a current-thread runtime allows.
+        let Ok(rt) = crate::runtime::get() else {
             return;
         };
         rt.block_on(async {
