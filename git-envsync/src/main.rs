@@ -3,6 +3,7 @@
 //! `main` parses the command line, runs one command and turns its result into an exit
 //! code in one place: errors print as `error: …` and `hint: …` on stderr.
 
+mod agent;
 mod cli;
 mod client;
 mod cmd;
@@ -15,6 +16,7 @@ mod fsutil;
 mod git;
 mod hooks;
 mod out;
+mod prompt;
 mod state;
 mod sync;
 mod trust;

@@ -88,6 +88,10 @@ pub fn push(
     } else {
         branch.version
     };
+    if base.is_none() {
+        // A first version: a passphrase typed at the prompt is asked twice.
+        keyring.confirm_new_passphrase()?;
+    }
     let old_keys = branch.keys.clone();
     let version = push_version(ctx, api, keyring, &mut branch, bytes.expose(), base)?;
     let (added, removed) = key_changes(&old_keys, &keys.names);

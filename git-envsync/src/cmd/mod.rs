@@ -7,6 +7,7 @@ use clap::Subcommand;
 use std::process::ExitCode;
 
 mod adopt;
+mod agent;
 mod audit;
 mod completions;
 mod diff;
@@ -15,6 +16,7 @@ mod hook;
 mod hooks;
 mod init;
 mod keygen;
+mod lock;
 mod log;
 mod login;
 mod man;
@@ -29,6 +31,7 @@ mod run;
 mod status;
 mod token;
 mod trust;
+mod unlock;
 mod watch;
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +62,10 @@ pub enum Command {
     Completions(completions::Args),
     #[command(hide = true)]
     Man(man::Args),
+    Unlock(unlock::Args),
+    Lock(lock::Args),
+    #[command(hide = true)]
+    Agent(agent::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -88,5 +95,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(args) => audit::run(g, args),
         Command::Completions(args) => completions::run(g, args),
         Command::Man(args) => man::run(g, args),
+        Command::Unlock(args) => unlock::run(g, args),
+        Command::Lock(args) => lock::run(g, args),
+        Command::Agent(args) => agent::run(g, args),
     }
 }
