@@ -3,8 +3,9 @@
 //! termination signal sent by another process.
 //!
 //! The terminal is switched to non-canonical mode with echo and signal keys off, so that
-//! Ctrl-C arrives as a byte: the prompt restores the terminal, then ends the process by
-//! SIGINT as the key would have (the shell sees an interrupted command). Signals sent from
+//! Ctrl-C arrives as a byte: the prompt restores the terminal, then sends SIGINT to its
+//! process group as the key would have (so `git`, which ran us, and a script's loop stop
+//! too, and the shell sees an interrupted command). Signals sent from
 //! outside (`kill`, `timeout`, a closing terminal) are caught by flag handlers while a
 //! prompt is on; the prompt notices within a tenth of a second, restores, and dies of the
 //! same signal. Outside a prompt those handlers do what the default would.
@@ -118,8 +119,15 @@ pub fn read_secret(label: &str) -> anyhow::Result<SecretString> {
             exact.push_str(text);
             Ok(SecretString::from(exact))
         }
+        Line::Key(signal) => {
+            // What the terminal would have done: the signal to the whole foreground job.
+            // Our own handler now does the default (the prompt is over); if the signal is
+            // ignored here, just stop.
+            let _ = rustix::process::kill_current_process_group(signal);
+            bail!("interrupted")
+        }
         Line::Signal(signal) => {
-            // Die of it, as the key or the sender meant; if it is ignored, just stop.
+            // Die of it, as the sender meant; if it is ignored, just stop.
             let _ = signal_hook::low_level::emulate_default_handler(signal);
             bail!("interrupted")
         }
@@ -129,8 +137,10 @@ pub fn read_secret(label: &str) -> anyhow::Result<SecretString> {
 
 enum Line {
     Entered(Zeroizing<Vec<u8>>),
-    /// Ctrl-C, Ctrl-\ or a termination signal: the terminal must be restored, then the
-    /// process ended by this signal.
+    /// Ctrl-C or Ctrl-\: the terminal must be restored, then the job interrupted.
+    Key(rustix::process::Signal),
+    /// A termination signal arrived: the terminal must be restored, then the process
+    /// ended by it.
     Signal(i32),
     /// Ctrl-D on an empty line, or the terminal went away.
     End,
@@ -167,8 +177,8 @@ fn read_line(tty: &File, signals: &Signals) -> anyhow::Result<Line> {
         }
         match byte[0] {
             b'\r' | b'\n' => return Ok(Line::Entered(line)),
-            0x03 => return Ok(Line::Signal(SIGINT)),
-            0x1c => return Ok(Line::Signal(SIGQUIT)),
+            0x03 => return Ok(Line::Key(rustix::process::Signal::INT)),
+            0x1c => return Ok(Line::Key(rustix::process::Signal::QUIT)),
             0x04 if line.is_empty() => return Ok(Line::End),
             // Backspace: one character, however many bytes it took.
             0x7f | 0x08 => {
