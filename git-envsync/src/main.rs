@@ -99,6 +99,11 @@ mod redaction_tests {
         let keyring = Keyring::with_passphrase(&config, SecretString::from(SENTINEL.to_owned()))
             .expect("keyring");
         redacted("Keyring", &keyring);
+        // The agent's buffer, holding a passphrase.
+        let mut locked = crate::agent::locked::LockedSecret::new().expect("mlock");
+        locked.spare()[..SENTINEL.len()].copy_from_slice(SENTINEL.as_bytes());
+        locked.filled(SENTINEL.len());
+        redacted("LockedSecret", &locked);
         let api = Api::new("http://127.0.0.1:9", Some(token()), Timeouts::COMMAND).expect("api");
         let shown = format!("{api:?} {api:#?}");
         assert!(!shown.contains(SENTINEL), "Api leaks: {shown}");

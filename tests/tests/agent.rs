@@ -304,6 +304,29 @@ fn a_passphrase_belongs_to_one_project() {
 }
 
 #[test]
+fn rotate_to_a_new_passphrase_makes_the_agent_forget_the_old_one() {
+    let server = Server::start();
+    let dev = project(&server, "agent-rotate");
+    unlock(&dev, "1h", PASS).clean().ok();
+    let mut cmd = dev.envsync_cmd(&["rotate"]);
+    cmd.env("ENVSYNC_NEW_PASS", "a brand new passphrase for all");
+    let run = Run::from(cmd.output().unwrap()).clean().ok();
+    assert!(
+        run.stderr
+            .contains("The agent forgot agent-rotate's old passphrase"),
+        "{run:#?}"
+    );
+    let status = dev.envsync(&["unlock", "--status"]).ok();
+    assert!(status.stderr.starts_with("Locked"), "{status:#?}");
+    let run = edit_and_commit(&dev, "v9");
+    assert!(run.stderr.contains("no passphrase in a hook"), "{run:#?}");
+    unlock(&dev, "1h", PASS).refused();
+    unlock(&dev, "1h", "a brand new passphrase for all")
+        .clean()
+        .ok();
+}
+
+#[test]
 fn envsync_pass_comes_before_the_agent() {
     let server = Server::start();
     let mut dev = project(&server, "agent-order");
@@ -441,7 +464,7 @@ fn another_user_cannot_use_the_agent_or_plant_one() {
     // A raw client (perl, in every Debian's perl-base): connects, asks for the
     // passphrase, prints the first line of the answer and how many bytes came.
     let client = format!(
-        "use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => '{}') or die \"connect: $!\\n\"; print $s \"envsync-agent/1 get agent-uid\\n\"; shutdown($s, 1); local $/; my $a = <$s> // ''; my ($l) = split /\\n/, $a; printf \"connected; first line: %s; bytes: %d\\n\", $l // '', length $a;",
+        "use IO::Socket::UNIX; $SIG{{PIPE}} = 'IGNORE'; my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => '{}') or die \"connect: $!\\n\"; print $s \"envsync-agent/1 get agent-uid\\n\"; shutdown($s, 1); local $/; my $a = <$s> // ''; my ($l) = split /\\n/, $a; printf \"connected; first line: %s; bytes: %d\\n\", $l // '', length $a;",
         sock.display()
     );
     let ask = |as_nobody: bool| {

@@ -42,6 +42,9 @@ struct Held {
     entries: BTreeMap<String, Entry>,
     /// Whether a passphrase was ever stored: after that, holding none means exit.
     stored: bool,
+    /// A request is being answered (a `put` may be reading its passphrase): expiry
+    /// waits for it rather than ending the process under it.
+    busy: bool,
     started: SystemTime,
     dir: AgentDir,
 }
@@ -94,6 +97,7 @@ pub fn run(dir: AgentDir) -> anyhow::Result<()> {
     let held = Arc::new(Mutex::new(Held {
         entries: BTreeMap::new(),
         stored: false,
+        busy: false,
         started: SystemTime::now(),
         dir,
     }));
@@ -103,16 +107,18 @@ pub fn run(dir: AgentDir) -> anyhow::Result<()> {
             std::thread::sleep(TICK);
             let mut held = lock(&ticker);
             held.expire();
-            if held.done() {
+            if held.done() && !held.busy {
                 held.exit();
             }
         }
     });
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
+        lock(&held).busy = true;
         let stop = serve(&held, &mut stream).unwrap_or(false);
         drop(stream);
         let mut held = lock(&held);
+        held.busy = false;
         if stop || held.done() {
             held.exit();
         }

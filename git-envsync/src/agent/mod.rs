@@ -23,7 +23,7 @@
 
 pub mod client;
 pub mod daemon;
-mod locked;
+pub mod locked;
 
 use anyhow::{Context as _, bail};
 use std::fs;

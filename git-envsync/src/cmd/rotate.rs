@@ -128,6 +128,14 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         "Rotated {rotated} branches of {project} for {}",
         writer.target()
     ));
+    // The agent's copy is now the old passphrase: a hook must not seal with it.
+    if !writer.team_mode()
+        && let Ok(Some(1)) = crate::agent::client::forget(Some(&ctx.config.project))
+    {
+        out::say(&format!(
+            "The agent forgot {project}'s old passphrase (git envsync unlock keeps the new one)"
+        ));
+    }
     if !args.removed.is_empty() {
         checklist(&ctx, &api, &args.removed)?;
     }
