@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
 /// How long a lookup may take in all: a hook must never wait on the agent.
-const LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
+const LOOKUP_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long `unlock` and `lock` wait for an answer.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
