@@ -151,9 +151,12 @@ fn blob_of_another_branch_is_refused() {
             "{out:#?}"
         );
         assert_untouched(dev, &before, &out);
-        // `run` decrypts the same way and must refuse too, before running anything.
-        let out = dev.envsync(&["run", "--", "touch", "ran"]).refused();
-        assert!(!dev.repo.join("ran").exists(), "{out:#?}");
+        // `run` decrypts the same way when it reads the server (a clone with no file of
+        // its own) and must refuse too, before running anything.
+        if dev.read_env().is_none() {
+            let out = dev.envsync(&["run", "--", "touch", "ran"]).refused();
+            assert!(!dev.repo.join("ran").exists(), "{out:#?}");
+        }
     }
 
     // The refusals left no poisoned state: the honest server works again.

@@ -15,6 +15,8 @@ use std::process::ExitCode;
 /// checked-out one), or for every branch with --all.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
     /// Every branch of the project.
     #[arg(long)]
     all: bool,

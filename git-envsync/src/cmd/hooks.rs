@@ -62,5 +62,19 @@ pub fn run(_global: &Global, args: Args) -> Result<ExitCode> {
         };
         out::say(&format!("{name}: {what} ({})", path.display()));
     }
+    if matches!(args.action, Action::Install { .. }) {
+        let setting = repo
+            .config_string("envsync.autopush")
+            .unwrap_or_else(|| "true".to_owned());
+        let when = match setting.trim().to_ascii_lowercase().as_str() {
+            "commit" => "at each commit",
+            "checkout" => "when a checkout leaves the branch they belong to",
+            "false" | "no" | "off" | "0" => "never (git envsync push does)",
+            _ => "at each commit, and when a checkout leaves the branch they belong to",
+        };
+        out::say(&format!(
+            "envsync.autopush = {setting}: the hooks push your edits to the env file {when}; change it with git config envsync.autopush true|commit|checkout|false"
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }

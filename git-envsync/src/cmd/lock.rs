@@ -13,6 +13,8 @@ use std::process::ExitCode;
 /// or with --this-project only this repository's.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
     /// Forget only the passphrase of this repository's project.
     #[arg(long)]
     this_project: bool,

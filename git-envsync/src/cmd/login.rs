@@ -24,6 +24,8 @@ use std::process::ExitCode;
 /// --token-stdin, or ENVSYNC_TOKEN. It is sent only to that server from then on.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Read the token from the first line of stdin (for scripts: `… | git envsync login
     /// --server URL --token-stdin`).
     #[arg(long)]

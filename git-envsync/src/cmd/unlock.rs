@@ -28,6 +28,12 @@ use zeroize::Zeroizing;
 /// $XDG_RUNTIME_DIR, and forgets it when the time is up or on git envsync lock.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// How long to keep it: 90s, 30m, 8h, 1d, 1h30m (at most 7d).
     #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     duration: Duration,

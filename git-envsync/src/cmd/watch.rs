@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 /// Watch the env file and print a line whenever its keys drift from the server's.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Seconds between refreshes of the server's key list.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     refresh: u64,
