@@ -470,14 +470,11 @@ impl Dev {
     pub fn pty(&self, script: &str) -> pty::Pty {
         let mut cmd = Command::new("script");
         self.sandbox(&mut cmd);
-        cmd.current_dir(&self.repo).env("SHELL", "/bin/sh").args([
-            "-q",
-            "-f",
-            "-e",
-            "-c",
-            script,
-            "/dev/null",
-        ]);
+        // Plain text to match against (a terminal gets colour otherwise).
+        cmd.current_dir(&self.repo)
+            .env("SHELL", "/bin/sh")
+            .env("NO_COLOR", "1")
+            .args(["-q", "-f", "-e", "-c", script, "/dev/null"]);
         pty::Pty::spawn(cmd)
     }
 
