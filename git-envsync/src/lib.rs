@@ -8,7 +8,7 @@
 //! - [`sync`] moves an env file between the clone and the server, with the one verified
 //!   read; [`crypto`] holds the keys; [`client`] speaks HTTP; [`state`] is what this clone
 //!   remembers under `.git/envsync/`;
-//! - [`hooks`] installs the git hooks, whose runs are `cmd::hook`'s;
+//! - [`hook_blocks`] installs the git hooks (marked blocks), whose runs are `cmd::run_hook`'s;
 //! - [`agent`] keeps passphrases for `unlock`; [`prompt`] reads one at a terminal;
 //! - [`out`] writes to the terminal (escaped), [`error`] maps failures to exit codes.
 
@@ -23,7 +23,7 @@ pub mod drift;
 pub mod error;
 pub mod fsutil;
 pub mod git;
-pub mod hooks;
+pub mod hook_blocks;
 pub mod out;
 pub mod prompt;
 pub mod state;
@@ -59,7 +59,7 @@ pub fn run() -> ExitCode {
 }
 
 /// Every type of the CLI that holds a token, passphrase or plaintext prints a redaction
-/// marker under `{:?}` and `{:#?}`, never the secret (TESTING.md J2; the shared types are
+/// marker under `{:?}` and `{:#?}`, never the secret (docs/testing.md J2; the shared types are
 /// covered in `common/tests/redaction.rs`).
 #[cfg(test)]
 mod redaction_tests {

@@ -769,6 +769,54 @@ fn seal_local_copy(ctx: &Context, branch: &mut BranchState, content: &[u8]) {
     }
 }
 
+/// A branch's key list on the server, or the one this clone last saw there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerKeys {
+    pub version: u64,
+    pub keys: Vec<String>,
+    /// From the local state: the server did not answer.
+    pub cached: bool,
+}
+
+/// The server's key list for `branch` (recorded in the local state for the next time it
+/// cannot answer); when it cannot answer (no `api`, or a failure), the list this clone last
+/// saw, and why not the live one. `(None, None)`: the branch has no env.
+pub fn server_keys(
+    ctx: &Context,
+    api: Option<&Api>,
+    branch: &str,
+) -> (Option<ServerKeys>, Option<ApiError>) {
+    let cached = || {
+        ctx.state
+            .branch(branch)
+            .ok()
+            .filter(|s| s.keys_version > 0)
+            .map(|s| ServerKeys {
+                version: s.keys_version,
+                keys: s.keys,
+                cached: true,
+            })
+    };
+    let Some(api) = api else {
+        return (cached(), None);
+    };
+    match api.keys(&ctx.config.project, branch) {
+        Ok(Some(k)) => {
+            let _ = ctx.state.record_seen(branch, k.version, &k.keys);
+            (
+                Some(ServerKeys {
+                    version: k.version,
+                    keys: k.keys,
+                    cached: false,
+                }),
+                None,
+            )
+        }
+        Ok(None) => (None, None),
+        Err(e) => (cached(), Some(e)),
+    }
+}
+
 /// Keys added and removed going from `old` to `new`, in the order they appear.
 pub fn key_changes(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
     let drift = crate::drift::Drift::new(new.to_vec(), old.to_vec());

@@ -2,7 +2,7 @@
 //! branches and projects, rolls versions back, lies about key names, damages ciphertexts
 //! and serves hostile age headers. Each lie must be caught by the real CLI with one clear
 //! error line and a non-zero exit, leaving the env file byte-identical (or absent) and no
-//! temp file behind. TESTING.md A1–A3, A5–A7, A9.
+//! temp file behind. docs/testing.md A1–A3, A5–A7, A9.
 
 #![allow(clippy::unwrap_used)]
 

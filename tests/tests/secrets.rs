@@ -1,4 +1,4 @@
-//! Secret hygiene end to end (TESTING.md J1, J3, J4, J5, H4): sentinel values, a sentinel
+//! Secret hygiene end to end (docs/testing.md J1, J3, J4, J5, H4): sentinel values, a sentinel
 //! passphrase and the bearer tokens go through every command and error path with
 //! `RUST_LOG=trace` on both sides, and never show up in the CLI's output, the server's
 //! log, any HTTP request or answer, the database files, the audit log, the local state,

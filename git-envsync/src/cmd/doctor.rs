@@ -6,13 +6,12 @@ use crate::config::{self, ProjectConfig};
 use crate::crypto;
 use crate::error::Result;
 use crate::git::Repo;
-use crate::hooks::{self, HOOKS};
+use crate::hook_blocks::{self, HOOKS};
 use crate::out;
 use crate::state::State;
 use crate::trust::TrustStore;
 use base64::Engine as _;
-use envsync_common::api::{Health, WhoAmI};
-use reqwest::Method;
+use envsync_common::api::Health;
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
@@ -118,11 +117,11 @@ fn project_checks(
     config: &ProjectConfig,
 ) {
     // Hooks, where git runs them.
-    match hooks::hooks_dir(repo) {
+    match hook_blocks::hooks_dir(repo) {
         Ok(dir) => {
             let states: Vec<(&str, Option<bool>)> = HOOKS
                 .iter()
-                .map(|(name, block)| (*name, hooks::is_current(&dir.join(name), block)))
+                .map(|(name, block)| (*name, hook_blocks::is_current(&dir.join(name), block)))
                 .collect();
             let missing: Vec<&str> = states
                 .iter()
@@ -243,8 +242,7 @@ fn project_checks(
             return;
         }
     }
-    let who: std::result::Result<WhoAmI, _> = api.call(Method::GET, "/whoami".into(), None::<&()>);
-    checks.push(match who {
+    checks.push(match api.whoami() {
         Ok(who) => {
             let days = remote.token_expiry().map(|exp| {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();

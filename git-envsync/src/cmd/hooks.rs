@@ -3,7 +3,7 @@
 use crate::cli::Global;
 use crate::error::Result;
 use crate::git::Repo;
-use crate::hooks::{self, Change, HOOKS};
+use crate::hook_blocks::{self, Change, HOOKS};
 use crate::out;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -32,18 +32,18 @@ enum Action {
 
 pub fn run(_global: &Global, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let dir = hooks::hooks_dir(&repo)?;
+    let dir = hook_blocks::hooks_dir(&repo)?;
     // All or nothing: refuse before touching any file.
     if let Action::Install { force: false } = args.action {
         for (name, _) in HOOKS {
-            hooks::check_installable(&dir.join(name))?;
+            hook_blocks::check_installable(&dir.join(name))?;
         }
     }
     for (name, block) in HOOKS {
         let path = dir.join(name);
         let change = match args.action {
-            Action::Install { force } => hooks::install(&path, block, force)?,
-            Action::Uninstall => hooks::uninstall(&path)?,
+            Action::Install { force } => hook_blocks::install(&path, block, force)?,
+            Action::Uninstall => hook_blocks::uninstall(&path)?,
         };
         let what = match change {
             Change::Created => "installed".to_owned(),

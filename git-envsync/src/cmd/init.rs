@@ -123,9 +123,7 @@ fn whoami(global: &Global) -> Result<Option<String>> {
     else {
         return Ok(None);
     };
-    let who: std::result::Result<envsync_common::api::WhoAmI, _> =
-        api.call(reqwest::Method::GET, "/whoami".into(), None::<&()>);
-    Ok(who.ok().map(|w| w.email))
+    Ok(api.whoami().ok().map(|w| w.email))
 }
 
 /// Warns when the project id already has versions on the server: a directory's name is

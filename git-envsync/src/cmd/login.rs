@@ -7,14 +7,13 @@
 //! there.
 
 use crate::cli::Global;
-use crate::client::{Api, ApiError, Timeouts};
+use crate::client::{Api, Timeouts};
 use crate::config::{self, Token, UserConfig};
 use crate::context::env_nonempty;
 use crate::error::{CliError, Result};
 use crate::out;
-use envsync_common::api::WhoAmI;
 use envsync_common::secret::ExposeSecret;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
@@ -72,8 +71,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 
     let api = Api::new(&server, Some(token.clone()), Timeouts::COMMAND)?;
     let health = api.health().map_err(|e| api.fail(e))?;
-    let who: Result<WhoAmI, ApiError> = api.call(Method::GET, "/whoami".into(), None::<&()>);
-    let identity = match who {
+    let identity = match api.whoami() {
         Ok(who) => format!("{} ({})", who.email, who.role),
         Err(e) if e.is_status(StatusCode::UNAUTHORIZED) => {
             return Err(CliError::usage("the server refused this token (401)")

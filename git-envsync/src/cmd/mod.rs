@@ -15,7 +15,6 @@ mod completions;
 mod diff;
 mod doctor;
 mod forget;
-mod hook;
 mod hooks;
 mod init;
 mod keygen;
@@ -31,6 +30,7 @@ mod restore;
 mod rollback;
 mod rotate;
 mod run;
+mod run_hook;
 mod status;
 mod token;
 mod trust;
@@ -50,7 +50,7 @@ pub enum Command {
     Run(run::Args),
     Hooks(hooks::Args),
     #[command(hide = true)]
-    Hook(hook::Args),
+    Hook(run_hook::Args),
     Watch(watch::Args),
     Keygen(keygen::Args),
     Members(members::Args),
@@ -102,7 +102,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             args,
         ),
         Command::Hooks(args) => hooks::run(&Global::of(None, None, None), args),
-        Command::Hook(args) => hook::run(&Global::of(None, None, None), args),
+        Command::Hook(args) => run_hook::run(&Global::of(None, None, None), args),
         Command::Watch(args) => watch::run(
             &Global::of(Some(&args.scope), None, Some(&args.remote)),
             args,

@@ -7,6 +7,7 @@ use crate::drift::Drift;
 use crate::error::Result;
 use crate::out;
 use crate::sync;
+use envsync_common::api::KeysResponse;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::process::ExitCode;
@@ -25,7 +26,6 @@ pub struct Args {
 pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut branch = ctx.state.branch(&ctx.branch)?;
 
     let content = sync::read_env(&ctx)?;
     let file = ctx.state.file()?;
@@ -54,14 +54,14 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
 
     let mut failure = None;
     let mut why = None;
-    let server = match api.keys(&ctx.config.project, &ctx.branch) {
-        Ok(keys) => {
-            if let Some(k) = &keys {
-                branch = ctx.state.record_seen(&ctx.branch, k.version, &k.keys)?;
-            }
-            keys
-        }
-        Err(e) => {
+    let (live, error) = sync::server_keys(&ctx, Some(&api), &ctx.branch);
+    let branch = ctx.state.branch(&ctx.branch)?;
+    let server = match error {
+        None => live.map(|k| KeysResponse {
+            version: k.version,
+            keys: k.keys,
+        }),
+        Some(e) => {
             why = Some(match &e {
                 ApiError::Status { status, .. } if *status == StatusCode::UNAUTHORIZED => {
                     "token rejected: run git envsync login".to_owned()

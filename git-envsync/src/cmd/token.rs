@@ -5,8 +5,7 @@ use crate::client::{Api, Timeouts};
 use crate::context::{Context, Remote};
 use crate::error::{CliError, Result};
 use crate::out;
-use envsync_common::api::{Role, TokenInfo, TokenRequest, TokenResponse, Ttl};
-use reqwest::Method;
+use envsync_common::api::{Role, TokenInfo, TokenRequest, Ttl};
 use std::process::ExitCode;
 
 /// Mint, list and revoke tokens (needs an owner token).
@@ -69,9 +68,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 project_ids: projects,
                 ttl: Some(Ttl::Text(ttl)),
             };
-            let minted: TokenResponse = api
-                .call(Method::POST, "/tokens".into(), Some(&request))
-                .map_err(|e| api.fail(e))?;
+            let minted = api.mint(&request).map_err(|e| api.fail(e))?;
             out::say(&format!(
                 "token {} for {} ({}) expires {}",
                 minted.jti, request.email, request.role, minted.expires_at
@@ -83,9 +80,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             }
         }
         Action::List => {
-            let tokens: Vec<TokenInfo> = api
-                .call(Method::GET, "/tokens".into(), None::<&()>)
-                .map_err(|e| api.fail(e))?;
+            let tokens = api.tokens().map_err(|e| api.fail(e))?;
             if global.json {
                 out::json(&tokens);
             } else {
@@ -108,9 +103,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
         Action::Revoke { jti, yes } => {
             let targets = if jti.contains('@') {
-                let tokens: Vec<TokenInfo> = api
-                    .call(Method::GET, "/tokens".into(), None::<&()>)
-                    .map_err(|e| api.fail(e))?;
+                let tokens = api.tokens().map_err(|e| api.fail(e))?;
                 let live: Vec<TokenInfo> = tokens
                     .into_iter()
                     .filter(|t| t.email.eq_ignore_ascii_case(&jti) && !t.revoked)
@@ -136,10 +129,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 vec![jti]
             };
             for jti in targets {
-                let path = format!("/tokens/{}", crate::client::segment(&jti));
-                let _: serde_json::Value = api
-                    .call(Method::DELETE, path, None::<&()>)
-                    .map_err(|e| api.fail(e))?;
+                api.revoke(&jti).map_err(|e| api.fail(e))?;
                 out::say(&format!("revoked {jti}"));
             }
         }

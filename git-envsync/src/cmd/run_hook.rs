@@ -611,32 +611,18 @@ fn server_keys(ctx: &Context, offline: &Offline) -> Option<(Vec<String>, bool)> 
             .clone()
             .filter(|d| *d != ctx.branch),
     );
-    let cached = || {
-        branches
-            .iter()
-            .filter_map(|b| ctx.state.branch(b).ok())
-            .find(|s| s.keys_version > 0)
-            .map(|s| (s.keys, true))
-    };
-    let Ok(Some(api)) = offline.api(ctx) else {
-        return cached();
-    };
+    let api = offline.api(ctx).ok().flatten();
     for branch in &branches {
-        match api.keys(&ctx.config.project, branch) {
-            Ok(Some(k)) => {
-                offline.note(false);
-                let _ = ctx.state.record_seen(branch, k.version, &k.keys);
-                return Some((k.keys, false));
-            }
-            Ok(None) => continue,
-            Err(e) => {
-                let e = api.fail(e);
-                offline.track::<()>(&Err(e));
-                return cached();
-            }
+        let (keys, failure) = sync::server_keys(ctx, api.as_ref(), branch);
+        match (&api, failure) {
+            (Some(api), Some(e)) => offline.track::<()>(&Err(api.fail(e))),
+            (Some(_), None) => offline.note(false),
+            (None, _) => {}
+        }
+        if let Some(k) = keys {
+            return Some((k.keys, k.cached));
         }
     }
-    offline.note(false);
     None
 }
 
