@@ -30,6 +30,9 @@ need() {
 # What the tests use beyond cargo, one line each.
 need age age       # the team-key tests decrypt with the stock age tool, not our code
 need strace strace # the syscall-order test traces the CLI's atomic write
+need script bsdutils # the prompt tests drive a pty through script(1)
+need setpriv util-linux # the agent test tries its socket as another user
+need perl perl-base # ... with a raw Unix-socket client
 # Later features add theirs here, e.g.:
 # need '/usr/lib/postgresql/*/bin/initdb' postgresql   # a PostgreSQL store (initdb, pg_ctl)
 # need chromedriver chromium chromium-driver           # tests in a real browser

@@ -1,7 +1,10 @@
 //! Where keys come from and which envelope mode a project uses.
 //!
-//! Passphrase mode (default): the passphrase comes from `ENVSYNC_PASS` or a no-echo prompt
-//! on a terminal; never from a flag. Team-key mode: `.envsync.toml` lists age X25519
+//! Passphrase mode (default): the passphrase comes, in this order, from `ENVSYNC_PASS`,
+//! from the agent (`git envsync unlock`, see [`crate::agent`]), or from a no-echo prompt
+//! when the command runs in a terminal (never in a hook); never from a flag. The
+//! variable comes first because whoever sets it for one command means it for that
+//! command; the agent before the prompt because that is what unlocking is for. Team-key mode: `.envsync.toml` lists age X25519
 //! recipients and each member decrypts with `$XDG_CONFIG_HOME/envsync/identity.txt`.
 //! Team members also sign what they push with `signing.key` (Ed25519, beside the
 //! identity), and a read accepts a team-mode version only when a member of the trusted
@@ -9,16 +12,17 @@
 //! X25519 identity that seals the local copies in `.git/envsync/` so switching branches
 //! need not pay scrypt again.
 
+use crate::agent;
 use crate::config::{self, ProjectConfig};
 use crate::error::{CliError, Result};
 use crate::fsutil;
+use crate::prompt;
 use age::x25519;
-use anyhow::Context as _;
 use envsync_common::envelope::{
     self, Binding, DEFAULT_MAX_WORK_FACTOR, DEFAULT_WORK_FACTOR, EnvelopeError, MIN_WORK_FACTOR,
     Open, Opened, Seal,
 };
-use envsync_common::secret::{ExposeSecret, SecretString};
+use envsync_common::secret::{ExposeSecret, SecretString, ct_eq};
 use envsync_common::signing::SigningKey;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -34,6 +38,12 @@ pub struct Keyring {
     /// The highest scrypt work factor a file may ask for before it is refused unopened.
     max_work_factor: u8,
     passphrase: Option<SecretString>,
+    /// Where `passphrase` came from: the hints of a failure name it.
+    source: Option<PassSource>,
+    /// The passphrase was typed twice ([`Keyring::confirm_new_passphrase`]).
+    confirmed: bool,
+    /// The project whose passphrase the agent is asked for.
+    project: String,
     identities: Option<Vec<x25519::Identity>>,
     /// The members of the trusted config who may sign (team mode): label and key.
     signers: Vec<(String, envsync_common::signing::SignerKey)>,
@@ -43,6 +53,16 @@ impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Keyring({:?}, [redacted])", self.mode)
     }
+}
+
+/// Where a passphrase came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassSource {
+    Env,
+    Agent,
+    Prompt,
+    /// Handed over by the command (the new passphrase of a rotation).
+    Given,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +115,9 @@ impl Keyring {
             interactive,
             max_work_factor,
             passphrase: None,
+            source: None,
+            confirmed: false,
+            project: config.project.clone(),
             identities: None,
             signers,
         })
@@ -109,6 +132,9 @@ impl Keyring {
             interactive: false,
             max_work_factor: DEFAULT_MAX_WORK_FACTOR,
             passphrase: Some(passphrase),
+            source: Some(PassSource::Given),
+            confirmed: true,
+            project: config.project.clone(),
             identities: None,
             signers: Vec::new(),
         })
@@ -150,10 +176,15 @@ impl Keyring {
     }
 
     /// Whether opening or sealing will need a secret that is not available without a
-    /// prompt (hooks skip instead of prompting).
+    /// prompt (hooks skip instead of prompting): in passphrase mode, `ENVSYNC_PASS` or an
+    /// unlocked agent (asked with a short timeout) must have it.
     pub fn available_without_prompt(&self) -> bool {
         match self.mode {
-            Mode::Passphrase { .. } => env_passphrase().is_some(),
+            Mode::Passphrase { .. } => {
+                self.passphrase.is_some()
+                    || env_passphrase().is_some()
+                    || agent::client::lookup(&self.project).is_some()
+            }
             Mode::Team { .. } => identity_path().is_ok_and(|p| p.exists()),
         }
     }
@@ -162,14 +193,7 @@ impl Keyring {
         let armored = match self.mode.clone() {
             Mode::Passphrase { work_factor } => {
                 let passphrase = self.passphrase()?;
-                if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_LEN
-                    && std::env::var_os("ENVSYNC_ALLOW_WEAK_PASS").is_none()
-                {
-                    return Err(CliError::usage(format!(
-                        "the passphrase is shorter than {MIN_PASSPHRASE_LEN} characters"
-                    ))
-                    .hint("use a longer passphrase (or set ENVSYNC_ALLOW_WEAK_PASS=1 to accept the risk)"));
-                }
+                check_strength(passphrase)?;
                 envelope::seal(
                     binding,
                     env,
@@ -202,6 +226,37 @@ impl Keyring {
             }
         };
         armored.map_err(|e| CliError::refused(format!("cannot encrypt: {e}")))
+    }
+
+    /// Asks for a typed passphrase a second time, for the first version of a project: a
+    /// typo must not become the passphrase everyone else is then told. A mismatch is
+    /// refused and the passphrase forgotten. A passphrase from `ENVSYNC_PASS` or the agent
+    /// is taken as it is (`unlock` asks twice when it cannot check one), and team keys
+    /// need nothing. Call it just before sealing a project's first version.
+    pub fn confirm_new_passphrase(&mut self) -> Result<()> {
+        if !matches!(self.mode, Mode::Passphrase { .. }) || self.confirmed {
+            return Ok(());
+        }
+        check_strength(self.passphrase()?)?;
+        if self.source == Some(PassSource::Prompt) {
+            let again = prompt::read_secret(
+                "repeat the passphrase (this is the project's first version): ",
+            )?;
+            let first = self.passphrase()?;
+            if !ct_eq(
+                first.expose_secret().as_bytes(),
+                again.expose_secret().as_bytes(),
+            ) {
+                self.passphrase = None;
+                self.source = None;
+                return Err(
+                    CliError::usage("the two passphrases differ; nothing was pushed")
+                        .hint("run the command again and type the same passphrase twice"),
+                );
+            }
+        }
+        self.confirmed = true;
+        Ok(())
     }
 
     /// Opens a file with whatever it was sealed for: a passphrase for an scrypt file, the
@@ -242,13 +297,20 @@ impl Keyring {
                 envelope::open(armored, &Open::Identities(identities))
             }
         };
+        let source = self.source;
         opened.map_err(|e| {
             let hint = match e {
-                EnvelopeError::WrongPassphrase => {
-                    "check ENVSYNC_PASS: it must be the passphrase the file was pushed with"
-                }
+                EnvelopeError::WrongPassphrase => match source {
+                    Some(PassSource::Env) => {
+                        "check ENVSYNC_PASS: it must be the passphrase the file was pushed with"
+                    }
+                    Some(PassSource::Agent) => {
+                        "the agent holds another passphrase for this project: git envsync lock, then git envsync unlock with the right one"
+                    }
+                    _ => "it must be the passphrase the file was pushed with",
+                },
                 EnvelopeError::NeedsPassphrase => {
-                    "this branch was pushed in passphrase mode: set ENVSYNC_PASS"
+                    "this branch was pushed in passphrase mode: run git envsync unlock, or set ENVSYNC_PASS"
                 }
                 EnvelopeError::NeedsIdentity | EnvelopeError::NoMatchingIdentity => {
                     "ask a member to add your key and run git envsync rotate"
@@ -338,7 +400,9 @@ impl Keyring {
 
     fn passphrase(&mut self) -> Result<&SecretString> {
         if self.passphrase.is_none() {
-            self.passphrase = Some(read_passphrase(self.interactive)?);
+            let (passphrase, source) = read_passphrase(self.interactive, &self.project)?;
+            self.passphrase = Some(passphrase);
+            self.source = Some(source);
         }
         self.passphrase
             .as_ref()
@@ -370,34 +434,55 @@ pub fn new_passphrase() -> Result<SecretString> {
         return Ok(SecretString::from(p));
     }
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("new envsync passphrase: ")
-            .context("cannot read the passphrase")?;
-        let second = rpassword::prompt_password("repeat the new passphrase: ")
-            .context("cannot read the passphrase")?;
-        if first != second {
+        let first = prompt::read_secret("new envsync passphrase: ")?;
+        if first.expose_secret().is_empty() {
+            return Err(CliError::usage("empty passphrase").hint("type the new passphrase"));
+        }
+        let second = prompt::read_secret("repeat the new passphrase: ")?;
+        if !ct_eq(
+            first.expose_secret().as_bytes(),
+            second.expose_secret().as_bytes(),
+        ) {
             return Err(CliError::usage("the two passphrases differ"));
         }
-        if !first.is_empty() {
-            return Ok(SecretString::from(first));
-        }
+        return Ok(first);
     }
     Err(CliError::usage("no new passphrase available")
         .hint("set ENVSYNC_NEW_PASS, or run rotate in a terminal to be prompted"))
 }
 
-fn read_passphrase(interactive: bool) -> Result<SecretString> {
+/// The passphrase, from the first source that has one (see the module's doc).
+fn read_passphrase(interactive: bool, project: &str) -> Result<(SecretString, PassSource)> {
     if let Some(p) = env_passphrase() {
-        return Ok(p);
+        return Ok((p, PassSource::Env));
+    }
+    if let Some(p) = agent::client::lookup(project) {
+        return Ok((p, PassSource::Agent));
     }
     if interactive && std::io::stdin().is_terminal() {
-        let typed = rpassword::prompt_password("envsync passphrase: ")
-            .context("cannot read the passphrase")?;
-        if !typed.is_empty() {
-            return Ok(SecretString::from(typed));
+        let typed = prompt::read_secret("envsync passphrase: ")?;
+        if typed.expose_secret().is_empty() {
+            return Err(CliError::usage("empty passphrase")
+                .hint("type the project's passphrase (or run git envsync unlock first)"));
         }
+        return Ok((typed, PassSource::Prompt));
     }
-    Err(CliError::usage("no passphrase available")
-        .hint("set ENVSYNC_PASS, or run the command in a terminal to be prompted"))
+    Err(CliError::usage("no passphrase available").hint(
+        "run git envsync unlock, set ENVSYNC_PASS, or run the command in a terminal to be prompted",
+    ))
+}
+
+/// Refuses a passphrase too short for new files (unless `ENVSYNC_ALLOW_WEAK_PASS`).
+pub fn check_strength(passphrase: &SecretString) -> Result<()> {
+    if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_LEN
+        && std::env::var_os("ENVSYNC_ALLOW_WEAK_PASS").is_none()
+    {
+        return Err(CliError::usage(format!(
+            "the passphrase is shorter than {MIN_PASSPHRASE_LEN} characters"
+        ))
+        .hint("use a longer passphrase (or set ENVSYNC_ALLOW_WEAK_PASS=1 to accept the risk)"));
+    }
+    Ok(())
 }
 
 /// The scrypt work factor for new files: the project's (18 to 22, checked when the

@@ -9,8 +9,10 @@
 //!   read; [`crypto`] holds the keys; [`client`] speaks HTTP; [`state`] is what this clone
 //!   remembers under `.git/envsync/`;
 //! - [`hook_blocks`] installs the git hooks (marked blocks), whose runs are `cmd::run_hook`'s;
+//! - [`agent`] keeps passphrases for `unlock`; [`prompt`] reads one at a terminal;
 //! - [`out`] writes to the terminal (escaped), [`error`] maps failures to exit codes.
 
+pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod cmd;
@@ -23,6 +25,7 @@ pub mod fsutil;
 pub mod git;
 pub mod hook_blocks;
 pub mod out;
+pub mod prompt;
 pub mod runtime;
 pub mod state;
 pub mod sync;
@@ -109,6 +112,11 @@ mod redaction_tests {
         let keyring = Keyring::with_passphrase(&config, SecretString::from(SENTINEL.to_owned()))
             .expect("keyring");
         redacted("Keyring", &keyring);
+        // The agent's buffer, holding a passphrase.
+        let mut locked = crate::agent::locked::LockedSecret::new().expect("mlock");
+        locked.spare()[..SENTINEL.len()].copy_from_slice(SENTINEL.as_bytes());
+        locked.filled(SENTINEL.len());
+        redacted("LockedSecret", &locked);
         let api = Api::new("http://127.0.0.1:9", Some(token()), Timeouts::COMMAND).expect("api");
         let shown = format!("{api:?} {api:#?}");
         assert!(!shown.contains(SENTINEL), "Api leaks: {shown}");

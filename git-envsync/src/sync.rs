@@ -172,20 +172,21 @@ fn check_writer(
         Some(v) => (branch.branch.clone(), v, branch.clone()),
         None => {
             // A branch's first version: the default branch's latest says what the team
-            // uses; a project's very first version has nothing to check against.
+            // uses; a project's very first version has nothing to check against, so a
+            // passphrase typed at the prompt is asked twice instead.
             let Some(default) = ctx
                 .config
                 .default_branch
                 .clone()
                 .filter(|d| *d != branch.branch)
             else {
-                return Ok(());
+                return keyring.confirm_new_passphrase();
             };
             let Some(k) = api
                 .keys(&ctx.config.project, &default)
                 .map_err(|e| api.fail(e))?
             else {
-                return Ok(());
+                return keyring.confirm_new_passphrase();
             };
             let state = ctx.state.branch(&default)?;
             (default, k.version, state)

@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use tempfile::TempDir;
 
 pub mod proxy;
+pub mod pty;
 
 /// A passphrase long enough for the CLI's strength check.
 pub const PASS: &str = "correct horse battery staple";
@@ -246,7 +247,44 @@ pub struct Dev {
     /// Whether commands get `ENVSYNC_API` and `ENVSYNC_TOKEN` (the default); after
     /// [`Dev::login`] they rely on the stored login alone, as a real user's do.
     pub env_credentials: bool,
+    /// This developer's `XDG_RUNTIME_DIR` (0700): where a passphrase agent's socket goes.
+    pub runtime: PathBuf,
+    /// Kills a passphrase agent `unlock` left running, before the temp dir goes.
+    _agent: AgentReaper,
     _dir: TempDir,
+}
+
+/// Kills the passphrase agent of one agent directory on drop, by the pid it recorded
+/// (and only when that pid is still a `git-envsync agent`): no test's agent outlives it.
+#[derive(Debug)]
+pub struct AgentReaper {
+    pub dir: PathBuf,
+}
+
+impl Drop for AgentReaper {
+    fn drop(&mut self) {
+        if let Some(pid) = agent_pid(&self.dir) {
+            let _ = Command::new("/bin/sh")
+                .args(["-c", &format!("kill -KILL {pid}")])
+                .status();
+        }
+    }
+}
+
+/// The pid of the live passphrase agent whose directory (holding `agent.pid`) is `dir`.
+pub fn agent_pid(dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join("agent.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    (cmdline.contains("git-envsync") && cmdline.contains("agent") && !zombie).then_some(pid)
 }
 
 impl Dev {
@@ -293,7 +331,14 @@ impl Dev {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().join("home");
         let repo = dir.path().join("repo");
+        let runtime = dir.path().join("run");
         std::fs::create_dir_all(&home).expect("home");
+        std::fs::create_dir_all(&runtime).expect("runtime dir");
+        std::fs::set_permissions(
+            &runtime,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("runtime dir mode");
         std::fs::create_dir_all(&repo).expect("repo");
         let dev = Dev {
             home,
@@ -302,6 +347,10 @@ impl Dev {
             token,
             pass: Some(PASS.to_owned()),
             env_credentials: true,
+            _agent: AgentReaper {
+                dir: runtime.join("envsync"),
+            },
+            runtime,
             _dir: dir,
         };
         std::fs::write(
@@ -332,6 +381,7 @@ impl Dev {
             .env("ENVSYNC_INSECURE_WORK_FACTOR", "10")
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_RUNTIME_DIR", &self.runtime)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("LANG", "C");
@@ -413,6 +463,19 @@ impl Dev {
             .stdin(Stdio::null())
             .args(["-c", script]);
         cmd
+    }
+
+    /// `SCRIPT` run by `/bin/sh` on a pseudo-terminal of its own (`script(1)`), with this
+    /// developer's environment: what a user at a terminal would see and type.
+    pub fn pty(&self, script: &str) -> pty::Pty {
+        let mut cmd = Command::new("script");
+        self.sandbox(&mut cmd);
+        // Plain text to match against (a terminal gets colour otherwise).
+        cmd.current_dir(&self.repo)
+            .env("SHELL", "/bin/sh")
+            .env("NO_COLOR", "1")
+            .args(["-q", "-f", "-e", "-c", script, "/dev/null"]);
+        pty::Pty::spawn(cmd)
     }
 
     /// Runs `git envsync ARGS`.

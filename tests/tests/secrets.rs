@@ -335,7 +335,7 @@ fn passphrases_are_never_taken_from_the_command_line() {
     alice.write_env("A=1\n");
     // (`run` takes everything after it as the command to run, so it has no flags to abuse.)
     for flag in ["--passphrase", "--pass", "--password", "-p"] {
-        for cmd in ["push", "pull", "rotate", "rollback", "diff"] {
+        for cmd in ["push", "pull", "rotate", "rollback", "diff", "unlock"] {
             let args = [cmd, flag, PASSPHRASE];
             let out = alice.envsync(&args).code(2);
             assert!(

@@ -12,6 +12,7 @@ use crate::config::{self, Token, UserConfig};
 use crate::context::env_nonempty;
 use crate::error::{CliError, Result};
 use crate::out;
+use envsync_common::secret::ExposeSecret;
 use reqwest::StatusCode;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -59,7 +60,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     } else if let Some(token) = env_nonempty("ENVSYNC_TOKEN") {
         token
     } else if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("envsync token: ").map_err(anyhow::Error::from)?
+        let typed = crate::prompt::read_secret("envsync token: ")?;
+        typed.expose_secret().to_owned()
     } else {
         return Err(CliError::usage("no token given").hint(
             "run git envsync login in a terminal to be prompted, or pipe it in with --token-stdin",

@@ -9,6 +9,7 @@ pub use doctor::jwt_expiry;
 use std::process::ExitCode;
 
 mod adopt;
+mod agent;
 mod audit;
 mod completions;
 mod diff;
@@ -17,6 +18,7 @@ mod forget;
 mod hooks;
 mod init;
 mod keygen;
+mod lock;
 mod log;
 mod login;
 mod man;
@@ -32,6 +34,7 @@ mod run_hook;
 mod status;
 mod token;
 mod trust;
+mod unlock;
 mod watch;
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +66,10 @@ pub enum Command {
     Completions(completions::Args),
     #[command(hide = true)]
     Man(man::Args),
+    Unlock(unlock::Args),
+    Lock(lock::Args),
+    #[command(hide = true)]
+    Agent(agent::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -134,5 +141,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Completions(args) => completions::run(&Global::of(None, None, None), args),
         Command::Man(args) => man::run(&Global::of(None, None, None), args),
+        Command::Unlock(args) => unlock::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Lock(args) => lock::run(&Global::of(None, Some(&args.output), None), args),
+        Command::Agent(args) => agent::run(&Global::of(None, None, None), args),
     }
 }

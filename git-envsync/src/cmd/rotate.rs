@@ -137,6 +137,14 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         if rotated == 1 { "" } else { "es" },
         writer.describe_target(&ctx.config)
     ));
+    // The agent's copy is now the old passphrase: a hook must not seal with it.
+    if !writer.team_mode()
+        && let Ok(Some(1)) = crate::agent::client::forget(Some(&ctx.config.project))
+    {
+        out::say(&format!(
+            "The agent forgot {project}'s old passphrase (git envsync unlock keeps the new one)"
+        ));
+    }
     // The members removed since the last rotation (remembered by `members remove`), and
     // any named here, each by the identity the audit log knows them by.
     let remembered = ctx.state.removed()?;

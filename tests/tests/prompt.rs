@@ -1,0 +1,184 @@
+//! The passphrase prompt at a real terminal (a pty through `script(1)`): a wrong
+//! passphrase fails cleanly, the first version of a project asks twice, an empty answer
+//! says so, and Ctrl-C or a termination signal leaves the terminal as it was (echo on,
+//! checked with `stty -a` on the same pty after the command has died).
+
+#![allow(clippy::unwrap_used)]
+
+use envsync_tests::{Dev, PASS, Server};
+
+/// The `stty -a` flags that a prompt turns off, all back on.
+#[track_caller]
+fn terminal_restored(output: &str) {
+    let stty = output
+        .rsplit_once("stty:")
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("no stty output: {output}"));
+    let flags: Vec<&str> = stty.split_whitespace().collect();
+    for flag in ["echo", "icanon", "isig", "iexten"] {
+        assert!(
+            flags.contains(&flag) && !flags.contains(&format!("-{flag}").as_str()),
+            "{flag} is not back on: {stty}"
+        );
+    }
+}
+
+/// A project with version 1 on main (pushed with `ENVSYNC_PASS`), and a teammate's
+/// clone that has no `ENVSYNC_PASS`: every passphrase it needs is typed.
+fn teammate(server: &Server, project: &str) -> (Dev, Dev) {
+    let alice = Dev::new(server, project);
+    alice.write_env("API_KEY=prompt-secret-value\n");
+    alice.envsync(&["push"]).ok();
+    let mut bob = Dev::clone_of(&alice, server, "bob@example.com");
+    bob.pass = None;
+    (alice, bob)
+}
+
+#[test]
+fn a_wrong_passphrase_typed_at_the_prompt_fails_cleanly() {
+    let server = Server::start();
+    let (_alice, bob) = teammate(&server, "prompt-wrong");
+    let mut pty = bob.pty("git envsync pull; echo \"exit=$?\"; echo stty:; stty -a");
+    pty.expect("envsync passphrase: ");
+    pty.type_line("not-the-passphrase-4711");
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=1"), "{out}");
+    assert!(
+        out.contains("error: cannot decrypt: wrong passphrase"),
+        "{out}"
+    );
+    assert!(!out.contains("panicked"), "{out}");
+    assert!(!out.contains("not-the-passphrase-4711"), "echoed: {out}");
+    assert!(!out.contains("prompt-secret-value"), "{out}");
+    assert_eq!(bob.read_env(), None, "nothing may be written");
+    terminal_restored(&out);
+}
+
+#[test]
+fn the_right_passphrase_typed_at_the_prompt_pulls_without_echo() {
+    let server = Server::start();
+    let (_alice, bob) = teammate(&server, "prompt-right");
+    let mut pty = bob.pty("git envsync pull; echo \"exit=$?\"; echo stty:; stty -a");
+    pty.expect("envsync passphrase: ");
+    pty.type_line(PASS);
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(!out.contains(PASS), "echoed: {out}");
+    assert_eq!(bob.read_env().unwrap(), b"API_KEY=prompt-secret-value\n");
+    terminal_restored(&out);
+}
+
+#[test]
+fn the_first_push_of_a_project_asks_twice_and_refuses_a_mismatch() {
+    let server = Server::start();
+    let mut dev = Dev::new(&server, "prompt-first");
+    dev.pass = None;
+    dev.write_env("TOKEN=first-version\n");
+    let mut pty = dev.pty(
+        "git envsync push; echo \"exit=$?\"; git envsync push; echo \"exit=$?\"; echo stty:; stty -a",
+    );
+    pty.expect("envsync passphrase: ");
+    pty.type_line(PASS);
+    pty.expect("repeat the passphrase");
+    pty.type_line("correct horse battery stapler");
+    let refused = pty.expect("exit=");
+    assert!(
+        refused.contains("error: the two passphrases differ; nothing was pushed"),
+        "{refused}"
+    );
+    pty.expect("2");
+    pty.expect("envsync passphrase: ");
+    pty.type_line(PASS);
+    pty.expect("repeat the passphrase");
+    pty.type_line(PASS);
+    let pushed = pty.expect("exit=");
+    assert!(
+        pushed.contains("Pushed .env to main as version 1"),
+        "{pushed}"
+    );
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(!out.contains(PASS), "echoed: {out}");
+    terminal_restored(&out);
+
+    // It was sealed with the passphrase typed twice: a teammate with it reads it back.
+    let bob = Dev::clone_of(&dev, &server, "bob@example.com");
+    bob.envsync(&["pull"]).ok();
+    assert_eq!(bob.read_env().unwrap(), b"TOKEN=first-version\n");
+
+    // A later version is not the first: one prompt.
+    dev.write_env("TOKEN=second-version\n");
+    let mut pty = dev.pty("git envsync push; echo \"exit=$?\"");
+    pty.expect("envsync passphrase: ");
+    pty.type_line(PASS);
+    let second = pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(second.contains("as version 2"), "{out}");
+    assert!(!out.contains("repeat"), "{out}");
+}
+
+#[test]
+fn an_empty_passphrase_at_a_terminal_says_so() {
+    let server = Server::start();
+    let (_alice, bob) = teammate(&server, "prompt-empty");
+    let mut pty = bob.pty("git envsync pull; echo \"exit=$?\"; echo stty:; stty -a");
+    pty.expect("envsync passphrase: ");
+    pty.type_line("");
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("error: empty passphrase"), "{out}");
+    assert!(!out.contains("run the command in a terminal"), "{out}");
+    assert!(out.contains("exit=2"), "{out}");
+    terminal_restored(&out);
+}
+
+#[test]
+fn ctrl_c_at_the_prompt_leaves_echo_on() {
+    let server = Server::start();
+    let (_alice, bob) = teammate(&server, "prompt-ctrlc");
+    // An interactive shell, as a user has: the command runs as a job of its own, Ctrl-C
+    // interrupts that job, and the shell stays to check the terminal.
+    let mut pty = bob.pty("sh -i");
+    pty.type_line("git envsync pull");
+    pty.expect("envsync passphrase: ");
+    pty.send(b"half-typ");
+    pty.send(b"\x03");
+    pty.type_line("echo \"code:$?\"; echo stty:; stty -a; exit");
+    // Interrupted by SIGINT, as the key means: the shell sees 128 + 2.
+    pty.expect("code:130");
+    let (_, out) = pty.finish();
+    assert!(!out.contains("half-typ"), "echoed: {out}");
+    assert!(!out.contains("panicked"), "{out}");
+    assert_eq!(bob.read_env(), None);
+    terminal_restored(&out);
+}
+
+#[test]
+fn a_termination_signal_at_the_prompt_leaves_echo_on() {
+    let server = Server::start();
+    let (_alice, bob) = teammate(&server, "prompt-term");
+    // In the background (its stdin the terminal again), so the shell can say its pid.
+    let mut pty = bob.pty(
+        "git envsync pull </dev/tty & echo \"pid=$!.\"; wait $!; echo \"exit=$?\"; echo stty:; stty -a",
+    );
+    pty.expect("pid=");
+    let said = pty.expect(".");
+    let pid: u32 = said
+        .trim_end_matches('.')
+        .trim()
+        .parse()
+        .ok()
+        .unwrap_or_else(|| panic!("no pid: {said}"));
+    pty.expect("envsync passphrase: ");
+    let killed = std::process::Command::new("/bin/sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=143"), "{out}");
+    terminal_restored(&out);
+}
