@@ -264,7 +264,7 @@ fn line_bytes(i: usize, line: &Line, raw: &[Vec<u8>], eol: &str) -> Vec<u8> {
             };
             src.extend_from_slice(format!("{key}{eq}").as_bytes());
             // Every third unquoted value starts with bytes that are not UTF-8.
-            if i % 3 == 0 && !value.written.starts_with(['\'', '"', '`']) {
+            if i.is_multiple_of(3) && !value.written.starts_with(['\'', '"', '`']) {
                 src.extend_from_slice(&raw[i % raw.len()]);
             }
             src.extend_from_slice(value.written.as_bytes());
