@@ -9,8 +9,13 @@ use std::process::ExitCode;
 mod adopt;
 mod audit;
 mod completions;
+mod copy;
 mod diff;
+mod edit;
+mod example;
+mod export;
 mod forget;
+mod get;
 mod hook;
 mod hooks;
 mod init;
@@ -26,9 +31,11 @@ mod restore;
 mod rollback;
 mod rotate;
 mod run;
+mod set;
 mod status;
 mod token;
 mod trust;
+mod unset;
 mod watch;
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +49,13 @@ pub enum Command {
     Status(status::Args),
     Log(log::Args),
     Run(run::Args),
+    Get(get::Args),
+    Set(set::Args),
+    Unset(unset::Args),
+    Edit(edit::Args),
+    Export(export::Args),
+    Example(example::Args),
+    Copy(copy::Args),
     Hooks(hooks::Args),
     #[command(hide = true)]
     Hook(hook::Args),
@@ -73,6 +87,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::run(g, args),
         Command::Log(args) => log::run(g, args),
         Command::Run(args) => run::run(g, args),
+        Command::Get(args) => get::run(g, args),
+        Command::Set(args) => set::run(g, args),
+        Command::Unset(args) => unset::run(g, args),
+        Command::Edit(args) => edit::run(g, args),
+        Command::Export(args) => export::run(g, args),
+        Command::Example(args) => example::run(g, args),
+        Command::Copy(args) => copy::run(g, args),
         Command::Hooks(args) => hooks::run(g, args),
         Command::Hook(args) => hook::run(g, args),
         Command::Watch(args) => watch::run(g, args),
