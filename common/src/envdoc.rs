@@ -239,6 +239,14 @@ impl Assignment {
             })
     }
 
+    /// `KEY=` (with `export ` if it had it) on a line of its own.
+    fn plain_empty(&self, eol: LineEnd) -> Option<Assignment> {
+        let export = if self.export { "export " } else { "" };
+        let mut text = format!("{export}{}=", self.key).into_bytes();
+        text.extend_from_slice(eol.bytes());
+        Assignment::scan(SecretBytes::new(text)).filter(|a| a.key == self.key)
+    }
+
     /// The same entry with no value (`KEY=`; a bare `KEY` stays as it is).
     fn emptied(&self) -> Result<Assignment, EditError> {
         let text = self.text.expose();
@@ -500,9 +508,15 @@ impl Document {
         let items = self
             .items
             .iter()
-            .map(|item| match item {
-                Item::Entry(a) => Item::Entry(a.emptied().unwrap_or_else(|_| a.clone())),
-                Item::Other(text) => Item::Other(comments_emptied(text.expose())),
+            .filter_map(|item| match item {
+                // Not expected to fail; if it did, a plain `KEY=` line rather than a value
+                // in a file meant to be committed (and no line at all rather than that).
+                Item::Entry(a) => a
+                    .emptied()
+                    .ok()
+                    .or_else(|| a.plain_empty(self.eol))
+                    .map(Item::Entry),
+                Item::Other(text) => Some(Item::Other(comments_emptied(text.expose()))),
             })
             .collect();
         Document {

@@ -1144,10 +1144,17 @@ fn copy_seeds_a_branch_as_a_new_version_and_keeps_the_source() {
     bob.write_env("A=mine\n");
     let out = bob.envsync(&["copy", "--from", "main"]).refused().code(1);
     assert!(out.stderr.contains("never pushed"), "{out:#?}");
-    assert_eq!(
-        version_count(&server, &alice.token, "copy", "feature%2Fx"),
-        3
-    );
+    assert_eq!(version_count(&server, &alice.token, "copy", "feature/x"), 3);
+    // A file envsync never synced is the checked-out branch's, and all edits.
+    let carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.git(&["checkout", "-q", "-b", "feature/y"]);
+    carol.write_env("MINE=1\n");
+    carol.envsync(&["copy", "--from", "main"]).refused().code(1);
+    assert_eq!(version_count(&server, &alice.token, "copy", "feature/y"), 0);
+    carol
+        .envsync(&["--branch", "feature/z", "copy", "--from", "main"])
+        .ok();
+    assert_eq!(carol.read_env().unwrap(), b"MINE=1\n");
 
     // Refusals: no source env, the same branch, a bad name.
     alice

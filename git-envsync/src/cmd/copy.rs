@@ -35,15 +35,18 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 .hint("pass --branch TARGET to copy into another branch"),
         );
     }
-    // The file holds the target's env: it follows the copy, unless it has edits a push
-    // would make from the copy's version without anyone noticing they undo it.
-    let file = ctx.state.file()?.filter(|f| f.branch == target);
-    let current = sync::read_env(&ctx)?;
-    let follows = match (&file, &current) {
-        (Some(_), Some(bytes)) => {
+    // The file holds the target's env (a file never synced counts as the checked-out
+    // branch's, as for push): it follows the copy, unless it has edits that a later push
+    // would make on top of the copy's version, undoing it without anyone noticing.
+    let holds_target = match ctx.state.file()? {
+        Some(file) => file.branch == target,
+        None => global.branch.is_none(),
+    };
+    let follows = match sync::read_env(&ctx)? {
+        Some(bytes) if holds_target => {
             if sync::has_local_edits(&ctx, bytes.expose())? {
                 return Err(CliError::refused(format!(
-                    "{} holds {target}'s env with edits that were never pushed; not copying over them",
+                    "{} has edits to {target}'s env that were never pushed; not copying over them",
                     ctx.env_display()
                 ))
                 .hint("push them first (git envsync push), or pull --force to drop them (a backup is saved)"));
