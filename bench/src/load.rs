@@ -1,4 +1,4 @@
-//! `envsync-bench load`: the full-size load run of TESTING.md E2 against the release
+//! `envsync-bench load`: the full-size load run of docs/testing.md E2 against the release
 //! server binary on loopback, with its checks and its figures.
 //!
 //! 16 writers push to ONE branch, each compare-and-swapping (on 409 it takes the current

@@ -1,6 +1,6 @@
 //! The JSON bodies of the HTTP API, shared by the server and the CLI.
 //!
-//! Field names are the contract of `DESIGN.md`; changing one is a breaking change for
+//! Field names are the contract of `docs/protocol.md`; changing one is a breaking change for
 //! every deployed client. Times are RFC 3339 strings in UTC. None of these types holds a
 //! plaintext value: `ciphertext` is an armored age file and `keys` are names only.
 

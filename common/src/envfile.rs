@@ -1,7 +1,7 @@
 //! Reading `.env` files: key names for drift, values for `git envsync run`.
 //!
 //! The rules are the ones mainstream dotenv parsers share (Node's `dotenv`, `dotenvy`,
-//! `python-dotenv`), pinned by `shared/fixtures/`:
+//! `python-dotenv`), pinned by `fixtures/`:
 //!
 //! - a UTF-8 BOM at the start is ignored; lines end with `\n`, `\r\n` or a lone `\r`;
 //! - blank lines and lines starting with `#` are comments;

@@ -8,6 +8,7 @@
 //!   keys, or empty every value for a template): every byte it does not change stays.
 //! - Use [`envelope`] to seal a `.env` file into an ASCII-armored age file bound to its
 //!   project, branch and version, and to open and verify one.
+//! - Use [`merge`] to merge two edits of an env file from their common base, by key.
 //! - Use [`api`] for the JSON bodies of the HTTP API.
 //! - Use [`signing`] for the Ed25519 keys that sign team-mode versions.
 //! - Use [`secret`] types for anything secret: their `Debug` prints `[redacted]`.
@@ -20,6 +21,7 @@ pub mod envelope;
 pub mod envfile;
 #[cfg(feature = "manpage")]
 pub mod manpage;
+pub mod merge;
 pub mod names;
 pub mod secret;
 pub mod signing;

@@ -494,3 +494,93 @@ proptest! {
         }
     }
 }
+
+/// What one side does to a key in the merge property.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Keep,
+    /// Set to one of two new values (0 or 1), adding the key when the base lacks it.
+    Write(u8),
+    Remove,
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        Just(Act::Keep),
+        Just(Act::Write(0)),
+        Just(Act::Write(1)),
+        Just(Act::Remove)
+    ]
+}
+
+fn entry(key: &str, value: &str) -> envfile::Entry {
+    envfile::Entry {
+        key: key.to_owned(),
+        line: 0,
+        value: envsync_common::secret::SecretBytes::new(value.as_bytes().to_vec()),
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The key-level three-way merge against a model, over every combination of
+    /// unchanged / added / removed / modified on each side, for up to eight keys: the
+    /// merged result is what the model says for every clean key, ours kept for a
+    /// conflicting one, and the conflicts are exactly the keys both sides changed
+    /// differently.
+    #[test]
+    fn three_way_merge_matches_the_model(
+        keys in proptest::collection::vec((any::<bool>(), act(), act()), 1..8)
+    ) {
+        use envsync_common::merge::{self, Edit};
+        use std::collections::BTreeMap;
+        let mut base = Vec::new();
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        let mut expected = BTreeMap::new();
+        let mut conflicts = Vec::new();
+        for (i, (in_base, o, t)) in keys.iter().enumerate() {
+            let key = format!("K{i}");
+            let b = in_base.then(|| format!("base{i}"));
+            let apply = |a: &Act| match a {
+                Act::Keep => b.clone(),
+                Act::Write(n) => Some(format!("new{i}-{n}")),
+                Act::Remove => None,
+            };
+            let (ov, tv) = (apply(o), apply(t));
+            if let Some(v) = &b { base.push(entry(&key, v)); }
+            if let Some(v) = &ov { ours.push(entry(&key, v)); }
+            if let Some(v) = &tv { theirs.push(entry(&key, v)); }
+            // The model.
+            let result = if ov == tv || tv == b {
+                ov.clone()
+            } else if ov == b {
+                tv.clone()
+            } else {
+                conflicts.push(key.clone());
+                ov.clone()
+            };
+            if let Some(v) = result { expected.insert(key, v); }
+        }
+        let merged = merge::merge(&base, &ours, &theirs);
+        let mut got: Vec<String> = merged.conflicts.iter().map(|c| c.key.clone()).collect();
+        got.sort();
+        conflicts.sort();
+        prop_assert_eq!(got, conflicts);
+        // Apply the edits to ours, as a map.
+        let mut result: BTreeMap<String, String> = ours
+            .iter()
+            .map(|e| (e.key.clone(), String::from_utf8(e.value.expose().to_vec()).unwrap()))
+            .collect();
+        for edit in &merged.edits {
+            match edit {
+                Edit::Set { key, value } | Edit::Insert { key, value, .. } => {
+                    result.insert(key.clone(), String::from_utf8(value.expose().to_vec()).unwrap());
+                }
+                Edit::Unset { key } => { result.remove(key); }
+            }
+        }
+        prop_assert_eq!(result, expected);
+    }
+}

@@ -1,5 +1,5 @@
 //! Every type of `envsync-common` that holds a secret prints a redaction marker, and never
-//! the secret, under `{:?}` and `{:#?}` (TESTING.md J2). age's own identity types have no
+//! the secret, under `{:?}` and `{:#?}` (docs/testing.md J2). age's own identity types have no
 //! `Debug` at all, so nothing that holds one can print it by accident either.
 
 #![allow(clippy::unwrap_used)]

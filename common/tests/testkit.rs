@@ -1,4 +1,4 @@
-//! The armored vectors of the age test kit (TESTING.md A8; see `testkit/README.md` for
+//! The armored vectors of the age test kit (docs/testing.md A8; see `testkit/README.md` for
 //! where they come from). Every vector marked `success` decrypts and authenticates through
 //! `envelope::open` (and is then refused only for lacking an envsync binding line, as any
 //! file not made by envsync is), with the expected payload; every other vector is refused

@@ -7,7 +7,7 @@ use crate::config::Token;
 use crate::error::{CliError, Exit};
 use envsync_common::api::{
     AuditPage, BranchInfo, BranchesPage, EnvResponse, ErrorBody, Health, KeysResponse, PushRequest,
-    PushResponse, VersionInfo, VersionsPage,
+    PushResponse, TokenInfo, TokenRequest, TokenResponse, VersionInfo, VersionsPage, WhoAmI,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
@@ -131,6 +131,28 @@ impl Api {
 
     pub fn health(&self) -> Result<Health, ApiError> {
         self.call(Method::GET, "/health".into(), None::<&()>)
+    }
+
+    /// Who the token says its holder is.
+    pub fn whoami(&self) -> Result<WhoAmI, ApiError> {
+        self.call(Method::GET, "/whoami".into(), None::<&()>)
+    }
+
+    /// Mints a token (owners).
+    pub fn mint(&self, request: &TokenRequest) -> Result<TokenResponse, ApiError> {
+        self.call(Method::POST, "/tokens".into(), Some(request))
+    }
+
+    /// Every token the caller may see (owners), never the tokens themselves.
+    pub fn tokens(&self) -> Result<Vec<TokenInfo>, ApiError> {
+        self.call(Method::GET, "/tokens".into(), None::<&()>)
+    }
+
+    /// Revokes a token by its id (owners).
+    pub fn revoke(&self, jti: &str) -> Result<(), ApiError> {
+        let path = format!("/tokens/{}", segment(jti));
+        let _: serde_json::Value = self.call(Method::DELETE, path, None::<&()>)?;
+        Ok(())
     }
 
     pub fn push(

@@ -59,6 +59,10 @@ pub enum RecipientEntry {
         key: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signer: Option<String>,
+        /// The email the server knows the member by (their token's), when the name is
+        /// not it: what `rotate` looks for in the audit log after a removal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
     },
 }
 
@@ -80,6 +84,16 @@ impl RecipientEntry {
         match self {
             RecipientEntry::Key(_) => None,
             RecipientEntry::Named { signer, .. } => signer.as_deref(),
+        }
+    }
+
+    /// The identity the server knows the member by: their email, else their name.
+    pub fn server_identity(&self) -> &str {
+        match self {
+            RecipientEntry::Named {
+                email: Some(email), ..
+            } => email,
+            _ => self.label(),
         }
     }
 
@@ -199,25 +213,142 @@ impl ProjectConfig {
             .collect()
     }
 
+    #[cfg(test)]
     pub fn to_toml(&self) -> anyhow::Result<String> {
         toml::to_string(self).context("cannot write the project configuration")
     }
 
-    /// Writes `.envsync.toml` under `root`, keeping the comment lines that head the file.
+    /// Writes `.envsync.toml` under `root` as an edit of what is there: the settings that
+    /// changed are changed in place, and every comment, blank line, the order of the
+    /// settings and the layout of the members that stay are kept.
     pub fn save(&self, root: &Path) -> Result<()> {
-        let old = read_setting_file(root, PROJECT_FILE)?
+        let old_text = read_setting_file(root, PROJECT_FILE)?
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let mut header: String = old
-            .lines()
-            .take_while(|l| l.starts_with('#'))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        if header.is_empty() {
-            header = "# envsync project settings: committed, holds nothing secret.\n".to_owned();
-        }
-        let text = header + &self.to_toml()?;
+        let text = self.edit_of(&old_text)?;
         TreeFile::new(root, PROJECT_FILE)?.write(text.as_bytes(), 0o644)
+    }
+
+    /// `old` (the file's text, possibly empty) edited to say `self`.
+    fn edit_of(&self, old: &str) -> Result<String> {
+        use toml_edit::{Array, DocumentMut, InlineTable, Item, Value};
+        let mut doc: DocumentMut = if old.trim().is_empty() {
+            "# envsync project settings: committed, holds nothing secret.\n"
+                .parse()
+                .unwrap_or_default()
+        } else {
+            old.parse().map_err(|e: toml_edit::TomlError| {
+                CliError::usage(format!(
+                    "{PROJECT_FILE}: {}",
+                    e.message().lines().next().unwrap_or("invalid")
+                ))
+            })?
+        };
+        let previous: Option<ProjectConfig> = toml::from_str(old).ok();
+        // A setting changed in place keeps the comment after it on its line.
+        let mut set = |key: &str, value: Option<Value>| match value {
+            None => {
+                doc.remove(key);
+            }
+            Some(mut value) => match doc.get_mut(key).and_then(Item::as_value_mut) {
+                Some(current) if current.to_string().trim() == value.to_string().trim() => {}
+                Some(current) => {
+                    *value.decor_mut() = current.decor().clone();
+                    *current = value;
+                }
+                None => {
+                    doc[key] = Item::Value(value);
+                }
+            },
+        };
+        set("project", Some(self.project.as_str().into()));
+        set("server", self.server.as_deref().map(Value::from));
+        let env_file = (self.env_file != default_env_file()
+            || previous
+                .as_ref()
+                .is_some_and(|p| p.env_file != default_env_file()))
+        .then(|| Value::from(self.env_file.as_str()));
+        set("env_file", env_file);
+        set(
+            "default_branch",
+            self.default_branch.as_deref().map(Value::from),
+        );
+        set(
+            "work_factor",
+            self.work_factor.map(|w| Value::from(i64::from(w))),
+        );
+        if self.recipients.is_empty() {
+            doc.remove("recipients");
+        } else if previous.as_ref().map(|p| &p.recipients) != Some(&self.recipients) {
+            // Members that stay keep their own layout (and any comment beside them).
+            let old_items: Vec<(RecipientEntry, Value)> = match (
+                previous.as_ref(),
+                doc.get("recipients").and_then(Item::as_array),
+            ) {
+                (Some(p), Some(array)) if p.recipients.len() == array.len() => p
+                    .recipients
+                    .iter()
+                    .cloned()
+                    .zip(array.iter().cloned())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let mut array = Array::new();
+            for member in &self.recipients {
+                let mut value = match old_items.iter().find(|(m, _)| m == member) {
+                    Some((_, value)) => value.clone(),
+                    None => match member {
+                        RecipientEntry::Key(key) => Value::from(key.as_str()),
+                        RecipientEntry::Named {
+                            name,
+                            key,
+                            signer,
+                            email,
+                        } => {
+                            let mut table = InlineTable::new();
+                            table.insert("name", name.as_str().into());
+                            if let Some(email) = email {
+                                table.insert("email", email.as_str().into());
+                            }
+                            table.insert("key", key.as_str().into());
+                            if let Some(signer) = signer {
+                                table.insert("signer", signer.as_str().into());
+                            }
+                            Value::InlineTable(table)
+                        }
+                    },
+                };
+                if !value
+                    .decor()
+                    .prefix()
+                    .is_some_and(|p| p.as_str().is_some_and(|p| p.contains('\n')))
+                {
+                    value.decor_mut().set_prefix("\n    ");
+                }
+                array.push_formatted(value);
+            }
+            array.set_trailing("\n");
+            array.set_trailing_comma(true);
+            match doc.get_mut("recipients").and_then(Item::as_value_mut) {
+                Some(current) => {
+                    let decor = current.decor().clone();
+                    *current = Value::Array(array);
+                    *current.decor_mut() = decor;
+                }
+                None => doc["recipients"] = Item::Value(Value::Array(array)),
+            }
+        }
+        let text = doc.to_string();
+        // What was written must read back as exactly these settings.
+        let back: ProjectConfig = toml::from_str(&text).map_err(|e| {
+            CliError::refused(format!("cannot write {PROJECT_FILE}: {}", e.message()))
+        })?;
+        if back != *self {
+            return Err(CliError::refused(format!(
+                "cannot write {PROJECT_FILE}: the edited file would not say what was asked"
+            )));
+        }
+        Ok(text)
     }
 
     /// The settings that differ from `old`, one line each, for `trust` and its refusals.
@@ -457,11 +588,57 @@ recipients = ["{ALICE}", {{ name = "alice", key = "{ALICE}" }}]"#
                 name: "alice".into(),
                 key: "age1def".into(),
                 signer: Some("ed25519:x".into()),
+                email: None,
             },
         ];
         let text = c.to_toml().unwrap();
         let back: ProjectConfig = toml::from_str(&text).unwrap();
         assert_eq!(back.recipients, c.recipients);
+    }
+
+    #[test]
+    fn rewrites_keep_comments_order_and_layout() {
+        let old = format!(
+            "# Our envsync settings.\n\nproject = \"p\"   # the id on the server\n\n# Where the team's server lives.\nserver = \"http://127.0.0.1:8000\"\n\nrecipients = [\n    # the first member\n    {{ name = \"alice\", key = \"{ALICE}\" }},\n]\n"
+        );
+        let config: ProjectConfig = toml::from_str(&old).unwrap();
+        assert_eq!(
+            config.edit_of(&old).unwrap(),
+            old,
+            "nothing changed, no byte"
+        );
+        let mut added = config.clone();
+        added.recipients.push(RecipientEntry::Named {
+            name: "bob".into(),
+            key: ALICE.replace("ql3z", "qqqq"),
+            signer: None,
+            email: None,
+        });
+        let text = added.edit_of(&old).unwrap();
+        for kept in [
+            "# Our envsync settings.",
+            "project = \"p\"   # the id on the server",
+            "# Where the team's server lives.",
+            "    # the first member",
+        ] {
+            assert!(text.contains(kept), "{kept:?} lost:\n{text}");
+        }
+        assert!(text.contains("name = \"bob\""), "{text}");
+        let back: ProjectConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, added);
+        // And removing bob again gives the original back.
+        assert_eq!(
+            config.edit_of(&text).unwrap().replace(",\n]", "\n]"),
+            old.replace(",\n]", "\n]")
+        );
+        let mut moved = config.clone();
+        moved.server = Some("https://envsync.example.com".into());
+        let text = moved.edit_of(&old).unwrap();
+        assert!(
+            text.contains("server = \"https://envsync.example.com\""),
+            "{text}"
+        );
+        assert!(text.contains("# Where the team's server lives."), "{text}");
     }
 
     #[test]
@@ -487,6 +664,7 @@ recipients = ["{ALICE}", {{ name = "alice", key = "{ALICE}" }}]"#
             name: "a".into(),
             key: ALICE.into(),
             signer: Some("ed25519:AAAA".into()),
+            email: None,
         }];
         assert!(c.check().is_err());
     }

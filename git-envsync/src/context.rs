@@ -45,6 +45,12 @@ impl Context {
             None => repo.current_branch()?,
         };
         TrustStore::new(repo.common_dir()).require(&config)?;
+        // Unset, `default_branch` is the repository's own default (origin/HEAD, else
+        // init.defaultBranch, else main): decided by this clone, not by a branch.
+        let mut config = config;
+        if config.default_branch.is_none() {
+            config.default_branch = Some(repo.default_branch());
+        }
         let env = TreeFile::new(&repo.root, &config.env_file)?;
         let state = State::new(repo.git_dir(), &config.project);
         let remote = Remote::resolve(global.server.as_deref(), config.server.as_deref())?;
@@ -126,6 +132,11 @@ impl Remote {
             token,
             withheld,
         })
+    }
+
+    /// When the token runs out (its `exp`, unverified), if there is one.
+    pub fn token_expiry(&self) -> Option<i64> {
+        crate::cmd::jwt_expiry(self.token.as_ref()?.expose())
     }
 
     /// The API client for the resolved server and its token.

@@ -114,6 +114,26 @@ impl Keyring {
         })
     }
 
+    /// What new files are sealed for, for people: `a passphrase`, or the members' names.
+    pub fn describe_target(&self, config: &ProjectConfig) -> String {
+        match &self.mode {
+            Mode::Passphrase { .. } => "a passphrase".to_owned(),
+            Mode::Team { .. } => {
+                let names: Vec<&str> = config.recipients.iter().map(|m| m.label()).collect();
+                let shown = if names.len() > 4 {
+                    format!("{}, and {} more", names[..3].join(", "), names.len() - 3)
+                } else {
+                    names.join(", ")
+                };
+                format!(
+                    "{} member{} ({shown})",
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" }
+                )
+            }
+        }
+    }
+
     /// A short, non-secret description of what new files are sealed for.
     pub fn target(&self) -> String {
         match &self.mode {
@@ -283,6 +303,37 @@ impl Keyring {
             None => "nothing was written; versions from before signatures move over with git envsync rotate --accept-unsigned, after you have checked them",
             Some(_) => "nothing was written; if the signer should be a member, add their signing key with git envsync members add, commit and trust it",
         }))
+    }
+
+    /// The mode new files are sealed in: `passphrase` or `team`.
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Passphrase { .. } => "passphrase",
+            Mode::Team { .. } => "team",
+        }
+    }
+
+    /// A verifier of the passphrase, getting it (from the environment or a prompt) if
+    /// need be; `None` in team mode.
+    pub fn verifier(&mut self) -> Result<Option<String>> {
+        if self.team_mode() {
+            return Ok(None);
+        }
+        self.passphrase()?;
+        Ok(self.loaded_verifier())
+    }
+
+    /// The verifier of the passphrase already in hand, if any (never prompts).
+    pub fn loaded_verifier(&self) -> Option<String> {
+        let passphrase = self.passphrase.as_ref()?;
+        let local = local_identity().ok()?;
+        let mut material = b"envsync-passphrase-verifier-v1\0".to_vec();
+        material.extend_from_slice(local.to_string().expose_secret().as_bytes());
+        material.push(0);
+        material.extend_from_slice(passphrase.expose_secret().as_bytes());
+        let verifier = fsutil::sha256_hex(&material);
+        zeroize::Zeroize::zeroize(&mut material);
+        Some(verifier)
     }
 
     fn passphrase(&mut self) -> Result<&SecretString> {

@@ -1,7 +1,7 @@
 //! The one error type of the CLI: what went wrong, how the user can fix it, and the exit
 //! code it maps to. `main` prints it in one place as `error: …` and `hint: …`.
 //!
-//! Exit codes (DESIGN.md): 1 a refused operation (conflict, local edits, integrity check)
+//! Exit codes (docs/protocol.md): 1 a refused operation (conflict, local edits, integrity check)
 //! or drift with `--exit-code`; 2 usage or configuration error; 3 server or network error.
 
 use std::fmt;

@@ -166,6 +166,27 @@ impl Repo {
         Ok(index.get_path(rel, 0).is_some())
     }
 
+    /// The repository's default branch: what `origin/HEAD` points at, else git's
+    /// `init.defaultBranch`, else `main`.
+    pub fn default_branch(&self) -> String {
+        let remote = self
+            .repo
+            .find_reference("refs/remotes/origin/HEAD")
+            .ok()
+            .and_then(|r| r.symbolic_target_bytes().map(<[u8]>::to_vec))
+            .and_then(|t| String::from_utf8(t).ok())
+            .and_then(|t| t.strip_prefix("refs/remotes/origin/").map(str::to_owned));
+        remote
+            .or_else(|| self.config_string("init.defaultBranch"))
+            .filter(|b| validate_branch(b).is_ok())
+            .unwrap_or_else(|| "main".to_owned())
+    }
+
+    /// A string from git config, `None` when unset or unreadable.
+    pub fn config_string(&self, name: &str) -> Option<String> {
+        self.repo.config().and_then(|c| c.get_string(name)).ok()
+    }
+
     /// A boolean from git config (`envsync.strict`), false when unset or unreadable.
     pub fn config_bool(&self, name: &str) -> bool {
         self.repo

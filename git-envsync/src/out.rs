@@ -56,14 +56,85 @@ pub fn json<T: serde::Serialize>(value: &T) {
     }
 }
 
-/// A line of talk on stderr (progress, results of actions, warnings), escaped.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A server's RFC 3339 time in one fixed width (`2026-11-30T04:05:53.160Z`): servers drop
+/// trailing zeros of the fraction, which would break columns. Shown as it came when it
+/// does not parse.
+pub fn timestamp(at: &str) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&format).ok())
+        .unwrap_or_else(|| at.to_owned())
+}
+
+/// `-q/--quiet`: from now on [`say`] says nothing.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A line of talk on stderr (progress, results of actions, warnings), escaped; nothing
+/// under `--quiet`.
 pub fn say(line: &str) {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let _ = writeln!(std::io::stderr().lock(), "{}", clean(line));
+}
+
+/// Whether stderr gets colour: on a terminal unless `NO_COLOR` is set, or when
+/// `CLICOLOR_FORCE` is set to anything but `0` (<https://no-color.org>, and the
+/// `CLICOLOR_FORCE` convention of BSD tools).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    if std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// `error: …` on stderr (red on a terminal), escaped; never silenced.
+pub fn error(message: &str) {
+    labelled("error", "1;31", message);
+}
+
+/// `hint: …` on stderr (cyan on a terminal), escaped; never silenced.
+pub fn hint(message: &str) {
+    labelled("hint", "36", message);
+}
+
+fn labelled(label: &str, sgr: &str, message: &str) {
+    let line = if colour() {
+        format!("\x1b[{sgr}m{label}:\x1b[0m {}", clean(message))
+    } else {
+        format!("{label}: {}", clean(message))
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_have_one_width() {
+        assert_eq!(
+            timestamp("2026-11-30T04:05:53.16Z"),
+            "2026-11-30T04:05:53.160Z"
+        );
+        assert_eq!(
+            timestamp("2026-11-30T04:05:53Z"),
+            "2026-11-30T04:05:53.000Z"
+        );
+        assert_eq!(
+            timestamp("2026-11-30T05:05:53.1+01:00"),
+            "2026-11-30T04:05:53.100Z"
+        );
+        assert_eq!(timestamp("yesterday"), "yesterday");
+    }
 
     #[test]
     fn escapes_what_a_terminal_would_interpret() {

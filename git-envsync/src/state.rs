@@ -103,6 +103,15 @@ pub struct BranchState {
     /// verifying again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// How `version` was sealed (`passphrase` or `team`): a push in the other mode is
+    /// refused (see `sync::push`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// A verifier of the passphrase that opened or sealed `version` (keyed with this
+    /// machine's local key, so it tells nothing without it): a push with the same
+    /// passphrase needs no scrypt to prove it is the project's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
 }
 
 impl BranchState {
@@ -114,6 +123,14 @@ impl BranchState {
             self.keys = keys.to_vec();
         }
     }
+}
+
+/// A member removed from the project since the last complete rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    pub name: String,
+    /// What the server's audit log calls them (their token's email).
+    pub identity: String,
 }
 
 /// The state directory of one project in one work tree.
@@ -194,6 +211,29 @@ impl State {
         fsutil::write_state(&self.branch_path(branch, "age"), armored.as_bytes())
     }
 
+    /// Records a member removed since the last rotation (their name and the identity the
+    /// server knows them by), for `rotate` to report what they pulled.
+    pub fn remember_removed(&self, name: &str, identity: &str) -> anyhow::Result<()> {
+        let mut removed = self.removed()?;
+        if !removed.iter().any(|r| r.identity == identity) {
+            removed.push(Removed {
+                name: name.to_owned(),
+                identity: identity.to_owned(),
+            });
+        }
+        self.write_json(&self.dir.join("removed.json"), &removed)
+    }
+
+    /// The members removed since the last complete rotation.
+    pub fn removed(&self) -> anyhow::Result<Vec<Removed>> {
+        Ok(read_json(&self.dir.join("removed.json"))?.unwrap_or_default())
+    }
+
+    /// Forgets the removals a complete rotation has dealt with.
+    pub fn clear_removed(&self) -> anyhow::Result<()> {
+        remove_if_there(&self.dir.join("removed.json")).map(|_| ())
+    }
+
     /// Every branch this clone keeps state for.
     pub fn branches(&self) -> anyhow::Result<Vec<BranchState>> {
         let dir = self.dir.join("branches");
@@ -271,5 +311,83 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
         // A damaged state file is treated as missing: it only ever costs a re-sync, and
         // the integrity checks do not rely on it alone.
         Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_state_round_trips_and_forgets() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::new(dir.path(), "p");
+        assert_eq!(state.branch("feature/ü").unwrap().version, None);
+        let seen = state.record_seen("feature/ü", 3, &["A".into()]).unwrap();
+        assert_eq!((seen.seen, seen.keys_version), (3, 3));
+        // An older version seen later changes neither the high-water mark nor the keys.
+        let again = state.record_seen("feature/ü", 2, &["B".into()]).unwrap();
+        assert_eq!(
+            (again.seen, again.keys.as_slice()),
+            (3, &["A".to_owned()][..])
+        );
+        state.set_sealed("feature/ü", "armored").unwrap();
+        state
+            .set_file(&FileState {
+                sha256: "h".into(),
+                branch: "feature/ü".into(),
+                version: Some(3),
+                from: None,
+                config: None,
+                away: None,
+            })
+            .unwrap();
+        assert_eq!(state.branches().unwrap().len(), 1);
+        assert!(state.forget_branch("feature/ü").unwrap());
+        assert!(
+            state.file().unwrap().is_none(),
+            "the file was that branch's"
+        );
+        assert!(state.sealed("feature/ü").unwrap().is_none());
+        assert!(!state.forget_branch("feature/ü").unwrap());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("envsync"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn removals_are_remembered_once_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::new(dir.path(), "p");
+        state
+            .remember_removed("carol", "carol@example.com")
+            .unwrap();
+        state
+            .remember_removed("carol", "carol@example.com")
+            .unwrap();
+        assert_eq!(state.removed().unwrap().len(), 1);
+        state.clear_removed().unwrap();
+        assert!(state.removed().unwrap().is_empty());
+    }
+
+    #[test]
+    fn holds_says_whose_env() {
+        let file = FileState {
+            sha256: String::new(),
+            branch: "feature".into(),
+            version: None,
+            from: Some(Source {
+                branch: "main".into(),
+                version: Some(2),
+            }),
+            config: None,
+            away: Some("h".into()),
+        };
+        assert_eq!(file.holds(), "feature (from main v2)");
+        assert!(file.changed_while_away("other"));
+        assert!(!file.changed_while_away("h"));
     }
 }

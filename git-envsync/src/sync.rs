@@ -81,13 +81,20 @@ pub fn push(
         return Ok(PushOutcome::UpToDate { version });
     }
 
+    // Ask the server first: a push it would refuse costs no passphrase and no scrypt.
+    let latest = api
+        .keys(&ctx.config.project, branch_name)
+        .map_err(|e| api.fail(e))?
+        .map(|k| k.version);
     let base = if force {
-        api.keys(&ctx.config.project, branch_name)
-            .map_err(|e| api.fail(e))?
-            .map(|k| k.version)
+        latest
     } else {
+        if latest != branch.version {
+            return Err(stale(ctx, api, &branch, latest));
+        }
         branch.version
     };
+    check_writer(ctx, api, keyring, &branch, latest)?;
     let old_keys = branch.keys.clone();
     let version = push_version(ctx, api, keyring, &mut branch, bytes.expose(), base)?;
     let (added, removed) = key_changes(&old_keys, &keys.names);
@@ -140,10 +147,108 @@ pub fn push_version(
     }
     branch.version = Some(version);
     branch.sha256 = Some(fsutil::sha256_hex(content));
+    branch.mode = Some(keyring.mode_name().to_owned());
+    branch.verifier = keyring.loaded_verifier();
     branch.saw(version, &keys);
     seal_local_copy(ctx, branch, content);
     ctx.state.set_branch(branch)?;
     Ok(version)
+}
+
+/// Before anything is sealed or sent: what is pushed must be readable by whoever can
+/// read the branch now. Its latest version (or, for a branch's first, the default
+/// branch's) must be in the same mode as this push, and in passphrase mode must open with
+/// this passphrase: a mistyped one, or the old one after a rotation, is refused here
+/// instead of being sealed into a version the team cannot open. No scrypt when this clone
+/// synced that version with the same passphrase (its verifier); one otherwise.
+fn check_writer(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch: &BranchState,
+    latest: Option<u64>,
+) -> Result<()> {
+    let (name, version, state) = match latest {
+        Some(v) => (branch.branch.clone(), v, branch.clone()),
+        None => {
+            // A branch's first version: the default branch's latest says what the team
+            // uses; a project's very first version has nothing to check against.
+            let Some(default) = ctx
+                .config
+                .default_branch
+                .clone()
+                .filter(|d| *d != branch.branch)
+            else {
+                return Ok(());
+            };
+            let Some(k) = api
+                .keys(&ctx.config.project, &default)
+                .map_err(|e| api.fail(e))?
+            else {
+                return Ok(());
+            };
+            let state = ctx.state.branch(&default)?;
+            (default, k.version, state)
+        }
+    };
+    let ours = keyring.mode_name();
+    let mode_error = |theirs: &str| {
+        let hint = if ours == "team" {
+            "moving the project to team keys is git envsync rotate's job (it re-encrypts every branch); nothing was sent"
+        } else {
+            "this clone's .envsync.toml is behind the team's (git pull, then git envsync trust); nothing was sent"
+        };
+        CliError::refused(format!(
+            "refusing to push in {ours} mode: {name} version {version} on the server is sealed in {theirs} mode"
+        ))
+        .hint(hint)
+    };
+    if state.version == Some(version)
+        && let Some(theirs) = &state.mode
+    {
+        if theirs != ours {
+            return Err(mode_error(theirs));
+        }
+        if ours == "team" || state.verifier.is_some() && state.verifier == keyring.verifier()? {
+            return Ok(());
+        }
+    }
+    let served = api
+        .env(&ctx.config.project, &name, Some(version))
+        .map_err(|e| api.fail(e))?
+        .ok_or_else(|| {
+            CliError::refused(format!(
+                "{name} version {version} disappeared from the server"
+            ))
+        })?;
+    let theirs = match envelope::scrypt_work_factor(&served.ciphertext) {
+        Ok(Some(_)) => "passphrase",
+        Ok(None) => "team",
+        Err(e) => {
+            return Err(CliError::refused(format!(
+                "cannot read {name} version {version}: {e}"
+            )));
+        }
+    };
+    if theirs != ours {
+        return Err(mode_error(theirs));
+    }
+    if ours == "passphrase" {
+        keyring.open(&served.ciphertext).map_err(|e| {
+            CliError::refused(format!(
+                "refusing to push: this passphrase does not open {name} version {version} on the server ({}), so teammates could not read what it seals",
+                e.message()
+            ))
+            .hint("check the passphrase (ENVSYNC_PASS or the one you typed; after a rotate, the new one); nothing was sent")
+        })?;
+    }
+    Ok(())
+}
+
+/// The push would bury a version this clone has not seen: refused before any passphrase
+/// or scrypt, with who pushed it.
+fn stale(ctx: &Context, api: &Api, branch: &BranchState, current: Option<u64>) -> CliError {
+    conflict_error(ctx, api, branch, current)
 }
 
 fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> CliError {
@@ -151,12 +256,27 @@ fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> Cl
         ApiError::Status { body, .. } => body.current_version,
         ApiError::Unreachable(_) | ApiError::TooLarge => None,
     };
+    conflict_error(ctx, api, branch, current)
+}
+
+fn conflict_error(
+    ctx: &Context,
+    api: &Api,
+    branch: &BranchState,
+    current: Option<u64>,
+) -> CliError {
     let latest = api
         .latest_version(&ctx.config.project, &branch.branch)
         .ok()
         .flatten();
     let who = latest
-        .map(|v| format!(" (pushed by {} at {})", v.pushed_by, v.pushed_at))
+        .map(|v| {
+            format!(
+                " (pushed by {} at {})",
+                v.pushed_by,
+                crate::out::timestamp(&v.pushed_at)
+            )
+        })
         .unwrap_or_default();
     if current.is_none()
         && let Some(mine) = branch.version
@@ -211,6 +331,9 @@ pub struct Fetched {
     pub cached: bool,
     /// The member who signed it (team mode), when it was read from the server.
     pub signer: Option<String>,
+    /// How it was sealed, and the verifier of the passphrase that opened it, when it was
+    /// read from the server (recorded by [`write_fetched`]).
+    pub sealed: Option<(String, Option<String>)>,
 }
 
 /// How [`verified`] treats a version.
@@ -262,6 +385,11 @@ pub fn verified(
         })?;
     check_keys(ctx, opened.env.expose(), &served.keys)?;
     let signer = keyring.verify_signer(&opened, rules.allow_unsigned, rules.passphrase_ok)?;
+    let sealed = if opened.passphrase {
+        ("passphrase".to_owned(), keyring.loaded_verifier())
+    } else {
+        ("team".to_owned(), None)
+    };
     Ok(Fetched {
         content: opened.env,
         from: branch.to_owned(),
@@ -269,6 +397,7 @@ pub fn verified(
         server_keys: served.keys,
         cached: false,
         signer,
+        sealed: Some(sealed),
     })
 }
 
@@ -356,6 +485,7 @@ pub fn fetch(
             server_keys: latest.keys,
             cached: true,
             signer: None,
+            sealed: None,
         }));
     }
     fetch_version(
@@ -392,6 +522,7 @@ pub fn write_fetched(ctx: &Context, fetched: Fetched, opts: PullOptions) -> Resu
         version,
         server_keys,
         cached: was_cached,
+        sealed,
         ..
     } = fetched;
     let mut branch = ctx.state.branch(&from)?;
@@ -435,6 +566,10 @@ pub fn write_fetched(ctx: &Context, fetched: Fetched, opts: PullOptions) -> Resu
     if synced {
         branch.version = Some(version);
         branch.sha256 = Some(sha.clone());
+        if let Some((mode, verifier)) = sealed {
+            branch.mode = Some(mode);
+            branch.verifier = verifier;
+        }
     }
     branch.saw(version, &server_keys);
     // The file now holds the env of the branch it was pulled for (its owner), even when
@@ -490,7 +625,74 @@ pub fn fetch_offline(ctx: &Context, name: &str) -> Result<Option<Fetched>> {
         server_keys,
         cached: true,
         signer: None,
+        sealed: None,
     }))
+}
+
+/// Where [`readable_env`] found the variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvSource {
+    /// The env file on disk, which holds this branch's env (edits included).
+    File,
+    /// The server's latest version of this branch (or of the default branch), verified.
+    Server { from: String, version: u64 },
+    /// This clone's sealed copy, the server being unreachable.
+    Copy { version: u64 },
+}
+
+impl std::fmt::Display for EnvSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvSource::File => f.write_str("the env file"),
+            EnvSource::Server { from, version } => {
+                write!(f, "the server's {from} version {version}")
+            }
+            EnvSource::Copy { version } => write!(
+                f,
+                "this clone's copy of version {version} (the server is unreachable)"
+            ),
+        }
+    }
+}
+
+/// The branch's variables for reading (`run`, `get`, `export`): the file on disk when it
+/// holds this branch's env (or was never synced: it is this checkout's own), else the
+/// server's verified version, else offline this clone's sealed copy. Writes nothing.
+pub fn readable_env(ctx: &Context, keyring: &mut Keyring) -> Result<(SecretBytes, EnvSource)> {
+    if let Some(content) = read_env(ctx)?
+        && ctx.state.file()?.is_none_or(|f| f.branch == ctx.branch)
+    {
+        return Ok((content, EnvSource::File));
+    }
+    let api = ctx.api(crate::client::Timeouts::COMMAND)?;
+    let opts = PullOptions {
+        fallback: true,
+        ..PullOptions::default()
+    };
+    match fetch(ctx, &api, keyring, opts) {
+        Ok(Some(fetched)) => Ok((
+            fetched.content,
+            EnvSource::Server {
+                from: fetched.from,
+                version: fetched.version,
+            },
+        )),
+        Ok(None) => Err(CliError::refused(format!(
+            "{} has no env here or on the server yet",
+            ctx.branch
+        ))
+        .hint("create the env file, or pull one with git envsync pull")),
+        Err(e) if e.exit == crate::error::Exit::Server => match fetch_offline(ctx, &ctx.branch)? {
+            Some(copy) => Ok((
+                copy.content,
+                EnvSource::Copy {
+                    version: copy.version,
+                },
+            )),
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 fn check_not_rolled_back(branch: &BranchState, version: u64, from: &str) -> Result<()> {
@@ -566,9 +768,56 @@ fn seal_local_copy(ctx: &Context, branch: &mut BranchState, content: &[u8]) {
     }
 }
 
+/// A branch's key list on the server, or the one this clone last saw there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerKeys {
+    pub version: u64,
+    pub keys: Vec<String>,
+    /// From the local state: the server did not answer.
+    pub cached: bool,
+}
+
+/// The server's key list for `branch` (recorded in the local state for the next time it
+/// cannot answer); when it cannot answer (no `api`, or a failure), the list this clone last
+/// saw, and why not the live one. `(None, None)`: the branch has no env.
+pub fn server_keys(
+    ctx: &Context,
+    api: Option<&Api>,
+    branch: &str,
+) -> (Option<ServerKeys>, Option<ApiError>) {
+    let cached = || {
+        ctx.state
+            .branch(branch)
+            .ok()
+            .filter(|s| s.keys_version > 0)
+            .map(|s| ServerKeys {
+                version: s.keys_version,
+                keys: s.keys,
+                cached: true,
+            })
+    };
+    let Some(api) = api else {
+        return (cached(), None);
+    };
+    match api.keys(&ctx.config.project, branch) {
+        Ok(Some(k)) => {
+            let _ = ctx.state.record_seen(branch, k.version, &k.keys);
+            (
+                Some(ServerKeys {
+                    version: k.version,
+                    keys: k.keys,
+                    cached: false,
+                }),
+                None,
+            )
+        }
+        Ok(None) => (None, None),
+        Err(e) => (cached(), Some(e)),
+    }
+}
+
 /// Keys added and removed going from `old` to `new`, in the order they appear.
 pub fn key_changes(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
-    let added = new.iter().filter(|k| !old.contains(k)).cloned().collect();
-    let removed = old.iter().filter(|k| !new.contains(k)).cloned().collect();
-    (added, removed)
+    let drift = crate::drift::Drift::new(new.to_vec(), old.to_vec());
+    (drift.extra, drift.missing)
 }

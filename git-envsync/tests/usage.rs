@@ -408,3 +408,59 @@ complete_at_end "git envsync log --" run"#,
     );
     assert!(offered(&through_git, "git envsync log --").contains(&"--json"));
 }
+
+/// Each command offers only the flags it honours: `--json` where it prints data,
+/// `--branch` where it works on one branch, `--server` where it talks to one; `-q` for
+/// all.
+#[test]
+fn commands_offer_only_the_flags_they_honour() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let help = |cmd: &[&str]| {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = envsync(dir.path(), &args);
+        assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    for (cmd, json, branch, server) in [
+        (&["push"][..], true, true, true),
+        (&["pull"][..], true, true, true),
+        (&["diff"][..], true, true, true),
+        (&["status"][..], true, true, true),
+        (&["log"][..], true, true, true),
+        (&["run"][..], false, true, true),
+        (&["watch"][..], false, true, true),
+        (&["rotate"][..], false, false, true),
+        (&["hooks", "install"][..], false, false, false),
+        (&["keygen"][..], false, false, false),
+        (&["login"][..], false, false, true),
+        (&["init"][..], false, false, true),
+        (&["trust"][..], false, false, false),
+        (&["token", "list"][..], true, false, true),
+        (&["members", "list"][..], true, false, false),
+        (&["get"][..], false, true, true),
+        (&["set"][..], false, true, false),
+        (&["unset"][..], false, true, false),
+        (&["edit"][..], false, true, true),
+        (&["export"][..], true, true, true),
+        (&["example"][..], true, true, true),
+        (&["copy"][..], true, true, true),
+    ] {
+        let text = help(cmd);
+        assert_eq!(text.contains("--json"), json, "{cmd:?} --json:\n{text}");
+        assert_eq!(
+            text.contains("--branch"),
+            branch,
+            "{cmd:?} --branch:\n{text}"
+        );
+        assert_eq!(
+            text.contains("--server"),
+            server,
+            "{cmd:?} --server:\n{text}"
+        );
+        assert!(text.contains("--quiet"), "{cmd:?} -q:\n{text}");
+    }
+    // A flag a command does not take is a usage error, not silently ignored.
+    let out = envsync(dir.path(), &["watch", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+}

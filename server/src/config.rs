@@ -1,4 +1,4 @@
-//! Server settings: what `serve` needs, with the defaults of `DESIGN.md` and the
+//! Server settings: what `serve` needs, with the defaults of `docs/protocol.md` and the
 //! `ENVSYNC_*` environment variables that change them.
 //!
 //! [`SettingsArgs`] declares each setting once for clap (flag, variable, default, help), so

@@ -139,7 +139,7 @@ fn classify(rejection: &Rejection) -> ApiError {
         return e.clone();
     }
     if rejection.is_not_found() {
-        return ApiError::not_found("no such route; see the HTTP API in DESIGN.md");
+        return ApiError::not_found("no such route; see the HTTP API in docs/protocol.md");
     }
     if rejection.find::<PayloadTooLarge>().is_some() {
         return ApiError::new(

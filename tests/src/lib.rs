@@ -17,7 +17,8 @@ pub mod proxy;
 
 /// A passphrase long enough for the CLI's strength check.
 pub const PASS: &str = "correct horse battery staple";
-const SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789abcdef";
+/// The JWT secret every test server runs with (minting offline needs it too).
+pub const SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789abcdef";
 
 /// The workspace's target directory for this build profile (`target/debug`).
 fn bin_dir() -> PathBuf {

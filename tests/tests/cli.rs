@@ -4,7 +4,7 @@
 
 use envsync_common::envelope::{self, Binding, Seal};
 use envsync_common::secret::SecretString;
-use envsync_tests::{Dev, Server, fixtures};
+use envsync_tests::{Dev, Run, Server, fixtures};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -130,6 +130,16 @@ fn diff_against_another_branch() {
     assert_eq!(
         out.stdout,
         "Keys on feature/x (2): A, C\nKeys on main (2): A, B\nMissing on feature/x: B\nExtra on feature/x: C\nIn sync? False\n"
+    );
+    // A branch with no env is not "no keys": it is a mistake to say so.
+    let out = alice
+        .envsync(&["diff", "--against", "no-such-branch"])
+        .refused()
+        .code(1);
+    assert!(
+        out.stderr
+            .contains("no-such-branch has no env on the server"),
+        "{out:#?}"
     );
 }
 
@@ -638,6 +648,416 @@ fn log_follows_the_pages_of_a_long_history() {
     assert_eq!(listed[129]["added"], serde_json::json!(["A"]));
 }
 
+/// `status` says what is true and what to do: a rejected token is a login problem, not an
+/// unreachable server; a branch with no env of its own uses the default branch's; a newer
+/// version says to pull.
+#[test]
+fn status_tells_the_truth_and_the_next_step() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "truth");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.envsync(&["pull"]).clean().ok();
+    bob.write_env("A=1\nB=2\n");
+    bob.envsync(&["push"]).clean().ok();
+    let out = alice.envsync(&["status"]).clean().ok();
+    assert!(
+        out.stdout
+            .contains("version 2 (newer than your 1: git envsync pull)"),
+        "{out:#?}"
+    );
+
+    alice.git(&["checkout", "-q", "-b", "feature"]);
+    let out = alice.envsync(&["status"]).clean().ok();
+    assert!(
+        out.stdout.contains("Server:  none; using main v2"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout.contains("Drift:   1 missing locally"),
+        "{out:#?}"
+    );
+
+    alice.token = server.token("gone@example.com", "developer", &["truth"]);
+    let owner = server.token("owner@example.com", "owner", &[]);
+    let tokens = server.request("GET", "/tokens", &owner, None).json();
+    let jti = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["email"] == "gone@example.com")
+        .map(|t| t["jti"].as_str().unwrap().to_owned())
+        .unwrap();
+    let r = server.request("DELETE", &format!("/tokens/{jti}"), &owner, None);
+    assert_eq!(r.status, 204, "{r:?}");
+    let out = alice.envsync(&["status"]).clean();
+    assert!(
+        out.stdout.contains("token rejected: run git envsync login"),
+        "{out:#?}"
+    );
+    assert!(!out.stdout.contains("unreachable"), "{out:#?}");
+}
+
+/// `run` takes the file on disk when it holds this branch's env (edits included), else the
+/// server's verified version, else offline this clone's copy; one line says which; a
+/// command that does not exist is exit 127, as in a shell.
+#[test]
+fn run_takes_the_file_then_the_server_then_the_copy() {
+    let mut server = Server::start();
+    let mut alice = Dev::new(&server, "runsrc");
+    alice.write_env("V=pushed\n");
+    alice.envsync(&["push"]).clean().ok();
+    let show = |dev: &Dev| dev.envsync(&["run", "--", "sh", "-c", "printf %s \"$V\""]);
+
+    // The file, with an unpushed edit.
+    alice.write_env("V=edited\n");
+    let out = show(&alice).clean().ok();
+    assert_eq!(out.stdout, "edited");
+    assert!(
+        out.stderr.contains("variables from the env file"),
+        "{out:#?}"
+    );
+
+    // A file that holds another branch's env is not this branch's: the server's.
+    alice.envsync(&["push"]).clean().ok();
+    alice.git(&["branch", "other"]);
+    alice.envsync(&["push", "--branch", "other"]).clean().ok();
+    alice.write_env("V=other-edit\n");
+    alice.envsync(&["push", "--branch", "other"]).clean().ok();
+    let out = show(&alice).clean().ok();
+    assert_eq!(
+        out.stdout, "edited",
+        "main's version, not the file (other's)"
+    );
+    assert!(
+        out.stderr.contains("the server's main version 2"),
+        "{out:#?}"
+    );
+
+    // The server down: this clone's copy.
+    server.kill();
+    let out = show(&alice).clean().ok();
+    assert_eq!(out.stdout, "edited");
+    assert!(
+        out.stderr.contains("this clone's copy of version 2"),
+        "{out:#?}"
+    );
+    server.restart();
+    alice.server_url = server.url.clone();
+
+    let out = alice.envsync(&["run", "--", "no-such-command-here"]);
+    assert_eq!(out.code, 127, "{out:#?}");
+    assert!(
+        out.stderr.contains("cannot run no-such-command-here"),
+        "{out:#?}"
+    );
+}
+
+/// `init`'s defaults: the repository's default branch (not the branch it runs on), a
+/// warning when the project id already has versions, the member named by the user's
+/// email; and a config without `default_branch` falls back to the repository's default.
+#[test]
+fn init_defaults_follow_the_repository_and_the_server() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "taken");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    fs::remove_file(bob.repo.join(".envsync.toml")).unwrap();
+    bob.git(&["checkout", "-q", "-b", "wip/experiment"]);
+    let out = bob
+        .envsync(&["init", "--project", "taken", "--recipients"])
+        .clean()
+        .ok();
+    assert!(out.stderr.contains("default branch main"), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("project taken already has 1 branch on the server (main)"),
+        "{out:#?}"
+    );
+    let config = fs::read_to_string(bob.repo.join(".envsync.toml")).unwrap();
+    assert!(config.contains("default_branch = \"main\""), "{config}");
+    assert!(config.contains("name = \"bob@example.com\""), "{config}");
+
+    // Without default_branch, a new branch still falls back to the repository's default.
+    fs::write(alice.repo.join(".envsync.toml"), "project = \"taken\"\n").unwrap();
+    alice.trust();
+    alice.git(&["checkout", "-q", "-b", "feature"]);
+    fs::remove_file(alice.env_path()).unwrap();
+    let out = alice.envsync(&["pull"]).clean().ok();
+    assert!(out.stderr.contains("pulled main version 1"), "{out:#?}");
+}
+
+/// `-q` keeps stderr for errors; colour only on a terminal or with `CLICOLOR_FORCE`, and
+/// never with `NO_COLOR`.
+#[test]
+fn quiet_and_colour_follow_the_conventions() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "quiet");
+    alice.write_env("A=1\n");
+    let out = alice.envsync(&["push", "-q"]).ok();
+    assert_eq!(out.stderr, "", "{out:#?}");
+    let out = alice.envsync(&["-q", "pull", "--version", "9"]);
+    assert!(out.stderr.starts_with("error: "), "{out:#?}");
+    let mut cmd = alice.envsync_cmd(&["pull", "--version", "9"]);
+    cmd.env("CLICOLOR_FORCE", "1");
+    let out = Run::from(cmd.output().unwrap());
+    assert!(
+        out.stderr.starts_with("\u{1b}[1;31merror:\u{1b}[0m "),
+        "{out:#?}"
+    );
+    let mut cmd = alice.envsync_cmd(&["pull", "--version", "9"]);
+    cmd.env("NO_COLOR", "1");
+    let out = Run::from(cmd.output().unwrap());
+    assert!(!out.stderr.contains('\u{1b}'), "{out:#?}");
+}
+
+/// The README's Quick start, run as written: every `$` line of the blocks marked
+/// `<!-- quickstart: WHO -->`, as that person (their own home, their clone of one shared
+/// remote), against a real server; what each prints must be the README's lines, with
+/// times, token ids and `ls -l` details masked and this run's paths and URL put back as
+/// the README spells them. Exports set the person's environment for their next lines.
+#[test]
+fn the_readme_quick_start_runs_as_written() {
+    let readme =
+        fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let mut blocks = Vec::new();
+    let mut rest = readme.as_str();
+    while let Some(at) = rest.find("<!-- quickstart: ") {
+        rest = &rest[at + "<!-- quickstart: ".len()..];
+        let (who, after) = rest.split_once(" -->\n```console\n").unwrap();
+        let (body, after) = after.split_once("\n```").unwrap();
+        blocks.push((who.to_owned(), body.to_owned()));
+        rest = after;
+    }
+    assert!(blocks.len() >= 4, "the quick start blocks are missing");
+
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = envsync_tests::binary("git-envsync");
+    let bin = bin.parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let origin = dir.path().join("origin.git");
+    let home = |who: &str| dir.path().join(who);
+    for who in ["operator", "alice", "bob"] {
+        fs::create_dir_all(home(who)).unwrap();
+        fs::write(
+            home(who).join(".gitconfig"),
+            format!("[user]\n\tname = {who}\n\temail = {who}@example.com\n[init]\n\tdefaultBranch = main\n"),
+        )
+        .unwrap();
+    }
+    let mut env: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    let run = |who: &str, cwd: &std::path::Path, extra: &[(String, String)], cmd: &str| {
+        let mut c = std::process::Command::new("/bin/sh");
+        c.env_clear()
+            .env("PATH", &path)
+            .env("HOME", home(who))
+            .env("XDG_CONFIG_HOME", home(who).join(".config"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("LANG", "C")
+            .env("ENVSYNC_INSECURE_WORK_FACTOR", "10")
+            .env("ENVSYNC_DB", &server.db)
+            .env("ENVSYNC_JWT_SECRET", envsync_tests::SECRET)
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .args(["-c", &format!("{{ {cmd}\n}} 2>&1")]);
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    let git = |args: &[&str], cwd: &std::path::Path, who: &str| {
+        let out = run(who, cwd, &[], &format!("git {}", args.join(" ")));
+        assert!(!out.contains("fatal"), "{out}");
+    };
+    git(
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            origin.to_str().unwrap(),
+        ],
+        dir.path(),
+        "alice",
+    );
+    let mask = |text: &str| -> Vec<String> {
+        text.replace(&server.url, "http://127.0.0.1:8000")
+            .replace(home("alice").to_str().unwrap(), "/home/alice")
+            .replace(home("bob").to_str().unwrap(), "/home/bob")
+            .lines()
+            .map(|line| {
+                let mut line = line.to_owned();
+                if let Some(at) = line.find("(jti ") {
+                    let end = line[at..].find(',').map_or(line.len(), |e| at + e);
+                    line.replace_range(at..end, "(jti <jti>");
+                }
+                if line.starts_with("-rw") {
+                    let name = line.rsplit(' ').next().unwrap_or_default().to_owned();
+                    line = format!("{} … {name}", &line[..10]);
+                }
+                // RFC 3339 times, with or without a fraction.
+                let bytes: Vec<char> = line.chars().collect();
+                let mut out = String::new();
+                let mut i = 0;
+                while i < bytes.len() {
+                    let is_time = i + 20 <= bytes.len()
+                        && bytes[i..i + 4].iter().all(char::is_ascii_digit)
+                        && bytes[i + 4] == '-'
+                        && bytes[i + 10] == 'T'
+                        && bytes[i + 13] == ':';
+                    if is_time {
+                        let mut j = i + 19;
+                        while j < bytes.len() && (bytes[j] == '.' || bytes[j].is_ascii_digit()) {
+                            j += 1;
+                        }
+                        if j < bytes.len() && bytes[j] == 'Z' {
+                            out.push_str("<time>");
+                            i = j + 1;
+                            continue;
+                        }
+                    }
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+                out
+            })
+            .collect()
+    };
+
+    for (who, body) in &blocks {
+        let repo = match who.as_str() {
+            "operator" => home("operator"),
+            _ => home(who).join("app"),
+        };
+        if who != "operator" && !repo.exists() {
+            git(
+                &["clone", "-q", origin.to_str().unwrap(), "app"],
+                &home(who),
+                who,
+            );
+        }
+        // Each `$` line and the lines it prints.
+        let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+        for line in body.lines() {
+            match line.strip_prefix("$ ") {
+                Some(cmd) => steps.push((cmd.to_owned(), Vec::new())),
+                None => steps.last_mut().unwrap().1.push(line.to_owned()),
+            }
+        }
+        for (cmd, expected) in steps {
+            let cmd = cmd.split("      #").next().unwrap().trim().to_owned();
+            if let Some(assign) = cmd.strip_prefix("export ") {
+                let (name, value) = assign.split_once('=').unwrap();
+                let value = value.trim_matches('\'').to_owned();
+                env.entry(who.clone())
+                    .or_default()
+                    .push((name.to_owned(), value));
+                continue;
+            }
+            let cmd = cmd.replace("http://127.0.0.1:8000", &server.url);
+            let extra = env.get(who).cloned().unwrap_or_default();
+            let actual = run(who, &repo, &extra, &cmd);
+            assert_eq!(
+                mask(&actual),
+                mask(&expected.join("\n")),
+                "{who}: $ {cmd}\nprinted:\n{actual}"
+            );
+        }
+        // The operator hands each person their token.
+        if who == "operator" {
+            for person in ["alice", "bob"] {
+                let token = home("operator").join(format!("{person}.token"));
+                fs::copy(&token, home(person).join(format!("{person}.token"))).unwrap();
+            }
+        }
+    }
+}
+
+/// `doctor`: exit 0 on a healthy clone, and for each broken thing exit 1 with its line
+/// and the fix.
+#[test]
+fn doctor_names_what_is_wrong_and_the_fix() {
+    let mut server = Server::start();
+    let alice = Dev::new(&server, "doctor");
+    alice.envsync(&["hooks", "install"]).clean().ok();
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    let doctor = |dev: &Dev| {
+        let mut cmd = dev.envsync_cmd(&["doctor"]);
+        cmd.env_remove("ENVSYNC_INSECURE_WORK_FACTOR");
+        Run::from(cmd.output().unwrap())
+    };
+    let out = doctor(&alice);
+    assert_eq!(out.code, 0, "{out:#?}");
+    for what in [
+        "hooks", "trust", "server", "token", "keys", "state", "scrypt",
+    ] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(what)),
+            "{what}: {out:#?}"
+        );
+    }
+    assert!(out.stdout.contains("expires in"), "{out:#?}");
+    let failing = |out: &Run, what: &str, fix: &str| {
+        assert_eq!(out.code, 1, "{out:#?}");
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL") && l.contains(what))
+            .unwrap_or_else(|| panic!("no failing {what} line: {out:#?}"));
+        assert!(line.contains(fix), "{line}");
+    };
+
+    // The insecure work factor of the tests.
+    failing(
+        &alice.envsync(&["doctor"]),
+        "scrypt",
+        "unset ENVSYNC_INSECURE_WORK_FACTOR",
+    );
+    // Hooks gone.
+    alice.envsync(&["hooks", "uninstall"]).clean().ok();
+    failing(&doctor(&alice), "hooks", "git envsync hooks install");
+    alice.envsync(&["hooks", "install"]).clean().ok();
+    // Settings changed and not trusted.
+    let config = alice.repo.join(".envsync.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("{text}env_file = \"config/.env\"\n")).unwrap();
+    failing(&doctor(&alice), "trust", "git envsync trust");
+    fs::write(&config, text).unwrap();
+    // A key file others can read.
+    let key = alice.home.join(".config/envsync/local.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    failing(&doctor(&alice), "keys", "chmod 600");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    // A rejected token.
+    let mut stranger = Dev::clone_of(&alice, &server, "x@example.com");
+    stranger.token = "not-a-token".into();
+    failing(&doctor(&stranger), "token", "login");
+    // The server down.
+    server.kill();
+    failing(&doctor(&alice), "server", "");
+    assert!(
+        doctor(&alice)
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL"))
+            .count()
+            == 1,
+        "only the server fails"
+    );
+}
+
 // ---- Issue 18's small commands: get, set, unset, edit, export, example, copy.
 
 /// The number of versions `branch` has on the server.
@@ -723,7 +1143,7 @@ fn get_reads_the_branch_s_file_else_the_server() {
     alice.git(&["checkout", "-q", "-b", "feature"]);
     assert_eq!(raw_stdout(&alice, &["get", "A"]).1, b"a b");
     assert_eq!(
-        raw_stdout(&alice, &["--branch", "main", "get", "A"]).1,
+        raw_stdout(&alice, &["get", "--branch", "main", "A"]).1,
         b"edited"
     );
 
@@ -836,7 +1256,7 @@ fn set_and_unset_refusals_change_nothing() {
         assert!(out.stderr.contains("holds main"), "{out:#?}");
     }
     assert_eq!(alice.read_env().unwrap(), b"A=1\n");
-    alice.envsync(&["--branch", "main", "set", "A=2"]).ok();
+    alice.envsync(&["set", "--branch", "main", "A=2"]).ok();
     assert_eq!(alice.read_env().unwrap(), b"A=2\n");
 }
 
@@ -985,7 +1405,7 @@ fn export_gives_back_every_value_byte_for_byte() {
         assert_eq!(json[key].as_str().unwrap().as_bytes(), value, "{key}");
     }
     assert_eq!(json["api.host"], "skipped-in-sh");
-    assert_eq!(raw_stdout(&alice, &["--json", "export"]).1, stdout);
+    assert_eq!(raw_stdout(&alice, &["export", "--json"]).1, stdout);
 
     // dotenv: the extractor reads back every value.
     let (_, stdout, _) = raw_stdout(&alice, &["export", "--format", "dotenv"]);
@@ -1100,7 +1520,7 @@ fn copy_seeds_a_branch_as_a_new_version_and_keeps_the_source() {
 
     // Into a branch with no env yet.
     let out = alice
-        .envsync(&["--branch", "feature/x", "copy", "--from", "main"])
+        .envsync(&["copy", "--branch", "feature/x", "--from", "main"])
         .clean()
         .ok();
     assert!(
@@ -1110,7 +1530,7 @@ fn copy_seeds_a_branch_as_a_new_version_and_keeps_the_source() {
     );
     assert_eq!(version_count(&server, &alice.token, "copy", "main"), 1);
     assert_eq!(
-        raw_stdout(&bob, &["--branch", "feature/x", "get", "A"]).1,
+        raw_stdout(&bob, &["get", "--branch", "feature/x", "A"]).1,
         b"main"
     );
 
@@ -1118,7 +1538,7 @@ fn copy_seeds_a_branch_as_a_new_version_and_keeps_the_source() {
     alice.write_env("A=main2\n");
     alice.envsync(&["push"]).ok();
     let out = alice
-        .envsync(&["--branch", "feature/x", "copy", "--from", "main"])
+        .envsync(&["copy", "--branch", "feature/x", "--from", "main"])
         .clean()
         .ok();
     assert!(out.stderr.contains("as version 2"), "{out:#?}");
@@ -1127,7 +1547,7 @@ fn copy_seeds_a_branch_as_a_new_version_and_keeps_the_source() {
         "{out:#?}"
     );
     assert_eq!(
-        raw_stdout(&bob, &["--branch", "feature/x", "get", "A"]).1,
+        raw_stdout(&bob, &["get", "--branch", "feature/x", "A"]).1,
         b"main2"
     );
 
@@ -1152,13 +1572,13 @@ fn copy_seeds_a_branch_as_a_new_version_and_keeps_the_source() {
     carol.envsync(&["copy", "--from", "main"]).refused().code(1);
     assert_eq!(version_count(&server, &alice.token, "copy", "feature/y"), 0);
     carol
-        .envsync(&["--branch", "feature/z", "copy", "--from", "main"])
+        .envsync(&["copy", "--branch", "feature/z", "--from", "main"])
         .ok();
     assert_eq!(carol.read_env().unwrap(), b"MINE=1\n");
 
     // Refusals: no source env, the same branch, a bad name.
     alice
-        .envsync(&["--branch", "other", "copy", "--from", "nothing-here"])
+        .envsync(&["copy", "--branch", "other", "--from", "nothing-here"])
         .refused()
         .code(1);
     alice.envsync(&["copy", "--from", "main"]).refused().code(2);
@@ -1175,7 +1595,7 @@ fn copy_pushes_with_compare_and_swap() {
     alice.write_env("A=1\n");
     alice.envsync(&["push"]).ok();
     alice
-        .envsync(&["--branch", "target", "copy", "--from", "main"])
+        .envsync(&["copy", "--branch", "target", "--from", "main"])
         .ok();
     // A server (or a race) that reports the target one version behind: the push's base
     // is then stale and the server refuses it; nothing is stored.
@@ -1194,7 +1614,7 @@ fn copy_pushes_with_compare_and_swap() {
     let mut racing = Dev::clone_of(&alice, &server, "bob@example.com");
     racing.server_url = stale.url.clone();
     let out = racing
-        .envsync(&["--branch", "target", "copy", "--from", "main"])
+        .envsync(&["copy", "--branch", "target", "--from", "main"])
         .refused()
         .code(1);
     assert!(

@@ -1,6 +1,6 @@
 //! Faults on the client: `kill -9` at random points of a pull, a full disk
 //! (`RLIMIT_FSIZE`), a symlinked env file, and the order of the durable-write syscalls.
-//! TESTING.md G1, G4–G8.
+//! docs/testing.md G1, G4–G8.
 
 #![allow(clippy::unwrap_used)]
 

@@ -1,4 +1,4 @@
-//! Nothing in a value is ever expanded or executed (TESTING.md H3): not by pull, which
+//! Nothing in a value is ever expanded or executed (docs/testing.md H3): not by pull, which
 //! writes the pushed bytes whatever the puller's environment, and not by run, which sets
 //! each variable to its literal value.
 

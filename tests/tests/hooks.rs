@@ -463,3 +463,50 @@ fn hooks_refuse_work_factors_above_the_projects_own() {
     dev.envsync(&["pull"]).clean().ok();
     assert_eq!(dev.read_env().unwrap(), b"A=1\n");
 }
+
+/// `git config envsync.autopush`: true (the default) pushes at commits and at checkouts
+/// leaving the edits' branch, `commit` and `checkout` only there, `false` never; the
+/// setting is stated by `hooks install`.
+#[test]
+fn autopush_setting_decides_which_hooks_push() {
+    let server = Server::start();
+    for (setting, at_commit, at_checkout) in [
+        (None, true, true),
+        (Some("true"), true, true),
+        (Some("commit"), true, false),
+        (Some("checkout"), false, true),
+        (Some("false"), false, false),
+    ] {
+        let project = format!("auto-{}", setting.unwrap_or("default"));
+        let dev = Dev::new(&server, &project);
+        if let Some(value) = setting {
+            dev.git(&["config", "envsync.autopush", value]);
+        }
+        let install = dev.envsync(&["hooks", "install"]).clean().ok();
+        let shown = setting.unwrap_or("true");
+        assert!(
+            install
+                .stderr
+                .contains(&format!("envsync.autopush = {shown}")),
+            "{install:#?}"
+        );
+        dev.write_env("A=1\n");
+        dev.envsync(&["push"]).ok();
+        dev.git(&["branch", "other"]);
+
+        dev.write_env("A=1\nB=2\n");
+        commit(&dev, "edit").ok();
+        let pushed = version(&server, &dev, "main") == Some(2);
+        assert_eq!(pushed, at_commit, "{setting:?} at a commit");
+        if !pushed {
+            // Still the edits of main: a checkout leaving main may push them.
+            let out = dev.git_run(&["checkout", "-q", "other"]).ok();
+            let pushed = version(&server, &dev, "main") == Some(2);
+            assert_eq!(pushed, at_checkout, "{setting:?} at a checkout: {out:#?}");
+            if !pushed {
+                assert!(out.stderr.contains("envsync.autopush"), "{out:#?}");
+                assert_eq!(dev.read_env().unwrap(), b"A=1\nB=2\n");
+            }
+        }
+    }
+}

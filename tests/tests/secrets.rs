@@ -1,6 +1,6 @@
-//! Secret hygiene end to end (TESTING.md J1, J3, J4, J5, H4): sentinel values, a sentinel
-//! passphrase and the bearer tokens go through every command and error path (only `get`
-//! and `export` print a value, and only on stdout) with
+//! Secret hygiene end to end (docs/testing.md J1, J3, J4, J5, H4): sentinel values, a
+//! sentinel passphrase and the bearer tokens go through every command and error path
+//! (only `get` and `export` print a value, and only on stdout) with
 //! `RUST_LOG=trace` on both sides, and never show up in the CLI's output, the server's
 //! log, any HTTP request or answer, the database files, the audit log, the local state,
 //! or a panic.
@@ -226,7 +226,7 @@ fn sentinels_never_leave_the_env_file() {
             "copy",
             traced(
                 &bob,
-                &["--branch", "feature/copy", "copy", "--from", "main"],
+                &["copy", "--branch", "feature/copy", "--from", "main"],
                 &[],
             ),
         )
@@ -234,7 +234,7 @@ fn sentinels_never_leave_the_env_file() {
         // From the server: the file is main's, not feature/copy's.
         print(
             "get from the server",
-            traced(&bob, &["--branch", "feature/copy", "get", "API_KEY"], &[]),
+            traced(&bob, &["get", "--branch", "feature/copy", "API_KEY"], &[]),
         );
         // What a format cannot carry: refused, with nothing printed.
         fs::write(
@@ -501,15 +501,28 @@ fn new_files_meet_the_work_factor_floor_and_weak_passphrases_are_refused() {
     }
     fs::write(&config, original).unwrap();
 
-    // A short passphrase is refused for new files, unless explicitly allowed.
-    alice.pass = Some("short".into());
+    // A passphrase that does not open the branch's latest version (a typo, or the old
+    // one after a rotation) is refused before anything is sealed or sent.
+    alice.pass = Some("not the project's passphrase".into());
     alice.write_env("A=2\n");
-    let out = alice.envsync(&["push"]).refused().code(2);
-    assert!(out.stderr.contains("shorter than 10"), "{out:#?}");
-    assert!(out.stderr.contains("ENVSYNC_ALLOW_WEAK_PASS"), "{out:#?}");
+    let out = alice.envsync(&["push"]).refused().code(1);
+    assert!(
+        out.stderr.contains("does not open main version 1"),
+        "{out:#?}"
+    );
     let versions = server.request("GET", "/env/floor/main/versions", &alice.token, None);
     assert_eq!(versions.json()["versions"].as_array().unwrap().len(), 1);
-    let mut cmd = alice.envsync_cmd(&["push", "--force"]);
+
+    // A short passphrase is refused for a new project's files, unless explicitly allowed.
+    let mut weak = Dev::new(&server, "weak");
+    weak.pass = Some("short".into());
+    weak.write_env("A=2\n");
+    let out = weak.envsync(&["push"]).refused().code(2);
+    assert!(out.stderr.contains("shorter than 10"), "{out:#?}");
+    assert!(out.stderr.contains("ENVSYNC_ALLOW_WEAK_PASS"), "{out:#?}");
+    let versions = server.request("GET", "/env/weak/main/versions", &weak.token, None);
+    assert_ne!(versions.status, 201);
+    let mut cmd = weak.envsync_cmd(&["push"]);
     cmd.env("ENVSYNC_ALLOW_WEAK_PASS", "1");
     assert_eq!(Run::from(cmd.output().unwrap()).code, 0);
 }

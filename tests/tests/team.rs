@@ -98,9 +98,9 @@ fn team_mode_round_trip_and_stock_age() {
     let out = eve.envsync(&["pull"]).clean().code(1);
     assert!(out.stderr.contains("cannot decrypt"), "{out:#?}");
     assert!(eve.read_env().is_none());
-    // And cannot push: nobody could read back what they pushed.
+    // And cannot push, not even with --force: nobody could read back what they pushed.
     eve.write_env("API_KEY=evil\n");
-    let out = eve.envsync(&["push"]).clean().code(1);
+    let out = eve.envsync(&["push", "--force"]).clean().code(1);
     assert!(
         out.stderr.contains("not among the project's recipients"),
         "{out:#?}"
@@ -122,43 +122,86 @@ fn identity_readable_by_others_is_refused() {
 fn removing_a_member_then_rotate_locks_them_out() {
     let server = Server::start();
     let (alice, bob) = team(&server, "offboard");
+    // carol is a member named "carol" whose token says carol@example.com.
+    let mut carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.pass = None;
+    let line = keygen(&carol);
+    alice
+        .envsync(&[
+            "members",
+            "add",
+            "carol",
+            &line,
+            "--email",
+            "carol@example.com",
+        ])
+        .clean()
+        .ok();
+    alice.git(&["commit", "-qam", "carol joins"]);
+    carol.git(&["pull", "-q"]);
+    carol.trust();
     for branch in ["main", "feature/a", "feature/b"] {
         alice.write_env(format!("SECRET_{}=x\nSHARED=y\n", branch.len()));
         alice.envsync(&["push", "--branch", branch]).clean().ok();
     }
-    // bob pulls main, then leaves.
+    // bob pulls main, carol feature/a; then both leave.
     bob.envsync(&["pull"]).clean().ok();
-    alice
-        .envsync(&["members", "remove", "bob@example.com"])
+    carol
+        .envsync(&["pull", "--branch", "feature/a"])
         .clean()
         .ok();
+    let config = alice.repo.join(".envsync.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        format!("# Offboarding: rotate after removing.\n{text}"),
+    )
+    .unwrap();
+    for who in ["bob@example.com", "carol"] {
+        alice.envsync(&["members", "remove", who]).clean().ok();
+    }
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(
+        text.starts_with("# Offboarding: rotate after removing.\n"),
+        "{text}"
+    );
     let owner = server.token("owner@example.com", "owner", &[]);
     let mut alice_owner = alice;
     alice_owner.token = owner;
-    let out = alice_owner
-        .envsync(&["rotate", "--removed", "bob@example.com"])
-        .clean()
-        .ok();
+    // No --removed: rotate remembers who was removed since the last rotation.
+    let out = alice_owner.envsync(&["rotate"]).clean().ok();
     assert!(out.stderr.contains("Rotated 3 branches"), "{out:#?}");
     assert!(
         out.stdout.contains("main: SECRET_4, SHARED"),
         "checklist: {out:#?}"
     );
     assert!(
-        !out.stdout.contains("feature/a"),
-        "bob never pulled it: {out:#?}"
+        out.stdout.contains("feature/a: SECRET_9, SHARED"),
+        "carol's, found by her email: {out:#?}"
+    );
+    assert!(
+        !out.stdout.contains("feature/b"),
+        "nobody removed pulled it: {out:#?}"
     );
     for branch in ["main", "feature%2Fa", "feature%2Fb"] {
         let blob = latest_blob(&server, &alice_owner.token, "offboard", branch);
         assert!(stock_age(&blob, &identity(&bob)).is_err(), "{branch}");
+        assert!(stock_age(&blob, &identity(&carol)).is_err(), "{branch}");
         assert!(
             stock_age(&blob, &identity(&alice_owner)).is_ok(),
             "{branch}"
         );
     }
-    // A second run has nothing left to do.
+    // A second run has nothing left to do, and no removal to report again.
     let out = alice_owner.envsync(&["rotate"]).clean().ok();
     assert!(out.stderr.contains("Rotated 0 branches"), "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    // An older removal can still be named.
+    let out = alice_owner
+        .envsync(&["rotate", "--removed", "bob@example.com"])
+        .clean()
+        .ok();
+    assert!(out.stdout.contains("main: SECRET_4, SHARED"), "{out:#?}");
 }
 
 #[test]
@@ -173,7 +216,7 @@ fn passphrase_to_new_passphrase_and_interrupted_rotate_resumes() {
     let mut cmd = alice.envsync_cmd(&["rotate", "--batch", "1"]);
     let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
     assert_eq!(out.code, 0, "{out:#?}");
-    assert!(out.stderr.contains("stopped after 1 branches"), "{out:#?}");
+    assert!(out.stderr.contains("stopped after 1 branch;"), "{out:#?}");
     let mut cmd = alice.envsync_cmd(&["rotate"]);
     let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
     assert_eq!(out.code, 0, "{out:#?}");
@@ -256,6 +299,30 @@ fn tokens_from_the_cli() {
     );
     let out = alice.envsync(&["token", "list", "--json"]).ok();
     assert!(out.stdout.contains("\"revoked\": true"), "{out:#?}");
+
+    // Every token of one email: asks first (no terminal here: refused), then with --yes.
+    let first = server.token("leaver@example.com", "developer", &["tok"]);
+    let second = server.token("leaver@example.com", "readonly", &["tok"]);
+    let out = alice
+        .envsync(&["token", "revoke", "leaver@example.com"])
+        .refused()
+        .code(2);
+    assert!(out.stderr.contains("--yes"), "{out:#?}");
+    for t in [&first, &second] {
+        assert_eq!(server.request("GET", "/whoami", t, None).status, 200);
+    }
+    let out = alice
+        .envsync(&["token", "revoke", "leaver@example.com", "--yes"])
+        .clean()
+        .ok();
+    assert_eq!(out.stderr.matches("revoked ").count(), 2, "{out:#?}");
+    for t in [&first, &second] {
+        assert_eq!(server.request("GET", "/whoami", t, None).status, 401);
+    }
+    alice
+        .envsync(&["token", "revoke", "leaver@example.com", "--yes"])
+        .refused()
+        .code(1);
 }
 
 #[test]
@@ -288,4 +355,79 @@ fn rollback_and_audit() {
         .collect();
     assert!(pulls.iter().any(|l| l.contains("main@2")), "{out:#?}");
     assert!(pulls.iter().any(|l| l.contains("main@3")), "{out:#?}");
+}
+
+/// A push is checked against what the team can read before anything is sealed or sent:
+/// the same passphrase as the branch's latest version (no scrypt when this clone synced
+/// it with that passphrase), and the same mode; so neither a mistyped or rotated-away
+/// passphrase nor an older checkout's settings make a version the team cannot open.
+#[test]
+fn pushes_keep_to_the_teams_passphrase_and_mode() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "modes");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+
+    // Verified by this clone already: the push fetches no blob to prove the passphrase.
+    let recorder = envsync_tests::proxy::Proxy::recorder(&server.url);
+    let mut via = Dev::clone_of(&alice, &server, "via@example.com");
+    via.server_url = recorder.url.clone();
+    via.envsync(&["pull"]).clean().ok();
+    via.write_env("A=1\nB=2\n");
+    let before = recorder.exchanges().len();
+    via.envsync(&["push"]).clean().ok();
+    let blobs = recorder.exchanges()[before..]
+        .iter()
+        .filter(|(r, _)| r.method == "GET" && r.path.starts_with("/env/modes/main?"))
+        .count();
+    assert_eq!(
+        blobs,
+        0,
+        "a verified passphrase needs no blob: {:#?}",
+        recorder.exchanges()
+    );
+
+    // After a rotation to a new passphrase, the old one is refused, with nothing sent.
+    alice.envsync(&["pull"]).clean().ok();
+    let new = "the passphrase after rotation";
+    let mut cmd = alice.envsync_cmd(&["rotate"]);
+    assert_eq!(
+        Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap()).code,
+        0
+    );
+    alice.write_env("A=1\nB=2\nC=3\n");
+    let out = alice.envsync(&["push"]).refused().code(1);
+    assert!(
+        out.stderr.contains("does not open main version 3"),
+        "{out:#?}"
+    );
+    let mut alice = alice;
+    alice.pass = Some(new.to_owned());
+    alice.envsync(&["push"]).clean().ok();
+
+    // carol moves the project to team keys (members add, rotate) without alice's clone
+    // knowing: alice's passphrase push is refused instead of quietly downgrading.
+    let mut carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.pass = Some(new.to_owned());
+    let line = keygen(&carol);
+    carol
+        .envsync(&["members", "add", "carol@example.com", &line])
+        .clean()
+        .ok();
+    // Before the rotation, carol's own team-mode push is refused: rotate's job.
+    carol.write_env("A=1\nB=2\nC=3\nD=4\n");
+    let out = carol.envsync(&["push", "--force"]).refused().code(1);
+    assert!(out.stderr.contains("sealed in passphrase mode"), "{out:#?}");
+    assert!(out.stderr.contains("rotate"), "{out:#?}");
+    carol.envsync(&["rotate"]).clean().ok();
+    alice.envsync(&["pull"]).clean().code(2);
+    alice.write_env("A=1\nB=2\nC=3\nE=5\n");
+    let out = alice.envsync(&["push", "--force"]).refused().code(1);
+    assert!(out.stderr.contains("sealed in team mode"), "{out:#?}");
+    let versions = server.request("GET", "/env/modes/main/versions", &alice.token, None);
+    assert_eq!(
+        versions.json()["versions"][0]["version"],
+        5,
+        "nothing more was pushed"
+    );
 }

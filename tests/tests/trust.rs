@@ -343,8 +343,11 @@ fn a_version_no_member_signed_is_refused_by_pull_run_and_the_hooks() {
         };
         assert!(out.stderr.contains(why), "{out:#?}");
         assert_eq!(bob.read_env().unwrap(), b"API_KEY=real\n");
+        // run reads the server when the clone has no file of its own.
+        fs::remove_file(bob.env_path()).unwrap();
         let out = bob.envsync(&["run", "--", "env"]).refused().code(1);
         assert!(!out.stdout.contains("NODE_OPTIONS"), "{out:#?}");
+        bob.write_env("API_KEY=real\n");
         // The hooks: a checkout to a branch that falls back to main writes nothing.
         bob.git(&["checkout", "-q", "-b", &format!("topic-{n}")]);
         assert_eq!(bob.read_env().unwrap(), b"API_KEY=real\n");

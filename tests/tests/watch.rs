@@ -1,4 +1,4 @@
-//! The watcher under bursts of writes and under pulls (TESTING.md I5–I7, as they apply
+//! The watcher under bursts of writes and under pulls (docs/testing.md I5–I7, as they apply
 //! here: `git envsync watch` never pushes, it reports drift; the only automatic push is
 //! the post-commit hook). Each check ends on a sentinel edit, so "nothing else was
 //! printed" is read from the output rather than from a timer.

@@ -10,6 +10,10 @@ use std::process::ExitCode;
 /// Show the project's audit log, newest first: who pushed, pulled, was refused, minted.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Only events at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
@@ -73,18 +77,45 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             };
             format!(
                 "{}  {:<20}  {:<8}  {:<24}  {}{}\n",
-                e.at,
+                out::timestamp(&e.at),
                 e.actor,
                 e.action,
                 target,
                 e.outcome,
                 e.detail
-                    .as_ref()
-                    .map(|d| format!("  {d}"))
+                    .as_deref()
+                    .map(|d| format!("  {}", readable_detail(d)))
                     .unwrap_or_default()
             )
         })
         .collect();
     out::print(&text);
     Ok(ExitCode::SUCCESS)
+}
+
+/// An event's detail as a person reads it: the server records it as a JSON object
+/// (`{"keys":[…],"sha256":"…","jti":"…"}`); shown as `keys: A, B; sha256: 1a2b3c4d…`.
+fn readable_detail(detail: &str) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(detail) else {
+        return detail.to_owned();
+    };
+    fields
+        .iter()
+        .map(|(name, value)| {
+            let shown = match value {
+                serde_json::Value::String(s) if s.chars().count() > 16 => {
+                    format!("{}…", s.chars().take(12).collect::<String>())
+                }
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => other.to_string(),
+            };
+            format!("{name}: {shown}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -20,6 +20,12 @@ use std::process::ExitCode;
 /// it is updated too; refused when it has edits that were never pushed.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// The branch whose env to copy.
     #[arg(long, value_name = "BRANCH")]
     from: String,
@@ -95,6 +101,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             server_keys: keys,
             cached: true,
             signer: None,
+            // The push recorded how it was sealed.
+            sealed: None,
         };
         sync::write_fetched(&ctx, copied, PullOptions::default())?;
     }

@@ -5,7 +5,7 @@ use crate::cli::Global;
 use crate::client::Timeouts;
 use crate::context::Context;
 use crate::drift::Drift;
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::out;
 use crate::sync;
 use std::process::ExitCode;
@@ -13,6 +13,12 @@ use std::process::ExitCode;
 /// Show which key names differ between the env file and the server (or two branches).
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Compare the branch's server keys with this branch's instead of the local file.
     #[arg(long, value_name = "BRANCH")]
     against: Option<String>,
@@ -25,18 +31,22 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
     let project = &ctx.config.project;
-    let server_keys = |branch: &str| -> Result<Vec<String>> {
+    let server_keys = |branch: &str| -> Result<Option<Vec<String>>> {
         let keys = api.keys(project, branch).map_err(|e| api.fail(e))?;
         if let Some(k) = &keys {
             ctx.state.record_seen(branch, k.version, &k.keys)?;
         }
-        Ok(keys.map(|k| k.keys).unwrap_or_default())
+        Ok(keys.map(|k| k.keys))
     };
 
     let (drift, labels) = match &args.against {
         Some(other) => {
             crate::git::check_branch(other)?;
-            let drift = Drift::new(server_keys(&ctx.branch)?, server_keys(other)?);
+            let theirs = server_keys(other)?.ok_or_else(|| {
+                CliError::refused(format!("{other} has no env on the server"))
+                    .hint("git envsync status lists where this clone stands; the branch name may be misspelt")
+            })?;
+            let drift = Drift::new(server_keys(&ctx.branch)?.unwrap_or_default(), theirs);
             let labels = (
                 format!("Keys on {}", ctx.branch),
                 format!("Keys on {other}"),
@@ -59,7 +69,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 Some(bytes) => sync::parse_keys(&ctx, bytes.expose())?.names,
                 None => Vec::new(),
             };
-            let drift = Drift::new(local, server_keys(&ctx.branch)?);
+            let drift = Drift::new(local, server_keys(&ctx.branch)?.unwrap_or_default());
             let labels = (
                 "Local keys".to_owned(),
                 "Server keys".to_owned(),

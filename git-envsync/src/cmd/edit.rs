@@ -18,6 +18,10 @@ use std::process::{Command, ExitCode};
 /// push. The file is kept at mode 0600 whatever the editor does.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Push the changes without asking.
     #[arg(long)]
     push: bool,

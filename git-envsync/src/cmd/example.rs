@@ -23,9 +23,15 @@ const MARKER: &[u8] = b"# Written by git envsync example";
 /// without --force.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Where to write it (inside the work tree).
-    #[arg(long, value_name = "PATH")]
-    output: Option<PathBuf>,
+    #[arg(long = "output", value_name = "PATH")]
+    path: Option<PathBuf>,
     /// Replace the output even if example did not write it.
     #[arg(long)]
     force: bool,
@@ -33,7 +39,7 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
-    let target = match &args.output {
+    let target = match &args.path {
         Some(path) => TreeFile::new(&ctx.repo.root, &inside_work_tree(&ctx.repo.root, path)?)?,
         None => TreeFile::new(&ctx.repo.root, &format!("{}.example", ctx.config.env_file))?,
     };
@@ -53,7 +59,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         )));
     }
 
-    let env = super::get::branch_env(&ctx, global)?;
+    let env = super::get::branch_env(&ctx)?;
     let template = env.document()?.template();
     let body = template.to_bytes();
     let body = body.expose();

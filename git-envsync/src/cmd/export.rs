@@ -22,6 +22,12 @@ use zeroize::Zeroizing;
 /// comments or export.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// The output format.
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -41,7 +47,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         (None, false) => Format::Sh,
     };
     let ctx = Context::load(global)?;
-    let env = super::get::branch_env(&ctx, global)?;
+    let env = super::get::branch_env(&ctx)?;
     let doc = env.document()?;
     let vars = doc.variables();
     let text = match format {

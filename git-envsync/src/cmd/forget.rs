@@ -15,6 +15,8 @@ use std::process::ExitCode;
 /// checked-out one), or for every branch with --all.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
     /// Every branch of the project.
     #[arg(long)]
     all: bool,
@@ -28,7 +30,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let state = State::new(repo.git_dir(), &config.project);
     if args.all {
         let removed = state.forget_all()?;
-        let _ = std::fs::remove_file(repo.git_dir().join(super::hook::POST_COMMIT_NOTE));
+        let _ = std::fs::remove_file(repo.git_dir().join(super::run_hook::POST_COMMIT_NOTE));
         out::say(&if removed {
             format!("Forgot every branch of {} in this clone", config.project)
         } else {

@@ -2,12 +2,11 @@
 //! `example` share ([`branch_env`]).
 
 use crate::cli::Global;
-use crate::client::Timeouts;
 use crate::context::Context;
 use crate::crypto::Keyring;
 use crate::error::{CliError, Result};
 use crate::out;
-use crate::sync::{self, PullOptions};
+use crate::sync::{self, EnvSource};
 use envsync_common::envdoc::Document;
 use envsync_common::names::validate_key;
 use envsync_common::secret::SecretBytes;
@@ -16,12 +15,17 @@ use std::process::ExitCode;
 
 /// Print one variable's value to stdout, as it is (quotes removed, nothing expanded).
 ///
-/// The value comes from the env file when it holds this branch's env (local edits
-/// included), else from the branch's latest version on the server (verified; a branch
-/// with no env yet reads default_branch's). Nothing else is printed to stdout, and no
-/// line end is added unless stdout is a terminal. Exit 1 when the key is not set.
+/// The value comes from where run reads it: the env file when it holds this branch's env
+/// (local edits included), else the branch's latest version on the server (verified; a
+/// branch with no env yet reads default_branch's), else, with the server unreachable,
+/// this clone's copy. Nothing else is printed to stdout, and no line end is added unless
+/// stdout is a terminal. Exit 1 when the key is not set.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// The variable's name.
     key: String,
 }
@@ -29,7 +33,7 @@ pub struct Args {
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     check_key(&args.key)?;
     let ctx = Context::load(global)?;
-    let env = branch_env(&ctx, global)?;
+    let env = branch_env(&ctx)?;
     let doc = env.document()?;
     let value = doc
         .get(&args.key)
@@ -54,7 +58,7 @@ pub(super) fn check_key(key: &str) -> Result<()> {
 #[derive(Debug)]
 pub(super) struct BranchEnv {
     pub content: SecretBytes,
-    /// For messages: the env file's path, or `main v3 on the server`.
+    /// For messages: the env file's path, or where else it was read.
     pub what: String,
     /// Read from the env file (not the server).
     pub local: bool,
@@ -73,39 +77,24 @@ impl BranchEnv {
     }
 }
 
-/// The source rule of the commands that show values: the env file when it holds the
-/// branch's env (its owner in the local state is the branch; a file envsync never synced
-/// counts as the checked-out branch's, as for `push`), else the branch's latest version
-/// on the server, verified (falling back to `default_branch` when the branch has none).
-pub(super) fn branch_env(ctx: &Context, global: &Global) -> Result<BranchEnv> {
-    let owned = match ctx.state.file()? {
-        Some(file) => file.branch == ctx.branch,
-        None => global.branch.is_none(),
-    };
-    if owned && let Some(content) = sync::read_env(ctx)? {
-        return Ok(BranchEnv {
-            content,
-            what: ctx.env_display(),
-            local: true,
-        });
-    }
-    let api = ctx.api(Timeouts::COMMAND)?;
+/// The source rule of the commands that show values, `run`'s ([`sync::readable_env`]):
+/// the env file when it holds the branch's env, else the branch's latest version on the
+/// server, verified (`default_branch`'s when the branch has none), else, with the server
+/// unreachable, this clone's sealed copy (said in one line on stderr).
+pub(super) fn branch_env(ctx: &Context) -> Result<BranchEnv> {
     let mut keyring = Keyring::new(&ctx.config, true)?;
-    let opts = PullOptions {
-        fallback: true,
-        ..PullOptions::default()
-    };
-    let fetched = sync::fetch(ctx, &api, &mut keyring, opts)?.ok_or_else(|| {
-        CliError::refused(format!(
-            "{} has no env on the server yet, and {} does not hold it",
-            ctx.branch,
-            ctx.env_display()
-        ))
-        .hint("push one with git envsync push")
-    })?;
+    let (content, source) = sync::readable_env(ctx, &mut keyring)?;
+    let local = matches!(source, EnvSource::File);
+    if matches!(source, EnvSource::Copy { .. }) {
+        out::say(&format!("envsync: read from {source}"));
+    }
     Ok(BranchEnv {
-        what: format!("{} v{} on the server", fetched.from, fetched.version),
-        content: fetched.content,
-        local: false,
+        content,
+        what: if local {
+            ctx.env_display()
+        } else {
+            source.to_string()
+        },
+        local,
     })
 }

@@ -3,7 +3,7 @@
 use crate::cli::Global;
 use crate::error::Result;
 use crate::git::Repo;
-use crate::hooks::{self, Change, HOOKS};
+use crate::hook_blocks::{self, Change, HOOKS};
 use crate::out;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -32,18 +32,18 @@ enum Action {
 
 pub fn run(_global: &Global, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let dir = hooks::hooks_dir(&repo)?;
+    let dir = hook_blocks::hooks_dir(&repo)?;
     // All or nothing: refuse before touching any file.
     if let Action::Install { force: false } = args.action {
         for (name, _) in HOOKS {
-            hooks::check_installable(&dir.join(name))?;
+            hook_blocks::check_installable(&dir.join(name))?;
         }
     }
     for (name, block) in HOOKS {
         let path = dir.join(name);
         let change = match args.action {
-            Action::Install { force } => hooks::install(&path, block, force)?,
-            Action::Uninstall => hooks::uninstall(&path)?,
+            Action::Install { force } => hook_blocks::install(&path, block, force)?,
+            Action::Uninstall => hook_blocks::uninstall(&path)?,
         };
         let what = match change {
             Change::Created => "installed".to_owned(),
@@ -61,6 +61,20 @@ pub fn run(_global: &Global, args: Args) -> Result<ExitCode> {
             Change::Absent => "not installed".to_owned(),
         };
         out::say(&format!("{name}: {what} ({})", path.display()));
+    }
+    if matches!(args.action, Action::Install { .. }) {
+        let setting = repo
+            .config_string("envsync.autopush")
+            .unwrap_or_else(|| "true".to_owned());
+        let when = match setting.trim().to_ascii_lowercase().as_str() {
+            "commit" => "at each commit",
+            "checkout" => "when a checkout leaves the branch they belong to",
+            "false" | "no" | "off" | "0" => "never (git envsync push does)",
+            _ => "at each commit, and when a checkout leaves the branch they belong to",
+        };
+        out::say(&format!(
+            "envsync.autopush = {setting}: the hooks push your edits to the env file {when}; change it with git config envsync.autopush true|commit|checkout|false"
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,8 @@ use std::process::ExitCode;
 /// .gitignore.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// The project id on the server (default: the repository directory's name).
     #[arg(long, value_name = "ID")]
     project: Option<String>,
@@ -47,10 +49,9 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     validate_project(&project).map_err(|e| {
         CliError::usage(format!("project '{project}': {e}")).hint("pass --project ID")
     })?;
-    let default_branch = match args.default_branch.or_else(|| repo.current_branch().ok()) {
-        Some(b) => b,
-        None => "main".to_owned(),
-    };
+    // The repository's default, not the branch init happens to run on (a `wip/…` branch
+    // would make every new branch fall back to it).
+    let default_branch = args.default_branch.unwrap_or_else(|| repo.default_branch());
     git::check_branch(&default_branch)?;
     let env = TreeFile::new(&repo.root, &args.env_file)?;
 
@@ -63,17 +64,25 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         {
             super::keygen::run(global, super::keygen::Args {})?;
         }
-        let name = repo
-            .repo
-            .config()
-            .and_then(|c| c.get_string("user.email"))
-            .unwrap_or_else(|_| "me".to_owned());
+        // The member is named by the identity the server knows them by: the email in
+        // git's config, else the token's.
+        let name = match repo.config_string("user.email") {
+            Some(email) => email,
+            None => whoami(global)?.ok_or_else(|| {
+                CliError::usage(
+                    "cannot name you as a member: no user.email in git config, and no login",
+                )
+                .hint("git config user.email you@example.com, or git envsync login first")
+            })?,
+        };
         config.recipients = vec![RecipientEntry::Named {
             name,
             key: super::keygen::public_key()?,
             signer: Some(super::keygen::signing_public()?),
+            email: None,
         }];
     }
+    warn_if_taken(global, &project);
     config.save(&repo.root)?;
     // What init writes is what the user asked for: trusted, like members add/remove.
     TrustStore::new(repo.common_dir()).trust(&config)?;
@@ -105,6 +114,41 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         "next: git envsync login --server URL, then git envsync push"
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// The email the logged-in token says, when there is a login.
+fn whoami(global: &Global) -> Result<Option<String>> {
+    let Ok(api) = crate::context::Remote::resolve(global.server.as_deref(), None)
+        .and_then(|r| r.api(crate::client::Timeouts::COMMAND))
+    else {
+        return Ok(None);
+    };
+    Ok(api.whoami().ok().map(|w| w.email))
+}
+
+/// Warns when the project id already has versions on the server: a directory's name is
+/// a guess, and another team's project of the same name is not this one.
+fn warn_if_taken(global: &Global, project: &str) {
+    let Ok(api) = crate::context::Remote::resolve(global.server.as_deref(), None)
+        .and_then(|r| r.api(crate::client::Timeouts::COMMAND))
+    else {
+        return;
+    };
+    if let Ok(branches) = api.branches(project)
+        && !branches.is_empty()
+    {
+        out::say(&format!(
+            "warning: project {project} already has {} branch{} on the server ({}); if it is not this repository's, run git envsync init --force --project ANOTHER_ID",
+            branches.len(),
+            if branches.len() == 1 { "" } else { "es" },
+            branches
+                .iter()
+                .take(3)
+                .map(|b| b.branch.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
 }
 
 /// The repository directory's name, made into a valid project id.

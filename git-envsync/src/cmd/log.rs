@@ -20,6 +20,12 @@ use std::process::ExitCode;
 /// team-key mode, also which member signed each (verified by opening it).
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Team-key mode: do not open the versions to check their signatures.
     #[arg(long)]
     no_verify: bool,
@@ -91,7 +97,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         text.push_str(&format!(
             "version {}  {}  {}  ({} keys){}\n",
             v.version,
-            v.pushed_at,
+            out::timestamp(&v.pushed_at),
             v.pushed_by,
             v.keys.len(),
             signer.map(|s| format!("  {s}")).unwrap_or_default()

@@ -7,13 +7,12 @@
 //! there.
 
 use crate::cli::Global;
-use crate::client::{Api, ApiError, Timeouts};
+use crate::client::{Api, Timeouts};
 use crate::config::{self, Token, UserConfig};
 use crate::context::env_nonempty;
 use crate::error::{CliError, Result};
 use crate::out;
-use envsync_common::api::WhoAmI;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
@@ -23,6 +22,8 @@ use std::process::ExitCode;
 /// --token-stdin, or ENVSYNC_TOKEN. It is sent only to that server from then on.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Read the token from the first line of stdin (for scripts: `… | git envsync login
     /// --server URL --token-stdin`).
     #[arg(long)]
@@ -68,8 +69,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 
     let api = Api::new(&server, Some(token.clone()), Timeouts::COMMAND)?;
     let health = api.health().map_err(|e| api.fail(e))?;
-    let who: Result<WhoAmI, ApiError> = api.call(Method::GET, "/whoami".into(), None::<&()>);
-    let identity = match who {
+    let identity = match api.whoami() {
         Ok(who) => format!("{} ({})", who.email, who.role),
         Err(e) if e.is_status(StatusCode::UNAUTHORIZED) => {
             return Err(CliError::usage("the server refused this token (401)")

@@ -10,6 +10,7 @@ use crate::config::{PROJECT_FILE, ProjectConfig, RecipientEntry};
 use crate::error::{CliError, Result};
 use crate::git::Repo;
 use crate::out;
+use crate::state::State;
 use crate::trust::TrustStore;
 use clap::Subcommand;
 use envsync_common::signing::SignerKey;
@@ -23,6 +24,8 @@ use std::str::FromStr;
 /// branch for the new set (after removing someone, also change the secrets they saw).
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlagBelow,
     #[command(subcommand)]
     action: Action,
 }
@@ -36,6 +39,10 @@ enum Action {
         name: String,
         key: String,
         signer: Option<String>,
+        /// The email their token carries, when NAME is not it (what the audit log shows
+        /// them as; rotate uses it after a removal).
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
     },
     /// Remove a member by name (or by key).
     Remove { name: String },
@@ -74,7 +81,12 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Action::Add { name, key, signer } => {
+        Action::Add {
+            name,
+            key,
+            signer,
+            email,
+        } => {
             let (key, signer) = split_keys(&key, signer)?;
             if let Some(existing) = config.recipients.iter().find(|r| {
                 r.key() == key || r.name() == Some(name.as_str()) || r.signer() == Some(&signer)
@@ -90,6 +102,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 name: name.clone(),
                 key,
                 signer: Some(signer),
+                email: email.filter(|e| *e != name),
             });
             config.save(&repo.root)?;
             trust.trust(&config)?;
@@ -101,13 +114,15 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             }
         }
         Action::Remove { name } => {
-            let before = config.recipients.len();
-            config
+            let (gone, kept): (Vec<_>, Vec<_>) = config
                 .recipients
-                .retain(|r| r.name() != Some(name.as_str()) && r.key() != name);
-            if config.recipients.len() == before {
+                .iter()
+                .cloned()
+                .partition(|r| r.name() == Some(name.as_str()) || r.key() == name);
+            if gone.is_empty() {
                 return Err(CliError::refused(format!("no member named {name}")));
             }
+            config.recipients = kept;
             if config.recipients.is_empty() {
                 return Err(CliError::refused(
                     "cannot remove the last member: nobody could decrypt anything",
@@ -115,8 +130,13 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             }
             config.save(&repo.root)?;
             trust.trust(&config)?;
+            // The next rotate reports what they pulled, without being told.
+            let state = State::new(repo.git_dir(), &config.project);
+            for member in &gone {
+                state.remember_removed(member.label(), member.server_identity())?;
+            }
             out::say(&format!(
-                "Removed {name} from {PROJECT_FILE}; commit it, run git envsync rotate --removed {name}, then change the secrets it lists"
+                "Removed {name} from {PROJECT_FILE}; commit it, then run git envsync rotate: it re-encrypts every branch and lists the values {name} could read, to change"
             ));
         }
     }

@@ -1,9 +1,11 @@
 //! One module per subcommand, each with its `Args` (whose doc comment is the help text)
 //! and a `run`. This file only lists and dispatches.
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Global};
+
 use crate::error::Result;
 use clap::Subcommand;
+pub use doctor::jwt_expiry;
 use std::process::ExitCode;
 
 mod adopt;
@@ -11,12 +13,12 @@ mod audit;
 mod completions;
 mod copy;
 mod diff;
+mod doctor;
 mod edit;
 mod example;
 mod export;
 mod forget;
 mod get;
-mod hook;
 mod hooks;
 mod init;
 mod keygen;
@@ -31,6 +33,7 @@ mod restore;
 mod rollback;
 mod rotate;
 mod run;
+mod run_hook;
 mod set;
 mod status;
 mod token;
@@ -58,7 +61,7 @@ pub enum Command {
     Copy(copy::Args),
     Hooks(hooks::Args),
     #[command(hide = true)]
-    Hook(hook::Args),
+    Hook(run_hook::Args),
     Watch(watch::Args),
     Keygen(keygen::Args),
     Members(members::Args),
@@ -70,44 +73,102 @@ pub enum Command {
     Forget(forget::Args),
     Token(token::Args),
     Audit(audit::Args),
+    Doctor(doctor::Args),
     Completions(completions::Args),
     #[command(hide = true)]
     Man(man::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let g = &cli.global;
     match cli.command {
-        Command::Init(args) => init::run(g, args),
-        Command::Login(args) => login::run(g, args),
-        Command::Trust(args) => trust::run(g, args),
-        Command::Push(args) => push::run(g, args),
-        Command::Pull(args) => pull::run(g, args),
-        Command::Diff(args) => diff::run(g, args),
-        Command::Status(args) => status::run(g, args),
-        Command::Log(args) => log::run(g, args),
-        Command::Run(args) => run::run(g, args),
-        Command::Get(args) => get::run(g, args),
-        Command::Set(args) => set::run(g, args),
-        Command::Unset(args) => unset::run(g, args),
-        Command::Edit(args) => edit::run(g, args),
-        Command::Export(args) => export::run(g, args),
-        Command::Example(args) => example::run(g, args),
-        Command::Copy(args) => copy::run(g, args),
-        Command::Hooks(args) => hooks::run(g, args),
-        Command::Hook(args) => hook::run(g, args),
-        Command::Watch(args) => watch::run(g, args),
-        Command::Keygen(args) => keygen::run(g, args),
-        Command::Members(args) => members::run(g, args),
-        Command::Rollback(args) => rollback::run(g, args),
-        Command::Adopt(args) => adopt::run(g, args),
-        Command::Mv(args) => mv::run(g, args),
-        Command::Restore(args) => restore::run(g, args),
-        Command::Rotate(args) => rotate::run(g, args),
-        Command::Forget(args) => forget::run(g, args),
-        Command::Token(args) => token::run(g, args),
-        Command::Audit(args) => audit::run(g, args),
-        Command::Completions(args) => completions::run(g, args),
-        Command::Man(args) => man::run(g, args),
+        Command::Init(args) => init::run(&Global::of(None, None, Some(&args.remote)), args),
+        Command::Login(args) => login::run(&Global::of(None, None, Some(&args.remote)), args),
+        Command::Trust(args) => trust::run(&Global::of(None, None, None), args),
+        Command::Push(args) => push::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Pull(args) => pull::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Diff(args) => diff::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Status(args) => status::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Log(args) => log::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Run(args) => run::run(
+            &Global::of(Some(&args.scope), None, Some(&args.remote)),
+            args,
+        ),
+        Command::Get(args) => get::run(
+            &Global::of(Some(&args.scope), None, Some(&args.remote)),
+            args,
+        ),
+        Command::Set(args) => set::run(&Global::of(Some(&args.scope), None, None), args),
+        Command::Unset(args) => unset::run(&Global::of(Some(&args.scope), None, None), args),
+        Command::Edit(args) => edit::run(
+            &Global::of(Some(&args.scope), None, Some(&args.remote)),
+            args,
+        ),
+        Command::Export(args) => export::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Example(args) => example::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Copy(args) => copy::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Hooks(args) => hooks::run(&Global::of(None, None, None), args),
+        Command::Hook(args) => run_hook::run(&Global::of(None, None, None), args),
+        Command::Watch(args) => watch::run(
+            &Global::of(Some(&args.scope), None, Some(&args.remote)),
+            args,
+        ),
+        Command::Keygen(args) => keygen::run(&Global::of(None, None, None), args),
+        Command::Members(args) => {
+            members::run(&Global::of(None, Some(&(&args.output).into()), None), args)
+        }
+        Command::Rollback(args) => rollback::run(
+            &Global::of(Some(&args.scope), None, Some(&args.remote)),
+            args,
+        ),
+        Command::Adopt(args) => adopt::run(&Global::of(None, None, None), args),
+        Command::Mv(args) => mv::run(&Global::of(None, None, Some(&args.remote)), args),
+        Command::Restore(args) => restore::run(
+            &Global::of(Some(&args.scope), None, Some(&args.remote)),
+            args,
+        ),
+        Command::Rotate(args) => rotate::run(&Global::of(None, None, Some(&args.remote)), args),
+        Command::Forget(args) => forget::run(&Global::of(Some(&args.scope), None, None), args),
+        Command::Token(args) => token::run(
+            &Global::of(
+                None,
+                Some(&(&args.output).into()),
+                Some(&(&args.remote).into()),
+            ),
+            args,
+        ),
+        Command::Audit(args) => audit::run(
+            &Global::of(None, Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Doctor(args) => doctor::run(
+            &Global::of(None, Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Completions(args) => completions::run(&Global::of(None, None, None), args),
+        Command::Man(args) => man::run(&Global::of(None, None, None), args),
     }
 }

@@ -18,6 +18,8 @@ use std::process::ExitCode;
 /// the old one is kept.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// The branch whose env to copy.
     old: String,
     /// The branch to copy it to.

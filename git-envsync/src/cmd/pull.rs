@@ -16,6 +16,12 @@ use std::process::ExitCode;
 /// pushed are not overwritten unless --force, which saves a backup first.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Replace local edits (a backup is saved next to the file first).
     #[arg(long)]
     force: bool,

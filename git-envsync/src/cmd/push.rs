@@ -15,6 +15,12 @@ use std::process::ExitCode;
 /// Refused (exit 1) when the server has a version this clone has not seen.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Push even if the server has versions this clone has not seen.
     #[arg(long)]
     force: bool,

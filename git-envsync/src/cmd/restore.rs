@@ -19,6 +19,10 @@ use std::process::ExitCode;
 /// with --branch, the checked-out one, or every branch this clone synced with --all).
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Every branch this clone has a copy of.
     #[arg(long)]
     all: bool,

@@ -15,6 +15,10 @@ use std::process::ExitCode;
 /// Push an old version's content again as the branch's newest version.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// The version to bring back.
     version: u64,
 }

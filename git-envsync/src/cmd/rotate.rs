@@ -25,7 +25,10 @@ use std::process::ExitCode;
 /// new passphrase comes from ENVSYNC_NEW_PASS or a prompt.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A member who was removed: list the keys they pulled, to be changed.
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
+    /// A member removed before the last rotation (those removed since are remembered):
+    /// list the keys they pulled, to be changed.
     #[arg(long, value_name = "NAME")]
     removed: Vec<String>,
     /// Stop after this many branches (run again to continue).
@@ -64,6 +67,10 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         });
 
     let project = &ctx.config.project;
+    // Any passphrase prompt comes now, before the progress line takes the terminal.
+    if !ctx.config.team_mode() {
+        reader.verifier()?;
+    }
     let branches = api.branches(project).map_err(|e| api.fail(e))?;
     let tty = std::io::stderr().is_terminal();
     let total = branches.len();
@@ -76,7 +83,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
         if args.batch.is_some_and(|b| rotated >= b) {
             out::say(&format!(
-                "stopped after {rotated} branches; run git envsync rotate again to continue"
+                "stopped after {rotated} branch{}; run git envsync rotate again to continue",
+                if rotated == 1 { "" } else { "es" }
             ));
             return Ok(ExitCode::SUCCESS);
         }
@@ -125,12 +133,35 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         eprintln!("\r[{total}/{total}] done\x1b[K");
     }
     out::say(&format!(
-        "Rotated {rotated} branches of {project} for {}",
-        writer.target()
+        "Rotated {rotated} branch{} of {project} for {}",
+        if rotated == 1 { "" } else { "es" },
+        writer.describe_target(&ctx.config)
     ));
-    if !args.removed.is_empty() {
-        checklist(&ctx, &api, &args.removed)?;
+    // The members removed since the last rotation (remembered by `members remove`), and
+    // any named here, each by the identity the audit log knows them by.
+    let remembered = ctx.state.removed()?;
+    let mut removed: Vec<String> = remembered.iter().map(|r| r.identity.clone()).collect();
+    for name in &args.removed {
+        let identity = remembered
+            .iter()
+            .find(|r| r.name == *name)
+            .map(|r| r.identity.clone())
+            .or_else(|| {
+                ctx.config
+                    .recipients
+                    .iter()
+                    .find(|m| m.name() == Some(name.as_str()))
+                    .map(|m| m.server_identity().to_owned())
+            })
+            .unwrap_or_else(|| name.clone());
+        if !removed.contains(&identity) {
+            removed.push(identity);
+        }
     }
+    if !removed.is_empty() {
+        checklist(&ctx, &api, &removed)?;
+    }
+    ctx.state.clear_removed()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,11 +2,11 @@
 //! set. Never writes a file.
 
 use crate::cli::Global;
-use crate::client::Timeouts;
 use crate::context::Context;
 use crate::crypto::Keyring;
 use crate::error::{CliError, Result};
-use crate::sync::{self, PullOptions};
+use crate::out;
+use crate::sync;
 use envsync_common::envfile;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -15,11 +15,19 @@ use std::process::{Command, ExitCode};
 
 /// Run a command with the branch's variables set, without writing the env file.
 ///
+/// The variables come from the env file when it holds this branch's env (your edits
+/// included), else from the server's latest version (verified), else, with the server
+/// unreachable, from this clone's copy; one line on stderr says which.
+///
 /// Values are taken as written (quotes removed, no $VAR expansion); the command's exit
 /// code is passed through. envsync's own credentials (ENVSYNC_TOKEN, ENVSYNC_PASS,
 /// ENVSYNC_NEW_PASS) are removed from the command's environment.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// The command and its arguments (after --).
     #[arg(
         required = true,
@@ -35,18 +43,11 @@ pub const CREDENTIALS: [&str; 3] = ["ENVSYNC_TOKEN", "ENVSYNC_PASS", "ENVSYNC_NE
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
-    let api = ctx.api(Timeouts::COMMAND)?;
     let mut keyring = Keyring::new(&ctx.config, true)?;
-    let opts = PullOptions {
-        fallback: true,
-        ..PullOptions::default()
-    };
-    let fetched = sync::fetch(&ctx, &api, &mut keyring, opts)?.ok_or_else(|| {
-        CliError::refused(format!("{} has no env on the server yet", ctx.branch))
-            .hint("push one with git envsync push")
-    })?;
-    let entries = envfile::entries(fetched.content.expose())
+    let (content, source) = sync::readable_env(&ctx, &mut keyring)?;
+    let entries = envfile::entries(content.expose())
         .map_err(|e| CliError::refused(format!("the env does not parse: {e}")))?;
+    out::say(&format!("envsync run: variables from {source}"));
 
     let (program, rest) = args
         .command
@@ -71,8 +72,12 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     // exec replaces this process: signals, the terminal and the exit code belong to the
     // command, exactly as if it had been started directly.
     let err = command.exec();
-    Err(CliError::usage(format!(
-        "cannot run {}: {err}",
-        program.to_string_lossy()
-    )))
+    // The shell's conventions: 127 for a command that does not exist, 126 for one that
+    // cannot be run.
+    let code = match err.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        _ => 126,
+    };
+    out::error(&format!("cannot run {}: {err}", program.to_string_lossy()));
+    Ok(ExitCode::from(code))
 }

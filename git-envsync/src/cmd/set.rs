@@ -24,6 +24,8 @@ use zeroize::Zeroizing;
 /// push (or the hooks) share the change.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
     /// KEY=VALUE, or KEY alone for the value to be read from the prompt or --stdin.
     #[arg(required = true, value_name = "KEY[=VALUE]")]
     assignments: Vec<OsString>,

@@ -1,23 +1,31 @@
 //! `git envsync status`: one screen on where this clone stands.
 
 use crate::cli::Global;
-use crate::client::Timeouts;
+use crate::client::{ApiError, Timeouts};
 use crate::context::Context;
 use crate::drift::Drift;
 use crate::error::Result;
 use crate::out;
 use crate::sync;
+use envsync_common::api::KeysResponse;
+use reqwest::StatusCode;
 use serde_json::json;
 use std::process::ExitCode;
 
 /// Show the project, branch, local file state, server version and drift.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
+}
 
 pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut branch = ctx.state.branch(&ctx.branch)?;
 
     let content = sync::read_env(&ctx)?;
     let file = ctx.state.file()?;
@@ -45,33 +53,63 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
     };
 
     let mut failure = None;
-    let server = match api.keys(&ctx.config.project, &ctx.branch) {
-        Ok(keys) => {
-            if let Some(k) = &keys {
-                branch = ctx.state.record_seen(&ctx.branch, k.version, &k.keys)?;
-            }
-            keys
-        }
-        Err(e) => {
+    let mut why = None;
+    let (live, error) = sync::server_keys(&ctx, Some(&api), &ctx.branch);
+    let branch = ctx.state.branch(&ctx.branch)?;
+    let server = match error {
+        None => live.map(|k| KeysResponse {
+            version: k.version,
+            keys: k.keys,
+        }),
+        Some(e) => {
+            why = Some(match &e {
+                ApiError::Status { status, .. } if *status == StatusCode::UNAUTHORIZED => {
+                    "token rejected: run git envsync login".to_owned()
+                }
+                ApiError::Status { status, .. } if *status == StatusCode::FORBIDDEN => {
+                    format!("this token may not read {}", ctx.config.project)
+                }
+                ApiError::Status { status, .. } => format!("error {}", status.as_u16()),
+                ApiError::Unreachable(_) | ApiError::TooLarge => "unreachable".to_owned(),
+            });
             failure = Some(api.fail(e));
             None
         }
     };
-    let server_state = match (&server, &failure, branch.version) {
-        (_, Some(_), _) => "unreachable".to_owned(),
+    // A branch with no env of its own uses the default branch's.
+    let fallback = match (&server, &failure, &ctx.config.default_branch) {
+        (None, None, Some(default)) if *default != ctx.branch && branch.seen == 0 => api
+            .keys(&ctx.config.project, default)
+            .ok()
+            .flatten()
+            .map(|k| (default.clone(), k)),
+        _ => None,
+    };
+    let server_state = match (&server, &why, branch.version) {
+        (_, Some(why), _) => why.clone(),
         (None, None, _) if branch.seen > 0 => format!(
             "none, but this clone synced version {}: restored from an old backup? (git envsync restore)",
             branch.seen
         ),
-        (None, None, _) => "none".to_owned(),
+        (None, None, _) => match &fallback {
+            Some((default, k)) => format!("none; using {default} v{}", k.version),
+            None => "none".to_owned(),
+        },
         (Some(k), None, Some(mine)) if k.version == mine => format!("version {} (same)", k.version),
-        (Some(k), None, Some(mine)) => format!("version {} (newer than your {mine})", k.version),
-        (Some(k), None, None) => format!("version {} (never synced here)", k.version),
+        (Some(k), None, Some(mine)) => format!(
+            "version {} (newer than your {mine}: git envsync pull)",
+            k.version
+        ),
+        (Some(k), None, None) => format!(
+            "version {} (never synced here: git envsync pull)",
+            k.version
+        ),
     };
     // Drift against the live list, or the cached one when the server is unreachable.
     let server_keys = match (&server, &failure) {
         (Some(k), _) => Some(k.keys.clone()),
         (None, Some(_)) if branch.keys_version > 0 => Some(branch.keys.clone()),
+        (None, None) => fallback.as_ref().map(|(_, k)| k.keys.clone()),
         _ => None,
     };
     let drift = match (&local_keys, server_keys) {
@@ -99,6 +137,8 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
             "synced_version": branch.version,
             "server_version": server.as_ref().map(|k| k.version),
             "server_reachable": failure.is_none(),
+            "server_error": why,
+            "using": fallback.as_ref().map(|(b, k)| json!({"branch": b, "version": k.version})),
             "missing": drift.as_ref().map(|d| &d.missing),
             "extra": drift.as_ref().map(|d| &d.extra),
         }));

@@ -3,15 +3,18 @@
 use crate::cli::Global;
 use crate::client::{Api, Timeouts};
 use crate::context::{Context, Remote};
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::out;
-use envsync_common::api::{Role, TokenInfo, TokenRequest, TokenResponse, Ttl};
-use reqwest::Method;
+use envsync_common::api::{Role, TokenInfo, TokenRequest, Ttl};
 use std::process::ExitCode;
 
 /// Mint, list and revoke tokens (needs an owner token).
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlagBelow,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlagBelow,
     #[command(subcommand)]
     action: Action,
 }
@@ -34,12 +37,16 @@ enum Action {
     },
     /// List minted tokens (never the tokens themselves).
     List,
-    /// Revoke a token by its id (jti); it is refused from then on.
+    /// Revoke a token by its id (jti), or every token of an email; refused from then on.
     Revoke {
-        /// The token's id, as `token create` and `token list` print it. Ids are base64url
-        /// and may start with `-`, which is not a flag here.
-        #[arg(allow_hyphen_values = true)]
+        /// The token's id, as `token create` and `token list` print it (ids are base64url
+        /// and may start with `-`, which is not a flag here), or an email: every live
+        /// token of that email, after confirming.
+        #[arg(allow_hyphen_values = true, value_name = "JTI|EMAIL")]
         jti: String,
+        /// Revoke every token of the email without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -61,9 +68,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 project_ids: projects,
                 ttl: Some(Ttl::Text(ttl)),
             };
-            let minted: TokenResponse = api
-                .call(Method::POST, "/tokens".into(), Some(&request))
-                .map_err(|e| api.fail(e))?;
+            let minted = api.mint(&request).map_err(|e| api.fail(e))?;
             out::say(&format!(
                 "token {} for {} ({}) expires {}",
                 minted.jti, request.email, request.role, minted.expires_at
@@ -75,9 +80,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             }
         }
         Action::List => {
-            let tokens: Vec<TokenInfo> = api
-                .call(Method::GET, "/tokens".into(), None::<&()>)
-                .map_err(|e| api.fail(e))?;
+            let tokens = api.tokens().map_err(|e| api.fail(e))?;
             if global.json {
                 out::json(&tokens);
             } else {
@@ -89,7 +92,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                             t.jti,
                             t.role,
                             t.email,
-                            t.expires_at,
+                            out::timestamp(&t.expires_at),
                             t.project_ids.join(","),
                             if t.revoked { "  (revoked)" } else { "" }
                         )
@@ -98,15 +101,59 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 out::print(&text);
             }
         }
-        Action::Revoke { jti } => {
-            let path = format!("/tokens/{}", crate::client::segment(&jti));
-            let _: serde_json::Value = api
-                .call(Method::DELETE, path, None::<&()>)
-                .map_err(|e| api.fail(e))?;
-            out::say(&format!("revoked {jti}"));
+        Action::Revoke { jti, yes } => {
+            let targets = if jti.contains('@') {
+                let tokens = api.tokens().map_err(|e| api.fail(e))?;
+                let live: Vec<TokenInfo> = tokens
+                    .into_iter()
+                    .filter(|t| t.email.eq_ignore_ascii_case(&jti) && !t.revoked)
+                    .collect();
+                if live.is_empty() {
+                    return Err(CliError::refused(format!("{jti} has no live token")));
+                }
+                if !yes
+                    && !confirm(&format!(
+                        "Revoke {} token{} of {jti} ({})? [y/N] ",
+                        live.len(),
+                        if live.len() == 1 { "" } else { "s" },
+                        live.iter()
+                            .map(|t| t.jti.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))?
+                {
+                    return Err(CliError::refused("nothing revoked"));
+                }
+                live.into_iter().map(|t| t.jti).collect()
+            } else {
+                vec![jti]
+            };
+            for jti in targets {
+                api.revoke(&jti).map_err(|e| api.fail(e))?;
+                out::say(&format!("revoked {jti}"));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on a terminal; without one, the caller must pass `--yes`.
+fn confirm(question: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(
+            CliError::usage("refusing to revoke several tokens without asking")
+                .hint("run it in a terminal, or pass --yes"),
+        );
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::usage(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
 }
 
 /// The API, from the repository's context when there is one (its trusted server and

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 /// envsync push (or the hooks) share the change.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
     /// The names of the variables to remove.
     #[arg(required = true, value_name = "KEY")]
     keys: Vec<String>,

@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 /// Watch the env file and print a line whenever its keys drift from the server's.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub scope: crate::cli::BranchFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
     /// Seconds between refreshes of the server's key list.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     refresh: u64,
@@ -145,32 +149,23 @@ struct Watch {
 
 impl Watch {
     fn refresh(&mut self, ctx: &Context, api: &Api) {
-        match api.keys(&ctx.config.project, &ctx.branch) {
-            Ok(keys) => {
-                if self.offline {
-                    out::print("server reachable again\n");
-                }
+        let (keys, failure) = sync::server_keys(ctx, Some(api), &ctx.branch);
+        match failure {
+            None if self.offline => {
+                out::print("server reachable again\n");
                 self.offline = false;
-                if let Some(k) = &keys {
-                    let _ = ctx.state.record_seen(&ctx.branch, k.version, &k.keys);
-                }
-                self.version = keys.as_ref().map_or(0, |k| k.version);
-                self.server = keys.map(|k| k.keys);
             }
-            Err(e) => {
-                if !self.offline {
-                    out::print(&format!(
-                        "warning: {}; using the cached key list\n",
-                        api.fail(e)
-                    ));
-                }
+            Some(e) if !self.offline => {
+                out::print(&format!(
+                    "warning: {}; using the cached key list\n",
+                    api.fail(e)
+                ));
                 self.offline = true;
-                let cached = ctx.state.branch(&ctx.branch).ok();
-                let cached = cached.filter(|s| s.keys_version > 0);
-                self.version = cached.as_ref().map_or(0, |s| s.keys_version);
-                self.server = cached.map(|s| s.keys);
             }
+            _ => {}
         }
+        self.version = keys.as_ref().map_or(0, |k| k.version);
+        self.server = keys.map(|k| k.keys);
     }
 
     fn check(&mut self, ctx: &Context) {

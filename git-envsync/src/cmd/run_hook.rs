@@ -123,6 +123,48 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     }
 }
 
+/// `git config envsync.autopush`: which hooks push edits by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Autopush {
+    /// Both post-commit and post-checkout (the default).
+    Always,
+    /// Only post-commit.
+    Commit,
+    /// Only post-checkout (edits follow their branch when leaving it).
+    Checkout,
+    /// Neither: pushes are `git envsync push`'s alone.
+    Never,
+}
+
+impl Autopush {
+    fn of(repo: &Repo) -> Autopush {
+        match repo
+            .config_string("envsync.autopush")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("true" | "yes" | "on" | "1") => Autopush::Always,
+            Some("commit") => Autopush::Commit,
+            Some("checkout") => Autopush::Checkout,
+            Some("false" | "no" | "off" | "0") => Autopush::Never,
+            Some(other) => {
+                out::say(&format!(
+                    "envsync: envsync.autopush = {other} is not true, commit, checkout or false; not pushing"
+                ));
+                Autopush::Never
+            }
+        }
+    }
+
+    fn on_commit(self) -> bool {
+        matches!(self, Autopush::Always | Autopush::Commit)
+    }
+
+    fn on_checkout(self) -> bool {
+        matches!(self, Autopush::Always | Autopush::Checkout)
+    }
+}
+
 fn warn(e: &CliError) {
     out::say(&format!("envsync: {}", e.message()));
 }
@@ -139,11 +181,11 @@ fn plaintext_guard(repo: &Repo) -> Option<ExitCode> {
     let staged = candidates
         .iter()
         .find_map(|rel| repo.staged_plaintext(rel))?;
-    out::say(&format!(
-        "error: {staged} is staged: plaintext secrets must never be committed"
+    out::error(&format!(
+        "{staged} is staged: plaintext secrets must never be committed"
     ));
-    out::say(&format!(
-        "hint: git rm --cached {staged} (envsync keeps it in sync instead)"
+    out::hint(&format!(
+        "git rm --cached {staged} (envsync keeps it in sync instead)"
     ));
     Some(ExitCode::from(1))
 }
@@ -315,6 +357,10 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             kept("changed while another branch was checked out, so not pushed by a hook");
             return Ok(());
         }
+        if !Autopush::of(&ctx.repo).on_checkout() {
+            kept("envsync.autopush does not push at checkouts; git envsync push --branch does");
+            return Ok(());
+        }
         if !left.could_be(ctx, &file.branch) {
             kept(&format!(
                 "this checkout did not leave {}, so not pushed by a hook",
@@ -441,8 +487,8 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
     let strict = ctx.repo.config_bool("envsync.strict");
     let refuse = |what: String| {
         if strict {
-            out::say(&format!("error: {what} (envsync.strict is set)"));
-            out::say("hint: git envsync pull or push, or git commit --no-verify to skip once");
+            out::error(&format!("{what} (envsync.strict is set)"));
+            out::hint("git envsync pull or push, or git commit --no-verify to skip once");
             ExitCode::from(1)
         } else {
             out::say(&format!("envsync: {what}"));
@@ -565,32 +611,18 @@ fn server_keys(ctx: &Context, offline: &Offline) -> Option<(Vec<String>, bool)> 
             .clone()
             .filter(|d| *d != ctx.branch),
     );
-    let cached = || {
-        branches
-            .iter()
-            .filter_map(|b| ctx.state.branch(b).ok())
-            .find(|s| s.keys_version > 0)
-            .map(|s| (s.keys, true))
-    };
-    let Ok(Some(api)) = offline.api(ctx) else {
-        return cached();
-    };
+    let api = offline.api(ctx).ok().flatten();
     for branch in &branches {
-        match api.keys(&ctx.config.project, branch) {
-            Ok(Some(k)) => {
-                offline.note(false);
-                let _ = ctx.state.record_seen(branch, k.version, &k.keys);
-                return Some((k.keys, false));
-            }
-            Ok(None) => continue,
-            Err(e) => {
-                let e = api.fail(e);
-                offline.track::<()>(&Err(e));
-                return cached();
-            }
+        let (keys, failure) = sync::server_keys(ctx, api.as_ref(), branch);
+        match (&api, failure) {
+            (Some(api), Some(e)) => offline.track::<()>(&Err(api.fail(e))),
+            (Some(_), None) => offline.note(false),
+            (None, _) => {}
+        }
+        if let Some(k) = keys {
+            return Some((k.keys, k.cached));
         }
     }
-    offline.note(false);
     None
 }
 
@@ -627,6 +659,10 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
             "envsync: {env} not pushed: it was changed while another branch was checked out (git envsync push publishes it to {})",
             ctx.branch
         ));
+        return Ok(());
+    }
+    // The user turned commit-time pushes off: theirs to make, nothing to say.
+    if !Autopush::of(&ctx.repo).on_commit() {
         return Ok(());
     }
     let mut keyring = Keyring::new(&ctx.config, false)?;

@@ -85,6 +85,15 @@ fn not_shell(path: &Path) -> CliError {
     )
 }
 
+/// Whether `path` holds our block, as this binary would write it.
+pub fn is_current(path: &Path, block: &str) -> Option<bool> {
+    let text = fs::read_to_string(path).ok()?;
+    let start = text.find(BEGIN)?;
+    let end = text[start..].find(END)? + start + END.len();
+    let ours = &text[start..end];
+    Some(block.trim_end() == ours.trim_end())
+}
+
 /// Installs (or refreshes) our block in `path`.
 pub fn install(path: &Path, block: &str, force: bool) -> Result<Change> {
     let existing = match fs::read(path) {

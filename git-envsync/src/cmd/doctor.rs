@@ -1,0 +1,340 @@
+//! `git envsync doctor`: one line per thing envsync needs, each with the fix when it is
+//! wrong; exit 0 only when all of them hold.
+
+use crate::client::Timeouts;
+use crate::config::{self, ProjectConfig};
+use crate::crypto;
+use crate::error::Result;
+use crate::git::Repo;
+use crate::hook_blocks::{self, HOOKS};
+use crate::out;
+use crate::state::State;
+use crate::trust::TrustStore;
+use base64::Engine as _;
+use envsync_common::api::Health;
+use serde::Serialize;
+use std::os::unix::fs::PermissionsExt;
+use std::process::ExitCode;
+
+/// Check this clone's setup: binaries, hooks, trusted settings, server, token, keys, work
+/// factor, local state. Exit 1 when anything needs fixing.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub output: crate::cli::JsonFlag,
+    #[command(flatten)]
+    pub remote: crate::cli::ServerFlag,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    what: &'static str,
+    ok: bool,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+fn ok(what: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        what,
+        ok: true,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn bad(what: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        what,
+        ok: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+pub fn run(global: &crate::cli::Global, _args: Args) -> Result<ExitCode> {
+    let mut checks = vec![ok(
+        "binary",
+        format!("git-envsync {}", env!("CARGO_PKG_VERSION")),
+    )];
+    let repo = Repo::discover();
+    let config = repo.as_ref().ok().map(|r| ProjectConfig::load(&r.root));
+    match (&repo, &config) {
+        (Err(e), _) => checks.push(bad(
+            "repository",
+            e.message(),
+            "run doctor inside a git work tree",
+        )),
+        (Ok(repo), Some(Err(e))) => {
+            checks.push(ok("repository", repo.root.display().to_string()));
+            checks.push(bad(
+                "settings",
+                e.message(),
+                e.hint
+                    .clone()
+                    .unwrap_or_else(|| "fix .envsync.toml".to_owned()),
+            ));
+        }
+        (Ok(repo), Some(Ok(config))) => {
+            checks.push(ok("repository", repo.root.display().to_string()));
+            project_checks(&mut checks, global, repo, config);
+        }
+        (Ok(_), None) => {}
+    }
+    key_checks(&mut checks);
+
+    let healthy = checks.iter().all(|c| c.ok);
+    if global.json {
+        out::json(&serde_json::json!({"ok": healthy, "checks": checks}));
+    } else {
+        let mut text = String::new();
+        for c in &checks {
+            text.push_str(&format!(
+                "{} {:<10} {}{}\n",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.what,
+                c.detail,
+                c.fix
+                    .as_ref()
+                    .map(|f| format!(" (fix: {f})"))
+                    .unwrap_or_default()
+            ));
+        }
+        out::print(&text);
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn project_checks(
+    checks: &mut Vec<Check>,
+    global: &crate::cli::Global,
+    repo: &Repo,
+    config: &ProjectConfig,
+) {
+    // Hooks, where git runs them.
+    match hook_blocks::hooks_dir(repo) {
+        Ok(dir) => {
+            let states: Vec<(&str, Option<bool>)> = HOOKS
+                .iter()
+                .map(|(name, block)| (*name, hook_blocks::is_current(&dir.join(name), block)))
+                .collect();
+            let missing: Vec<&str> = states
+                .iter()
+                .filter(|(_, s)| s.is_none())
+                .map(|(n, _)| *n)
+                .collect();
+            let stale: Vec<&str> = states
+                .iter()
+                .filter(|(_, s)| *s == Some(false))
+                .map(|(n, _)| *n)
+                .collect();
+            let place = dir.display().to_string();
+            checks.push(if missing.is_empty() && stale.is_empty() {
+                ok("hooks", format!("installed and current in {place}"))
+            } else if missing.len() == HOOKS.len() {
+                bad(
+                    "hooks",
+                    format!("not installed in {place}"),
+                    "git envsync hooks install",
+                )
+            } else {
+                bad(
+                    "hooks",
+                    format!(
+                        "missing: {} ; outdated: {} (in {place})",
+                        list(&missing),
+                        list(&stale)
+                    ),
+                    "git envsync hooks install",
+                )
+            });
+        }
+        Err(e) => checks.push(bad("hooks", e.message(), "check core.hooksPath")),
+    }
+    // Consent.
+    let store = TrustStore::new(repo.common_dir());
+    let trusted = store.is_trusted(config).unwrap_or(false);
+    checks.push(if trusted {
+        ok(
+            "trust",
+            format!(".envsync.toml trusted (project {})", config.project),
+        )
+    } else {
+        bad(
+            "trust",
+            "the settings in .envsync.toml are not trusted in this clone",
+            "review them with git envsync trust",
+        )
+    });
+    // Work factor.
+    let wf = config
+        .work_factor
+        .unwrap_or(envsync_common::envelope::DEFAULT_WORK_FACTOR);
+    checks.push(match std::env::var("ENVSYNC_INSECURE_WORK_FACTOR") {
+        Ok(v) => bad(
+            "scrypt",
+            format!("ENVSYNC_INSECURE_WORK_FACTOR={v} overrides the project's {wf}"),
+            "unset ENVSYNC_INSECURE_WORK_FACTOR (it is for tests and benchmarks)",
+        ),
+        Err(_) if config.team_mode() => ok("scrypt", "team-key mode: no passphrase work factor"),
+        Err(_) => ok("scrypt", format!("work factor {wf}")),
+    });
+    // Local state.
+    let envsync_dir = repo.git_dir().join("envsync");
+    let mode = std::fs::metadata(&envsync_dir).map(|m| m.permissions().mode() & 0o777);
+    checks.push(match mode {
+        Err(_) => ok("state", "none yet (the first push or pull makes it)"),
+        Ok(0o700) => {
+            let state = State::new(repo.git_dir(), &config.project);
+            let branches = state.branches().map(|b| b.len()).unwrap_or(0);
+            let holds = state
+                .file()
+                .ok()
+                .flatten()
+                .map(|f| format!("; the env file holds {}", f.holds()))
+                .unwrap_or_default();
+            ok(
+                "state",
+                format!(
+                    "{} (0700), {branches} branch(es) synced{holds}",
+                    envsync_dir.display()
+                ),
+            )
+        }
+        Ok(m) => bad(
+            "state",
+            format!("{} is mode {m:03o}", envsync_dir.display()),
+            format!("chmod 700 {}", envsync_dir.display()),
+        ),
+    });
+    // Server and token: only under trusted settings (an untrusted server gets nothing).
+    if !trusted {
+        return;
+    }
+    let remote =
+        match crate::context::Remote::resolve(global.server.as_deref(), config.server.as_deref()) {
+            Ok(remote) => remote,
+            Err(e) => {
+                checks.push(bad("server", e.message(), e.hint.unwrap_or_default()));
+                return;
+            }
+        };
+    let api = match remote.api(Timeouts::COMMAND) {
+        Ok(api) => api,
+        Err(e) => {
+            checks.push(bad("server", e.message(), e.hint.unwrap_or_default()));
+            return;
+        }
+    };
+    match api.health() {
+        Ok(Health { version, .. }) => checks.push(ok(
+            "server",
+            format!("{} (envsync-server {version})", api.base()),
+        )),
+        Err(e) => {
+            let e = api.fail(e);
+            checks.push(bad("server", e.message(), e.hint.unwrap_or_default()));
+            return;
+        }
+    }
+    checks.push(match api.whoami() {
+        Ok(who) => {
+            let days = remote.token_expiry().map(|exp| {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                (exp - now).div_euclid(86_400)
+            });
+            match days {
+                Some(d) if d < 7 => bad(
+                    "token",
+                    format!("{} ({}), expires in {d} day(s)", who.email, who.role),
+                    "ask an owner for a new token, then git envsync login",
+                ),
+                Some(d) => ok(
+                    "token",
+                    format!("{} ({}), expires in {d} days", who.email, who.role),
+                ),
+                None => ok("token", format!("{} ({})", who.email, who.role)),
+            }
+        }
+        Err(e) => {
+            let e = api.fail(e);
+            bad(
+                "token",
+                e.message(),
+                e.hint.unwrap_or_else(|| "git envsync login".to_owned()),
+            )
+        }
+    });
+}
+
+/// The user's key files: present where team mode needs them, never readable by others.
+fn key_checks(checks: &mut Vec<Check>) {
+    let Ok(dir) = config::config_dir() else {
+        checks.push(bad(
+            "keys",
+            "neither XDG_CONFIG_HOME nor HOME is set",
+            "set HOME",
+        ));
+        return;
+    };
+    let mut problems = Vec::new();
+    let mut present = Vec::new();
+    for path in [
+        crypto::identity_path(),
+        crypto::signing_key_path(),
+        Ok(dir.join("local.key")),
+        Ok(dir.join("config.toml")),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Ok(meta) = std::fs::metadata(&path) {
+            let mode = meta.permissions().mode() & 0o777;
+            present.push(
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            if mode & 0o077 != 0 {
+                problems.push(format!("chmod 600 {}", path.display()));
+            }
+        }
+    }
+    checks.push(if problems.is_empty() {
+        ok(
+            "keys",
+            if present.is_empty() {
+                "none yet".to_owned()
+            } else {
+                format!("{} (private)", present.join(", "))
+            },
+        )
+    } else {
+        bad("keys", "readable by other users", problems.join("; "))
+    });
+}
+
+fn list(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The `exp` claim of a JWT, read without verifying it (only to tell the user when it
+/// runs out; the server decides whether it is valid).
+pub fn jwt_expiry(token: &str) -> Option<i64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_i64()
+}
