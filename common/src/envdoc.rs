@@ -22,6 +22,8 @@
 //!   [`Document::insert_from`] copies another document's entry for a key as it is written
 //!   there (its quoting, `export`, trailing comment): what a key-level three-way merge
 //!   needs to keep our layout and put their new keys beside their neighbours.
+//! - [`Document::apply`] applies the edits of a key-level three-way merge
+//!   ([`crate::merge`]) to our file.
 //! - [`Document::template`] empties every value (for `.env.example`).
 //!
 //! Every edit is checked by scanning the edited lines again: the key must read back with
@@ -31,6 +33,7 @@
 //! errors name keys, never values.
 
 use crate::envfile::{self, BOM, ParseError, Quote, Scanner};
+use crate::merge::Edit;
 use crate::names::{NameError, validate_key};
 use crate::secret::{SecretBytes, ct_eq};
 use std::ops::{Range, RangeInclusive};
@@ -500,6 +503,38 @@ impl Document {
         Ok(())
     }
 
+    /// Applies a merge's edits ([`crate::merge::merge`]) to this file (ours), in order:
+    /// `Set` replaces a value in place, `Unset` removes every occurrence, `Insert` adds the
+    /// key after its neighbour (at the end when there is none, or when ours no longer has
+    /// it); keys inserted after the same neighbour follow one another in the order given
+    /// (theirs), not each right after it. The result keeps our layout; each edit is
+    /// checked as [`Document::set`] is.
+    pub fn apply(&mut self, edits: &[Edit]) -> Result<(), EditError> {
+        // Neighbour → the key last inserted after it.
+        let mut chained: std::collections::HashMap<&str, &str> = Default::default();
+        for edit in edits {
+            match edit {
+                Edit::Set { key, value } => {
+                    self.set(key, value.expose())?;
+                }
+                Edit::Unset { key } => {
+                    self.unset(key);
+                }
+                Edit::Insert { key, value, after } => {
+                    let at = match after.as_deref() {
+                        Some(n) if self.contains(n) => {
+                            let last = chained.insert(n, key).unwrap_or(n);
+                            Anchor::After(if self.contains(last) { last } else { n })
+                        }
+                        _ => Anchor::End,
+                    };
+                    self.insert(key, value.expose(), at)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The file as a template (`.env.example`): the same lines with every value emptied
     /// (`KEY=`, a trailing comment kept), and every commented-out assignment
     /// (`# KEY=value`) emptied too, since it is often an old value. Other comments and
@@ -922,6 +957,23 @@ mod tests {
         assert_eq!(
             text(&d.template()),
             "# Settings: see the wiki\n# OLD_KEY=\n#export T =\nA=\nB= # two\nC= #c\nexport D=\nE\nF=   # none\n# e.g. FOO=bar\n"
+        );
+    }
+
+    #[test]
+    fn a_merge_applies_to_our_layout() {
+        use crate::envfile::entries;
+        let base = "A=1\nB=2\nC=3\n";
+        let ours = "# ours\nexport A='1'\nB=ours # mine\n\nC=3\n";
+        let theirs = "A=theirs\nB=2\nNEW=n\nLAST=l\n";
+        let e = |s: &str| entries(s.as_bytes()).unwrap();
+        let merged = crate::merge::merge(&e(base), &e(ours), &e(theirs));
+        assert!(merged.is_clean(), "{merged:?}");
+        let mut d = doc(ours);
+        d.apply(&merged.edits).unwrap();
+        assert_eq!(
+            text(&d),
+            "# ours\nexport A='theirs'\nB=ours # mine\nNEW=n\nLAST=l\n\n"
         );
     }
 

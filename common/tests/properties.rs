@@ -584,3 +584,92 @@ proptest! {
         prop_assert_eq!(result, expected);
     }
 }
+
+/// One line of ours in the merge-through-documents property: a layout per key.
+fn our_line(i: usize, key: &str, value: &str) -> String {
+    match i % 4 {
+        0 => format!("{key}={value}\n"),
+        1 => format!("export {key}='{value}'\n"),
+        2 => format!("# about {key}\n{key}=\"{value}\"\n\n"),
+        _ => format!("{key} = {value} # note\n"),
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The merge's edits applied to our file as a document (`envdoc::Document::apply`):
+    /// every value is what the model says (ours for a conflicting key), the lines of the
+    /// keys the merge did not touch are byte for byte what they were, and keys new from
+    /// theirs come in theirs' order.
+    #[test]
+    fn three_way_merge_applies_to_our_document(
+        keys in proptest::collection::vec((any::<bool>(), act(), act()), 1..8),
+        order in Just((0..8).collect::<Vec<usize>>()).prop_shuffle(),
+    ) {
+        use envsync_common::merge::{self, Edit};
+        use std::collections::BTreeMap;
+        let mut base = Vec::new();
+        let mut ours_text = String::new();
+        let mut ours_entries = Vec::new();
+        let mut theirs_by_key = BTreeMap::new();
+        let mut expected = BTreeMap::new();
+        for (i, (in_base, o, t)) in keys.iter().enumerate() {
+            let key = format!("K{i}");
+            let b = in_base.then(|| format!("base{i}"));
+            let apply = |a: &Act| match a {
+                Act::Keep => b.clone(),
+                Act::Write(n) => Some(format!("new{i}-{n}")),
+                Act::Remove => None,
+            };
+            let (ov, tv) = (apply(o), apply(t));
+            if let Some(v) = &b { base.push(entry(&key, v)); }
+            if let Some(v) = &ov {
+                ours_text.push_str(&our_line(i, &key, v));
+                ours_entries.push(entry(&key, v));
+            }
+            if let Some(v) = &tv { theirs_by_key.insert(i, entry(&key, v)); }
+            let clean = ov == tv || tv == b || ov == b;
+            let result = if clean && ov == b { tv.clone() } else { ov.clone() };
+            if let Some(v) = result { expected.insert(key, v); }
+        }
+        // Theirs in a shuffled order, so that new keys land beside various neighbours.
+        let theirs: Vec<_> = order.iter().filter_map(|i| theirs_by_key.get(i).cloned()).collect();
+        let merged = merge::merge(&base, &ours_entries, &theirs);
+        let before = envdoc::Document::parse(ours_text.as_bytes()).unwrap();
+        let mut doc = before.clone();
+        doc.apply(&merged.edits).unwrap();
+        prop_assert_eq!(
+            last_values(doc.to_bytes().expose())
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+                .collect::<BTreeMap<_, _>>(),
+            expected
+        );
+        // Untouched keys keep their lines: without the edited keys, the same bytes.
+        let (mut a, mut b) = (before, doc.clone());
+        for edit in &merged.edits {
+            a.unset(edit.key());
+            b.unset(edit.key());
+        }
+        prop_assert_eq!(b.to_bytes().expose().to_vec(), a.to_bytes().expose().to_vec());
+        // A new key lands after its neighbour (the key before it in theirs that ours
+        // has), or at the end without one; keys sharing a neighbour keep theirs' order.
+        let position = |key: &str| doc.entries().iter().position(|e| e.key == key);
+        let theirs_position = |key: &str| theirs.iter().position(|e| e.key == key);
+        for edit in &merged.edits {
+            let Edit::Insert { key, after, .. } = edit else { continue };
+            if let Some(n) = after {
+                prop_assert!(position(n) < position(key), "{} after {}", key, n);
+            }
+            for other in &merged.edits {
+                if let Edit::Insert { key: k2, after: a2, .. } = other
+                    && a2 == after
+                    && theirs_position(k2) > theirs_position(key)
+                {
+                    prop_assert!(position(k2) > position(key), "{} then {}", key, k2);
+                }
+            }
+        }
+    }
+}
