@@ -29,6 +29,7 @@
 //! opening caps the factor it accepts so a hostile file cannot make us burn minutes and
 //! gigabytes. Team mode encrypts to age X25519 recipients.
 
+use crate::fingerprint::FingerprintKey;
 use crate::secret::{ExposeSecret, SecretBytes, SecretString};
 use crate::signing::{self, SignerKey, SigningKey};
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
@@ -253,11 +254,59 @@ pub fn seal_signed(
     to: &Seal<'_>,
     signer: &SigningKey,
 ) -> Result<String, EnvelopeError> {
+    seal_with(
+        binding,
+        env,
+        to,
+        &Meta {
+            signer: Some(signer),
+            fingerprint_key: None,
+        },
+    )
+}
+
+/// What the meta line carries besides the binding: the project's fingerprint key and a
+/// signature.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Meta<'a> {
+    pub signer: Option<&'a SigningKey>,
+    pub fingerprint_key: Option<&'a FingerprintKey>,
+}
+
+/// Seals `env` bound to `binding` with a meta line saying `meta` (none when it is
+/// empty): `# envsync-meta [fpk=<key>] [signer=<public key> sig=<signature>]`.
+pub fn seal_with(
+    binding: &Binding,
+    env: &[u8],
+    to: &Seal<'_>,
+    meta: &Meta<'_>,
+) -> Result<String, EnvelopeError> {
     let line = binding.line();
-    let unsigned = format!("{META_PREFIX}signer={}", signer.public());
-    let signature = signer.sign(&signed_message(&line, &unsigned, env));
-    let meta = format!("{unsigned} sig={}\n", signing::encode_signature(&signature));
-    seal_plaintext(&[line.as_bytes(), meta.as_bytes(), env], to)
+    if meta.signer.is_none() && meta.fingerprint_key.is_none() {
+        return seal_plaintext(&[line.as_bytes(), env], to);
+    }
+    let mut unsigned = zeroize::Zeroizing::new(META_PREFIX.trim_end().to_owned());
+    if let Some(key) = meta.fingerprint_key {
+        unsigned.push_str(" fpk=");
+        unsigned.push_str(&key.encode());
+    }
+    let mut text = zeroize::Zeroizing::new(String::new());
+    match meta.signer {
+        Some(signer) => {
+            unsigned.push_str(&format!(" signer={}", signer.public()));
+            let signature = signer.sign(&signed_message(&line, &unsigned, env));
+            text.push_str(&format!(
+                "{} sig={}\n",
+                *unsigned,
+                signing::encode_signature(&signature)
+            ));
+        }
+        None => {
+            text.push_str(&unsigned);
+            text.push('\n');
+        }
+    }
+    seal_plaintext(&[line.as_bytes(), text.as_bytes(), env], to)
 }
 
 /// What a version signature covers: the context string, the binding line (with its
@@ -322,6 +371,8 @@ pub struct Opened {
     pub signer: Option<SignerKey>,
     /// Sealed with a passphrase (scrypt), rather than to recipients.
     pub passphrase: bool,
+    /// The project's fingerprint key, when the file carries one.
+    pub fingerprint_key: Option<FingerprintKey>,
     pub env: SecretBytes,
 }
 
@@ -356,23 +407,35 @@ pub fn open(armored: &str, with: &Open<'_>) -> Result<Opened, EnvelopeError> {
     };
     let plaintext = read_all(reader)?;
     let (binding, rest) = Binding::split(plaintext.expose())?;
-    let (signer, env) = split_meta(&binding, rest)?;
+    let (meta, env) = split_meta(&binding, rest)?;
     Ok(Opened {
         binding,
-        signer,
+        signer: meta.signer,
         passphrase: is_scrypt,
+        fingerprint_key: meta.fingerprint_key,
         env: SecretBytes::new(env.to_vec()),
     })
 }
 
-/// Splits off and checks the meta line, if the file has one: its signature must verify
-/// against the key it names, or the whole file is refused.
+/// What a meta line said, checked.
+#[derive(Default)]
+struct ReadMeta {
+    signer: Option<SignerKey>,
+    fingerprint_key: Option<FingerprintKey>,
+}
+
+/// Splits off and checks the meta line, if the file has one: a signature, when there is
+/// one, must verify against the key it names, or the whole file is refused; a field that
+/// appears twice, or a fingerprint key that does not decode, is refused too.
 fn split_meta<'a>(
     binding: &Binding,
     rest: &'a [u8],
-) -> Result<(Option<SignerKey>, &'a [u8]), EnvelopeError> {
-    if !rest.starts_with(META_PREFIX.as_bytes()) {
-        return Ok((None, rest));
+) -> Result<(ReadMeta, &'a [u8]), EnvelopeError> {
+    let prefix = META_PREFIX.trim_end().as_bytes();
+    let is_meta =
+        rest.starts_with(prefix) && matches!(rest.get(prefix.len()), Some(b' ') | Some(b'\n'));
+    if !is_meta {
+        return Ok((ReadMeta::default(), rest));
     }
     let end = rest
         .iter()
@@ -380,21 +443,45 @@ fn split_meta<'a>(
         .ok_or(EnvelopeError::BadSignature)?;
     let line = std::str::from_utf8(&rest[..end]).map_err(|_| EnvelopeError::BadSignature)?;
     let env = &rest[end + 1..];
-    let (unsigned, sig) = line
-        .rsplit_once(" sig=")
-        .ok_or(EnvelopeError::BadSignature)?;
-    let signature = signing::decode_signature(sig).ok_or(EnvelopeError::BadSignature)?;
-    let mut signers = unsigned[META_PREFIX.len()..]
+    let (unsigned, sig) = match line.rsplit_once(" sig=") {
+        Some((unsigned, sig)) => (unsigned, Some(sig)),
+        None => (line, None),
+    };
+    let fields: Vec<&str> = unsigned[prefix.len()..]
         .split(' ')
-        .filter_map(|f| f.strip_prefix("signer="));
-    let signer: SignerKey = match (signers.next(), signers.next()) {
-        (Some(key), None) => key.parse().map_err(|_| EnvelopeError::BadSignature)?,
+        .filter(|f| !f.is_empty())
+        .collect();
+    let field = |name: &str| -> Result<Option<&str>, EnvelopeError> {
+        let mut found = fields.iter().filter_map(|f| f.strip_prefix(name));
+        match (found.next(), found.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => Ok(Some(v)),
+            (Some(_), Some(_)) => Err(EnvelopeError::BadSignature),
+        }
+    };
+    let fingerprint_key = field("fpk=")?
+        .map(|k| FingerprintKey::decode(k).map_err(|_| EnvelopeError::BadSignature))
+        .transpose()?;
+    let signer = match (field("signer=")?, sig) {
+        (None, None) => None,
+        (Some(key), Some(sig)) => {
+            let signer: SignerKey = key.parse().map_err(|_| EnvelopeError::BadSignature)?;
+            let signature = signing::decode_signature(sig).ok_or(EnvelopeError::BadSignature)?;
+            if !signer.verifies(&signed_message(&binding.line(), unsigned, env), &signature) {
+                return Err(EnvelopeError::BadSignature);
+            }
+            Some(signer)
+        }
+        // A signer without a signature, or a signature without a signer.
         _ => return Err(EnvelopeError::BadSignature),
     };
-    if !signer.verifies(&signed_message(&binding.line(), unsigned, env), &signature) {
-        return Err(EnvelopeError::BadSignature);
-    }
-    Ok((Some(signer), env))
+    Ok((
+        ReadMeta {
+            signer,
+            fingerprint_key,
+        },
+        env,
+    ))
 }
 
 /// Checks that `armored` is an armored age file with a well-formed header, without
@@ -686,6 +773,53 @@ mod tests {
                 ),
                 "{meta:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_key_travels_inside_and_a_signature_covers_it() {
+        let fpk = FingerprintKey::generate().unwrap();
+        let b = Binding::new("p", "main", 1);
+        let meta = Meta {
+            signer: None,
+            fingerprint_key: Some(&fpk),
+        };
+        let armored = seal_with(
+            &b,
+            b"A=1\n",
+            &Seal::Passphrase {
+                passphrase: &pass("pw"),
+                work_factor: WF,
+            },
+            &meta,
+        )
+        .unwrap();
+        let opened = open_pw(&armored, "pw").unwrap();
+        assert_eq!(opened.fingerprint_key, Some(fpk.clone()));
+        assert_eq!(opened.signer, None);
+        assert_eq!(opened.env.expose(), b"A=1\n");
+
+        // Signed: replacing the key in the meta line breaks the signature.
+        let alice = age::x25519::Identity::generate();
+        let recipients = [alice.to_public()];
+        let key = SigningKey::generate().unwrap();
+        let unsigned = format!(
+            "# envsync-meta fpk={} signer={}",
+            *fpk.encode(),
+            key.public()
+        );
+        let sig = key.sign(&signed_message(&b.line(), &unsigned, b"A=1\n"));
+        let good = format!("{unsigned} sig={}\n", signing::encode_signature(&sig));
+        let other = FingerprintKey::generate().unwrap();
+        let swapped = good.replace(fpk.encode().as_str(), other.encode().as_str());
+        let ids = std::slice::from_ref(&alice);
+        for (meta, ok) in [(good, true), (swapped, false)] {
+            let armored = seal_plaintext(
+                &[b.line().as_bytes(), meta.as_bytes(), b"A=1\n"],
+                &Seal::Recipients(&recipients),
+            )
+            .unwrap();
+            assert_eq!(open(&armored, &Open::Identities(ids)).is_ok(), ok, "{meta}");
         }
     }
 

@@ -8,6 +8,8 @@
 //!   keys, or empty every value for a template): every byte it does not change stays.
 //! - Use [`envelope`] to seal a `.env` file into an ASCII-armored age file bound to its
 //!   project, branch and version, and to open and verify one.
+//! - Use [`fingerprint`] to tell equal values apart from different ones without showing
+//!   them.
 //! - Use [`merge`] to merge two edits of an env file from their common base, by key.
 //! - Use [`api`] for the JSON bodies of the HTTP API.
 //! - Use [`signing`] for the Ed25519 keys that sign team-mode versions.
@@ -19,6 +21,7 @@ pub mod api;
 pub mod envdoc;
 pub mod envelope;
 pub mod envfile;
+pub mod fingerprint;
 #[cfg(feature = "manpage")]
 pub mod manpage;
 pub mod merge;

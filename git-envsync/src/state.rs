@@ -130,7 +130,7 @@ impl BranchState {
 pub struct Removed {
     pub name: String,
     /// What the server's audit log calls them (their token's email).
-    pub identity: String,
+    pub known_as: String,
 }
 
 /// The state directory of one project in one work tree.
@@ -213,12 +213,12 @@ impl State {
 
     /// Records a member removed since the last rotation (their name and the identity the
     /// server knows them by), for `rotate` to report what they pulled.
-    pub fn remember_removed(&self, name: &str, identity: &str) -> anyhow::Result<()> {
+    pub fn remember_removed(&self, name: &str, known_as: &str) -> anyhow::Result<()> {
         let mut removed = self.removed()?;
-        if !removed.iter().any(|r| r.identity == identity) {
+        if !removed.iter().any(|r| r.known_as == known_as) {
             removed.push(Removed {
                 name: name.to_owned(),
-                identity: identity.to_owned(),
+                known_as: known_as.to_owned(),
             });
         }
         self.write_json(&self.dir.join("removed.json"), &removed)

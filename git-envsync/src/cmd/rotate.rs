@@ -140,12 +140,12 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     // The members removed since the last rotation (remembered by `members remove`), and
     // any named here, each by the identity the audit log knows them by.
     let remembered = ctx.state.removed()?;
-    let mut removed: Vec<String> = remembered.iter().map(|r| r.identity.clone()).collect();
+    let mut removed: Vec<String> = remembered.iter().map(|r| r.known_as.clone()).collect();
     for name in &args.removed {
         let identity = remembered
             .iter()
             .find(|r| r.name == *name)
-            .map(|r| r.identity.clone())
+            .map(|r| r.known_as.clone())
             .or_else(|| {
                 ctx.config
                     .recipients
