@@ -92,72 +92,97 @@ pub fn entries(src: &[u8]) -> Result<Vec<Entry>, ParseError> {
         .collect()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quote {
+/// How a value is written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quote {
+    /// Unquoted (or no value at all): trimmed, ends at the line end or at a `#` after a
+    /// blank.
     None,
+    /// `'…'`: every byte literal.
     Single,
+    /// `"…"`: knows the escapes `\n`, `\r`, `\t`, `\"`, `\\`, `\'`, `\$` and `` \` ``.
     Double,
+    /// `` `…` ``: every byte literal.
     Backtick,
 }
 
 /// One assignment as it stands in the file: `value` is the bytes between the quotes (or
-/// the trimmed unquoted value), not yet decoded.
-struct RawEntry<'a> {
-    key: &'a str,
-    line: usize,
-    value: &'a [u8],
-    quote: Quote,
+/// the trimmed unquoted value), not yet decoded. The offsets are into the scanned text
+/// (after the BOM), so that [`crate::envdoc`] can edit the file around them.
+pub(crate) struct RawEntry<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) line: usize,
+    pub(crate) value: &'a [u8],
+    pub(crate) quote: Quote,
+    /// Where the entry's first line starts.
+    pub(crate) start: usize,
+    /// Just past the line end of its last line (or the end of the text).
+    pub(crate) end: usize,
+    /// The `=`, when there is one (a bare `KEY` line has none).
+    pub(crate) equals: Option<usize>,
+    /// The value as written: with its quotes, or the trimmed unquoted bytes (empty, just
+    /// past the blanks after `=`, when there is no value).
+    pub(crate) written: std::ops::Range<usize>,
+    /// Written with `export ` in front.
+    pub(crate) export: bool,
 }
 
 impl RawEntry<'_> {
-    fn decode(&self) -> SecretBytes {
-        let v = self.value;
-        let mut out = Vec::with_capacity(v.len());
-        let mut i = 0;
-        while i < v.len() {
-            match (self.quote, v[i]) {
-                (Quote::Double, b'\\') if i + 1 < v.len() => {
-                    let escaped = match v[i + 1] {
-                        b'n' => Some(b'\n'),
-                        b'r' => Some(b'\r'),
-                        b't' => Some(b'\t'),
-                        c @ (b'"' | b'\\' | b'\'' | b'$' | b'`') => Some(c),
-                        _ => None,
-                    };
-                    match escaped {
-                        Some(c) => {
-                            out.push(c);
-                            i += 2;
-                        }
-                        None => {
-                            out.push(b'\\');
-                            i += 1;
-                        }
-                    }
-                }
-                // Line breaks inside a quoted value become `\n`, whatever the file uses.
-                (Quote::None, c) => {
-                    out.push(c);
-                    i += 1;
-                }
-                (_, b'\r') => {
-                    out.push(b'\n');
-                    i += if v.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
-                }
-                (_, c) => {
-                    out.push(c);
-                    i += 1;
-                }
-            }
-        }
-        SecretBytes::new(out)
+    pub(crate) fn decode(&self) -> SecretBytes {
+        decode(self.value, self.quote)
     }
 }
 
-struct Scanner<'a> {
+/// The value that `v`, the bytes between the quotes (or the trimmed unquoted bytes),
+/// stands for.
+pub(crate) fn decode(v: &[u8], quote: Quote) -> SecretBytes {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match (quote, v[i]) {
+            (Quote::Double, b'\\') if i + 1 < v.len() => {
+                let escaped = match v[i + 1] {
+                    b'n' => Some(b'\n'),
+                    b'r' => Some(b'\r'),
+                    b't' => Some(b'\t'),
+                    c @ (b'"' | b'\\' | b'\'' | b'$' | b'`') => Some(c),
+                    _ => None,
+                };
+                match escaped {
+                    Some(c) => {
+                        out.push(c);
+                        i += 2;
+                    }
+                    None => {
+                        out.push(b'\\');
+                        i += 1;
+                    }
+                }
+            }
+            // Line breaks inside a quoted value become `\n`, whatever the file uses.
+            (Quote::None, c) => {
+                out.push(c);
+                i += 1;
+            }
+            (_, b'\r') => {
+                out.push(b'\n');
+                i += if v.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+            }
+            (_, c) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    SecretBytes::new(out)
+}
+
+pub(crate) struct Scanner<'a> {
     src: &'a [u8],
     pos: usize,
     line: usize,
+    /// Where the current line starts.
+    line_start: usize,
     failed: bool,
 }
 
@@ -169,13 +194,22 @@ fn is_eol(b: u8) -> bool {
     b == b'\n' || b == b'\r'
 }
 
+/// The UTF-8 byte order mark, which the scanner skips.
+pub(crate) const BOM: &[u8] = b"\xef\xbb\xbf";
+
 impl<'a> Scanner<'a> {
-    fn new(src: &'a [u8]) -> Self {
-        let src = src.strip_prefix(b"\xef\xbb\xbf").unwrap_or(src);
+    /// Scans `src` after its BOM, if it has one: offsets are relative to that.
+    pub(crate) fn new(src: &'a [u8]) -> Self {
+        Scanner::without_bom(src.strip_prefix(BOM).unwrap_or(src))
+    }
+
+    /// Scans `src` as it is: a BOM is not special (it can only start a file).
+    pub(crate) fn without_bom(src: &'a [u8]) -> Self {
         Scanner {
             src,
             pos: 0,
             line: 1,
+            line_start: 0,
             failed: false,
         }
     }
@@ -196,6 +230,7 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             if b == b'\n' {
                 self.line += 1;
+                self.line_start = self.pos;
                 return;
             }
             if b == b'\r' {
@@ -203,6 +238,7 @@ impl<'a> Scanner<'a> {
                     self.pos += 1;
                 }
                 self.line += 1;
+                self.line_start = self.pos;
                 return;
             }
         }
@@ -240,13 +276,17 @@ impl<'a> Scanner<'a> {
             }
         }
         let line = self.line;
+        let start = self.line_start;
         let mut key = self.word();
+        let mut export = false;
         if key == b"export" && self.peek().is_some_and(is_blank) {
             self.skip_blanks();
             if !self.peek().is_some_and(|b| is_eol(b) || b == b'=') {
                 key = self.word();
+                export = true;
             }
         }
+        let key_end = self.pos;
         self.skip_blanks();
         let assignment = self.peek() == Some(b'=');
         if !assignment && !self.at_line_end() {
@@ -256,29 +296,35 @@ impl<'a> Scanner<'a> {
             Ok(k) => k,
             Err(e) => return Some(Err(e)),
         };
+        let mut entry = RawEntry {
+            key,
+            line,
+            value: b"",
+            quote: Quote::None,
+            start,
+            end: start,
+            equals: None,
+            written: key_end..key_end,
+            export,
+        };
         if !assignment {
             self.skip_line();
-            return Some(Ok(RawEntry {
-                key,
-                line,
-                value: b"",
-                quote: Quote::None,
-            }));
+            entry.end = self.pos;
+            return Some(Ok(entry));
         }
+        entry.equals = Some(self.pos);
         self.pos += 1; // '='
         let after_equals = self.pos;
         self.skip_blanks();
-        Some(self.value(key, line, self.pos > after_equals))
+        let spaced = self.pos > after_equals;
+        Some(self.value(entry, spaced))
     }
 
-    /// Reads the value that starts at the current position; `spaced` says whether blanks
-    /// separated it from the `=` (then a leading `#` starts a comment, as in a shell).
-    fn value(
-        &mut self,
-        key: &'a str,
-        line: usize,
-        spaced: bool,
-    ) -> Result<RawEntry<'a>, ParseError> {
+    /// Reads the value that starts at the current position into `entry`; `spaced` says
+    /// whether blanks separated it from the `=` (then a leading `#` starts a comment, as
+    /// in a shell).
+    fn value(&mut self, mut entry: RawEntry<'a>, spaced: bool) -> Result<RawEntry<'a>, ParseError> {
+        let (key, line) = (entry.key, entry.line);
         let quote = match self.peek() {
             Some(b'\'') => Quote::Single,
             Some(b'"') => Quote::Double,
@@ -300,14 +346,13 @@ impl<'a> Scanner<'a> {
                 }
             }
             self.skip_line();
-            return Ok(RawEntry {
-                key,
-                line,
-                value: &self.src[start..end],
-                quote,
-            });
+            entry.value = &self.src[start..end];
+            entry.written = start..end;
+            entry.end = self.pos;
+            return Ok(entry);
         }
         let q = self.src[self.pos];
+        let opening = self.pos;
         self.pos += 1;
         let start = self.pos;
         loop {
@@ -319,7 +364,14 @@ impl<'a> Scanner<'a> {
                         quote: q as char,
                     });
                 }
-                Some(b'\\') if quote == Quote::Double => self.pos += 2,
+                // An escape covers the next byte, unless that ends a line: the line
+                // break is still counted (the backslash then stands for itself).
+                Some(b'\\') if quote == Quote::Double => {
+                    self.pos += 1;
+                    if !self.peek().is_some_and(is_eol) {
+                        self.pos += 1;
+                    }
+                }
                 Some(b) if b == q => break,
                 Some(b'\n') => {
                     self.pos += 1;
@@ -343,12 +395,11 @@ impl<'a> Scanner<'a> {
             });
         }
         self.skip_line();
-        Ok(RawEntry {
-            key,
-            line,
-            value,
-            quote,
-        })
+        entry.value = value;
+        entry.quote = quote;
+        entry.written = opening..start + value.len() + 1;
+        entry.end = self.pos;
+        Ok(entry)
     }
 }
 
@@ -474,5 +525,13 @@ mod tests {
                 quote: '\''
             }
         );
+        // A backslash before a line break in double quotes escapes nothing: the line
+        // still counts.
+        let err = keys(b"A=\"x\\\ny\"\nB='z\n").unwrap_err();
+        assert!(
+            matches!(err, ParseError::UnterminatedQuote { line: 3, .. }),
+            "{err:?}"
+        );
+        assert_eq!(value_of("A=\"x\\\ny\"\n", "A"), b"x\\\ny");
     }
 }

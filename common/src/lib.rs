@@ -4,6 +4,8 @@
 //!   or touches storage.
 //! - Use [`envfile`] to read the key names of a `.env` file (for drift) and, in the client
 //!   only, its values (for `git envsync run`). Nothing is ever expanded or executed.
+//! - Use [`envdoc`] to edit a `.env` file without disturbing it (get, set, unset and insert
+//!   keys, or empty every value for a template): every byte it does not change stays.
 //! - Use [`envelope`] to seal a `.env` file into an ASCII-armored age file bound to its
 //!   project, branch and version, and to open and verify one.
 //! - Use [`fingerprint`] to tell equal values apart from different ones without showing
@@ -16,6 +18,7 @@
 //!   command tree.
 
 pub mod api;
+pub mod envdoc;
 pub mod envelope;
 pub mod envfile;
 pub mod fingerprint;

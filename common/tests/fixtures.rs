@@ -1,8 +1,9 @@
-//! Every fixture's key names, as pinned by its `.keys` file.
+//! Every fixture's key names, as pinned by its `.keys` file, and every fixture through the
+//! document model: byte for byte, and through a set and an unset of each of its keys.
 
 #![allow(clippy::unwrap_used)]
 
-use envsync_common::envfile;
+use envsync_common::{envdoc, envfile};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,80 @@ fn every_fixture_yields_its_keys() {
             "{}",
             env.display()
         );
+    }
+}
+
+fn all_fixtures() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(fixtures().join("dotenv"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "env"))
+        .collect();
+    files.sort();
+    files.push(fixtures().join("sample.env"));
+    files
+}
+
+/// Each key's last value, as `run` reads it.
+fn values(src: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    envfile::entries(src)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.key, e.value.expose().to_vec()))
+        .collect()
+}
+
+#[test]
+fn every_fixture_round_trips_and_survives_set_and_unset_of_each_key() {
+    let tricky: [&[u8]; 9] = [
+        b"plain",
+        b"",
+        b" padded ",
+        b"a #not a comment",
+        b"#tech",
+        b"it's \"quoted\" `all` ways",
+        b"line one\nline two\r\n",
+        b"$HOME ${X} $(cmd) \\n",
+        b"\xff\x00binary",
+    ];
+    for file in all_fixtures() {
+        let src = fs::read(&file).unwrap();
+        let name = file.display();
+        let doc = envdoc::Document::parse(&src).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(doc.to_bytes().expose(), &src[..], "{name}");
+        let before = values(&src);
+        for key in envfile::keys(&src).unwrap().names {
+            for value in tricky {
+                let mut edited = doc.clone();
+                edited
+                    .set(&key, value)
+                    .unwrap_or_else(|e| panic!("{name} {key}: {e}"));
+                let out = edited.to_bytes();
+                let mut expected = before.clone();
+                expected.insert(key.clone(), value.to_vec());
+                assert_eq!(values(out.expose()), expected, "{name}: set {key}");
+                assert_eq!(
+                    envfile::keys(out.expose()).unwrap().names,
+                    envfile::keys(&src).unwrap().names,
+                    "{name}: set {key}"
+                );
+            }
+            let mut edited = doc.clone();
+            assert!(edited.unset(&key) >= 1, "{name}: {key}");
+            let out = edited.to_bytes();
+            let mut expected = before.clone();
+            expected.remove(&key);
+            assert_eq!(values(out.expose()), expected, "{name}: unset {key}");
+        }
+        // A template keeps every key and empties every value.
+        let template = doc.template().to_bytes();
+        let emptied = values(template.expose());
+        assert_eq!(
+            emptied.keys().collect::<Vec<_>>(),
+            before.keys().collect::<Vec<_>>(),
+            "{name}"
+        );
+        assert!(emptied.values().all(Vec::is_empty), "{name}");
     }
 }
 

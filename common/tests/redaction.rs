@@ -6,8 +6,8 @@
 
 use envsync_common::api::TokenResponse;
 use envsync_common::envelope::{self, Binding, EnvelopeError, Open, Seal};
-use envsync_common::envfile;
 use envsync_common::secret::{SecretBytes, SecretString, Token};
+use envsync_common::{envdoc, envfile};
 use std::fmt::Debug;
 
 const SENTINEL: &str = "SENTINEL_9f3a_c0ffee";
@@ -56,6 +56,20 @@ fn secret_holders_print_redacted() {
     let entries = envfile::entries(file.as_bytes()).unwrap();
     redacted("Entry", &entries[0]);
     redacted("Vec<Entry>", &entries);
+    let mut doc = envdoc::Document::parse(
+        format!("# OLD={SENTINEL}\n{file}B='{SENTINEL}\n{SENTINEL}'\n").as_bytes(),
+    )
+    .unwrap();
+    redacted("Document", &doc);
+    doc.set("KEY", format!("{SENTINEL} it's").as_bytes())
+        .unwrap();
+    doc.insert("NEW", SENTINEL.as_bytes(), envdoc::Anchor::After("KEY"))
+        .unwrap();
+    redacted("Document after edits", &doc);
+    redacted("Document::template", &doc.template());
+    redacted("Document::variables", &doc.variables());
+    let listed = format!("{:?}", doc.entries());
+    assert!(!listed.contains(SENTINEL), "{listed}");
 
     let armored = envelope::seal(
         &Binding::new("p", "main", 1),
@@ -113,5 +127,19 @@ fn errors_never_hold_the_secret() {
     let err = envfile::keys(format!("A=\"{SENTINEL}\nB={SENTINEL}").as_bytes()).unwrap_err();
     for shown in [err.to_string(), format!("{err:?}"), format!("{err:#?}")] {
         assert!(!shown.contains(SENTINEL), "{shown}");
+    }
+    // An edit refused, including a value typed where a key name goes.
+    let mut doc = envdoc::Document::parse(format!("A={SENTINEL}\n").as_bytes()).unwrap();
+    let errors = [
+        doc.set(&format!("{SENTINEL} x"), b"v").unwrap_err(),
+        doc.insert("A", SENTINEL.as_bytes(), envdoc::Anchor::End)
+            .unwrap_err(),
+        doc.insert("B", SENTINEL.as_bytes(), envdoc::Anchor::After("NONE"))
+            .unwrap_err(),
+    ];
+    for err in errors {
+        for shown in [err.to_string(), format!("{err:?}"), format!("{err:#?}")] {
+            assert!(!shown.contains(SENTINEL), "{shown}");
+        }
     }
 }

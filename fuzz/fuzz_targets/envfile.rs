@@ -10,10 +10,13 @@
 //!   `Display` or `Debug`, and no `Debug` of the parsed entries, contains the sentinel.
 //!   The sentinel holds a space and a DEL, which no key name may contain, so it can only
 //!   show up by leaking a value;
-//! - an error's `Display` is one line.
+//! - an error's `Display` is one line;
+//! - the document model (`envdoc`) parses exactly what the extractor accepts, gives back
+//!   the input byte for byte, and the same key names.
 
 #![no_main]
 
+use envsync_common::envdoc::Document;
 use envsync_common::envfile::{self, ParseError};
 use envsync_common::names::validate_key;
 use libfuzzer_sys::fuzz_target;
@@ -22,9 +25,29 @@ const SENTINEL: &[u8] = b"\x7fSENTINEL 9f3a\x7f";
 
 fuzz_target!(|data: &[u8]| {
     check(data);
+    round_trip(data);
     check_no_leak(&plant(data));
     same_names(data);
 });
+
+/// The document model agrees with the extractor and keeps every byte.
+fn round_trip(src: &[u8]) {
+    match (envfile::keys(src), Document::parse(src)) {
+        (Ok(keys), Ok(doc)) => {
+            assert_eq!(
+                doc.to_bytes().expose(),
+                src,
+                "the document changed the bytes"
+            );
+            assert_eq!(doc.keys(), keys.names, "the document has other keys");
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "the document fails differently"),
+        (keys, doc) => panic!(
+            "the document and the extractor disagree: {keys:?} / {:?}",
+            doc.err()
+        ),
+    }
+}
 
 /// A BOM in front of a file that has none, or CRLF for every LF, changes no name.
 fn same_names(src: &[u8]) {

@@ -438,6 +438,13 @@ fn commands_offer_only_the_flags_they_honour() {
         (&["trust"][..], false, false, false),
         (&["token", "list"][..], true, false, true),
         (&["members", "list"][..], true, false, false),
+        (&["get"][..], false, true, true),
+        (&["set"][..], false, true, false),
+        (&["unset"][..], false, true, false),
+        (&["edit"][..], false, true, true),
+        (&["export"][..], true, true, true),
+        (&["example"][..], true, true, true),
+        (&["copy"][..], true, true, true),
     ] {
         let text = help(cmd);
         assert_eq!(text.contains("--json"), json, "{cmd:?} --json:\n{text}");

@@ -1057,3 +1057,570 @@ fn doctor_names_what_is_wrong_and_the_fix() {
         "only the server fails"
     );
 }
+
+// ---- Issue 18's small commands: get, set, unset, edit, export, example, copy.
+
+/// The number of versions `branch` has on the server.
+fn version_count(server: &Server, token: &str, project: &str, branch: &str) -> usize {
+    let branch = branch.replace('/', "%2F");
+    let r = server.request(
+        "GET",
+        &format!("/env/{project}/{branch}/versions"),
+        token,
+        None,
+    );
+    if r.status == 404 {
+        return 0;
+    }
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()["versions"].as_array().unwrap().len()
+}
+
+/// `git envsync ARGS` with its stdout as raw bytes.
+fn raw_stdout(dev: &Dev, args: &[&str]) -> (i32, Vec<u8>, String) {
+    let out = dev.envsync_cmd(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `git envsync ARGS` with `input` on its standard input.
+fn with_stdin(dev: &Dev, args: &[&str], input: &[u8]) -> envsync_tests::Run {
+    let mut child = dev
+        .envsync_cmd(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    envsync_tests::Run::from(child.wait_with_output().unwrap())
+}
+
+/// An editor script for `EDITOR`: runs `body` with the file as `$1`.
+fn editor(dev: &Dev, name: &str, body: &str) -> String {
+    let path = dev.home.join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn get_reads_the_branch_s_file_else_the_server() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "get");
+    alice.write_env("# c\nexport A='a b'\nQ=\"say \\\"hi\\\"\\nbye\"\nE=\nBARE\nD=1\nD=2\n");
+    alice.envsync(&["push"]).ok();
+
+    // The file, byte-exact and with no line end added (stdout is not a terminal).
+    for (key, value) in [
+        ("A", &b"a b"[..]),
+        ("Q", b"say \"hi\"\nbye"),
+        ("E", b""),
+        ("BARE", b""),
+        ("D", b"2"),
+    ] {
+        let (code, stdout, stderr) = raw_stdout(&alice, &["get", key]);
+        assert_eq!((code, stdout.as_slice()), (0, value), "{key}: {stderr}");
+        assert_eq!(stderr, "", "{key}");
+    }
+    // Local edits count: the file is the branch's.
+    alice.write_env("A=edited\n");
+    assert_eq!(raw_stdout(&alice, &["get", "A"]).1, b"edited");
+
+    // No file: the server's version, verified (and for a branch without an env, the
+    // default branch's).
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    assert_eq!(raw_stdout(&bob, &["get", "A"]).1, b"a b");
+    assert!(bob.read_env().is_none(), "get writes nothing");
+    bob.git(&["checkout", "-q", "-b", "feature"]);
+    assert_eq!(raw_stdout(&bob, &["get", "D"]).1, b"2");
+
+    // A file that holds another branch's env is not this branch's: the server answers,
+    // and --branch reads the file it holds.
+    alice.git(&["checkout", "-q", "-b", "feature"]);
+    assert_eq!(raw_stdout(&alice, &["get", "A"]).1, b"a b");
+    assert_eq!(
+        raw_stdout(&alice, &["get", "--branch", "main", "A"]).1,
+        b"edited"
+    );
+
+    // Absent: exit 1, one line naming the key, no value anywhere.
+    let out = alice.envsync(&["get", "NOPE"]).refused().code(1);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("NOPE is not set"), "{out:#?}");
+    // Not a key name: exit 2, and the text is not repeated (it may be a value).
+    let out = alice.envsync(&["get", "sk_live 123"]).refused().code(2);
+    assert!(!out.stderr.contains("sk_live"), "{out:#?}");
+    alice.envsync(&["get"]).code(2);
+}
+
+const LAYOUT: &str = "\u{feff}# Service settings\r\nexport API_URL=https://api.example.com # prod\r\nPASS='old secret'\r\n\r\n# the signing key\r\nPEM=\"-----BEGIN-----\r\nabc\r\n-----END-----\"\r\nTICK=`x`\r\nDUP=1\r\nDUP=2\r\nLAST=z";
+
+#[test]
+fn set_and_unset_keep_comments_order_quoting_and_export() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "setunset");
+    alice.write_env(LAYOUT);
+    alice.envsync(&["push"]).ok();
+    fs::set_permissions(alice.env_path(), fs::Permissions::from_mode(0o644)).unwrap();
+
+    let out = alice
+        .envsync(&[
+            "set",
+            "PASS=new'one",
+            "API_URL=https://other.example.com/a b",
+            "TICK=y",
+            "DUP=3",
+            "LAST=",
+            "NEW=$HOME #x",
+        ])
+        .clean()
+        .ok();
+    assert!(out.stderr.contains("not pushed"), "{out:#?}");
+    assert_eq!(out.stdout, "");
+    let expected = "\u{feff}# Service settings\r\nexport API_URL=https://other.example.com/a b # prod\r\nPASS=\"new'one\"\r\n\r\n# the signing key\r\nPEM=\"-----BEGIN-----\r\nabc\r\n-----END-----\"\r\nTICK=`y`\r\nDUP=1\r\nDUP=3\r\nLAST=\r\nNEW='$HOME #x'\r\n";
+    assert_eq!(
+        String::from_utf8(alice.read_env().unwrap()).unwrap(),
+        expected
+    );
+    assert_eq!(mode(&alice.env_path()), 0o600);
+    // A multi-line value from stdin (one final line break dropped), in the PEM's quotes.
+    with_stdin(
+        &alice,
+        &["set", "PEM", "--stdin"],
+        b"-----BEGIN-----\nnew\n-----END-----\n",
+    )
+    .clean()
+    .ok();
+    let expected = expected.replace("abc", "new");
+    assert_eq!(
+        String::from_utf8(alice.read_env().unwrap()).unwrap(),
+        expected
+    );
+    // Nothing was pushed.
+    assert_eq!(version_count(&server, &alice.token, "setunset", "main"), 1);
+
+    alice.envsync(&["unset", "DUP", "PASS"]).clean().ok();
+    let expected = expected
+        .replace("PASS=\"new'one\"\r\n", "")
+        .replace("DUP=1\r\nDUP=3\r\n", "");
+    assert_eq!(
+        String::from_utf8(alice.read_env().unwrap()).unwrap(),
+        expected
+    );
+    let (_, value, _) = raw_stdout(&alice, &["get", "PEM"]);
+    assert_eq!(value, b"-----BEGIN-----\nnew\n-----END-----");
+
+    // The edit is an ordinary local edit: push sends it.
+    alice.envsync(&["push"]).ok();
+    assert_eq!(version_count(&server, &alice.token, "setunset", "main"), 2);
+}
+
+#[test]
+fn set_and_unset_refusals_change_nothing() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "setrefuse");
+    // No file: nothing to edit (a new file pushed would replace the branch's env).
+    let out = alice.envsync(&["set", "A=1"]).refused().code(2);
+    assert!(out.stderr.contains("there is no .env"), "{out:#?}");
+    assert!(alice.read_env().is_none());
+
+    alice.write_env("A=1\n");
+    for (args, code) in [
+        (&["set", "bad key=1"][..], 2),
+        (&["set", "=1"], 2),
+        (&["set", "A", "B"], 2),
+        (&["set", "A=1", "--stdin"], 2),
+        (&["set", "A"], 2), // no terminal and no --stdin
+        (&["unset", "NOPE"], 1),
+        (&["unset", "A", "NOPE"], 1),
+        (&["unset", "bad key"], 2),
+    ] {
+        let out = alice.envsync(args).refused().code(code);
+        assert!(!out.stderr.contains("bad key"), "{args:?}: {out:#?}");
+        assert_eq!(alice.read_env().unwrap(), b"A=1\n", "{args:?}");
+    }
+    alice.write_env("A=\"open\n");
+    let out = alice.envsync(&["set", "B=1"]).refused().code(2);
+    assert!(out.stderr.contains("line 1"), "{out:#?}");
+
+    // A file holding another branch's env is not edited from here.
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    alice.git(&["checkout", "-q", "-b", "feature"]);
+    for args in [&["set", "A=2"][..], &["unset", "A"]] {
+        let out = alice.envsync(args).refused().code(1);
+        assert!(out.stderr.contains("holds main"), "{out:#?}");
+    }
+    assert_eq!(alice.read_env().unwrap(), b"A=1\n");
+    alice.envsync(&["set", "--branch", "main", "A=2"]).ok();
+    assert_eq!(alice.read_env().unwrap(), b"A=2\n");
+}
+
+#[test]
+fn edit_runs_the_editor_then_pushes_when_asked() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "edit");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    let append = editor(&alice, "append", "printf 'B=2\\n' >> \"$1\"");
+    let edit = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = alice.envsync_cmd(&[&["edit"][..], args].concat());
+        cmd.envs(env.iter().copied());
+        envsync_tests::Run::from(cmd.output().unwrap())
+    };
+
+    // Not a terminal, no --push: edited, and told how to push.
+    let out = edit(&[("EDITOR", &append)], &[]).clean().ok();
+    assert!(out.stderr.contains("Edited .env: +B"), "{out:#?}");
+    assert!(out.stderr.contains("git envsync push"), "{out:#?}");
+    assert_eq!(alice.read_env().unwrap(), b"A=1\nB=2\n");
+    assert_eq!(version_count(&server, &alice.token, "edit", "main"), 1);
+    // --push pushes; VISUAL comes before EDITOR.
+    let out = edit(&[("VISUAL", &append), ("EDITOR", "false")], &["--push"])
+        .clean()
+        .ok();
+    assert!(out.stderr.contains("as version 2"), "{out:#?}");
+    assert_eq!(version_count(&server, &alice.token, "edit", "main"), 2);
+    // An editor save by rename leaves a 0644 file: made 0600 again.
+    let rename = editor(
+        &alice,
+        "rename",
+        "printf 'A=3\\n' > \"$1.tmp\" && chmod 644 \"$1.tmp\" && mv \"$1.tmp\" \"$1\"",
+    );
+    edit(&[("EDITOR", &rename)], &[]).ok();
+    assert_eq!(mode(&alice.env_path()), 0o600);
+
+    // Nothing changed; the editor failed; the editor broke the file.
+    let out = edit(&[("EDITOR", "true")], &["--push"]).ok();
+    assert!(out.stderr.contains("No changes"), "{out:#?}");
+    edit(&[("EDITOR", "false")], &["--push"]).refused().code(1);
+    let broken = editor(&alice, "broken", "printf 'C=\"open\\n' >> \"$1\"");
+    let out = edit(&[("EDITOR", &broken)], &["--push"]).refused().code(2);
+    assert!(out.stderr.contains("line 2"), "{out:#?}");
+    assert_eq!(version_count(&server, &alice.token, "edit", "main"), 2);
+
+    // A file holding another branch's env: the editor never starts.
+    alice.write_env("A=3\n");
+    alice.envsync(&["push"]).ok();
+    alice.git(&["checkout", "-q", "-b", "feature"]);
+    let marker = alice.home.join("editor-ran");
+    let touch = editor(&alice, "touch", &format!("touch '{}'", marker.display()));
+    edit(&[("EDITOR", &touch)], &[]).refused().code(1);
+    assert!(!marker.exists());
+}
+
+/// The prompt, in a terminal (`script` gives the command one): y pushes, anything else
+/// does not.
+#[test]
+fn edit_in_a_terminal_asks_before_pushing() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("note: script(1) is not installed; the terminal prompt is not tested");
+        return;
+    }
+    let server = Server::start();
+    let alice = Dev::new(&server, "editprompt");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    let exe = envsync_tests::binary("git-envsync");
+    for (answer, versions) in [("n\n", 1), ("y\n", 2)] {
+        let append = editor(
+            &alice,
+            "append",
+            &format!("printf 'K{versions}=1\\n' >> \"$1\""),
+        );
+        let mut cmd = alice.sh_cmd(&format!(
+            "script -qec \"EDITOR='{append}' '{}' edit\" /dev/null",
+            exe.display()
+        ));
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(answer.as_bytes()).unwrap();
+        let out = envsync_tests::Run::from(child.wait_with_output().unwrap());
+        drop(stdin);
+        assert_eq!(out.code, 0, "{out:#?}");
+        assert!(out.stdout.contains("[y/N]"), "{out:#?}");
+        assert_eq!(
+            version_count(&server, &alice.token, "editprompt", "main"),
+            versions,
+            "{answer:?}: {out:#?}"
+        );
+    }
+}
+
+#[test]
+fn export_gives_back_every_value_byte_for_byte() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "export");
+    let env = "SPACES='  two  spaces  '\nQUOTES=\"it's \\\"quoted\\\"\"\nDOLLAR='$HOME ${X} $(id) `id`'\nLINES=\"one\ntwo\n\"\nBACKSLASH='a\\nb\\\\'\nHASH=a#b\nEMPTY=\nexport EXPORTED=1\nDUP=old\nDUP=new\napi.host=skipped-in-sh\n";
+    alice.write_env(env);
+    let values: [(&str, &[u8]); 9] = [
+        ("SPACES", b"  two  spaces  "),
+        ("QUOTES", b"it's \"quoted\""),
+        ("DOLLAR", b"$HOME ${X} $(id) `id`"),
+        ("LINES", b"one\ntwo\n"),
+        ("BACKSLASH", b"a\\nb\\\\"),
+        ("HASH", b"a#b"),
+        ("EMPTY", b""),
+        ("EXPORTED", b"1"),
+        ("DUP", b"new"),
+    ];
+
+    // sh, evaluated by /bin/sh: every value back exactly (printf %s, NUL-separated).
+    let names: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
+    let script = format!(
+        "eval \"$(git-envsync export --format sh)\" && printf '%s\\0' {}",
+        names
+            .iter()
+            .map(|k| format!("\"${k}\""))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = alice.sh_cmd(&script).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let got: Vec<&[u8]> = out.stdout.split(|&b| b == 0).collect();
+    for (i, (key, value)) in values.iter().enumerate() {
+        assert_eq!(got[i], *value, "{key}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipped api.host"), "{stderr}");
+
+    // json: one object with every key, api.host included.
+    let (code, stdout, _) = raw_stdout(&alice, &["export", "--format", "json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    for (key, value) in values {
+        assert_eq!(json[key].as_str().unwrap().as_bytes(), value, "{key}");
+    }
+    assert_eq!(json["api.host"], "skipped-in-sh");
+    assert_eq!(raw_stdout(&alice, &["export", "--json"]).1, stdout);
+
+    // dotenv: the extractor reads back every value.
+    let (_, stdout, _) = raw_stdout(&alice, &["export", "--format", "dotenv"]);
+    let entries = envsync_common::envfile::entries(&stdout).unwrap();
+    for (key, value) in values {
+        let e = entries.iter().find(|e| e.key == key).unwrap();
+        assert_eq!(e.value.expose(), value, "{key}");
+    }
+    assert_eq!(entries.len(), values.len() + 1, "each key once");
+
+    // From the server when the file is not this branch's: bob has no file.
+    alice.envsync(&["push"]).ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    assert_eq!(
+        raw_stdout(&bob, &["export", "--format", "dotenv"]).1,
+        stdout
+    );
+
+    // What a format cannot carry is refused with nothing on stdout.
+    alice.write_env(b"NUL=a\0b\nBIN=\xff\n");
+    let (code, stdout, stderr) = raw_stdout(&alice, &["export"]);
+    assert_eq!((code, stdout.len()), (1, 0), "{stderr}");
+    assert!(stderr.contains("NUL holds a NUL byte"), "{stderr}");
+    let (code, stdout, stderr) = raw_stdout(&alice, &["export", "--format", "json"]);
+    assert_eq!((code, stdout.len()), (1, 0), "{stderr}");
+    assert!(stderr.contains("BIN is not valid UTF-8"), "{stderr}");
+    let (code, stdout, _) = raw_stdout(&alice, &["export", "--format", "dotenv"]);
+    assert_eq!(code, 0);
+    let entries = envsync_common::envfile::entries(&stdout).unwrap();
+    assert_eq!(entries[0].value.expose(), b"a\0b");
+    assert_eq!(entries[1].value.expose(), b"\xff");
+    alice.envsync(&["export", "--format", "xml"]).code(2);
+}
+
+#[test]
+fn example_empties_every_value_and_keeps_the_rest() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "example");
+    alice.write_env(
+        "# Payments\n# OLD_STRIPE_KEY=sk_live_old\nexport STRIPE_KEY=\"sk_live_new\" # rotated\nPEM='-----BEGIN-----\nabc\n-----END-----'\n\nDEBUG=1\nFEATURE\n",
+    );
+    let out = alice.envsync(&["example"]).clean().ok();
+    assert!(
+        out.stderr.contains("Wrote .env.example (4 keys"),
+        "{out:#?}"
+    );
+    let example = fs::read_to_string(alice.repo.join(".env.example")).unwrap();
+    assert_eq!(
+        example,
+        "# Written by git envsync example from .env: key names and comments, values emptied.\n# Payments\n# OLD_STRIPE_KEY=\nexport STRIPE_KEY= # rotated\nPEM=\n\nDEBUG=\nFEATURE\n"
+    );
+    assert_eq!(mode(&alice.repo.join(".env.example")), 0o644);
+    let entries = envsync_common::envfile::entries(example.as_bytes()).unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries.iter().all(|e| e.value.is_empty()));
+    // Not ignored (the test repository ignores /.env only): no warning; and committable.
+    assert!(!out.stderr.contains("warning"), "{out:#?}");
+    alice.git(&["add", ".env.example"]);
+
+    // Again: up to date. A file example did not write is kept unless --force.
+    let out = alice.envsync(&["example"]).ok();
+    assert!(out.stderr.contains("up to date"), "{out:#?}");
+    fs::write(alice.repo.join(".env.example"), "MINE=1\n").unwrap();
+    let out = alice.envsync(&["example"]).refused().code(1);
+    assert!(out.stderr.contains("--force"), "{out:#?}");
+    assert_eq!(
+        fs::read_to_string(alice.repo.join(".env.example")).unwrap(),
+        "MINE=1\n"
+    );
+    alice.envsync(&["example", "--force"]).ok();
+    assert_eq!(
+        fs::read_to_string(alice.repo.join(".env.example")).unwrap(),
+        example
+    );
+
+    // --output inside the work tree, relative to the current directory; never outside,
+    // never over the env file.
+    fs::create_dir(alice.repo.join("docs")).unwrap();
+    let mut cmd = alice.envsync_cmd(&["example", "--output", "env.sample"]);
+    cmd.current_dir(alice.repo.join("docs"));
+    envsync_tests::Run::from(cmd.output().unwrap()).ok();
+    assert_eq!(
+        fs::read_to_string(alice.repo.join("docs/env.sample")).unwrap(),
+        example
+    );
+    alice
+        .envsync(&["example", "--output", "../outside.example"])
+        .refused()
+        .code(2);
+    alice
+        .envsync(&["example", "--output", ".env", "--force"])
+        .refused()
+        .code(2);
+    assert!(alice.read_env().unwrap().starts_with(b"# Payments"));
+    // Ignored by git: written, with a warning.
+    fs::write(alice.repo.join(".gitignore"), "/.env\n*.example\n").unwrap();
+    fs::remove_file(alice.repo.join(".env.example")).unwrap();
+    let out = alice.envsync(&["example"]).ok();
+    assert!(
+        out.stderr.contains("warning: .env.example is ignored"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn copy_seeds_a_branch_as_a_new_version_and_keeps_the_source() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "copy");
+    alice.write_env("A=main\nB=2\n");
+    alice.envsync(&["push"]).ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+
+    // Into a branch with no env yet.
+    let out = alice
+        .envsync(&["copy", "--branch", "feature/x", "--from", "main"])
+        .clean()
+        .ok();
+    assert!(
+        out.stderr
+            .contains("Copied main version 1 to feature/x as version 1"),
+        "{out:#?}"
+    );
+    assert_eq!(version_count(&server, &alice.token, "copy", "main"), 1);
+    assert_eq!(
+        raw_stdout(&bob, &["get", "--branch", "feature/x", "A"]).1,
+        b"main"
+    );
+
+    // Into a branch that has one: a new version on top, the old one in its history.
+    alice.write_env("A=main2\n");
+    alice.envsync(&["push"]).ok();
+    let out = alice
+        .envsync(&["copy", "--branch", "feature/x", "--from", "main"])
+        .clean()
+        .ok();
+    assert!(out.stderr.contains("as version 2"), "{out:#?}");
+    assert!(
+        out.stderr.contains("version 1 stays in its history"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        raw_stdout(&bob, &["get", "--branch", "feature/x", "A"]).1,
+        b"main2"
+    );
+
+    // The env file holding the target's env follows the copy; with unpushed edits the
+    // copy is refused (a later push would undo it unnoticed).
+    bob.git(&["checkout", "-q", "-b", "feature/x"]);
+    bob.envsync(&["pull"]).ok();
+    alice.write_env("A=main3\n");
+    alice.envsync(&["push"]).ok();
+    let out = bob.envsync(&["copy", "--from", "main"]).clean().ok();
+    assert!(out.stderr.contains(".env now holds it"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), b"A=main3\n");
+    bob.envsync(&["status"]).ok();
+    bob.write_env("A=mine\n");
+    let out = bob.envsync(&["copy", "--from", "main"]).refused().code(1);
+    assert!(out.stderr.contains("never pushed"), "{out:#?}");
+    assert_eq!(version_count(&server, &alice.token, "copy", "feature/x"), 3);
+    // A file envsync never synced is the checked-out branch's, and all edits.
+    let carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.git(&["checkout", "-q", "-b", "feature/y"]);
+    carol.write_env("MINE=1\n");
+    carol.envsync(&["copy", "--from", "main"]).refused().code(1);
+    assert_eq!(version_count(&server, &alice.token, "copy", "feature/y"), 0);
+    carol
+        .envsync(&["copy", "--branch", "feature/z", "--from", "main"])
+        .ok();
+    assert_eq!(carol.read_env().unwrap(), b"MINE=1\n");
+
+    // Refusals: no source env, the same branch, a bad name.
+    alice
+        .envsync(&["copy", "--branch", "other", "--from", "nothing-here"])
+        .refused()
+        .code(1);
+    alice.envsync(&["copy", "--from", "main"]).refused().code(2);
+    alice
+        .envsync(&["copy", "--from", "bad..name"])
+        .refused()
+        .code(2);
+}
+
+#[test]
+fn copy_pushes_with_compare_and_swap() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "copycas");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    alice
+        .envsync(&["copy", "--branch", "target", "--from", "main"])
+        .ok();
+    // A server (or a race) that reports the target one version behind: the push's base
+    // is then stale and the server refuses it; nothing is stored.
+    let stale = envsync_tests::proxy::Proxy::start(&server.url, |req, up| {
+        let resp = up.pass(req);
+        if req.path.ends_with("/target/keys") && resp.status == 200 {
+            let mut v = resp.json();
+            v["version"] = serde_json::json!(0);
+            return envsync_tests::Response {
+                status: 200,
+                body: v.to_string(),
+            };
+        }
+        resp
+    });
+    let mut racing = Dev::clone_of(&alice, &server, "bob@example.com");
+    racing.server_url = stale.url.clone();
+    let out = racing
+        .envsync(&["copy", "--branch", "target", "--from", "main"])
+        .refused()
+        .code(1);
+    assert!(
+        out.stderr
+            .contains("push refused: the server has version 1 of target"),
+        "{out:#?}"
+    );
+    assert_eq!(version_count(&server, &alice.token, "copycas", "target"), 1);
+}

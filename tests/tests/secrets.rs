@@ -1,5 +1,6 @@
-//! Secret hygiene end to end (docs/testing.md J1, J3, J4, J5, H4): sentinel values, a sentinel
-//! passphrase and the bearer tokens go through every command and error path with
+//! Secret hygiene end to end (docs/testing.md J1, J3, J4, J5, H4): sentinel values, a
+//! sentinel passphrase and the bearer tokens go through every command and error path
+//! (only `get` and `export` print a value, and only on stdout) with
 //! `RUST_LOG=trace` on both sides, and never show up in the CLI's output, the server's
 //! log, any HTTP request or answer, the database files, the audit log, the local state,
 //! or a panic.
@@ -33,6 +34,19 @@ fn traced(dev: &Dev, args: &[&str], extra: &[(&str, &str)]) -> Run {
         cmd.env(k, v);
     }
     Run::from(cmd.output().unwrap())
+}
+
+/// [`traced`] with `input` on standard input.
+fn traced_stdin(dev: &Dev, args: &[&str], input: &str) -> Run {
+    let mut cmd = dev.envsync_cmd(args);
+    cmd.env("RUST_LOG", "trace")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    Run::from(child.wait_with_output().unwrap())
 }
 
 /// `git ARGS` (hooks included) in the developer's repository at trace level.
@@ -139,6 +153,105 @@ fn sentinels_never_leave_the_env_file() {
     // run sets the variables without printing them (the command checks the value).
     let check = format!("test \"$API_KEY\" = '{VALUE}'");
     log("run", traced(&bob, &["run", "--", "sh", "-c", &check], &[])).ok();
+
+    // Issue 18's small commands. Only get and export print a value, and only on stdout:
+    // their runs are kept apart and swept below with that one exception.
+    let mut printing: Vec<(String, Run)> = Vec::new();
+    {
+        let mut print = |what: &str, run: Run| {
+            let run = run.ok();
+            assert!(run.stdout.contains(VALUE), "{what}: {run:#?}");
+            printing.push((what.to_owned(), run));
+        };
+        print("get", traced(&bob, &["get", "API_KEY"], &[]));
+        for format in ["sh", "json", "dotenv"] {
+            print(
+                &format!("export {format}"),
+                traced(&bob, &["export", "--format", format], &[]),
+            );
+        }
+        log("get absent", traced(&bob, &["get", "NOPE"], &[])).refused();
+        let not_a_key = format!("{VALUE} pasted");
+        log("get bad key", traced(&bob, &["get", &not_a_key], &[])).refused();
+        log("set", traced(&bob, &["set", "PLAIN=1"], &[])).ok();
+        log(
+            "set --stdin",
+            traced_stdin(&bob, &["set", "TYPED", "--stdin"], VALUE),
+        )
+        .ok();
+        log(
+            "set bad key",
+            traced(&bob, &["set", &format!("{not_a_key}={VALUE}")], &[]),
+        )
+        .refused();
+        log("set no value", traced(&bob, &["set", "TYPED"], &[])).refused();
+        log("unset", traced(&bob, &["unset", "PLAIN", "TYPED"], &[])).ok();
+        log("unset absent", traced(&bob, &["unset", "NOPE"], &[])).refused();
+        assert_eq!(bob.read_env().unwrap(), env.as_bytes());
+        // The editor writes the sentinel (from its environment: the sweep reads the
+        // home directory, where the script lives), then leaves it on a broken line.
+        let edit_to = |name: &str, line: &str| {
+            let path = bob.home.join(name);
+            fs::write(
+                &path,
+                format!("#!/bin/sh\nprintf '{line}\\n' \"$S\" >> \"$1\"\n"),
+            )
+            .unwrap();
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            path.display().to_string()
+        };
+        let append = edit_to("append", "EDITED=%s");
+        let broken = edit_to("broken", "BROKEN=\"%s");
+        log(
+            "edit",
+            traced(&bob, &["edit"], &[("EDITOR", &append), ("S", VALUE)]),
+        )
+        .ok();
+        log(
+            "edit broken",
+            traced(
+                &bob,
+                &["edit", "--push"],
+                &[("EDITOR", &broken), ("S", VALUE)],
+            ),
+        )
+        .refused();
+        bob.write_env(format!("# OLD_KEY={VALUE}\n{env}"));
+        log("example", traced(&bob, &["example"], &[])).ok();
+        let example = fs::read(bob.repo.join(".env.example")).unwrap();
+        assert_clean_text(".env.example", &example, &[VALUE]);
+        assert!(contains(&example, "API_KEY="));
+        log(
+            "copy",
+            traced(
+                &bob,
+                &["copy", "--branch", "feature/copy", "--from", "main"],
+                &[],
+            ),
+        )
+        .ok();
+        // From the server: the file is main's, not feature/copy's.
+        print(
+            "get from the server",
+            traced(&bob, &["get", "--branch", "feature/copy", "API_KEY"], &[]),
+        );
+        // What a format cannot carry: refused, with nothing printed.
+        fs::write(
+            bob.env_path(),
+            [env.as_bytes(), b"BIN=", VALUE.as_bytes(), b"\xff\0\n"].concat(),
+        )
+        .unwrap();
+        for format in ["sh", "json"] {
+            let run = log(
+                &format!("export {format} refused"),
+                traced(&bob, &["export", "--format", format], &[]),
+            )
+            .refused();
+            assert_eq!(run.stdout, "");
+        }
+        bob.write_env(&env);
+    }
 
     // watch, briefly: started, told about a drifting edit, stopped with SIGTERM.
     {
@@ -281,6 +394,15 @@ fn sentinels_never_leave_the_env_file() {
     for (what, run) in &runs {
         assert_clean_text(&format!("{what}: stdout"), run.stdout.as_bytes(), &secrets);
         assert_clean_text(&format!("{what}: stderr"), run.stderr.as_bytes(), &secrets);
+    }
+    let but_the_value: Vec<&str> = secrets.iter().copied().filter(|s| *s != VALUE).collect();
+    for (what, run) in &printing {
+        assert_clean_text(&format!("{what}: stderr"), run.stderr.as_bytes(), &secrets);
+        assert_clean_text(
+            &format!("{what}: stdout"),
+            run.stdout.as_bytes(),
+            &but_the_value,
+        );
     }
     // J4: the server's trace log holds no value, passphrase or bearer token.
     let server_log = fs::read(&server.stderr_log).unwrap();

@@ -12,9 +12,14 @@ mod adopt;
 mod agent;
 mod audit;
 mod completions;
+mod copy;
 mod diff;
 mod doctor;
+mod edit;
+mod example;
+mod export;
 mod forget;
+mod get;
 mod hooks;
 mod init;
 mod keygen;
@@ -31,10 +36,12 @@ mod rollback;
 mod rotate;
 mod run;
 mod run_hook;
+mod set;
 mod status;
 mod token;
 mod trust;
 mod unlock;
+mod unset;
 mod watch;
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +55,13 @@ pub enum Command {
     Status(status::Args),
     Log(log::Args),
     Run(run::Args),
+    Get(get::Args),
+    Set(set::Args),
+    Unset(unset::Args),
+    Edit(edit::Args),
+    Export(export::Args),
+    Example(example::Args),
+    Copy(copy::Args),
     Hooks(hooks::Args),
     #[command(hide = true)]
     Hook(run_hook::Args),
@@ -99,6 +113,28 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Run(args) => run::run(
             &Global::of(Some(&args.scope), None, Some(&args.remote)),
+            args,
+        ),
+        Command::Get(args) => get::run(
+            &Global::of(Some(&args.scope), None, Some(&args.remote)),
+            args,
+        ),
+        Command::Set(args) => set::run(&Global::of(Some(&args.scope), None, None), args),
+        Command::Unset(args) => unset::run(&Global::of(Some(&args.scope), None, None), args),
+        Command::Edit(args) => edit::run(
+            &Global::of(Some(&args.scope), None, Some(&args.remote)),
+            args,
+        ),
+        Command::Export(args) => export::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Example(args) => example::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
+            args,
+        ),
+        Command::Copy(args) => copy::run(
+            &Global::of(Some(&args.scope), Some(&args.output), Some(&args.remote)),
             args,
         ),
         Command::Hooks(args) => hooks::run(&Global::of(None, None, None), args),
