@@ -370,7 +370,7 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
         }
         let mut keyring = Keyring::new(&ctx.config, false)?;
         if !keyring.available_without_prompt() {
-            kept("no passphrase in a hook; git envsync push --branch pushes them");
+            kept("no passphrase in a hook: git envsync unlock, or git envsync push --branch");
             return Ok(());
         }
         let Some(api) = offline.api(ctx)? else {
@@ -668,7 +668,7 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
     let mut keyring = Keyring::new(&ctx.config, false)?;
     if !keyring.available_without_prompt() {
         out::say(&format!(
-            "envsync: {env} changed but was not pushed: no passphrase in a hook (set ENVSYNC_PASS, or run git envsync push)"
+            "envsync: {env} changed but was not pushed: no passphrase in a hook (git envsync unlock keeps it for the hooks, or run git envsync push)"
         ));
         return Ok(());
     }
