@@ -142,13 +142,15 @@ impl Repo {
     }
 
     /// The first path in the index that is the env file `rel` (relative to the work
-    /// tree) or one of its backups (`<rel>.backup-…`): plaintext that must never be
-    /// committed. Reads only the index; any problem reading it means nothing is found.
+    /// tree), one of its backups (`<rel>.backup-…`) or its merge file (`<rel>.merge`):
+    /// plaintext that must never be committed. Reads only the index; any problem reading it means nothing is found.
     pub fn staged_plaintext(&self, rel: &str) -> Option<String> {
         let rel = rel.trim_start_matches("./");
         let index = self.repo.index().ok()?;
-        if index.get_path(Path::new(rel), 0).is_some() {
-            return Some(rel.to_owned());
+        for plaintext in [rel.to_owned(), format!("{rel}.merge")] {
+            if index.get_path(Path::new(&plaintext), 0).is_some() {
+                return Some(plaintext);
+            }
         }
         let backups = format!("{rel}.backup-");
         let at = index.find_prefix(Path::new(&backups)).ok()?;

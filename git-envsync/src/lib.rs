@@ -24,6 +24,7 @@ pub mod error;
 pub mod fsutil;
 pub mod git;
 pub mod hook_blocks;
+pub mod merging;
 pub mod out;
 pub mod prompt;
 pub mod runtime;

@@ -53,65 +53,111 @@ pub enum PushOutcome {
         added: Vec<String>,
         removed: Vec<String>,
         duplicates: Vec<String>,
+        /// The server had moved: its version merged in first, and the keys it brought.
+        merged: Option<(u64, Vec<String>)>,
     },
     /// The file is what this clone last synced for the branch.
     UpToDate { version: u64 },
 }
 
+/// Whether a push whose base the server has moved past merges first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Refuse, as `push --no-merge` does.
+    Never,
+    /// Merge; on a conflict keep the merge for `git envsync merge` (the `push` command).
+    Keep,
+    /// Merge when it is clean; on a conflict change nothing (the hooks).
+    IfClean,
+}
+
+/// How many times a push merges and tries again when the server keeps moving.
+const MERGE_ATTEMPTS: usize = 3;
+
 /// Encrypts the env file and pushes it as the next version of `branch` (the checked-out
-/// branch, or the one just left when a hook pushes edits after a checkout).
+/// branch, or the one just left when a hook pushes edits after a checkout). When the
+/// server moved past the version the edits started from, `merge` says whether to merge
+/// with its latest first (the checked-out branch only) and push the result.
 pub fn push(
     ctx: &Context,
     api: &Api,
     keyring: &mut Keyring,
     branch_name: &str,
     force: bool,
+    merge: Merge,
 ) -> Result<PushOutcome> {
-    let bytes = read_env(ctx)?.ok_or_else(|| {
-        CliError::usage(format!("there is no {} to push", ctx.env_display()))
-            .hint("create it, or run git envsync pull to fetch the branch's env")
-    })?;
-    let keys = parse_keys(ctx, bytes.expose())?;
-    let sha = fsutil::sha256_hex(bytes.expose());
-    let mut branch = ctx.state.branch(branch_name)?;
-    if !force
-        && let Some(version) = branch.version
-        && branch.sha256.as_deref() == Some(&sha)
-    {
-        return Ok(PushOutcome::UpToDate { version });
-    }
-
-    // Ask the server first: a push it would refuse costs no passphrase and no scrypt.
-    let latest = api
-        .keys(&ctx.config.project, branch_name)
-        .map_err(|e| api.fail(e))?
-        .map(|k| k.version);
-    let base = if force {
-        latest
-    } else {
-        if latest != branch.version {
-            return Err(stale(ctx, api, &branch, latest));
+    let mut merged = None;
+    for attempt in 1..=MERGE_ATTEMPTS {
+        let bytes = read_env(ctx)?.ok_or_else(|| {
+            CliError::usage(format!("there is no {} to push", ctx.env_display()))
+                .hint("create it, or run git envsync pull to fetch the branch's env")
+        })?;
+        let keys = parse_keys(ctx, bytes.expose())?;
+        let sha = fsutil::sha256_hex(bytes.expose());
+        let mut branch = ctx.state.branch(branch_name)?;
+        if !force
+            && let Some(version) = branch.version
+            && branch.sha256.as_deref() == Some(&sha)
+        {
+            return Ok(PushOutcome::UpToDate { version });
         }
-        branch.version
-    };
-    check_writer(ctx, api, keyring, &branch, latest)?;
-    let old_keys = branch.keys.clone();
-    let version = push_version(ctx, api, keyring, &mut branch, bytes.expose(), base)?;
-    let (added, removed) = key_changes(&old_keys, &keys.names);
-    ctx.state.set_file(&FileState {
-        sha256: sha,
-        branch: branch_name.to_owned(),
-        version: Some(version),
-        from: None,
-        config: Some(ctx.config.digest()),
-        away: None,
-    })?;
-    Ok(PushOutcome::Pushed {
-        version,
-        added,
-        removed,
-        duplicates: keys.duplicates,
-    })
+
+        // Ask the server first: a push it would refuse costs no passphrase and no scrypt.
+        let latest = api
+            .keys(&ctx.config.project, branch_name)
+            .map_err(|e| api.fail(e))?
+            .map(|k| k.version);
+        let can_merge = merge != Merge::Never
+            && branch_name == ctx.branch
+            && branch.version.is_some()
+            && latest.is_some_and(|l| Some(l) > branch.version);
+        if !force && latest != branch.version {
+            match latest {
+                Some(theirs) if can_merge => {
+                    let done = crate::merging::merge_latest(
+                        ctx,
+                        api,
+                        keyring,
+                        theirs,
+                        merge == Merge::Keep,
+                    )?;
+                    merged = Some((done.version, done.incoming));
+                    continue;
+                }
+                _ => return Err(stale(ctx, api, &branch, latest)),
+            }
+        }
+        let base = if force { latest } else { branch.version };
+        check_writer(ctx, api, keyring, &branch, latest)?;
+        let old_keys = branch.keys.clone();
+        let version = match try_push_version(ctx, api, keyring, &mut branch, bytes.expose(), base)?
+        {
+            Ok(version) => version,
+            // Someone pushed between our look and our push: merge again, if allowed.
+            Err(current) if can_merge && attempt < MERGE_ATTEMPTS && current.is_some() => continue,
+            Err(current) => return Err(conflict_error(ctx, api, &branch, current)),
+        };
+        let (added, removed) = key_changes(&old_keys, &keys.names);
+        ctx.state.set_file(&FileState {
+            sha256: sha,
+            branch: branch_name.to_owned(),
+            version: Some(version),
+            from: None,
+            config: Some(ctx.config.digest()),
+            away: None,
+        })?;
+        return Ok(PushOutcome::Pushed {
+            version,
+            added,
+            removed,
+            duplicates: keys.duplicates,
+            merged,
+        });
+    }
+    Err(CliError::refused(format!(
+        "push refused: the server moved on {branch_name} {MERGE_ATTEMPTS} times while this push merged"
+    ))
+    .hint("try again in a moment"))
 }
 
 /// Seals `content` as version `base + 1` of `branch` and pushes it with compare-and-swap
@@ -125,6 +171,19 @@ pub fn push_version(
     content: &[u8],
     base: Option<u64>,
 ) -> Result<u64> {
+    try_push_version(ctx, api, keyring, branch, content, base)?
+        .map_err(|current| conflict_error(ctx, api, branch, current))
+}
+
+/// [`push_version`], with a refused compare-and-swap as `Err(current version)` inside.
+fn try_push_version(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch: &mut BranchState,
+    content: &[u8],
+    base: Option<u64>,
+) -> Result<std::result::Result<u64, Option<u64>>> {
     let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
@@ -135,7 +194,9 @@ pub fn push_version(
     };
     let answer = match api.push(&ctx.config.project, &branch.branch, &request) {
         Ok(answer) => answer,
-        Err(e) if e.is_status(StatusCode::CONFLICT) => return Err(conflict(ctx, api, branch, e)),
+        Err(ApiError::Status { status, body }) if status == StatusCode::CONFLICT => {
+            return Ok(Err(body.current_version));
+        }
         Err(e) => return Err(api.fail(e)),
     };
     if answer.version != version {
@@ -152,7 +213,7 @@ pub fn push_version(
     branch.saw(version, &keys);
     seal_local_copy(ctx, branch, content);
     ctx.state.set_branch(branch)?;
-    Ok(version)
+    Ok(Ok(version))
 }
 
 /// Before anything is sealed or sent: what is pushed must be readable by whoever can
@@ -249,14 +310,6 @@ fn check_writer(
 /// The push would bury a version this clone has not seen: refused before any passphrase
 /// or scrypt, with who pushed it.
 fn stale(ctx: &Context, api: &Api, branch: &BranchState, current: Option<u64>) -> CliError {
-    conflict_error(ctx, api, branch, current)
-}
-
-fn conflict(ctx: &Context, api: &Api, branch: &BranchState, err: ApiError) -> CliError {
-    let current = match &err {
-        ApiError::Status { body, .. } => body.current_version,
-        ApiError::Unreachable(_) | ApiError::TooLarge => None,
-    };
     conflict_error(ctx, api, branch, current)
 }
 
@@ -696,6 +749,22 @@ pub fn readable_env(ctx: &Context, keyring: &mut Keyring) -> Result<(SecretBytes
     }
 }
 
+/// Records `fetched` (a verified version of the checked-out branch) as what this clone has
+/// synced of it, with its sealed local copy, without touching the env file.
+pub fn record_synced(ctx: &Context, fetched: Fetched) -> Result<()> {
+    let mut branch = ctx.state.branch(&fetched.from)?;
+    branch.version = Some(fetched.version);
+    branch.sha256 = Some(fsutil::sha256_hex(fetched.content.expose()));
+    if let Some((mode, verifier)) = fetched.sealed {
+        branch.mode = Some(mode);
+        branch.verifier = verifier;
+    }
+    branch.saw(fetched.version, &fetched.server_keys);
+    seal_local_copy(ctx, &mut branch, fetched.content.expose());
+    ctx.state.set_branch(&branch)?;
+    Ok(())
+}
+
 fn check_not_rolled_back(branch: &BranchState, version: u64, from: &str) -> Result<()> {
     if version < branch.seen {
         return Err(CliError::refused(format!(
@@ -730,7 +799,7 @@ fn check_keys(ctx: &Context, content: &[u8], server_keys: &[String]) -> Result<(
 /// Opens the sealed local copy of a branch's last synced content, if it is there, is
 /// what the state says, and was verified under the settings trusted now. Any problem
 /// just means "fetch from the server and verify again".
-fn open_cached(
+pub fn open_cached(
     ctx: &Context,
     branch: &BranchState,
     from: &str,

@@ -188,7 +188,7 @@ fn ignore(repo: &Repo, env_file: &str) -> Result<()> {
         text.push('\n');
     }
     text.push_str(&format!(
-        "# envsync: plaintext secrets never go into git\n/{env_file}\n/{env_file}.backup-*\n"
+        "# envsync: plaintext secrets never go into git\n/{env_file}\n/{env_file}.backup-*\n/{env_file}.merge\n"
     ));
     fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
     Ok(())

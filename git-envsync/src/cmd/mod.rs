@@ -28,6 +28,7 @@ mod log;
 mod login;
 mod man;
 mod members;
+mod merge;
 mod mv;
 mod pull;
 mod push;
@@ -68,6 +69,7 @@ pub enum Command {
     Watch(watch::Args),
     Keygen(keygen::Args),
     Members(members::Args),
+    Merge(merge::Args),
     Rollback(rollback::Args),
     Adopt(adopt::Args),
     Mv(mv::Args),
@@ -147,6 +149,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Members(args) => {
             members::run(&Global::of(None, Some(&(&args.output).into()), None), args)
         }
+        Command::Merge(args) => merge::run(&Global::of(None, Some(&args.output), None), args),
         Command::Rollback(args) => rollback::run(
             &Global::of(Some(&args.scope), None, Some(&args.remote)),
             args,

@@ -40,6 +40,37 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         fallback: args.version.is_none(),
     };
     let file = ctx.env_display();
+    // Unpushed edits to this branch's env, and the server moved on: merge its latest in.
+    if !args.force
+        && args.version.is_none()
+        && let Some(theirs) = moved_past_edits(&ctx, &api)?
+    {
+        let merged = crate::merging::merge_latest(&ctx, &api, &mut keyring, theirs, true)?;
+        if let Some(backup) = &merged.backup {
+            out::say(&format!(
+                "Saved the file before the merge to {}",
+                backup.display()
+            ));
+        }
+        if global.json {
+            out::json(&json!({
+                "written": true, "branch": ctx.branch, "version": merged.version,
+                "merged": true, "incoming": merged.incoming,
+            }));
+        } else {
+            out::say(&format!(
+                "Merged {} version {} into {file}, your edits kept ({}); git envsync push publishes the result",
+                ctx.branch,
+                merged.version,
+                if merged.incoming.is_empty() {
+                    "nothing new came in".to_owned()
+                } else {
+                    format!("came in: {}", merged.incoming.join(", "))
+                }
+            ));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     match sync::pull(&ctx, &api, &mut keyring, opts)? {
         PullOutcome::NoEnv => {
             let also = match &ctx.config.default_branch {
@@ -86,4 +117,24 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server's latest version of the branch, when the env file holds unpushed edits to
+/// this branch's env and the server has moved past the version they started from.
+fn moved_past_edits(ctx: &Context, api: &crate::client::Api) -> Result<Option<u64>> {
+    let Some(current) = sync::read_env(ctx)? else {
+        return Ok(None);
+    };
+    let Some(file) = ctx.state.file()?.filter(|f| f.branch == ctx.branch) else {
+        return Ok(None);
+    };
+    if file.sha256 == crate::fsutil::sha256_hex(current.expose()) {
+        return Ok(None);
+    }
+    let synced = ctx.state.branch(&ctx.branch)?.version;
+    let latest = api
+        .keys(&ctx.config.project, &ctx.branch)
+        .map_err(|e| api.fail(e))?
+        .map(|k| k.version);
+    Ok(latest.filter(|l| synced.is_some_and(|s| *l > s)))
 }

@@ -12,7 +12,10 @@ use std::process::ExitCode;
 
 /// Encrypt the env file locally and push it as a new version of the branch.
 ///
-/// Refused (exit 1) when the server has a version this clone has not seen.
+/// When the server has a version this clone has not seen, its changes are merged into the
+/// file key by key first (your layout kept, the file before saved as a backup), then the
+/// result is pushed; a key both sides changed stops the push (exit 1) for
+/// `git envsync merge`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -21,9 +24,13 @@ pub struct Args {
     pub output: crate::cli::JsonFlag,
     #[command(flatten)]
     pub remote: crate::cli::ServerFlag,
-    /// Push even if the server has versions this clone has not seen.
-    #[arg(long)]
+    /// Push even if the server has versions this clone has not seen (replacing them).
+    #[arg(long, conflicts_with = "no_merge")]
     force: bool,
+    /// When the server moved past the version your edits started from, refuse instead of
+    /// merging its latest version into the file first.
+    #[arg(long)]
+    no_merge: bool,
 }
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
@@ -48,7 +55,12 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     }
     let api = ctx.api(Timeouts::COMMAND)?;
     let mut keyring = Keyring::new(&ctx.config, true)?;
-    let outcome = sync::push(&ctx, &api, &mut keyring, &ctx.branch, args.force)?;
+    let merge = if args.no_merge {
+        sync::Merge::Never
+    } else {
+        sync::Merge::Keep
+    };
+    let outcome = sync::push(&ctx, &api, &mut keyring, &ctx.branch, args.force, merge)?;
     match outcome {
         PushOutcome::UpToDate { version } => {
             if global.json {
@@ -66,7 +78,20 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             added,
             removed,
             duplicates,
+            merged,
         } => {
+            if let Some((theirs, incoming)) = &merged {
+                out::say(&format!(
+                    "Merged {} version {theirs} into {} first ({})",
+                    ctx.branch,
+                    ctx.env_display(),
+                    if incoming.is_empty() {
+                        "nothing new".to_owned()
+                    } else {
+                        format!("came in: {}", incoming.join(", "))
+                    }
+                ));
+            }
             for key in &duplicates {
                 out::say(&format!(
                     "warning: {key} appears more than once in {}; the last value wins",
@@ -76,6 +101,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             if global.json {
                 out::json(&json!({
                     "pushed": true, "version": version, "added": added, "removed": removed,
+                    "merged": merged.as_ref().map(|(v, keys)| json!({"version": v, "incoming": keys})),
                 }));
             } else {
                 let mut changes: Vec<String> = added.iter().map(|k| format!("+{k}")).collect();

@@ -377,7 +377,15 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             kept("server unreachable");
             return Ok(());
         };
-        let pushed = sync::push(ctx, &api, &mut keyring, &file.branch, false);
+        // The file's owner is not checked out: nothing to merge into here.
+        let pushed = sync::push(
+            ctx,
+            &api,
+            &mut keyring,
+            &file.branch,
+            false,
+            sync::Merge::Never,
+        );
         offline.track(&pushed);
         match pushed {
             Ok(PushOutcome::Pushed { version, .. }) => {
@@ -678,9 +686,24 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
         ));
         return Ok(());
     };
-    let pushed = sync::push(ctx, &api, &mut keyring, &ctx.branch, false);
+    let pushed = sync::push(
+        ctx,
+        &api,
+        &mut keyring,
+        &ctx.branch,
+        false,
+        sync::Merge::IfClean,
+    );
     offline.track(&pushed);
     match pushed {
+        Ok(PushOutcome::Pushed {
+            version,
+            merged: Some((theirs, _)),
+            ..
+        }) => out::say(&format!(
+            "envsync: merged {} version {theirs} into {env} and pushed it as version {version}",
+            ctx.branch
+        )),
         Ok(PushOutcome::Pushed { version, .. }) => out::say(&format!(
             "envsync: pushed {env} to {} as version {version}",
             ctx.branch
