@@ -1,0 +1,316 @@
+//! Merge, don't refuse (issue 14), end to end with two clones: disjoint edits merge and
+//! push with the layout kept; a conflicting edit writes nothing and prints no value; each
+//! way of resolving works; the hooks merge when clean; and a lying server cannot make a
+//! merge take content it did not verify.
+
+#![allow(clippy::unwrap_used)]
+
+use envsync_tests::proxy::{Proxy, Upstream};
+use envsync_tests::{Dev, Run, Server};
+use std::fs;
+
+const SENTINEL_OURS: &str = "ours-value-9f3a";
+const SENTINEL_THEIRS: &str = "theirs-value-c0ff";
+
+/// alice and bob, both synced with version 1 of a commented file.
+fn pair(server: &Server, project: &str) -> (Dev, Dev) {
+    let alice = Dev::new(server, project);
+    alice.write_env("# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    let bob = Dev::clone_of(&alice, server, "bob@example.com");
+    bob.envsync(&["pull"]).clean().ok();
+    (alice, bob)
+}
+
+fn latest_keys(server: &Server, dev: &Dev) -> (u64, Vec<String>) {
+    let r = server.request(
+        "GET",
+        &format!("/env/{}/main/keys", dev.project()),
+        &dev.token,
+        None,
+    );
+    let json = r.json();
+    (
+        json["version"].as_u64().unwrap(),
+        json["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect(),
+    )
+}
+
+fn no_value_leaked(run: &Run) {
+    for value in [SENTINEL_OURS, SENTINEL_THEIRS] {
+        assert!(
+            !run.stdout.contains(value) && !run.stderr.contains(value),
+            "{run:#?}"
+        );
+    }
+}
+
+#[test]
+fn disjoint_edits_merge_and_push_with_the_layout_kept() {
+    let server = Server::start();
+    let (alice, bob) = pair(&server, "disjoint");
+    alice.write_env(
+        "# database\nDB_URL=postgres://db\nDB_POOL=5\n\n# flags\nexport DEBUG=false\nSHARED=1\n",
+    );
+    alice.envsync(&["push"]).clean().ok();
+    bob.write_env("# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=true\nSHARED=1\nBOB_ONLY='x y'\n");
+    let out = bob.envsync(&["push"]).clean().ok();
+    assert!(out.stderr.contains("Merged main version 2"), "{out:#?}");
+    assert!(out.stderr.contains("came in: DB_POOL"), "{out:#?}");
+    assert!(out.stderr.contains("as version 3"), "{out:#?}");
+    // Bob's layout (comments, blank line, export, quoting), alice's key beside its
+    // neighbour.
+    assert_eq!(
+        String::from_utf8(bob.read_env().unwrap()).unwrap(),
+        "# database\nDB_URL=postgres://db\nDB_POOL=5\n\n# flags\nexport DEBUG=true\nSHARED=1\nBOB_ONLY='x y'\n"
+    );
+    let (version, keys) = latest_keys(&server, &bob);
+    assert_eq!(version, 3);
+    assert_eq!(keys, ["DB_URL", "DB_POOL", "DEBUG", "SHARED", "BOB_ONLY"]);
+    // The file before the merge was kept, private.
+    let backups: Vec<_> = fs::read_dir(&bob.repo)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".env.backup-"))
+        .collect();
+    assert_eq!(backups.len(), 1);
+    // alice pulls it: her file was clean, so she simply takes version 3.
+    alice.envsync(&["pull"]).clean().ok();
+    assert_eq!(alice.read_env(), bob.read_env());
+    // --no-merge refuses as before.
+    alice.write_env("A=1\n");
+    bob.write_env(
+        bob.read_env()
+            .unwrap()
+            .into_iter()
+            .chain(*b"C=1\n")
+            .collect::<Vec<u8>>(),
+    );
+    bob.envsync(&["push"]).clean().ok();
+    let out = alice.envsync(&["push", "--no-merge"]).refused().code(1);
+    assert!(out.stderr.contains("push refused"), "{out:#?}");
+}
+
+#[test]
+fn pull_with_local_edits_merges_what_came_in() {
+    let server = Server::start();
+    let (alice, bob) = pair(&server, "pullmerge");
+    alice.write_env(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=1\nNEW=n\n",
+    );
+    alice.envsync(&["push"]).clean().ok();
+    bob.write_env("# database\nDB_URL=postgres://bob\n\n# flags\nexport DEBUG=false\nSHARED=1\n");
+    let out = bob.envsync(&["pull"]).clean().ok();
+    assert!(out.stderr.contains("came in: NEW"), "{out:#?}");
+    assert_eq!(
+        String::from_utf8(bob.read_env().unwrap()).unwrap(),
+        "# database\nDB_URL=postgres://bob\n\n# flags\nexport DEBUG=false\nSHARED=1\nNEW=n\n"
+    );
+    // The merge is an edit of version 2: status says so, push publishes it as 3.
+    let status = bob.envsync(&["status"]).clean().ok();
+    assert!(status.stdout.contains("(edited)"), "{status:#?}");
+    assert!(status.stdout.contains("version 2 (same)"), "{status:#?}");
+    bob.envsync(&["push"]).clean().ok();
+    assert_eq!(latest_keys(&server, &bob).0, 3);
+}
+
+/// Both change SHARED: nothing written, no value printed, the conflict named with who
+/// and which version; then each way of resolving.
+#[test]
+fn conflicts_write_nothing_and_each_resolution_works() {
+    let server = Server::start();
+    for how in ["ours", "theirs", "edit", "abort"] {
+        let project = format!("conflict-{how}");
+        let (alice, bob) = pair(&server, &project);
+        alice.write_env(format!("# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_THEIRS}\nALICE=1\n"));
+        alice.envsync(&["push"]).clean().ok();
+        let ours = format!(
+            "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_OURS}\n"
+        );
+        bob.write_env(&ours);
+        let out = bob.envsync(&["push"]).refused().code(1);
+        no_value_leaked(&out);
+        assert!(
+            out.stderr
+                .contains("SHARED (yours modified, theirs modified)"),
+            "{out:#?}"
+        );
+        assert!(
+            out.stderr
+                .contains("version 2 of main (pushed by dev@example.com)"),
+            "{out:#?}"
+        );
+        assert_eq!(bob.read_env().unwrap(), ours.as_bytes(), "nothing written");
+        assert_eq!(latest_keys(&server, &bob).0, 2, "nothing pushed");
+        let shown = bob.envsync(&["merge"]).clean().ok();
+        assert!(
+            shown
+                .stdout
+                .contains("SHARED: yours modified, theirs modified -> not chosen yet"),
+            "{shown:#?}"
+        );
+        no_value_leaked(&shown);
+
+        let text = || String::from_utf8(bob.read_env().unwrap()).unwrap();
+        match how {
+            "ours" => {
+                bob.envsync(&["merge", "--ours", "SHARED"]).clean().ok();
+                assert!(text().contains(&format!("SHARED={SENTINEL_OURS}\n")));
+                assert!(text().contains("ALICE=1\n"), "the clean part came in");
+            }
+            "theirs" => {
+                bob.envsync(&["merge", "--theirs", "SHARED"]).clean().ok();
+                assert!(text().contains(&format!("SHARED={SENTINEL_THEIRS}\n")));
+                assert!(text().starts_with("# database\n"), "our layout");
+            }
+            "edit" => {
+                let out = bob.envsync(&["merge", "--edit"]).clean().ok();
+                no_value_leaked(&out);
+                let merge_file = bob.repo.join(".env.merge");
+                let marked = fs::read_to_string(&merge_file).unwrap();
+                assert!(marked.contains("<<<<<<< ours: SHARED\n"), "{marked}");
+                assert!(marked.contains(&format!("SHARED={SENTINEL_OURS}\n=======\nSHARED={SENTINEL_THEIRS}\n>>>>>>> theirs: SHARED")), "{marked}");
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(
+                    fs::metadata(&merge_file).unwrap().permissions().mode() & 0o777,
+                    0o600
+                );
+                // Continuing with markers left is refused.
+                bob.envsync(&["merge", "--continue"]).refused().code(1);
+                // The plaintext guard covers the merge file too.
+                bob.envsync(&["hooks", "install"]).clean().ok();
+                bob.git(&["add", "-f", ".env.merge"]);
+                let commit = bob.git_run(&["commit", "-q", "-m", "oops"]);
+                bob.git(&["rm", "-q", "--cached", ".env.merge"]);
+                assert_eq!(commit.code, 1, "{commit:#?}");
+                assert!(
+                    commit.stderr.contains(".env.merge is staged"),
+                    "{commit:#?}"
+                );
+                bob.envsync(&["hooks", "uninstall"]).clean().ok();
+                fs::write(&merge_file, "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=both\nALICE=1\n").unwrap();
+                bob.envsync(&["merge", "--continue"]).clean().ok();
+                assert!(text().contains("SHARED=both\n"));
+                assert!(!merge_file.exists());
+            }
+            _ => {
+                bob.envsync(&["merge", "--abort"]).clean().ok();
+                assert_eq!(bob.read_env().unwrap(), ours.as_bytes());
+                bob.envsync(&["merge"]).refused().code(1);
+                continue;
+            }
+        }
+        let out = bob.envsync(&["push"]).clean().ok();
+        no_value_leaked(&out);
+        let (version, keys) = latest_keys(&server, &bob);
+        // Taking theirs for the one conflict leaves exactly their version: nothing to push.
+        let expected = if how == "theirs" { 2 } else { 3 };
+        assert_eq!(version, expected, "{how}: {out:#?}");
+        assert!(keys.contains(&"ALICE".to_owned()), "{how}: {keys:?}");
+    }
+}
+
+#[test]
+fn hooks_merge_when_clean_and_change_nothing_otherwise() {
+    let server = Server::start();
+    let (alice, bob) = pair(&server, "hookmerge");
+    bob.envsync(&["hooks", "install"]).clean().ok();
+    alice.write_env(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=1\nALICE=1\n",
+    );
+    alice.envsync(&["push"]).clean().ok();
+    bob.write_env(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=1\nBOB=1\n",
+    );
+    let out = bob
+        .git_run(&["commit", "-q", "--allow-empty", "-m", "x"])
+        .ok();
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].contains("merged main version 2") && lines[0].contains("as version 3"),
+        "{out:#?}"
+    );
+    // ALICE lands beside its neighbour in theirs (after SHARED), BOB stays where it was.
+    assert_eq!(
+        latest_keys(&server, &bob).1,
+        ["DB_URL", "DEBUG", "SHARED", "ALICE", "BOB"]
+    );
+
+    // A conflict: one line, nothing written, nothing kept for `merge`.
+    alice.envsync(&["pull"]).clean().ok();
+    alice.write_env(
+        alice
+            .read_env()
+            .unwrap()
+            .into_iter()
+            .chain(*b"X=alice\n")
+            .collect::<Vec<u8>>(),
+    );
+    alice.envsync(&["push"]).clean().ok();
+    let mine = [bob.read_env().unwrap(), b"X=bob\n".to_vec()].concat();
+    bob.write_env(&mine);
+    let out = bob
+        .git_run(&["commit", "-q", "--allow-empty", "-m", "y"])
+        .ok();
+    assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
+    assert!(out.stderr.contains("merge stopped"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), mine);
+    bob.envsync(&["merge"]).refused().code(1);
+}
+
+/// A lying server during a merge: theirs must pass the same verified read as a pull, so
+/// another branch's blob, or a key list that is not the blob's, stops the merge with
+/// nothing written and nothing pushed.
+#[test]
+fn a_lying_server_cannot_slip_content_into_a_merge() {
+    let server = Server::start();
+    let (alice, _) = pair(&server, "mergelie");
+    alice.write_env("OTHER=evil\n");
+    alice.envsync(&["push", "--branch", "other"]).clean().ok();
+    alice.envsync(&["pull", "--force"]).clean().ok();
+    alice.write_env(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=1\nNEW=1\n",
+    );
+    alice.envsync(&["push"]).clean().ok();
+    for lie in ["swap", "keys"] {
+        let proxy = Proxy::start(&server.url, move |req, up: &Upstream| {
+            let blob = req.method == "GET" && req.path.starts_with("/env/mergelie/main?");
+            match lie {
+                "swap" if blob => up.send("GET", "/env/mergelie/other?version=1", req),
+                "keys" if blob => {
+                    let mut resp = up.pass(req);
+                    let mut v: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
+                    v["keys"] = serde_json::json!(["DB_URL", "DEBUG", "SHARED", "NEW", "EXTRA"]);
+                    resp.body = v.to_string();
+                    resp
+                }
+                _ => up.pass(req),
+            }
+        });
+        let mut bob = Dev::clone_of(&alice, &server, "bob@example.com");
+        bob.envsync(&["pull", "--version", "1"]).clean().ok();
+        // bob's state: synced version 1 (an explicit old version counts only when first).
+        bob.server_url = proxy.url.clone();
+        let mine = b"# database\nDB_URL=postgres://bob\n\n# flags\nexport DEBUG=false\nSHARED=1\n"
+            .to_vec();
+        bob.write_env(&mine);
+        let out = bob.envsync(&["pull"]).refused().code(1);
+        assert!(
+            out.stderr.contains("integrity check failed"),
+            "{lie}: {out:#?}"
+        );
+        assert_eq!(bob.read_env().unwrap(), mine, "{lie}");
+        let out = bob.envsync(&["push"]).refused().code(1);
+        assert!(
+            out.stderr.contains("integrity check failed"),
+            "{lie}: {out:#?}"
+        );
+        assert_eq!(latest_keys(&server, &alice).0, 2, "{lie}: nothing pushed");
+    }
+}
