@@ -62,7 +62,7 @@ pub fn run() -> ExitCode {
 
 /// Every type of the CLI that holds a token, passphrase or plaintext prints a redaction
 /// marker under `{:?}` and `{:#?}`, never the secret (docs/testing.md J2; the shared types are
-/// covered in `common/tests/redaction.rs`).
+/// covered in `common/tests/it/redaction.rs`).
 #[cfg(test)]
 mod redaction_tests {
     use crate::client::{Api, Timeouts};

@@ -86,7 +86,7 @@ fn bad_flags_and_branch_names_exit_2_without_a_panic() {
 }
 
 /// Token ids are base64url and one in 64 starts with `-`: `token revoke` must take it as
-/// the id, not as a flag (it did not, and `tests/tests/team.rs` failed now and then).
+/// the id, not as a flag (it did not, and `tests/tests/it/team.rs` failed now and then).
 #[test]
 fn token_ids_starting_with_a_dash_are_ids() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,5 +1,5 @@
 //! Every single-byte change and every truncation of a sealed file makes opening fail
-//! (docs/testing.md A5, exhaustively at the library level; `tests/tests/malicious.rs` shows the
+//! (docs/testing.md A5, exhaustively at the library level; `tests/tests/it/malicious.rs` shows the
 //! CLI writing nothing for a representative set). Both envelope modes.
 
 #![allow(clippy::unwrap_used)]
