@@ -144,12 +144,9 @@ async fn a_failing_audit_insert_is_a_500_and_undoes_the_change() {
         server.push(&dev, "proj", "main", &["B"], Some(1)).await,
         (201, json!({"version": 2}))
     );
-    let check = envsync_server::store::sqlite::chain::verify(&server.db, None).unwrap();
+    let check = envsync_server::store::sqlite::verify_file(&server.db, None).unwrap();
     assert!(
-        matches!(
-            check,
-            envsync_server::store::sqlite::chain::Verdict::Intact { .. }
-        ),
+        matches!(check, envsync_server::store::chain::Verdict::Intact { .. }),
         "{check}"
     );
 }

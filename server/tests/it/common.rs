@@ -6,7 +6,7 @@ use envsync_common::envelope::{Binding, Seal, seal};
 use envsync_common::secret::SecretString;
 use envsync_server::config::Settings;
 use envsync_server::secret::JwtSecret;
-use envsync_server::{Database, serve};
+use envsync_server::{Database, Server};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -53,12 +53,15 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
+        // Opened before the answer: a test may look at the database at once.
+        let server = Server::open(settings).await.unwrap();
         let task = tokio::spawn(async move {
-            serve(settings, listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
+            server
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
         TestServer {
             url: format!("http://{addr}"),

@@ -2,7 +2,8 @@
 //! acknowledged push and leaves a sound database; a replayed push creates nothing.
 
 use crate::common::*;
-use envsync_server::store::sqlite::chain::{self, Verdict};
+use envsync_server::store::chain::Verdict;
+use envsync_server::store::sqlite::verify_file;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -94,7 +95,7 @@ fn check_after_crash(db: &Path) -> BTreeSet<u64> {
     if let Some(&max) = stored.last() {
         assert_eq!(stored.len() as u64, max, "gaps in the stored versions");
     }
-    let verdict = chain::verify(db, None).unwrap();
+    let verdict = verify_file(db, None).unwrap();
     assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict}");
     stored
 }

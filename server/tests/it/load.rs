@@ -204,7 +204,7 @@ async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock() {
         total
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM audit"), pushes + pulls);
-    let verdict = envsync_server::store::sqlite::chain::verify(&db, None).unwrap();
+    let verdict = envsync_server::store::sqlite::verify_file(&db, None).unwrap();
     assert_eq!(
         verdict.to_string().lines().next().unwrap(),
         format!("ok ({} rows)", pushes + pulls)
