@@ -205,11 +205,11 @@ pub(crate) async fn holds_data(target: &PgTarget) -> Result<bool, StoreError> {
             &[],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     if !ours {
         return Ok(false);
     }
-    Ok(client.query_one(HOLDS_DATA, &[]).await?.get(0))
+    Ok(client.query_one(HOLDS_DATA, &[]).await?.try_get(0)?)
 }
 
 const HOLDS_DATA: &str = "SELECT EXISTS (SELECT 1 FROM versions) OR EXISTS (SELECT 1 FROM tokens)
@@ -687,7 +687,10 @@ impl Store for PgStore {
     fn holds_data(&self) -> StoreFuture<'_, bool> {
         Box::pin(async move {
             let rows = self.query(HOLDS_DATA, &[]).await?;
-            Ok(rows.first().map(|r| r.get(0)).unwrap_or(false))
+            match rows.first() {
+                Some(row) => Ok(row.try_get(0)?),
+                None => Ok(false),
+            }
         })
     }
 

@@ -90,14 +90,17 @@ pub(super) async fn applied(client: &Client) -> Result<usize, StoreError> {
     let exists: bool = client
         .query_one("SELECT to_regclass('envsync_schema') IS NOT NULL", &[])
         .await?
-        .get(0);
+        .try_get(0)?;
     if !exists {
         return Ok(0);
     }
     let n: i64 = client
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM envsync_schema", &[])
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM envsync_schema",
+            &[],
+        )
         .await?
-        .get(0);
+        .try_get(0)?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
@@ -153,7 +156,7 @@ pub(super) async fn check_durability(client: &Client, target: &PgTarget) -> Resu
         let value: String = client
             .query_one("SELECT current_setting($1)", &[&setting])
             .await?
-            .get(0);
+            .try_get(0)?;
         if value.eq_ignore_ascii_case(refused) {
             return Err(StoreError::Other(format!(
                 "{setting} is {value} on {target}: an acknowledged push would not be durable; \

@@ -289,9 +289,10 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
         async move {
             Ok::<_, tokio_postgres::Error>(match op {
                 Op::Push(p) => Read::Latest(
-                    tx.query_opt(&st.latest, &[&p.project, &p.branch])
-                        .await?
-                        .map(|r| (r.get(0), r.get(1))),
+                    match tx.query_opt(&st.latest, &[&p.project, &p.branch]).await? {
+                        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+                        None => None,
+                    },
                 ),
                 Op::Pull(p) => Read::Pulled(match p.version {
                     Some(v) => {
@@ -303,9 +304,10 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
                             .await?
                     }
                 }),
-                Op::Revoke(jti, _) => {
-                    Read::Known(tx.query_opt(&st.known, &[jti]).await?.map(|r| r.get(0)))
-                }
+                Op::Revoke(jti, _) => Read::Known(match tx.query_opt(&st.known, &[jti]).await? {
+                    Some(r) => Some(r.try_get(0)?),
+                    None => None,
+                }),
                 _ => Read::Nothing,
             })
         }
@@ -314,8 +316,8 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
     let (last, prev) = match head {
         None => (0, GENESIS),
         Some(row) => {
-            let id: i64 = row.get(0);
-            let hash: Vec<u8> = row.get(1);
+            let id: i64 = row.try_get(0)?;
+            let hash: Vec<u8> = row.try_get(1)?;
             let hash = to_hash(&hash).ok_or_else(|| Failure {
                 error: bad_hash(id),
                 retry: false,
