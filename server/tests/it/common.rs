@@ -11,7 +11,7 @@ use envsync_server::{Database, Server};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -60,7 +60,8 @@ pub struct TestDb {
     pub arg: String,
     /// The SQLite file (a path that is never created on PostgreSQL).
     pub path: PathBuf,
-    dir: Option<TempDir>,
+    /// Holds the SQLite file; removed with the test database.
+    _dir: Option<TempDir>,
 }
 
 impl TestDb {
@@ -77,13 +78,8 @@ impl TestDb {
             database: Database::parse(&arg).unwrap(),
             arg,
             path,
-            dir: Some(dir),
+            _dir: Some(dir),
         }
-    }
-
-    /// The temporary directory the database (SQLite) or other files of the test live in.
-    pub fn dir(&self) -> &Path {
-        self.dir.as_ref().unwrap().path()
     }
 
     /// Every row of `sql`, each column as text (`None` for NULL).
@@ -279,7 +275,7 @@ impl TestServer {
             database: Database::Memory,
             arg: String::new(),
             path: PathBuf::new(),
-            dir: None,
+            _dir: None,
         };
         std::mem::replace(&mut self.store, gone)
     }
