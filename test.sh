@@ -31,7 +31,7 @@ need() {
 need age age       # the team-key tests decrypt with the stock age tool, not our code
 need strace strace # the syscall-order test traces the CLI's atomic write
 # Later features add theirs here, e.g.:
-# need '/usr/lib/postgresql/*/bin/initdb' postgresql   # a PostgreSQL store (initdb, pg_ctl)
+need '/usr/lib/postgresql/*/bin/initdb' postgresql # the PostgreSQL store's tests start a throwaway cluster (initdb, pg_ctl)
 # need chromedriver chromium chromium-driver           # tests in a real browser
 
 if [ -n "$missing" ]; then

@@ -21,3 +21,4 @@ mod load;
 mod pg;
 mod replicas;
 mod scope;
+mod store;

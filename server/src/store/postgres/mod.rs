@@ -813,3 +813,39 @@ impl Store for PgStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Database;
+
+    #[test]
+    fn a_target_shows_everything_but_its_password() {
+        let url = "postgres://envsync:pw-sentinel@db.internal:5433/envsync";
+        let Database::Postgres(target) = Database::parse(url).unwrap() else {
+            panic!("not a PostgreSQL URL")
+        };
+        for shown in [
+            format!("{target}"),
+            format!("{target:?}"),
+            format!("{:?}", Database::Postgres(target.clone())),
+        ] {
+            assert!(!shown.contains("pw-sentinel"), "{shown}");
+            assert!(
+                shown.contains("envsync@db.internal:5433/envsync"),
+                "{shown}"
+            );
+        }
+        let socket = PgTarget::parse("postgresql:///envsync?host=/run/postgresql&user=e").unwrap();
+        assert_eq!(socket.to_string(), "postgres://e@/run/postgresql/envsync");
+        // A URL that cannot be used is refused without being repeated.
+        let err = Database::parse("postgres://u:pw-sentinel@h/db?sslmode=bogus").unwrap_err();
+        assert!(!err.to_string().contains("pw-sentinel"), "{err}");
+        assert!(PgTarget::is_url("postgresql://h/db") && !PgTarget::is_url("envsync.db"));
+        assert_eq!(
+            Database::parse("envsync.db").unwrap(),
+            Database::File("envsync.db".into())
+        );
+        assert_eq!(Database::parse(":memory:").unwrap(), Database::Memory);
+    }
+}
