@@ -157,9 +157,8 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.log.as_deref());
-    match &cli.command {
-        Some(Command::Man(args)) => return write_manual(args),
-        _ => {}
+    if let Some(Command::Man(args)) = &cli.command {
+        return write_manual(args);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -317,7 +317,8 @@ pub enum Database {
     /// A SQLite database file.
     File(PathBuf),
     /// `postgres://…` or `postgresql://…`. Its `Debug` and `Display` never show a password.
-    Postgres(PgTarget),
+    /// (Boxed: a parsed connection configuration is large, and settings are cloned.)
+    Postgres(Box<PgTarget>),
 }
 
 impl Database {
@@ -327,7 +328,7 @@ impl Database {
         if text == ":memory:" {
             Ok(Database::Memory)
         } else if PgTarget::is_url(text) {
-            PgTarget::parse(text).map(Database::Postgres)
+            PgTarget::parse(text).map(|t| Database::Postgres(Box::new(t)))
         } else {
             Ok(Database::File(PathBuf::from(text)))
         }

@@ -442,12 +442,12 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
         .collect())
 }
 
-fn execute<'a>(
+async fn execute<'a>(
     tx: &'a deadpool_postgres::Transaction<'a>,
     stmt: &'a Statement,
     params: Vec<&'a (dyn ToSql + Sync)>,
-) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + 'a {
-    async move { tx.execute(stmt, &params).await }
+) -> Result<u64, tokio_postgres::Error> {
+    tx.execute(stmt, &params).await
 }
 
 fn plan_pull(plan: &mut Plan, pull: &PullRequest, row: Option<&tokio_postgres::Row>) -> Answer {
