@@ -38,6 +38,11 @@ impl Cluster {
 
     /// Creates a new, empty database and returns its URL.
     pub async fn database(&self) -> String {
+        self.try_database().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates a new, empty database and returns its URL, or why it could not.
+    pub async fn try_database(&self) -> Result<String, String> {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "envsync_t{}_{}",
@@ -47,15 +52,15 @@ impl Cluster {
         let (client, connection) =
             tokio_postgres::connect(&self.url(&self.admin_db), tokio_postgres::NoTls)
                 .await
-                .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL: {e}"));
+                .map_err(|e| format!("cannot connect to the test PostgreSQL: {e}"))?;
         let driver = tokio::spawn(connection);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
-            .unwrap_or_else(|e| panic!("cannot create a test database: {e}"));
+            .map_err(|e| format!("cannot create a test database: {e}"))?;
         drop(client);
         let _ = driver.await;
-        self.url(&name)
+        Ok(self.url(&name))
     }
 }
 
@@ -72,7 +77,7 @@ pub fn cluster() -> &'static Cluster {
 }
 
 /// Splits `postgres://…/db?query` around its database name.
-fn existing(url: &str) -> Result<Cluster, String> {
+pub fn existing(url: &str) -> Result<Cluster, String> {
     let rest = url
         .split_once("://")
         .map(|(_, rest)| rest)
@@ -152,7 +157,8 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
     }
 }
 
-fn start() -> Result<Cluster, String> {
+/// Starts a throwaway cluster (see the module's doc).
+pub fn start() -> Result<Cluster, String> {
     let bin = bin_dir()?;
     let root = is_root();
     let dir = tempfile::Builder::new()
