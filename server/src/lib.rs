@@ -158,20 +158,24 @@ impl Server {
     }
 }
 
-/// Logs the audit chain's head (`id:hash`, the form `audit verify --anchor` takes) now and
-/// every `interval`, so that a log shipper keeps anchors outside the database.
+/// Logs the head of every audit chain (`id:hash`, the form `audit verify --anchor` takes)
+/// now and every `interval`, so that a log shipper keeps anchors outside the database.
 async fn log_audit_heads(store: Arc<dyn Store>, interval: std::time::Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match store.audit_head().await {
-            Ok(Some((id, hash))) => {
-                let head = format!("{id}:{}", store::chain::hex(&hash));
-                tracing::info!(head = %head, "audit chain head");
+        match store.audit_heads().await {
+            Ok(heads) if heads.is_empty() => {
+                tracing::info!(head = "none", "audit chain head (the log is empty)")
             }
-            Ok(None) => tracing::info!(head = "none", "audit chain head (the log is empty)"),
-            Err(e) => tracing::warn!(error = %e, "cannot read the audit chain head"),
+            Ok(heads) => {
+                for (id, hash) in heads {
+                    let head = format!("{id}:{}", store::chain::hex(&hash));
+                    tracing::info!(head = %head, "audit chain head");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the audit chain heads"),
         }
     }
 }

@@ -119,21 +119,23 @@ struct ManArgs {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk the audit log's hash chain (read-only; the server may be running).
+    /// Walk the audit log's hash chains, one per project (read-only; the servers may be
+    /// running).
     ///
-    /// Prints `ok (N rows)` and the head (`head ID:HASH`, worth keeping elsewhere) and exits
-    /// 0, or prints the first bad row (edited, deleted, reordered or inserted), or the first
-    /// version that has no accepted-push row recording its ciphertext's SHA-256, and exits 1.
-    /// Exits 2 when the log cannot be read.
+    /// Prints `ok (N rows)` and the head of every chain (`head ID:HASH` lines, worth keeping
+    /// elsewhere) and exits 0, or prints the first bad row (edited, deleted, reordered or
+    /// inserted), or the first version that has no accepted-push row recording its
+    /// ciphertext's SHA-256, and exits 1. Exits 2 when the log cannot be read.
     Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
 struct VerifyArgs {
     /// A head printed by an earlier run: that row must still be there with that hash,
-    /// which also catches a truncated or wholly rewritten log.
-    #[arg(long, value_name = "ID:HASH")]
-    anchor: Option<String>,
+    /// which also catches a truncated or wholly rewritten chain. Repeat it for the head of
+    /// every chain.
+    #[arg(long = "anchor", value_name = "ID:HASH")]
+    anchors: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -463,18 +465,18 @@ async fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
         Ok(db) => db,
         Err(e) => return fail(e),
     };
-    let anchor = match &args.anchor {
-        None => None,
-        Some(text) => match chain::parse_anchor(text) {
-            Some(anchor) => Some(anchor),
+    let mut anchors = Vec::new();
+    for text in &args.anchors {
+        match chain::parse_anchor(text) {
+            Some(anchor) => anchors.push(anchor),
             None => {
                 return fail(anyhow!(
                     "--anchor must be ID:HASH as printed on a `head` line, not '{text}'"
                 ));
             }
-        },
-    };
-    match db.verify(anchor).await {
+        }
+    }
+    match db.verify(anchors).await {
         Ok(verdict) => {
             println!("{verdict}");
             match verdict {
@@ -528,7 +530,7 @@ async fn copy(args: &CopyArgs) -> Result<()> {
         .await
         .with_context(|| format!("the copy into {to} stopped (run it again with --replace)"))?;
     bar.finish();
-    let (expected, got) = tokio::try_join!(source.verify(None), target.verify(None))?;
+    let (expected, got) = tokio::try_join!(source.verify(Vec::new()), target.verify(Vec::new()))?;
     eprintln!(
         "copied {} tokens, {} versions and {} audit rows from {from} to {to}",
         copied.jtis, copied.versions, copied.audit

@@ -1,30 +1,43 @@
-//! The audit log's hash chain, the same on every backend: what makes an edited, deleted,
+//! The audit log's hash chains, the same on every backend: what makes an edited, deleted,
 //! reordered or inserted audit row detectable by `envsync-server audit verify`.
 //!
-//! Each row carries `hash = SHA-256(previous row's hash || canonical encoding of this
-//! row)`, the first row chaining from 32 zero bytes. The encoding covers every column but
-//! the hash, the `id` included, so moving a row or its fields to another place breaks the
-//! chain at that place. It is, field by field in this order — `id`, `at`, `actor`,
-//! `action`, `project`, `branch`, `version`, `outcome`, `detail` — either `0x00` for NULL,
-//! `0x01` + length (u64, big-endian) + the UTF-8 bytes for text, or `0x02` + the value
-//! (i64, big-endian) for an integer; the whole preceded by the domain tag
-//! `envsync-audit-v1\0`. Anyone can re-implement the check from this paragraph.
+//! Each project has its own chain, and events of no project (token mints and revocations,
+//! refusals outside a project) form the server's chain. A row carries its position in its
+//! chain (`seq`: 1, 2, 3…) and `hash = SHA-256(hash of the previous row of the same chain
+//! || canonical encoding of this row)`. The encoding is, field by field in this order —
+//! `id`, `seq`, `at`, `actor`, `action`, `project`, `branch`, `version`, `outcome`,
+//! `detail` — either `0x00` for NULL, `0x01` + length (u64, big-endian) + the UTF-8 bytes
+//! for text, or `0x02` + the value (i64, big-endian) for an integer; the whole preceded by
+//! the domain tag `envsync-audit-v2\0`. Anyone can re-implement the check from this
+//! paragraph.
 //!
-//! A backend computes the hash inside the transaction that appends the row, from the row
-//! before it as that transaction sees it (and with nothing else appending meanwhile), so
-//! the chain is as atomic as the row itself; ids run 1, 2, 3… without gaps. A plain hash
-//! chain proves the log is the one that was written *unless* someone rewrote every hash
-//! after the point they changed: `audit verify` prints the head (last id and hash), and a
-//! head kept elsewhere (`--anchor ID:HASH`) turns a rewrite or a truncation into a
-//! detected one. The server logs the head at start and at an interval for the same
+//! Before chains were per project (schema version 2 of a SQLite database), every row was
+//! in one chain, with ids 1, 2, 3… and no `seq`, encoded without `seq` under the tag
+//! `envsync-audit-v1\0`. Such rows stay as they are: they are walked first, as that one
+//! chain, and the first row of every project's chain chains from the last of them (or
+//! from 32 zero bytes when there are none), so a change to them breaks every chain.
+//!
+//! Why one chain per project: the next row of a chain must be computed from the row
+//! before it, so appending to a chain is serialised. With one chain for everything, every
+//! write of every server on a shared PostgreSQL database waited for every other
+//! (measured in `docs/storage.md`); with a chain per project, only writes to the same
+//! project do (which the compare-and-swap on its branches needs anyway).
+//!
+//! A backend computes the hash inside the transaction that appends the row, with nothing
+//! else appending to that chain meanwhile, so each chain is as atomic as its rows. A plain
+//! hash chain proves the log is the one that was written *unless* someone rewrote every
+//! hash after the point they changed, or cut the newest rows of a chain off: `audit verify`
+//! prints the head of every chain (`head ID:HASH`, the last row's id and hash), and heads
+//! kept elsewhere (`--anchor ID:HASH`, repeatable) turn a rewrite or a truncation into a
+//! detected one. The server logs the heads at start and at an interval for the same
 //! purpose.
 //!
-//! Once the chain holds, verification also accounts for every version: each must have its
+//! Once the chains hold, verification also accounts for every version: each must have its
 //! accepted-push row (`action = 'push'`, `outcome = 'ok'`, same project, branch and
 //! version) whose detail records the SHA-256 of the version's ciphertext. A version slipped
 //! into the table, or a ciphertext changed, behind the server's back has none.
 //!
-//! This module holds the encoding and the walk over rows; each backend feeds it its rows
+//! This module holds the encodings and the walk over rows; each backend feeds it its rows
 //! in id order ([`Walk`]) and its versions ([`Accounts`]) from one snapshot.
 
 use super::{Event, StoreError};
@@ -38,12 +51,17 @@ pub type Hash = [u8; 32];
 /// What the first row chains from.
 pub const GENESIS: Hash = [0; 32];
 
-const DOMAIN: &[u8] = b"envsync-audit-v1\0";
+/// The tag of the single chain of old rows (no `seq`).
+const DOMAIN_V1: &[u8] = b"envsync-audit-v1\0";
+/// The tag of the per-project chains.
+const DOMAIN: &[u8] = b"envsync-audit-v2\0";
 
 /// One audit row's fields as they are hashed.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
     pub id: i64,
+    /// The position in its chain; `None` for a row of the old single chain.
+    pub seq: Option<i64>,
     pub at: &'a str,
     pub actor: &'a str,
     pub action: &'a str,
@@ -55,10 +73,12 @@ pub struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
-    /// The row an event becomes as row `id`, written at `at`.
-    pub fn of(id: i64, at: &'a str, e: &'a Event) -> Result<Row<'a>, StoreError> {
+    /// The row an event becomes as row `id`, position `seq` of its project's chain,
+    /// written at `at`.
+    pub fn of(id: i64, seq: i64, at: &'a str, e: &'a Event) -> Result<Row<'a>, StoreError> {
         Ok(Row {
             id,
+            seq: Some(seq),
             at,
             actor: &e.actor,
             action: e.action.as_str(),
@@ -74,12 +94,21 @@ impl<'a> Row<'a> {
         })
     }
 
-    /// `SHA-256(prev || DOMAIN || encoding)`.
+    /// `SHA-256(prev || DOMAIN || encoding)` (the old encoding for a row without `seq`).
     pub fn hash(&self, prev: &Hash) -> Hash {
         let mut h = Sha256::new();
         h.update(prev);
-        h.update(DOMAIN);
-        int(&mut h, Some(self.id));
+        match self.seq {
+            Some(seq) => {
+                h.update(DOMAIN);
+                int(&mut h, Some(self.id));
+                int(&mut h, Some(seq));
+            }
+            None => {
+                h.update(DOMAIN_V1);
+                int(&mut h, Some(self.id));
+            }
+        }
         text(&mut h, Some(self.at));
         text(&mut h, Some(self.actor));
         text(&mut h, Some(self.action));
@@ -117,6 +146,7 @@ fn int(h: &mut Sha256, value: Option<i64>) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRow {
     pub id: i64,
+    pub seq: Option<i64>,
     pub at: String,
     pub actor: String,
     pub action: String,
@@ -132,6 +162,7 @@ impl StoredRow {
     pub fn row(&self) -> Row<'_> {
         Row {
             id: self.id,
+            seq: self.seq,
             at: &self.at,
             actor: &self.actor,
             action: &self.action,
@@ -162,8 +193,9 @@ pub enum Verdict {
     /// Every row chains from the one before it.
     Intact {
         rows: u64,
-        /// The last row's id and hash: keep them elsewhere to anchor later checks.
-        head: Option<(u64, Hash)>,
+        /// The last row's id and hash of every chain, in id order: keep them elsewhere to
+        /// anchor later checks.
+        heads: Vec<(u64, Hash)>,
     },
     /// The first row where the chain breaks.
     Broken { row: u64, problem: Problem },
@@ -192,8 +224,15 @@ pub enum VersionProblem {
 /// How the chain breaks at a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    /// Rows before this one are gone: ids run without gaps from 1.
+    /// Rows of the old single chain before this one are gone: its ids run without gaps
+    /// from 1.
     Missing { from: u64, to: u64 },
+    /// Rows of this row's chain before it are gone: positions `from` to `to`.
+    Gap {
+        project: Option<String>,
+        from: u64,
+        to: u64,
+    },
     /// Its stored hash is not the hash of its fields and the row before it.
     Mismatch,
     /// It has no hash (or one of the wrong size).
@@ -205,11 +244,13 @@ pub enum Problem {
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Intact { rows, head: None } => write!(f, "ok ({rows} rows)"),
-            Verdict::Intact {
-                rows,
-                head: Some((id, hash)),
-            } => write!(f, "ok ({rows} rows)\nhead {id}:{}", hex(hash)),
+            Verdict::Intact { rows, heads } => {
+                write!(f, "ok ({rows} rows)")?;
+                for (id, hash) in heads {
+                    write!(f, "\nhead {id}:{}", hex(hash))?;
+                }
+                Ok(())
+            }
             Verdict::Broken { row, problem } => {
                 let what = match problem {
                     Problem::Missing { from, to } if from == to => {
@@ -217,6 +258,17 @@ impl fmt::Display for Verdict {
                     }
                     Problem::Missing { from, to } => {
                         format!("rows {from} to {to} are missing (deleted)")
+                    }
+                    Problem::Gap { project, from, to } => {
+                        let chain = match project {
+                            Some(p) => format!("the chain of project '{p}'"),
+                            None => "the server's chain".to_owned(),
+                        };
+                        if from == to {
+                            format!("position {from} of {chain} is missing (deleted)")
+                        } else {
+                            format!("positions {from} to {to} of {chain} are missing (deleted)")
+                        }
                     }
                     Problem::Mismatch => format!(
                         "row {row} does not match its chain hash (edited, reordered, or a row \
@@ -276,107 +328,141 @@ pub fn parse_anchor(text: &str) -> Option<(u64, Hash)> {
 }
 
 /// A walk over the audit rows in id order. Feed it every row with [`Walk::row`] until that
-/// returns `false` (the chain broke), then take the verdict with [`Walk::finish`]. It also
+/// returns `false` (a chain broke), then take the verdict with [`Walk::finish`]. It also
 /// gathers what the accepted pushes recorded, for [`Accounts`].
 #[derive(Debug)]
 pub struct Walk {
-    prev: Hash,
-    last: u64,
-    anchor: Option<(u64, Hash)>,
-    anchored: bool,
+    /// The old single chain: its last hash and id.
+    old_prev: Hash,
+    old_last: u64,
+    /// Each project's chain (`None`: the server's): its last position, hash and id.
+    chains: HashMap<Option<String>, (i64, Hash, u64)>,
+    rows: u64,
+    anchors: Vec<((u64, Hash), bool)>,
     broken: Option<Verdict>,
     accounts: Accounts,
 }
 
 impl Walk {
-    /// `anchor` is a head recorded earlier: that row must still be there with that hash.
-    pub fn new(anchor: Option<(u64, Hash)>) -> Walk {
+    /// `anchors` are heads recorded earlier: each row must still be there with its hash.
+    pub fn new(anchors: Vec<(u64, Hash)>) -> Walk {
         Walk {
-            prev: GENESIS,
-            last: 0,
-            anchor,
-            anchored: false,
+            old_prev: GENESIS,
+            old_last: 0,
+            chains: HashMap::new(),
+            rows: 0,
+            anchors: anchors.into_iter().map(|a| (a, false)).collect(),
             broken: None,
             accounts: Accounts::default(),
         }
     }
 
-    /// Takes the next row; `false` once the chain is broken (later rows change nothing).
+    fn fail(&mut self, row: u64, problem: Problem) -> bool {
+        self.broken = Some(Verdict::Broken { row, problem });
+        false
+    }
+
+    /// Takes the next row; `false` once a chain is broken (later rows change nothing).
     pub fn row(&mut self, stored: &StoredRow) -> bool {
         if self.broken.is_some() {
             return false;
         }
         let id = u64::try_from(stored.id).unwrap_or(0);
-        let last = self.last;
-        if id != last + 1 {
-            // Ids are handed out one after the other from 1 (rows are never deleted, and a
-            // rolled-back row frees its id for the next), so a gap is a deletion.
-            let problem = if id > last + 1 {
-                Problem::Missing {
-                    from: last + 1,
-                    to: id - 1,
-                }
-            } else {
-                Problem::Mismatch
-            };
-            self.broken = Some(Verdict::Broken {
-                row: last + 1,
-                problem,
-            });
-            return false;
-        }
         let Some(hash) = stored.hash.as_deref().and_then(to_hash) else {
-            self.broken = Some(Verdict::Broken {
-                row: id,
-                problem: Problem::NoHash,
-            });
-            return false;
+            return self.fail(id, Problem::NoHash);
         };
-        if hash != stored.row().hash(&self.prev) {
-            self.broken = Some(Verdict::Broken {
-                row: id,
-                problem: Problem::Mismatch,
-            });
-            return false;
-        }
-        if let Some((anchor_id, anchor_hash)) = self.anchor
-            && anchor_id == id
-        {
-            if hash != anchor_hash {
-                self.broken = Some(Verdict::Broken {
-                    row: id,
-                    problem: Problem::Anchor,
-                });
-                return false;
+        let expected = match stored.seq {
+            None => {
+                // A row of the old single chain: they come first, with ids from 1 without
+                // a gap (rows were never deleted, and a rolled-back row freed its id).
+                if !self.chains.is_empty() {
+                    return self.fail(id, Problem::Mismatch);
+                }
+                let last = self.old_last;
+                if id != last + 1 {
+                    let problem = if id > last + 1 {
+                        Problem::Missing {
+                            from: last + 1,
+                            to: id - 1,
+                        }
+                    } else {
+                        Problem::Mismatch
+                    };
+                    return self.fail(last + 1, problem);
+                }
+                let expected = stored.row().hash(&self.old_prev);
+                if hash == expected {
+                    self.old_prev = hash;
+                    self.old_last = id;
+                }
+                expected
             }
-            self.anchored = true;
+            Some(seq) => {
+                let chain = stored.project.clone();
+                let (last, prev) = self
+                    .chains
+                    .get(&chain)
+                    .map_or((0, self.old_prev), |(s, h, _)| (*s, *h));
+                if seq != last + 1 {
+                    if seq > last + 1 {
+                        let from = u64::try_from(last + 1).unwrap_or(0);
+                        let to = u64::try_from(seq - 1).unwrap_or(0);
+                        let project = chain;
+                        return self.fail(id, Problem::Gap { project, from, to });
+                    }
+                    return self.fail(id, Problem::Mismatch);
+                }
+                let expected = stored.row().hash(&prev);
+                if hash == expected {
+                    self.chains.insert(chain, (seq, hash, id));
+                }
+                expected
+            }
+        };
+        if hash != expected {
+            return self.fail(id, Problem::Mismatch);
+        }
+        for ((anchor_id, anchor_hash), seen) in &mut self.anchors {
+            if *anchor_id == id {
+                if hash != *anchor_hash {
+                    self.broken = Some(Verdict::Broken {
+                        row: id,
+                        problem: Problem::Anchor,
+                    });
+                    return false;
+                }
+                *seen = true;
+            }
         }
         if stored.action == "push" && stored.outcome == "ok" {
             self.accounts.record(stored);
         }
-        self.prev = hash;
-        self.last = id;
+        self.rows += 1;
         true
     }
 
-    /// The chain's verdict, and what it recorded of the versions (meaningful only when
+    /// The chains' verdict, and what they recorded of the versions (meaningful only when
     /// the verdict is [`Verdict::Intact`]).
     pub fn finish(self) -> (Verdict, Accounts) {
         if let Some(broken) = self.broken {
             return (broken, self.accounts);
         }
-        if let Some((anchor_id, _)) = self.anchor
-            && !self.anchored
-        {
+        if let Some(((anchor_id, _), _)) = self.anchors.iter().find(|(_, seen)| !seen) {
             let verdict = Verdict::Broken {
-                row: anchor_id,
+                row: *anchor_id,
                 problem: Problem::Anchor,
             };
             return (verdict, self.accounts);
         }
+        let mut heads: Vec<(u64, Hash)> =
+            self.chains.values().map(|(_, h, id)| (*id, *h)).collect();
+        if heads.is_empty() && self.old_last > 0 {
+            heads.push((self.old_last, self.old_prev));
+        }
+        heads.sort();
         let verdict = Verdict::Intact {
-            rows: self.last,
-            head: (self.last > 0).then_some((self.last, self.prev)),
+            rows: self.rows,
+            heads,
         };
         (verdict, self.accounts)
     }
@@ -444,6 +530,7 @@ mod tests {
     fn the_encoding_separates_fields_and_nulls() {
         let base = Row {
             id: 1,
+            seq: Some(1),
             at: "t",
             actor: "a",
             action: "push",
@@ -481,6 +568,15 @@ mod tests {
             .hash(&GENESIS)
         );
         assert_ne!(h, Row { id: 2, ..base }.hash(&GENESIS));
+        assert_ne!(
+            h,
+            Row {
+                seq: Some(2),
+                ..base
+            }
+            .hash(&GENESIS)
+        );
+        assert_ne!(h, Row { seq: None, ..base }.hash(&GENESIS));
         assert_ne!(h, base.hash(&[1; 32]));
         assert_eq!(h, base.hash(&GENESIS));
     }
@@ -507,6 +603,7 @@ mod tests {
             .map(|id| {
                 let mut row = StoredRow {
                     id,
+                    seq: Some(id),
                     at: "2025-01-01T00:00:00.000Z".into(),
                     actor: "a".into(),
                     action: "pull".into(),
@@ -527,21 +624,18 @@ mod tests {
     #[test]
     fn the_walk_finds_gaps_edits_and_anchors() {
         let rows = chained(5);
-        let walk = |rows: &[StoredRow], anchor| {
-            let mut walk = Walk::new(anchor);
+        let walk = |rows: &[StoredRow], anchors: Vec<(u64, Hash)>| {
+            let mut walk = Walk::new(anchors);
             rows.iter().all(|r| walk.row(r));
             walk.finish().0
         };
-        let Verdict::Intact {
-            rows: 5,
-            head: Some(head),
-        } = walk(&rows, None)
-        else {
+        let Verdict::Intact { rows: 5, heads } = walk(&rows, vec![]) else {
             panic!("not intact")
         };
-        assert!(matches!(walk(&rows, Some(head)), Verdict::Intact { .. }));
+        let head = heads[0];
+        assert!(matches!(walk(&rows, vec![head]), Verdict::Intact { .. }));
         assert!(matches!(
-            walk(&rows[..4], Some(head)),
+            walk(&rows[..4], vec![head]),
             Verdict::Broken {
                 row: 5,
                 problem: Problem::Anchor
@@ -550,16 +644,16 @@ mod tests {
         let mut gap = rows.clone();
         gap.remove(2);
         assert!(matches!(
-            walk(&gap, None),
+            walk(&gap, vec![]),
             Verdict::Broken {
-                row: 3,
-                problem: Problem::Missing { from: 3, to: 3 }
+                row: 4,
+                problem: Problem::Gap { from: 3, to: 3, .. }
             }
         ));
         let mut edited = rows.clone();
         edited[1].actor = "mallory".into();
         assert!(matches!(
-            walk(&edited, None),
+            walk(&edited, vec![]),
             Verdict::Broken {
                 row: 2,
                 problem: Problem::Mismatch

@@ -204,15 +204,16 @@ pub trait Store: Send + Sync + 'static {
     /// One recorded token; `NotFound` for an unknown `jti`.
     fn token(&self, jti: String) -> StoreFuture<'_, TokenInfo>;
 
-    /// The audit chain's last row id and hash; `None` while the log is empty.
-    fn audit_head(&self) -> StoreFuture<'_, Option<(u64, [u8; 32])>>;
+    /// The last row id and hash of every audit chain (see [`chain`]), in id order; empty
+    /// while the log is.
+    fn audit_heads(&self) -> StoreFuture<'_, Vec<(u64, Hash)>>;
 
     /// The `jti` of every revoked token, to fill the in-memory revocation list at start.
     fn revoked(&self) -> StoreFuture<'_, Vec<String>>;
 
-    /// Walks the audit chain and accounts for every version, in one snapshot (see
-    /// [`chain`]). `anchor` is a head recorded earlier.
-    fn verify(&self, anchor: Option<(u64, Hash)>) -> StoreFuture<'_, Verdict>;
+    /// Walks the audit chains and accounts for every version, in one snapshot (see
+    /// [`chain`]). `anchors` are heads recorded earlier.
+    fn verify(&self, anchors: Vec<(u64, Hash)>) -> StoreFuture<'_, Verdict>;
 
     /// Whether the store holds any version, token or audit row.
     fn holds_data(&self) -> StoreFuture<'_, bool>;
@@ -371,7 +372,7 @@ impl Database {
 
     /// Walks the audit chain read-only, without creating or migrating anything (what
     /// `envsync-server audit verify` runs; the servers may be running).
-    pub async fn verify(&self, anchor: Option<(u64, Hash)>) -> Result<Verdict, StoreError> {
+    pub async fn verify(&self, anchors: Vec<(u64, Hash)>) -> Result<Verdict, StoreError> {
         match self {
             Database::Memory => Err(StoreError::Other(
                 "an in-memory database has nothing to verify".into(),
@@ -384,11 +385,11 @@ impl Database {
                     )));
                 }
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || sqlite::chain::verify(&path, anchor))
+                tokio::task::spawn_blocking(move || sqlite::chain::verify(&path, anchors))
                     .await
                     .map_err(|e| StoreError::Other(format!("the walk stopped: {e}")))?
             }
-            Database::Postgres(target) => postgres::verify(target, anchor).await,
+            Database::Postgres(target) => postgres::verify(target, anchors).await,
         }
     }
 

@@ -302,8 +302,18 @@ async fn audit_verify_finds_the_first_tampered_row() {
     let cases = [
         ("edited", "UPDATE audit SET actor = 'mallory@example.com' WHERE id = 5", 5, "does not match"),
         ("edited-detail", "UPDATE audit SET detail = NULL WHERE id = 2", 2, "does not match"),
-        ("deleted", "DELETE FROM audit WHERE id = 4", 4, "row 4 is missing"),
-        ("deleted-two", "DELETE FROM audit WHERE id IN (1, 2)", 1, "rows 1 to 2 are missing"),
+        (
+            "deleted",
+            "DELETE FROM audit WHERE id = 4",
+            5,
+            "position 4 of the chain of project 'proj' is missing",
+        ),
+        (
+            "deleted-two",
+            "DELETE FROM audit WHERE id IN (1, 2)",
+            3,
+            "positions 1 to 2 of the chain of project 'proj' are missing",
+        ),
         (
             "swapped",
             "CREATE TEMP TABLE a AS SELECT * FROM audit WHERE id IN (3, 6);

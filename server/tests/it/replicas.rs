@@ -594,3 +594,49 @@ async fn database_urls_never_show_their_password() {
     assert!(err.contains("hint: "), "{err}");
     assert!(out.is_empty());
 }
+
+/// Issue 12: each project has its own audit chain, so its own lock: while one project's
+/// chain is locked (as a batch of another server holds it), pushes to another project go
+/// through, and the locked project's push waits, then lands; every chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_s_chain_lock_holds_up_no_other_project() {
+    use envsync_server::store::postgres::lane;
+    let server = Arc::new(TestServer::on(Backend::Postgres).await);
+    // A project whose writes go to another writer lane than "busy"'s.
+    let free = (0..)
+        .map(|i| format!("free{i}"))
+        .find(|p| lane(Some(p)) != lane(Some("busy")))
+        .unwrap();
+    let dev = token("developer", &["busy", &free]);
+    // Another server's batch on project "busy", holding its chain's lock.
+    let (mut holder, connection) =
+        tokio_postgres::connect(&server.store.arg, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let tx = holder.transaction().await.unwrap();
+    // The class of the chains' locks (`CHAIN_LOCKS` in the writer), keyed by the project.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(1701738033, hashtext('busy'))",
+        &[],
+    )
+    .await
+    .unwrap();
+    let waiting = {
+        let (server, dev) = (server.clone(), dev.clone());
+        tokio::spawn(async move { server.push(&dev, "busy", "main", &["A"], None).await })
+    };
+    for base in [None, Some(1), Some(2)] {
+        let answer = server.push(&dev, &free, "main", &["A"], base).await;
+        assert_eq!(answer.0, 201, "{}", answer.1);
+    }
+    assert!(!waiting.is_finished(), "a push went through a locked chain");
+    tx.rollback().await.unwrap();
+    let answer = waiting.await.unwrap();
+    assert_eq!(answer, (201, json!({"version": 1})));
+    // Two project chains and no server chain: one head each.
+    let Verdict::Intact { rows: 4, heads } = server.store.verify().await else {
+        panic!("not intact")
+    };
+    assert_eq!(heads.len(), 2);
+}

@@ -8,14 +8,17 @@
 //! TLS: the database is reached over loopback or a Unix socket (a remote database goes
 //! through a TLS tunnel or a local pooler).
 //!
-//! **Writes** go through one writer task per server ([`writer`]), which commits every
-//! request queued at that moment in one transaction, as the SQLite store's writer thread
-//! does. Each write transaction first takes one transaction-level advisory lock, the
-//! audit chain's lock: the chain is one sequence of rows, so the row appended next must
-//! see the row before it, whichever server wrote that. Under that lock every
-//! compare-and-swap reads the branch's latest version as committed by any server, so no
-//! two pushes on the same base both win. How much that lock costs was measured (see
-//! `docs/storage.md`): it is held once per batch, not once per push.
+//! **Writes** go through writer tasks ([`writer`]), each committing every request queued
+//! for it at that moment in one transaction, as the SQLite store's writer thread does.
+//! There are [`LANES`] of them per server, and a project's writes always go to the same
+//! one ([`lane`], the same on every server): a writer waiting for a project's chain (held
+//! by another server's batch) holds up only the projects of its lane. Each write transaction first takes the transaction-level advisory lock of every
+//! audit chain it appends to (one per project, one for the server's events; see
+//! [`crate::store::chain`]): the row appended next to a chain must see the row before it,
+//! whichever server wrote that. Under its project's lock every compare-and-swap reads the
+//! branch's latest version as committed by any server, so no two pushes on the same base
+//! both win; writes to other projects do not wait. Why per project was measured (see
+//! `docs/storage.md`).
 //!
 //! **Durability.** A request is answered after `COMMIT` returns with
 //! `synchronous_commit` on (checked at start: a database where it is `off` is refused),
@@ -27,7 +30,7 @@
 //! **Append-only** versions and audit rows: triggers refuse `UPDATE`, `DELETE` and
 //! `TRUNCATE` ([`schema`]).
 //!
-//! **Shared state.** Revocations carry a serial number taken under the chain's lock, so
+//! **Shared state.** Revocations carry a serial number taken under the server chain's lock, so
 //! every server polls for the ones after the last it saw ([`Store::revoked_after`]).
 
 mod schema;
@@ -53,6 +56,8 @@ use writer::{Done, Job, Op, WriterStats};
 
 /// Connections one server keeps at most.
 const POOL_SIZE: usize = 16;
+/// Writer tasks per server.
+pub const LANES: usize = 4;
 /// Requests waiting for the writer; senders wait (asynchronously) when it is full.
 const QUEUE_DEPTH: usize = 4096;
 /// How long to wait for a connection, from the pool or from the database.
@@ -225,7 +230,7 @@ pub(crate) async fn erase(target: &PgTarget) -> Result<(), StoreError> {
 /// Walks the audit chain in one read-only snapshot, creating and migrating nothing.
 pub(crate) async fn verify(
     target: &PgTarget,
-    anchor: Option<(u64, Hash)>,
+    anchors: Vec<(u64, Hash)>,
 ) -> Result<Verdict, StoreError> {
     let mut client = target.connect().await?;
     let schema = schema::applied(&client).await?;
@@ -234,14 +239,14 @@ pub(crate) async fn verify(
             "{target} holds no envsync database (no schema); start envsync-server on it once"
         )));
     }
-    verify_on(&mut client).await.and_then(|walk| walk(anchor))
+    verify_on(&mut client).await.and_then(|walk| walk(anchors))
 }
 
 /// The walk's two queries, in one repeatable-read snapshot; the verdict is computed by
 /// the returned function once the rows are in (so that the client is free again).
 async fn verify_on(
     client: &mut tokio_postgres::Client,
-) -> Result<impl FnOnce(Option<(u64, Hash)>) -> Result<Verdict, StoreError>, StoreError> {
+) -> Result<impl FnOnce(Vec<(u64, Hash)>) -> Result<Verdict, StoreError>, StoreError> {
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -261,8 +266,8 @@ async fn verify_on(
         )
         .await?;
     tx.commit().await?;
-    Ok(move |anchor| {
-        let mut walk = Walk::new(anchor);
+    Ok(move |anchors| {
+        let mut walk = Walk::new(anchors);
         for row in &audit {
             if !walk.row(&stored_row(row)?) {
                 break;
@@ -288,20 +293,21 @@ async fn verify_on(
 }
 
 const AUDIT_COLUMNS: &str =
-    "id, at, actor, action, project, branch, version, outcome, detail, hash";
+    "id, seq, at, actor, action, project, branch, version, outcome, detail, hash";
 
 fn stored_row(r: &Row) -> Result<StoredRow, StoreError> {
     Ok(StoredRow {
         id: r.try_get(0)?,
-        at: r.try_get(1)?,
-        actor: r.try_get(2)?,
-        action: r.try_get(3)?,
-        project: r.try_get(4)?,
-        branch: r.try_get(5)?,
-        version: r.try_get(6)?,
-        outcome: r.try_get(7)?,
-        detail: r.try_get(8)?,
-        hash: r.try_get(9)?,
+        seq: r.try_get(1)?,
+        at: r.try_get(2)?,
+        actor: r.try_get(3)?,
+        action: r.try_get(4)?,
+        project: r.try_get(5)?,
+        branch: r.try_get(6)?,
+        version: r.try_get(7)?,
+        outcome: r.try_get(8)?,
+        detail: r.try_get(9)?,
+        hash: r.try_get(10)?,
     })
 }
 
@@ -343,7 +349,7 @@ fn token_row(r: &Row) -> Result<StoredToken, StoreError> {
 /// batch and stops.
 pub struct PgStore {
     pool: Pool,
-    writer: mpsc::Sender<Job>,
+    writers: Vec<mpsc::Sender<Job>>,
     stats: Arc<WriterStats>,
     target: PgTarget,
 }
@@ -379,12 +385,17 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Other(format!("cannot build the connection pool: {e}")))?;
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
-        tokio::spawn(writer::write_loop(pool.clone(), rx, stats.clone()));
+        let writers = (0..LANES)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+                tokio::spawn(writer::write_loop(pool.clone(), rx, stats.clone()));
+                tx
+            })
+            .collect();
         Ok(PgStore {
             pool,
-            writer: tx,
+            writers,
             stats,
             target: target.clone(),
         })
@@ -396,9 +407,16 @@ impl PgStore {
     }
 
     fn write(&self, op: Op) -> StoreFuture<'_, Done> {
+        let chain = match &op {
+            Op::Push(p) => Some(p.project.as_str()),
+            Op::Pull(p) => Some(p.project.as_str()),
+            Op::Record(e) => e.project.as_deref(),
+            Op::Mint(..) | Op::Revoke(..) | Op::Import(_) => None,
+        };
+        let writer = &self.writers[lane(chain)];
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
-            self.writer
+            writer
                 .send(Job { op, reply })
                 .await
                 .map_err(|_| stopped())?;
@@ -420,6 +438,17 @@ impl PgStore {
         let stmt = client.prepare_cached(sql).await?;
         Ok(client.query(&stmt, params).await?)
     }
+}
+
+/// The writer lane of a project's chain (`None`: the server's), the same on every server:
+/// FNV-1a of the name (not a per-process random hash).
+pub fn lane(project: Option<&str>) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in project.unwrap_or("").bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % LANES as u64) as usize
 }
 
 fn stopped() -> StoreError {
@@ -651,20 +680,31 @@ impl Store for PgStore {
         })
     }
 
-    fn audit_head(&self) -> StoreFuture<'_, Option<(u64, [u8; 32])>> {
+    fn audit_heads(&self) -> StoreFuture<'_, Vec<(u64, Hash)>> {
         Box::pin(async move {
-            let rows = self
-                .query("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &[])
+            let mut rows = self
+                .query(
+                    "SELECT id, hash FROM audit WHERE id IN
+                         (SELECT MAX(id) FROM audit WHERE seq IS NOT NULL GROUP BY project)
+                     ORDER BY id",
+                    &[],
+                )
                 .await?;
-            let Some(row) = rows.first() else {
-                return Ok(None);
-            };
-            let id: i64 = row.try_get(0)?;
-            let hash: &[u8] = row.try_get(1)?;
-            Ok(Some((
-                unsigned(id),
-                to_hash(hash).ok_or_else(|| bad_hash(id))?,
-            )))
+            if rows.is_empty() {
+                rows = self
+                    .query(
+                        "SELECT id, hash FROM audit WHERE seq IS NULL ORDER BY id DESC LIMIT 1",
+                        &[],
+                    )
+                    .await?;
+            }
+            rows.iter()
+                .map(|row| {
+                    let id: i64 = row.try_get(0)?;
+                    let hash: &[u8] = row.try_get(1)?;
+                    Ok((unsigned(id), to_hash(hash).ok_or_else(|| bad_hash(id))?))
+                })
+                .collect()
         })
     }
 
@@ -677,10 +717,10 @@ impl Store for PgStore {
         })
     }
 
-    fn verify(&self, anchor: Option<(u64, Hash)>) -> StoreFuture<'_, Verdict> {
+    fn verify(&self, anchors: Vec<(u64, Hash)>) -> StoreFuture<'_, Verdict> {
         Box::pin(async move {
             let mut client = self.target.connect().await?;
-            verify_on(&mut client).await.and_then(|walk| walk(anchor))
+            verify_on(&mut client).await.and_then(|walk| walk(anchors))
         })
     }
 

@@ -42,8 +42,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER versions_no_truncate BEFORE TRUNCATE ON versions
         FOR EACH STATEMENT EXECUTE FUNCTION envsync_refuse('versions are append-only');
 
+    -- Ids come from a sequence, taken under the lock of the row's chain: increasing within a
+    -- chain, interleaved (and with gaps) between chains. `seq` is the row's position in its
+    -- project's chain; rows copied from an old SQLite database may have none (the old
+    -- single chain, walked first).
+    CREATE SEQUENCE audit_ids;
     CREATE TABLE audit (
         id BIGINT PRIMARY KEY CHECK (id > 0),
+        seq BIGINT CHECK (seq > 0),
         at TEXT NOT NULL,
         actor TEXT NOT NULL,
         action TEXT NOT NULL,
@@ -55,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
         hash BYTEA NOT NULL CONSTRAINT audit_needs_hash CHECK (octet_length(hash) = 32)
     );
     CREATE INDEX audit_by_project ON audit (project, id);
+    CREATE INDEX audit_old_chain ON audit (id) WHERE seq IS NULL;
     CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
         FOR EACH ROW EXECUTE FUNCTION envsync_refuse('the audit log is append-only');
     CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
@@ -82,7 +89,7 @@ const MIGRATIONS: &[&str] = &[
 /// What `copy --replace` runs on its target.
 pub(super) const ERASE: &str = "DROP TABLE IF EXISTS versions, audit, tokens, envsync_meta,
      envsync_schema CASCADE;
-     DROP SEQUENCE IF EXISTS envsync_revocations;
+     DROP SEQUENCE IF EXISTS envsync_revocations, audit_ids;
      DROP FUNCTION IF EXISTS envsync_refuse() CASCADE;";
 
 /// How many migrations the database has had (0 for a database we never touched).

@@ -1,10 +1,14 @@
-//! The writer task: group commit of every queued write in one transaction, under the audit
-//! chain's advisory lock, in a fixed number of round trips whatever the batch's size.
+//! The writer task: group commit of every queued write in one transaction, under the locks
+//! of the audit chains it appends to, in a fixed number of round trips whatever the
+//! batch's size.
 //!
-//! A batch is: `BEGIN`; the chain's lock (`pg_advisory_xact_lock`); every read the batch
-//! needs, pipelined (the chain's head, each push's latest version, each pull's version,
-//! each revoked token); then, in Rust, each request's outcome — compare-and-swap, audit
-//! rows chained one after the other from the head — then every write, pipelined; `COMMIT`.
+//! A batch is: `BEGIN`; the locks (`pg_advisory_xact_lock` on each chain the batch touches,
+//! one per project and one for the server's events, in key order so that two servers never
+//! wait for each other in a cycle; and the shared side of a lock that only `copy`'s import
+//! takes exclusively); every read the batch needs, pipelined (each chain's last row, ids
+//! from the `audit_ids` sequence, each push's latest version, each pull's version, each
+//! revoked token); then, in Rust, each request's outcome — compare-and-swap, audit rows
+//! chained one after the other on their chains — then every write, pipelined; `COMMIT`.
 //! Only after the commit are the callers answered. A request that fails on its own (a
 //! stored value that does not parse) writes nothing and gets its error; when the database
 //! refuses a statement the whole transaction is rolled back and each request of the batch
@@ -24,9 +28,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
-/// The transaction-level advisory lock every write transaction takes first: the audit
-/// chain's lock.
-const CHAIN_LOCK: i64 = 0x656e_7673_796e_6300;
+/// The advisory lock every write transaction holds shared, and an import exclusively.
+const IMPORT_LOCK: i64 = 0x656e_7673_796e_6300;
+/// The class of the chains' advisory locks, keyed by `hashtext(project)` ('' for the
+/// server's chain; a project id is never empty). Two projects whose names hash alike share
+/// a lock: they wait for each other, nothing worse.
+const CHAIN_LOCKS: i32 = 0x656e_7631;
 /// Most requests committed together.
 const MAX_BATCH: usize = 256;
 
@@ -153,7 +160,11 @@ enum Read {
 
 /// The statements a batch may run, prepared once per connection.
 struct Statements {
-    head: Statement,
+    lock_chains: Statement,
+    tail_project: Statement,
+    tail_server: Statement,
+    old_head: Statement,
+    ids: Statement,
     latest: Statement,
     pull_latest: Statement,
     pull_version: Statement,
@@ -167,6 +178,7 @@ struct Statements {
 /// An audit row to write: its id, time, event and chain hash.
 struct AuditRow {
     id: i64,
+    seq: i64,
     at: String,
     event: Event,
     // The event's typed fields in their stored form, for the statement's parameters.
@@ -179,8 +191,10 @@ struct AuditRow {
 /// Everything a batch writes, decided before any of it is sent.
 struct Plan {
     at: String,
-    next: i64,
-    prev: Hash,
+    /// Ids for the batch's audit rows, from the sequence.
+    ids: std::vec::IntoIter<i64>,
+    /// Each chain the batch appends to: its last position and hash.
+    chains: HashMap<Option<String>, (i64, Hash)>,
     versions: Vec<StoredVersion>,
     audit: Vec<AuditRow>,
     /// A token, its revocation time, its role and its project ids as stored.
@@ -197,12 +211,23 @@ impl Plan {
         Ok(())
     }
 
-    /// Appends an audit row to the chain.
+    /// Appends an audit row to its project's chain.
     fn event(&mut self, event: Event) -> Result<(), StoreError> {
-        let id = self.next;
-        let hash = Row::of(id, &self.at, &event)?.hash(&self.prev);
+        let id = self
+            .ids
+            .next()
+            .ok_or_else(|| StoreError::Other("no audit id left for the batch".into()))?;
+        let (last, prev) = self
+            .chains
+            .get(&event.project)
+            .copied()
+            .ok_or_else(|| StoreError::Other("an audit row for a chain not locked".into()))?;
+        let seq = last + 1;
+        let hash = Row::of(id, seq, &self.at, &event)?.hash(&prev);
+        self.chains.insert(event.project.clone(), (seq, hash));
         self.audit.push(AuditRow {
             id,
+            seq,
             at: self.at.clone(),
             action: event.action.as_str(),
             outcome: event.outcome.as_str(),
@@ -210,25 +235,40 @@ impl Plan {
             event,
             hash: hash.to_vec(),
         });
-        self.next += 1;
-        self.prev = hash;
         Ok(())
     }
 }
 
 async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer>, Failure> {
     let mut client = pool.get().await?;
-    let (head, insert_version, insert_audit, insert_token, revoke) = tokio::try_join!(
-        client.prepare_cached("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1"),
+    let (lock_chains, tail_project, tail_server, old_head, ids) = tokio::try_join!(
+        client.prepare_cached(
+            "SELECT COUNT(pg_advisory_xact_lock($1::INT4, key)) FROM
+                 (SELECT DISTINCT hashtext(p) AS key FROM unnest($2::TEXT[]) AS p ORDER BY key) k"
+        ),
+        client.prepare_cached(
+            "SELECT id, seq, hash FROM audit WHERE project = $1 AND seq IS NOT NULL
+             ORDER BY id DESC LIMIT 1"
+        ),
+        client.prepare_cached(
+            "SELECT id, seq, hash FROM audit WHERE project IS NULL AND seq IS NOT NULL
+             ORDER BY id DESC LIMIT 1"
+        ),
+        client.prepare_cached(
+            "SELECT id, hash FROM audit WHERE seq IS NULL ORDER BY id DESC LIMIT 1"
+        ),
+        client.prepare_cached("SELECT nextval('audit_ids') FROM generate_series(1, $1::INT4)"),
+    )?;
+    let (insert_version, insert_audit, insert_token, revoke) = tokio::try_join!(
         client.prepare_cached(
             "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count,
                  pushed_by, pushed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ),
         client.prepare_cached(
-            "INSERT INTO audit (id, at, actor, action, project, branch, version, outcome,
+            "INSERT INTO audit (id, seq, at, actor, action, project, branch, version, outcome,
                  detail, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ),
         client.prepare_cached(
             "INSERT INTO tokens (jti, email, role, project_ids, issued_at, expires_at,
@@ -257,7 +297,11 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
         client.prepare_cached("SELECT revoked_at IS NOT NULL FROM tokens WHERE jti = $1"),
     )?;
     let st = Statements {
-        head,
+        lock_chains,
+        tail_project,
+        tail_server,
+        old_head,
+        ids,
         latest,
         pull_latest,
         pull_version,
@@ -268,22 +312,45 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
         revoke,
     };
     let tx = client.transaction().await?;
+    // The chains this batch appends to: one audit row per request, in its project's chain
+    // (`None`: the server's). An import appends rows as they are and locks out the others.
+    let importing = ops.iter().any(|op| matches!(op, Op::Import(_)));
+    let mut chains: Vec<Option<String>> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Push(p) => Some(Some(p.project.clone())),
+            Op::Pull(p) => Some(Some(p.project.clone())),
+            Op::Record(e) => Some(e.project.clone()),
+            Op::Mint(..) | Op::Revoke(..) => Some(None),
+            Op::Import(_) => None,
+        })
+        .collect();
+    chains.sort();
+    chains.dedup();
+    let keys: Vec<&str> = chains.iter().map(|c| c.as_deref().unwrap_or("")).collect();
     // A batch of pulls only changes no state: its audit rows need not hold the answer for
     // a disk flush (the WAL writer flushes them right after).
     let pulls_only = ops.iter().all(|op| matches!(op, Op::Pull(_)));
-    let lock = if pulls_only {
-        format!("SET LOCAL synchronous_commit TO off; SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
-    } else {
-        format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
+    let prefix = match (importing, pulls_only) {
+        (true, _) => format!("SELECT pg_advisory_xact_lock({IMPORT_LOCK})"),
+        (false, true) => format!(
+            "SET LOCAL synchronous_commit TO off; SELECT pg_advisory_xact_lock_shared({IMPORT_LOCK})"
+        ),
+        (false, false) => format!("SELECT pg_advisory_xact_lock_shared({IMPORT_LOCK})"),
     };
     let waited = std::time::Instant::now();
-    tx.batch_execute(&lock).await?;
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&CHAIN_LOCKS, &keys];
+    tokio::try_join!(
+        tx.batch_execute(&prefix),
+        tx.query_one(&st.lock_chains, &lock_params),
+    )?;
     stats.lock_wait_micros.fetch_add(
         u64::try_from(waited.elapsed().as_micros()).unwrap_or(u64::MAX),
         Ordering::Relaxed,
     );
 
-    // Round trip 1: every read, pipelined (each statement runs after the lock is held).
+    // Round trip 1: every read, pipelined (each statement runs after the locks are held).
+    let events = ops.iter().filter(|op| !matches!(op, Op::Import(_))).count();
     let reads = ops.iter().map(|op| {
         let (tx, st) = (&tx, &st);
         async move {
@@ -312,25 +379,57 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
             })
         }
     });
-    let (head, reads) = tokio::try_join!(tx.query_opt(&st.head, &[]), try_join_all(reads))?;
-    let (last, prev) = match head {
-        None => (0, GENESIS),
+    let tails = chains.iter().map(|chain| {
+        let (tx, st) = (&tx, &st);
+        async move {
+            match chain {
+                Some(project) => tx.query_opt(&st.tail_project, &[project]).await,
+                None => tx.query_opt(&st.tail_server, &[]).await,
+            }
+        }
+    });
+    let count = i32::try_from(events).unwrap_or(i32::MAX);
+    let id_params: [&(dyn ToSql + Sync); 1] = [&count];
+    let (old, ids, tails, reads) = tokio::try_join!(
+        tx.query_opt(&st.old_head, &[]),
+        tx.query(&st.ids, &id_params),
+        try_join_all(tails),
+        try_join_all(reads),
+    )?;
+    let bad = |id: i64| Failure {
+        error: bad_hash(id),
+        retry: false,
+    };
+    let old_head = match old {
+        None => GENESIS,
         Some(row) => {
             let id: i64 = row.try_get(0)?;
             let hash: Vec<u8> = row.try_get(1)?;
-            let hash = to_hash(&hash).ok_or_else(|| Failure {
-                error: bad_hash(id),
-                retry: false,
-            })?;
-            (id, hash)
+            to_hash(&hash).ok_or_else(|| bad(id))?
         }
     };
+    let mut heads = HashMap::new();
+    for (chain, tail) in chains.iter().zip(tails) {
+        let head = match tail {
+            None => (0, old_head),
+            Some(row) => {
+                let id: i64 = row.try_get(0)?;
+                let hash: Vec<u8> = row.try_get(2)?;
+                (row.try_get(1)?, to_hash(&hash).ok_or_else(|| bad(id))?)
+            }
+        };
+        heads.insert(chain.clone(), head);
+    }
+    let ids = ids
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<Vec<i64>, _>>()?;
 
     // The outcome of each request, and what the batch writes.
     let mut plan = Plan {
         at: now(),
-        next: last + 1,
-        prev,
+        ids: ids.into_iter(),
+        chains: heads,
         versions: Vec::new(),
         audit: Vec::new(),
         tokens: Vec::new(),
@@ -398,8 +497,9 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
         writes.push(execute(&tx, &st.insert_version, params.to_vec()));
     }
     for a in &plan.audit {
-        let params: [&(dyn ToSql + Sync); 10] = [
+        let params: [&(dyn ToSql + Sync); 11] = [
             &a.id,
+            &a.seq,
             &a.at,
             &a.event.actor,
             &a.action,
@@ -413,9 +513,9 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
         writes.push(execute(&tx, &st.insert_audit, params.to_vec()));
     }
     for a in &plan.imported {
-        let params: [&(dyn ToSql + Sync); 10] = [
-            &a.id, &a.at, &a.actor, &a.action, &a.project, &a.branch, &a.version, &a.outcome,
-            &a.detail, &a.hash,
+        let params: [&(dyn ToSql + Sync); 11] = [
+            &a.id, &a.seq, &a.at, &a.actor, &a.action, &a.project, &a.branch, &a.version,
+            &a.outcome, &a.detail, &a.hash,
         ];
         writes.push(execute(&tx, &st.insert_audit, params.to_vec()));
     }
@@ -435,6 +535,13 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
         writes.push(execute(&tx, &st.revoke, vec![jti, at]));
     }
     try_join_all(writes).await?;
+    if importing {
+        // The sequence goes on after the imported ids.
+        tx.batch_execute(
+            "SELECT setval('audit_ids', COALESCE((SELECT MAX(id) FROM audit), 0) + 1, false)",
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(answers
         .into_iter()

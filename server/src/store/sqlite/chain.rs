@@ -1,26 +1,105 @@
-//! The hash chain of [`crate::store::chain`] on SQLite: reading the head inside the
-//! writer's transaction, migration 2 (which hashed the rows that existed before it), and
-//! the read-only walk `audit verify` runs on a database file.
+//! The hash chains of [`crate::store::chain`] on SQLite: reading a chain's last row inside
+//! the writer's transaction, migration 2 (which hashed the rows that existed before it into
+//! the old single chain), migration 3 (chains per project), and the read-only walk
+//! `audit verify` runs on a database file.
 
 use crate::store::StoreError;
 use crate::store::chain::{GENESIS, Hash, StoredRow, Verdict, Walk, bad_hash, to_hash};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
-/// The id and hash of the last row, or `(0, GENESIS)` for an empty log. Run inside the
-/// writer's transaction, so no other writer can slip a row in between.
-pub(super) fn head(conn: &Connection) -> Result<(i64, Hash), StoreError> {
+/// The position and hash of the last row of `project`'s chain (`None`: the server's), or
+/// `(0, the old chain's last hash)` for a chain with no row yet. Run inside the writer's
+/// transaction, so no other writer can slip a row in between.
+pub(super) fn tail(conn: &Connection, project: Option<&str>) -> Result<(i64, Hash), StoreError> {
     let row = conn
-        .prepare_cached("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")?
+        .prepare_cached(
+            "SELECT id, seq, hash FROM audit WHERE project IS ?1 AND seq IS NOT NULL
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![project], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        Some((id, seq, hash)) => Ok((
+            seq,
+            hash.as_deref()
+                .and_then(to_hash)
+                .ok_or_else(|| bad_hash(id))?,
+        )),
+        None => Ok((0, old_head(conn)?)),
+    }
+}
+
+/// The last hash of the old single chain (rows without `seq`), or [`GENESIS`].
+fn old_head(conn: &Connection) -> Result<Hash, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT id, hash FROM audit WHERE seq IS NULL ORDER BY id DESC LIMIT 1")?
         .query_row([], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
         })
         .optional()?;
     match row {
-        None => Ok((0, GENESIS)),
-        Some((id, Some(hash))) => Ok((id, to_hash(&hash).ok_or_else(|| bad_hash(id))?)),
-        Some((id, None)) => Err(bad_hash(id)),
+        None => Ok(GENESIS),
+        Some((id, hash)) => hash
+            .as_deref()
+            .and_then(to_hash)
+            .ok_or_else(|| bad_hash(id)),
     }
+}
+
+/// The last row of every chain, in id order (the old chain's when there is no other).
+pub(super) fn heads(conn: &Connection) -> Result<Vec<(u64, Hash)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, hash FROM audit WHERE id IN
+             (SELECT MAX(id) FROM audit WHERE seq IS NOT NULL GROUP BY project)
+         ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+    })?;
+    let mut heads = Vec::new();
+    for row in rows {
+        let (id, hash) = row?;
+        let hash = hash
+            .as_deref()
+            .and_then(to_hash)
+            .ok_or_else(|| bad_hash(id))?;
+        heads.push((u64::try_from(id).unwrap_or(0), hash));
+    }
+    if heads.is_empty() {
+        let last = conn
+            .prepare_cached(
+                "SELECT id, hash FROM audit WHERE seq IS NULL ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+            })
+            .optional()?;
+        if let Some((id, hash)) = last {
+            let hash = hash
+                .as_deref()
+                .and_then(to_hash)
+                .ok_or_else(|| bad_hash(id))?;
+            heads.push((u64::try_from(id).unwrap_or(0), hash));
+        }
+    }
+    Ok(heads)
+}
+
+/// Migration 3: chains per project. The rows already there stay the old single chain (no
+/// `seq`); every project's chain starts from its last hash.
+pub(super) fn migrate_to_chains(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "ALTER TABLE audit ADD COLUMN seq INTEGER;
+         CREATE INDEX audit_old_chain ON audit (id) WHERE seq IS NULL;",
+    )?;
+    Ok(())
 }
 
 /// Migration 2: adds the `hash` column, hashes the rows already there (in id order), and
@@ -33,7 +112,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let mut prev = GENESIS;
     let mut rows = Vec::new();
     {
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY id"))?;
+        let mut stmt = conn.prepare(&format!("SELECT {} FROM audit ORDER BY id", columns(2)))?;
         let mut cursor = stmt.query([])?;
         while let Some(r) = cursor.next()? {
             let stored = read(r)?;
@@ -62,27 +141,38 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 pub(super) const COLUMNS: &str =
-    "id, at, actor, action, project, branch, version, outcome, detail, hash";
+    "id, seq, at, actor, action, project, branch, version, outcome, detail, hash";
+
+/// [`COLUMNS`] as a database of schema version `schema` has them (before migration 3,
+/// no `seq`; before migration 2, no `hash`).
+fn columns(schema: i64) -> &'static str {
+    match schema {
+        ..2 => "id, NULL, at, actor, action, project, branch, version, outcome, detail, NULL",
+        2 => "id, NULL, at, actor, action, project, branch, version, outcome, detail, hash",
+        _ => COLUMNS,
+    }
+}
 
 /// A row selected as [`COLUMNS`].
 pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
     Ok(StoredRow {
         id: r.get(0)?,
-        at: r.get(1)?,
-        actor: r.get(2)?,
-        action: r.get(3)?,
-        project: r.get(4)?,
-        branch: r.get(5)?,
-        version: r.get(6)?,
-        outcome: r.get(7)?,
-        detail: r.get(8)?,
-        hash: r.get(9)?,
+        seq: r.get(1)?,
+        at: r.get(2)?,
+        actor: r.get(3)?,
+        action: r.get(4)?,
+        project: r.get(5)?,
+        branch: r.get(6)?,
+        version: r.get(7)?,
+        outcome: r.get(8)?,
+        detail: r.get(9)?,
+        hash: r.get(10)?,
     })
 }
 
-/// Walks the audit chain of the database file at `path`, read-only (never creating or
+/// Walks the audit chains of the database file at `path`, read-only (never creating or
 /// migrating it), in one snapshot.
-pub fn verify(path: &Path, anchor: Option<(u64, Hash)>) -> Result<Verdict, StoreError> {
+pub fn verify(path: &Path, anchors: Vec<(u64, Hash)>) -> Result<Verdict, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -98,19 +188,24 @@ pub fn verify(path: &Path, anchor: Option<(u64, Hash)>) -> Result<Verdict, Store
     }
     // One read transaction: the chain and the versions are checked in the same snapshot.
     conn.execute_batch("BEGIN")?;
-    let verdict = verify_in(&conn, anchor);
+    let verdict = verify_in(&conn, schema, anchors);
     let _ = conn.execute_batch("COMMIT");
     verdict
 }
 
-/// The walk, on a connection already inside a read transaction.
+/// The walk, on a connection already inside a read transaction, of a database of schema
+/// version `schema`.
 pub(super) fn verify_in(
     conn: &Connection,
-    anchor: Option<(u64, Hash)>,
+    schema: i64,
+    anchors: Vec<(u64, Hash)>,
 ) -> Result<Verdict, StoreError> {
-    let mut walk = Walk::new(anchor);
+    let mut walk = Walk::new(anchors);
     {
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY id"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {} FROM audit ORDER BY id",
+            columns(schema)
+        ))?;
         let mut cursor = stmt.query([])?;
         while let Some(r) = cursor.next()? {
             if !walk.row(&read(r)?) {

@@ -81,6 +81,8 @@ const MIGRATIONS: &[Migration] = &[
     ),
     // 2: the audit log's hash chain (existing rows are hashed in id order).
     Migration::Code(chain::migrate),
+    // 3: a chain per project (existing rows stay the single chain they were).
+    Migration::Code(chain::migrate_to_chains),
 ];
 
 pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
@@ -312,7 +314,7 @@ mod tests {
             }
         }
         assert!(
-            chain::verify(&path, None).is_err(),
+            chain::verify(&path, vec![]).is_err(),
             "no chain before migrating"
         );
         let conn = open_writer(&Database::File(path.clone())).unwrap();
@@ -320,9 +322,9 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         assert!(matches!(
-            chain::verify(&path, None).unwrap(),
+            chain::verify(&path, vec![]).unwrap(),
             crate::store::chain::Verdict::Intact { rows: 3, .. }
         ));
         // New rows chain on, rows without a hash are refused, and the log stays append-only.
@@ -330,7 +332,7 @@ mod tests {
             crate::store::Event::new("d@x", crate::store::Action::Pull, crate::store::Outcome::Ok);
         super::super::queries::insert_event(&conn, "2025-01-02T00:00:00.000Z", &event).unwrap();
         assert!(matches!(
-            chain::verify(&path, None).unwrap(),
+            chain::verify(&path, vec![]).unwrap(),
             crate::store::chain::Verdict::Intact { rows: 4, .. }
         ));
         let refused = conn.execute(
@@ -346,7 +348,7 @@ mod tests {
         // Migrating again changes nothing.
         migrate(&conn).unwrap();
         assert!(matches!(
-            chain::verify(&path, None).unwrap(),
+            chain::verify(&path, vec![]).unwrap(),
             crate::store::chain::Verdict::Intact { rows: 4, .. }
         ));
     }

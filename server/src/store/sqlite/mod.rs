@@ -106,8 +106,8 @@ pub(crate) fn holds_data(path: &Path) -> Result<bool, StoreError> {
 
 /// Walks the audit chain of the database file at `path`, read-only, in one snapshot (what
 /// `audit verify` runs on a SQLite file).
-pub fn verify_file(path: &Path, anchor: Option<(u64, Hash)>) -> Result<Verdict, StoreError> {
-    chain::verify(path, anchor)
+pub fn verify_file(path: &Path, anchors: Vec<(u64, Hash)>) -> Result<Verdict, StoreError> {
+    chain::verify(path, anchors)
 }
 
 /// Deletes the database file and its `-wal` and `-shm` files, if there are any.
@@ -445,14 +445,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn audit_head(&self) -> StoreFuture<'_, Option<(u64, [u8; 32])>> {
-        self.read(|conn| {
-            let (id, hash) = chain::head(conn)?;
-            Ok(u64::try_from(id)
-                .ok()
-                .filter(|&id| id > 0)
-                .map(|id| (id, hash)))
-        })
+    fn audit_heads(&self) -> StoreFuture<'_, Vec<(u64, Hash)>> {
+        self.read(chain::heads)
     }
 
     fn revoked(&self) -> StoreFuture<'_, Vec<String>> {
@@ -464,9 +458,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn verify(&self, anchor: Option<(u64, Hash)>) -> StoreFuture<'_, Verdict> {
+    fn verify(&self, anchors: Vec<(u64, Hash)>) -> StoreFuture<'_, Verdict> {
         // Readers run inside a read transaction: one snapshot for the whole walk.
-        self.read(move |conn| chain::verify_in(conn, anchor))
+        self.read(move |conn| chain::verify_in(conn, i64::MAX, anchors))
     }
 
     fn holds_data(&self) -> StoreFuture<'_, bool> {
@@ -569,13 +563,13 @@ impl Store for SqliteStore {
                 }
                 Import::Audit(audit) => {
                     let mut stmt = conn.prepare_cached(&format!(
-                        "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                         chain::COLUMNS
                     ))?;
                     for a in audit {
                         stmt.execute(params![
-                            a.id, a.at, a.actor, a.action, a.project, a.branch, a.version,
-                            a.outcome, a.detail, a.hash
+                            a.id, a.seq, a.at, a.actor, a.action, a.project, a.branch,
+                            a.version, a.outcome, a.detail, a.hash
                         ])?;
                     }
                 }

@@ -93,18 +93,23 @@ pub(super) fn pull_version(
     Ok(env)
 }
 
-/// Appends one audit row, chained to the row before it (see [`chain`]). Inside the
-/// writer's transaction: the head read here is the head the row is appended to.
+/// Appends one audit row to its project's chain (see [`chain`]). Inside the writer's
+/// transaction: the chain's last row read here is the row this one is appended to.
 pub(super) fn insert_event(conn: &Connection, at: &str, e: &Event) -> Result<(), StoreError> {
-    let (last, prev) = chain::head(conn)?;
-    let id = last + 1;
-    let hash = crate::store::chain::Row::of(id, at, e)?.hash(&prev);
+    let (seq, prev) = chain::tail(conn, e.project.as_deref())?;
+    let last: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM audit")?
+        .query_row([], |r| r.get(0))?;
+    let (id, seq) = (last + 1, seq + 1);
+    let hash = crate::store::chain::Row::of(id, seq, at, e)?.hash(&prev);
     conn.prepare_cached(
-        "INSERT INTO audit (id, at, actor, action, project, branch, version, outcome, detail, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO audit (id, seq, at, actor, action, project, branch, version, outcome,
+             detail, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         id,
+        seq,
         at,
         e.actor,
         e.action.as_str(),
