@@ -8,8 +8,9 @@
 //! the same run, the raw rate of the same PostgreSQL: a push's version row and audit row
 //! per `BEGIN … COMMIT`, one durable commit each (`synchronous_commit` on), sequentially
 //! from one connection, measured before and after the servers (the better is the
-//! baseline). While the pushes run, `pg_stat_activity` is sampled for backends waiting on
-//! the audit chain's advisory lock: how often one replica's batch waits for another's.
+//! baseline). Pushes run twice: to one project (as the SQLite run), then spread over eight
+//! projects. While they run, `pg_stat_activity` is sampled for backends waiting on an
+//! advisory lock (a chain's): how often one writer's batch waits for another's.
 
 #[path = "../../server/tests/it/pg.rs"]
 #[allow(dead_code)]
@@ -86,9 +87,13 @@ struct Scenario {
     replicas: usize,
     runs: Vec<Run>,
     rss_kb: Vec<u64>,
-    /// Samples taken during the push run, and how many saw a writer waiting on the lock.
-    lock_samples: (u64, u64),
+    /// Per push run (one project, then eight): samples taken, and how many saw a writer
+    /// waiting on a chain's lock.
+    lock_samples: Vec<(u64, u64)>,
 }
+
+/// Projects the second push run spreads its clients over.
+const PROJECTS: usize = 8;
 
 /// Runs the PostgreSQL part of `envsync-bench server` and prints its report.
 pub fn run(url: Option<&str>, quick: bool, blob: Arc<String>) -> Result<()> {
@@ -204,27 +209,47 @@ async fn scenario(
         .map(|s| RssSampler::start(s.child.id(), true))
         .collect();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let samples = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
-    let lock_watch = tokio::spawn(watch_lock(db.clone(), stop.clone(), samples.clone()));
-    let push = drive(CLIENTS, pushes, |client, budget, total| {
-        let url = format!(
-            "{}/env/{PROJECT}/push-{replicas}-{client}",
-            urls[client % urls.len()]
-        );
-        pusher(
-            http.clone(),
-            url,
-            token.clone(),
-            blob.clone(),
-            budget,
-            total,
-        )
-    })
-    .await;
-    stop.store(true, Ordering::Relaxed);
-    lock_watch.await??;
-    let mut runs = vec![push.named("push", CLIENTS, pushes)];
+    let mut runs = Vec::new();
+    let mut lock_samples = Vec::new();
+    // Pushes to one project (as the SQLite run), then spread over eight: each project has
+    // its own audit chain, so its own lock.
+    for projects in [1, PROJECTS] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let lock_watch = tokio::spawn(watch_lock(db.clone(), stop.clone(), samples.clone()));
+        let push = drive(CLIENTS, pushes, |client, budget, total| {
+            let project = if projects == 1 {
+                PROJECT.to_owned()
+            } else {
+                format!("{PROJECT}{}", client % projects)
+            };
+            let url = format!(
+                "{}/env/{project}/push-{replicas}-{client}",
+                urls[client % urls.len()]
+            );
+            pusher(
+                http.clone(),
+                url,
+                token.clone(),
+                blob.clone(),
+                budget,
+                total,
+            )
+        })
+        .await;
+        stop.store(true, Ordering::Relaxed);
+        lock_watch.await??;
+        let name = if projects == 1 {
+            "push".to_owned()
+        } else {
+            format!("push, {projects} projects")
+        };
+        runs.push(push.named(&name, CLIENTS, pushes));
+        lock_samples.push((
+            samples.0.load(Ordering::Relaxed),
+            samples.1.load(Ordering::Relaxed),
+        ));
+    }
     for (name, suffix) in [("pull", ""), ("keys", "/keys")] {
         let mut rounds = Vec::new();
         for _ in 0..ROUNDS {
@@ -250,15 +275,12 @@ async fn scenario(
         replicas,
         runs,
         rss_kb,
-        lock_samples: (
-            samples.0.load(Ordering::Relaxed),
-            samples.1.load(Ordering::Relaxed),
-        ),
+        lock_samples,
     })
 }
 
-/// Samples every 5 ms whether a backend of `db` waits on an advisory lock (the chain's:
-/// the servers take no other).
+/// Samples every 5 ms whether a backend of `db` waits on an advisory lock (a chain's: the
+/// servers take no other while serving).
 async fn watch_lock(
     db: String,
     stop: Arc<AtomicBool>,
@@ -287,13 +309,13 @@ async fn watch_lock(
 fn print(scenarios: &[Scenario], raw: f64) {
     println!();
     println!(
-        "{:<26} {:>7} {:>9} {:>7} {:>11} {:>9} {:>9}",
+        "{:<30} {:>7} {:>9} {:>7} {:>11} {:>9} {:>9}",
         "PostgreSQL scenario", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms"
     );
     for s in scenarios {
         for run in &s.runs {
             println!(
-                "{:<26} {:>7} {:>9} {:>7} {:>11.0} {:>9.2} {:>9.2}",
+                "{:<30} {:>7} {:>9} {:>7} {:>11.0} {:>9.2} {:>9.2}",
                 format!(
                     "{} ({} replica{})",
                     run_name(run),
@@ -310,7 +332,7 @@ fn print(scenarios: &[Scenario], raw: f64) {
         }
     }
     println!(
-        "{:<26} {:>7} {:>9} {:>7} {:>11.0}",
+        "{:<30} {:>7} {:>9} {:>7} {:>11.0}",
         "raw PostgreSQL commit", 1, "", 0, raw
     );
     println!("(pull and keys: {ROUNDS} rounds each, req/s is the median round's)");
@@ -327,14 +349,24 @@ fn print(scenarios: &[Scenario], raw: f64) {
             .iter()
             .map(|kb| format!("{:.1} MB", *kb as f64 / 1024.0))
             .collect();
-        let (taken, waiting) = s.lock_samples;
+        let waits: Vec<String> = s
+            .lock_samples
+            .iter()
+            .zip(["1 project", "8 projects"])
+            .map(|((taken, waiting), what)| {
+                format!(
+                    "{:.0}% ({what})",
+                    *waiting as f64 * 100.0 / (*taken).max(1) as f64
+                )
+            })
+            .collect();
         println!(
-            "{} replica{}: push@64 / raw PostgreSQL commit rate: {ratio:.2}x (target >= 1.0x) {}; server peak RSS {}; a writer waiting on the chain lock in {:.0}% of {taken} samples",
+            "{} replica{}: push@64 / raw PostgreSQL commit rate: {ratio:.2}x (target >= 1.0x) {}; server peak RSS {}; a writer waiting on a chain's lock in {} of the samples",
             s.replicas,
             if s.replicas == 1 { "" } else { "s" },
             if ratio >= 1.0 { "ok" } else { "BELOW TARGET" },
             rss.join(" + "),
-            waiting as f64 * 100.0 / taken.max(1) as f64,
+            waits.join(", "),
         );
     }
     let errors: usize = scenarios
