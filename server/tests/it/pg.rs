@@ -161,9 +161,11 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 pub fn start() -> Result<Cluster, String> {
     let bin = bin_dir()?;
     let root = is_root();
+    // Under /tmp whatever TMPDIR says: `nobody` must be able to reach it, and a Unix
+    // socket's path must stay under about 100 bytes.
     let dir = tempfile::Builder::new()
         .prefix("envsync-pg-")
-        .tempdir()
+        .tempdir_in("/tmp")
         .map_err(|e| format!("temp dir: {e}"))?
         .keep();
     if root {
