@@ -215,8 +215,11 @@ pub fn start() -> Result<Cluster, String> {
         data = data.display(),
         dir = dir.display(),
     );
-    Command::new("sh")
-        .args(["-c", &stop])
+    // In a session of its own (`setsid`), so that a signal to this process's group (a
+    // killed `cargo test`) does not take the watcher with it.
+    let mut watcher = Command::new("setsid");
+    watcher.args(["sh", "-c", &stop]);
+    watcher
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
