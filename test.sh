@@ -34,7 +34,7 @@ need script bsdutils # the prompt tests drive a pty through script(1)
 need setpriv util-linux # the agent test tries its socket as another user
 need perl perl-base # ... with a raw Unix-socket client
 # Later features add theirs here, e.g.:
-# need '/usr/lib/postgresql/*/bin/initdb' postgresql   # a PostgreSQL store (initdb, pg_ctl)
+need '/usr/lib/postgresql/*/bin/initdb' postgresql # the PostgreSQL store's tests start a throwaway cluster (initdb, pg_ctl)
 # need chromedriver chromium chromium-driver           # tests in a real browser
 
 if [ -n "$missing" ]; then

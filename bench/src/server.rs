@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use warp::Filter;
 
-const PROJECT: &str = "bench";
-const KEYS: &[&str] = &[
+pub(crate) const PROJECT: &str = "bench";
+pub(crate) const KEYS: &[&str] = &[
     "DATABASE_URL",
     "API_KEY",
     "STRIPE_SECRET",
@@ -53,9 +53,23 @@ struct Plan {
 }
 
 pub fn run(args: Vec<String>) -> Result<()> {
-    let quick = args.iter().any(|a| a == "--quick");
-    if let Some(bad) = args.iter().find(|a| *a != "--quick") {
-        bail!("unknown argument '{bad}' (usage: envsync-bench server [--quick])");
+    const USAGE: &str = "usage: envsync-bench server [--quick] [--pg | --db postgres://…]";
+    let mut quick = false;
+    // The PostgreSQL part: None = not asked for, Some(None) = a throwaway cluster.
+    let mut pg: Option<Option<String>> = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--pg" => pg = Some(None),
+            "--db" => match args.next() {
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    pg = Some(Some(url))
+                }
+                _ => bail!("--db takes a postgres:// URL ({USAGE})"),
+            },
+            other => bail!("unknown argument '{other}' ({USAGE})"),
+        }
     }
     if let Ok(filter) = std::env::var("ENVSYNC_LOG") {
         // e.g. ENVSYNC_LOG=envsync_server::store=trace shows each write batch's size.
@@ -118,6 +132,13 @@ pub fn run(args: Vec<String>) -> Result<()> {
     print_report(&report, raw_rate);
     drop(client_rt);
     server_rt.shutdown_timeout(Duration::from_secs(2));
+    if let Some(url) = pg {
+        println!();
+        println!(
+            "PostgreSQL store: release envsync-server processes on one database, 64 clients split over the replicas"
+        );
+        crate::pg::run(url.as_deref(), quick, blob)?;
+    }
     Ok(())
 }
 
@@ -223,23 +244,23 @@ async fn start_bare_warp() -> Result<String> {
 }
 
 /// One measured run.
-struct Run {
+pub(crate) struct Run {
     /// Average requests per write transaction (pushes only).
     batch: Option<f64>,
-    name: String,
+    pub(crate) name: String,
     clients: usize,
-    requests: usize,
-    errors: usize,
+    pub(crate) requests: usize,
+    pub(crate) errors: usize,
     seconds: f64,
     /// Rates of the interleaved rounds this run was measured in (empty: one round).
     rounds: Vec<f64>,
-    p50: Duration,
-    p99: Duration,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
 }
 
 impl Run {
     /// Successful requests per second: the median round's when there were rounds.
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         if self.rounds.is_empty() {
             return (self.requests - self.errors) as f64 / self.seconds;
         }
@@ -349,7 +370,7 @@ async fn measure(
 /// What a client task reports: latencies and errors.
 type Outcome = (Vec<Duration>, usize);
 
-struct Measured {
+pub(crate) struct Measured {
     latencies: Vec<Duration>,
     errors: usize,
     seconds: f64,
@@ -358,7 +379,7 @@ struct Measured {
 
 impl Measured {
     /// Several rounds of one scenario as one run whose rate is the median round's.
-    fn merge(rounds: Vec<Measured>) -> Measured {
+    pub(crate) fn merge(rounds: Vec<Measured>) -> Measured {
         let mut all = Measured {
             latencies: Vec::new(),
             errors: 0,
@@ -375,7 +396,7 @@ impl Measured {
         all
     }
 
-    fn named(mut self, name: &str, clients: usize, requests: usize) -> Run {
+    pub(crate) fn named(mut self, name: &str, clients: usize, requests: usize) -> Run {
         self.latencies.sort_unstable();
         let pick = |q: f64| {
             let n = self.latencies.len();
@@ -400,7 +421,7 @@ impl Measured {
 
 /// Runs `clients` tasks sharing a budget of `total` requests; each task is
 /// `client(i, budget, total)` and stops when `budget` reaches `total`.
-async fn drive<F, Fut>(clients: usize, total: usize, client: F) -> Measured
+pub(crate) async fn drive<F, Fut>(clients: usize, total: usize, client: F) -> Measured
 where
     F: Fn(usize, Arc<AtomicUsize>, usize) -> Fut,
     Fut: Future<Output = Outcome> + Send + 'static,
@@ -430,7 +451,7 @@ where
 }
 
 /// A client task that GETs `url` until the budget is spent, expecting `status`.
-fn reader(
+pub(crate) fn reader(
     http: reqwest::Client,
     url: String,
     token: Arc<String>,
@@ -459,7 +480,7 @@ fn reader(
 }
 
 /// Pushes to its own branch (so every push is accepted) until the budget is spent.
-async fn pusher(
+pub(crate) async fn pusher(
     http: reqwest::Client,
     url: String,
     token: Arc<String>,

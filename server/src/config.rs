@@ -8,7 +8,7 @@
 use crate::connections::ConnectionLimits;
 use crate::limiter::LimiterSettings;
 use crate::secret::JwtSecret;
-use crate::store::sqlite::Database;
+use crate::store::Database;
 use clap::{ArgMatches, Args, Command};
 use envsync_common::api::parse_ttl;
 use envsync_common::names::MAX_KEY_LEN;
@@ -231,6 +231,8 @@ pub enum ConfigError {
     Size(String),
     #[error("{0} is set but empty")]
     Empty(&'static str),
+    #[error("ENVSYNC_DB: {0}")]
+    Database(String),
     #[error("{var} must be {what}, not '{value}'")]
     Number {
         var: &'static str,

@@ -30,13 +30,13 @@ pub mod secret;
 pub mod store;
 
 pub use config::Settings;
-pub use store::sqlite::Database;
+pub use store::Database;
 
 use auth::{Authenticator, Minted};
 use envsync_common::api::Role;
 use std::future::Future;
 use std::sync::Arc;
-use store::{SqliteStore, Store, StoreError};
+use store::{Store, StoreError};
 use thiserror::Error;
 
 /// What every handler shares.
@@ -77,8 +77,8 @@ pub struct Server {
 impl Server {
     /// Opens the store named by `settings` (migrating it) and loads the revocation list.
     pub async fn open(settings: Settings) -> Result<Server, ServerError> {
-        let store = SqliteStore::open(&settings.database)?;
-        Server::with_store(settings, Arc::new(store)).await
+        let store = settings.database.open().await?;
+        Server::with_store(settings, store).await
     }
 
     /// Builds a server over any [`Store`].
@@ -96,6 +96,11 @@ impl Server {
                 settings,
             }),
         })
+    }
+
+    /// The store this server runs on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.app.store
     }
 
     /// Mints a token and records it (never the token itself) in the store, audited as done
@@ -130,6 +135,12 @@ impl Server {
             self.app.store.clone(),
             self.app.settings.audit_head_interval,
         ));
+        // Other servers on a shared database revoke tokens too: learn of them quickly.
+        let revocations = self
+            .app
+            .store
+            .is_shared()
+            .then(|| tokio::spawn(follow_revocations(self.app.clone())));
         connections::serve(
             warp::service(routes),
             listener,
@@ -139,25 +150,63 @@ impl Server {
         )
         .await;
         heads.abort();
+        if let Some(task) = revocations {
+            task.abort();
+        }
         tracing::info!("envsync-server stopped");
         Ok(())
     }
 }
 
-/// Logs the audit chain's head (`id:hash`, the form `audit verify --anchor` takes) now and
-/// every `interval`, so that a log shipper keeps anchors outside the database.
+/// Logs the head of every audit chain (`id:hash`, the form `audit verify --anchor` takes)
+/// now and every `interval`, so that a log shipper keeps anchors outside the database.
 async fn log_audit_heads(store: Arc<dyn Store>, interval: std::time::Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match store.audit_head().await {
-            Ok(Some((id, hash))) => {
-                let head = format!("{id}:{}", store::sqlite::chain::hex(&hash));
-                tracing::info!(head = %head, "audit chain head");
+        match store.audit_heads().await {
+            Ok(heads) if heads.is_empty() => {
+                tracing::info!(head = "none", "audit chain head (the log is empty)")
             }
-            Ok(None) => tracing::info!(head = "none", "audit chain head (the log is empty)"),
-            Err(e) => tracing::warn!(error = %e, "cannot read the audit chain head"),
+            Ok(heads) => {
+                for (id, hash) in heads {
+                    let head = format!("{id}:{}", store::chain::hex(&hash));
+                    tracing::info!(head = %head, "audit chain head");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the audit chain heads"),
+        }
+    }
+}
+
+/// How often a server on a shared database asks it for revocations made elsewhere: a
+/// token revoked on one server is refused by every other within this (plus one query).
+pub const REVOCATION_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Adds the revocations other servers record to this server's revocation list.
+async fn follow_revocations(app: Arc<App>) {
+    let mut cursor = 0;
+    let mut ticks = tokio::time::interval(REVOCATION_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        match app.store.revoked_after(cursor).await {
+            Ok((jtis, next)) => {
+                if !jtis.is_empty() {
+                    tracing::debug!(count = jtis.len(), "revocations learnt from the database");
+                }
+                app.auth.revoke(jtis);
+                cursor = next;
+                failing = false;
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "cannot read revocations from the database");
+                }
+                failing = true;
+            }
         }
     }
 }

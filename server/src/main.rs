@@ -1,4 +1,5 @@
-//! `envsync-server`: serve the API, or mint a token offline.
+//! `envsync-server`: serve the API, mint a token offline, verify the audit log, or copy a
+//! database to another backend.
 //!
 //! Reads its flags, resolves them with the `ENVSYNC_*` environment once, then acts. Errors
 //! end as one `error: …` line (plus a `hint:` when there is a fix) and exit code 1, or 2
@@ -10,7 +11,7 @@ use envsync_common::api::{Role, parse_ttl};
 use envsync_server::config::{ConfigError, MAX_TOKEN_TTL, Settings, SettingsArgs};
 use envsync_server::connections;
 use envsync_server::secret::{self, JwtSecret};
-use envsync_server::store::sqlite::chain;
+use envsync_server::store::{self, chain};
 use envsync_server::{Database, Server};
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,10 +23,12 @@ const FIRST_TOKEN_TTL: u64 = 90 * 86_400;
 
 /// The envsync server: stores age ciphertext and key names per project and branch.
 ///
-/// The JWT secret comes from ENVSYNC_JWT_SECRET (at least 32 bytes) or, when that is unset,
-/// from the file <DB>.jwt.secret, which the first start on an empty database creates (mode
-/// 0600) and announces with an owner token. It has no flag: a command line is visible to
-/// every user of the machine.
+/// The JWT secret comes from ENVSYNC_JWT_SECRET (at least 32 bytes), else from the file
+/// --jwt-secret-file names, else (SQLite) from the file <DB>.jwt.secret, which the first
+/// start on an empty database creates (mode 0600) and announces with an owner token. It
+/// has no flag of its own: a command line is visible to every user of the machine. Servers
+/// sharing a PostgreSQL database must share the secret; the first of them to start on an
+/// empty database prints the owner token, once for all of them.
 ///
 /// Every other setting below is a flag and an ENVSYNC_* variable; the flag wins.
 #[derive(Debug, Parser)]
@@ -40,15 +43,28 @@ struct Cli {
     )]
     addr: String,
 
-    /// SQLite database file, or :memory: for a throwaway server.
+    /// SQLite database file, :memory: for a throwaway server, or a PostgreSQL URL
+    /// (postgres://user:password@host:port/db, or ?host=/socket/dir) that several servers
+    /// may share.
     #[arg(
         long,
         env = "ENVSYNC_DB",
         default_value = "envsync.db",
-        value_name = "PATH",
+        value_name = "PATH|URL",
+        hide_env_values = true,
         global = true
     )]
     db: String,
+
+    /// A file holding the JWT secret (its first line, at least 32 bytes), read when
+    /// ENVSYNC_JWT_SECRET is unset: what servers sharing a database each read.
+    #[arg(
+        long,
+        env = "ENVSYNC_JWT_SECRET_FILE",
+        value_name = "PATH",
+        global = true
+    )]
+    jwt_secret_file: Option<PathBuf>,
 
     /// Log filter for stderr, such as debug or envsync_server=trace [default: RUST_LOG, else
     /// info].
@@ -69,9 +85,29 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Copy every token, version and audit row to another database (SQLite or
+    /// PostgreSQL, either way), chain intact, and verify the copy.
+    ///
+    /// The target must hold nothing unless --replace is given. Stop the servers of the
+    /// source first: what is written after the copy has read it is not copied.
+    Copy(CopyArgs),
     /// Write the manual pages (envsync-server.1, …) into a directory.
     #[command(hide = true)]
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+struct CopyArgs {
+    /// The database to copy: a SQLite file or a PostgreSQL URL.
+    #[arg(long, value_name = "PATH|URL", hide_env_values = true)]
+    from: String,
+    /// Where to copy it: a SQLite file (created) or a PostgreSQL URL.
+    #[arg(long, value_name = "PATH|URL", hide_env_values = true)]
+    to: String,
+    /// Erase whatever envsync data the target holds first (every token, version and audit
+    /// row there is lost).
+    #[arg(long)]
+    replace: bool,
 }
 
 #[derive(Debug, Args)]
@@ -83,21 +119,23 @@ struct ManArgs {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk the audit log's hash chain (read-only; the server may be running).
+    /// Walk the audit log's hash chains, one per project (read-only; the servers may be
+    /// running).
     ///
-    /// Prints `ok (N rows)` and the head (`head ID:HASH`, worth keeping elsewhere) and exits
-    /// 0, or prints the first bad row (edited, deleted, reordered or inserted), or the first
-    /// version that has no accepted-push row recording its ciphertext's SHA-256, and exits 1.
-    /// Exits 2 when the log cannot be read.
+    /// Prints `ok (N rows)` and the head of every chain (`head ID:HASH` lines, worth keeping
+    /// elsewhere) and exits 0, or prints the first bad row (edited, deleted, reordered or
+    /// inserted), or the first version that has no accepted-push row recording its
+    /// ciphertext's SHA-256, and exits 1. Exits 2 when the log cannot be read.
     Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
 struct VerifyArgs {
     /// A head printed by an earlier run: that row must still be there with that hash,
-    /// which also catches a truncated or wholly rewritten log.
-    #[arg(long, value_name = "ID:HASH")]
-    anchor: Option<String>,
+    /// which also catches a truncated or wholly rewritten chain. Repeat it for the head of
+    /// every chain.
+    #[arg(long = "anchor", value_name = "ID:HASH")]
+    anchors: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -121,10 +159,8 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.log.as_deref());
-    match &cli.command {
-        Some(Command::Audit(AuditCommand::Verify(args))) => return verify_audit(&cli, args),
-        Some(Command::Man(args)) => return write_manual(args),
-        _ => {}
+    if let Some(Command::Man(args)) = &cli.command {
+        return write_manual(args);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -133,10 +169,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow!(e).context("cannot start the async runtime"), None),
     };
+    if let Some(Command::Audit(AuditCommand::Verify(args))) = &cli.command {
+        return runtime.block_on(verify_audit(&cli, args));
+    }
     let result = runtime.block_on(async {
         match &cli.command {
             None => run_server(&cli, &matches).await,
             Some(Command::Token(args)) => mint_offline(&cli, &matches, args).await,
+            Some(Command::Copy(args)) => copy(args).await,
             Some(Command::Audit(_) | Command::Man(_)) => Ok(()),
         }
     });
@@ -194,6 +234,12 @@ fn hint_for(e: &anyhow::Error) -> Option<&'static str> {
         Some(
             "restore <db>.jwt.secret from a backup, or set ENVSYNC_JWT_SECRET to the secret its tokens were signed with; to start over on purpose (every token stops working), write a new one: head -c 48 /dev/urandom | base64 > <db>.jwt.secret && chmod 600 <db>.jwt.secret",
         )
+    } else if text.contains("needs the JWT secret every server") {
+        Some(
+            "write one secret for all of them, e.g. head -c 48 /dev/urandom | base64 > /etc/envsync/jwt.secret, and point each at it with ENVSYNC_JWT_SECRET_FILE",
+        )
+    } else if text.contains("already holds data") {
+        Some("pass --replace to erase the target first, or copy into an empty database")
     } else if text.contains("no JWT secret") {
         Some("start the server once with the same --db to create one, or set ENVSYNC_JWT_SECRET")
     } else if text.contains("JWT secret") {
@@ -220,23 +266,38 @@ fn init_logging(filter: Option<&str>) {
         .try_init();
 }
 
-/// The secret from the environment, or from the file beside the database. `Ok(None)` when
-/// neither exists.
-fn existing_secret(db: &Database) -> Result<Option<JwtSecret>> {
+/// The secret from the environment, else from `--jwt-secret-file`, else from the file
+/// beside a SQLite database. `Ok(None)` when none of them exists.
+fn existing_secret(cli: &Cli, db: &Database) -> Result<Option<JwtSecret>> {
     if let Some(value) = std::env::var_os("ENVSYNC_JWT_SECRET") {
         let bytes = value.into_encoded_bytes();
         return JwtSecret::new(bytes)
             .map(Some)
             .context("ENVSYNC_JWT_SECRET is refused");
     }
+    if let Some(file) = &cli.jwt_secret_file {
+        return match secret::load(file) {
+            Ok(Some(secret)) => Ok(Some(secret)),
+            Ok(None) => bail!("the JWT secret file {} does not exist", file.display()),
+            Err(e) => {
+                Err(e).with_context(|| format!("the JWT secret in {} is refused", file.display()))
+            }
+        };
+    }
     match db {
-        Database::Memory => Ok(None),
         Database::File(path) => {
             let file = secret::secret_path(path);
             secret::load(&file)
                 .with_context(|| format!("the JWT secret in {} is refused", file.display()))
         }
+        Database::Memory | Database::Postgres(_) => Ok(None),
     }
+}
+
+/// `--db` (or `ENVSYNC_DB`), parsed. A URL that cannot be used is a setting error (exit 2)
+/// whose message never repeats the URL.
+fn database(cli: &Cli) -> Result<Database> {
+    Database::parse(&cli.db).map_err(|e| ConfigError::Database(e.to_string()).into())
 }
 
 /// The settings from the command line (flag, else variable, else default), checked.
@@ -257,19 +318,22 @@ async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
     if let Err(e) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
         tracing::warn!(error = %e, "cannot catch SIGXFSZ; a file size limit would stop the server");
     }
-    let db = Database::parse(&cli.db);
-    let (secret, generated) = match existing_secret(&db)? {
+    let db = database(cli)?;
+    let (secret, generated) = match existing_secret(cli, &db)? {
         Some(secret) => (secret, false),
+        None if db.is_shared() => bail!(
+            "a PostgreSQL store needs the JWT secret every server on it shares: set ENVSYNC_JWT_SECRET or ENVSYNC_JWT_SECRET_FILE"
+        ),
         None => {
             // A database with data but no secret means the secret was lost or the
             // environment changed (a service unit without ENVSYNC_JWT_SECRET, a moved
             // file). Generating a new one would silently invalidate every token issued and
             // print a fresh owner token to wherever stdout is collected: refuse instead, so
             // the operator restores the secret, or replaces it knowingly.
-            if db.holds_data().context("cannot open the database")? {
+            if db.holds_data().await.context("cannot open the database")? {
                 let file = match &db {
                     Database::File(path) => secret::secret_path(path).display().to_string(),
-                    Database::Memory => String::new(),
+                    _ => String::new(),
                 };
                 bail!(
                     "the database holds data but its JWT secret is missing: {file} does not exist and ENVSYNC_JWT_SECRET is unset, and a new secret would invalidate every token issued for it"
@@ -296,7 +360,16 @@ async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "envsync-server listening on http://{addr}")?;
     out.flush()?;
-    if generated {
+    // The first owner token: when this start generated the secret (SQLite), or when this
+    // server is the one that claimed the first start of a shared database.
+    let first = generated
+        || (db.is_shared()
+            && server
+                .store()
+                .claim_first_start()
+                .await
+                .context("cannot claim the first start")?);
+    if first {
         let minted = server
             .mint(
                 "envsync-server",
@@ -311,6 +384,7 @@ async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
                 format!("secret saved in {}", secret::secret_path(path).display())
             }
             Database::Memory => "secret kept in memory only".to_owned(),
+            Database::Postgres(_) => "printed once for every server on this database".to_owned(),
         };
         writeln!(
             out,
@@ -327,18 +401,18 @@ async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
 }
 
 async fn mint_offline(cli: &Cli, matches: &ArgMatches, args: &TokenArgs) -> Result<()> {
-    let db = Database::parse(&cli.db);
+    let db = database(cli)?;
     if db == Database::Memory {
         bail!("`token` needs the server's database file, not :memory:");
     }
-    let secret = existing_secret(&db)?.ok_or_else(|| {
-        anyhow!(
+    let secret = existing_secret(cli, &db)?.ok_or_else(|| match &db {
+        Database::File(path) => anyhow!(
             "no JWT secret: ENVSYNC_JWT_SECRET is unset and {} does not exist",
-            match &db {
-                Database::File(path) => secret::secret_path(path).display().to_string(),
-                Database::Memory => String::new(),
-            }
-        )
+            secret::secret_path(path).display()
+        ),
+        _ => anyhow!(
+            "no JWT secret: set ENVSYNC_JWT_SECRET or ENVSYNC_JWT_SECRET_FILE to the secret the servers use"
+        ),
     })?;
     let ttl = parse_ttl(&args.ttl).map_err(|e| anyhow!("--ttl: {e}"))?;
     if ttl > MAX_TOKEN_TTL {
@@ -377,31 +451,32 @@ async fn mint_offline(cli: &Cli, matches: &ArgMatches, args: &TokenArgs) -> Resu
 }
 
 /// `audit verify`: 0 intact, 1 broken, 2 unreadable.
-fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
+async fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
     let fail = |e: anyhow::Error| {
         eprintln!("error: {e:#}");
         ExitCode::from(2)
     };
-    let Database::File(path) = Database::parse(&cli.db) else {
-        return fail(anyhow!(
-            "`audit verify` needs a database file, not :memory:"
-        ));
+    let db = match database(cli) {
+        Ok(Database::Memory) => {
+            return fail(anyhow!(
+                "`audit verify` needs a database file or URL, not :memory:"
+            ));
+        }
+        Ok(db) => db,
+        Err(e) => return fail(e),
     };
-    let anchor = match &args.anchor {
-        None => None,
-        Some(text) => match chain::parse_anchor(text) {
-            Some(anchor) => Some(anchor),
+    let mut anchors = Vec::new();
+    for text in &args.anchors {
+        match chain::parse_anchor(text) {
+            Some(anchor) => anchors.push(anchor),
             None => {
                 return fail(anyhow!(
                     "--anchor must be ID:HASH as printed on a `head` line, not '{text}'"
                 ));
             }
-        },
-    };
-    if !path.exists() {
-        return fail(anyhow!("no database at {}", path.display()));
+        }
     }
-    match chain::verify(&path, anchor) {
+    match db.verify(anchors).await {
         Ok(verdict) => {
             println!("{verdict}");
             match verdict {
@@ -412,6 +487,103 @@ fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
             }
         }
         Err(e) => fail(anyhow!(e)),
+    }
+}
+
+/// `copy --from A --to B [--replace]`: everything A holds into B, then both verified; the
+/// copy's head must be the source's.
+async fn copy(args: &CopyArgs) -> Result<()> {
+    let parse = |flag: &str, text: &str| {
+        Database::parse(text)
+            .map_err(|e| anyhow::Error::from(ConfigError::Database(format!("{flag}: {e}"))))
+    };
+    let from = parse("--from", &args.from)?;
+    let to = parse("--to", &args.to)?;
+    if from == Database::Memory || to == Database::Memory {
+        bail!("`copy` needs a database file or URL on both sides, not :memory:");
+    }
+    if from == to {
+        bail!("--from and --to name the same database");
+    }
+    if let Database::File(path) = &from
+        && !path.exists()
+    {
+        bail!("no database at {}", path.display());
+    }
+    if to.holds_data().await.context("cannot read the target")? {
+        if !args.replace {
+            bail!("the target {to} already holds data");
+        }
+        to.erase().await.context("cannot erase the target")?;
+        eprintln!("erased the envsync data of {to}");
+    }
+    let source = from
+        .open()
+        .await
+        .with_context(|| format!("cannot open {from}"))?;
+    let target = to
+        .open()
+        .await
+        .with_context(|| format!("cannot open {to}"))?;
+    let mut bar = ProgressBar::new();
+    let copied = store::copy::copy(source.as_ref(), target.as_ref(), |p| bar.show(p))
+        .await
+        .with_context(|| format!("the copy into {to} stopped (run it again with --replace)"))?;
+    bar.finish();
+    let (expected, got) = tokio::try_join!(source.verify(Vec::new()), target.verify(Vec::new()))?;
+    eprintln!(
+        "copied {} tokens, {} versions and {} audit rows from {from} to {to}",
+        copied.jtis, copied.versions, copied.audit
+    );
+    println!("{got}");
+    if got != expected {
+        bail!("the copy does not verify as its source does (source: {expected})");
+    }
+    if !matches!(got, chain::Verdict::Intact { .. }) {
+        bail!("the source's audit log does not verify; the copy is as broken as it is");
+    }
+    if matches!(from, Database::File(_)) {
+        eprintln!(
+            "note: the tokens stay valid on servers signing with the same JWT secret (ENVSYNC_JWT_SECRET_FILE=<source>.jwt.secret)"
+        );
+    }
+    Ok(())
+}
+
+/// A one-line progress display on stderr, drawn only when stderr is a terminal.
+struct ProgressBar {
+    terminal: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new() -> ProgressBar {
+        ProgressBar {
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, p: store::copy::Progress) {
+        if !self.terminal {
+            return;
+        }
+        const WIDTH: u64 = 30;
+        let filled = (p.done * WIDTH)
+            .checked_div(p.total)
+            .unwrap_or(WIDTH)
+            .min(WIDTH);
+        let bar: String = (0..WIDTH)
+            .map(|i| if i < filled { '#' } else { ' ' })
+            .collect();
+        eprint!("\r[{bar}] {} {}/{}\x1b[K", p.what, p.done, p.total);
+        self.drawn = true;
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[K");
+        }
     }
 }
 

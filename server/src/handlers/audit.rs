@@ -7,6 +7,7 @@ use super::{Need, allow, json};
 use crate::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::store::Action;
 use crate::store::AuditQuery;
 use envsync_common::api::AuditPage;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub async fn list(
         &app,
         &who,
         Need::Own(&project),
-        "audit",
+        Action::Audit,
         Some(&project),
         None,
     )
@@ -38,7 +39,7 @@ pub async fn list_all(
     who: Principal,
     params: BeforeQuery,
 ) -> Result<Response, Rejection> {
-    allow(&app, &who, Need::Admin, "audit", None, None).await?;
+    allow(&app, &who, Need::Admin, Action::Audit, None, None).await?;
     page(&app, None, params).await
 }
 

@@ -7,6 +7,7 @@ use crate::auth::Principal;
 use crate::config::Quotas;
 use crate::error::ApiError;
 use crate::routes::Body;
+use crate::store::Action;
 use crate::store::{BranchesQuery, NewPush, PullRequest, VersionsQuery};
 use envsync_common::api::{BranchesPage, PushRequest, PushResponse, VersionsPage};
 use envsync_common::envelope::check_armored;
@@ -29,7 +30,7 @@ async fn branch_access(
     who: &Principal,
     (project, branch): (&str, &str),
     need: for<'a> fn(&'a str) -> Need<'a>,
-    action: &str,
+    action: Action,
 ) -> Result<(String, String), ApiError> {
     let project = super::project(project)?;
     let branch = super::branch(branch)?;
@@ -53,8 +54,14 @@ pub async fn push(
     who: Principal,
     body: Body,
 ) -> Result<Response, Rejection> {
-    let (project, branch) =
-        branch_access(&app, &who, (&project, &branch), |p| Need::Write(p), "push").await?;
+    let (project, branch) = branch_access(
+        &app,
+        &who,
+        (&project, &branch),
+        |p| Need::Write(p),
+        Action::Push,
+    )
+    .await?;
     let request: PushRequest = parse_body(&body, "the push body")?;
     check_push(&request, &app.settings.quotas)?;
     let version = app
@@ -120,8 +127,14 @@ pub async fn pull(
     query: PullQuery,
 ) -> Result<Response, Rejection> {
     let version = query.version()?;
-    let (project, branch) =
-        branch_access(&app, &who, (&project, &branch), |p| Need::Read(p), "pull").await?;
+    let (project, branch) = branch_access(
+        &app,
+        &who,
+        (&project, &branch),
+        |p| Need::Read(p),
+        Action::Pull,
+    )
+    .await?;
     let not_found = match version {
         Some(v) => format!("project '{project}' branch '{branch}' has no version {v}"),
         None => no_env(&project, &branch)(),
@@ -147,8 +160,14 @@ pub async fn keys(
     app: Arc<App>,
     who: Principal,
 ) -> Result<Response, Rejection> {
-    let (project, branch) =
-        branch_access(&app, &who, (&project, &branch), |p| Need::Read(p), "keys").await?;
+    let (project, branch) = branch_access(
+        &app,
+        &who,
+        (&project, &branch),
+        |p| Need::Read(p),
+        Action::Keys,
+    )
+    .await?;
     let keys = app
         .store
         .keys(project.clone(), branch.clone())
@@ -173,7 +192,7 @@ pub async fn versions(
         &who,
         (&project, &branch),
         |p| Need::Read(p),
-        "versions",
+        Action::Versions,
     )
     .await?;
     let page = app
@@ -204,7 +223,7 @@ pub async fn branches(
         &app,
         &who,
         Need::Read(&project),
-        "branches",
+        Action::Branches,
         Some(&project),
         None,
     )

@@ -10,7 +10,7 @@ pub mod tokens;
 use crate::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::store::Event;
+use crate::store::{Action, Event, Outcome};
 use envsync_common::names::{NameError, validate_branch, validate_project};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
@@ -73,7 +73,7 @@ pub(crate) async fn allow(
     app: &App,
     who: &Principal,
     need: Need<'_>,
-    action: &str,
+    action: Action,
     project: Option<&str>,
     branch: Option<&str>,
 ) -> Result<(), ApiError> {
@@ -116,11 +116,11 @@ pub(crate) async fn allow(
     }
     let event = Event {
         actor: who.email.clone(),
-        action: action.to_owned(),
+        action,
         project: project.map(str::to_owned),
         branch: branch.map(str::to_owned),
         version: None,
-        outcome: "forbidden".into(),
+        outcome: Outcome::Forbidden,
         detail: Some(serde_json::json!({ "role": who.role, "jti": who.jti }).to_string()),
     };
     app.store

@@ -7,6 +7,7 @@ use crate::auth::Principal;
 use crate::config::MAX_TOKEN_TTL;
 use crate::error::ApiError;
 use crate::routes::Body;
+use crate::store::Action;
 use crate::store::StoreError;
 use envsync_common::api::{TokenRequest, TokenResponse};
 use envsync_common::names::validate_project;
@@ -45,14 +46,14 @@ pub fn check_request(request: &TokenRequest, default_ttl: u64) -> Result<u64, Ap
 /// `POST /tokens` → 201 `{"token","jti","expires_at"}`. An owner of projects mints only
 /// tokens limited to some of them.
 pub async fn mint(app: Arc<App>, who: Principal, body: Body) -> Result<Response, Rejection> {
-    allow(&app, &who, Need::AnyOwner, "token.mint", None, None).await?;
+    allow(&app, &who, Need::AnyOwner, Action::TokenMint, None, None).await?;
     let request: TokenRequest = parse_body(&body, "the token request")?;
     let ttl = check_request(&request, app.settings.default_token_ttl)?;
     allow(
         &app,
         &who,
         Need::Manage(&request.project_ids),
-        "token.mint",
+        Action::TokenMint,
         None,
         None,
     )
@@ -81,7 +82,7 @@ pub async fn mint(app: Arc<App>, who: Principal, body: Body) -> Result<Response,
 /// `GET /tokens`: the recorded tokens this owner manages (every one for an administrator),
 /// newest first.
 pub async fn list(app: Arc<App>, who: Principal) -> Result<Response, Rejection> {
-    allow(&app, &who, Need::AnyOwner, "token.list", None, None).await?;
+    allow(&app, &who, Need::AnyOwner, Action::TokenList, None, None).await?;
     let mut tokens = app
         .store
         .tokens()
@@ -94,7 +95,7 @@ pub async fn list(app: Arc<App>, who: Principal) -> Result<Response, Rejection> 
 /// `DELETE /tokens/{jti}` → 204; the token gets 401 from then on. An owner of projects
 /// revokes only tokens limited to some of them.
 pub async fn revoke(jti: String, app: Arc<App>, who: Principal) -> Result<Response, Rejection> {
-    allow(&app, &who, Need::AnyOwner, "token.revoke", None, None).await?;
+    allow(&app, &who, Need::AnyOwner, Action::TokenRevoke, None, None).await?;
     let jti = percent_encoding::percent_decode_str(&jti)
         .decode_utf8()
         .map_err(|_| ApiError::bad_request("the jti is not valid UTF-8"))?
@@ -105,7 +106,7 @@ pub async fn revoke(jti: String, app: Arc<App>, who: Principal) -> Result<Respon
                 &app,
                 &who,
                 Need::Manage(&info.project_ids),
-                "token.revoke",
+                Action::TokenRevoke,
                 None,
                 None,
             )

@@ -1,23 +1,39 @@
-//! Storage behind one trait: the seam where another database (PostgreSQL) can live later.
+//! Storage behind one trait, with two backends: SQLite (embedded, the default) and
+//! PostgreSQL (several stateless servers on one database).
 //!
 //! Every method is one domain operation and returns a boxed future, so the trait stays
-//! object-safe (`Arc<dyn Store>`) and an implementation is free to do its blocking work on
-//! whatever thread it likes. Operations that change state or read a ciphertext write their
-//! audit event in the same transaction as the change; that is part of the contract of
+//! object-safe (`Arc<dyn Store>`) and an implementation is free to do its work on whatever
+//! thread it likes. Operations that change state or read a ciphertext write their audit
+//! event in the same transaction as the change; that is part of the contract of
 //! [`Store::push`], [`Store::pull`], [`Store::record`], [`Store::add_token`] and
 //! [`Store::revoke_token`].
+//!
+//! What does not depend on the backend lives here: [`Database`] (which store `--db`
+//! names), [`audit`] (typed actions and outcomes), [`chain`] (the audit chain's encoding
+//! and its walk), and [`copy`] (moving everything from one store to another). Each backend
+//! keeps its driver's types inside its own module: [`sqlite`], [`postgres`].
 
+pub mod audit;
+pub mod chain;
+pub mod copy;
+pub mod events;
+pub mod postgres;
 pub mod sqlite;
 
+pub use audit::{Action, Outcome};
+pub use postgres::{PgStore, PgTarget};
+pub use sqlite::SqliteStore;
+
+use chain::{Hash, StoredRow, Verdict};
 use envsync_common::api::{
     AuditPage, BranchesPage, EnvResponse, KeysResponse, TokenInfo, VersionsPage,
 };
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use thiserror::Error;
-
-pub use sqlite::SqliteStore;
 
 /// The future every [`Store`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -36,32 +52,6 @@ pub enum StoreError {
     Full(String),
     #[error("storage error: {0}")]
     Other(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ffi;
-        // SQLite reports a write that hit ENOSPC, or a short write, as FULL, and any other
-        // failed write, sync or file growth (EFBIG under RLIMIT_FSIZE, EIO) as one of these
-        // IOERRs. A failed read is not a full disk: it stays `Other`.
-        let full = e.sqlite_error().is_some_and(|err| {
-            matches!(
-                err.extended_code,
-                ffi::SQLITE_FULL
-                    | ffi::SQLITE_IOERR
-                    | ffi::SQLITE_IOERR_WRITE
-                    | ffi::SQLITE_IOERR_FSYNC
-                    | ffi::SQLITE_IOERR_DIR_FSYNC
-                    | ffi::SQLITE_IOERR_TRUNCATE
-                    | ffi::SQLITE_IOERR_SHMSIZE
-            )
-        });
-        if full {
-            StoreError::Full(e.to_string())
-        } else {
-            StoreError::Other(e.to_string())
-        }
-    }
 }
 
 impl From<serde_json::Error> for StoreError {
@@ -115,15 +105,30 @@ pub struct PullRequest {
 
 /// An audit event to append. Never holds a ciphertext or a token: `detail` is for key
 /// names, a token's `jti` and similar non-secret context.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Event {
     pub actor: String,
-    pub action: String,
+    pub action: Action,
     pub project: Option<String>,
     pub branch: Option<String>,
     pub version: Option<u64>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub detail: Option<String>,
+}
+
+impl Event {
+    /// An event of no project, branch, version or detail.
+    pub fn new(actor: impl Into<String>, action: Action, outcome: Outcome) -> Event {
+        Event {
+            actor: actor.into(),
+            action,
+            project: None,
+            branch: None,
+            version: None,
+            outcome,
+            detail: None,
+        }
+    }
 }
 
 /// One page request of the audit log, newest first.
@@ -199,9 +204,211 @@ pub trait Store: Send + Sync + 'static {
     /// One recorded token; `NotFound` for an unknown `jti`.
     fn token(&self, jti: String) -> StoreFuture<'_, TokenInfo>;
 
-    /// The audit chain's last row id and hash; `None` while the log is empty.
-    fn audit_head(&self) -> StoreFuture<'_, Option<(u64, [u8; 32])>>;
+    /// The last row id and hash of every audit chain (see [`chain`]), in id order; empty
+    /// while the log is.
+    fn audit_heads(&self) -> StoreFuture<'_, Vec<(u64, Hash)>>;
 
     /// The `jti` of every revoked token, to fill the in-memory revocation list at start.
     fn revoked(&self) -> StoreFuture<'_, Vec<String>>;
+
+    /// Walks the audit chains and accounts for every version, in one snapshot (see
+    /// [`chain`]). `anchors` are heads recorded earlier.
+    fn verify(&self, anchors: Vec<(u64, Hash)>) -> StoreFuture<'_, Verdict>;
+
+    /// Whether the store holds any version, token or audit row.
+    fn holds_data(&self) -> StoreFuture<'_, bool>;
+
+    /// Counts of what [`copy`] moves.
+    fn counts(&self) -> StoreFuture<'_, Counts>;
+
+    /// Whether other servers may be using the same database at the same time (and so
+    /// revoke tokens this one must learn about: see [`Store::revoked_after`]).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Revocations recorded after `cursor` (0 at first), and the cursor to ask from next
+    /// time. Only a shared store has revocations made elsewhere; the default has none.
+    fn revoked_after(&self, cursor: i64) -> StoreFuture<'_, (Vec<String>, i64)> {
+        Box::pin(async move { Ok((Vec::new(), cursor)) })
+    }
+
+    /// Claims the first start of an empty shared database: `true` for exactly one caller
+    /// ever, and only while the database holds no token and no version. The server that
+    /// gets `true` prints the first owner token, once for every replica.
+    fn claim_first_start(&self) -> StoreFuture<'_, bool> {
+        Box::pin(async { Ok(false) })
+    }
+
+    /// Up to `limit` versions stored after the one with storage id `after`, in the order
+    /// they were stored (for [`copy`]).
+    fn export_versions(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredVersion>>;
+
+    /// Up to `limit` audit rows with an id above `after`, in id order, hashes included.
+    fn export_audit(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredRow>>;
+
+    /// Every recorded token with its revocation time.
+    fn export_tokens(&self) -> StoreFuture<'_, Vec<StoredToken>>;
+
+    /// Appends rows exported from another store as they are (ids, times and hashes
+    /// included), in one transaction. The target must not already hold rows with the same
+    /// ids: [`copy`] starts from an empty store.
+    fn import(&self, rows: Import) -> StoreFuture<'_, ()>;
+}
+
+/// How much a store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub versions: u64,
+    pub audit: u64,
+    /// Recorded tokens (their ids, never the tokens).
+    pub jtis: u64,
+}
+
+/// A version as stored, for [`copy`]. `keys` is the stored JSON array.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    /// Storage order (the insertion id); not kept by the target.
+    pub id: i64,
+    pub project: String,
+    pub branch: String,
+    pub version: i64,
+    pub ciphertext: String,
+    pub keys: String,
+    pub key_count: i64,
+    pub pushed_by: String,
+    pub pushed_at: String,
+}
+
+impl fmt::Debug for StoredVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredVersion")
+            .field("project", &self.project)
+            .field("branch", &self.branch)
+            .field("version", &self.version)
+            .field(
+                "ciphertext",
+                &format_args!("[{} bytes]", self.ciphertext.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token record as stored, for [`copy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    pub info: TokenInfo,
+    pub revoked_at: Option<String>,
+}
+
+/// Rows for [`Store::import`].
+#[derive(Debug, Clone)]
+pub enum Import {
+    Versions(Vec<StoredVersion>),
+    Audit(Vec<StoredRow>),
+    Tokens(Vec<StoredToken>),
+}
+
+/// Which store `--db` (`ENVSYNC_DB`) names: a SQLite file (the default), a throwaway
+/// in-memory SQLite database, or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A throwaway in-memory SQLite database (`:memory:`).
+    Memory,
+    /// A SQLite database file.
+    File(PathBuf),
+    /// `postgres://…` or `postgresql://…`. Its `Debug` and `Display` never show a password.
+    /// (Boxed: a parsed connection configuration is large, and settings are cloned.)
+    Postgres(Box<PgTarget>),
+}
+
+impl Database {
+    /// `:memory:`, a `postgres://` or `postgresql://` URL, or else a file path. A URL that
+    /// cannot be used is an error that does not repeat it (it may hold a password).
+    pub fn parse(text: &str) -> Result<Database, StoreError> {
+        if text == ":memory:" {
+            Ok(Database::Memory)
+        } else if PgTarget::is_url(text) {
+            PgTarget::parse(text).map(|t| Database::Postgres(Box::new(t)))
+        } else {
+            Ok(Database::File(PathBuf::from(text)))
+        }
+    }
+
+    /// Whether servers elsewhere may share this database.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+
+    /// Whether the database already holds versions, tokens or audit rows. Read-only: never
+    /// creates, migrates or (for SQLite) checkpoints anything, so it can be asked before
+    /// deciding whether a start is a first start.
+    pub async fn holds_data(&self) -> Result<bool, StoreError> {
+        match self {
+            Database::Memory => Ok(false),
+            Database::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || sqlite::holds_data(&path))
+                    .await
+                    .map_err(|e| StoreError::Other(format!("the check stopped: {e}")))?
+            }
+            Database::Postgres(target) => postgres::holds_data(target).await,
+        }
+    }
+
+    /// Opens (creating if needed) and migrates the store.
+    pub async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        match self {
+            Database::Memory | Database::File(_) => {
+                let db = self.clone();
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
+                    .await
+                    .map_err(|e| StoreError::Other(format!("opening stopped: {e}")))??;
+                Ok(Arc::new(store))
+            }
+            Database::Postgres(target) => Ok(Arc::new(PgStore::open(target).await?)),
+        }
+    }
+
+    /// Walks the audit chain read-only, without creating or migrating anything (what
+    /// `envsync-server audit verify` runs; the servers may be running).
+    pub async fn verify(&self, anchors: Vec<(u64, Hash)>) -> Result<Verdict, StoreError> {
+        match self {
+            Database::Memory => Err(StoreError::Other(
+                "an in-memory database has nothing to verify".into(),
+            )),
+            Database::File(path) => {
+                if !path.exists() {
+                    return Err(StoreError::Other(format!(
+                        "no database at {}",
+                        path.display()
+                    )));
+                }
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || sqlite::chain::verify(&path, anchors))
+                    .await
+                    .map_err(|e| StoreError::Other(format!("the walk stopped: {e}")))?
+            }
+            Database::Postgres(target) => postgres::verify(target, anchors).await,
+        }
+    }
+
+    /// Removes every envsync table and row (what `copy --replace` does to its target).
+    pub async fn erase(&self) -> Result<(), StoreError> {
+        match self {
+            Database::Memory => Ok(()),
+            Database::File(path) => sqlite::erase(path),
+            Database::Postgres(target) => postgres::erase(target).await,
+        }
+    }
+}
+
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Memory => f.write_str(":memory:"),
+            Database::File(path) => write!(f, "{}", path.display()),
+            Database::Postgres(target) => write!(f, "{target}"),
+        }
+    }
 }

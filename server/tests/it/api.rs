@@ -42,9 +42,9 @@ async fn whoami_tells_the_token_s_identity() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn push_then_read_every_view() {
-    let server = TestServer::start().await;
+on_each_backend! {
+async fn push_then_read_every_view(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
 
     let first = server.push(&dev, "proj", "main", &["A", "B"], None).await;
@@ -99,10 +99,11 @@ async fn push_then_read_every_view() {
     assert_eq!(branches[1]["version"], 2);
     assert_eq!(branches[1]["key_count"], 2);
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_things_are_404_and_empty_lists() {
-    let server = TestServer::start().await;
+on_each_backend! {
+async fn missing_things_are_404_and_empty_lists(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
     assert_error(
         &send(server.get("/env/proj/main", &dev)).await,
@@ -145,10 +146,11 @@ async fn missing_things_are_404_and_empty_lists() {
         .bearer_auth(&dev);
     assert_error(&send(put).await, 405, "method_not_allowed");
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_and_wrong_base_versions_conflict() {
-    let server = TestServer::start().await;
+on_each_backend! {
+async fn stale_and_wrong_base_versions_conflict(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
     // A base version on a branch that has none.
     let answer = server.push(&dev, "proj", "main", &["A"], Some(3)).await;
@@ -172,6 +174,7 @@ async fn stale_and_wrong_base_versions_conflict() {
     );
     let (_, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
     assert_eq!(keys["version"], 2);
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,9 +338,9 @@ async fn bad_names_are_400() {
     assert_eq!(page["branches"][0]["branch"], "%2e%2e");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encoded_branch_names_round_trip_and_address_one_record() {
-    let server = TestServer::start().await;
+on_each_backend! {
+async fn encoded_branch_names_round_trip_and_address_one_record(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
     let long = format!("feature/{}", "x".repeat(247));
     assert_eq!(long.len(), 255);
@@ -388,6 +391,7 @@ async fn encoded_branch_names_round_trip_and_address_one_record() {
         "not_found",
     );
 }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_are_413_and_unsized_bodies_411() {
@@ -417,9 +421,9 @@ async fn bodies_over_the_limit_are_413_and_unsized_bodies_411() {
     assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_is_owner_only_paginated_and_holds_no_ciphertext() {
-    let server = TestServer::start().await;
+on_each_backend! {
+async fn audit_is_owner_only_paginated_and_holds_no_ciphertext(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let owner = token("owner", &[]);
     let dev = token("developer", &["proj"]);
     server.push(&dev, "proj", "main", &["A", "B"], None).await;
@@ -497,14 +501,13 @@ async fn audit_is_owner_only_paginated_and_holds_no_ciphertext() {
     let blob = ciphertext();
     let body_line = blob.lines().nth(1).unwrap();
     assert!(body_line.len() > 20);
-    let conn = rusqlite::Connection::open(&server.db).unwrap();
-    let rows: Vec<String> = conn
-        .prepare("SELECT COALESCE(actor,'') || action || COALESCE(project,'') || COALESCE(branch,'') || outcome || COALESCE(detail,'') FROM audit")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows: Vec<String> = server
+        .store
+        .rows("SELECT COALESCE(actor,'') || action || COALESCE(project,'') || COALESCE(branch,'') || outcome || COALESCE(detail,'') FROM audit")
+        .await
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
     assert!(rows.len() >= 6);
     for text in rows
         .iter()
@@ -516,6 +519,7 @@ async fn audit_is_owner_only_paginated_and_holds_no_ciphertext() {
         assert!(!text.contains(&dev) && !text.contains(&owner), "{text}");
         assert!(!text.contains(dev.split('.').nth(2).unwrap()), "{text}");
     }
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,11 +549,11 @@ async fn serve_returns_after_shutdown_and_leaves_a_sound_database() {
     drop(dir);
 }
 
+on_each_backend! {
 /// Issue 11: every number in a query that does not fit (SQLite's integers are i64) or is
 /// not a number gets 400 with the JSON error, never a 500.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn numbers_that_do_not_fit_are_400_with_the_json_error() {
-    let server = TestServer::start().await;
+async fn numbers_that_do_not_fit_are_400_with_the_json_error(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let owner = token("owner", &[]);
     assert_eq!(
         server.push(&owner, "proj", "main", &["A"], None).await.0,
@@ -598,12 +602,13 @@ async fn numbers_that_do_not_fit_are_400_with_the_json_error() {
         (200, json!(1))
     );
 }
+}
 
+on_each_backend! {
 /// Issue 11: `/versions` pages newest first by `before`, `GET /env/{project}` pages
 /// branches in name order by `after`; following the cursors gives every row once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn versions_and_branches_are_paged_by_their_cursors() {
-    let server = TestServer::start().await;
+async fn versions_and_branches_are_paged_by_their_cursors(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
     for v in 0..7 {
         let base = if v == 0 { None } else { Some(v) };
@@ -660,12 +665,13 @@ async fn versions_and_branches_are_paged_by_their_cursors() {
     let (_, page) = send(server.get("/env/proj?after=feature%2Fz", &dev)).await;
     assert_eq!(page["branches"][0]["version"], 7);
 }
+}
 
+on_each_backend! {
 /// Issue 11: a page of versions stops early rather than pass 4 MiB of key names, so an
 /// answer stays bounded whatever the quotas are, and the cursor still reaches every version.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_page_of_versions_stops_at_its_byte_budget() {
-    let server = TestServer::start_with(|s| {
+async fn a_page_of_versions_stops_at_its_byte_budget(backend: Backend) {
+    let server = TestServer::on_with(backend, |s| {
         s.max_body = 16 << 20;
         s.quotas.max_keys = 100_000;
         s.quotas.max_key_len = 256;
@@ -696,12 +702,13 @@ async fn a_page_of_versions_stops_at_its_byte_budget() {
     }
     assert_eq!(seen, vec![3, 2, 1]);
 }
+}
 
+on_each_backend! {
 /// Issue 11: a push over the key quota is a 413, a key name over the length quota a 400,
 /// both with the JSON error and nothing stored; the quotas are the server's settings.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_quotas_refuse_a_push_with_a_clear_error_and_store_nothing() {
-    let server = TestServer::start().await;
+async fn key_quotas_refuse_a_push_with_a_clear_error_and_store_nothing(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
     let many: Vec<String> = (0..1001).map(|i| format!("K{i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
@@ -734,7 +741,7 @@ async fn key_quotas_refuse_a_push_with_a_clear_error_and_store_nothing() {
     );
 
     // Configured lower: the server's own numbers.
-    let strict = TestServer::start_with(|s| {
+    let strict = TestServer::on_with(backend, |s| {
         s.quotas.max_keys = 2;
         s.quotas.max_key_len = 8;
     })
@@ -760,4 +767,5 @@ async fn key_quotas_refuse_a_push_with_a_clear_error_and_store_nothing() {
             .0,
         201
     );
+}
 }

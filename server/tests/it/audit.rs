@@ -9,48 +9,41 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
 
-fn audit_rows(db: &Path) -> i64 {
-    Connection::open(db)
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
-        .unwrap()
+async fn audit_rows(db: &TestDb) -> i64 {
+    db.count("SELECT COUNT(*) FROM audit").await
 }
 
-fn last_row(db: &Path) -> (String, String, Option<String>) {
-    Connection::open(db)
-        .unwrap()
-        .query_row(
-            "SELECT action, outcome, detail FROM audit ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap()
+async fn last_row(db: &TestDb) -> (String, String) {
+    let rows = db
+        .rows("SELECT action, outcome FROM audit ORDER BY id DESC LIMIT 1")
+        .await;
+    (rows[0][0].clone().unwrap(), rows[0][1].clone().unwrap())
 }
 
+on_each_backend! {
 /// F1: each state-changing request (and each ciphertext read) adds exactly one audit row;
 /// plain reads and refused-before-authorisation requests add none.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_state_change_writes_exactly_one_audit_row() {
-    let server = TestServer::start().await;
+async fn every_state_change_writes_exactly_one_audit_row(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let owner = token("owner", &[]);
     let dev = token("developer", &["proj"]);
     let readonly = token("readonly", &["proj"]);
-    let db = server.db.clone();
+    let db = &server.store;
 
-    let mut expected = audit_rows(&db);
-    let mut step = |rows: i64, action: &str, outcome: &str| {
+    let mut expected = audit_rows(db).await;
+    let mut step = async |rows: i64, action: &str, outcome: &str| {
         expected += rows;
-        assert_eq!(audit_rows(&db), expected, "{action} {outcome}");
+        assert_eq!(audit_rows(db).await, expected, "{action} {outcome}");
         if rows == 1 {
-            let (a, o, _) = last_row(&db);
+            let (a, o) = last_row(db).await;
             assert_eq!((a.as_str(), o.as_str()), (action, outcome));
         }
     };
 
     assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
-    step(1, "push", "ok");
+    step(1, "push", "ok").await;
     assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 409);
-    step(1, "push", "conflict");
+    step(1, "push", "conflict").await;
     assert_eq!(
         server
             .push(&readonly, "proj", "main", &["A"], Some(1))
@@ -58,7 +51,7 @@ async fn every_state_change_writes_exactly_one_audit_row() {
             .0,
         403
     );
-    step(1, "push", "forbidden");
+    step(1, "push", "forbidden").await;
     let (status, minted) = send(server.post(
         "/tokens",
         &owner,
@@ -66,7 +59,7 @@ async fn every_state_change_writes_exactly_one_audit_row() {
     ))
     .await;
     assert_eq!(status, 201);
-    step(1, "token.mint", "ok");
+    step(1, "token.mint", "ok").await;
     let jti = minted["jti"].as_str().unwrap().to_owned();
     let delete = |jti: &str| {
         server
@@ -75,11 +68,11 @@ async fn every_state_change_writes_exactly_one_audit_row() {
             .bearer_auth(&owner)
     };
     assert_eq!(send(delete(&jti)).await.0, 204);
-    step(1, "token.revoke", "ok");
+    step(1, "token.revoke", "ok").await;
     assert_eq!(send(delete("nope")).await.0, 404);
-    step(1, "token.revoke", "not_found");
+    step(1, "token.revoke", "not_found").await;
     assert_eq!(send(server.get("/env/proj/main", &dev)).await.0, 200);
-    step(1, "pull", "ok");
+    step(1, "pull", "ok").await;
 
     // Reads of names only, and requests refused before any role check, write nothing.
     for path in [
@@ -99,24 +92,19 @@ async fn every_state_change_writes_exactly_one_audit_row() {
         &json!({"ciphertext": "x", "keys": [], "base_version": 1}),
     );
     assert_eq!(send(bad).await.0, 400);
-    step(0, "", "");
+    step(0, "", "").await;
+}
 }
 
+on_each_backend! {
 /// F2: when the audit insert fails, the request is a 500 and nothing it did is kept. The
 /// failure is a trigger on the database file, as a full disk or a corrupt index would be.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_audit_insert_is_a_500_and_undoes_the_change() {
-    let server = TestServer::start().await;
+async fn a_failing_audit_insert_is_a_500_and_undoes_the_change(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
     assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
-    let conn = Connection::open(&server.db).unwrap();
-    conn.execute_batch(
-        "CREATE TRIGGER failpoint BEFORE INSERT ON audit
-         WHEN NEW.action IN ('push', 'pull')
-         BEGIN SELECT RAISE(ABORT, 'failpoint: audit insert refused'); END;",
-    )
-    .unwrap();
-    let rows = audit_rows(&server.db);
+    server.store.fail_audit_inserts(true).await;
+    let rows = audit_rows(&server.store).await;
 
     let answer = server.push(&dev, "proj", "main", &["B"], Some(1)).await;
     assert_error(&answer, 500, "internal");
@@ -126,9 +114,7 @@ async fn a_failing_audit_insert_is_a_500_and_undoes_the_change() {
         "internals leaked: {message}"
     );
     // The version row written before the audit row was rolled back with it.
-    let versions: i64 = conn
-        .query_row("SELECT COUNT(*) FROM versions", [], |r| r.get(0))
-        .unwrap();
+    let versions = server.store.count("SELECT COUNT(*) FROM versions").await;
     assert_eq!(versions, 1);
     let (_, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
     assert_eq!(keys, json!({"version": 1, "keys": ["A"]}));
@@ -136,29 +122,27 @@ async fn a_failing_audit_insert_is_a_500_and_undoes_the_change() {
     let answer = send(server.get("/env/proj/main", &dev)).await;
     assert_error(&answer, 500, "internal");
     assert!(answer.1.get("ciphertext").is_none());
-    assert_eq!(audit_rows(&server.db), rows);
+    assert_eq!(audit_rows(&server.store).await, rows);
 
     // Once the fault is gone the same push goes through: nothing was half-applied.
-    conn.execute_batch("DROP TRIGGER failpoint").unwrap();
+    server.store.fail_audit_inserts(false).await;
     assert_eq!(
         server.push(&dev, "proj", "main", &["B"], Some(1)).await,
         (201, json!({"version": 2}))
     );
-    let check = envsync_server::store::sqlite::chain::verify(&server.db, None).unwrap();
+    let check = server.store.verify().await;
     assert!(
-        matches!(
-            check,
-            envsync_server::store::sqlite::chain::Verdict::Intact { .. }
-        ),
+        matches!(check, envsync_server::store::chain::Verdict::Intact { .. }),
         "{check}"
     );
 }
+}
 
+on_each_backend! {
 /// F4: push rows name keys and carry the ciphertext's SHA-256; token rows carry the jti.
 /// No row holds a ciphertext, a value, a token or a token's signature.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_rows_hold_names_and_hashes_never_values_or_tokens() {
-    let server = TestServer::start().await;
+async fn audit_rows_hold_names_and_hashes_never_values_or_tokens(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let owner = token("owner", &[]);
     let dev = token("developer", &["proj"]);
     assert_eq!(
@@ -189,18 +173,17 @@ async fn audit_rows_hold_names_and_hashes_never_values_or_tokens() {
         403
     );
 
-    let conn = Connection::open(&server.db).unwrap();
-    let rows: Vec<(String, Option<String>, String)> = conn
-        .prepare(
+    let rows: Vec<(String, Option<String>, String)> = server
+        .store
+        .rows(
             "SELECT action, detail, actor || ' ' || action || ' ' || COALESCE(project, '') || ' '
                  || COALESCE(branch, '') || ' ' || outcome || ' ' || COALESCE(detail, '')
              FROM audit ORDER BY id",
         )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .await
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone(), r[2].clone().unwrap()))
+        .collect();
     let digest: String = Sha256::digest(ciphertext().as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -234,6 +217,7 @@ async fn audit_rows_hold_names_and_hashes_never_values_or_tokens() {
         }
         assert!(!text.contains("sentinel-value"), "a value: {text}");
     }
+}
 }
 
 /// Runs `envsync-server audit verify --db DB [extra…]`: (exit code, stdout, stderr).
@@ -318,8 +302,18 @@ async fn audit_verify_finds_the_first_tampered_row() {
     let cases = [
         ("edited", "UPDATE audit SET actor = 'mallory@example.com' WHERE id = 5", 5, "does not match"),
         ("edited-detail", "UPDATE audit SET detail = NULL WHERE id = 2", 2, "does not match"),
-        ("deleted", "DELETE FROM audit WHERE id = 4", 4, "row 4 is missing"),
-        ("deleted-two", "DELETE FROM audit WHERE id IN (1, 2)", 1, "rows 1 to 2 are missing"),
+        (
+            "deleted",
+            "DELETE FROM audit WHERE id = 4",
+            5,
+            "position 4 of the chain of project 'proj' is missing",
+        ),
+        (
+            "deleted-two",
+            "DELETE FROM audit WHERE id IN (1, 2)",
+            3,
+            "positions 1 to 2 of the chain of project 'proj' are missing",
+        ),
         (
             "swapped",
             "CREATE TEMP TABLE a AS SELECT * FROM audit WHERE id IN (3, 6);
@@ -395,24 +389,29 @@ async fn audit_verify_finds_the_first_tampered_row() {
     assert!(out.starts_with("ok (11 rows)"), "{out}");
 }
 
+on_each_backend! {
 /// Issue 11: push and pull rows name the token that acted (its `jti`), not only its email.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn push_and_pull_rows_name_the_token_that_acted() {
-    let server = TestServer::start().await;
+async fn push_and_pull_rows_name_the_token_that_acted(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
     let reader = token("readonly", &["proj"]);
     assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
     assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 409);
     assert_eq!(send(server.get("/env/proj/main", &reader)).await.0, 200);
     assert_eq!(send(server.get("/env/proj/other", &reader)).await.0, 404);
-    let conn = Connection::open(&server.db).unwrap();
-    let rows: Vec<(String, String, String)> = conn
-        .prepare("SELECT action, outcome, detail FROM audit ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows: Vec<(String, String, String)> = server
+        .store
+        .rows("SELECT action, outcome, detail FROM audit ORDER BY id")
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].clone().unwrap(),
+                r[1].clone().unwrap(),
+                r[2].clone().unwrap(),
+            )
+        })
+        .collect();
     let seen: Vec<(&str, &str, String)> = rows
         .iter()
         .map(|(action, outcome, detail)| {
@@ -433,6 +432,7 @@ async fn push_and_pull_rows_name_the_token_that_acted() {
             ("pull", "not_found", "jti-readonly-proj".to_owned()),
         ]
     );
+}
 }
 
 /// Issue 11: a version written into the database behind the server's back (or a

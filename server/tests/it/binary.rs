@@ -669,7 +669,8 @@ fn help_lists_every_setting_with_its_variable_and_default() {
         }
     }
     // The secret is the one setting without a flag (a command line is public).
-    assert!(!help.contains("--jwt-secret"), "{help}");
+    assert!(!help.contains("--jwt-secret <"), "{help}");
+    assert!(help.contains("--jwt-secret-file <PATH>"), "{help}");
 }
 
 /// A bad setting, given as a flag or as its variable, is one error line and exit 2.
@@ -744,6 +745,7 @@ fn manual_pages_are_written_and_render() {
         [
             "envsync-server-audit-verify.1",
             "envsync-server-audit.1",
+            "envsync-server-copy.1",
             "envsync-server-token.1",
             "envsync-server.1",
         ]

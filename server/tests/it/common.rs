@@ -6,16 +6,192 @@ use envsync_common::envelope::{Binding, Seal, seal};
 use envsync_common::secret::SecretString;
 use envsync_server::config::Settings;
 use envsync_server::secret::JwtSecret;
-use envsync_server::{Database, serve};
+use envsync_server::store::chain::Verdict;
+use envsync_server::{Database, Server};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+
+pub(crate) use crate::pg;
+
+/// Runs an async test body once per backend: `name::sqlite` and `name::postgres`.
+macro_rules! on_each_backend {
+    ($(#[$meta:meta])* async fn $name:ident($backend:ident: Backend) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($backend: Backend) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A test's database, on either backend, and raw SQL on it for what the API does not
+/// show (counts of rows, failpoints, tampering). The SQL the tests use is the common
+/// subset of the two dialects.
+pub struct TestDb {
+    pub backend: Backend,
+    pub database: Database,
+    /// What `--db` takes: the file path or the URL.
+    pub arg: String,
+    /// The SQLite file (a path that is never created on PostgreSQL).
+    pub path: PathBuf,
+    /// Holds the SQLite file; removed with the test database.
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    /// A new, empty database.
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("envsync.db");
+        let arg = match backend {
+            Backend::Sqlite => path.display().to_string(),
+            Backend::Postgres => pg::cluster().database().await,
+        };
+        TestDb {
+            backend,
+            database: Database::parse(&arg).unwrap(),
+            arg,
+            path,
+            _dir: Some(dir),
+        }
+    }
+
+    /// Every row of `sql`, each column as text (`None` for NULL).
+    pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match self.backend {
+            Backend::Sqlite => {
+                use rusqlite::types::Value as V;
+                let conn = rusqlite::Connection::open(&self.path).unwrap();
+                let mut stmt = conn.prepare(sql).unwrap();
+                let n = stmt.column_count();
+                stmt.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get::<_, V>(i)? {
+                                V::Null => None,
+                                V::Integer(v) => Some(v.to_string()),
+                                V::Real(v) => Some(v.to_string()),
+                                V::Text(t) => Some(t),
+                                V::Blob(b) => Some(b.iter().map(|x| format!("{x:02x}")).collect()),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            }
+            Backend::Postgres => {
+                let (client, connection) =
+                    tokio_postgres::connect(&self.arg, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                let driver = tokio::spawn(connection);
+                let out = client
+                    .simple_query(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                drop(client);
+                let _ = driver.await;
+                out
+            }
+        }
+    }
+
+    /// The single number `sql` selects.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.rows(sql).await[0][0]
+            .as_deref()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Runs statements; an error is returned, not a panic.
+    pub async fn exec(&self, sql: &str) -> Result<(), String> {
+        match self.backend {
+            Backend::Sqlite => rusqlite::Connection::open(&self.path)
+                .unwrap()
+                .execute_batch(sql)
+                .map_err(|e| e.to_string()),
+            Backend::Postgres => {
+                let (client, connection) =
+                    tokio_postgres::connect(&self.arg, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                let driver = tokio::spawn(connection);
+                let out = client.batch_execute(sql).await.map_err(|e| {
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+                });
+                drop(client);
+                let _ = driver.await;
+                out
+            }
+        }
+    }
+
+    /// `audit verify`'s verdict, read-only.
+    pub async fn verify(&self) -> Verdict {
+        self.database.verify(Vec::new()).await.unwrap()
+    }
+
+    /// A failpoint: every audit insert of a push or a pull is refused by a trigger.
+    pub async fn fail_audit_inserts(&self, on: bool) {
+        let sql = match (self.backend, on) {
+            (Backend::Sqlite, true) => {
+                "CREATE TRIGGER failpoint BEFORE INSERT ON audit
+                 WHEN NEW.action IN ('push', 'pull')
+                 BEGIN SELECT RAISE(ABORT, 'failpoint: audit insert refused'); END;"
+            }
+            (Backend::Sqlite, false) => "DROP TRIGGER failpoint",
+            (Backend::Postgres, true) => {
+                "CREATE FUNCTION failpoint() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN RAISE EXCEPTION 'failpoint: audit insert refused'; END $$;
+                 CREATE TRIGGER failpoint BEFORE INSERT ON audit FOR EACH ROW
+                 WHEN (NEW.action IN ('push', 'pull')) EXECUTE FUNCTION failpoint();"
+            }
+            (Backend::Postgres, false) => {
+                "DROP TRIGGER failpoint ON audit; DROP FUNCTION failpoint()"
+            }
+        };
+        self.exec(sql).await.unwrap();
+    }
+}
 
 /// The secret every in-process test server signs with.
 pub const SECRET: &str = "it-3f9a1c7e5b2d8046-a1b2c3d4e5f6-9e8d7c6b5a4f";
@@ -31,56 +207,77 @@ pub fn now() -> u64 {
 pub struct TestServer {
     pub url: String,
     pub addr: SocketAddr,
+    /// The SQLite file (see [`TestDb::path`]).
     pub db: PathBuf,
+    pub store: TestDb,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    dir: Option<TempDir>,
 }
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        TestServer::start_with(|_| {}).await
+        TestServer::on(Backend::Sqlite).await
     }
 
     /// Starts a server after `configure` has adjusted the default settings.
     pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("envsync.db");
+        TestServer::on_with(Backend::Sqlite, configure).await
+    }
+
+    /// A server on a new database of `backend`.
+    pub async fn on(backend: Backend) -> TestServer {
+        TestServer::on_with(backend, |_| {}).await
+    }
+
+    /// A server on a new database of `backend`, after `configure`.
+    pub async fn on_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
+        let store = TestDb::new(backend).await;
+        let db = store.path.clone();
         let secret = JwtSecret::new(SECRET.as_bytes().to_vec()).unwrap();
-        let mut settings = Settings::new(Database::File(db.clone()), secret);
+        let mut settings = Settings::new(store.database.clone(), secret);
         configure(&mut settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
+        // Opened before the answer: a test may look at the database at once.
+        let server = Server::open(settings).await.unwrap();
         let task = tokio::spawn(async move {
-            serve(settings, listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
+            server
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
         TestServer {
             url: format!("http://{addr}"),
             addr,
             db,
+            store,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             task: Some(task),
-            dir: Some(dir),
         }
     }
 
-    /// Stops the server and waits for it to close its store; returns the temp directory
-    /// that holds the database.
-    pub async fn stop(mut self) -> TempDir {
+    /// Stops the server and waits for it to close its store; returns the test database.
+    pub async fn stop(mut self) -> TestDb {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
-        self.dir.take().unwrap()
+        // `TestServer` has a `Drop`: its database is swapped out rather than moved.
+        let gone = TestDb {
+            backend: self.store.backend,
+            database: Database::Memory,
+            arg: String::new(),
+            path: PathBuf::new(),
+            _dir: None,
+        };
+        std::mem::replace(&mut self.store, gone)
     }
 
     pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
@@ -269,14 +466,18 @@ pub struct Binary {
 
 impl Binary {
     /// Starts the binary on `db` with `env`, and waits for its listening line (no sleeps).
-    pub fn start(db: &Path, env: &[(&str, &str)]) -> Binary {
+    pub fn start(db: impl AsRef<std::ffi::OsStr>, env: &[(&str, &str)]) -> Binary {
         Binary::start_limited(db, env, None)
     }
 
     /// Like [`Binary::start`], with a shell's `ulimit` command (`ulimit -n 256`) applied to
     /// the server process first: `sh` sets the limit and `exec`s the binary, so the child
     /// is the server itself.
-    pub fn start_limited(db: &Path, env: &[(&str, &str)], ulimit: Option<&str>) -> Binary {
+    pub fn start_limited(
+        db: impl AsRef<std::ffi::OsStr>,
+        env: &[(&str, &str)],
+        ulimit: Option<&str>,
+    ) -> Binary {
         let stderr_file = tempfile::NamedTempFile::new().unwrap();
         let stderr_path = stderr_file.path().to_owned();
         let stderr = stderr_file.reopen().unwrap();
@@ -290,7 +491,7 @@ impl Binary {
             }
         };
         cmd.args(["--addr", "127.0.0.1:0", "--db"])
-            .arg(db)
+            .arg(db.as_ref())
             .env_remove("ENVSYNC_JWT_SECRET")
             .env_remove("ENVSYNC_ADDR")
             .env_remove("ENVSYNC_DB")

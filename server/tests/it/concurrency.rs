@@ -3,9 +3,9 @@
 use crate::common::*;
 use std::sync::Arc;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixteen_racing_pushes_on_one_base_have_exactly_one_winner() {
-    let server = Arc::new(TestServer::start().await);
+on_each_backend! {
+async fn sixteen_racing_pushes_on_one_base_have_exactly_one_winner(backend: Backend) {
+    let server = Arc::new(TestServer::on(backend).await);
     let dev = token("developer", &["proj"]);
     assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
     for round in 0..5u64 {
@@ -46,10 +46,11 @@ async fn sixteen_racing_pushes_on_one_base_have_exactly_one_winner() {
     let (_, page) = send(server.get("/env/proj/main/versions", &dev)).await;
     assert_eq!(page["versions"].as_array().unwrap().len(), 6);
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writers_that_retry_lose_nothing_and_leave_no_gaps() {
-    let server = Arc::new(TestServer::start().await);
+on_each_backend! {
+async fn writers_that_retry_lose_nothing_and_leave_no_gaps(backend: Backend) {
+    let server = Arc::new(TestServer::on(backend).await);
     let dev = token("developer", &["proj"]);
     const WRITERS: usize = 16;
     const PUSHES: usize = 15;
@@ -89,4 +90,5 @@ async fn writers_that_retry_lose_nothing_and_leave_no_gaps() {
     );
     let (_, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
     assert_eq!(keys["version"], (WRITERS * PUSHES) as u64);
+}
 }

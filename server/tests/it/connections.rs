@@ -73,7 +73,7 @@ async fn time_to_close(stream: &mut TcpStream, limit: Duration) -> Option<Durati
 async fn a_flood_of_half_open_connections_under_a_low_file_limit_never_keeps_health_out() {
     let dir = tempfile::tempdir().unwrap();
     let server = Binary::start_limited(
-        &dir.path().join("envsync.db"),
+        dir.path().join("envsync.db"),
         &[("ENVSYNC_JWT_SECRET", SECRET)],
         Some("ulimit -n 256"),
     );
@@ -138,7 +138,7 @@ async fn a_flood_of_half_open_connections_under_a_low_file_limit_never_keeps_hea
 async fn header_idle_and_request_timeouts_close_what_they_should_and_only_that() {
     let dir = tempfile::tempdir().unwrap();
     let server = Binary::start(
-        &dir.path().join("envsync.db"),
+        dir.path().join("envsync.db"),
         &[
             ("ENVSYNC_JWT_SECRET", SECRET),
             ("ENVSYNC_HEADER_TIMEOUT", "1s"),
@@ -209,7 +209,7 @@ async fn header_idle_and_request_timeouts_close_what_they_should_and_only_that()
 async fn the_soft_open_file_limit_is_raised_to_the_hard_one_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let server = Binary::start_limited(
-        &dir.path().join("envsync.db"),
+        dir.path().join("envsync.db"),
         &[("ENVSYNC_JWT_SECRET", SECRET)],
         Some("ulimit -S -n 200"),
     );

@@ -2,10 +2,9 @@
 //! acknowledged push and leaves a sound database; a replayed push creates nothing.
 
 use crate::common::*;
-use envsync_server::store::sqlite::chain::{self, Verdict};
+use envsync_server::store::chain::Verdict;
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -28,7 +27,14 @@ impl Rng {
 }
 
 const SEED: u64 = 0x00e5_5eed_0000_00e3;
-const ITERATIONS: usize = 60;
+/// Kills per run: fewer on PostgreSQL, where each start also connects and checks the
+/// schema (the loop proves the same thing).
+fn iterations(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 60,
+        Backend::Postgres => 20,
+    }
+}
 /// Pushes one iteration may make (the kill normally comes long before).
 const MAX_PUSHES: usize = 500;
 
@@ -77,40 +83,37 @@ async fn push_until_killed(
 }
 
 /// What a restart finds: integrity, the stored versions, an intact audit chain.
-fn check_after_crash(db: &Path) -> BTreeSet<u64> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    let stored: BTreeSet<u64> = conn
-        .prepare("SELECT version FROM versions WHERE project = 'proj' AND branch = 'main'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    drop(conn);
+async fn check_after_crash(db: &TestDb) -> BTreeSet<u64> {
+    if db.backend == Backend::Sqlite {
+        let check = db.rows("PRAGMA integrity_check").await;
+        assert_eq!(check[0][0].as_deref(), Some("ok"));
+    }
+    let stored: BTreeSet<u64> = db
+        .rows("SELECT version FROM versions WHERE project = 'proj' AND branch = 'main'")
+        .await
+        .into_iter()
+        .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+        .collect();
     if let Some(&max) = stored.last() {
         assert_eq!(stored.len() as u64, max, "gaps in the stored versions");
     }
-    let verdict = chain::verify(db, None).unwrap();
+    let verdict = db.verify().await;
     assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict}");
     stored
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_points_loses_no_acknowledged_push() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("envsync.db");
+on_each_backend! {
+async fn sigkill_at_random_points_loses_no_acknowledged_push(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let iterations = iterations(backend);
     let env = [("ENVSYNC_JWT_SECRET", SECRET)];
     let dev = token("developer", &["proj"]);
     let mut rng = Rng(SEED);
     let mut acked: BTreeSet<u64> = BTreeSet::new();
     let mut base = None;
     let mut stored_count = 0;
-    for iteration in 0..ITERATIONS {
-        let mut server = Binary::start(&db, &env);
+    for iteration in 0..iterations {
+        let mut server = Binary::start(&db.arg, &env);
         let count = Arc::new(AtomicUsize::new(0));
         let pusher = tokio::spawn(push_until_killed(
             format!("{}/env/proj/main", server.url),
@@ -137,7 +140,7 @@ async fn sigkill_at_random_points_loses_no_acknowledged_push() {
         acked.extend(got);
         base = next_base;
 
-        let stored = check_after_crash(&db);
+        let stored = check_after_crash(&db).await;
         let lost: Vec<&u64> = acked.difference(&stored).collect();
         assert!(
             lost.is_empty(),
@@ -146,15 +149,16 @@ async fn sigkill_at_random_points_loses_no_acknowledged_push() {
         stored_count = stored.len();
     }
     assert!(
-        acked.len() >= ITERATIONS,
+        acked.len() >= iterations,
         "only {} pushes acknowledged",
         acked.len()
     );
     eprintln!(
-        "sigkill: {ITERATIONS} kills, {} acknowledged pushes all present, {} more committed without their answer",
+        "sigkill ({backend:?}): {iterations} kills, {} acknowledged pushes all present, {} more committed without their answer",
         acked.len(),
         stored_count - acked.len()
     );
+}
 }
 
 /// E5: the exact bytes of an accepted push, sent again, are a 409 and store nothing.

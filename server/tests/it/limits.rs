@@ -109,7 +109,7 @@ async fn the_binary_takes_its_limits_from_the_environment_and_logs_the_block() {
 
     // Turned off, the same run of failures stays 401.
     let off = Binary::start(
-        &dir.path().join("off.db"),
+        dir.path().join("off.db"),
         &[
             ("ENVSYNC_JWT_SECRET", SECRET),
             ("ENVSYNC_AUTH_MAX_FAILURES", "0"),

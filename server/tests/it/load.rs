@@ -4,7 +4,6 @@
 
 use crate::common::*;
 use serde_json::json;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -114,18 +113,10 @@ fn sample_rss(
     })
 }
 
-fn count(db: &Path, sql: &str) -> u64 {
-    rusqlite::Connection::open(db)
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("envsync.db");
-    let server = Binary::start(&db, &[("ENVSYNC_JWT_SECRET", SECRET)]);
+on_each_backend! {
+async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Binary::start(&db.arg, &[("ENVSYNC_JWT_SECRET", SECRET)]);
     let pid = server.child.id();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(WRITERS + READERS)
@@ -197,17 +188,23 @@ async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock() {
     let pulls = (READERS * PULLS_PER_READER) as u64;
     drop(server);
     assert_eq!(
-        count(
-            &db,
-            "SELECT COUNT(*) FROM audit WHERE action = 'push' AND outcome = 'ok'"
-        ),
+        db.count("SELECT COUNT(*) FROM audit WHERE action = 'push' AND outcome = 'ok'")
+            .await as u64,
         total
     );
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit"), pushes + pulls);
-    let verdict = envsync_server::store::sqlite::chain::verify(&db, None).unwrap();
+    // On PostgreSQL the first start also minted the owner token (one row).
+    let minted = db
+        .count("SELECT COUNT(*) FROM audit WHERE action = 'token.mint'")
+        .await as u64;
+    assert_eq!(minted, u64::from(backend == Backend::Postgres));
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM audit").await as u64,
+        pushes + pulls + minted
+    );
+    let verdict = db.verify().await;
     assert_eq!(
         verdict.to_string().lines().next().unwrap(),
-        format!("ok ({} rows)", pushes + pulls)
+        format!("ok ({} rows)", pushes + pulls + minted)
     );
     let peak = peak.load(Ordering::Relaxed).max(hwm);
     assert!(
@@ -215,7 +212,8 @@ async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock() {
         "server RSS peaked at {peak} kB"
     );
     eprintln!(
-        "load: {total} versions from {pushes} push attempts ({conflicts} conflicts), {pulls} pulls, server peak RSS {} MB",
+        "load ({backend:?}): {total} versions from {pushes} push attempts ({conflicts} conflicts), {pulls} pulls, server peak RSS {} MB",
         peak / 1024
     );
+}
 }

@@ -4,11 +4,13 @@
 // too, where a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
+mod common;
+
 mod api;
 mod audit;
 mod auth;
 mod binary;
-mod common;
 mod concurrency;
 mod connections;
 mod disk;
@@ -16,4 +18,7 @@ mod durability;
 mod hygiene;
 mod limits;
 mod load;
+mod pg;
+mod replicas;
 mod scope;
+mod store;

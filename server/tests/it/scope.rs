@@ -73,9 +73,9 @@ async fn recorded(server: &TestServer, admin: &str, role: &str, projects: &[&str
     minted["jti"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_against_every_role_follows_the_owner_s_scope() {
-    let server = TestServer::start().await;
+on_each_backend! {
+async fn every_route_against_every_role_follows_the_owner_s_scope(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let tokens: Vec<String> = ROLES
         .iter()
         .map(|(_, role, projects)| token(role, projects))
@@ -241,21 +241,20 @@ async fn every_route_against_every_role_follows_the_owner_s_scope() {
     );
 
     // Refusals are audited like every 403, with the refused token's identity.
-    let conn = rusqlite::Connection::open(&server.db).unwrap();
-    let refused_mints: i64 = conn
-        .query_row(
+    let refused_mints = server
+        .store
+        .count(
             "SELECT COUNT(*) FROM audit WHERE action = 'token.mint' AND outcome = 'forbidden'
              AND actor = 'owner@example.com' AND detail LIKE '%jti-owner-p1%'",
-            [],
-            |r| r.get(0),
         )
-        .unwrap();
+        .await;
     assert_eq!(refused_mints, 4, "the four mints out of p1's scope");
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scoped_owner_cannot_widen_its_scope_through_the_tokens_it_mints() {
-    let server = TestServer::start().await;
+on_each_backend! {
+async fn a_scoped_owner_cannot_widen_its_scope_through_the_tokens_it_mints(backend: Backend) {
+    let server = TestServer::on(backend).await;
     let owner_p1 = token("owner", &["p1"]);
     // Minted for p1, the new owner token is as narrow as its maker…
     let (status, minted) = send(server.post(
@@ -294,4 +293,5 @@ async fn a_scoped_owner_cannot_widen_its_scope_through_the_tokens_it_mints() {
     );
     let (_, after) = send(server.get("/tokens", &token("owner", &[]))).await;
     assert_eq!(before, after);
+}
 }

@@ -1,10 +1,9 @@
 //! Opening connections: the writer's (WAL, `synchronous=FULL` and `busy_timeout` checked,
 //! numbered migrations) and the reader threads.
 
-use super::super::StoreError;
-use super::Database;
 use super::chain;
 use super::writer::{Job, exec};
+use crate::store::{Database, StoreError};
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,6 +81,8 @@ const MIGRATIONS: &[Migration] = &[
     ),
     // 2: the audit log's hash chain (existing rows are hashed in id order).
     Migration::Code(chain::migrate),
+    // 3: a chain per project (existing rows stay the single chain they were).
+    Migration::Code(chain::migrate_to_chains),
 ];
 
 pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
@@ -93,13 +94,18 @@ pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
                 StoreError::Other(format!("cannot open database {}: {e}", path.display()))
             })?
         }
+        Database::Postgres(_) => {
+            return Err(StoreError::Other(
+                "a PostgreSQL URL is not a SQLite database".into(),
+            ));
+        }
     };
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     let expected = match db {
         Database::Memory => "memory",
-        Database::File(_) => "wal",
+        _ => "wal",
     };
     if !mode.eq_ignore_ascii_case(expected) {
         return Err(StoreError::Other(format!(
@@ -308,7 +314,7 @@ mod tests {
             }
         }
         assert!(
-            chain::verify(&path, None).is_err(),
+            chain::verify(&path, vec![]).is_err(),
             "no chain before migrating"
         );
         let conn = open_writer(&Database::File(path.clone())).unwrap();
@@ -316,22 +322,18 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         assert!(matches!(
-            chain::verify(&path, None).unwrap(),
-            chain::Verdict::Intact { rows: 3, .. }
+            chain::verify(&path, vec![]).unwrap(),
+            crate::store::chain::Verdict::Intact { rows: 3, .. }
         ));
         // New rows chain on, rows without a hash are refused, and the log stays append-only.
-        let event = crate::store::Event {
-            actor: "d@x".into(),
-            action: "pull".into(),
-            outcome: "ok".into(),
-            ..Default::default()
-        };
+        let event =
+            crate::store::Event::new("d@x", crate::store::Action::Pull, crate::store::Outcome::Ok);
         super::super::queries::insert_event(&conn, "2025-01-02T00:00:00.000Z", &event).unwrap();
         assert!(matches!(
-            chain::verify(&path, None).unwrap(),
-            chain::Verdict::Intact { rows: 4, .. }
+            chain::verify(&path, vec![]).unwrap(),
+            crate::store::chain::Verdict::Intact { rows: 4, .. }
         ));
         let refused = conn.execute(
             "INSERT INTO audit (at, actor, action, outcome) VALUES ('t', 'e', 'x', 'ok')",
@@ -346,8 +348,8 @@ mod tests {
         // Migrating again changes nothing.
         migrate(&conn).unwrap();
         assert!(matches!(
-            chain::verify(&path, None).unwrap(),
-            chain::Verdict::Intact { rows: 4, .. }
+            chain::verify(&path, vec![]).unwrap(),
+            crate::store::chain::Verdict::Intact { rows: 4, .. }
         ));
     }
 

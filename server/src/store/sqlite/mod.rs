@@ -25,14 +25,16 @@
 //! and migrates; `writer` is the writer thread; `queries` holds the SQL run inside its
 //! transactions; `chain` hashes and verifies the audit log.
 
-pub mod chain;
+pub(crate) mod chain;
 mod connection;
 mod queries;
 mod writer;
 
+use super::chain::{Hash, StoredRow, Verdict};
+use super::events::{mint_event, revoke_event};
 use super::{
-    AuditQuery, BranchesQuery, Event, NewPush, PAGE_KEY_BYTES, PullRequest, Store, StoreError,
-    StoreFuture, VersionsQuery,
+    AuditQuery, BranchesQuery, Counts, Database, Event, Import, NewPush, PAGE_KEY_BYTES,
+    PullRequest, Store, StoreError, StoreFuture, StoredToken, StoredVersion, VersionsQuery,
 };
 use connection::{Readers, migrate, open_writer};
 use envsync_common::api::{
@@ -41,15 +43,14 @@ use envsync_common::api::{
 };
 use queries::{audit_page, insert_event, now, pull_version, push_version};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 use writer::{Durability, Job, Task, write_loop};
 
-const TOKEN_COLUMNS: &str =
-    "jti, email, role, project_ids, issued_at, expires_at, revoked_at IS NOT NULL";
+const TOKEN_COLUMNS: &str = "jti, email, role, project_ids, issued_at, expires_at, revoked_at";
 
 /// One row of `tokens` (selected as [`TOKEN_COLUMNS`]); the inner result is a stored value
 /// that does not parse.
@@ -72,58 +73,85 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenInfo, StoreE
         project_ids,
         issued_at: r.get(4)?,
         expires_at: r.get(5)?,
-        revoked: r.get(6)?,
+        revoked: r.get::<_, Option<String>>(6)?.is_some(),
     }))
 }
 
-/// Where the database lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Database {
-    /// A throwaway in-memory database (`:memory:`).
-    Memory,
-    File(PathBuf),
+/// Whether the database file at `path` already holds versions, tokens or audit rows.
+/// Read-only: never creates or migrates anything.
+pub(crate) fn holds_data(path: &Path) -> Result<bool, StoreError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > 0 => {}
+        _ => return Ok(false),
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| StoreError::Other(format!("cannot open database {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let ours: bool = conn.query_row(
+        "SELECT COUNT(*) = 3 FROM sqlite_master
+         WHERE type = 'table' AND name IN ('versions', 'tokens', 'audit')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !ours {
+        return Ok(false);
+    }
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM versions) OR EXISTS (SELECT 1 FROM tokens)
+             OR EXISTS (SELECT 1 FROM audit)",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
-impl Database {
-    /// `:memory:` or a file path.
-    pub fn parse(text: &str) -> Database {
-        if text == ":memory:" {
-            Database::Memory
-        } else {
-            Database::File(PathBuf::from(text))
+/// Walks the audit chain of the database file at `path`, read-only, in one snapshot (what
+/// `audit verify` runs on a SQLite file).
+pub fn verify_file(path: &Path, anchors: Vec<(u64, Hash)>) -> Result<Verdict, StoreError> {
+    chain::verify(path, anchors)
+}
+
+/// Deletes the database file and its `-wal` and `-shm` files, if there are any.
+pub(crate) fn erase(path: &Path) -> Result<(), StoreError> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Other(format!(
+                    "cannot remove {}: {e}",
+                    PathBuf::from(name).display()
+                )));
+            }
         }
     }
+    Ok(())
+}
 
-    /// Whether this is a database file that already holds versions, tokens or audit rows.
-    /// Read-only: never creates or migrates anything.
-    pub fn holds_data(&self) -> Result<bool, StoreError> {
-        let Database::File(path) = self else {
-            return Ok(false);
-        };
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.len() > 0 => {}
-            _ => return Ok(false),
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi;
+        // SQLite reports a write that hit ENOSPC, or a short write, as FULL, and any other
+        // failed write, sync or file growth (EFBIG under RLIMIT_FSIZE, EIO) as one of these
+        // IOERRs. A failed read is not a full disk: it stays `Other`.
+        let full = e.sqlite_error().is_some_and(|err| {
+            matches!(
+                err.extended_code,
+                ffi::SQLITE_FULL
+                    | ffi::SQLITE_IOERR
+                    | ffi::SQLITE_IOERR_WRITE
+                    | ffi::SQLITE_IOERR_FSYNC
+                    | ffi::SQLITE_IOERR_DIR_FSYNC
+                    | ffi::SQLITE_IOERR_TRUNCATE
+                    | ffi::SQLITE_IOERR_SHMSIZE
+            )
+        });
+        if full {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Other(e.to_string())
         }
-        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| {
-                StoreError::Other(format!("cannot open database {}: {e}", path.display()))
-            })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let ours: bool = conn.query_row(
-            "SELECT COUNT(*) = 3 FROM sqlite_master
-             WHERE type = 'table' AND name IN ('versions', 'tokens', 'audit')",
-            [],
-            |r| r.get(0),
-        )?;
-        if !ours {
-            return Ok(false);
-        }
-        Ok(conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM versions) OR EXISTS (SELECT 1 FROM tokens)
-                 OR EXISTS (SELECT 1 FROM audit)",
-            [],
-            |r| r.get(0),
-        )?)
     }
 }
 
@@ -162,16 +190,16 @@ impl SqliteStore {
         let conn = open_writer(db)?;
         migrate(&conn)?;
         let readers = match db {
-            Database::Memory => None,
             Database::File(path) => Some(Readers::start(path)?),
+            _ => None,
         };
         let wal = match db {
-            Database::Memory => None,
             Database::File(path) => {
                 let mut name = path.as_os_str().to_owned();
                 name.push("-wal");
                 Some(PathBuf::from(name))
             }
+            _ => None,
         };
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
@@ -375,36 +403,8 @@ impl Store for SqliteStore {
 
     fn add_token(&self, token: TokenInfo, actor: String) -> StoreFuture<'_, ()> {
         self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO tokens (jti, email, role, project_ids, issued_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                token.jti,
-                token.email,
-                token.role.as_str(),
-                serde_json::to_string(&token.project_ids)?,
-                token.issued_at,
-                token.expires_at,
-            ])?;
-            let detail = serde_json::json!({
-                "jti": token.jti,
-                "email": token.email,
-                "role": token.role,
-                "project_ids": token.project_ids,
-                "expires_at": token.expires_at,
-            });
-            insert_event(
-                conn,
-                &now(),
-                &Event {
-                    actor,
-                    action: "token.mint".into(),
-                    outcome: "ok".into(),
-                    detail: Some(detail.to_string()),
-                    ..Event::default()
-                },
-            )
+            insert_token(conn, &token, None)?;
+            insert_event(conn, &now(), &mint_event(&token, actor))
         })
     }
 
@@ -419,18 +419,7 @@ impl Store for SqliteStore {
                 conn.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE jti = ?1")?
                     .execute(params![jti, at])?;
             }
-            let outcome = if known.is_some() { "ok" } else { "not_found" };
-            insert_event(
-                conn,
-                &at,
-                &Event {
-                    actor,
-                    action: "token.revoke".into(),
-                    outcome: outcome.into(),
-                    detail: Some(serde_json::json!({ "jti": jti }).to_string()),
-                    ..Event::default()
-                },
-            )?;
+            insert_event(conn, &at, &revoke_event(&jti, actor, known.is_some()))?;
             known.map(|_| ()).ok_or(StoreError::NotFound)
         })
     }
@@ -456,14 +445,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn audit_head(&self) -> StoreFuture<'_, Option<(u64, [u8; 32])>> {
-        self.read(|conn| {
-            let (id, hash) = chain::head(conn)?;
-            Ok(u64::try_from(id)
-                .ok()
-                .filter(|&id| id > 0)
-                .map(|id| (id, hash)))
-        })
+    fn audit_heads(&self) -> StoreFuture<'_, Vec<(u64, Hash)>> {
+        self.read(chain::heads)
     }
 
     fn revoked(&self) -> StoreFuture<'_, Vec<String>> {
@@ -474,6 +457,153 @@ impl Store for SqliteStore {
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
+
+    fn verify(&self, anchors: Vec<(u64, Hash)>) -> StoreFuture<'_, Verdict> {
+        // Readers run inside a read transaction: one snapshot for the whole walk.
+        self.read(move |conn| chain::verify_in(conn, i64::MAX, anchors))
+    }
+
+    fn holds_data(&self) -> StoreFuture<'_, bool> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM versions) OR EXISTS (SELECT 1 FROM tokens)
+                     OR EXISTS (SELECT 1 FROM audit)",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    fn counts(&self) -> StoreFuture<'_, Counts> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM versions), (SELECT COUNT(*) FROM audit),
+                        (SELECT COUNT(*) FROM tokens)",
+                [],
+                |r| {
+                    Ok(Counts {
+                        versions: r.get(0)?,
+                        audit: r.get(1)?,
+                        jtis: r.get(2)?,
+                    })
+                },
+            )?)
+        })
+    }
+
+    fn export_versions(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredVersion>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, project, branch, version, ciphertext, keys, key_count, pushed_by,
+                        pushed_at
+                 FROM versions WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit], |r| {
+                Ok(StoredVersion {
+                    id: r.get(0)?,
+                    project: r.get(1)?,
+                    branch: r.get(2)?,
+                    version: r.get(3)?,
+                    ciphertext: r.get(4)?,
+                    keys: r.get(5)?,
+                    key_count: r.get(6)?,
+                    pushed_by: r.get(7)?,
+                    pushed_at: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn export_audit(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredRow>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
+                chain::COLUMNS
+            ))?;
+            let rows = stmt.query_map(params![after, limit], chain::read)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn export_tokens(&self) -> StoreFuture<'_, Vec<StoredToken>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY issued_at, jti"
+            ))?;
+            let rows = stmt.query_map([], |r| {
+                let revoked_at: Option<String> = r.get(6)?;
+                Ok(token_row(r)?.map(|info| StoredToken { info, revoked_at }))
+            })?;
+            rows.map(|row| row?).collect()
+        })
+    }
+
+    fn import(&self, rows: Import) -> StoreFuture<'_, ()> {
+        self.write(move |conn| {
+            match &rows {
+                Import::Versions(versions) => {
+                    let mut stmt = conn.prepare_cached(
+                        "INSERT INTO versions (project, branch, version, ciphertext, keys,
+                             key_count, pushed_by, pushed_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?;
+                    for v in versions {
+                        stmt.execute(params![
+                            v.project,
+                            v.branch,
+                            v.version,
+                            v.ciphertext,
+                            v.keys,
+                            v.key_count,
+                            v.pushed_by,
+                            v.pushed_at
+                        ])?;
+                    }
+                }
+                Import::Audit(audit) => {
+                    let mut stmt = conn.prepare_cached(&format!(
+                        "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        chain::COLUMNS
+                    ))?;
+                    for a in audit {
+                        stmt.execute(params![
+                            a.id, a.seq, a.at, a.actor, a.action, a.project, a.branch,
+                            a.version, a.outcome, a.detail, a.hash
+                        ])?;
+                    }
+                }
+                Import::Tokens(tokens) => {
+                    for t in tokens {
+                        insert_token(conn, &t.info, t.revoked_at.as_deref())?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Records a token (never the token itself).
+fn insert_token(
+    conn: &Connection,
+    token: &TokenInfo,
+    revoked_at: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO tokens (jti, email, role, project_ids, issued_at, expires_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        token.jti,
+        token.email,
+        token.role.as_str(),
+        serde_json::to_string(&token.project_ids)?,
+        token.issued_at,
+        token.expires_at,
+        revoked_at,
+    ])?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -564,11 +694,12 @@ mod tests {
     async fn a_failing_request_is_undone_without_spoiling_its_batch() {
         let (_dir, store) = open();
         let event = |actor: &str| Event {
-            actor: actor.into(),
-            action: "probe".into(),
             project: Some("p".into()),
-            outcome: "ok".into(),
-            ..Event::default()
+            ..Event::new(
+                actor,
+                crate::store::Action::Keys,
+                crate::store::Outcome::Forbidden,
+            )
         };
         let failing = event("failing");
         let (bad, good) = tokio::join!(

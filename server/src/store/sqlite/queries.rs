@@ -1,12 +1,12 @@
 //! The SQL of the operations that run inside the writer's transaction: pushes (with their
 //! compare-and-swap), pulls, audit events and audit pages.
 
-use super::super::{Event, NewPush, PullRequest, StoreError};
 use super::chain;
+pub(super) use crate::store::events::now;
+use crate::store::events::{conflict_event, pull_event, push_event};
+use crate::store::{Event, NewPush, PullRequest, StoreError};
 use envsync_common::api::{AuditEvent, AuditPage, EnvResponse};
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 
 pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, StoreError> {
     let at = now();
@@ -20,20 +20,8 @@ pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, Sto
         })
         .optional()?;
     let current = latest.as_ref().map(|(v, _)| *v);
-    let mut event = Event {
-        actor: push.actor.clone(),
-        action: "push".into(),
-        project: Some(push.project.clone()),
-        branch: Some(push.branch.clone()),
-        ..Event::default()
-    };
     if current != push.base_version {
-        event.version = current;
-        event.outcome = "conflict".into();
-        event.detail = Some(
-            serde_json::json!({ "base_version": push.base_version, "jti": push.jti }).to_string(),
-        );
-        insert_event(conn, &at, &event)?;
+        insert_event(conn, &at, &conflict_event(push, current))?;
         return Err(StoreError::Conflict { current });
     }
     let previous: Vec<String> = match &latest {
@@ -55,10 +43,7 @@ pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, Sto
         push.actor,
         at,
     ])?;
-    event.version = Some(version);
-    event.outcome = "ok".into();
-    event.detail = Some(push_detail(&previous, push));
-    insert_event(conn, &at, &event)?;
+    insert_event(conn, &at, &push_event(&previous, push, version))?;
     Ok(version)
 }
 
@@ -92,17 +77,8 @@ pub(super) fn pull_version(
             .query_row(params![pull.project, pull.branch], map)
             .optional()?,
     };
-    let mut event = Event {
-        actor: pull.actor.clone(),
-        action: "pull".into(),
-        project: Some(pull.project.clone()),
-        branch: Some(pull.branch.clone()),
-        version: pull.version,
-        outcome: "not_found".into(),
-        detail: Some(serde_json::json!({ "jti": pull.jti }).to_string()),
-    };
     let Some((version, ciphertext, keys, pushed_by, pushed_at)) = row else {
-        insert_event(conn, &at, &event)?;
+        insert_event(conn, &at, &pull_event(pull, None))?;
         return Err(StoreError::NotFound);
     };
     // Everything that can fail comes before the one write, the audit row.
@@ -113,31 +89,34 @@ pub(super) fn pull_version(
         pushed_by,
         pushed_at,
     };
-    event.version = Some(version);
-    event.outcome = "ok".into();
-    insert_event(conn, &at, &event)?;
+    insert_event(conn, &at, &pull_event(pull, Some(version)))?;
     Ok(env)
 }
 
-/// Appends one audit row, chained to the row before it (see [`chain`]). Inside the
-/// writer's transaction: the head read here is the head the row is appended to.
+/// Appends one audit row to its project's chain (see [`chain`]). Inside the writer's
+/// transaction: the chain's last row read here is the row this one is appended to.
 pub(super) fn insert_event(conn: &Connection, at: &str, e: &Event) -> Result<(), StoreError> {
-    let (last, prev) = chain::head(conn)?;
-    let id = last + 1;
-    let hash = chain::Row::of(id, at, e)?.hash(&prev);
+    let (seq, prev) = chain::tail(conn, e.project.as_deref())?;
+    let last: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM audit")?
+        .query_row([], |r| r.get(0))?;
+    let (id, seq) = (last + 1, seq + 1);
+    let hash = crate::store::chain::Row::of(id, seq, at, e)?.hash(&prev);
     conn.prepare_cached(
-        "INSERT INTO audit (id, at, actor, action, project, branch, version, outcome, detail, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO audit (id, seq, at, actor, action, project, branch, version, outcome,
+             detail, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         id,
+        seq,
         at,
         e.actor,
-        e.action,
+        e.action.as_str(),
         e.project,
         e.branch,
         e.version,
-        e.outcome,
+        e.outcome.as_str(),
         e.detail,
         &hash[..]
     ])?;
@@ -190,36 +169,4 @@ pub(super) fn audit_page(
         events,
         next_before,
     })
-}
-
-/// The audit detail of a push: which key names appeared and disappeared (names only), the
-/// SHA-256 of the stored ciphertext, which ties the audit chain to the version's bytes
-/// (`audit verify` checks it against every version), and the pushing token's `jti`.
-fn push_detail(previous: &[String], push: &NewPush) -> String {
-    let keys = &push.keys;
-    let before: HashSet<&str> = previous.iter().map(String::as_str).collect();
-    let after: HashSet<&str> = keys.iter().map(String::as_str).collect();
-    let added: Vec<&str> = keys
-        .iter()
-        .map(String::as_str)
-        .filter(|k| !before.contains(k))
-        .collect();
-    let removed: Vec<&str> = previous
-        .iter()
-        .map(String::as_str)
-        .filter(|k| !after.contains(k))
-        .collect();
-    let digest = chain::hex(&Sha256::digest(push.ciphertext.as_bytes()).into());
-    serde_json::json!({
-        "added": added,
-        "removed": removed,
-        "ciphertext_sha256": digest,
-        "jti": push.jti,
-    })
-    .to_string()
-}
-
-/// Now, as RFC 3339 UTC with millisecond precision.
-pub(super) fn now() -> String {
-    crate::clock::rfc3339(time::OffsetDateTime::now_utc())
 }

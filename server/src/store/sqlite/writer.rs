@@ -1,7 +1,7 @@
 //! The writer thread: group commit of every queued request in one transaction, a savepoint
 //! per request, an adaptive linger, and the deferred WAL sync of pull audits.
 
-use super::super::StoreError;
+use crate::store::StoreError;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
