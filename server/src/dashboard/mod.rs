@@ -103,6 +103,38 @@ pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
 mod tests {
     use super::*;
 
+    /// Every name on the page is text: the script never hands a string to the HTML parser
+    /// or to the JavaScript compiler. (The policy's Trusted Types would refuse it at run
+    /// time; this keeps it out of the source.)
+    #[test]
+    fn the_script_never_parses_strings_as_markup_or_code() {
+        let script = ASSETS[2].body;
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "createContextualFragment",
+            "DOMParser",
+            "eval(",
+            "new Function",
+            "srcdoc",
+            "javascript:",
+        ] {
+            assert!(!script.contains(sink), "app.js uses {sink}");
+        }
+        // Nothing inline in the page: one script and one stylesheet, both files.
+        let page = ASSETS[0].body;
+        assert_eq!(page.matches("<script").count(), 1);
+        assert!(page.contains(r#"<script src="/assets/app.js" defer></script>"#));
+        assert!(!page.contains("style=") && !page.contains("<style"));
+        let handler = page.split(" on").skip(1).any(|rest| {
+            let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+            !name.is_empty() && rest[name.len()..].starts_with('=')
+        });
+        assert!(!handler, "an inline event handler in the page");
+    }
+
     #[test]
     fn the_page_weighs_under_100_kb_and_loads_nothing_from_elsewhere() {
         assert!(weight() < 100 * 1024, "{} bytes", weight());

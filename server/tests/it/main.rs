@@ -11,6 +11,7 @@ mod binary;
 mod common;
 mod concurrency;
 mod connections;
+mod dashboard;
 mod disk;
 mod durability;
 mod hygiene;
