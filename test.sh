@@ -32,7 +32,7 @@ need age age       # the team-key tests decrypt with the stock age tool, not our
 need strace strace # the syscall-order test traces the CLI's atomic write
 # Later features add theirs here, e.g.:
 # need '/usr/lib/postgresql/*/bin/initdb' postgresql   # a PostgreSQL store (initdb, pg_ctl)
-# need chromedriver chromium chromium-driver           # tests in a real browser
+need chromedriver chromium chromium-driver             # the dashboard tests drive a real headless Chromium
 
 if [ -n "$missing" ]; then
     if ! command -v apt-get >/dev/null 2>&1; then

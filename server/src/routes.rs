@@ -138,7 +138,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .or(list_tokens)
         .or(revoke)
         .recover(recover)
-        .with(warp::reply::with::headers(crate::dashboard::security_headers()))
+        .with(warp::reply::with::headers(
+            crate::dashboard::security_headers(),
+        ))
         .with(warp::log::custom(access_log))
 }
 

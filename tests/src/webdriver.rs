@@ -345,7 +345,9 @@ fn read_port(driver: &mut Child) -> u16 {
                 Ok(0) => panic!("chromedriver exited before it said its port: {seen:?}"),
                 Ok(_) => {
                     line.push(byte[0]);
-                    if byte[0] == b'\n' || (byte[0] == b'.' && line.starts_with(b"ChromeDriver was started")) {
+                    if byte[0] == b'\n'
+                        || (byte[0] == b'.' && line.starts_with(b"ChromeDriver was started"))
+                    {
                         break;
                     }
                 }
@@ -380,9 +382,8 @@ fn request(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, S
         .set_read_timeout(Some(PATIENCE * 2))
         .expect("timeout");
     let body = body.map(Value::to_string).unwrap_or_default();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
-    );
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     if method == "POST" {
         head.push_str(&format!(
             "Content-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n",

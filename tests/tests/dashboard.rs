@@ -128,7 +128,8 @@ impl World {
     /// Saves the current page wide and phone-width as `name-wide.png` and `name-phone.png`.
     fn screenshots(&self, name: &str) {
         let dir = screenshot_dir();
-        self.browser.screenshot(&dir.join(format!("{name}-wide.png")));
+        self.browser
+            .screenshot(&dir.join(format!("{name}-wide.png")));
         self.browser.resize(PHONE.0, PHONE.1);
         self.browser.wait_for(
             "the phone-width layout",
@@ -157,9 +158,7 @@ impl World {
     }
 
     fn no_script_ran(&self) {
-        let pwned = self
-            .browser
-            .execute("return typeof window.pwned;", &[]);
+        let pwned = self.browser.execute("return typeof window.pwned;", &[]);
         assert_eq!(pwned, "undefined", "a name ran as script");
     }
 }
@@ -182,16 +181,40 @@ const MATRIX_CELL: &str = "
 fn the_dashboard_in_a_real_browser() {
     let world = World::new();
     let cases: &[(&str, fn(&World))] = &[
-        ("the page carries its security headers and loads its own files only", headers_and_assets),
+        (
+            "the page carries its security headers and loads its own files only",
+            headers_and_assets,
+        ),
         ("signing in lists the projects", sign_in_and_projects),
-        ("the matrix marks the key a branch lacks in the right cell", matrix),
-        ("the history lists the versions the CLI pushed, with commands that work", history),
-        ("the audit log filters and the chain agrees with audit verify", audit),
-        ("tokens are minted once and revoking one makes it 401", tokens),
-        ("names with markup render as text and run nothing", names_are_text),
+        (
+            "the matrix marks the key a branch lacks in the right cell",
+            matrix,
+        ),
+        (
+            "the history lists the versions the CLI pushed, with commands that work",
+            history,
+        ),
+        (
+            "the audit log filters and the chain agrees with audit verify",
+            audit,
+        ),
+        (
+            "tokens are minted once and revoking one makes it 401",
+            tokens,
+        ),
+        (
+            "names with markup render as text and run nothing",
+            names_are_text,
+        ),
         ("keyboard only: sign in, move between sections", keyboard),
-        ("a readonly token sees no audit or tokens page and the API refuses it", readonly),
-        ("no request left for another origin and the token never was in a URL", nothing_left),
+        (
+            "a readonly token sees no audit or tokens page and the API refuses it",
+            readonly,
+        ),
+        (
+            "no request left for another origin and the token never was in a URL",
+            nothing_left,
+        ),
     ];
     let mut failed = Vec::new();
     for (name, case) in cases {
@@ -219,7 +242,14 @@ fn raw_get(origin: &str, path: &str) -> (String, String) {
 }
 
 fn headers_and_assets(w: &World) {
-    for path in ["/", "/assets/app.js", "/assets/app.css", "/assets/icon.svg", "/health", "/nope"] {
+    for path in [
+        "/",
+        "/assets/app.js",
+        "/assets/app.css",
+        "/assets/icon.svg",
+        "/health",
+        "/nope",
+    ] {
         let (head, _) = raw_get(&w.origin, path);
         for header in [
             "content-security-policy: default-src 'self';",
@@ -238,8 +268,14 @@ fn headers_and_assets(w: &World) {
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("content-type: text/html"), "{head}");
     // No inline script or style in the page itself, and nothing from elsewhere.
-    assert!(!page.contains("<script>") && !page.contains("style="), "{page}");
-    assert!(!page.contains("http://") && !page.contains("https://"), "{page}");
+    assert!(
+        !page.contains("<script>") && !page.contains("style="),
+        "{page}"
+    );
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
     let (head, _) = raw_get(&w.origin, "/assets/app.js");
     assert!(head.contains("content-type: text/javascript"), "{head}");
 
@@ -264,7 +300,10 @@ fn headers_and_assets(w: &World) {
 fn sign_in_and_projects(w: &World) {
     w.sign_in(&w.owner);
     let who = w.text("#who-text");
-    assert!(who.contains("owner@example.com (owner · every project)"), "{who}");
+    assert!(
+        who.contains("owner@example.com (owner · every project)"),
+        "{who}"
+    );
     // An administrator sees Audit and Tokens.
     let hidden = w.browser.execute(
         "return [...document.querySelectorAll('[data-owner]')].map((e) => e.hidden);",
@@ -316,9 +355,17 @@ fn matrix(w: &World) {
         &[],
     );
     assert_eq!(columns, json!(["main", "feature/login", XSS_BRANCH]));
-    assert_eq!(cell("STRIPE_SECRET", "feature/login"), "c-m", "the key feature/login lacks");
+    assert_eq!(
+        cell("STRIPE_SECRET", "feature/login"),
+        "c-m",
+        "the key feature/login lacks"
+    );
     assert_eq!(cell("STRIPE_SECRET", "main"), "c-p");
-    assert_eq!(cell("LOGIN_SECRET", "feature/login"), "c-o", "a key only feature/login has");
+    assert_eq!(
+        cell("LOGIN_SECRET", "feature/login"),
+        "c-o",
+        "a key only feature/login has"
+    );
     assert_eq!(cell("LOGIN_SECRET", "main"), "c-a");
     assert_eq!(cell("API_KEY", "feature/login"), "c-p");
     assert_eq!(cell("SENTRY_DSN", XSS_BRANCH), "c-m");
@@ -328,7 +375,10 @@ fn matrix(w: &World) {
         "return getComputedStyle(document.querySelector('#matrix td.c-m'), '::before').content;",
         &[],
     );
-    assert!(spoken.as_str().is_some_and(|s| s.contains("missing")), "{spoken}");
+    assert!(
+        spoken.as_str().is_some_and(|s| s.contains("missing")),
+        "{spoken}"
+    );
     // Missing counts per branch: main 0, feature/login 1, the other branch 3.
     let counts = w.browser.execute(
         "return [...document.querySelector('#matrix tr.counts').cells].slice(1)
@@ -384,7 +434,10 @@ fn matrix(w: &World) {
         "return performance.getEntriesByName('envsync:matrix').length;",
         &[],
     );
-    assert!(measured.as_u64().unwrap_or(0) >= 1, "the render is measured");
+    assert!(
+        measured.as_u64().unwrap_or(0) >= 1,
+        "the render is measured"
+    );
 }
 
 fn history(w: &World) {
@@ -424,7 +477,12 @@ fn history(w: &World) {
     // The versions are the ones the server holds, with their times.
     let api = w
         .server
-        .request("GET", &format!("/env/{PROJECT}/main/versions"), &w.owner, None)
+        .request(
+            "GET",
+            &format!("/env/{PROJECT}/main/versions"),
+            &w.owner,
+            None,
+        )
         .json();
     let pushed_at = api["versions"][0]["pushed_at"].as_str().expect("pushed_at");
     assert_eq!(rows[0]["at"], pushed_at);
@@ -436,24 +494,34 @@ fn history(w: &World) {
     // ICU's canonical name for the zone is the older one.
     assert!(zone == TZ || zone == "Asia/Calcutta", "{zone}");
     assert!(
-        rows[0]["title"].as_str().is_some_and(|t| t.ends_with(" UTC")
-            && t.starts_with(&pushed_at[..16].replace('T', " "))),
+        rows[0]["title"].as_str().is_some_and(
+            |t| t.ends_with(" UTC") && t.starts_with(&pushed_at[..16].replace('T', " "))
+        ),
         "{rows:?}"
     );
     let shown = rows[0]["shown"].as_str().unwrap_or_default();
-    assert!(shown.contains(&kolkata_clock(pushed_at)), "{shown} for {pushed_at}");
+    assert!(
+        shown.contains(&kolkata_clock(pushed_at)),
+        "{shown} for {pushed_at}"
+    );
 
     // The copied command does what it says in a clone: version 1 comes back.
     let bob = Dev::clone_of(&w.alice, &w.server, "bob@example.com");
     let command = rows[1]["commands"][0].as_str().expect("command");
-    let run = bob.sh_cmd(command).output().expect("run the copied command");
+    let run = bob
+        .sh_cmd(command)
+        .output()
+        .expect("run the copied command");
     assert!(
         run.status.success(),
         "{command}: {}",
         String::from_utf8_lossy(&run.stderr)
     );
     let env = String::from_utf8(bob.read_env().expect("the env file")).expect("utf8");
-    assert!(env.contains("DEBUG=1") && !env.contains("SENTRY_DSN"), "{env}");
+    assert!(
+        env.contains("DEBUG=1") && !env.contains("SENTRY_DSN"),
+        "{env}"
+    );
     w.screenshots("history");
 }
 
@@ -546,12 +614,9 @@ fn tokens(w: &World) {
     );
     let refused = w.server.request("GET", "/whoami", &w.leaver, None);
     assert_eq!(refused.status, 401, "{}", refused.body);
-    let refused = w.server.request(
-        "GET",
-        &format!("/env/{PROJECT}/main/keys"),
-        &w.leaver,
-        None,
-    );
+    let refused = w
+        .server
+        .request("GET", &format!("/env/{PROJECT}/main/keys"), &w.leaver, None);
     assert_eq!(refused.status, 401, "{}", refused.body);
 
     // Minting shows the new token once, and it works.
@@ -583,10 +648,7 @@ fn tokens(w: &World) {
 
 fn names_are_text(w: &World) {
     w.open(
-        &format!(
-            "#/p/{PROJECT}/b/{}",
-            percent_encoding_component(XSS_BRANCH)
-        ),
+        &format!("#/p/{PROJECT}/b/{}", percent_encoding_component(XSS_BRANCH)),
         XSS_BRANCH,
     );
     w.loaded();
@@ -665,9 +727,7 @@ fn keyboard(w: &World) {
 
 fn readonly(w: &World) {
     w.sign_out();
-    let kept = w
-        .browser
-        .execute("return sessionStorage.length;", &[]);
+    let kept = w.browser.execute("return sessionStorage.length;", &[]);
     assert_eq!(kept, 0, "signing out forgets the token");
     w.sign_in(&w.readonly);
     let hidden = w.browser.execute(
@@ -713,10 +773,11 @@ fn nothing_left(w: &World) {
         "return window.__violations && window.__violations.find((v) => v.includes('127.0.0.2'));",
         &[],
     );
-    assert!(seen.as_str().is_some_and(|v| v.starts_with("img-src")), "{seen}");
-    let violations = w
-        .browser
-        .execute("return window.__violations;", &[]);
+    assert!(
+        seen.as_str().is_some_and(|v| v.starts_with("img-src")),
+        "{seen}"
+    );
+    let violations = w.browser.execute("return window.__violations;", &[]);
     let others: Vec<&Value> = violations
         .as_array()
         .expect("violations")

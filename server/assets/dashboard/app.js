@@ -301,10 +301,32 @@
       data.after = page.next_after;
     }
 
+    // The first rows are drawn at once (more than a screenful), the rest in chunks on the
+    // next frames, so a big matrix shows without waiting for its last row.
+    const FIRST_ROWS = 60;
+    const CHUNK_ROWS = 80;
+    let generation = 0;
+
+    function keyRow(k, columns) {
+      const row = document.createElement('tr');
+      const th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = k;
+      row.append(th);
+      for (const c of columns) {
+        const td = document.createElement('td');
+        td.className = CELLS[c.cells.get(k) || '.'].cls;
+        row.append(td);
+      }
+      return row;
+    }
+
     function render() {
+      const gen = ++generation;
+      for (const name of ['envsync:matrix', 'envsync:matrix:script', 'envsync:matrix:complete']) performance.clearMeasures(name);
       performance.clearMarks('envsync:matrix:start');
-      performance.clearMeasures('envsync:matrix');
       performance.mark('envsync:matrix:start');
+      delete holder.dataset.complete;
       const kf = keyFilter.value.trim().toLowerCase();
       const bf = branchFilter.value.trim().toLowerCase();
       const columns = data.columns.filter((c, i) => i === 0 || !bf || c.branch.toLowerCase().includes(bf));
@@ -315,7 +337,10 @@
       const table = h('table', { id: 'matrix', class: 'matrix' },
         h('caption', null, 'Key names by branch, compared with ', h('strong', null, data.defaultBranch)));
       const head = h('thead');
-      const names = h('tr', null, h('th', { scope: 'col', class: 'corner' }, 'Key'));
+      const corner = h('th', { scope: 'col', class: 'corner' }, 'Key');
+      // Sized for the longest key up front, so that later rows do not move the columns.
+      corner.style.minWidth = Math.min(64, keys.reduce((m, k) => Math.max(m, k.length), 3)) + 'ch';
+      const names = h('tr', null, corner);
       const counts = h('tr', { class: 'counts' }, h('th', { scope: 'row' }, 'Missing'));
       for (const [i, c] of columns.entries()) {
         names.append(h('th', { scope: 'col', 'data-branch': c.branch },
@@ -326,29 +351,32 @@
       }
       head.append(names, counts);
       const body = h('tbody');
-      for (const k of keys) {
-        const row = document.createElement('tr');
-        const th = document.createElement('th');
-        th.scope = 'row';
-        th.textContent = k;
-        row.append(th);
-        for (const c of columns) {
-          const td = document.createElement('td');
-          td.className = CELLS[c.cells.get(k) || '.'].cls;
-          row.append(td);
-        }
-        body.append(row);
-      }
+      for (const k of keys.slice(0, FIRST_ROWS)) body.append(keyRow(k, columns));
       table.append(head, body);
       holder.replaceChildren(table);
+      performance.measure('envsync:matrix:script', 'envsync:matrix:start');
       summary.textContent = keys.length + ' of ' + data.keys.size + ' keys × ' + columns.length + ' of ' + data.columns.length + ' branches' + (data.after ? ' (more branches to load)' : '') + '.';
       more.hidden = !data.after;
-      // Rendered once the browser has laid the table out and painted the next frame.
-      window.requestAnimationFrame(() => window.setTimeout(() => {
-        if (!v.alive()) return;
-        performance.measure('envsync:matrix', 'envsync:matrix:start');
-        holder.dataset.rendered = String(Date.now());
+
+      // After the next frame is painted: measure, then draw the next rows.
+      const painted = (then) => window.requestAnimationFrame(() => window.setTimeout(() => {
+        if (gen === generation && v.alive()) then();
       }, 0));
+      const rest = (from) => {
+        if (from >= keys.length) {
+          performance.measure('envsync:matrix:complete', 'envsync:matrix:start');
+          holder.dataset.complete = String(gen);
+          return;
+        }
+        const chunk = document.createDocumentFragment();
+        for (const k of keys.slice(from, from + CHUNK_ROWS)) chunk.append(keyRow(k, columns));
+        body.append(chunk);
+        painted(() => rest(from + CHUNK_ROWS));
+      };
+      painted(() => {
+        performance.measure('envsync:matrix', 'envsync:matrix:start');
+        rest(FIRST_ROWS);
+      });
     }
 
     function fillDefaults() {
@@ -361,8 +389,9 @@
         let path = '/matrix/' + enc(project) + '?limit=50';
         if (!reset && data.after) path += '&after=' + enc(data.after);
         if (chosen) path += '&default=' + enc(chosen);
+        performance.clearMarks('envsync:matrix:fetch-start');
         performance.clearMeasures('envsync:matrix:fetch');
-        performance.mark('envsync:matrix:fetch');
+        performance.mark('envsync:matrix:fetch-start');
         let page;
         try {
           page = await api('GET', path);
@@ -374,7 +403,7 @@
           }
           throw e;
         }
-        performance.measure('envsync:matrix:fetch', 'envsync:matrix:fetch');
+        performance.measure('envsync:matrix:fetch', 'envsync:matrix:fetch-start');
         if (!v.alive()) return;
         if (reset) Object.assign(data, { defaultBranch: null, keys: new Set(), columns: [], after: null });
         merge(page);

@@ -126,7 +126,8 @@ async fn filtered(
 }
 
 fn matches(filter: &AuditFilter, event: &AuditEvent) -> bool {
-    let is = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
+    let is =
+        |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
     is(&filter.action, Some(&event.action))
         && is(&filter.actor, Some(&event.actor))
         && is(&filter.branch, event.branch.as_deref())

@@ -30,7 +30,12 @@ pub async fn get(app: Arc<App>, who: Principal) -> Result<Response, Rejection> {
 
 /// The verdict as the API shows it; `message` is the first line `audit verify` prints.
 fn state(verdict: &Verdict) -> ChainState {
-    let message = verdict.to_string().lines().next().unwrap_or_default().to_owned();
+    let message = verdict
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let mut state = ChainState {
         ok: false,
         message,

@@ -9,10 +9,10 @@
 //! (`app.store.verify_chain()`, `app.store.projects(…)`).
 
 use crate::App;
-use crate::store::{AuditQuery, StoreError};
-use envsync_common::api::AuditPage;
 use crate::store::sqlite::Database;
 use crate::store::sqlite::chain::{self, Verdict};
+use crate::store::{AuditQuery, StoreError};
+use envsync_common::api::AuditPage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,9 +67,7 @@ pub(crate) async fn projects(
         Ok(path) => {
             blocking(move || project_names(&path, after.as_deref().unwrap_or(""), limit)).await
         }
-        Err(DirectError::InMemory) => {
-            Ok(projects_in_audit(app, after.as_deref(), limit).await?)
-        }
+        Err(DirectError::InMemory) => Ok(projects_in_audit(app, after.as_deref(), limit).await?),
         Err(e) => Err(e),
     }
 }

@@ -94,7 +94,9 @@ async fn reference(
         .await
         .map_err(|e| ApiError::from_store(e, String::new))?;
     match first.branches.into_iter().next() {
-        Some(b) => Ok(latest(app, project, &b.branch).await?.map(|v| (b.branch, v))),
+        Some(b) => Ok(latest(app, project, &b.branch)
+            .await?
+            .map(|v| (b.branch, v))),
         None => Ok(None),
     }
 }
@@ -132,8 +134,7 @@ async fn build(
     after: Option<String>,
     limit: u32,
 ) -> Result<MatrixPage, ApiError> {
-    let Some((default_name, default_latest)) = reference(app, project, asked_default).await?
-    else {
+    let Some((default_name, default_latest)) = reference(app, project, asked_default).await? else {
         return Ok(MatrixPage {
             default_branch: None,
             keys: Vec::new(),

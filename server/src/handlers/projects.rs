@@ -7,8 +7,8 @@
 //! store's branch pages (run on its reader threads).
 
 use super::direct::{self, DirectError};
-use super::query::AfterQuery;
 use super::json;
+use super::query::AfterQuery;
 use crate::App;
 use crate::auth::Principal;
 use crate::error::ApiError;

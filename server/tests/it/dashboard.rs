@@ -95,7 +95,11 @@ async fn projects_lists_what_each_token_may_read_with_its_last_push() {
     ] {
         assert_error(&get(&server, bad, &admin).await, 400, "bad_request");
     }
-    assert_error(&get(&server, "/projects", "nope").await, 401, "unauthorized");
+    assert_error(
+        &get(&server, "/projects", "nope").await,
+        401,
+        "unauthorized",
+    );
 }
 
 /// The matrix's columns and cells as `branch → {key: cell}`.
@@ -146,10 +150,19 @@ async fn the_matrix_compares_every_branch_with_the_default_one() {
         ]
     );
     let main = &page["branches"][0];
-    assert_eq!((main["version"].clone(), main["key_count"].clone()), (json!(2), json!(3)));
-    assert_eq!((main["missing"].clone(), main["only"].clone()), (json!(0), json!(0)));
+    assert_eq!(
+        (main["version"].clone(), main["key_count"].clone()),
+        (json!(2), json!(3))
+    );
+    assert_eq!(
+        (main["missing"].clone(), main["only"].clone()),
+        (json!(0), json!(0))
+    );
     let feature = &page["branches"][2];
-    assert_eq!((feature["missing"].clone(), feature["only"].clone()), (json!(2), json!(1)));
+    assert_eq!(
+        (feature["missing"].clone(), feature["only"].clone()),
+        (json!(2), json!(1))
+    );
     assert_eq!(feature["pushed_by"], "developer@example.com");
 
     // Another default, asked for by name.
@@ -199,7 +212,11 @@ async fn the_matrix_compares_every_branch_with_the_default_one() {
         )
         .unwrap();
     assert_eq!(refused, 1);
-    assert_error(&get(&server, "/matrix/p", "nope").await, 401, "unauthorized");
+    assert_error(
+        &get(&server, "/matrix/p", "nope").await,
+        401,
+        "unauthorized",
+    );
 
     // Bad input.
     for bad in [
@@ -417,11 +434,25 @@ async fn audit_filters_match_exactly_and_page_through_the_log() {
         ]
     );
     let (_, page) = get(&server, "/audit/p?branch=feature%2Fx", &admin).await;
-    assert_eq!(events(&page), [("push".into(), "feature/x".into(), "ok".into())]);
+    assert_eq!(
+        events(&page),
+        [("push".into(), "feature/x".into(), "ok".into())]
+    );
     let (_, page) = get(&server, "/audit?outcome=conflict", &admin).await;
-    assert_eq!(events(&page), [("push".into(), "main".into(), "conflict".into())]);
-    let (_, page) = get(&server, "/audit?actor=developer%40example.com&action=audit", &admin).await;
-    assert_eq!(events(&page), [("audit".into(), "".into(), "forbidden".into())]);
+    assert_eq!(
+        events(&page),
+        [("push".into(), "main".into(), "conflict".into())]
+    );
+    let (_, page) = get(
+        &server,
+        "/audit?actor=developer%40example.com&action=audit",
+        &admin,
+    )
+    .await;
+    assert_eq!(
+        events(&page),
+        [("audit".into(), "".into(), "forbidden".into())]
+    );
     let (_, page) = get(&server, "/audit?actor=nobody", &admin).await;
     assert_eq!(page, json!({"events": [], "next_before": null}));
     // Empty values are no filter.
@@ -479,7 +510,9 @@ async fn a_filtered_page_reads_a_bounded_part_of_the_log() {
     let (status, first) = get(&server, "/audit/p?branch=rare", &admin).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["events"], json!([]));
-    let next = first["next_before"].as_u64().expect("a cursor to go on from");
+    let next = first["next_before"]
+        .as_u64()
+        .expect("a cursor to go on from");
     let (_, second) = get(
         &server,
         &format!("/audit/p?branch=rare&before={next}"),
