@@ -107,7 +107,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         load.join(" ")
     );
     println!();
-    println!("{:<44} {}", "what", "median (min–max)");
+    println!("{:<44} median (min–max)", "what");
     let render = Stats::of(render);
     println!(
         "{:<44} {}",

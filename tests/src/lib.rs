@@ -30,9 +30,7 @@ fn bin_dir() -> PathBuf {
 /// The workspace's `target/` directory, where tests leave what people look at afterwards
 /// (the dashboard's screenshots).
 pub fn target_dir() -> PathBuf {
-    bin_dir()
-        .parent()
-        .map_or_else(|| bin_dir(), Path::to_path_buf)
+    bin_dir().parent().map_or_else(bin_dir, Path::to_path_buf)
 }
 
 /// The path of one of the workspace's binaries. `cargo test --workspace` builds them (both

@@ -163,6 +163,9 @@ impl World {
     }
 }
 
+/// One case of the browser test: what it proves and the function that proves it.
+type Case = fn(&World);
+
 fn screenshot_dir() -> PathBuf {
     target_dir().join("dashboard-screenshots")
 }
@@ -180,7 +183,7 @@ const MATRIX_CELL: &str = "
 #[test]
 fn the_dashboard_in_a_real_browser() {
     let world = World::new();
-    let cases: &[(&str, fn(&World))] = &[
+    let cases: &[(&str, Case)] = &[
         (
             "the page carries its security headers and loads its own files only",
             headers_and_assets,

@@ -89,12 +89,12 @@ async fn projects_in_audit(
             })
             .await?;
         for event in page.events {
-            if event.action == "push" && event.outcome == "ok" {
-                if let Some(project) = event.project {
-                    if after.is_none_or(|a| project.as_str() > a) {
-                        names.insert(project);
-                    }
-                }
+            if event.action == "push"
+                && event.outcome == "ok"
+                && let Some(project) = event.project
+                && after.is_none_or(|a| project.as_str() > a)
+            {
+                names.insert(project);
             }
         }
         match page.next_before {
