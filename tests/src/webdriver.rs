@@ -297,6 +297,17 @@ impl Browser {
         std::fs::write(path, png).expect("write screenshot");
     }
 
+    /// Saves a PNG of the element matching `css` alone (scrolled into view) to `path`.
+    pub fn element_screenshot(&self, css: &str, path: &Path) {
+        let e = self.find(css);
+        let data = self.session_call("GET", &format!("/element/{}/screenshot", e.0), None);
+        let png = base64_decode(data.as_str().expect("base64 screenshot"));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("screenshot dir");
+        }
+        std::fs::write(path, png).expect("write screenshot");
+    }
+
     /// The browser's console since the last call (Chromium's log; not W3C).
     pub fn console(&self) -> Vec<String> {
         let full = format!("/session/{}/se/log", self.session);

@@ -390,6 +390,9 @@ fn matrix(w: &World) {
     );
     assert_eq!(counts, json!(["0", "1", "3"]));
     w.screenshots("matrix");
+    // The view alone, for the README (docs/dashboard-matrix.png is a copy).
+    w.browser
+        .element_screenshot("#view .view", &screenshot_dir().join("matrix-view.png"));
 
     // Filters: by key, then by branch.
     w.browser.type_into("#key-filter", "stripe");
