@@ -18,6 +18,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 const PROJECT: &str = "webshop";
+const BIG_PROJECT: &str = "bigshop";
+/// More keys than the matrix draws before its first paint (it adds the rest frame by frame).
+const BIG_KEYS: usize = 150;
 /// A branch name that is markup if a page ever parses it (valid for git and the server).
 const XSS_BRANCH: &str = "x<img/src/onerror=window.pwned=1>";
 /// An email that is markup too (the server accepts any email without control characters).
@@ -58,6 +61,12 @@ impl World {
         mallory.envsync(&["pull"]).ok();
         mallory.write_env("API_KEY=a\nEVIL_KEY=1\n");
         mallory.envsync(&["push"]).ok();
+
+        // A second project whose matrix is longer than the rows the page draws at once.
+        let big = Dev::new(&server, BIG_PROJECT);
+        let env: String = (0..BIG_KEYS).map(|k| format!("KEY_{k:03}=v\n")).collect();
+        big.write_env(env);
+        big.envsync(&["push"]).ok();
 
         let owner = server.token("owner@example.com", "owner", &[]);
         let readonly = server.token("reader@example.com", "readonly", &[PROJECT]);
@@ -321,7 +330,9 @@ fn sign_in_and_projects(w: &World) {
         &[],
     );
     let rows = rows.as_array().expect("rows");
-    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0][0], BIG_PROJECT);
+    let rows = &rows[1..];
     assert_eq!(rows[0][0], PROJECT);
     assert_eq!(rows[0][1], "3", "three branches: {rows:?}");
     // The last push is Mallory's, on the branch with markup in its name: shown as text.
@@ -444,6 +455,23 @@ fn matrix(w: &World) {
         measured.as_u64().unwrap_or(0) >= 1,
         "the render is measured"
     );
+
+    // A longer matrix is drawn whole, each key once and in order, though not in one frame.
+    w.open(&format!("#/p/{BIG_PROJECT}/matrix"), "key matrix");
+    let keys = w.browser.wait_for(
+        "every row of the long matrix",
+        "const wrap = document.querySelector('.matrix-wrap');
+         if (!wrap || !wrap.dataset.complete) return null;
+         return [...document.querySelectorAll('#matrix tbody th')].map((th) => th.textContent);",
+        &[],
+    );
+    let expected: Vec<String> = (0..BIG_KEYS).map(|k| format!("KEY_{k:03}")).collect();
+    assert_eq!(keys, json!(expected));
+    let complete = w.browser.execute(
+        "return performance.getEntriesByName('envsync:matrix:complete').length;",
+        &[],
+    );
+    assert_eq!(complete, 1);
 }
 
 fn history(w: &World) {
@@ -571,7 +599,7 @@ fn audit(w: &World) {
     w.browser.wait_for(
         "the filtered events",
         "const rows = [...document.querySelectorAll('#audit tbody tr')];
-         return rows.length === 4 && rows.every((r) =>
+         return rows.length === 5 && rows.every((r) =>
              r.cells[2].textContent === 'push' && r.cells[6].textContent === 'ok');",
         &[],
     );
