@@ -10,7 +10,7 @@
 //!   screenful) laid out and painted (the next frame after they are in the document): the
 //!   render; `envsync:matrix:script` is its first part, building them in the document (the
 //!   rest is style, layout, paint); `envsync:matrix:complete` — to the last row painted
-//!   (the page adds the rest in chunks, one per frame);
+//!   (the page adds the other rows on the next frame);
 //! - `envsync:matrix:fetch` — the one request, from sending it to the parsed JSON;
 //! - and the whole: from the navigation's start to the painted table.
 //!

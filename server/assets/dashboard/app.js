@@ -301,10 +301,10 @@
       data.after = page.next_after;
     }
 
-    // The first rows are drawn at once (more than a screenful), the rest in chunks on the
-    // next frames, so a big matrix shows without waiting for its last row.
+    // The first rows (more than a screenful) are drawn at once and the rest on the next
+    // frame, so a big matrix shows without waiting for its last row. (One frame for the
+    // rest: each frame that adds rows lays the whole table out again.)
     const FIRST_ROWS = 60;
-    const CHUNK_ROWS = 80;
     let generation = 0;
 
     function keyRow(k, columns) {
@@ -358,24 +358,24 @@
       summary.textContent = keys.length + ' of ' + data.keys.size + ' keys × ' + columns.length + ' of ' + data.columns.length + ' branches' + (data.after ? ' (more branches to load)' : '') + '.';
       more.hidden = !data.after;
 
-      // After the next frame is painted: measure, then draw the next rows.
+      // After the next frame is painted: measure, then draw the other rows.
       const painted = (then) => window.requestAnimationFrame(() => window.setTimeout(() => {
         if (gen === generation && v.alive()) then();
       }, 0));
-      const rest = (from) => {
-        if (from >= keys.length) {
+      const rest = () => {
+        if (keys.length > FIRST_ROWS) {
+          const chunk = document.createDocumentFragment();
+          for (const k of keys.slice(FIRST_ROWS)) chunk.append(keyRow(k, columns));
+          body.append(chunk);
+        }
+        painted(() => {
           performance.measure('envsync:matrix:complete', 'envsync:matrix:start');
           holder.dataset.complete = String(gen);
-          return;
-        }
-        const chunk = document.createDocumentFragment();
-        for (const k of keys.slice(from, from + CHUNK_ROWS)) chunk.append(keyRow(k, columns));
-        body.append(chunk);
-        painted(() => rest(from + CHUNK_ROWS));
+        });
       };
       painted(() => {
         performance.measure('envsync:matrix', 'envsync:matrix:start');
-        rest(FIRST_ROWS);
+        rest();
       });
     }
 
