@@ -297,6 +297,16 @@ impl Browser {
         std::fs::write(path, png).expect("write screenshot");
     }
 
+    /// Runs a Chrome DevTools Protocol command through chromedriver (not W3C), e.g.
+    /// `Emulation.setEmulatedMedia` to show the page as a dark-mode system would.
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.session_call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": cmd, "params": params })),
+        )
+    }
+
     /// Saves a PNG of the element matching `css` alone (scrolled into view) to `path`.
     pub fn element_screenshot(&self, css: &str, path: &Path) {
         let e = self.find(css);

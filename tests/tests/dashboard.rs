@@ -386,12 +386,13 @@ fn matrix(w: &World) {
     assert_eq!(cell("EVIL_KEY", XSS_BRANCH), "c-o");
     // What a screen reader says for a cell: the word, not the mark.
     let spoken = w.browser.execute(
-        "return getComputedStyle(document.querySelector('#matrix td.c-m'), '::before').content;",
+        "return ['c-p', 'c-m', 'c-o', 'c-a'].map((c) =>
+            document.querySelector('#matrix td.' + c).getAttribute('aria-label'));",
         &[],
     );
-    assert!(
-        spoken.as_str().is_some_and(|s| s.contains("missing")),
-        "{spoken}"
+    assert_eq!(
+        spoken,
+        json!(["present", "missing", "only here", "neither"])
     );
     // Missing counts per branch: main 0, feature/login 1, the other branch 3.
     let counts = w.browser.execute(
@@ -401,6 +402,27 @@ fn matrix(w: &World) {
     );
     assert_eq!(counts, json!(["0", "1", "3"]));
     w.screenshots("matrix");
+    // Dark, as a system that prefers it shows the page.
+    let light = w.browser.execute(
+        "return getComputedStyle(document.body).backgroundColor;",
+        &[],
+    );
+    w.browser.cdp(
+        "Emulation.setEmulatedMedia",
+        json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }),
+    );
+    let dark = w.browser.wait_for(
+        "the dark colours",
+        "const c = getComputedStyle(document.body).backgroundColor;
+         return c !== arguments[0] ? c : null;",
+        &[light.clone()],
+    );
+    assert_eq!(light, "rgb(255, 255, 255)");
+    assert_eq!(dark, "rgb(13, 17, 23)");
+    w.browser
+        .screenshot(&screenshot_dir().join("matrix-dark-wide.png"));
+    w.browser
+        .cdp("Emulation.setEmulatedMedia", json!({ "features": [] }));
     // The view alone, for the README (docs/dashboard-matrix.png is a copy).
     w.browser
         .element_screenshot("#view .view", &screenshot_dir().join("matrix-view.png"));

@@ -276,10 +276,10 @@
       h('div', null, h('label', { for: 'default-branch' }, 'Compare with'), defaultSelect),
       h('div', { class: 'check' }, diffOnly, h('label', { for: 'diff-only' }, 'Only keys that differ')));
     const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' },
-      h('li', null, h('span', { class: 'cell c-p' }), ' present'),
-      h('li', null, h('span', { class: 'cell c-m' }), ' missing: on the default branch, not here'),
-      h('li', null, h('span', { class: 'cell c-o' }), ' only here: not on the default branch'),
-      h('li', null, h('span', { class: 'cell c-a' }), ' on neither'));
+      h('li', null, h('span', { class: 'cell c-p', 'aria-hidden': 'true' }), ' present'),
+      h('li', null, h('span', { class: 'cell c-m', 'aria-hidden': 'true' }), ' missing: on the default branch, not here'),
+      h('li', null, h('span', { class: 'cell c-o', 'aria-hidden': 'true' }), ' only here: not on the default branch'),
+      h('li', null, h('span', { class: 'cell c-a', 'aria-hidden': 'true' }), ' on neither'));
     const summary = h('p', { class: 'muted', 'aria-live': 'polite' }, 'Loading…');
     const holder = h('div', { class: 'scroll matrix-wrap', role: 'region', 'aria-label': 'Key matrix', tabindex: '0' });
     const more = h('button', { type: 'button', hidden: true }, 'Load more branches');
@@ -314,8 +314,10 @@
       th.textContent = k;
       row.append(th);
       for (const c of columns) {
+        const cell = CELLS[c.cells.get(k) || '.'];
         const td = document.createElement('td');
-        td.className = CELLS[c.cells.get(k) || '.'].cls;
+        td.className = cell.cls;
+        td.setAttribute('aria-label', cell.word);
         row.append(td);
       }
       return row;
