@@ -415,7 +415,7 @@ fn matrix(w: &World) {
         "the dark colours",
         "const c = getComputedStyle(document.body).backgroundColor;
          return c !== arguments[0] ? c : null;",
-        &[light.clone()],
+        std::slice::from_ref(&light),
     );
     assert_eq!(light, "rgb(255, 255, 255)");
     assert_eq!(dark, "rgb(13, 17, 23)");
