@@ -35,7 +35,7 @@ need setpriv util-linux # the agent test tries its socket as another user
 need perl perl-base # ... with a raw Unix-socket client
 # Later features add theirs here, e.g.:
 need '/usr/lib/postgresql/*/bin/initdb' postgresql # the PostgreSQL store's tests start a throwaway cluster (initdb, pg_ctl)
-# need chromedriver chromium chromium-driver           # tests in a real browser
+need chromedriver chromium chromium-driver             # the dashboard tests drive a real headless Chromium
 
 if [ -n "$missing" ]; then
     if ! command -v apt-get >/dev/null 2>&1; then

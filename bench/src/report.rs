@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 use std::process::Command;
 
-const AREAS: [(&str, &str); 4] = [
+const AREAS: [(&str, &str); 5] = [
     ("server", "HTTP API under load (issue: server)"),
     (
         "load",
@@ -21,6 +21,10 @@ const AREAS: [(&str, &str); 4] = [
     (
         "hooks",
         "git hooks inside git commit and git checkout (issue: hooks)",
+    ),
+    (
+        "dashboard",
+        "The web dashboard's key matrix in headless Chromium (issue 13)",
     ),
 ];
 

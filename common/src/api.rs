@@ -281,6 +281,151 @@ pub struct ErrorBody {
     pub current_version: Option<u64>,
 }
 
+/// The last push to a project: which branch, which version, who and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastPush {
+    pub branch: String,
+    pub version: u64,
+    pub pushed_by: String,
+    pub pushed_at: String,
+}
+
+/// One row of `GET /projects`: a project the token may read, how many branches have an
+/// env, and its most recent push (`null` for a project with no env yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectInfo {
+    pub project: String,
+    pub branch_count: u64,
+    pub last_push: Option<LastPush>,
+}
+
+/// `GET /projects?limit=N&after=PROJECT`: the projects the token may read, in name order.
+/// An owner token without `project_ids` sees every project that holds a version; any
+/// other token sees its `project_ids` (also those with no version yet). Pass `next_after`
+/// back as `after` for the next page; it is `null` on the last page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectsPage {
+    pub projects: Vec<ProjectInfo>,
+    pub next_after: Option<String>,
+}
+
+impl ProjectsPage {
+    /// Projects per page when `limit` is not given.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// Largest `limit` accepted.
+    pub const MAX_LIMIT: u32 = 200;
+}
+
+/// What a matrix cell says of one key on one branch, compared with the default branch.
+/// On the wire it is one character of [`MatrixBranch::cells`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cell {
+    /// `p`: on this branch and on the default branch.
+    Present,
+    /// `m`: on the default branch, not on this one.
+    Missing,
+    /// `o`: on this branch only, not on the default branch.
+    Only,
+    /// `.`: on neither (another branch of the page has it).
+    Absent,
+}
+
+impl Cell {
+    pub fn of(here: bool, on_default: bool) -> Cell {
+        match (here, on_default) {
+            (true, true) => Cell::Present,
+            (false, true) => Cell::Missing,
+            (true, false) => Cell::Only,
+            (false, false) => Cell::Absent,
+        }
+    }
+
+    pub fn as_char(self) -> char {
+        match self {
+            Cell::Present => 'p',
+            Cell::Missing => 'm',
+            Cell::Only => 'o',
+            Cell::Absent => '.',
+        }
+    }
+
+    pub fn from_char(c: char) -> Option<Cell> {
+        match c {
+            'p' => Some(Cell::Present),
+            'm' => Some(Cell::Missing),
+            'o' => Some(Cell::Only),
+            '.' => Some(Cell::Absent),
+            _ => None,
+        }
+    }
+}
+
+/// One column of the matrix: a branch's latest version, compared with the default branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatrixBranch {
+    pub branch: String,
+    pub version: u64,
+    pub key_count: u64,
+    pub pushed_by: String,
+    pub pushed_at: String,
+    /// Keys of the default branch this branch lacks.
+    pub missing: u64,
+    /// Keys this branch has that the default branch lacks.
+    pub only: u64,
+    /// One [`Cell`] character per entry of [`MatrixPage::keys`], in that order.
+    pub cells: String,
+}
+
+/// `GET /matrix/{project}?limit=N&after=BRANCH&default=BRANCH`: key names (rows) ×
+/// branches (columns) from names alone. Every page starts with the default branch's
+/// column, then up to `limit` other branches in name order; `keys` is every name of the
+/// default branch and of the page's branches, sorted, so each page stands alone (a key
+/// missing from another page's `keys` is on neither that page's branches nor the default
+/// branch). The default branch is `default` when given, else `main`, else `master`, else
+/// the first branch by name; `null` (with no columns) for a project with no env yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatrixPage {
+    pub default_branch: Option<String>,
+    pub keys: Vec<String>,
+    pub branches: Vec<MatrixBranch>,
+    pub next_after: Option<String>,
+}
+
+impl MatrixPage {
+    /// Branches per page (besides the default branch) when `limit` is not given.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// Largest `limit` accepted.
+    pub const MAX_LIMIT: u32 = 100;
+}
+
+/// Which version an audit chain check could not account for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRef {
+    pub project: String,
+    pub branch: String,
+    pub version: u64,
+}
+
+/// `GET /audit-chain`: the result of the walk `envsync-server audit verify` runs. `ok`
+/// with `rows` and the `head` (`ID:HASH`, what `audit verify --anchor` takes; `null` for an
+/// empty log), or not `ok` with the first bad row (`bad_row`) or the first version the log
+/// does not account for (`bad_version`). `message` is the line `audit verify` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainState {
+    pub ok: bool,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// `ID:HASH` of the last row of every chain (one per project, one for the server's
+    /// events): each is an `audit verify --anchor`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heads: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad_row: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad_version: Option<VersionRef>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,7 +182,7 @@ fn write_merged(
     merged: &[u8],
     theirs: Fetched,
 ) -> Result<Option<PathBuf>> {
-    let backup = if before.expose() == merged {
+    let backup = if envsync_common::secret::ct_eq(before.expose(), merged) {
         None
     } else {
         Some(ctx.env.backup(before.expose())?)

@@ -15,6 +15,8 @@
 //!   where TLS can slot in.
 //! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret;
 //!   [`limiter`] answers 429 to a client address that keeps failing authentication.
+//! - [`dashboard`] is the web page served at `/` (embedded files) and the security headers
+//!   every response carries.
 //! - [`store::sqlite::chain`] is the audit log's hash chain and its verifier (what
 //!   `envsync-server audit verify` runs).
 
@@ -22,6 +24,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod dashboard;
 pub mod error;
 pub mod handlers;
 pub mod limiter;

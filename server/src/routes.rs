@@ -9,8 +9,8 @@ use crate::App;
 use crate::auth::Principal;
 use crate::connections::ClientAddr;
 use crate::error::{ApiError, recover};
-use crate::handlers::query::{AfterQuery, BeforeQuery, PullQuery};
-use crate::handlers::{audit, env, health, tokens};
+use crate::handlers::query::{AfterQuery, AuditFilterQuery, BeforeQuery, MatrixQuery, PullQuery};
+use crate::handlers::{audit, chain, env, health, matrix, projects, tokens};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,7 +22,8 @@ use warp::{Filter, Rejection, Reply};
 /// only after authentication.
 pub type Body = Bytes;
 
-/// Builds the API: every route, the error recovery and the access log.
+/// Builds the API and the dashboard: every route, the error recovery, the security
+/// headers every response carries, and the access log.
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let max_body = app.settings.max_body;
     let app = warp::any().map(move || app.clone());
@@ -51,6 +52,13 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(auth.clone())
         .and(warp::query::<PullQuery>())
         .and_then(env::pull);
+    let matrix = warp::path!("matrix" / String)
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and(warp::query::<AfterQuery>())
+        .and(warp::query::<MatrixQuery>())
+        .and_then(matrix::get);
     let keys = warp::path!("env" / String / String / "keys")
         .and(warp::get())
         .and(app.clone())
@@ -74,6 +82,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(app.clone())
         .and(auth.clone())
         .and(warp::query::<BeforeQuery>())
+        .and(warp::query::<AuditFilterQuery>())
         .and_then(audit::list);
 
     let audit_all = warp::path!("audit")
@@ -81,7 +90,19 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(app.clone())
         .and(auth.clone())
         .and(warp::query::<BeforeQuery>())
+        .and(warp::query::<AuditFilterQuery>())
         .and_then(audit::list_all);
+    let audit_chain = warp::path!("audit-chain")
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and_then(chain::get);
+    let projects = warp::path!("projects")
+        .and(warp::get())
+        .and(app.clone())
+        .and(auth.clone())
+        .and(warp::query::<AfterQuery>())
+        .and_then(projects::list);
 
     let mint = warp::path!("tokens")
         .and(warp::post())
@@ -100,8 +121,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(auth)
         .and_then(tokens::revoke);
 
-    health
+    crate::dashboard::routes()
+        .or(health)
         .or(whoami)
+        .or(projects)
+        .or(matrix)
         .or(push)
         .or(pull)
         .or(keys)
@@ -109,10 +133,14 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .or(branches)
         .or(audit)
         .or(audit_all)
+        .or(audit_chain)
         .or(mint)
         .or(list_tokens)
         .or(revoke)
         .recover(recover)
+        .with(warp::reply::with::headers(
+            crate::dashboard::security_headers(),
+        ))
         .with(warp::log::custom(access_log))
 }
 

@@ -15,6 +15,7 @@ pub use tempfile::TempDir;
 
 pub mod proxy;
 pub mod pty;
+pub mod webdriver;
 
 /// A passphrase long enough for the CLI's strength check.
 pub const PASS: &str = "correct horse battery staple";
@@ -26,6 +27,12 @@ fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let deps = exe.parent().expect("deps dir");
     deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// The workspace's `target/` directory, where tests leave what people look at afterwards
+/// (the dashboard's screenshots).
+pub fn target_dir() -> PathBuf {
+    bin_dir().parent().map_or_else(bin_dir, Path::to_path_buf)
 }
 
 /// The path of one of the workspace's binaries. `cargo test --workspace` builds them (both

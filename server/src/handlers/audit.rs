@@ -1,15 +1,20 @@
 //! `GET /audit/{project}?limit=N&before=ID`: the audit log, newest first, for the
 //! project's owners. `GET /audit` pages through every event, including those of no project
 //! (token mints and revocations, refused token requests), for administrators only.
+//!
+//! Both take `action`, `actor`, `branch` and `outcome` filters (exact matches). A filtered
+//! page is gathered from the store's pages here, reading at most [`FILTER_SCAN`] events per
+//! request: it may hold fewer than `limit` events and still have a `next_before`, where
+//! the next request goes on reading.
 
-use super::query::BeforeQuery;
+use super::query::{AuditFilter, AuditFilterQuery, BeforeQuery};
 use super::{Need, allow, json};
 use crate::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::store::Action;
 use crate::store::AuditQuery;
-use envsync_common::api::AuditPage;
+use envsync_common::api::{AuditEvent, AuditPage};
 use std::sync::Arc;
 use warp::Rejection;
 use warp::http::StatusCode;
@@ -20,7 +25,9 @@ pub async fn list(
     app: Arc<App>,
     who: Principal,
     params: BeforeQuery,
+    filter: AuditFilterQuery,
 ) -> Result<Response, Rejection> {
+    let filter = filter.filter()?;
     let project = super::project(&project)?;
     allow(
         &app,
@@ -31,33 +38,99 @@ pub async fn list(
         None,
     )
     .await?;
-    page(&app, Some(&project), params).await
+    page(&app, Some(&project), params, &filter).await
 }
 
 pub async fn list_all(
     app: Arc<App>,
     who: Principal,
     params: BeforeQuery,
+    filter: AuditFilterQuery,
 ) -> Result<Response, Rejection> {
+    let filter = filter.filter()?;
     allow(&app, &who, Need::Admin, Action::Audit, None, None).await?;
-    page(&app, None, params).await
+    page(&app, None, params, &filter).await
 }
+
+/// Most events one filtered request reads from the store before it answers.
+pub const FILTER_SCAN: usize = 5000;
 
 async fn page(
     app: &App,
     project: Option<&str>,
     params: BeforeQuery,
+    filter: &AuditFilter,
 ) -> Result<Response, Rejection> {
     let limit = params.limit(AuditPage::DEFAULT_LIMIT, AuditPage::MAX_LIMIT)?;
     let before = params.before()?;
-    let page = app
-        .store
+    let page = if *filter == AuditFilter::default() {
+        read(app, project, limit, before).await?
+    } else {
+        filtered(app, project, limit, before, filter).await?
+    };
+    Ok(json(StatusCode::OK, &page))
+}
+
+async fn read(
+    app: &App,
+    project: Option<&str>,
+    limit: u32,
+    before: Option<u64>,
+) -> Result<AuditPage, ApiError> {
+    app.store
         .audit(AuditQuery {
             project,
             limit,
             before,
         })
         .await
-        .map_err(|e| ApiError::from_store(e, String::new))?;
-    Ok(json(StatusCode::OK, &page))
+        .map_err(|e| ApiError::from_store(e, String::new))
+}
+
+/// Up to `limit` matching events, reading store pages from `before` on until the page is
+/// full, the log ends, or [`FILTER_SCAN`] events were read.
+async fn filtered(
+    app: &App,
+    project: Option<&str>,
+    limit: u32,
+    mut before: Option<u64>,
+    filter: &AuditFilter,
+) -> Result<AuditPage, ApiError> {
+    let mut events = Vec::new();
+    let mut scanned = 0;
+    loop {
+        let page = read(app, project, AuditPage::MAX_LIMIT, before).await?;
+        let count = page.events.len();
+        for (index, event) in page.events.into_iter().enumerate() {
+            scanned += 1;
+            if !matches(filter, &event) {
+                continue;
+            }
+            let id = event.id;
+            events.push(event);
+            if events.len() == limit as usize {
+                let last = index + 1 == count && page.next_before.is_none();
+                return Ok(AuditPage {
+                    events,
+                    next_before: (!last).then_some(id),
+                });
+            }
+        }
+        before = page.next_before;
+        if before.is_none() || scanned >= FILTER_SCAN {
+            return Ok(AuditPage {
+                events,
+                next_before: before,
+            });
+        }
+    }
+}
+
+fn matches(filter: &AuditFilter, event: &AuditEvent) -> bool {
+    let is =
+        |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
+    is(&filter.action, Some(&event.action))
+        && is(&filter.actor, Some(&event.actor))
+        && is(&filter.branch, event.branch.as_deref())
+        && is(&filter.outcome, Some(&event.outcome))
 }

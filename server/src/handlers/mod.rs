@@ -2,8 +2,11 @@
 //! share: name decoding, the role checks (every refusal is audited) and JSON replies.
 
 pub mod audit;
+pub mod chain;
 pub mod env;
 pub mod health;
+pub mod matrix;
+pub mod projects;
 pub mod query;
 pub mod tokens;
 

@@ -6,7 +6,7 @@
 //! signed 64-bit (a `u64` above `i64::MAX` used to end as a 500).
 
 use crate::error::ApiError;
-use envsync_common::names::validate_branch;
+use envsync_common::names::{validate_branch, validate_project};
 use serde::Deserialize;
 
 /// The largest number a query may carry: SQLite's integers are `i64`.
@@ -69,6 +69,77 @@ impl AfterQuery {
                 .map(|()| Some(name.to_owned()))
                 .map_err(|e| ApiError::bad_request(format!("after: invalid {e}"))),
         }
+    }
+}
+
+impl AfterQuery {
+    /// The cursor of `/projects`: only projects whose id sorts after this one.
+    pub fn after_project(&self) -> Result<Option<String>, ApiError> {
+        match self.after.as_deref() {
+            None | Some("") => Ok(None),
+            Some(name) => validate_project(name)
+                .map(|()| Some(name.to_owned()))
+                .map_err(|e| ApiError::bad_request(format!("after: invalid {e}"))),
+        }
+    }
+}
+
+/// `?default=BRANCH` of the matrix: the branch the others are compared with.
+#[derive(Debug, Default, Deserialize)]
+pub struct MatrixQuery {
+    default: Option<String>,
+}
+
+impl MatrixQuery {
+    pub fn default_branch(&self) -> Result<Option<String>, ApiError> {
+        match self.default.as_deref() {
+            None | Some("") => Ok(None),
+            Some(name) => validate_branch(name)
+                .map(|()| Some(name.to_owned()))
+                .map_err(|e| ApiError::bad_request(format!("default: invalid {e}"))),
+        }
+    }
+}
+
+/// `?action=…&actor=…&branch=…&outcome=…` of the audit lists: exact matches, each
+/// optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditFilterQuery {
+    action: Option<String>,
+    actor: Option<String>,
+    branch: Option<String>,
+    outcome: Option<String>,
+}
+
+/// The audit filters of a request, checked; empty values are no filter.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub branch: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// Longest filter value accepted: an email is at most 320 bytes, a branch 255.
+pub const MAX_FILTER_LEN: usize = 320;
+
+impl AuditFilterQuery {
+    pub fn filter(&self) -> Result<AuditFilter, ApiError> {
+        let check = |name: &str, value: &Option<String>| match value.as_deref() {
+            None | Some("") => Ok(None),
+            Some(v) if v.len() > MAX_FILTER_LEN || v.chars().any(char::is_control) => {
+                Err(ApiError::bad_request(format!(
+                    "{name} must be at most {MAX_FILTER_LEN} bytes with no control characters"
+                )))
+            }
+            Some(v) => Ok(Some(v.to_owned())),
+        };
+        Ok(AuditFilter {
+            action: check("action", &self.action)?,
+            actor: check("actor", &self.actor)?,
+            branch: check("branch", &self.branch)?,
+            outcome: check("outcome", &self.outcome)?,
+        })
     }
 }
 

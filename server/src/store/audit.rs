@@ -14,19 +14,23 @@ pub enum Action {
     Versions,
     Branches,
     Audit,
+    AuditVerify,
+    Matrix,
     TokenMint,
     TokenList,
     TokenRevoke,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 11] = [
         Action::Push,
         Action::Pull,
         Action::Keys,
         Action::Versions,
         Action::Branches,
         Action::Audit,
+        Action::AuditVerify,
+        Action::Matrix,
         Action::TokenMint,
         Action::TokenList,
         Action::TokenRevoke,
@@ -40,6 +44,8 @@ impl Action {
             Action::Versions => "versions",
             Action::Branches => "branches",
             Action::Audit => "audit",
+            Action::AuditVerify => "audit.verify",
+            Action::Matrix => "matrix",
             Action::TokenMint => "token.mint",
             Action::TokenList => "token.list",
             Action::TokenRevoke => "token.revoke",

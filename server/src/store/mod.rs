@@ -185,6 +185,9 @@ pub trait Store: Send + Sync + 'static {
     /// A page of a project's branches with their latest versions, sorted by name.
     fn branches(&self, query: BranchesQuery) -> StoreFuture<'_, BranchesPage>;
 
+    /// Up to `limit` names of projects that hold a version, in name order, after `after`.
+    fn projects(&self, after: Option<String>, limit: u32) -> StoreFuture<'_, Vec<String>>;
+
     /// A page of the audit log.
     fn audit(&self, query: AuditQuery<'_>) -> StoreFuture<'_, AuditPage>;
 

@@ -13,6 +13,7 @@ mod auth;
 mod binary;
 mod concurrency;
 mod connections;
+mod dashboard;
 mod disk;
 mod durability;
 mod hygiene;

@@ -128,6 +128,18 @@ async fn every_route_against_every_role_follows_the_owner_s_scope(backend: Backe
         case("audit p2", "GET", "/audit/p2", [200, 403, 403, 403]),
         case("audit, every event", "GET", "/audit", [200, 403, 403, 403]),
         case("token list", "GET", "/tokens", [200, 200, 403, 403]),
+        // The dashboard's routes (issue 13): what each may read, and the chain for
+        // administrators only (it spans every project).
+        case("projects", "GET", "/projects", [200, 200, 200, 200]),
+        case("matrix p1", "GET", "/matrix/p1", [200, 200, 200, 200]),
+        case("matrix p2", "GET", "/matrix/p2", [200, 403, 403, 403]),
+        case("audit chain", "GET", "/audit-chain", [200, 403, 403, 403]),
+        case(
+            "audit p1, filtered",
+            "GET",
+            "/audit/p1?action=push&outcome=ok",
+            [200, 200, 403, 403],
+        ),
         // Minting: an owner of p1 only for p1, never an unscoped token.
         mint(
             "mint developer p1",

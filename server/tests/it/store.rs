@@ -208,6 +208,27 @@ async fn each_project_has_its_own_chain(backend: Backend) {
 }
 
 on_each_backend! {
+/// The projects holding a version, in name order, paged by `after` (the dashboard's
+/// administrator list): a project whose only event is a refused push is not one.
+async fn projects_are_listed_in_name_order_and_paged(backend: Backend) {
+    let (_db, store) = open(backend).await;
+    assert!(store.projects(None, 10).await.unwrap().is_empty());
+    for project in ["b", "a", "c", "a"] {
+        let mut p = push("main", None, &["A"]);
+        p.project = project.into();
+        let _ = store.push(p).await; // the second "a" is a conflict
+    }
+    let mut p = push("other", None, &["A"]);
+    p.project = "b".into();
+    store.push(p).await.unwrap();
+    assert_eq!(store.projects(None, 10).await.unwrap(), ["a", "b", "c"]);
+    assert_eq!(store.projects(None, 2).await.unwrap(), ["a", "b"]);
+    assert_eq!(store.projects(Some("b".into()), 2).await.unwrap(), ["c"]);
+    assert!(store.projects(Some("c".into()), 2).await.unwrap().is_empty());
+}
+}
+
+on_each_backend! {
 /// Versions and audit rows are append-only in the database itself: an UPDATE or DELETE
 /// by another connection is refused, whoever sends it.
 async fn versions_and_audit_rows_are_append_only_in_the_database(backend: Backend) {

@@ -5,6 +5,7 @@
 mod agent;
 mod branch_names;
 mod cli;
+mod dashboard;
 mod faults;
 mod fidelity;
 mod hooks;

@@ -534,6 +534,27 @@ impl Store for PgStore {
         })
     }
 
+    fn projects(&self, after: Option<String>, limit: u32) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            // A loose index scan over the versions' unique (project, branch, version) index.
+            let rows = self
+                .query(
+                    "WITH RECURSIVE p(name, n) AS (
+                         SELECT (SELECT MIN(project) FROM versions WHERE project > $1), 1::bigint
+                         UNION ALL
+                         SELECT (SELECT MIN(project) FROM versions WHERE project > p.name), n + 1
+                         FROM p WHERE p.name IS NOT NULL AND n < $2
+                     )
+                     SELECT name FROM p WHERE name IS NOT NULL",
+                    &[&after.unwrap_or_default(), &i64::from(limit)],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| Ok(r.try_get(0)?))
+                .collect::<Result<Vec<String>, StoreError>>()
+        })
+    }
+
     fn branches(&self, query: BranchesQuery) -> StoreFuture<'_, BranchesPage> {
         Box::pin(async move {
             let fetch = i64::from(query.limit) + 1;

@@ -353,6 +353,27 @@ impl Store for SqliteStore {
         })
     }
 
+    fn projects(&self, after: Option<String>, limit: u32) -> StoreFuture<'_, Vec<String>> {
+        // A loose index scan over `UNIQUE (project, branch, version)`: one index seek per
+        // project, whatever the number of versions.
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "WITH RECURSIVE p(name, n) AS (
+                     SELECT (SELECT MIN(project) FROM versions WHERE project > ?1), 1
+                     UNION ALL
+                     SELECT (SELECT MIN(project) FROM versions WHERE project > p.name), n + 1
+                     FROM p WHERE p.name IS NOT NULL AND n < ?2
+                 )
+                 SELECT name FROM p WHERE name IS NOT NULL",
+            )?;
+            let after = after.unwrap_or_default();
+            let names = stmt
+                .query_map(params![after, i64::from(limit)], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(names)
+        })
+    }
+
     fn branches(&self, query: BranchesQuery) -> StoreFuture<'_, BranchesPage> {
         self.read(move |conn| {
             let fetch = i64::from(query.limit) + 1;
