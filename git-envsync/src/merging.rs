@@ -17,7 +17,7 @@ use envsync_common::envdoc::Document;
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
 use envsync_common::merge::{self, Change, Conflict};
-use envsync_common::secret::SecretBytes;
+use envsync_common::secret::{self, SecretBytes};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -59,6 +59,8 @@ pub struct Merged {
     /// Keys that came in from it (added, changed or removed).
     pub incoming: Vec<String>,
     pub backup: Option<PathBuf>,
+    /// The file already held that version's bytes: nothing was merged.
+    pub already: bool,
 }
 
 /// The three sides of a merge, read and verified.
@@ -104,7 +106,6 @@ fn sides(ctx: &Context, api: &Api, keyring: &mut Keyring, latest: u64) -> Result
                 ctx.branch
             ))
         })?;
-    let base = base_of(ctx, &file)?;
     let ours = sync::read_env(ctx)?
         .ok_or_else(|| CliError::refused(format!("there is no {} to merge", ctx.env_display())))?;
     let theirs = sync::fetch_version(
@@ -116,6 +117,15 @@ fn sides(ctx: &Context, api: &Api, keyring: &mut Keyring, latest: u64) -> Result
         ReadRules::default(),
     )?
     .ok_or_else(|| CliError::refused(format!("{} has no version {latest}", ctx.branch)))?;
+    // The file already holds their bytes (a pull killed between writing the file and
+    // recording it): whatever the base, the merge is theirs, so none is needed.
+    let base = match base_of(ctx, &file) {
+        Ok(base) => base,
+        Err(_) if secret::ct_eq(ours.expose(), theirs.content.expose()) => {
+            SecretBytes::new(ours.expose().to_vec())
+        }
+        Err(e) => return Err(e),
+    };
     let theirs_by = api
         .latest_version(&ctx.config.project, &ctx.branch)
         .ok()
@@ -165,12 +175,14 @@ pub fn merge_latest(
     doc.apply(&result.edits)
         .map_err(|e| CliError::refused(format!("cannot merge {}: {e}", ctx.env_display())))?;
     let merged = doc.to_bytes();
+    let already = secret::ct_eq(sides.ours.expose(), sides.theirs.content.expose());
     let incoming = result.incoming().iter().map(|k| (*k).to_owned()).collect();
     let backup = write_merged(ctx, &sides.ours, merged.expose(), sides.theirs)?;
     Ok(Merged {
         version: latest,
         incoming,
         backup,
+        already,
     })
 }
 
@@ -182,7 +194,7 @@ fn write_merged(
     merged: &[u8],
     theirs: Fetched,
 ) -> Result<Option<PathBuf>> {
-    let backup = if envsync_common::secret::ct_eq(before.expose(), merged) {
+    let backup = if secret::ct_eq(before.expose(), merged) {
         None
     } else {
         Some(ctx.env.backup(before.expose())?)
@@ -411,6 +423,7 @@ pub fn finish_with(
         version: pending.theirs_version,
         incoming: Vec::new(),
         backup,
+        already: false,
     })
 }
 

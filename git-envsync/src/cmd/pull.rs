@@ -54,9 +54,14 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
         if global.json {
             out::json(&json!({
-                "written": true, "branch": ctx.branch, "version": merged.version,
-                "merged": true, "incoming": merged.incoming,
+                "written": !merged.already, "branch": ctx.branch, "version": merged.version,
+                "merged": !merged.already, "incoming": merged.incoming,
             }));
+        } else if merged.already {
+            out::say(&format!(
+                "{file} is up to date with {} version {}",
+                ctx.branch, merged.version
+            ));
         } else {
             out::say(&format!(
                 "Merged {} version {} into {file}, your edits kept ({}); git envsync push publishes the result",

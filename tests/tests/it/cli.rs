@@ -154,8 +154,9 @@ fn stale_push_is_refused_and_server_unchanged() {
     alice.write_env("A=2\n");
     alice.envsync(&["push"]).ok();
 
+    // --no-merge: the stale base is refused outright, naming who moved the branch on.
     bob.write_env("A=3\nB=1\n");
-    let out = bob.envsync(&["push"]).clean().code(1);
+    let out = bob.envsync(&["push", "--no-merge"]).clean().code(1);
     assert!(out.stderr.contains("version 2"), "{out:#?}");
     assert!(out.stderr.contains("dev@example.com"), "{out:#?}");
     assert!(
@@ -164,9 +165,18 @@ fn stale_push_is_refused_and_server_unchanged() {
     );
     assert_eq!(server_keys(&server, &alice.token, "stale", "main"), ["A"]);
 
-    // Pull refuses to overwrite bob's unpushed edits, and leaves the file alone.
+    // A plain push tries to merge version 2 in; both changed A, so it stops and writes
+    // nothing, here or on the server.
+    let out = bob.envsync(&["push"]).clean().code(1);
+    assert!(out.stderr.contains("merge stopped"), "{out:#?}");
+    assert!(out.stderr.contains("both changed A"), "{out:#?}");
+    assert!(out.stderr.contains("dev@example.com"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), b"A=3\nB=1\n");
+    assert_eq!(server_keys(&server, &alice.token, "stale", "main"), ["A"]);
+
+    // Pull stops on the same conflict and leaves bob's unpushed edits alone.
     let out = bob.envsync(&["pull"]).clean().code(1);
-    assert!(out.stderr.contains("local edits"), "{out:#?}");
+    assert!(out.stderr.contains("both changed A"), "{out:#?}");
     assert_eq!(bob.read_env().unwrap(), b"A=3\nB=1\n");
 
     // --force saves a 0600 backup first.

@@ -318,11 +318,54 @@ fn sentinels_never_leave_the_env_file() {
         log("weak pass push", traced(&wrong, &["push", "--force"], &[])).refused();
     }
 
-    // A conflict, then local edits that pull refuses to overwrite, then --force's backup.
+    // A clean merge on push; a conflict on push (kept for `merge`) and with --no-merge;
+    // resolving it per key and through the merge file; then local edits that pull
+    // refuses to overwrite, and --force's backup.
     alice.write_env(format!("{env}NEW={VALUE}\n"));
     log("push v2", traced(&alice, &["push"], &[])).ok();
     bob.write_env(format!("{env}MINE={VALUE}\n"));
+    log("merge on push", traced(&bob, &["push"], &[])).ok();
+    log("alice pulls the merge", traced(&alice, &["pull"], &[])).ok();
+    alice.write_env(format!(
+        "{env}NEW={VALUE}\nMINE={VALUE}-alice\nBOTH={VALUE}-a\n"
+    ));
+    log("push v4", traced(&alice, &["push"], &[])).ok();
+    bob.write_env(format!(
+        "{env}NEW={VALUE}\nMINE={VALUE}-bob\nBOTH={VALUE}-b\n"
+    ));
     log("conflict", traced(&bob, &["push"], &[])).refused();
+    log(
+        "conflict --no-merge",
+        traced(&bob, &["push", "--no-merge"], &[]),
+    )
+    .refused();
+    log("conflict on pull", traced(&bob, &["pull"], &[])).refused();
+    log("merge shown", traced(&bob, &["merge"], &[])).ok();
+    log(
+        "merge --theirs",
+        traced(&bob, &["merge", "--theirs", "MINE"], &[]),
+    )
+    .ok();
+    log("merge --edit", traced(&bob, &["merge", "--edit"], &[])).ok();
+    let merge_file = bob.repo.join(".env.merge");
+    assert!(contains(&fs::read(&merge_file).unwrap(), VALUE));
+    log(
+        "merge --continue",
+        traced(&bob, &["merge", "--continue"], &[]),
+    )
+    .refused();
+    fs::write(
+        &merge_file,
+        format!("{env}NEW={VALUE}\nMINE={VALUE}-alice\nBOTH={VALUE}-b\n"),
+    )
+    .unwrap();
+    log(
+        "merge --continue",
+        traced(&bob, &["merge", "--continue"], &[]),
+    )
+    .ok();
+    log("push the merge", traced(&bob, &["push"], &[])).ok();
+    bob.write_env(format!("{env}MINE={VALUE}\n"));
     log("local edits", traced(&bob, &["pull"], &[])).refused();
     log("pull --force", traced(&bob, &["pull", "--force"], &[])).ok();
     log("rollback", traced(&bob, &["rollback", "1"], &[])).ok();
@@ -387,8 +430,10 @@ fn sentinels_never_leave_the_env_file() {
         .into_iter()
         .filter(|(p, _)| p.to_string_lossy().contains(".env.backup-"))
         .collect();
-    assert_eq!(backups.len(), 1);
-    assert!(contains(&backups[0].1, VALUE));
+    assert!(!backups.is_empty());
+    for (path, bytes) in &backups {
+        assert!(contains(bytes, VALUE), "{}", path.display());
+    }
     let tokens = [alice.token.as_str(), bob.token.as_str(), owner.as_str()];
     let secrets = secrets(&tokens);
     for (what, run) in &runs {
