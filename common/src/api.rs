@@ -5,6 +5,7 @@
 //! plaintext value: `ciphertext` is an armored age file and `keys` are names only.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -33,6 +34,35 @@ pub struct PushRequest {
     pub keys: Vec<String>,
     /// The version this push was made on top of; `None` for a branch's first push.
     pub base_version: Option<u64>,
+    /// Value fingerprints (see `crate::fingerprint`): key name → 32 lowercase hex
+    /// characters, one for every name in `keys`. Absent when the pusher sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<Fingerprints>,
+}
+
+/// Value fingerprints of one version: key name → fingerprint.
+pub type Fingerprints = BTreeMap<String, String>;
+
+/// Whether `fingerprints` fits `keys`: one fingerprint for every name and no other, each
+/// 32 lowercase hex characters.
+pub fn fingerprints_fit(keys: &[String], fingerprints: &Fingerprints) -> Result<(), String> {
+    if let Some((name, _)) = fingerprints.iter().find(|(_, f)| {
+        f.len() != 32
+            || !f
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }) {
+        return Err(format!(
+            "the fingerprint of {name} is not 32 lowercase hex characters"
+        ));
+    }
+    if let Some(name) = fingerprints.keys().find(|n| !keys.contains(n)) {
+        return Err(format!("a fingerprint for {name}, which is not in keys"));
+    }
+    if let Some(name) = keys.iter().find(|n| !fingerprints.contains_key(*n)) {
+        return Err(format!("no fingerprint for {name}"));
+    }
+    Ok(())
 }
 
 /// `POST /env/{project}/{branch}` answer (201).
@@ -49,6 +79,10 @@ pub struct EnvResponse {
     pub keys: Vec<String>,
     pub pushed_by: String,
     pub pushed_at: String,
+    /// Value fingerprints (see `crate::fingerprint`): key name → 32 lowercase hex
+    /// characters, one for every name in `keys`. Absent when the pusher sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<Fingerprints>,
 }
 
 /// `GET /env/{project}/{branch}/keys`.
@@ -56,6 +90,10 @@ pub struct EnvResponse {
 pub struct KeysResponse {
     pub version: u64,
     pub keys: Vec<String>,
+    /// Value fingerprints (see `crate::fingerprint`): key name → 32 lowercase hex
+    /// characters, one for every name in `keys`. Absent when the pusher sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<Fingerprints>,
 }
 
 /// One row of `GET /env/{project}/{branch}/versions` (newest first).
@@ -65,6 +103,10 @@ pub struct VersionInfo {
     pub keys: Vec<String>,
     pub pushed_by: String,
     pub pushed_at: String,
+    /// Value fingerprints (see `crate::fingerprint`): key name → 32 lowercase hex
+    /// characters, one for every name in `keys`. Absent when the pusher sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<Fingerprints>,
 }
 
 /// `GET /env/{project}/{branch}/versions?limit=N&before=V`: a branch's versions, newest
@@ -429,6 +471,27 @@ pub struct ChainState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_fit_their_keys_exactly() {
+        let keys = vec!["A".to_owned(), "B".to_owned()];
+        let good = "0123456789abcdef0123456789abcdef".to_owned();
+        let map = |pairs: &[(&str, &str)]| -> Fingerprints {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert!(fingerprints_fit(&keys, &map(&[("A", &good), ("B", &good)])).is_ok());
+        assert!(fingerprints_fit(&keys, &map(&[("A", &good)])).is_err());
+        assert!(
+            fingerprints_fit(&keys, &map(&[("A", &good), ("B", &good), ("C", &good)])).is_err()
+        );
+        let upper = good.to_uppercase();
+        assert!(fingerprints_fit(&keys, &map(&[("A", &good), ("B", &upper)])).is_err());
+        assert!(fingerprints_fit(&keys, &map(&[("A", &good), ("B", &good[1..])])).is_err());
+        assert!(fingerprints_fit(&[], &Fingerprints::new()).is_ok());
+    }
 
     #[test]
     fn ttl_units() {

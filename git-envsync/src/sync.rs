@@ -191,6 +191,7 @@ fn try_push_version(
         ciphertext: keyring.seal(&binding, content)?,
         keys: keys.clone(),
         base_version: base,
+        fingerprints: None,
     };
     let answer = match api.push(&ctx.config.project, &branch.branch, &request) {
         Ok(answer) => answer,

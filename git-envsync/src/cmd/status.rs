@@ -60,6 +60,7 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
         None => live.map(|k| KeysResponse {
             version: k.version,
             keys: k.keys,
+            fingerprints: None,
         }),
         Some(e) => {
             why = Some(match &e {

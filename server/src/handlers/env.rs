@@ -251,6 +251,7 @@ mod tests {
             ciphertext: "not age".into(),
             keys: vec!["A".into()],
             base_version: None,
+            fingerprints: None,
         };
         let quotas = Quotas::default();
         let err = check_push(&request, &quotas).unwrap_err();

@@ -492,6 +492,7 @@ impl Store for PgStore {
             Ok(KeysResponse {
                 version: unsigned(row.try_get(0)?),
                 keys: serde_json::from_str(keys)?,
+                fingerprints: None,
             })
         })
     }
@@ -525,6 +526,7 @@ impl Store for PgStore {
                     keys: serde_json::from_str(keys)?,
                     pushed_by: r.try_get(2)?,
                     pushed_at: r.try_get(3)?,
+                    fingerprints: None,
                 });
             }
             Ok(VersionsPage {

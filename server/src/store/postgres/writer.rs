@@ -570,6 +570,7 @@ fn plan_pull(plan: &mut Plan, pull: &PullRequest, row: Option<&tokio_postgres::R
         keys: serde_json::from_str(&keys)?,
         pushed_by: row.try_get(3).map_err(StoreError::from)?,
         pushed_at: row.try_get(4).map_err(StoreError::from)?,
+        fingerprints: None,
     };
     plan.event(pull_event(pull, Some(env.version)))?;
     Ok(Done::Env(env))

@@ -312,6 +312,7 @@ impl Store for SqliteStore {
             Ok(KeysResponse {
                 version,
                 keys: serde_json::from_str(&keys)?,
+                fingerprints: None,
             })
         })
     }
@@ -344,6 +345,7 @@ impl Store for SqliteStore {
                     keys: serde_json::from_str(&keys)?,
                     pushed_by: r.get(2)?,
                     pushed_at: r.get(3)?,
+                    fingerprints: None,
                 });
             }
             Ok(VersionsPage {

@@ -88,6 +88,7 @@ pub(super) fn pull_version(
         keys: serde_json::from_str(&keys)?,
         pushed_by,
         pushed_at,
+        fingerprints: None,
     };
     insert_event(conn, &at, &pull_event(pull, Some(version)))?;
     Ok(env)
