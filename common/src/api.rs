@@ -40,11 +40,16 @@ pub struct PushRequest {
     pub fingerprints: Option<Fingerprints>,
 }
 
-/// Value fingerprints of one version: key name → fingerprint.
+/// Value fingerprints of one version: key name → fingerprint, and under
+/// [`FINGERPRINT_KEY_ID`] the id of the key they were made with (fingerprints made with
+/// different keys are not comparable).
 pub type Fingerprints = BTreeMap<String, String>;
 
-/// Whether `fingerprints` fits `keys`: one fingerprint for every name and no other, each
-/// 32 lowercase hex characters.
+/// The entry of [`Fingerprints`] that holds the key's id: the empty name, never a key's.
+pub const FINGERPRINT_KEY_ID: &str = "";
+
+/// Whether `fingerprints` fits `keys`: the key id and one fingerprint for every name and
+/// no other, each 32 lowercase hex characters.
 pub fn fingerprints_fit(keys: &[String], fingerprints: &Fingerprints) -> Result<(), String> {
     if let Some((name, _)) = fingerprints.iter().find(|(_, f)| {
         f.len() != 32
@@ -52,11 +57,18 @@ pub fn fingerprints_fit(keys: &[String], fingerprints: &Fingerprints) -> Result<
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }) {
+        let name = if name.is_empty() { "the key id" } else { name };
         return Err(format!(
             "the fingerprint of {name} is not 32 lowercase hex characters"
         ));
     }
-    if let Some(name) = fingerprints.keys().find(|n| !keys.contains(n)) {
+    if !fingerprints.contains_key(FINGERPRINT_KEY_ID) {
+        return Err("no key id (the entry named \"\")".to_owned());
+    }
+    if let Some(name) = fingerprints
+        .keys()
+        .find(|n| !n.is_empty() && !keys.contains(n))
+    {
         return Err(format!("a fingerprint for {name}, which is not in keys"));
     }
     if let Some(name) = keys.iter().find(|n| !fingerprints.contains_key(*n)) {
@@ -482,15 +494,20 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
-        assert!(fingerprints_fit(&keys, &map(&[("A", &good), ("B", &good)])).is_ok());
-        assert!(fingerprints_fit(&keys, &map(&[("A", &good)])).is_err());
-        assert!(
-            fingerprints_fit(&keys, &map(&[("A", &good), ("B", &good), ("C", &good)])).is_err()
-        );
+        let id = FINGERPRINT_KEY_ID;
+        assert!(fingerprints_fit(&keys, &map(&[(id, &good), ("A", &good), ("B", &good)])).is_ok());
+        assert!(fingerprints_fit(&keys, &map(&[("A", &good), ("B", &good)])).is_err());
+        assert!(fingerprints_fit(&keys, &map(&[(id, &good), ("A", &good)])).is_err());
+        let extra = map(&[(id, &good), ("A", &good), ("B", &good), ("C", &good)]);
+        assert!(fingerprints_fit(&keys, &extra).is_err());
         let upper = good.to_uppercase();
-        assert!(fingerprints_fit(&keys, &map(&[("A", &good), ("B", &upper)])).is_err());
-        assert!(fingerprints_fit(&keys, &map(&[("A", &good), ("B", &good[1..])])).is_err());
-        assert!(fingerprints_fit(&[], &Fingerprints::new()).is_ok());
+        assert!(
+            fingerprints_fit(&keys, &map(&[(id, &good), ("A", &good), ("B", &upper)])).is_err()
+        );
+        let short = map(&[(id, &good), ("A", &good), ("B", &good[1..])]);
+        assert!(fingerprints_fit(&keys, &short).is_err());
+        assert!(fingerprints_fit(&keys, &map(&[(id, "x"), ("A", &good), ("B", &good)])).is_err());
+        assert!(fingerprints_fit(&[], &map(&[(id, &good)])).is_ok());
     }
 
     #[test]

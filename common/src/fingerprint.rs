@@ -55,6 +55,15 @@ impl FingerprintKey {
         Ok(FingerprintKey(zeroize::Zeroizing::new(key)))
     }
 
+    /// The key's public id: which key a set of fingerprints was made with, so that sets
+    /// made with different keys (before and after a `rotate`) are never compared.
+    pub fn id(&self) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"envsync fingerprint key id");
+        hex(&mac.finalize().into_bytes()[..KEPT])
+    }
+
     /// The fingerprint of `value` for key `name` in `project`.
     pub fn fingerprint(&self, project: &str, name: &str, value: &[u8]) -> String {
         // Lengths first, so no (project, name, value) triple is the prefix of another.
@@ -64,9 +73,12 @@ impl FingerprintKey {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }
-        let tag = mac.finalize().into_bytes();
-        tag[..KEPT].iter().map(|b| format!("{b:02x}")).collect()
+        hex(&mac.finalize().into_bytes()[..KEPT])
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl fmt::Debug for FingerprintKey {
@@ -99,5 +111,10 @@ mod tests {
         assert_eq!(back.fingerprint("p", "API_KEY", b"s3cret"), a);
         assert!(!format!("{key:?}").contains(key.encode().as_str()));
         assert!(FingerprintKey::decode("AAAA").is_err());
+        // The id names the key, is not a fingerprint of anything, and differs per key.
+        assert_eq!(key.id().len(), 32);
+        assert_eq!(key.id(), back.id());
+        assert_ne!(key.id(), other.id());
+        assert_ne!(key.id(), key.fingerprint("", "", b""));
     }
 }

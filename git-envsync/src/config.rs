@@ -41,6 +41,19 @@ pub struct ProjectConfig {
     /// scrypt work factor for new passphrase-mode files: 18 to 22.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_factor: Option<u8>,
+    /// Value fingerprints (on by default): each push sends, per key, an HMAC of its value
+    /// under the project's fingerprint key, so `diff`, `status`, `log` and the hooks can
+    /// tell changed values without decrypting. `false`: the server learns no equality.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub fingerprints: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(value: &bool) -> bool {
+    *value
 }
 
 fn default_env_file() -> String {
@@ -117,6 +130,7 @@ impl ProjectConfig {
             default_branch: None,
             recipients: Vec::new(),
             work_factor: None,
+            fingerprints: true,
         }
     }
 
@@ -276,6 +290,10 @@ impl ProjectConfig {
         set(
             "work_factor",
             self.work_factor.map(|w| Value::from(i64::from(w))),
+        );
+        set(
+            "fingerprints",
+            (!self.fingerprints).then(|| Value::from(false)),
         );
         if self.recipients.is_empty() {
             doc.remove("recipients");
