@@ -20,8 +20,9 @@ use crate::prompt;
 use age::x25519;
 use envsync_common::envelope::{
     self, Binding, DEFAULT_MAX_WORK_FACTOR, DEFAULT_WORK_FACTOR, EnvelopeError, MIN_WORK_FACTOR,
-    Open, Opened, Seal,
+    Meta, Open, Opened, Seal,
 };
+use envsync_common::fingerprint::FingerprintKey;
 use envsync_common::secret::{ExposeSecret, SecretString, ct_eq};
 use envsync_common::signing::SigningKey;
 use std::io::IsTerminal;
@@ -189,17 +190,28 @@ impl Keyring {
         }
     }
 
-    pub fn seal(&mut self, binding: &Binding, env: &[u8]) -> Result<String> {
+    /// Seals `env` bound to `binding`, carrying the project's fingerprint key when given
+    /// (signed with it in team mode).
+    pub fn seal(
+        &mut self,
+        binding: &Binding,
+        env: &[u8],
+        fingerprint_key: Option<&FingerprintKey>,
+    ) -> Result<String> {
         let armored = match self.mode.clone() {
             Mode::Passphrase { work_factor } => {
                 let passphrase = self.passphrase()?;
                 check_strength(passphrase)?;
-                envelope::seal(
+                envelope::seal_with(
                     binding,
                     env,
                     &Seal::Passphrase {
                         passphrase,
                         work_factor,
+                    },
+                    &Meta {
+                        signer: None,
+                        fingerprint_key,
                     },
                 )
             }
@@ -222,7 +234,15 @@ impl Keyring {
                         signing.public()
                     )));
                 }
-                envelope::seal_signed(binding, env, &Seal::Recipients(&recipients), &signing)
+                envelope::seal_with(
+                    binding,
+                    env,
+                    &Seal::Recipients(&recipients),
+                    &Meta {
+                        signer: Some(&signing),
+                        fingerprint_key,
+                    },
+                )
             }
         };
         armored.map_err(|e| CliError::refused(format!("cannot encrypt: {e}")))

@@ -1,4 +1,6 @@
-//! Drift: which key names one side has that the other lacks. Names only, never values.
+//! Drift: which key names one side has that the other lacks, and (from value
+//! fingerprints, when both sides have them under one key) which values differ. Names
+//! only, never values.
 
 use serde::Serialize;
 
@@ -11,6 +13,9 @@ pub struct Drift {
     pub missing: Vec<String>,
     /// On the left, not on the right.
     pub extra: Vec<String>,
+    /// On both, with different values; `None` when values could not be compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
 }
 
 impl Drift {
@@ -30,17 +35,31 @@ impl Drift {
             right,
             missing,
             extra,
+            changed: None,
         }
     }
 
-    pub fn in_sync(&self) -> bool {
-        self.missing.is_empty() && self.extra.is_empty()
+    /// The keys whose values differ (see [`crate::fingerprints::changed`]).
+    pub fn with_values(mut self, changed: Option<Vec<String>>) -> Drift {
+        self.changed = changed;
+        self
     }
 
-    /// The seed-compatible block. Labels: ("Local keys", "Server keys", "locally").
+    pub fn in_sync(&self) -> bool {
+        self.missing.is_empty()
+            && self.extra.is_empty()
+            && self.changed.as_ref().is_none_or(Vec::is_empty)
+    }
+
+    /// The seed-compatible block. Labels: ("Local keys", "Server keys", "locally"). A
+    /// "Changed values" line only when values were compared.
     pub fn render(&self, left: &str, right: &str, side: &str) -> String {
+        let changed = match &self.changed {
+            Some(changed) => format!("Changed values: {}\n", list(changed)),
+            None => String::new(),
+        };
         format!(
-            "{left} ({}): {}\n{right} ({}): {}\nMissing {side}: {}\nExtra {side}: {}\nIn sync? {}\n",
+            "{left} ({}): {}\n{right} ({}): {}\nMissing {side}: {}\nExtra {side}: {}\n{changed}In sync? {}\n",
             self.left.len(),
             list(&self.left),
             self.right.len(),
@@ -62,6 +81,12 @@ impl Drift {
             self.missing
                 .iter()
                 .map(|k| format!("- {k} (missing locally)")),
+        );
+        lines.extend(
+            self.changed
+                .iter()
+                .flatten()
+                .map(|k| format!("~ {k} (value differs from the server)")),
         );
         lines
     }
@@ -105,5 +130,21 @@ mod tests {
              In sync? False\n"
         );
         assert_eq!(d.warnings(), ["- STRIPE_SECRET (missing locally)"]);
+    }
+
+    #[test]
+    fn changed_values_count_when_compared() {
+        let d = Drift::new(v(&["A", "B"]), v(&["A", "B"]));
+        assert!(d.in_sync());
+        let d = d.with_values(Some(v(&["B"])));
+        assert!(!d.in_sync());
+        assert_eq!(d.warnings(), ["~ B (value differs from the server)"]);
+        assert!(
+            d.render("Local keys", "Server keys", "locally")
+                .ends_with("Extra locally: None\nChanged values: B\nIn sync? False\n")
+        );
+        let same = Drift::new(v(&["A"]), v(&["A"])).with_values(Some(vec![]));
+        assert!(same.in_sync());
+        assert!(same.render("L", "S", "here").contains("Changed values: None\n"));
     }
 }

@@ -21,6 +21,7 @@ pub mod context;
 pub mod crypto;
 pub mod drift;
 pub mod error;
+pub mod fingerprints;
 pub mod fsutil;
 pub mod git;
 pub mod hook_blocks;

@@ -17,6 +17,7 @@ use crate::client::{Api, ApiError};
 use crate::context::Context;
 use crate::crypto::{self, Keyring};
 use crate::error::{CliError, Result};
+use crate::fingerprints;
 use crate::fsutil;
 use crate::state::{BranchState, FileState, Source};
 use envsync_common::api::{EnvResponse, PushRequest};
@@ -187,11 +188,14 @@ fn try_push_version(
     let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
+    let fingerprint_key = fingerprints::key_for_push(ctx)?;
     let request = PushRequest {
-        ciphertext: keyring.seal(&binding, content)?,
+        ciphertext: keyring.seal(&binding, content, fingerprint_key.as_ref())?,
+        fingerprints: fingerprint_key
+            .as_ref()
+            .and_then(|key| fingerprints::of(&ctx.config.project, key, content)),
         keys: keys.clone(),
         base_version: base,
-        fingerprints: None,
     };
     let answer = match api.push(&ctx.config.project, &branch.branch, &request) {
         Ok(answer) => answer,
@@ -402,6 +406,9 @@ pub struct ReadRules {
     /// `rotate`: a team-mode project may still hold passphrase files from before it moved
     /// to team keys; knowing the passphrase is what authenticates those.
     pub passphrase_ok: bool,
+    /// `rotate`: the fingerprint key a version carries is checked but not kept (the
+    /// rotation is replacing it).
+    pub key_replaced: bool,
 }
 
 /// The one verified read. `served` is the server's answer for `branch`, `asked` the
@@ -440,6 +447,19 @@ pub fn verified(
         })?;
     check_keys(ctx, opened.env.expose(), &served.keys)?;
     let signer = keyring.verify_signer(&opened, rules.allow_unsigned, rules.passphrase_ok)?;
+    if let Some(key) = &opened.fingerprint_key {
+        fingerprints::check_served(
+            &ctx.config.project,
+            key,
+            opened.env.expose(),
+            served.fingerprints.as_ref(),
+            branch,
+            served.version,
+        )?;
+        if !rules.key_replaced {
+            fingerprints::remember(ctx, key, branch);
+        }
+    }
     let sealed = if opened.passphrase {
         ("passphrase".to_owned(), keyring.loaded_verifier())
     } else {
@@ -844,6 +864,8 @@ fn seal_local_copy(ctx: &Context, branch: &mut BranchState, content: &[u8]) {
 pub struct ServerKeys {
     pub version: u64,
     pub keys: Vec<String>,
+    /// The latest version's value fingerprints, when it has them (never cached).
+    pub fingerprints: Option<envsync_common::api::Fingerprints>,
     /// From the local state: the server did not answer.
     pub cached: bool,
 }
@@ -864,6 +886,7 @@ pub fn server_keys(
             .map(|s| ServerKeys {
                 version: s.keys_version,
                 keys: s.keys,
+                fingerprints: None,
                 cached: true,
             })
     };
@@ -877,6 +900,7 @@ pub fn server_keys(
                 Some(ServerKeys {
                     version: k.version,
                     keys: k.keys,
+                    fingerprints: k.fingerprints,
                     cached: false,
                 }),
                 None,

@@ -1,16 +1,20 @@
-//! `git envsync diff`: key names only, local vs server or branch vs branch. Needs no
-//! passphrase, so a readonly token in CI can gate on drift.
+//! `git envsync diff`: key names, and which values changed (from fingerprints, never the
+//! values), local vs server or branch vs branch. Needs no passphrase, so a readonly token
+//! in CI can gate on drift.
 
 use crate::cli::Global;
 use crate::client::Timeouts;
 use crate::context::Context;
 use crate::drift::Drift;
 use crate::error::{CliError, Result};
+use crate::fingerprints;
 use crate::out;
 use crate::sync;
+use envsync_common::api::KeysResponse;
 use std::process::ExitCode;
 
-/// Show which key names differ between the env file and the server (or two branches).
+/// Show which key names differ between the env file and the server (or two branches), and
+/// which values changed, from value fingerprints, without decrypting anything.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -31,12 +35,12 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
     let project = &ctx.config.project;
-    let server_keys = |branch: &str| -> Result<Option<Vec<String>>> {
+    let server_keys = |branch: &str| -> Result<Option<KeysResponse>> {
         let keys = api.keys(project, branch).map_err(|e| api.fail(e))?;
         if let Some(k) = &keys {
             ctx.state.record_seen(branch, k.version, &k.keys)?;
         }
-        Ok(keys.map(|k| k.keys))
+        Ok(keys)
     };
 
     let (drift, labels) = match &args.against {
@@ -46,7 +50,13 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 CliError::refused(format!("{other} has no env on the server"))
                     .hint("git envsync status lists where this clone stands; the branch name may be misspelt")
             })?;
-            let drift = Drift::new(server_keys(&ctx.branch)?.unwrap_or_default(), theirs);
+            let ours = server_keys(&ctx.branch)?;
+            let changed = fingerprints::changed(
+                ours.as_ref().and_then(|k| k.fingerprints.as_ref()),
+                theirs.fingerprints.as_ref(),
+            );
+            let drift = Drift::new(ours.map(|k| k.keys).unwrap_or_default(), theirs.keys)
+                .with_values(changed);
             let labels = (
                 format!("Keys on {}", ctx.branch),
                 format!("Keys on {other}"),
@@ -65,11 +75,21 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                     ctx.branch
                 ));
             }
-            let local = match sync::read_env(&ctx)? {
+            let content = sync::read_env(&ctx)?;
+            let local = match &content {
                 Some(bytes) => sync::parse_keys(&ctx, bytes.expose())?.names,
                 None => Vec::new(),
             };
-            let drift = Drift::new(local, server_keys(&ctx.branch)?.unwrap_or_default());
+            let server = server_keys(&ctx.branch)?;
+            let changed = fingerprints::changed(
+                content
+                    .as_ref()
+                    .and_then(|c| fingerprints::of_local(&ctx, c.expose()))
+                    .as_ref(),
+                server.as_ref().and_then(|k| k.fingerprints.as_ref()),
+            );
+            let drift = Drift::new(local, server.map(|k| k.keys).unwrap_or_default())
+                .with_values(changed);
             let labels = (
                 "Local keys".to_owned(),
                 "Server keys".to_owned(),
@@ -87,6 +107,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             "right": drift.right,
             "missing": drift.missing,
             "extra": drift.extra,
+            "changed": drift.changed,
             "in_sync": drift.in_sync(),
         }));
     } else {

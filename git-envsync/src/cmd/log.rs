@@ -1,4 +1,5 @@
-//! `git envsync log`: the branch's version history, keys added and removed per version.
+//! `git envsync log`: the branch's version history, keys added and removed per version,
+//! and (from value fingerprints, without decrypting) the keys whose values changed.
 //!
 //! Who pushed a version is the server's claim (the email in the pusher's token). In
 //! team-key mode each version is also opened and its signature checked against the
@@ -10,9 +11,11 @@ use crate::client::Timeouts;
 use crate::context::Context;
 use crate::crypto::{self, Keyring};
 use crate::error::Result;
+use crate::fingerprints;
 use crate::out;
 use crate::sync::key_changes;
 use crate::sync::{self, ReadRules};
+use envsync_common::api::VersionInfo;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -52,6 +55,30 @@ fn signed_by(
     }
 }
 
+/// Which values a version changed from the one before it.
+enum Changed {
+    Values(Vec<String>),
+    /// Made with another fingerprint key (a rotation): not comparable.
+    NewKey,
+    /// No fingerprints on one side (the first version, one from before them, or off).
+    Unknown,
+}
+
+impl Changed {
+    fn of(version: &VersionInfo, older: Option<&VersionInfo>) -> Changed {
+        let (Some(new), Some(old)) = (
+            version.fingerprints.as_ref(),
+            older.and_then(|o| o.fingerprints.as_ref()),
+        ) else {
+            return Changed::Unknown;
+        };
+        match fingerprints::changed(Some(new), Some(old)) {
+            Some(keys) => Changed::Values(keys),
+            None => Changed::NewKey,
+        }
+    }
+}
+
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
@@ -68,20 +95,26 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let older = versions.get(i + 1).map_or(&empty, |o| &o.keys);
-            let (added, removed) = key_changes(older, &v.keys);
+            let older = versions.get(i + 1);
+            let (added, removed) = key_changes(older.map_or(&empty, |o| &o.keys), &v.keys);
+            let changed = Changed::of(v, older);
             let signer = verify.then(|| signed_by(&ctx, &api, &mut keyring, v.version));
-            (v, added, removed, signer)
+            (v, added, removed, changed, signer)
         })
         .collect();
 
     if global.json {
         let list: Vec<_> = rows
             .iter()
-            .map(|(v, added, removed, signer)| {
+            .map(|(v, added, removed, changed, signer)| {
                 json!({
                     "version": v.version, "pushed_by": v.pushed_by, "pushed_at": v.pushed_at,
                     "keys": v.keys.len(), "added": added, "removed": removed,
+                    "changed": match changed {
+                        Changed::Values(keys) => Some(keys),
+                        _ => None,
+                    },
+                    "new_fingerprint_key": matches!(changed, Changed::NewKey),
                     "signature": signer,
                 })
             })
@@ -93,7 +126,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         out::say(&format!("{} has no versions on the server", ctx.branch));
     }
     let mut text = String::new();
-    for (v, added, removed, signer) in rows {
+    for (v, added, removed, changed, signer) in rows {
         text.push_str(&format!(
             "version {}  {}  {}  ({} keys){}\n",
             v.version,
@@ -107,6 +140,15 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
         for k in removed {
             text.push_str(&format!("    - {k}\n"));
+        }
+        match changed {
+            Changed::Values(keys) => {
+                for k in keys {
+                    text.push_str(&format!("    ~ {k}\n"));
+                }
+            }
+            Changed::NewKey => text.push_str("    (new fingerprint key: values not compared)\n"),
+            Changed::Unknown => {}
         }
     }
     out::print(&text);

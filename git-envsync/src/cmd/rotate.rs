@@ -11,6 +11,7 @@ use crate::client::Timeouts;
 use crate::context::Context;
 use crate::crypto::{self, Keyring};
 use crate::error::{CliError, Result};
+use crate::fingerprints;
 use crate::fsutil;
 use crate::out;
 use crate::sync::{self, ReadRules};
@@ -46,6 +47,10 @@ struct Progress {
     target: String,
     /// Branch → the version the rotation created.
     done: BTreeMap<String, u64>,
+    /// The id of the new fingerprint key (kept sealed on this machine), so that a
+    /// resumed rotation goes on with the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint_key: Option<String>,
 }
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
@@ -67,6 +72,15 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         });
 
     let project = &ctx.config.project;
+    // A new fingerprint key too: whoever could read before must not be able to tell the
+    // new values' fingerprints. Kept before the first push, so a resumed rotation finds it.
+    if ctx.config.fingerprints {
+        let kept = fingerprints::local_key(&ctx).map(|k| k.id());
+        if progress.fingerprint_key.is_none() || progress.fingerprint_key != kept {
+            // (Branches a lost key's rotation already did keep that key's fingerprints.)
+            progress.fingerprint_key = Some(fingerprints::fresh(&ctx)?.id());
+        }
+    }
     // Any passphrase prompt comes now, before the progress line takes the terminal.
     if !ctx.config.team_mode() {
         reader.verifier()?;
@@ -95,6 +109,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         let rules = ReadRules {
             allow_unsigned: args.accept_unsigned,
             passphrase_ok: true,
+            key_replaced: true,
             ..ReadRules::default()
         };
         let read = sync::fetch_version(&ctx, &api, &mut reader, name, Some(info.version), rules)

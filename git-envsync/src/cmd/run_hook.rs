@@ -18,6 +18,7 @@ use crate::config::ProjectConfig;
 use crate::context::Context;
 use crate::crypto::Keyring;
 use crate::drift::Drift;
+use crate::fingerprints;
 use crate::error::{CliError, Exit, Result};
 use crate::fsutil;
 use crate::git::Repo;
@@ -521,17 +522,26 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let local = sync::parse_keys(ctx, current.expose())?.names;
-    let Some((server, cached)) = server_keys(ctx, offline) else {
+    let Some(server) = server_keys(ctx, offline) else {
         return Ok(ExitCode::SUCCESS);
     };
-    let drift = Drift::new(local, server);
+    let changed = fingerprints::changed(
+        fingerprints::of_local(ctx, current.expose()).as_ref(),
+        server.fingerprints.as_ref(),
+    );
+    let drift = Drift::new(local, server.keys).with_values(changed);
     if drift.in_sync() {
         return Ok(ExitCode::SUCCESS);
     }
     Ok(refuse(format!(
-        "{} drifts from the server's keys{}: {}",
+        "{} drifts from the server's {}{}: {}",
         ctx.env_display(),
-        if cached {
+        if drift.missing.is_empty() && drift.extra.is_empty() {
+            "values"
+        } else {
+            "keys"
+        },
+        if server.cached {
             " (as last seen: server unreachable)"
         } else {
             ""
@@ -609,9 +619,9 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// The server's key list for the branch (or its fallback), the cached one (`true`) when
-/// the server cannot be reached in time; `None` when there is nothing to compare with.
-fn server_keys(ctx: &Context, offline: &Offline) -> Option<(Vec<String>, bool)> {
+/// The server's key list for the branch (or its fallback), the cached one when the server
+/// cannot be reached in time; `None` when there is nothing to compare with.
+fn server_keys(ctx: &Context, offline: &Offline) -> Option<sync::ServerKeys> {
     let mut branches = vec![ctx.branch.clone()];
     branches.extend(
         ctx.config
@@ -627,8 +637,8 @@ fn server_keys(ctx: &Context, offline: &Offline) -> Option<(Vec<String>, bool)> 
             (Some(_), None) => offline.note(false),
             (None, _) => {}
         }
-        if let Some(k) = keys {
-            return Some((k.keys, k.cached));
+        if keys.is_some() {
+            return keys;
         }
     }
     None

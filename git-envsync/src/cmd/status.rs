@@ -5,6 +5,7 @@ use crate::client::{ApiError, Timeouts};
 use crate::context::Context;
 use crate::drift::Drift;
 use crate::error::Result;
+use crate::fingerprints;
 use crate::out;
 use crate::sync;
 use envsync_common::api::KeysResponse;
@@ -60,7 +61,7 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
         None => live.map(|k| KeysResponse {
             version: k.version,
             keys: k.keys,
-            fingerprints: None,
+            fingerprints: k.fingerprints,
         }),
         Some(e) => {
             why = Some(match &e {
@@ -113,18 +114,33 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
         (None, None) => fallback.as_ref().map(|(_, k)| k.keys.clone()),
         _ => None,
     };
+    // Changed values against the live latest version only (the fallback is another
+    // branch's env: its values are expected to differ once edited).
+    let changed = fingerprints::changed(
+        content
+            .as_ref()
+            .and_then(|c| fingerprints::of_local(&ctx, c.expose()))
+            .as_ref(),
+        server.as_ref().and_then(|k| k.fingerprints.as_ref()),
+    );
     let drift = match (&local_keys, server_keys) {
-        (Some(local), Some(server)) => Some(Drift::new(local.clone(), server)),
+        (Some(local), Some(server)) => Some(Drift::new(local.clone(), server).with_values(changed)),
         _ => None,
     };
     let drift_line = match &drift {
         None => "n/a".to_owned(),
         Some(d) if d.in_sync() => "in sync".to_owned(),
-        Some(d) => format!(
-            "{} missing locally, {} extra locally",
-            d.missing.len(),
-            d.extra.len()
-        ),
+        Some(d) => {
+            let mut line = format!(
+                "{} missing locally, {} extra locally",
+                d.missing.len(),
+                d.extra.len()
+            );
+            if let Some(changed) = d.changed.as_ref().filter(|c| !c.is_empty()) {
+                line.push_str(&format!(", changed values: {}", changed.join(", ")));
+            }
+            line
+        }
     };
 
     if global.json {
@@ -142,6 +158,7 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
             "using": fallback.as_ref().map(|(b, k)| json!({"branch": b, "version": k.version})),
             "missing": drift.as_ref().map(|d| &d.missing),
             "extra": drift.as_ref().map(|d| &d.extra),
+            "changed": drift.as_ref().and_then(|d| d.changed.as_ref()),
         }));
     } else {
         out::print(&format!(

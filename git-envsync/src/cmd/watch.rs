@@ -10,6 +10,8 @@ use crate::cli::Global;
 use crate::client::{Api, Timeouts};
 use crate::context::Context;
 use crate::drift::Drift;
+use crate::fingerprints;
+use envsync_common::api::Fingerprints;
 use crate::error::{CliError, Result};
 use crate::out;
 use crate::sync;
@@ -77,6 +79,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 
     let mut watch = Watch {
         server: None,
+        fingerprints: None,
         version: 0,
         warned: BTreeSet::new(),
         offline: false,
@@ -140,6 +143,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 struct Watch {
     /// The server's key list for the branch (or the cached one).
     server: Option<Vec<String>>,
+    /// Its latest version's value fingerprints (live lists only).
+    fingerprints: Option<Fingerprints>,
     /// The version `server` belongs to.
     version: u64,
     /// The drift lines printed last, so each change is printed once.
@@ -165,6 +170,7 @@ impl Watch {
             _ => {}
         }
         self.version = keys.as_ref().map_or(0, |k| k.version);
+        self.fingerprints = keys.as_ref().and_then(|k| k.fingerprints.clone());
         self.server = keys.map(|k| k.keys);
     }
 
@@ -176,10 +182,15 @@ impl Watch {
         {
             self.version = state.keys_version;
             self.server = Some(state.keys);
+            self.fingerprints = None;
         }
+        let mut values = None;
         let local = match sync::read_env(ctx) {
             Ok(Some(bytes)) => match sync::parse_keys(ctx, bytes.expose()) {
-                Ok(keys) => keys.names,
+                Ok(keys) => {
+                    values = fingerprints::of_local(ctx, bytes.expose());
+                    keys.names
+                }
                 Err(e) => {
                     out::print(&format!("warning: {}\n", e.message()));
                     return;
@@ -194,7 +205,8 @@ impl Watch {
         let Some(server) = self.server.clone() else {
             return;
         };
-        let drift = Drift::new(local, server);
+        let changed = fingerprints::changed(values.as_ref(), self.fingerprints.as_ref());
+        let drift = Drift::new(local, server).with_values(changed);
         let now: BTreeSet<String> = drift.warnings().into_iter().collect();
         for line in now.difference(&self.warned) {
             out::print(&format!("{line}\n"));
