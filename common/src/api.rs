@@ -262,6 +262,7 @@ impl Ttl {
     /// The duration in seconds, or why it is not one.
     pub fn seconds(&self) -> Result<u64, String> {
         match self {
+            Ttl::Seconds(0) => Err("ttl must be at least one second".to_owned()),
             Ttl::Seconds(s) => Ok(*s),
             Ttl::Text(t) => parse_ttl(t),
         }
@@ -531,6 +532,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(req.ttl.unwrap().seconds(), Ok(30 * 86_400));
+        assert!(Ttl::Seconds(0).seconds().is_err());
         let err = ErrorBody {
             error: "conflict".into(),
             message: "m".into(),

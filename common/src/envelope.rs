@@ -244,7 +244,7 @@ pub enum EnvelopeError {
 
 /// Seals `env` (the file's bytes) bound to `binding`, returning an armored age file.
 pub fn seal(binding: &Binding, env: &[u8], to: &Seal<'_>) -> Result<String, EnvelopeError> {
-    seal_plaintext(&[binding.line().as_bytes(), env], to)
+    seal_with(binding, env, to, &Meta::default())
 }
 
 /// Seals `env` bound to `binding` and signed with `signer` (team-key mode).
@@ -283,7 +283,14 @@ pub fn seal_with(
 ) -> Result<String, EnvelopeError> {
     let line = binding.line();
     if meta.signer.is_none() && meta.fingerprint_key.is_none() {
-        return seal_plaintext(&[line.as_bytes(), env], to);
+        // An env file whose first line reads like a meta line gets an empty one before
+        // it, so that a reader takes that line for the file's own.
+        let empty_meta = if starts_with_meta(env) {
+            format!("{}\n", META_PREFIX.trim_end())
+        } else {
+            String::new()
+        };
+        return seal_plaintext(&[line.as_bytes(), empty_meta.as_bytes(), env], to);
     }
     let mut unsigned = zeroize::Zeroizing::new(META_PREFIX.trim_end().to_owned());
     if let Some(key) = meta.fingerprint_key {
@@ -424,6 +431,12 @@ struct ReadMeta {
     fingerprint_key: Option<FingerprintKey>,
 }
 
+/// Whether `text` begins with what a reader takes for a meta line.
+fn starts_with_meta(text: &[u8]) -> bool {
+    let prefix = META_PREFIX.trim_end().as_bytes();
+    text.starts_with(prefix) && matches!(text.get(prefix.len()), Some(b' ') | Some(b'\n'))
+}
+
 /// Splits off and checks the meta line, if the file has one: a signature, when there is
 /// one, must verify against the key it names, or the whole file is refused; a field that
 /// appears twice, or a fingerprint key that does not decode, is refused too.
@@ -432,9 +445,7 @@ fn split_meta<'a>(
     rest: &'a [u8],
 ) -> Result<(ReadMeta, &'a [u8]), EnvelopeError> {
     let prefix = META_PREFIX.trim_end().as_bytes();
-    let is_meta =
-        rest.starts_with(prefix) && matches!(rest.get(prefix.len()), Some(b' ') | Some(b'\n'));
-    if !is_meta {
+    if !starts_with_meta(rest) {
         return Ok((ReadMeta::default(), rest));
     }
     let end = rest
@@ -773,6 +784,25 @@ mod tests {
                 ),
                 "{meta:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_env_whose_first_line_reads_like_a_meta_line_round_trips() {
+        let alice = age::x25519::Identity::generate();
+        let recipients = [alice.to_public()];
+        let ids = std::slice::from_ref(&alice);
+        let b = Binding::new("p", "main", 1);
+        for env in [
+            &b"# envsync-meta\nA=1\n"[..],
+            b"# envsync-meta fpk=AAAA signer=x sig=y\nA=1\n",
+            b"# envsync-meta",
+            b"# envsync-metadata\n",
+        ] {
+            let armored = seal(&b, env, &Seal::Recipients(&recipients)).unwrap();
+            let opened = open(&armored, &Open::Identities(ids)).unwrap();
+            assert_eq!(opened.env.expose(), env);
+            assert!(opened.fingerprint_key.is_none());
         }
     }
 

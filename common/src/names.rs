@@ -271,3 +271,13 @@ mod tests {
         }
     }
 }
+
+/// A token's email as the server records it: 1 to 320 characters, no control character.
+/// Returns it trimmed.
+pub fn check_email(email: &str) -> Result<&str, &'static str> {
+    let email = email.trim();
+    if email.is_empty() || email.len() > 320 || email.chars().any(char::is_control) {
+        return Err("email must be 1 to 320 characters with no control characters");
+    }
+    Ok(email)
+}

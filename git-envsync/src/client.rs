@@ -334,7 +334,7 @@ impl Api {
                 );
                 match status {
                     StatusCode::UNAUTHORIZED => CliError::usage(line)
-                        .hint("your token is missing, expired or revoked: run git envsync login --server URL --token TOKEN"),
+                        .hint("your token is missing, expired or revoked: run git envsync login (it asks for the token; or --token-stdin)"),
                     StatusCode::FORBIDDEN => CliError::usage(line)
                         .hint("ask a project owner for a token with access to this project"),
                     StatusCode::CONFLICT => CliError::refused(line),

@@ -164,7 +164,11 @@ impl Keyring {
     /// A short, non-secret description of what new files are sealed for.
     pub fn target(&self) -> String {
         match &self.mode {
-            Mode::Passphrase { .. } => "passphrase".to_owned(),
+            // The passphrase's verifier (keyed by this machine's key): a rotation to
+            // another passphrase is another rotation.
+            Mode::Passphrase { .. } => {
+                format!("passphrase:{}", self.loaded_verifier().unwrap_or_default())
+            }
             Mode::Team { recipients } => {
                 let mut keys: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
                 keys.sort();

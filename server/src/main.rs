@@ -146,7 +146,8 @@ struct TokenArgs {
     /// owner, developer or readonly.
     #[arg(long)]
     role: Role,
-    /// A project the token may use; repeat for several. Owners have every project.
+    /// A project the token may use; repeat for several. An owner given none is an
+    /// administrator (every project); a developer or readonly token given none can use none.
     #[arg(long = "project", value_name = "ID")]
     projects: Vec<String>,
     /// Lifetime: 3600, 90m, 12h, 30d, 8w.
@@ -425,16 +426,14 @@ async fn mint_offline(cli: &Cli, matches: &ArgMatches, args: &TokenArgs) -> Resu
         envsync_common::names::validate_project(project)
             .map_err(|e| anyhow!("--project '{project}': invalid {e}"))?;
     }
-    if args.email.trim().is_empty() {
-        bail!("--email is empty");
-    }
+    let email = envsync_common::names::check_email(&args.email).map_err(|e| anyhow!("--{e}"))?;
     let server = Server::open(settings(db, secret, matches)?)
         .await
         .context("cannot open the database")?;
     let minted = server
         .mint(
             "envsync-server token",
-            args.email.trim(),
+            email,
             args.role,
             args.projects.clone(),
             ttl,

@@ -88,8 +88,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                     .as_ref(),
                 server.as_ref().and_then(|k| k.fingerprints.as_ref()),
             );
-            let drift = Drift::new(local, server.map(|k| k.keys).unwrap_or_default())
-                .with_values(changed);
+            let drift =
+                Drift::new(local, server.map(|k| k.keys).unwrap_or_default()).with_values(changed);
             let labels = (
                 "Local keys".to_owned(),
                 "Server keys".to_owned(),

@@ -18,12 +18,7 @@ use warp::{Rejection, Reply};
 
 /// Checks the fields of a token request, returning its lifetime in seconds.
 pub fn check_request(request: &TokenRequest, default_ttl: u64) -> Result<u64, ApiError> {
-    let email = request.email.trim();
-    if email.is_empty() || email.len() > 320 || email.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "email must be 1 to 320 characters with no control characters",
-        ));
-    }
+    envsync_common::names::check_email(&request.email).map_err(ApiError::bad_request)?;
     for (index, project) in request.project_ids.iter().enumerate() {
         validate_project(project)
             .map_err(|e| ApiError::bad_request(format!("project_ids[{index}]: invalid {e}")))?;
