@@ -147,13 +147,6 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     if tty {
         eprintln!("\r[{total}/{total}] done\x1b[K");
     }
-    // Complete: the next rotation (to another passphrase or member list) starts afresh.
-    match std::fs::remove_file(&progress_path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(anyhow::Error::from(e).into());
-        }
-        _ => {}
-    }
     out::say(&format!(
         "Rotated {rotated} branch{} of {project} for {}",
         if rotated == 1 { "" } else { "es" },

@@ -8,6 +8,7 @@ mod cli;
 mod dashboard;
 mod faults;
 mod fidelity;
+mod fingerprints;
 mod hooks;
 mod malicious;
 mod merge;

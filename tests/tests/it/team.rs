@@ -83,10 +83,9 @@ fn team_mode_round_trip_and_stock_age() {
         let plain = String::from_utf8(stock_age(&blob, &identity(dev)).unwrap()).unwrap();
         let lines: Vec<&str> = plain.lines().collect();
         assert_eq!(lines[0], "# envsync project=team branch=main version=1");
-        assert!(
-            lines[1].starts_with("# envsync-meta signer=ed25519:"),
-            "{plain}"
-        );
+        // The meta line: the project's fingerprint key (readers know it), the signer.
+        assert!(lines[1].starts_with("# envsync-meta fpk="), "{plain}");
+        assert!(lines[1].contains(" signer=ed25519:"), "{plain}");
         assert!(lines[1].contains(" sig="), "{plain}");
         assert_eq!(&lines[2..], ["API_KEY=abc"]);
     }
@@ -231,6 +230,20 @@ fn passphrase_to_new_passphrase_and_interrupted_rotate_resumes() {
     bob.pass = Some(new.to_owned());
     bob.envsync(&["pull", "--branch", "b2"]).clean().ok();
     assert_eq!(bob.read_env().unwrap(), b"K_b2=v\n");
+
+    // A later rotation to another passphrase is a rotation of its own, not the finished
+    // one resumed: every branch again.
+    let third = "yet another passphrase, third";
+    let mut cmd = bob.envsync_cmd(&["rotate"]);
+    let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", third).output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stderr.contains("Rotated 3 branches"), "{out:#?}");
+    assert!(!out.stderr.contains("already rotated"), "{out:#?}");
+    bob.pass = Some(third.to_owned());
+    bob.envsync(&["pull", "--branch", "main", "--force"])
+        .clean()
+        .ok();
+    assert_eq!(bob.read_env().unwrap(), b"K_main=v\n");
 }
 
 #[test]
