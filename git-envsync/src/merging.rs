@@ -66,6 +66,8 @@ pub struct Merged {
 /// The three sides of a merge, read and verified.
 struct Sides {
     base: SecretBytes,
+    /// The version of this branch the base is, when it is one of this branch's.
+    base_version: Option<u64>,
     ours: SecretBytes,
     theirs: Fetched,
     theirs_by: String,
@@ -133,8 +135,13 @@ fn sides(ctx: &Context, api: &Api, keyring: &mut Keyring, latest: u64) -> Result
         .filter(|v| v.version == latest)
         .map(|v| v.pushed_by)
         .unwrap_or_else(|| "someone".to_owned());
+    let base_version = match &file.from {
+        None => file.version,
+        Some(_) => None,
+    };
     Ok(Sides {
         base,
+        base_version,
         ours,
         theirs,
         theirs_by,
@@ -168,7 +175,7 @@ pub fn merge_latest(
         if keep {
             save_pending(ctx, &sides, &result.conflicts)?;
         }
-        return Err(conflict_error(ctx, &sides, &result.conflicts, keep));
+        return Err(conflict_error(ctx, api, &sides, &result.conflicts, keep));
     }
     let mut doc = Document::parse(sides.ours.expose())
         .map_err(|e| CliError::usage(format!("{}: {e}", ctx.env_display())))?;
@@ -221,12 +228,28 @@ fn write_merged(
     Ok(backup)
 }
 
-fn conflict_error(ctx: &Context, sides: &Sides, conflicts: &[Conflict], kept: bool) -> CliError {
+fn conflict_error(
+    ctx: &Context,
+    api: &Api,
+    sides: &Sides,
+    conflicts: &[Conflict],
+    kept: bool,
+) -> CliError {
+    let history = sides
+        .base_version
+        .and_then(|base| History::fetch(ctx, api, base, sides.theirs.version));
     let keys: Vec<String> = conflicts
         .iter()
         .map(|c| {
+            let when = match history.as_ref().map(|h| h.last_change(&c.key)) {
+                Some(Changed::In(version, by)) => format!(" in version {version} by {by}"),
+                Some(Changed::Between(from, to)) if from < to => {
+                    format!(" in versions {from} to {to}")
+                }
+                _ => String::new(),
+            };
             format!(
-                "{} (yours {}, theirs {})",
+                "{} (yours {}; theirs {}{when})",
                 c.key,
                 describe(c.ours),
                 describe(c.theirs)
@@ -245,6 +268,92 @@ fn conflict_error(ctx: &Context, sides: &Sides, conflicts: &[Conflict], kept: bo
         error.hint("choose with git envsync merge --ours KEY… / --theirs KEY…, or edit both in git envsync merge --edit")
     } else {
         error.hint("run git envsync pull to merge, then resolve with git envsync merge")
+    }
+}
+
+/// The branch's versions from the base to theirs, newest first, as the server lists them
+/// (names and value fingerprints: nothing is decrypted), to say which version changed a
+/// conflicting key and who pushed it.
+struct History(Vec<envsync_common::api::VersionInfo>);
+
+/// Where the server's side changed a key.
+enum Changed {
+    /// In this version, pushed by this token's email.
+    In(u64, String),
+    /// Somewhere in these versions (fingerprints could not tell which).
+    Between(u64, u64),
+}
+
+impl History {
+    /// Most versions looked at; past that, the message names no version.
+    const MAX: u64 = 200;
+
+    fn fetch(ctx: &Context, api: &Api, base: u64, theirs: u64) -> Option<History> {
+        let span = theirs.checked_sub(base)?;
+        if span == 0 || span >= Self::MAX {
+            return None;
+        }
+        let page = api
+            .versions_page(
+                &ctx.config.project,
+                &ctx.branch,
+                u32::try_from(span + 1).ok()?,
+                Some(theirs + 1),
+            )
+            .ok()?;
+        let versions: Vec<_> = page
+            .versions
+            .into_iter()
+            .filter(|v| (base..=theirs).contains(&v.version))
+            .collect();
+        // Every version from theirs down to the base, none missing.
+        (versions.len() as u64 == span + 1).then_some(History(versions))
+    }
+
+    /// The newest version that changed `key` (added, removed, or a different value); a
+    /// span of one version is that version.
+    fn last_change(&self, key: &str) -> Changed {
+        match self.span_of_change(key) {
+            Changed::Between(from, to) if from == to => {
+                match self.0.iter().find(|v| v.version == to) {
+                    Some(v) => Changed::In(to, v.pushed_by.clone()),
+                    None => Changed::Between(from, to),
+                }
+            }
+            changed => changed,
+        }
+    }
+
+    fn span_of_change(&self, key: &str) -> Changed {
+        let mut unknown_from = None;
+        for pair in self.0.windows(2) {
+            let (newer, older) = (&pair[0], &pair[1]);
+            let has = |v: &envsync_common::api::VersionInfo| v.keys.iter().any(|k| k == key);
+            let changed = match (has(newer), has(older)) {
+                (true, true) => crate::fingerprints::changed(
+                    newer.fingerprints.as_ref(),
+                    older.fingerprints.as_ref(),
+                )
+                .map(|keys| keys.iter().any(|k| k == key)),
+                (false, false) => Some(false),
+                _ => Some(true),
+            };
+            match changed {
+                Some(true) => {
+                    return match unknown_from {
+                        None => Changed::In(newer.version, newer.pushed_by.clone()),
+                        Some(top) => Changed::Between(newer.version, top),
+                    };
+                }
+                Some(false) => {}
+                None => {
+                    unknown_from.get_or_insert(newer.version);
+                }
+            }
+        }
+        let top = self.0.first().map_or(0, |v| v.version);
+        let bottom = self.0.last().map_or(0, |v| v.version + 1);
+        Changed::Between(bottom, unknown_from.unwrap_or(top))
     }
 }
 

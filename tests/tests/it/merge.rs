@@ -119,6 +119,46 @@ fn pull_with_local_edits_merges_what_came_in() {
     assert_eq!(latest_keys(&server, &bob).0, 3);
 }
 
+/// The server moved by several versions: each conflicting key is named with the version
+/// that changed it and who pushed that one (from key lists and value fingerprints, with
+/// nothing decrypted), not only the latest.
+#[test]
+fn a_conflict_names_the_version_and_pusher_that_changed_each_key() {
+    let server = Server::start();
+    let (alice, bob) = pair(&server, "who-changed");
+    let carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.envsync(&["pull"]).clean().ok();
+    carol.write_env(format!(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_THEIRS}\n"
+    ));
+    carol.envsync(&["push"]).clean().ok();
+    alice.envsync(&["pull"]).clean().ok();
+    alice.write_env(format!(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=true\nSHARED={SENTINEL_THEIRS}\n"
+    ));
+    alice.envsync(&["push"]).clean().ok();
+    bob.write_env(format!(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=yes\nSHARED={SENTINEL_OURS}\n"
+    ));
+    let out = bob.envsync(&["push"]).refused().code(1);
+    no_value_leaked(&out);
+    assert!(
+        out.stderr
+            .contains("SHARED (yours modified; theirs modified in version 2 by carol@example.com)"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr
+            .contains("DEBUG (yours modified; theirs modified in version 3 by dev@example.com)"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr
+            .contains("version 3 of main (pushed by dev@example.com)"),
+        "{out:#?}"
+    );
+}
+
 /// Both change SHARED: nothing written, no value printed, the conflict named with who
 /// and which version; then each way of resolving.
 #[test]
@@ -136,8 +176,9 @@ fn conflicts_write_nothing_and_each_resolution_works() {
         let out = bob.envsync(&["push"]).refused().code(1);
         no_value_leaked(&out);
         assert!(
-            out.stderr
-                .contains("SHARED (yours modified, theirs modified)"),
+            out.stderr.contains(
+                "SHARED (yours modified; theirs modified in version 2 by dev@example.com)"
+            ),
             "{out:#?}"
         );
         assert!(
