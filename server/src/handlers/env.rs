@@ -66,6 +66,8 @@ pub async fn push(
     .await?;
     let request: PushRequest = parse_body(&body, "the push body")?;
     check_push(&request, &app.settings.quotas)?;
+    // A count only: fingerprints tell which values are equal, so they stay out of logs.
+    let fingerprints = request.fingerprints.as_ref().map(|f| f.len());
     let version = app
         .store
         .push(NewPush {
@@ -76,10 +78,11 @@ pub async fn push(
             ciphertext: request.ciphertext,
             keys: request.keys,
             base_version: request.base_version,
+            fingerprints: request.fingerprints,
         })
         .await
         .map_err(|e| ApiError::from_store(e, no_env(&project, &branch)))?;
-    tracing::debug!(%project, %branch, version, "pushed");
+    tracing::debug!(%project, %branch, version, ?fingerprints, "pushed");
     Ok(json(StatusCode::CREATED, &PushResponse { version }))
 }
 
