@@ -362,8 +362,11 @@ impl ProjectsPage {
 /// On the wire it is one character of [`MatrixBranch::cells`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cell {
-    /// `p`: on this branch and on the default branch.
+    /// `p`: on this branch and on the default branch, with the same value or values that
+    /// cannot be compared (a version without fingerprints).
     Present,
+    /// `d`: on this branch and on the default branch, with values whose fingerprints differ.
+    Differs,
     /// `m`: on the default branch, not on this one.
     Missing,
     /// `o`: on this branch only, not on the default branch.
@@ -385,6 +388,7 @@ impl Cell {
     pub fn as_char(self) -> char {
         match self {
             Cell::Present => 'p',
+            Cell::Differs => 'd',
             Cell::Missing => 'm',
             Cell::Only => 'o',
             Cell::Absent => '.',
@@ -394,6 +398,7 @@ impl Cell {
     pub fn from_char(c: char) -> Option<Cell> {
         match c {
             'p' => Some(Cell::Present),
+            'd' => Some(Cell::Differs),
             'm' => Some(Cell::Missing),
             'o' => Some(Cell::Only),
             '.' => Some(Cell::Absent),
@@ -414,6 +419,10 @@ pub struct MatrixBranch {
     pub missing: u64,
     /// Keys this branch has that the default branch lacks.
     pub only: u64,
+    /// Keys on both whose values differ (by their fingerprints). Absent from a server
+    /// that does not compare values: 0.
+    #[serde(default)]
+    pub differs: u64,
     /// One [`Cell`] character per entry of [`MatrixPage::keys`], in that order.
     pub cells: String,
 }
