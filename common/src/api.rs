@@ -503,6 +503,28 @@ mod tests {
     }
 
     #[test]
+    fn cells_round_trip_through_their_character() {
+        for cell in [
+            Cell::Present,
+            Cell::Differs,
+            Cell::Missing,
+            Cell::Only,
+            Cell::Absent,
+        ] {
+            assert_eq!(Cell::from_char(cell.as_char()), Some(cell));
+        }
+        assert_eq!(Cell::Differs.as_char(), 'd');
+        assert_eq!(Cell::from_char('x'), None);
+        // A matrix from a server that does not compare values has no `differs`: 0.
+        let column: MatrixBranch = serde_json::from_str(
+            r#"{"branch":"b","version":1,"key_count":1,"pushed_by":"a","pushed_at":"t",
+                "missing":0,"only":0,"cells":"p"}"#,
+        )
+        .unwrap();
+        assert_eq!(column.differs, 0);
+    }
+
+    #[test]
     fn ttl_units() {
         assert_eq!(parse_ttl("30d"), Ok(30 * 86_400));
         assert_eq!(parse_ttl("12h"), Ok(43_200));
