@@ -375,8 +375,11 @@ impl ProjectsPage {
 /// On the wire it is one character of [`MatrixBranch::cells`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cell {
-    /// `p`: on this branch and on the default branch.
+    /// `p`: on this branch and on the default branch, with the same value or values that
+    /// cannot be compared (a version without fingerprints).
     Present,
+    /// `d`: on this branch and on the default branch, with values whose fingerprints differ.
+    Differs,
     /// `m`: on the default branch, not on this one.
     Missing,
     /// `o`: on this branch only, not on the default branch.
@@ -398,6 +401,7 @@ impl Cell {
     pub fn as_char(self) -> char {
         match self {
             Cell::Present => 'p',
+            Cell::Differs => 'd',
             Cell::Missing => 'm',
             Cell::Only => 'o',
             Cell::Absent => '.',
@@ -407,6 +411,7 @@ impl Cell {
     pub fn from_char(c: char) -> Option<Cell> {
         match c {
             'p' => Some(Cell::Present),
+            'd' => Some(Cell::Differs),
             'm' => Some(Cell::Missing),
             'o' => Some(Cell::Only),
             '.' => Some(Cell::Absent),
@@ -427,6 +432,10 @@ pub struct MatrixBranch {
     pub missing: u64,
     /// Keys this branch has that the default branch lacks.
     pub only: u64,
+    /// Keys on both whose values differ (by their fingerprints). Absent from a server
+    /// that does not compare values: 0.
+    #[serde(default)]
+    pub differs: u64,
     /// One [`Cell`] character per entry of [`MatrixPage::keys`], in that order.
     pub cells: String,
 }
@@ -509,6 +518,28 @@ mod tests {
         assert!(fingerprints_fit(&keys, &short).is_err());
         assert!(fingerprints_fit(&keys, &map(&[(id, "x"), ("A", &good), ("B", &good)])).is_err());
         assert!(fingerprints_fit(&[], &map(&[(id, &good)])).is_ok());
+    }
+
+    #[test]
+    fn cells_round_trip_through_their_character() {
+        for cell in [
+            Cell::Present,
+            Cell::Differs,
+            Cell::Missing,
+            Cell::Only,
+            Cell::Absent,
+        ] {
+            assert_eq!(Cell::from_char(cell.as_char()), Some(cell));
+        }
+        assert_eq!(Cell::Differs.as_char(), 'd');
+        assert_eq!(Cell::from_char('x'), None);
+        // A matrix from a server that does not compare values has no `differs`: 0.
+        let column: MatrixBranch = serde_json::from_str(
+            r#"{"branch":"b","version":1,"key_count":1,"pushed_by":"a","pushed_at":"t",
+                "missing":0,"only":0,"cells":"p"}"#,
+        )
+        .unwrap();
+        assert_eq!(column.differs, 0);
     }
 
     #[test]

@@ -52,11 +52,13 @@ impl Drift {
     }
 
     /// The seed-compatible block. Labels: ("Local keys", "Server keys", "locally"). A
-    /// "Changed values" line only when values were compared.
+    /// "Changed values" line only when values were compared and some differ.
     pub fn render(&self, left: &str, right: &str, side: &str) -> String {
         let changed = match &self.changed {
-            Some(changed) => format!("Changed values: {}\n", list(changed)),
-            None => String::new(),
+            Some(changed) if !changed.is_empty() => {
+                format!("Changed values: {}\n", list(changed))
+            }
+            _ => String::new(),
         };
         format!(
             "{left} ({}): {}\n{right} ({}): {}\nMissing {side}: {}\nExtra {side}: {}\n{changed}In sync? {}\n",

@@ -188,6 +188,7 @@ fn try_push_version(
     let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
+    learn_fingerprint_key(ctx, api, keyring, &branch.branch);
     let fingerprint_key = fingerprints::key_for_push(ctx)?;
     let request = PushRequest {
         ciphertext: keyring.seal(&binding, content, fingerprint_key.as_ref())?,
@@ -219,6 +220,31 @@ fn try_push_version(
     seal_local_copy(ctx, branch, content);
     ctx.state.set_branch(branch)?;
     Ok(Ok(version))
+}
+
+/// A clone that never read a version of the project keeps no fingerprint key: before it
+/// makes one of its own (and the project ends up with two), it reads the project's, from
+/// the default branch's latest version or this branch's (one verified read, which keeps
+/// the key it carries). Nothing to read, or a read that fails, leaves a new key to the push.
+fn learn_fingerprint_key(ctx: &Context, api: &Api, keyring: &mut Keyring, branch: &str) {
+    if !ctx.config.fingerprints || fingerprints::local_key(ctx).is_some() {
+        return;
+    }
+    let mut names: Vec<&str> = ctx
+        .config
+        .default_branch
+        .iter()
+        .map(String::as_str)
+        .collect();
+    if !names.contains(&branch) {
+        names.push(branch);
+    }
+    for name in names {
+        let read = fetch_version(ctx, api, keyring, name, None, ReadRules::default());
+        if matches!(read, Ok(Some(_))) && fingerprints::local_key(ctx).is_some() {
+            return;
+        }
+    }
 }
 
 /// Before anything is sealed or sent: what is pushed must be readable by whoever can

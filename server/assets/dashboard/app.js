@@ -254,6 +254,7 @@
 
   const CELLS = {
     p: { cls: 'c-p', word: 'present' },
+    d: { cls: 'c-d', word: 'differs' },
     m: { cls: 'c-m', word: 'missing' },
     o: { cls: 'c-o', word: 'only here' },
     '.': { cls: 'c-a', word: 'neither' },
@@ -276,7 +277,8 @@
       h('div', null, h('label', { for: 'default-branch' }, 'Compare with'), defaultSelect),
       h('div', { class: 'check' }, diffOnly, h('label', { for: 'diff-only' }, 'Only keys that differ')));
     const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' },
-      h('li', null, h('span', { class: 'cell c-p', 'aria-hidden': 'true' }), ' present'),
+      h('li', null, h('span', { class: 'cell c-p', 'aria-hidden': 'true' }), ' present (the same value, or not comparable)'),
+      h('li', null, h('span', { class: 'cell c-d', 'aria-hidden': 'true' }), ' differs: on both, another value'),
       h('li', null, h('span', { class: 'cell c-m', 'aria-hidden': 'true' }), ' missing: on the default branch, not here'),
       h('li', null, h('span', { class: 'cell c-o', 'aria-hidden': 'true' }), ' only here: not on the default branch'),
       h('li', null, h('span', { class: 'cell c-a', 'aria-hidden': 'true' }), ' on neither'));
@@ -334,7 +336,7 @@
       const columns = data.columns.filter((c, i) => i === 0 || !bf || c.branch.toLowerCase().includes(bf));
       let keys = [...data.keys].sort();
       if (kf) keys = keys.filter((k) => k.toLowerCase().includes(kf));
-      if (diffOnly.checked) keys = keys.filter((k) => columns.some((c) => { const s = c.cells.get(k); return s === 'm' || s === 'o'; }));
+      if (diffOnly.checked) keys = keys.filter((k) => columns.some((c) => { const s = c.cells.get(k); return s === 'm' || s === 'o' || s === 'd'; }));
 
       const table = h('table', { id: 'matrix', class: 'matrix' },
         h('caption', null, 'Key names by branch, compared with ', h('strong', null, data.defaultBranch)));
@@ -349,7 +351,8 @@
           h('a', { href: historyHref(project, c.branch) }, c.branch),
           h('span', { class: 'ver' }, 'v' + c.version + (i === 0 ? ' · default' : ''))));
         counts.append(h('td', { class: c.missing ? 'num bad' : 'num' }, String(c.missing),
-          c.only ? h('span', { class: 'only' }, ' +' + c.only + ' only') : null));
+          c.only ? h('span', { class: 'only' }, ' +' + c.only + ' only') : null,
+          c.differs ? h('span', { class: 'only' }, ' ' + c.differs + ' differ') : null));
       }
       head.append(names, counts);
       const body = h('tbody');

@@ -9,7 +9,10 @@ use crate::error::ApiError;
 use crate::routes::Body;
 use crate::store::Action;
 use crate::store::{BranchesQuery, NewPush, PullRequest, VersionsQuery};
-use envsync_common::api::{BranchesPage, PushRequest, PushResponse, VersionsPage};
+use envsync_common::api::{
+    BranchesPage, FINGERPRINT_KEY_ID, Fingerprints, PushRequest, PushResponse, VersionsPage,
+    fingerprints_fit,
+};
 use envsync_common::envelope::check_armored;
 use envsync_common::names::validate_key;
 use std::collections::HashSet;
@@ -64,6 +67,8 @@ pub async fn push(
     .await?;
     let request: PushRequest = parse_body(&body, "the push body")?;
     check_push(&request, &app.settings.quotas)?;
+    // A count only: fingerprints tell which values are equal, so they stay out of logs.
+    let fingerprints = request.fingerprints.as_ref().map(|f| f.len());
     let version = app
         .store
         .push(NewPush {
@@ -74,15 +79,17 @@ pub async fn push(
             ciphertext: request.ciphertext,
             keys: request.keys,
             base_version: request.base_version,
+            fingerprints: request.fingerprints,
         })
         .await
         .map_err(|e| ApiError::from_store(e, no_env(&project, &branch)))?;
-    tracing::debug!(%project, %branch, version, "pushed");
+    tracing::debug!(%project, %branch, version, ?fingerprints, "pushed");
     Ok(json(StatusCode::CREATED, &PushResponse { version }))
 }
 
 /// What the server can check about a push without a key: the blob is an armored age file,
-/// the key names are valid and distinct, and within this server's quotas.
+/// the key names are valid and distinct, and within this server's quotas, and the
+/// fingerprints, when sent, are one per name of `keys` and well formed.
 fn check_push(request: &PushRequest, quotas: &Quotas) -> Result<(), ApiError> {
     check_armored(&request.ciphertext)
         .map_err(|e| ApiError::bad_request(format!("ciphertext is refused: {e}")))?;
@@ -115,7 +122,32 @@ fn check_push(request: &PushRequest, quotas: &Quotas) -> Result<(), ApiError> {
             )));
         }
     }
+    if let Some(fingerprints) = &request.fingerprints {
+        check_fingerprints(&request.keys, &seen, fingerprints)?;
+    }
     Ok(())
+}
+
+/// The fingerprints fit the (already checked) key names: one each, 32 lowercase hex
+/// characters. No quota of their own: a fingerprint per key, of a fixed size, so
+/// `max_keys` and the body limit bound them. A message names a key, never a fingerprint,
+/// and never a name that is not in `keys` (it could be anything, of any length).
+fn check_fingerprints(
+    keys: &[String],
+    names: &HashSet<&str>,
+    fingerprints: &Fingerprints,
+) -> Result<(), ApiError> {
+    let strangers = fingerprints
+        .keys()
+        .filter(|name| *name != FINGERPRINT_KEY_ID && !names.contains(name.as_str()))
+        .count();
+    if strangers > 0 {
+        return Err(ApiError::bad_request(format!(
+            "fingerprints: {strangers} of them are for names not in keys"
+        )));
+    }
+    fingerprints_fit(keys, fingerprints)
+        .map_err(|problem| ApiError::bad_request(format!("fingerprints: {problem}")))
 }
 
 /// `GET /env/{project}/{branch}[?version=N]`: one version with its ciphertext (audited).
@@ -259,6 +291,51 @@ mod tests {
         assert!(err.message.contains("ciphertext"), "{}", err.message);
         request.ciphertext = String::new();
         assert!(check_push(&request, &quotas).is_err());
+    }
+
+    #[test]
+    fn fingerprints_must_fit_the_keys_and_are_never_repeated() {
+        let keys: Vec<String> = vec!["A".into(), "B".into()];
+        let names: HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let good = "0123456789abcdef0123456789abcdef";
+        let map = |pairs: &[(&str, &str)]| -> Fingerprints {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let id = FINGERPRINT_KEY_ID;
+        assert!(
+            check_fingerprints(&keys, &names, &map(&[(id, good), ("A", good), ("B", good)]))
+                .is_ok()
+        );
+        let long = "X".repeat(5000);
+        for (bad, says) in [
+            (map(&[(id, good), ("A", good)]), "no fingerprint for B"),
+            (map(&[("A", good), ("B", good)]), "no key id"),
+            (
+                map(&[(id, good), ("A", good), ("B", good), (&long, good)]),
+                "1 of them are for names not in keys",
+            ),
+            (
+                map(&[
+                    (id, good),
+                    ("A", good),
+                    ("B", "0123456789ABCDEF0123456789ABCDEF"),
+                ]),
+                "the fingerprint of B is not 32 lowercase hex",
+            ),
+            (
+                map(&[(id, good), ("A", good), ("B", "0123456789abcdef")]),
+                "the fingerprint of B is not 32 lowercase hex",
+            ),
+        ] {
+            let err = check_fingerprints(&keys, &names, &bad).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            assert!(err.message.contains(says), "{}", err.message);
+            assert!(!err.message.contains("0123456789"), "{}", err.message);
+            assert!(!err.message.contains("XXXX"), "{}", err.message);
+        }
     }
 
     #[test]

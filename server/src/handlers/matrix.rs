@@ -1,6 +1,8 @@
 //! `GET /matrix/{project}?limit=N&after=BRANCH&default=BRANCH`: which key names each
 //! branch has, compared with the default branch, in one answer — what the dashboard's
-//! matrix draws. (Not `/env/{project}/matrix`: `matrix` is a valid branch name, and that
+//! matrix draws. Where both latest versions carry value fingerprints, a key on both is also
+//! compared by value (`d`: differs); the server learns nothing new from it, as it stores
+//! the fingerprints it compares. (Not `/env/{project}/matrix`: `matrix` is a valid branch name, and that
 //! path already pulls it.)
 //!
 //! Built here from the store's existing reads (a page of branches, then each branch's
@@ -17,7 +19,9 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::store::Action;
 use crate::store::{BranchesQuery, PAGE_KEY_BYTES, VersionsQuery};
-use envsync_common::api::{Cell, MatrixBranch, MatrixPage, VersionInfo};
+use envsync_common::api::{
+    Cell, FINGERPRINT_KEY_ID, Fingerprints, MatrixBranch, MatrixPage, VersionInfo,
+};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use warp::Rejection;
@@ -176,6 +180,21 @@ async fn build(
     Ok(assemble(default_name, &columns, next_after))
 }
 
+/// Whether `key`'s values differ here and on the default branch: only when both versions
+/// carry a fingerprint for it made with the same key (a version pushed without
+/// fingerprints, or before a rotation, compares with nothing).
+fn differ(key: &str, here: Option<&Fingerprints>, on_default: Option<&Fingerprints>) -> bool {
+    let (Some(here), Some(on_default)) = (here, on_default) else {
+        return false;
+    };
+    let same_key = here.get(FINGERPRINT_KEY_ID).is_some()
+        && here.get(FINGERPRINT_KEY_ID) == on_default.get(FINGERPRINT_KEY_ID);
+    match (here.get(key), on_default.get(key)) {
+        (Some(a), Some(b)) => same_key && a != b,
+        _ => false,
+    }
+}
+
 /// The rows (every key name of the columns, sorted) and each column's cells.
 fn assemble(
     default_name: String,
@@ -190,17 +209,22 @@ fn assemble(
         .first()
         .map(|(_, v)| v.keys.iter().map(String::as_str).collect())
         .unwrap_or_default();
+    let default_prints = columns.first().and_then(|(_, v)| v.fingerprints.as_ref());
     let branches = columns
         .iter()
         .map(|(name, v)| {
             let here: HashSet<&str> = v.keys.iter().map(String::as_str).collect();
             let mut cells = String::with_capacity(rows.len());
-            let (mut missing, mut only) = (0, 0);
+            let (mut missing, mut only, mut differs) = (0, 0, 0);
             for key in &rows {
-                let cell = Cell::of(here.contains(key), on_default.contains(key));
+                let mut cell = Cell::of(here.contains(key), on_default.contains(key));
+                if cell == Cell::Present && differ(key, v.fingerprints.as_ref(), default_prints) {
+                    cell = Cell::Differs;
+                }
                 match cell {
                     Cell::Missing => missing += 1,
                     Cell::Only => only += 1,
+                    Cell::Differs => differs += 1,
                     Cell::Present | Cell::Absent => {}
                 }
                 cells.push(cell.as_char());
@@ -213,6 +237,7 @@ fn assemble(
                 pushed_at: v.pushed_at.clone(),
                 missing,
                 only,
+                differs,
                 cells,
             }
         })

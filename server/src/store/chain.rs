@@ -35,7 +35,14 @@
 //! Once the chains hold, verification also accounts for every version: each must have its
 //! accepted-push row (`action = 'push'`, `outcome = 'ok'`, same project, branch and
 //! version) whose detail records the SHA-256 of the version's ciphertext. A version slipped
-//! into the table, or a ciphertext changed, behind the server's back has none.
+//! into the table, or a ciphertext changed, behind the server's back has none. A version
+//! pushed with value fingerprints has them covered the same way: its row's detail also
+//! records `fingerprints_sha256`, the SHA-256 of the `fingerprints` column's text (the
+//! canonical JSON the server stored), and the column must match it; a row without that
+//! field (every push without fingerprints, and every push from before they existed)
+//! accounts only for a version whose column is NULL. So fingerprints edited, added or
+//! removed behind the server's back — which would make clients show wrong "changed
+//! values" — are found, and no row written before needed to change.
 //!
 //! This module holds the encodings and the walk over rows; each backend feeds it its rows
 //! in id order ([`Walk`]) and its versions ([`Accounts`]) from one snapshot.
@@ -219,6 +226,9 @@ pub enum VersionProblem {
     OtherCiphertext,
     /// Its accepted-push row records no ciphertext hash at all.
     NoHash,
+    /// Its value fingerprints are not the ones its accepted-push row records (or it has
+    /// some and the row records none, or the other way round).
+    OtherFingerprints,
 }
 
 /// How the chain breaks at a row.
@@ -298,6 +308,10 @@ impl fmt::Display for Verdict {
                     VersionProblem::NoHash => {
                         "has an accepted-push audit row that records no ciphertext hash"
                     }
+                    VersionProblem::OtherFingerprints => {
+                        "does not have the value fingerprints its accepted-push audit row \
+                         records (changed behind the server's back)"
+                    }
                 };
                 write!(
                     f,
@@ -311,6 +325,12 @@ impl fmt::Display for Verdict {
 /// Lower-case hex.
 pub fn hex(hash: &Hash) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of `text`'s bytes, in lower-case hex (what a push's audit row records of
+/// its ciphertext and fingerprints).
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()).into())
 }
 
 /// Parses `ID:HEX` as printed on the `head` line.
@@ -468,44 +488,69 @@ impl Walk {
     }
 }
 
-/// What the accepted-push rows recorded, by version: the ciphertext hashes (normally one).
+/// What one accepted-push row recorded of its version: the SHA-256 of its ciphertext and
+/// of its fingerprints' text (each `None` when the detail has no such field).
+#[derive(Debug)]
+struct Recorded {
+    ciphertext: Option<String>,
+    fingerprints: Option<String>,
+}
+
+/// What the accepted-push rows recorded, by version (normally one row each).
 #[derive(Debug, Default)]
 pub struct Accounts {
-    recorded: HashMap<(String, String, i64), Vec<Option<String>>>,
+    recorded: HashMap<(String, String, i64), Vec<Recorded>>,
 }
 
 impl Accounts {
     fn record(&mut self, row: &StoredRow) {
         let Some(version) = row.version else { return };
-        let hash = row
+        let detail = row
             .detail
             .as_deref()
-            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-            .and_then(|d| d.get("ciphertext_sha256")?.as_str().map(str::to_owned));
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok());
+        let field = |name: &str| {
+            detail
+                .as_ref()
+                .and_then(|d| d.get(name)?.as_str().map(str::to_owned))
+        };
         let key = (
             row.project.clone().unwrap_or_default(),
             row.branch.clone().unwrap_or_default(),
             version,
         );
-        self.recorded.entry(key).or_default().push(hash);
+        self.recorded.entry(key).or_default().push(Recorded {
+            ciphertext: field("ciphertext_sha256"),
+            fingerprints: field("fingerprints_sha256"),
+        });
     }
 
-    /// Checks one stored version; the verdict when it is not accounted for.
+    /// Checks one stored version (`fingerprints`: its column's text, `None` for NULL); the
+    /// verdict when it is not accounted for.
     pub fn check(
         &self,
         project: &str,
         branch: &str,
         version: i64,
         ciphertext: &str,
+        fingerprints: Option<&str>,
     ) -> Option<Verdict> {
         let key = (project.to_owned(), branch.to_owned(), version);
         let problem = match self.recorded.get(&key) {
             None => VersionProblem::NoPushRow,
-            Some(hashes) => {
-                let actual = hex(&Sha256::digest(ciphertext.as_bytes()).into());
-                if hashes.iter().any(|h| h.as_deref() == Some(actual.as_str())) {
+            Some(rows) => {
+                let actual = sha256_hex(ciphertext);
+                let prints = fingerprints.map(sha256_hex);
+                let same_blob = |r: &&Recorded| r.ciphertext.as_deref() == Some(actual.as_str());
+                if rows
+                    .iter()
+                    .filter(same_blob)
+                    .any(|r| r.fingerprints == prints)
+                {
                     return None;
-                } else if hashes.iter().all(Option::is_none) {
+                } else if rows.iter().any(|r| same_blob(&r)) {
+                    VersionProblem::OtherFingerprints
+                } else if rows.iter().all(|r| r.ciphertext.is_none()) {
                     VersionProblem::NoHash
                 } else {
                     VersionProblem::OtherCiphertext
@@ -579,6 +624,64 @@ mod tests {
         assert_ne!(h, Row { seq: None, ..base }.hash(&GENESIS));
         assert_ne!(h, base.hash(&[1; 32]));
         assert_eq!(h, base.hash(&GENESIS));
+    }
+
+    #[test]
+    fn a_push_row_accounts_for_its_ciphertext_and_its_fingerprints() {
+        let prints = r#"{"A":"0123456789abcdef0123456789abcdef"}"#;
+        let row = |version: i64, detail: serde_json::Value| StoredRow {
+            id: version,
+            seq: Some(version),
+            at: "t".into(),
+            actor: "a".into(),
+            action: "push".into(),
+            project: Some("p".into()),
+            branch: Some("main".into()),
+            version: Some(version),
+            outcome: "ok".into(),
+            detail: Some(detail.to_string()),
+            hash: None,
+        };
+        let mut accounts = Accounts::default();
+        // Version 1 pushed without fingerprints (or before they existed), 2 with.
+        accounts.record(&row(
+            1,
+            serde_json::json!({"ciphertext_sha256": sha256_hex("c1")}),
+        ));
+        accounts.record(&row(
+            2,
+            serde_json::json!({
+                "ciphertext_sha256": sha256_hex("c2"),
+                "fingerprints_sha256": sha256_hex(prints),
+            }),
+        ));
+        let problem = |version, ciphertext, fingerprints| match accounts.check(
+            "p",
+            "main",
+            version,
+            ciphertext,
+            fingerprints,
+        ) {
+            None => None,
+            Some(Verdict::Unaccounted { problem, .. }) => Some(problem),
+            Some(other) => panic!("{other:?}"),
+        };
+        assert_eq!(problem(1, "c1", None), None);
+        assert_eq!(problem(2, "c2", Some(prints)), None);
+        let other = r#"{"A":"ffffffffffffffffffffffffffffffff"}"#;
+        for (version, ciphertext, fingerprints, expected) in [
+            (1, "c1", Some(prints), VersionProblem::OtherFingerprints),
+            (2, "c2", None, VersionProblem::OtherFingerprints),
+            (2, "c2", Some(other), VersionProblem::OtherFingerprints),
+            (2, "c1", Some(prints), VersionProblem::OtherCiphertext),
+            (3, "c2", Some(prints), VersionProblem::NoPushRow),
+        ] {
+            assert_eq!(
+                problem(version, ciphertext, fingerprints),
+                Some(expected.clone()),
+                "{version} {ciphertext} {fingerprints:?}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use super::{Action, Event, NewPush, Outcome, PullRequest};
 use crate::store::chain;
 use envsync_common::api::TokenInfo;
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
 /// A push refused because `current` is the latest version, not its base.
@@ -22,8 +21,14 @@ pub fn conflict_event(push: &NewPush, current: Option<u64>) -> Event {
     }
 }
 
-/// An accepted push that became `version`, after a version with the key names `previous`.
-pub fn push_event(previous: &[String], push: &NewPush, version: u64) -> Event {
+/// An accepted push that became `version`, after a version with the key names `previous`;
+/// `fingerprints` is the text stored in the version's `fingerprints` column.
+pub fn push_event(
+    previous: &[String],
+    push: &NewPush,
+    version: u64,
+    fingerprints: Option<&str>,
+) -> Event {
     Event {
         actor: push.actor.clone(),
         action: Action::Push,
@@ -31,7 +36,7 @@ pub fn push_event(previous: &[String], push: &NewPush, version: u64) -> Event {
         branch: Some(push.branch.clone()),
         version: Some(version),
         outcome: Outcome::Ok,
-        detail: Some(push_detail(previous, push)),
+        detail: Some(push_detail(previous, push, fingerprints)),
     }
 }
 
@@ -82,8 +87,11 @@ pub fn revoke_event(jti: &str, actor: String, known: bool) -> Event {
 
 /// The audit detail of a push: which key names appeared and disappeared (names only), the
 /// SHA-256 of the stored ciphertext, which ties the audit chain to the version's bytes
-/// (`audit verify` checks it against every version), and the pushing token's `jti`.
-fn push_detail(previous: &[String], push: &NewPush) -> String {
+/// (`audit verify` checks it against every version), and the pushing token's `jti`. A push
+/// with value fingerprints also records the SHA-256 of their stored text, so that a
+/// database edit to them is found the same way (a push without has no such field, as no
+/// push before them had: their rows and hashes stay as they were).
+fn push_detail(previous: &[String], push: &NewPush, fingerprints: Option<&str>) -> String {
     let keys = &push.keys;
     let before: HashSet<&str> = previous.iter().map(String::as_str).collect();
     let after: HashSet<&str> = keys.iter().map(String::as_str).collect();
@@ -97,14 +105,17 @@ fn push_detail(previous: &[String], push: &NewPush) -> String {
         .map(String::as_str)
         .filter(|k| !after.contains(k))
         .collect();
-    let digest = chain::hex(&Sha256::digest(push.ciphertext.as_bytes()).into());
-    serde_json::json!({
+    let digest = chain::sha256_hex(&push.ciphertext);
+    let mut detail = serde_json::json!({
         "added": added,
         "removed": removed,
         "ciphertext_sha256": digest,
         "jti": push.jti,
-    })
-    .to_string()
+    });
+    if let Some(text) = fingerprints {
+        detail["fingerprints_sha256"] = chain::sha256_hex(text).into();
+    }
+    detail.to_string()
 }
 
 /// Now, as RFC 3339 UTC with millisecond precision.

@@ -26,7 +26,7 @@ pub use sqlite::SqliteStore;
 
 use chain::{Hash, StoredRow, Verdict};
 use envsync_common::api::{
-    AuditPage, BranchesPage, EnvResponse, KeysResponse, TokenInfo, VersionsPage,
+    AuditPage, BranchesPage, EnvResponse, Fingerprints, KeysResponse, TokenInfo, VersionsPage,
 };
 use std::fmt;
 use std::future::Future;
@@ -60,8 +60,8 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-/// A push to store: the new version's blob and key names, compare-and-swapped on
-/// `base_version`.
+/// A push to store: the new version's blob, key names and value fingerprints,
+/// compare-and-swapped on `base_version`.
 #[derive(Clone)]
 pub struct NewPush {
     pub actor: String,
@@ -72,10 +72,31 @@ pub struct NewPush {
     pub ciphertext: String,
     pub keys: Vec<String>,
     pub base_version: Option<u64>,
+    /// One fingerprint per name of `keys` (checked by the handler), or `None` from a
+    /// client that sends none.
+    pub fingerprints: Option<Fingerprints>,
+}
+
+impl NewPush {
+    /// The fingerprints as they are stored: the canonical JSON text of the map (names in
+    /// bytewise order, no whitespace), which the push's audit row hashes.
+    pub fn stored_fingerprints(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .fingerprints
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?)
+    }
+}
+
+/// Stored fingerprints (a JSON object, or NULL) as the API shows them.
+pub fn read_fingerprints(stored: Option<&str>) -> Result<Option<Fingerprints>, StoreError> {
+    Ok(stored.map(serde_json::from_str).transpose()?)
 }
 
 impl fmt::Debug for NewPush {
-    // The ciphertext is not a secret in the clear, but it never belongs in a log line.
+    // The ciphertext is not a secret in the clear, but it never belongs in a log line; nor
+    // do the fingerprints (they tell which values are equal): a count only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewPush")
             .field("actor", &self.actor)
@@ -88,7 +109,20 @@ impl fmt::Debug for NewPush {
             )
             .field("keys", &self.keys)
             .field("base_version", &self.base_version)
+            .field(
+                "fingerprints",
+                &self.fingerprints.as_ref().map(|f| Count(f.len())),
+            )
             .finish()
+    }
+}
+
+/// How many of something there are, for a `Debug` that must not show them: `[N]`.
+struct Count(usize);
+
+impl fmt::Debug for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}]", self.0)
     }
 }
 
@@ -141,10 +175,10 @@ pub struct AuditQuery<'a> {
     pub before: Option<u64>,
 }
 
-/// Most bytes of key names (as stored, JSON) one page of versions holds: a page ends early,
-/// after at least one version, rather than pass it. With the default key quotas a full
-/// page of [`VersionsPage::MAX_LIMIT`] versions stays well under it; it is what bounds an
-/// answer when the quotas are raised or older versions hold more keys.
+/// Most bytes of key names and fingerprints (as stored, JSON) one page of versions holds:
+/// a page ends early, after at least one version, rather than pass it. With the default
+/// key quotas a full page of [`VersionsPage::MAX_LIMIT`] versions stays well under it; it
+/// is what bounds an answer when the quotas are raised or older versions hold more keys.
 pub const PAGE_KEY_BYTES: usize = 4 << 20;
 
 /// One page of a branch's versions, newest first.
@@ -268,7 +302,9 @@ pub struct Counts {
     pub jtis: u64,
 }
 
-/// A version as stored, for [`copy`]. `keys` is the stored JSON array.
+/// A version as stored, for [`copy`]. `keys` is the stored JSON array, `fingerprints` the
+/// stored JSON object (`None`: pushed without, or before they existed), both copied as
+/// they are, byte for byte (the audit row hashes the fingerprints' text).
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredVersion {
     /// Storage order (the insertion id); not kept by the target.
@@ -281,6 +317,7 @@ pub struct StoredVersion {
     pub key_count: i64,
     pub pushed_by: String,
     pub pushed_at: String,
+    pub fingerprints: Option<String>,
 }
 
 impl fmt::Debug for StoredVersion {

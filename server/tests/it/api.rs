@@ -769,3 +769,175 @@ async fn key_quotas_refuse_a_push_with_a_clear_error_and_store_nothing(backend: 
     );
 }
 }
+
+on_each_backend! {
+/// Issue 14: value fingerprints go with their version through push, pull, keys and
+/// versions; a push without them (an old client) reads back without the field at all.
+async fn fingerprints_go_with_their_version_and_absent_stays_absent(backend: Backend) {
+    let server = TestServer::on(backend).await;
+    let dev = token("developer", &["proj"]);
+    let first = json!({"": fp(0), "A": fp(1), "B": fp(2)});
+    let third = json!({"": fp(0), "A": fp(1), "B": fp(3)});
+    let push = |keys: &'static [&'static str], base, prints: Value| {
+        let (server, dev) = (&server, &dev);
+        async move { server.push_with(dev, "proj", "main", keys, base, &prints).await }
+    };
+    assert_eq!(push(&["A", "B"], None, first.clone()).await.0, 201);
+    assert_eq!(push(&["A", "B"], Some(1), Value::Null).await.0, 201);
+
+    let (status, v1) = send(server.get("/env/proj/main?version=1", &dev)).await;
+    assert_eq!((status, &v1["fingerprints"]), (200, &first), "{v1}");
+    let (_, latest) = send(server.get("/env/proj/main", &dev)).await;
+    assert_eq!(latest["version"], 2);
+    assert!(latest.get("fingerprints").is_none(), "{latest}");
+    let (_, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
+    assert_eq!(keys, json!({"version": 2, "keys": ["A", "B"]}));
+
+    assert_eq!(push(&["A", "B"], Some(2), third.clone()).await.0, 201);
+    let (_, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
+    assert_eq!(
+        keys,
+        json!({"version": 3, "keys": ["A", "B"], "fingerprints": third})
+    );
+    let (_, latest) = send(server.get("/env/proj/main", &dev)).await;
+    assert_eq!(latest["fingerprints"], third);
+    let (status, page) = send(server.get("/env/proj/main/versions", &dev)).await;
+    assert_eq!(status, 200, "{page}");
+    let prints: Vec<Option<&Value>> = page["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.get("fingerprints"))
+        .collect();
+    assert_eq!(prints, [Some(&third), None, Some(&first)]);
+    // A branch with no key at all carries only the key's id.
+    assert_eq!(
+        server
+            .push_with(&dev, "proj", "empty", &[], None, &json!({"": fp(0)}))
+            .await
+            .0,
+        201
+    );
+    let (_, keys) = send(server.get("/env/proj/empty/keys", &dev)).await;
+    assert_eq!(keys, json!({"version": 1, "keys": [], "fingerprints": {"": fp(0)}}));
+    assert!(matches!(
+        server.store.verify().await,
+        envsync_server::store::chain::Verdict::Intact { .. }
+    ));
+}
+}
+
+/// Issue 14: fingerprints that do not fit the push's keys (one missing, one too many, not
+/// 32 lowercase hex, not a string) are a 400 naming the problem, never the fingerprint;
+/// nothing is stored. `null` is the same as leaving them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprints_that_do_not_fit_the_keys_are_400() {
+    let server = TestServer::start().await;
+    let dev = token("developer", &["proj"]);
+    let long = "K".repeat(3000);
+    let upper = "0123456789ABCDEF0123456789ABCDEF";
+    for (prints, says) in [
+        (
+            json!({"": fp(0), "A": fp(1)}),
+            "fingerprints: no fingerprint for B",
+        ),
+        (json!({"A": fp(1), "B": fp(2)}), "fingerprints: no key id"),
+        (
+            json!({"": fp(0), "A": fp(1), "B": fp(2), "C": fp(3)}),
+            "fingerprints: 1 of them are for names not in keys",
+        ),
+        (
+            json!({"": fp(0), "A": fp(1), "B": fp(2), long.clone(): fp(3)}),
+            "fingerprints: 1 of them are for names not in keys",
+        ),
+        (
+            json!({"": fp(0), "A": fp(1), "B": upper}),
+            "fingerprints: the fingerprint of B is not 32 lowercase hex characters",
+        ),
+        (
+            json!({"": fp(0), "A": fp(1), "B": "abc"}),
+            "fingerprints: the fingerprint of B is not 32 lowercase hex characters",
+        ),
+        (json!({"": fp(0), "A": fp(1), "B": 7}), "the push body: "),
+        (json!(["A", "B"]), "the push body: "),
+    ] {
+        let answer = server
+            .push_with(&dev, "proj", "main", &["A", "B"], None, &prints)
+            .await;
+        assert_error(&answer, 400, "bad_request");
+        let message = answer.1["message"].as_str().unwrap();
+        assert!(message.starts_with(says), "{message}");
+        for shown in [upper, "0000000000", "abc", &long[..100]] {
+            assert!(!message.contains(shown), "{message}");
+        }
+    }
+    assert_error(
+        &send(server.get("/env/proj/main", &dev)).await,
+        404,
+        "not_found",
+    );
+    let body = json!({
+        "ciphertext": ciphertext(),
+        "keys": ["A"],
+        "base_version": null,
+        "fingerprints": null,
+    });
+    assert_eq!(
+        send(server.post("/env/proj/main", &dev, &body)).await.0,
+        201
+    );
+    let (_, keys) = send(server.get("/env/proj/main/keys", &dev)).await;
+    assert!(keys.get("fingerprints").is_none(), "{keys}");
+}
+
+on_each_backend! {
+/// Issue 14: a page of versions counts the fingerprints' bytes in its budget as it counts
+/// the key names': versions whose names alone would fit two to a page come one to a page
+/// once their fingerprints are counted.
+async fn a_page_of_versions_counts_fingerprints_in_its_byte_budget(backend: Backend) {
+    let server = TestServer::on_with(backend, |s| {
+        s.max_body = 16 << 20;
+        s.quotas.max_keys = 100_000;
+        s.quotas.max_key_len = 256;
+    })
+    .await;
+    let dev = token("developer", &["proj"]);
+    // 10 000 names of 150 bytes: about 1.5 MB of names and 1.9 MB of fingerprints each.
+    let keys: Vec<String> = (0..10_000).map(|i| format!("{i:0>150}")).collect();
+    let mut prints: serde_json::Map<String, Value> =
+        keys.iter().zip(1..).map(|(k, i)| (k.clone(), json!(fp(i)))).collect();
+    prints.insert(String::new(), json!(fp(0)));
+    let prints = Value::Object(prints);
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for base in [None, Some(1), Some(2)] {
+        let (status, body) = server.push(&dev, "proj", "bare", &keys, base).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = server
+            .push_with(&dev, "proj", "printed", &keys, base, &prints)
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let sizes = |branch: &'static str| {
+        let (server, dev) = (&server, &dev);
+        async move {
+            let mut sizes = Vec::new();
+            let mut path = format!("/env/proj/{branch}/versions?limit=100");
+            loop {
+                let (status, page) = send(server.get(&path, dev)).await;
+                assert_eq!(status, 200);
+                let versions = page["versions"].as_array().unwrap();
+                sizes.push(versions.len());
+                match page["next_before"].as_u64() {
+                    Some(next) => {
+                        path = format!("/env/proj/{branch}/versions?limit=100&before={next}");
+                    }
+                    None => break,
+                }
+            }
+            sizes
+        }
+    };
+    assert_eq!(sizes("bare").await, [2, 1]);
+    assert_eq!(sizes("printed").await, [1, 1, 1]);
+}
+}

@@ -547,3 +547,71 @@ async fn the_server_logs_the_chain_head_at_start_and_at_its_interval() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("head {head}")), "{out}");
 }
+
+on_each_backend! {
+/// Issue 14: a version's fingerprints are covered by its accepted-push row like its
+/// ciphertext: changed, removed, or given to a version pushed without, behind the server's
+/// back (by a connection that gets the append-only trigger out of the way first), they are
+/// reported by the walk `audit verify` runs; put back, the log verifies again.
+async fn audit_verify_reports_fingerprints_changed_behind_the_server_s_back(backend: Backend) {
+    use envsync_server::store::chain::{Verdict, VersionProblem};
+    let server = TestServer::on(backend).await;
+    let dev = token("developer", &["proj"]);
+    let prints = json!({"": fp(0), "A": fp(1), "B": fp(2)});
+    let pushed = server
+        .push_with(&dev, "proj", "main", &["A", "B"], None, &prints)
+        .await;
+    assert_eq!(pushed.0, 201, "{}", pushed.1);
+    assert_eq!(
+        server.push(&dev, "proj", "main", &["A", "B"], Some(1)).await.0,
+        201
+    );
+    let db = &server.store;
+    assert!(matches!(db.verify().await, Verdict::Intact { rows: 2, .. }));
+    let original = db
+        .rows("SELECT fingerprints FROM versions WHERE version = 1")
+        .await[0][0]
+        .clone()
+        .unwrap();
+    let out_of_the_way = match backend {
+        Backend::Sqlite => "DROP TRIGGER IF EXISTS versions_append_only_update;",
+        Backend::Postgres => "ALTER TABLE versions DISABLE TRIGGER versions_append_only;",
+    };
+    let tamper = |sql: String| async move {
+        db.exec(&format!("{out_of_the_way} {sql}")).await.unwrap();
+        db.verify().await
+    };
+    let forged = original.replace(&fp(2), &fp(1));
+    for (sql, version) in [
+        // B's value made to look like A's.
+        (format!("UPDATE versions SET fingerprints = '{forged}' WHERE version = 1"), 1),
+        (format!("UPDATE versions SET fingerprints = '{original}' WHERE version = 1"), 0),
+        // Removed: clients would compare nothing.
+        ("UPDATE versions SET fingerprints = NULL WHERE version = 1".to_owned(), 1),
+        (format!("UPDATE versions SET fingerprints = '{original}' WHERE version = 1"), 0),
+        // Given to the version pushed without: clients would see "unchanged" values.
+        (format!("UPDATE versions SET fingerprints = '{original}' WHERE version = 2"), 2),
+        ("UPDATE versions SET fingerprints = NULL WHERE version = 2".to_owned(), 0),
+    ] {
+        let verdict = tamper(sql.clone()).await;
+        if version == 0 {
+            assert!(matches!(verdict, Verdict::Intact { rows: 2, .. }), "{sql}: {verdict:?}");
+            continue;
+        }
+        let Verdict::Unaccounted { version: bad, problem: VersionProblem::OtherFingerprints, .. } =
+            &verdict
+        else {
+            panic!("{sql}: {verdict:?}")
+        };
+        assert_eq!(*bad, version, "{sql}");
+        assert_eq!(
+            verdict.to_string(),
+            format!(
+                "bad version: project 'proj' branch 'main' version {version} does not have the \
+                 value fingerprints its accepted-push audit row records (changed behind the \
+                 server's back)"
+            )
+        );
+    }
+}
+}

@@ -310,6 +310,28 @@ impl TestServer {
         send(self.post(&format!("/env/{project}/{branch_encoded}"), token, &body)).await
     }
 
+    /// As [`TestServer::push`], with value fingerprints (`Value::Null`: the field is left
+    /// out, as an old client does).
+    pub async fn push_with(
+        &self,
+        token: &str,
+        project: &str,
+        branch_encoded: &str,
+        keys: &[&str],
+        base: Option<u64>,
+        fingerprints: &Value,
+    ) -> (u16, Value) {
+        let mut body = json!({
+            "ciphertext": ciphertext(),
+            "keys": keys,
+            "base_version": base,
+        });
+        if !fingerprints.is_null() {
+            body["fingerprints"] = fingerprints.clone();
+        }
+        send(self.post(&format!("/env/{project}/{branch_encoded}"), token, &body)).await
+    }
+
     /// A raw request on a fresh connection; returns the status and the body.
     pub async fn raw(&self, request: Vec<u8>) -> (u16, String) {
         let addr = self.addr;
@@ -325,6 +347,11 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// A well-formed value fingerprint (32 lowercase hex characters), one per `n`.
+pub fn fp(n: u32) -> String {
+    format!("{n:032x}")
 }
 
 /// Sends a request, returning the status and the JSON body (`Null` when empty).

@@ -581,3 +581,65 @@ async fn the_page_is_served_with_its_headers_and_so_is_every_answer() {
     assert!(status == 404 || status == 405, "{status} {body}");
     assert!(body["error"].is_string(), "{body}");
 }
+
+on_each_backend! {
+/// Issue 14: a key on both a branch and the default branch whose fingerprints differ is
+/// `d` (counted in `differs`); the same fingerprint, or a version without fingerprints on
+/// either side, stays `p`.
+async fn the_matrix_marks_values_that_differ_from_the_default_branch(backend: Backend) {
+    let server = TestServer::on(backend).await;
+    let dev = token("developer", &["p"]);
+    let push = |branch: &'static str, keys: &'static [&'static str], prints: Value| {
+        let (server, dev) = (&server, &dev);
+        async move {
+            let (_, latest) = get(server, &format!("/env/p/{branch}/keys"), dev).await;
+            let base = latest["version"].as_u64();
+            let (status, body) = server
+                .push_with(dev, "p", branch, keys, base, &prints)
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    };
+    push(
+        "main",
+        &["A", "B", "C", "D"],
+        json!({"": fp(0), "A": fp(1), "B": fp(2), "C": fp(3), "D": fp(4)}),
+    )
+    .await;
+    push("same", &["A", "B", "C"], json!({"": fp(0), "A": fp(1), "B": fp(2), "C": fp(3)})).await;
+    push("changed", &["A", "B", "E"], json!({"": fp(0), "A": fp(1), "B": fp(9), "E": fp(5)})).await;
+    push("bare", &["A", "B"], Value::Null).await;
+
+    let (status, page) = get(&server, "/matrix/p", &dev).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        cells(&page),
+        [
+            ("main".to_owned(), "A=p B=p C=p D=p E=.".to_owned()),
+            ("bare".to_owned(), "A=p B=p C=m D=m E=.".to_owned()),
+            ("changed".to_owned(), "A=p B=d C=m D=m E=o".to_owned()),
+            ("same".to_owned(), "A=p B=p C=p D=m E=.".to_owned()),
+        ]
+    );
+    let counts: Vec<(u64, u64, u64)> = page["branches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let n = |f: &str| b[f].as_u64().unwrap();
+            (n("missing"), n("only"), n("differs"))
+        })
+        .collect();
+    assert_eq!(counts, [(0, 0, 0), (2, 0, 0), (2, 1, 1), (1, 0, 0)]);
+
+    // Compared with another default, the marks follow it.
+    let (_, page) = get(&server, "/matrix/p?default=changed", &dev).await;
+    assert_eq!(cells(&page)[2], ("main".to_owned(), "A=p B=d C=o D=o E=m".to_owned()));
+
+    // The default branch's latest pushed without fingerprints: nothing to compare with.
+    push("main", &["A", "B", "C", "D"], Value::Null).await;
+    let (_, page) = get(&server, "/matrix/p", &dev).await;
+    assert_eq!(cells(&page)[2], ("changed".to_owned(), "A=p B=p C=m D=m E=o".to_owned()));
+    assert_eq!(page["branches"][2]["differs"], 0);
+}
+}

@@ -11,6 +11,7 @@ use envsync_server::store::{
     Action, AuditQuery, BranchesQuery, Event, NewPush, Outcome, PullRequest, Store, StoreError,
     VersionsQuery,
 };
+use sha2::Digest;
 use std::sync::Arc;
 
 fn push(branch: &str, base: Option<u64>, keys: &[&str]) -> NewPush {
@@ -22,6 +23,15 @@ fn push(branch: &str, base: Option<u64>, keys: &[&str]) -> NewPush {
         ciphertext: ciphertext(),
         keys: keys.iter().map(|k| k.to_string()).collect(),
         base_version: base,
+        fingerprints: None,
+    }
+}
+
+/// [`push`] with a fingerprint for each key (`n` tells the values apart).
+fn printed(branch: &str, base: Option<u64>, keys: &[&str], n: u32) -> NewPush {
+    NewPush {
+        fingerprints: Some(keys.iter().map(|k| (k.to_string(), fp(n))).collect()),
+        ..push(branch, base, keys)
     }
 }
 
@@ -170,6 +180,88 @@ async fn what_is_pushed_is_what_is_read_and_audited(backend: Backend) {
 }
 
 on_each_backend! {
+/// Issue 14: fingerprints are stored with their version and read back by pull, keys and
+/// versions; a version pushed without has none; the push's audit row records their
+/// SHA-256, never them; `NewPush`'s `Debug` shows a count.
+async fn fingerprints_are_stored_with_their_version_and_read_back(backend: Backend) {
+    let (db, store) = open(backend).await;
+    let with = printed("main", None, &["A", "B"], 7);
+    let shown = format!("{with:?}");
+    assert!(shown.contains("fingerprints: Some([2])") && !shown.contains(&fp(7)), "{shown}");
+    assert_eq!(store.push(with.clone()).await, Ok(1));
+    assert_eq!(store.push(push("main", Some(1), &["A"])).await, Ok(2));
+    let v1 = store.pull(pull("main", Some(1))).await.unwrap();
+    assert_eq!(v1.fingerprints, with.fingerprints);
+    assert_eq!(store.pull(pull("main", None)).await.unwrap().fingerprints, None);
+    assert_eq!(store.keys("p".into(), "main".into()).await.unwrap().fingerprints, None);
+    let v3 = printed("main", Some(2), &["C"], 8);
+    assert_eq!(store.push(v3.clone()).await, Ok(3));
+    assert_eq!(
+        store.keys("p".into(), "main".into()).await.unwrap().fingerprints,
+        v3.fingerprints
+    );
+    let page = store
+        .versions(VersionsQuery { project: "p".into(), branch: "main".into(), limit: 10, before: None })
+        .await
+        .unwrap();
+    let prints: Vec<_> = page.versions.into_iter().map(|v| v.fingerprints).collect();
+    assert_eq!(prints, [v3.fingerprints, None, with.fingerprints]);
+    // The stored text is the canonical JSON; the audit row holds its hash only.
+    let stored = db.rows("SELECT fingerprints FROM versions ORDER BY id").await;
+    let text = format!(r#"{{"A":"{0}","B":"{0}"}}"#, fp(7));
+    assert_eq!(stored[0][0].as_deref(), Some(text.as_str()));
+    assert_eq!(stored[1][0], None);
+    let details: Vec<serde_json::Value> = db
+        .rows("SELECT detail FROM audit WHERE action = 'push' ORDER BY id")
+        .await
+        .into_iter()
+        .map(|r| serde_json::from_str(r[0].as_deref().unwrap()).unwrap())
+        .collect();
+    let digest: String = sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(details[0]["fingerprints_sha256"], digest.as_str());
+    assert!(details[1].get("fingerprints_sha256").is_none(), "{}", details[1]);
+    for d in &details {
+        assert!(!d.to_string().contains(&fp(7)) && !d.to_string().contains(&fp(8)), "{d}");
+    }
+    assert!(matches!(store.verify(Vec::new()).await.unwrap(), Verdict::Intact { rows: 5, .. }));
+}
+}
+
+on_each_backend! {
+/// Issue 14: a database from before the fingerprints column (as the previous schema left
+/// it, with a version in it) is verified as it is, then opens, migrates and serves: its
+/// versions have no fingerprints, new ones do, and the chain accounts for all of them.
+async fn a_database_from_before_fingerprints_opens_and_serves(backend: Backend) {
+    let (db, store) = open(backend).await;
+    store.push(push("main", None, &["A"])).await.unwrap();
+    drop(store);
+    let back_then = match backend {
+        Backend::Sqlite => "ALTER TABLE versions DROP COLUMN fingerprints; PRAGMA user_version = 3;",
+        Backend::Postgres => {
+            "ALTER TABLE versions DROP COLUMN fingerprints;
+             DELETE FROM envsync_schema WHERE version = 2;"
+        }
+    };
+    db.exec(back_then).await.unwrap();
+    assert!(matches!(db.verify().await, Verdict::Intact { rows: 1, .. }));
+    let store = db.database.open().await.unwrap();
+    let keys = store.keys("p".into(), "main".into()).await.unwrap();
+    assert_eq!((keys.version, keys.fingerprints), (1, None));
+    assert_eq!(store.pull(pull("main", None)).await.unwrap().fingerprints, None);
+    let next = printed("main", Some(1), &["A"], 1);
+    assert_eq!(store.push(next.clone()).await, Ok(2));
+    assert_eq!(
+        store.keys("p".into(), "main".into()).await.unwrap().fingerprints,
+        next.fingerprints
+    );
+    assert!(matches!(store.verify(Vec::new()).await.unwrap(), Verdict::Intact { rows: 3, .. }));
+}
+}
+
+on_each_backend! {
 /// Each project has its own chain, and events of no project the server's: three heads;
 /// an anchor on each catches the newest row of its chain cut off.
 async fn each_project_has_its_own_chain(backend: Backend) {
@@ -305,12 +397,14 @@ async fn export_and_import_move_a_store_between_backends_with_the_same_head() {
     let (_a, sqlite) = open(Backend::Sqlite).await;
     let mut base = None;
     for i in 0..30 {
-        base = Some(
-            sqlite
-                .push(push("main", base, &[&format!("K{i}")]))
-                .await
-                .unwrap(),
-        );
+        // Every other version with fingerprints: both kinds travel.
+        let key = format!("K{i}");
+        let next = if i % 2 == 0 {
+            printed("main", base, &[&key], i)
+        } else {
+            push("main", base, &[&key])
+        };
+        base = Some(sqlite.push(next).await.unwrap());
         sqlite.pull(pull("main", None)).await.unwrap();
     }
     sqlite
@@ -339,6 +433,34 @@ async fn export_and_import_move_a_store_between_backends_with_the_same_head() {
     let (_c, back) = open(Backend::Sqlite).await;
     copy(pg.as_ref(), back.as_ref(), |_| {}).await.unwrap();
     assert_eq!(back.verify(Vec::new()).await.unwrap(), head);
+    // The versions, fingerprints included, are the same versions byte for byte.
+    let exported = |store: Arc<dyn Store>| async move {
+        let mut rows = store.export_versions(0, 100).await.unwrap();
+        for row in &mut rows {
+            row.id = 0;
+        }
+        rows
+    };
+    let original = exported(sqlite.clone()).await;
+    assert_eq!(
+        original.iter().filter(|v| v.fingerprints.is_some()).count(),
+        15
+    );
+    assert_eq!(exported(pg.clone()).await, original);
+    assert_eq!(exported(back.clone()).await, original);
+    let v1 = pg
+        .versions(VersionsQuery {
+            project: "p".into(),
+            branch: "main".into(),
+            limit: 1,
+            before: Some(2),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        v1.versions[0].fingerprints,
+        printed("main", None, &["K0"], 0).fingerprints
+    );
     // Each goes on from the copied chain: the same next push gives the same version.
     assert_eq!(pg.push(push("main", Some(30), &["N"])).await, Ok(31));
     assert_eq!(back.push(push("main", Some(30), &["N"])).await, Ok(31));

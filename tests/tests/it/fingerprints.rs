@@ -34,17 +34,16 @@ fn equal_values_give_equal_fingerprints_and_nothing_else_does() {
     let alice = Dev::new(&server, "prints");
     alice.write_env("A=same\nB=one\n");
     alice.envsync(&["push"]).clean().ok();
-    alice.write_env("A=same\nB=two\n");
-    alice
-        .envsync(&["push", "--branch", "feature/x"])
-        .clean()
-        .ok();
+    let feature = Dev::clone_of(&alice, &server, "feature@example.com");
+    feature.git(&["checkout", "-q", "-b", "feature/x"]);
+    feature.write_env("A=same\nB=two\n");
+    feature.envsync(&["push"]).clean().ok();
     let main = prints(&server, &alice, "main");
-    let feature = prints(&server, &alice, "feature/x");
+    let on_feature = prints(&server, &alice, "feature/x");
     // One key for the project: the same id, equal A, different B.
-    assert_eq!(main[""], feature[""]);
-    assert_eq!(main["A"], feature["A"]);
-    assert_ne!(main["B"], feature["B"]);
+    assert_eq!(main[""], on_feature[""]);
+    assert_eq!(main["A"], on_feature["A"]);
+    assert_ne!(main["B"], on_feature["B"]);
     assert_eq!(main.len(), 3);
     // Across versions: B back to "one" on main gives its old fingerprint again.
     alice.write_env("A=same\nB=three\n");
@@ -81,14 +80,16 @@ fn diff_status_and_log_show_changed_values_without_a_passphrase() {
         b.pass = None;
         b
     };
-    // In sync: compared, nothing changed.
+    // In sync: compared, nothing changed (the block as it always was).
     let out = bob.envsync(&["diff"]).clean().ok();
-    assert!(out.stdout.contains("Changed values: None\n"), "{out:#?}");
+    assert!(!out.stdout.contains("Changed values"), "{out:#?}");
     assert!(out.stdout.ends_with("In sync? True\n"), "{out:#?}");
+    let json: Value = serde_json::from_str(&bob.envsync(&["diff", "--json"]).ok().stdout).unwrap();
+    assert_eq!(json["changed"], serde_json::json!([]));
 
     // bob edits a value: no passphrase needed to see which.
     bob.write_env("A=1\nB=20\nC=3\n");
-    let out = bob.envsync(&["diff", "--exit-code"]).clean().code(1);
+    let out = bob.envsync(&["diff", "--exit-code"]).code(1);
     assert!(out.stdout.contains("Changed values: B\n"), "{out:#?}");
     assert!(out.stdout.ends_with("In sync? False\n"), "{out:#?}");
     assert!(!out.stdout.contains("20"), "{out:#?}");
@@ -104,11 +105,10 @@ fn diff_status_and_log_show_changed_values_without_a_passphrase() {
     assert!(out.stdout.contains("Changed values: B, C\n"), "{out:#?}");
 
     // Two branches on the server, no local file involved.
-    alice.write_env("A=1\nB=2\nC=3\nD=4\n");
-    alice
-        .envsync(&["push", "--branch", "feature/y"])
-        .clean()
-        .ok();
+    let feature = Dev::clone_of(&alice, &server, "feature@example.com");
+    feature.git(&["checkout", "-q", "-b", "feature/y"]);
+    feature.write_env("A=1\nB=2\nC=3\nD=4\n");
+    feature.envsync(&["push"]).clean().ok();
     let out = bob
         .envsync(&["diff", "--against", "feature/y"])
         .clean()
@@ -169,13 +169,15 @@ fn rotate_replaces_the_key_and_log_says_values_were_not_compared() {
             .contains("(new fingerprint key: values not compared)"),
         "{out:#?}"
     );
-    // The rotating clone kept the new key: its unchanged file is in sync.
-    let out = alice.envsync(&["diff"]).clean().ok();
-    assert!(out.stdout.contains("Changed values: None\n"), "{out:#?}");
+    // The rotating clone kept the new key: its unchanged file compares, and is in sync.
+    let out = alice.envsync(&["diff", "--json"]).clean().ok();
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["changed"], serde_json::json!([]), "{out:#?}");
     // A clone that only knows the old key compares nothing rather than everything.
-    let out = bob.envsync(&["diff"]).clean().ok();
-    assert!(!out.stdout.contains("Changed values"), "{out:#?}");
-    assert!(out.stdout.ends_with("In sync? True\n"), "{out:#?}");
+    let out = bob.envsync(&["diff", "--json"]).clean().ok();
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["changed"], Value::Null, "{out:#?}");
+    assert_eq!(json["in_sync"], true, "{out:#?}");
 }
 
 #[test]

@@ -39,7 +39,7 @@ mod writer;
 use super::chain::{Hash, StoredRow, Verdict, Walk, bad_hash, to_hash};
 use super::{
     AuditQuery, BranchesQuery, Counts, Event, Import, NewPush, PAGE_KEY_BYTES, PullRequest, Store,
-    StoreError, StoreFuture, StoredToken, StoredVersion, VersionsQuery,
+    StoreError, StoreFuture, StoredToken, StoredVersion, VersionsQuery, read_fingerprints,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use envsync_common::api::{
@@ -239,13 +239,17 @@ pub(crate) async fn verify(
             "{target} holds no envsync database (no schema); start envsync-server on it once"
         )));
     }
-    verify_on(&mut client).await.and_then(|walk| walk(anchors))
+    verify_on(&mut client, schema)
+        .await
+        .and_then(|walk| walk(anchors))
 }
 
-/// The walk's two queries, in one repeatable-read snapshot; the verdict is computed by
-/// the returned function once the rows are in (so that the client is free again).
+/// The walk's two queries, in one repeatable-read snapshot, on a database of schema
+/// version `schema`; the verdict is computed by the returned function once the rows are in
+/// (so that the client is free again).
 async fn verify_on(
     client: &mut tokio_postgres::Client,
+    schema: usize,
 ) -> Result<impl FnOnce(Vec<(u64, Hash)>) -> Result<Verdict, StoreError>, StoreError> {
     let tx = client
         .build_transaction()
@@ -259,9 +263,18 @@ async fn verify_on(
             &[],
         )
         .await?;
+    // Before migration 2 there is no fingerprints column: every version has none.
+    let fingerprints = if schema < 2 {
+        "NULL::TEXT"
+    } else {
+        "fingerprints"
+    };
     let versions = tx
         .query(
-            "SELECT project, branch, version, ciphertext FROM versions ORDER BY id",
+            &format!(
+                "SELECT project, branch, version, ciphertext, {fingerprints} FROM versions
+                 ORDER BY id"
+            ),
             &[],
         )
         .await?;
@@ -278,13 +291,20 @@ async fn verify_on(
             return Ok(verdict);
         }
         for row in &versions {
-            let (project, branch, version, ciphertext): (&str, &str, i64, &str) = (
+            let (project, branch, version, ciphertext, prints): (
+                &str,
+                &str,
+                i64,
+                &str,
+                Option<&str>,
+            ) = (
                 row.try_get(0)?,
                 row.try_get(1)?,
                 row.try_get(2)?,
                 row.try_get(3)?,
+                row.try_get(4)?,
             );
-            if let Some(bad) = accounts.check(project, branch, version, ciphertext) {
+            if let Some(bad) = accounts.check(project, branch, version, ciphertext, prints) {
                 return Ok(bad);
             }
         }
@@ -482,8 +502,8 @@ impl Store for PgStore {
         Box::pin(async move {
             let rows = self
                 .query(
-                    "SELECT version, keys FROM versions WHERE project = $1 AND branch = $2
-                     ORDER BY version DESC LIMIT 1",
+                    "SELECT version, keys, fingerprints FROM versions
+                     WHERE project = $1 AND branch = $2 ORDER BY version DESC LIMIT 1",
                     &[&project, &branch],
                 )
                 .await?;
@@ -492,7 +512,7 @@ impl Store for PgStore {
             Ok(KeysResponse {
                 version: unsigned(row.try_get(0)?),
                 keys: serde_json::from_str(keys)?,
-                fingerprints: None,
+                fingerprints: read_fingerprints(row.try_get(2)?)?,
             })
         })
     }
@@ -503,7 +523,7 @@ impl Store for PgStore {
             let fetch = i64::from(query.limit) + 1;
             let rows = self
                 .query(
-                    "SELECT version, keys, pushed_by, pushed_at FROM versions
+                    "SELECT version, keys, pushed_by, pushed_at, fingerprints FROM versions
                      WHERE project = $1 AND branch = $2 AND version < $3
                      ORDER BY version DESC LIMIT $4",
                     &[&query.project, &query.branch, &before, &fetch],
@@ -514,19 +534,21 @@ impl Store for PgStore {
             let mut next_before = None;
             for r in &rows {
                 let keys: &str = r.try_get(1)?;
+                let fingerprints: Option<&str> = r.try_get(4)?;
+                let size = keys.len() + fingerprints.map_or(0, str::len);
                 let full = versions.len() == query.limit as usize
-                    || bytes.saturating_add(keys.len()) > PAGE_KEY_BYTES;
+                    || bytes.saturating_add(size) > PAGE_KEY_BYTES;
                 if full && let Some(last) = versions.last() {
                     next_before = Some(last.version);
                     break;
                 }
-                bytes += keys.len();
+                bytes += size;
                 versions.push(VersionInfo {
                     version: unsigned(r.try_get(0)?),
                     keys: serde_json::from_str(keys)?,
                     pushed_by: r.try_get(2)?,
                     pushed_at: r.try_get(3)?,
-                    fingerprints: None,
+                    fingerprints: read_fingerprints(fingerprints)?,
                 });
             }
             Ok(VersionsPage {
@@ -743,7 +765,10 @@ impl Store for PgStore {
     fn verify(&self, anchors: Vec<(u64, Hash)>) -> StoreFuture<'_, Verdict> {
         Box::pin(async move {
             let mut client = self.target.connect().await?;
-            verify_on(&mut client).await.and_then(|walk| walk(anchors))
+            // An open store has applied every migration.
+            verify_on(&mut client, usize::MAX)
+                .await
+                .and_then(|walk| walk(anchors))
         })
     }
 
@@ -820,7 +845,7 @@ impl Store for PgStore {
             let rows = self
                 .query(
                     "SELECT id, project, branch, version, ciphertext, keys, key_count, pushed_by,
-                            pushed_at
+                            pushed_at, fingerprints
                      FROM versions WHERE id > $1 ORDER BY id LIMIT $2",
                     &[&after, &i64::from(limit)],
                 )
@@ -837,6 +862,7 @@ impl Store for PgStore {
                         key_count: r.try_get(6)?,
                         pushed_by: r.try_get(7)?,
                         pushed_at: r.try_get(8)?,
+                        fingerprints: r.try_get(9)?,
                     })
                 })
                 .collect()

@@ -84,6 +84,13 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 2: value fingerprints (issue 14): the canonical JSON object as text, NULL for a version
+    // pushed without (and every version from before). Text, not JSONB: the server never
+    // looks inside it, the push's audit row hashes its exact bytes (JSONB would reorder and
+    // respace it), and it stays byte for byte what SQLite holds, so `copy` moves it as it
+    // is. A nullable column without a default is a change of the catalog only; adding it
+    // fires no trigger.
+    "ALTER TABLE versions ADD COLUMN fingerprints TEXT;",
 ];
 
 /// What `copy --replace` runs on its target.

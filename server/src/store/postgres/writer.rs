@@ -17,7 +17,9 @@
 use super::{signed, unsigned};
 use crate::store::chain::{GENESIS, Hash, Row, StoredRow, bad_hash, to_hash};
 use crate::store::events::{conflict_event, mint_event, now, pull_event, push_event, revoke_event};
-use crate::store::{Event, Import, NewPush, PullRequest, StoreError, StoredVersion};
+use crate::store::{
+    Event, Import, NewPush, PullRequest, StoreError, StoredVersion, read_fingerprints,
+};
 use deadpool_postgres::Pool;
 use envsync_common::api::{EnvResponse, TokenInfo};
 use futures_util::future::try_join_all;
@@ -262,8 +264,8 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
     let (insert_version, insert_audit, insert_token, revoke) = tokio::try_join!(
         client.prepare_cached(
             "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count,
-                 pushed_by, pushed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                 pushed_by, pushed_at, fingerprints)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ),
         client.prepare_cached(
             "INSERT INTO audit (id, seq, at, actor, action, project, branch, version, outcome,
@@ -287,11 +289,11 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
              ORDER BY version DESC LIMIT 1"
         ),
         client.prepare_cached(
-            "SELECT version, ciphertext, keys, pushed_by, pushed_at FROM versions
+            "SELECT version, ciphertext, keys, pushed_by, pushed_at, fingerprints FROM versions
              WHERE project = $1 AND branch = $2 ORDER BY version DESC LIMIT 1"
         ),
         client.prepare_cached(
-            "SELECT version, ciphertext, keys, pushed_by, pushed_at FROM versions
+            "SELECT version, ciphertext, keys, pushed_by, pushed_at, fingerprints FROM versions
              WHERE project = $1 AND branch = $2 AND version = $3"
         ),
         client.prepare_cached("SELECT revoked_at IS NOT NULL FROM tokens WHERE jti = $1"),
@@ -484,7 +486,7 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
     // Round trip 2: every write, pipelined.
     let mut writes = Vec::new();
     for v in &plan.versions {
-        let params: [&(dyn ToSql + Sync); 8] = [
+        let params: [&(dyn ToSql + Sync); 9] = [
             &v.project,
             &v.branch,
             &v.version,
@@ -493,6 +495,7 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
             &v.key_count,
             &v.pushed_by,
             &v.pushed_at,
+            &v.fingerprints,
         ];
         writes.push(execute(&tx, &st.insert_version, params.to_vec()));
     }
@@ -564,13 +567,14 @@ fn plan_pull(plan: &mut Plan, pull: &PullRequest, row: Option<&tokio_postgres::R
     };
     // Everything that can fail comes before the one write, the audit row.
     let keys: String = row.try_get(2).map_err(StoreError::from)?;
+    let fingerprints: Option<&str> = row.try_get(5).map_err(StoreError::from)?;
     let env = EnvResponse {
         version: unsigned(row.try_get(0).map_err(StoreError::from)?),
         ciphertext: row.try_get(1).map_err(StoreError::from)?,
         keys: serde_json::from_str(&keys)?,
         pushed_by: row.try_get(3).map_err(StoreError::from)?,
         pushed_at: row.try_get(4).map_err(StoreError::from)?,
-        fingerprints: None,
+        fingerprints: read_fingerprints(fingerprints)?,
     };
     plan.event(pull_event(pull, Some(env.version)))?;
     Ok(Done::Env(env))
@@ -595,6 +599,8 @@ fn plan_push<'a>(
         return Err(StoreError::Conflict { current });
     }
     let version = current.map_or(1, |v| v + 1);
+    let fingerprints = push.stored_fingerprints()?;
+    let event = push_event(&previous, push, version, fingerprints.as_deref());
     plan.versions.push(StoredVersion {
         id: 0,
         project: push.project.clone(),
@@ -605,8 +611,9 @@ fn plan_push<'a>(
         key_count: push.keys.len() as i64,
         pushed_by: push.actor.clone(),
         pushed_at: plan.at.clone(),
+        fingerprints,
     });
-    plan.event(push_event(&previous, push, version))?;
+    plan.event(event)?;
     latest.insert(slot, (version, push.keys.clone()));
     Ok(Done::Version(version))
 }

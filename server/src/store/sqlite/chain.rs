@@ -218,13 +218,23 @@ pub(super) fn verify_in(
         return Ok(verdict);
     }
     // Every version, in insertion order: the first one not accounted for is reported.
-    let mut stmt =
-        conn.prepare("SELECT project, branch, version, ciphertext FROM versions ORDER BY id")?;
+    // (Before migration 4 there is no fingerprints column: every version has none.)
+    let fingerprints = if schema < 4 { "NULL" } else { "fingerprints" };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT project, branch, version, ciphertext, {fingerprints} FROM versions ORDER BY id"
+    ))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        let (project, branch, version, ciphertext): (String, String, i64, String) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        if let Some(bad) = accounts.check(&project, &branch, version, &ciphertext) {
+        let (project, branch, version, ciphertext, prints): (
+            String,
+            String,
+            i64,
+            String,
+            Option<String>,
+        ) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        if let Some(bad) =
+            accounts.check(&project, &branch, version, &ciphertext, prints.as_deref())
+        {
             return Ok(bad);
         }
     }

@@ -83,6 +83,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Code(chain::migrate),
     // 3: a chain per project (existing rows stay the single chain they were).
     Migration::Code(chain::migrate_to_chains),
+    // 4: value fingerprints (issue 14): the canonical JSON object, NULL for a version pushed
+    // without (and every version from before). Adding a column fires no trigger, so the
+    // append-only ones stay as they are.
+    Migration::Sql("ALTER TABLE versions ADD COLUMN fingerprints TEXT;"),
 ];
 
 pub(super) fn open_writer(db: &Database) -> Result<Connection, StoreError> {
@@ -322,7 +326,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         assert!(matches!(
             chain::verify(&path, vec![]).unwrap(),
             crate::store::chain::Verdict::Intact { rows: 3, .. }
@@ -350,6 +354,121 @@ mod tests {
         assert!(matches!(
             chain::verify(&path, vec![]).unwrap(),
             crate::store::chain::Verdict::Intact { rows: 4, .. }
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migration_4_adds_fingerprints_and_older_versions_serve_without() {
+        use crate::store::chain::{Verdict, VersionProblem};
+        use crate::store::events::push_event;
+        use crate::store::{NewPush, PullRequest, SqliteStore, Store, VersionsQuery};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old_push = NewPush {
+            actor: "a@x".into(),
+            jti: "j".into(),
+            project: "p".into(),
+            branch: "main".into(),
+            ciphertext: "blob".into(),
+            keys: vec!["A".into()],
+            base_version: None,
+            fingerprints: None,
+        };
+        // A database as schema version 3 left it, with a version and its accepted-push row.
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &MIGRATIONS[..3] {
+                match step {
+                    Migration::Sql(sql) => conn.execute_batch(sql).unwrap(),
+                    Migration::Code(run) => run(&conn).unwrap(),
+                }
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            let at = "2025-01-01T00:00:00.000Z";
+            conn.execute(
+                "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count,
+                     pushed_by, pushed_at)
+                 VALUES ('p', 'main', 1, 'blob', '[\"A\"]', 1, 'a@x', ?1)",
+                [at],
+            )
+            .unwrap();
+            let event = push_event(&[], &old_push, 1, None);
+            super::super::queries::insert_event(&conn, at, &event).unwrap();
+        }
+        // `audit verify` reads it as it is, before any server has migrated it.
+        assert!(matches!(
+            chain::verify(&path, vec![]).unwrap(),
+            Verdict::Intact { rows: 1, .. }
+        ));
+        let store = SqliteStore::open(&Database::File(path.clone())).unwrap();
+        let keys = store.keys("p".into(), "main".into()).await.unwrap();
+        assert_eq!((keys.version, keys.fingerprints), (1, None));
+        let pulled = store
+            .pull(PullRequest {
+                actor: "r@x".into(),
+                jti: "j".into(),
+                project: "p".into(),
+                branch: "main".into(),
+                version: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (pulled.ciphertext.as_str(), pulled.fingerprints),
+            ("blob", None)
+        );
+        // A push with fingerprints after the migration reads back with them; the old
+        // version beside it still has none, and every version is accounted for.
+        let fingerprints: envsync_common::api::Fingerprints = [(
+            "B".to_owned(),
+            "0123456789abcdef0123456789abcdef".to_owned(),
+        )]
+        .into();
+        let new_push = NewPush {
+            keys: vec!["B".into()],
+            base_version: Some(1),
+            fingerprints: Some(fingerprints.clone()),
+            ..old_push
+        };
+        assert_eq!(store.push(new_push).await, Ok(2));
+        let page = store
+            .versions(VersionsQuery {
+                project: "p".into(),
+                branch: "main".into(),
+                limit: 10,
+                before: None,
+            })
+            .await
+            .unwrap();
+        let prints: Vec<_> = page
+            .versions
+            .iter()
+            .map(|v| v.fingerprints.clone())
+            .collect();
+        assert_eq!(prints, [Some(fingerprints), None]);
+        assert!(matches!(
+            store.verify(vec![]).await.unwrap(),
+            Verdict::Intact { rows: 3, .. }
+        ));
+        drop(store);
+        assert!(matches!(
+            chain::verify(&path, vec![]).unwrap(),
+            Verdict::Intact { rows: 3, .. }
+        ));
+        // Fingerprints given to the old version behind the server's back are not its own.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER versions_append_only_update;
+             UPDATE versions SET fingerprints = '{}' WHERE version = 1;",
+        )
+        .unwrap();
+        assert!(matches!(
+            chain::verify(&path, vec![]).unwrap(),
+            Verdict::Unaccounted {
+                version: 1,
+                problem: VersionProblem::OtherFingerprints,
+                ..
+            }
         ));
     }
 

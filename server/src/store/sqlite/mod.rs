@@ -35,6 +35,7 @@ use super::events::{mint_event, revoke_event};
 use super::{
     AuditQuery, BranchesQuery, Counts, Database, Event, Import, NewPush, PAGE_KEY_BYTES,
     PullRequest, Store, StoreError, StoreFuture, StoredToken, StoredVersion, VersionsQuery,
+    read_fingerprints,
 };
 use connection::{Readers, migrate, open_writer};
 use envsync_common::api::{
@@ -301,18 +302,22 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let row = conn
                 .prepare_cached(
-                    "SELECT version, keys FROM versions WHERE project = ?1 AND branch = ?2
-                     ORDER BY version DESC LIMIT 1",
+                    "SELECT version, keys, fingerprints FROM versions
+                     WHERE project = ?1 AND branch = ?2 ORDER BY version DESC LIMIT 1",
                 )?
                 .query_row(params![project, branch], |r| {
-                    Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+                    Ok((
+                        r.get::<_, u64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
                 })
                 .optional()?;
-            let (version, keys) = row.ok_or(StoreError::NotFound)?;
+            let (version, keys, fingerprints) = row.ok_or(StoreError::NotFound)?;
             Ok(KeysResponse {
                 version,
                 keys: serde_json::from_str(&keys)?,
-                fingerprints: None,
+                fingerprints: read_fingerprints(fingerprints.as_deref())?,
             })
         })
     }
@@ -323,7 +328,7 @@ impl Store for SqliteStore {
             // One more row than asked tells whether there is a next page.
             let fetch = i64::from(query.limit) + 1;
             let mut stmt = conn.prepare_cached(
-                "SELECT version, keys, pushed_by, pushed_at FROM versions
+                "SELECT version, keys, pushed_by, pushed_at, fingerprints FROM versions
                  WHERE project = ?1 AND branch = ?2 AND version < ?3
                  ORDER BY version DESC LIMIT ?4",
             )?;
@@ -333,19 +338,21 @@ impl Store for SqliteStore {
             let mut next_before = None;
             while let Some(r) = rows.next()? {
                 let keys: String = r.get(1)?;
+                let fingerprints: Option<String> = r.get(4)?;
+                let size = keys.len() + fingerprints.as_ref().map_or(0, String::len);
                 let full = versions.len() == query.limit as usize
-                    || bytes.saturating_add(keys.len()) > PAGE_KEY_BYTES;
+                    || bytes.saturating_add(size) > PAGE_KEY_BYTES;
                 if full && let Some(last) = versions.last() {
                     next_before = Some(last.version);
                     break;
                 }
-                bytes += keys.len();
+                bytes += size;
                 versions.push(VersionInfo {
                     version: r.get(0)?,
                     keys: serde_json::from_str(&keys)?,
                     pushed_by: r.get(2)?,
                     pushed_at: r.get(3)?,
-                    fingerprints: None,
+                    fingerprints: read_fingerprints(fingerprints.as_deref())?,
                 });
             }
             Ok(VersionsPage {
@@ -518,7 +525,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, project, branch, version, ciphertext, keys, key_count, pushed_by,
-                        pushed_at
+                        pushed_at, fingerprints
                  FROM versions WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after, limit], |r| {
@@ -532,6 +539,7 @@ impl Store for SqliteStore {
                     key_count: r.get(6)?,
                     pushed_by: r.get(7)?,
                     pushed_at: r.get(8)?,
+                    fingerprints: r.get(9)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -568,8 +576,8 @@ impl Store for SqliteStore {
                 Import::Versions(versions) => {
                     let mut stmt = conn.prepare_cached(
                         "INSERT INTO versions (project, branch, version, ciphertext, keys,
-                             key_count, pushed_by, pushed_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                             key_count, pushed_by, pushed_at, fingerprints)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     )?;
                     for v in versions {
                         stmt.execute(params![
@@ -580,7 +588,8 @@ impl Store for SqliteStore {
                             v.keys,
                             v.key_count,
                             v.pushed_by,
-                            v.pushed_at
+                            v.pushed_at,
+                            v.fingerprints
                         ])?;
                     }
                 }
@@ -645,6 +654,7 @@ mod tests {
             ciphertext: BLOB.into(),
             keys: vec!["A".into()],
             base_version: base,
+            fingerprints: None,
         }
     }
 

@@ -4,7 +4,7 @@
 use super::chain;
 pub(super) use crate::store::events::now;
 use crate::store::events::{conflict_event, pull_event, push_event};
-use crate::store::{Event, NewPush, PullRequest, StoreError};
+use crate::store::{Event, NewPush, PullRequest, StoreError, read_fingerprints};
 use envsync_common::api::{AuditEvent, AuditPage, EnvResponse};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -29,9 +29,11 @@ pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, Sto
         None => Vec::new(),
     };
     let version = current.map_or(1, |v| v + 1);
+    let fingerprints = push.stored_fingerprints()?;
     conn.prepare_cached(
-        "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count, pushed_by, pushed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count, pushed_by,
+             pushed_at, fingerprints)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         push.project,
@@ -42,8 +44,10 @@ pub(super) fn push_version(conn: &Connection, push: &NewPush) -> Result<u64, Sto
         push.keys.len() as u64,
         push.actor,
         at,
+        fingerprints,
     ])?;
-    insert_event(conn, &at, &push_event(&previous, push, version))?;
+    let event = push_event(&previous, push, version, fingerprints.as_deref());
+    insert_event(conn, &at, &event)?;
     Ok(version)
 }
 
@@ -59,25 +63,26 @@ pub(super) fn pull_version(
             r.get::<_, String>(2)?,
             r.get::<_, String>(3)?,
             r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
         ))
     };
     let row = match pull.version {
         Some(version) => conn
             .prepare_cached(
-                "SELECT version, ciphertext, keys, pushed_by, pushed_at FROM versions
-                 WHERE project = ?1 AND branch = ?2 AND version = ?3",
+                "SELECT version, ciphertext, keys, pushed_by, pushed_at, fingerprints
+                 FROM versions WHERE project = ?1 AND branch = ?2 AND version = ?3",
             )?
             .query_row(params![pull.project, pull.branch, version], map)
             .optional()?,
         None => conn
             .prepare_cached(
-                "SELECT version, ciphertext, keys, pushed_by, pushed_at FROM versions
-                 WHERE project = ?1 AND branch = ?2 ORDER BY version DESC LIMIT 1",
+                "SELECT version, ciphertext, keys, pushed_by, pushed_at, fingerprints
+                 FROM versions WHERE project = ?1 AND branch = ?2 ORDER BY version DESC LIMIT 1",
             )?
             .query_row(params![pull.project, pull.branch], map)
             .optional()?,
     };
-    let Some((version, ciphertext, keys, pushed_by, pushed_at)) = row else {
+    let Some((version, ciphertext, keys, pushed_by, pushed_at, fingerprints)) = row else {
         insert_event(conn, &at, &pull_event(pull, None))?;
         return Err(StoreError::NotFound);
     };
@@ -88,7 +93,7 @@ pub(super) fn pull_version(
         keys: serde_json::from_str(&keys)?,
         pushed_by,
         pushed_at,
-        fingerprints: None,
+        fingerprints: read_fingerprints(fingerprints.as_deref())?,
     };
     insert_event(conn, &at, &pull_event(pull, Some(version)))?;
     Ok(env)
