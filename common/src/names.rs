@@ -178,6 +178,16 @@ pub fn validate_key(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// A token's email as the server records it: 1 to 320 characters, no control character.
+/// Returns it trimmed.
+pub fn check_email(email: &str) -> Result<&str, &'static str> {
+    let email = email.trim();
+    if email.is_empty() || email.len() > 320 || email.chars().any(char::is_control) {
+        return Err("email must be 1 to 320 characters with no control characters");
+    }
+    Ok(email)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,14 +280,4 @@ mod tests {
             assert!(validate_key(bad).is_err(), "{bad:?}");
         }
     }
-}
-
-/// A token's email as the server records it: 1 to 320 characters, no control character.
-/// Returns it trimmed.
-pub fn check_email(email: &str) -> Result<&str, &'static str> {
-    let email = email.trim();
-    if email.is_empty() || email.len() > 320 || email.chars().any(char::is_control) {
-        return Err("email must be 1 to 320 characters with no control characters");
-    }
-    Ok(email)
 }

@@ -147,9 +147,6 @@ mod tests {
         );
         let same = Drift::new(v(&["A"]), v(&["A"])).with_values(Some(vec![]));
         assert!(same.in_sync());
-        assert!(
-            same.render("L", "S", "here")
-                .contains("Changed values: None\n")
-        );
+        assert!(!same.render("L", "S", "here").contains("Changed values"));
     }
 }
