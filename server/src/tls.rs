@@ -175,7 +175,7 @@ fn read_pair(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::CertificatePem {
             path: files.cert.clone(),
-            reason: e.to_string(),
+            reason: pem_problem(&e),
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
@@ -183,14 +183,13 @@ fn read_pair(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey
         });
     }
     let key_pem = read("key", &files.key)?;
-    // pem's own messages may quote a line of the file: for the key, say less.
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
         pem::Error::NoItemsFound => TlsError::NoKey {
             path: files.key.clone(),
         },
-        _ => TlsError::Key {
+        e => TlsError::Key {
             path: files.key.clone(),
-            reason: "not valid PEM".to_owned(),
+            reason: format!("it is not valid PEM: {}", pem_problem(&e)),
         },
     })?;
     let signing = provider
@@ -219,6 +218,18 @@ fn read_pair(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey
             path: files.cert.clone(),
             reason: e.to_string(),
         }),
+    }
+}
+
+/// What is wrong with a PEM file, in words: pem's own messages print bytes as numbers, and
+/// may quote a line of the file (of a key file, key material).
+fn pem_problem(e: &pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { .. } => "a BEGIN line has no matching END line".to_owned(),
+        pem::Error::IllegalSectionStart { .. } => "a BEGIN line is malformed".to_owned(),
+        pem::Error::Base64Decode(_) => "a section is not valid base64".to_owned(),
+        pem::Error::SectionTooLarge => "a section is too large".to_owned(),
+        other => other.to_string(),
     }
 }
 
