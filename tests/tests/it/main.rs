@@ -16,5 +16,6 @@ mod prompt;
 mod provenance;
 mod secrets;
 mod team;
+mod tls;
 mod trust;
 mod watch;
