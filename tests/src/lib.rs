@@ -110,9 +110,9 @@ impl Server {
     /// Sends the server a signal by name (`HUP`, `TERM`).
     pub fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("running").id();
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(pid.to_string())
+        // The shell's own `kill`: a minimal system may have no kill(1) binary.
+        let status = Command::new("/bin/sh")
+            .args(["-c", &format!("kill -{name} {pid}")])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} {pid}");
