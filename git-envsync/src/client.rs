@@ -2,7 +2,12 @@
 //! with blocking-style methods so the commands read top to bottom.
 //!
 //! Branch names travel as one percent-encoded path segment (`feature%2Flogin`).
+//!
+//! `https://` servers are checked against the system's roots plus the CA file of
+//! [`crate::ca`], if one is configured; a handshake that fails is [`ApiError::Tls`], told
+//! apart from a server that does not answer, and exits 3 like it.
 
+use crate::ca::CaFile;
 use crate::config::Token;
 use crate::error::{CliError, Exit};
 use envsync_common::api::{
@@ -37,6 +42,9 @@ pub const MAX_ANSWER: usize = 32 << 20;
 pub enum ApiError {
     /// No answer: connection refused, DNS, timeout, broken response.
     Unreachable(String),
+    /// The TLS handshake failed: a certificate not signed by a trusted CA, for another
+    /// name, expired; a server that does not speak TLS.
+    Tls(String),
     /// The server answered with an error status.
     Status { status: StatusCode, body: ErrorBody },
     /// The answer was larger than [`MAX_ANSWER`]; it was not read to its end.
@@ -82,6 +90,8 @@ pub struct Api {
     base: String,
     token: Option<Token>,
     deadline: Option<Instant>,
+    /// The extra CA trusted for an `https://` server, for the hint of a failed handshake.
+    ca: Option<CaFile>,
 }
 
 impl std::fmt::Debug for Api {
@@ -91,7 +101,14 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    pub fn new(base: &str, token: Option<Token>, timeouts: Timeouts) -> Result<Api, CliError> {
+    /// A client of the server at `base`; an `https://` one trusts `ca` beside the system's
+    /// roots (read and checked here, so a bad file fails before any request).
+    pub fn new(
+        base: &str,
+        token: Option<Token>,
+        timeouts: Timeouts,
+        ca: Option<&CaFile>,
+    ) -> Result<Api, CliError> {
         let base = base.trim_end_matches('/').to_owned();
         let parsed = reqwest::Url::parse(&base)
             .map_err(|e| CliError::usage(format!("server URL '{base}' is not a URL: {e}")))?;
@@ -105,10 +122,13 @@ impl Api {
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.total)
             .user_agent(concat!("git-envsync/", env!("CARGO_PKG_VERSION")));
+        let ca = ca.filter(|_| parsed.scheme() == "https");
         if parsed.scheme() == "http" {
             // A plain-HTTP server needs no trust roots; loading the system's (~150 files)
             // would be most of the run time of `diff` and of every hook.
             builder = builder.tls_certs_only(std::iter::empty());
+        } else if let Some(ca) = ca {
+            builder = builder.tls_certs_merge(ca.certificates()?);
         }
         let http = builder
             .build()
@@ -119,6 +139,7 @@ impl Api {
             base,
             token,
             deadline: timeouts.budget.map(|b| Instant::now() + b),
+            ca: ca.cloned(),
         })
     }
 
@@ -317,6 +338,23 @@ impl Api {
                 self.base
             ))
             .hint("check that the server is running, or set ENVSYNC_API / server in .envsync.toml"),
+            ApiError::Tls(why) => {
+                let fix = match &self.ca {
+                    Some(ca) => format!(
+                        "the server's certificate must be signed by the CA in {} ({}) or one the system trusts, and name the host of {}",
+                        ca.path.display(),
+                        ca.from,
+                        self.base
+                    ),
+                    None => format!(
+                        "if a private CA signed the server's certificate, trust it with git envsync login --server {} --ca-file CA.pem, ca_file in config.toml, or {}",
+                        self.base,
+                        crate::ca::ENV
+                    ),
+                };
+                CliError::server(format!("TLS handshake with {} failed: {why}", self.base))
+                    .hint(fix)
+            }
             ApiError::TooLarge => CliError::server(format!(
                 "the envsync server at {} sent an answer over {} MiB; refused",
                 self.base,
@@ -362,6 +400,9 @@ fn not_found_as_none<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
 }
 
 fn unreachable(e: reqwest::Error) -> ApiError {
+    if let Some(why) = tls_failure(&e) {
+        return ApiError::Tls(why);
+    }
     let why = if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {
@@ -377,9 +418,81 @@ fn unreachable(e: reqwest::Error) -> ApiError {
     ApiError::Unreachable(why)
 }
 
+/// Why a request failed, when a TLS handshake is the reason: rustls' error, found along
+/// the cause chain. It travels inside `io::Error`s (nested, from the connector), whose
+/// `source` skips the error they carry: those are opened with `get_ref` instead.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(describe_tls(tls));
+        }
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(carried) => Some(carried as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+fn describe_tls(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => {
+                "the server's certificate is not signed by a CA this machine trusts".to_owned()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the server's certificate is not for this host name".to_owned()
+            }
+            C::Expired | C::ExpiredContext { .. } => {
+                "the server's certificate has expired".to_owned()
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "the server's certificate is not valid yet (is this machine's clock right?)"
+                    .to_owned()
+            }
+            C::Revoked => "the server's certificate is revoked".to_owned(),
+            other => format!("the server's certificate is refused ({other:?})"),
+        },
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            "the server did not answer in TLS (is it plain http://?)".to_owned()
+        }
+        rustls::Error::AlertReceived(alert) => {
+            format!("the server ended the handshake ({alert:?})")
+        }
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_errors_are_found_inside_io_errors() {
+        let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, inner);
+        let wrapped = anyhow::Error::new(io).context("connect");
+        let found = tls_failure(wrapped.as_ref());
+        assert_eq!(
+            found.as_deref(),
+            Some("the server's certificate is not signed by a CA this machine trusts")
+        );
+        // As the connector nests them: an io::Error carrying one that carries rustls'.
+        let inner = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        let nested =
+            std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, inner));
+        assert_eq!(
+            tls_failure(&nested).as_deref(),
+            Some("the server did not answer in TLS (is it plain http://?)")
+        );
+        let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(tls_failure(&plain), None);
+    }
 
     #[test]
     fn segments_are_one_path_segment() {

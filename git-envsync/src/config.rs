@@ -1,6 +1,6 @@
 //! Configuration files: the project's `.envsync.toml` (committed, nothing secret), the older
 //! `.envsync.json`, and the user's `$XDG_CONFIG_HOME/envsync/config.toml` (0600: one token
-//! per server origin, written by `login`).
+//! per server origin, written by `login`, and the CA files of [`crate::ca`]).
 //!
 //! `.envsync.toml` comes from whoever last changed it on the branch checked out, so its
 //! settings take effect only once this clone has trusted them ([`crate::trust`]), and a
@@ -491,6 +491,10 @@ pub struct ServerLogin {
     /// HTTP to a host that is not this machine.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure_http: bool,
+    /// A PEM file of the CA that signed this server's certificate, trusted beside the
+    /// system's roots (`login --ca-file`; see [`crate::ca`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `$XDG_CONFIG_HOME/envsync/config.toml`.
@@ -504,6 +508,10 @@ pub struct UserConfig {
     /// `servers` under `server`'s origin.
     #[serde(default, skip_serializing)]
     token: Option<Token>,
+    /// A PEM file of a CA trusted beside the system's roots for every server without a
+    /// `ca_file` of its own (see [`crate::ca`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// Per server origin, its token.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub servers: BTreeMap<String, ServerLogin>,

@@ -6,8 +6,10 @@
 //! the user configuration's default (the last login). Which token: only ever one stored
 //! for that server's origin (by `login`), or `ENVSYNC_TOKEN` when the server is the one
 //! `ENVSYNC_API` names. A token is never sent anywhere else, and never over plain HTTP to
-//! another machine unless `login --insecure-http` recorded that choice.
+//! another machine unless `login --insecure-http` recorded that choice. Which extra CA an
+//! `https://` server is checked against: [`crate::ca`].
 
+use crate::ca::CaFile;
 use crate::cli::Global;
 use crate::client::{Api, Timeouts};
 use crate::config::{self, ProjectConfig, Token, UserConfig};
@@ -83,6 +85,8 @@ pub struct Remote {
     /// Why there is no token, when a source exists that may not be used.
     withheld: Option<String>,
     insecure_http: bool,
+    /// The extra CA trusted for this server, if one is configured.
+    ca_file: Option<CaFile>,
 }
 
 impl Remote {
@@ -101,6 +105,7 @@ impl Remote {
                 token: None,
                 withheld: None,
                 insecure_http: false,
+                ca_file: None,
             });
         };
         let origin = config::origin(&server)?;
@@ -128,10 +133,16 @@ impl Remote {
         .or_else(|| login.and_then(|l| l.token.clone()));
         Ok(Remote {
             insecure_http: login.is_some_and(|l| l.insecure_http),
+            ca_file: CaFile::resolve(&user, &server),
             server: Some(server),
             token,
             withheld,
         })
+    }
+
+    /// The extra CA configured for this server, if any.
+    pub fn ca_file(&self) -> Option<&CaFile> {
+        self.ca_file.as_ref()
     }
 
     /// When the token runs out (its `exp`, unverified), if there is one.
@@ -163,7 +174,7 @@ impl Remote {
                 "use https://, or accept the risk for this server with git envsync login --server {origin} --insecure-http"
             )));
         }
-        Api::new(server, Some(token), timeouts)
+        Api::new(server, Some(token), timeouts, self.ca_file.as_ref())
     }
 }
 

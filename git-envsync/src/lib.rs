@@ -6,13 +6,15 @@
 //!   files, [`trust`] for the consent to `.envsync.toml`, [`worktree`] for the env file's
 //!   path beneath the work tree);
 //! - [`sync`] moves an env file between the clone and the server, with the one verified
-//!   read; [`crypto`] holds the keys; [`client`] speaks HTTP; [`state`] is what this clone
+//!   read; [`crypto`] holds the keys; [`client`] speaks HTTP (over TLS with the extra CA
+//!   of [`ca`], if any); [`state`] is what this clone
 //!   remembers under `.git/envsync/`;
 //! - [`hook_blocks`] installs the git hooks (marked blocks), whose runs are `cmd::run_hook`'s;
 //! - [`agent`] keeps passphrases for `unlock`; [`prompt`] reads one at a terminal;
 //! - [`out`] writes to the terminal (escaped), [`error`] maps failures to exit codes.
 
 pub mod agent;
+pub mod ca;
 pub mod cli;
 pub mod client;
 pub mod cmd;
@@ -96,6 +98,7 @@ mod redaction_tests {
             crate::config::ServerLogin {
                 token: Some(token()),
                 insecure_http: false,
+                ca_file: None,
             },
         );
         let shown = format!("{user:?} {user:#?}");
@@ -119,7 +122,8 @@ mod redaction_tests {
         locked.spare()[..SENTINEL.len()].copy_from_slice(SENTINEL.as_bytes());
         locked.filled(SENTINEL.len());
         redacted("LockedSecret", &locked);
-        let api = Api::new("http://127.0.0.1:9", Some(token()), Timeouts::COMMAND).expect("api");
+        let api =
+            Api::new("http://127.0.0.1:9", Some(token()), Timeouts::COMMAND, None).expect("api");
         let shown = format!("{api:?} {api:#?}");
         assert!(!shown.contains(SENTINEL), "Api leaks: {shown}");
         redacted(

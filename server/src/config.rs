@@ -9,11 +9,13 @@ use crate::connections::ConnectionLimits;
 use crate::limiter::LimiterSettings;
 use crate::secret::JwtSecret;
 use crate::store::Database;
+use crate::tls::TlsFiles;
 use clap::{ArgMatches, Args, Command};
 use envsync_common::api::parse_ttl;
 use envsync_common::names::MAX_KEY_LEN;
 use jsonwebtoken::Algorithm;
 use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -69,6 +71,8 @@ pub struct Settings {
     pub quotas: Quotas,
     /// How often the audit chain's head (`id:hash`) is logged, besides at start.
     pub audit_head_interval: Duration,
+    /// HTTPS with this certificate and key; plain HTTP when unset.
+    pub tls: Option<TlsFiles>,
 }
 
 /// How tokens are signed and checked.
@@ -197,6 +201,14 @@ pub struct SettingsArgs {
         value_name = "DURATION"
     )]
     pub audit_head_interval: String,
+    /// PEM file of the certificate chain to serve HTTPS with (the server's certificate
+    /// first, then intermediates). Needs --tls-key; re-read with the key on SIGHUP (new
+    /// connections get the new certificate, open ones keep theirs). Unset: plain HTTP.
+    #[arg(long, env = "ENVSYNC_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<String>,
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ENVSYNC_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<String>,
 }
 
 impl SettingsArgs {
@@ -233,6 +245,11 @@ pub enum ConfigError {
     Empty(&'static str),
     #[error("ENVSYNC_DB: {0}")]
     Database(String),
+    #[error("{given} is set without {missing}: HTTPS needs both the certificate and its key")]
+    TlsPair {
+        given: &'static str,
+        missing: &'static str,
+    },
     #[error("{var} must be {what}, not '{value}'")]
     Number {
         var: &'static str,
@@ -259,6 +276,7 @@ impl Settings {
             connections: ConnectionLimits::default(),
             quotas: Quotas::default(),
             audit_head_interval: DEFAULT_AUDIT_HEAD_INTERVAL,
+            tls: None,
         }
     }
 
@@ -267,7 +285,8 @@ impl Settings {
     /// `ENVSYNC_AUTH_WINDOW` and `ENVSYNC_AUTH_LIMITER_CAPACITY`, the connection limits
     /// `ENVSYNC_MAX_CONNECTIONS`, `ENVSYNC_HEADER_TIMEOUT`, `ENVSYNC_IDLE_TIMEOUT` and
     /// `ENVSYNC_REQUEST_TIMEOUT`, the quotas `ENVSYNC_MAX_KEYS` and `ENVSYNC_MAX_KEY_LEN`, and
-    /// `ENVSYNC_AUDIT_HEAD_INTERVAL` from `lookup` (the process environment in the binary).
+    /// `ENVSYNC_AUDIT_HEAD_INTERVAL`, and the pair `ENVSYNC_TLS_CERT` and `ENVSYNC_TLS_KEY`
+    /// ([`tls_files`]) from `lookup` (the process environment in the binary).
     pub fn apply_env(
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,
@@ -396,7 +415,33 @@ impl Settings {
         )? {
             self.audit_head_interval = d;
         }
+        if let Some(files) = tls_files(&lookup)? {
+            self.tls = Some(files);
+        }
         Ok(())
+    }
+}
+
+/// `ENVSYNC_TLS_CERT` and `ENVSYNC_TLS_KEY`: both (HTTPS) or neither (plain HTTP). The
+/// files are read later, by [`crate::tls::Tls::load`].
+pub fn tls_files(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
+    const CERT: &str = "ENVSYNC_TLS_CERT";
+    const KEY: &str = "ENVSYNC_TLS_KEY";
+    let path = |var: &'static str| match lookup(var) {
+        Some(value) if value.trim().is_empty() => Err(ConfigError::Empty(var)),
+        value => Ok(value.map(PathBuf::from)),
+    };
+    match (path(CERT)?, path(KEY)?) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (Some(_), None) => Err(ConfigError::TlsPair {
+            given: CERT,
+            missing: KEY,
+        }),
+        (None, Some(_)) => Err(ConfigError::TlsPair {
+            given: KEY,
+            missing: CERT,
+        }),
     }
 }
 
@@ -622,11 +667,15 @@ mod tests {
                 capacity: 4096,
             }
         );
+        assert_eq!(settings.tls, None, "no TLS flags: plain HTTP");
         for (flag, var) in [
             ("--max-body=lots", "ENVSYNC_MAX_BODY"),
             ("--jwt-algorithm=none", "ENVSYNC_JWT_ALGORITHM"),
             ("--jwt-issuer=", "ENVSYNC_JWT_ISSUER"),
             ("--auth-window=2d", "ENVSYNC_AUTH_WINDOW"),
+            ("--tls-cert=/etc/envsync/cert.pem", "ENVSYNC_TLS_CERT"),
+            ("--tls-key=/etc/envsync/key.pem", "ENVSYNC_TLS_KEY"),
+            ("--tls-cert=", "ENVSYNC_TLS_CERT"),
         ] {
             let matches = parse(&[flag]);
             let err = defaults()
@@ -634,5 +683,37 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().starts_with(var), "{flag}: {err}");
         }
+    }
+
+    #[test]
+    fn tls_takes_both_files_or_neither() {
+        let matches = parse(&[
+            "--tls-cert=/etc/envsync/cert.pem",
+            "--tls-key=/etc/envsync/key.pem",
+        ]);
+        let mut settings = defaults();
+        settings.apply_env(SettingsArgs::lookup(&matches)).unwrap();
+        assert_eq!(
+            settings.tls,
+            Some(TlsFiles {
+                cert: "/etc/envsync/cert.pem".into(),
+                key: "/etc/envsync/key.pem".into(),
+            })
+        );
+        let only_key = parse(&["--tls-key=/k.pem"]);
+        let err = defaults()
+            .apply_env(SettingsArgs::lookup(&only_key))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ENVSYNC_TLS_KEY is set without ENVSYNC_TLS_CERT: HTTPS needs both the certificate and its key"
+        );
+        let only_cert = parse(&["--tls-cert=/c.pem"]);
+        let err = tls_files(SettingsArgs::lookup(&only_cert)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("ENVSYNC_TLS_CERT is set without ENVSYNC_TLS_KEY"),
+            "{err}"
+        );
     }
 }

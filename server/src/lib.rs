@@ -11,8 +11,8 @@
 //! - [`store::Store`] is the storage seam; [`store::SqliteStore`] implements it with WAL,
 //!   durable commits and group commit on one writer thread.
 //! - [`connections`] is the accept loop `serve` runs: a cap on open connections (shedding
-//!   the one idle for longest when full), header, idle and request timeouts, and the seam
-//!   where TLS can slot in.
+//!   the one idle for longest when full), header, idle and request timeouts, over plain TCP
+//!   or [`tls`] (HTTPS with rustls, the certificate reloadable while serving).
 //! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret;
 //!   [`limiter`] answers 429 to a client address that keeps failing authentication.
 //! - [`dashboard`] is the web page served at `/` (embedded files) and the security headers
@@ -31,6 +31,7 @@ pub mod limiter;
 pub mod routes;
 pub mod secret;
 pub mod store;
+pub mod tls;
 
 pub use config::Settings;
 pub use store::Database;
@@ -69,12 +70,16 @@ pub enum ServerError {
     Invalid(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
-/// An opened server: store ready, revocation list loaded, not yet serving.
+/// An opened server: store ready, revocation list loaded, certificate read (HTTPS), not
+/// yet serving.
 #[derive(Debug)]
 pub struct Server {
     app: Arc<App>,
+    tls: Option<tls::Tls>,
 }
 
 impl Server {
@@ -84,11 +89,13 @@ impl Server {
         Server::with_store(settings, store).await
     }
 
-    /// Builds a server over any [`Store`].
+    /// Builds a server over any [`Store`]; reads the certificate and key when
+    /// `settings.tls` names them.
     pub async fn with_store(
         settings: Settings,
         store: Arc<dyn Store>,
     ) -> Result<Server, ServerError> {
+        let tls = settings.tls.as_ref().map(tls::Tls::load).transpose()?;
         let auth = Authenticator::new(&settings.jwt);
         auth.revoke(store.revoked().await?);
         Ok(Server {
@@ -98,7 +105,14 @@ impl Server {
                 limiter: limiter::AuthLimiter::new(settings.auth_limit),
                 settings,
             }),
+            tls,
         })
+    }
+
+    /// The server's TLS when it serves HTTPS: [`tls::Tls::reload`] swaps its certificate
+    /// while it serves (the binary does on SIGHUP).
+    pub fn tls(&self) -> Option<&tls::Tls> {
+        self.tls.as_ref()
     }
 
     /// The store this server runs on.
@@ -125,8 +139,8 @@ impl Server {
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then finishes the requests
-    /// in flight. Connections are held within `settings.connections` (see
-    /// [`connections`]), and the audit chain's head is logged now and every
+    /// in flight: HTTPS when the server has a certificate, else plain HTTP. Connections
+    /// are held within `settings.connections` (see [`connections`]), and the audit chain's head is logged now and every
     /// `settings.audit_head_interval`.
     pub async fn serve(
         self,
@@ -144,14 +158,21 @@ impl Server {
             .store
             .is_shared()
             .then(|| tokio::spawn(follow_revocations(self.app.clone())));
-        connections::serve(
-            warp::service(routes),
-            listener,
-            connections::Plain,
-            self.app.settings.connections,
-            shutdown,
-        )
-        .await;
+        let service = warp::service(routes);
+        let limits = self.app.settings.connections;
+        match self.tls {
+            Some(tls) => {
+                tracing::info!(
+                    cert = %tls.files().cert.display(),
+                    fingerprint = %tls.fingerprint(),
+                    "serving HTTPS"
+                );
+                connections::serve(service, listener, tls, limits, shutdown).await;
+            }
+            None => {
+                connections::serve(service, listener, connections::Plain, limits, shutdown).await
+            }
+        }
         heads.abort();
         if let Some(task) = revocations {
             task.abort();

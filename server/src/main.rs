@@ -8,10 +8,11 @@
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use envsync_common::api::{Role, parse_ttl};
-use envsync_server::config::{ConfigError, MAX_TOKEN_TTL, Settings, SettingsArgs};
+use envsync_server::config::{self, ConfigError, MAX_TOKEN_TTL, Settings, SettingsArgs};
 use envsync_server::connections;
 use envsync_server::secret::{self, JwtSecret};
 use envsync_server::store::{self, chain};
+use envsync_server::tls::Tls;
 use envsync_server::{Database, Server};
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,6 +30,9 @@ const FIRST_TOKEN_TTL: u64 = 90 * 86_400;
 /// has no flag of its own: a command line is visible to every user of the machine. Servers
 /// sharing a PostgreSQL database must share the secret; the first of them to start on an
 /// empty database prints the owner token, once for all of them.
+///
+/// It serves plain HTTP, or HTTPS with --tls-cert and --tls-key (re-read on SIGHUP); a
+/// reverse proxy that terminates TLS in front of it is the other way.
 ///
 /// Every other setting below is a flag and an ENVSYNC_* variable; the flag wins.
 #[derive(Debug, Parser)]
@@ -320,6 +324,11 @@ async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
         tracing::warn!(error = %e, "cannot catch SIGXFSZ; a file size limit would stop the server");
     }
     let db = database(cli)?;
+    // The certificate and key are checked before anything is created: a first start that
+    // stopped on them after writing the secret would never print its owner token.
+    if let Some(files) = config::tls_files(SettingsArgs::lookup(matches))? {
+        Tls::load(&files)?;
+    }
     let (secret, generated) = match existing_secret(cli, &db)? {
         Some(secret) => (secret, false),
         None if db.is_shared() => bail!(
@@ -358,8 +367,17 @@ async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
         .await
         .context("cannot open the database")?;
 
+    // Caught before the address is announced: SIGHUP's default would end the server.
+    let scheme = match server.tls() {
+        Some(tls) => {
+            let hangups = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
+            tokio::spawn(reload_on_hangup(tls.clone(), hangups));
+            "https"
+        }
+        None => "http",
+    };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "envsync-server listening on http://{addr}")?;
+    writeln!(out, "envsync-server listening on {scheme}://{addr}")?;
     out.flush()?;
     // The first owner token: when this start generated the secret (SQLite), or when this
     // server is the one that claimed the first start of a shared database.
@@ -427,7 +445,11 @@ async fn mint_offline(cli: &Cli, matches: &ArgMatches, args: &TokenArgs) -> Resu
             .map_err(|e| anyhow!("--project '{project}': invalid {e}"))?;
     }
     let email = envsync_common::names::check_email(&args.email).map_err(|e| anyhow!("--{e}"))?;
-    let server = Server::open(settings(db, secret, matches)?)
+    let mut settings = settings(db, secret, matches)?;
+    // Minting serves nothing: the certificate and key (perhaps unreadable to whoever mints)
+    // are not read.
+    settings.tls = None;
+    let server = Server::open(settings)
         .await
         .context("cannot open the database")?;
     let minted = server
@@ -582,6 +604,17 @@ impl ProgressBar {
     fn finish(&mut self) {
         if self.drawn {
             eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// Reads the certificate and key again on every SIGHUP. New connections get the new
+/// certificate, open ones keep theirs; files that cannot be used leave the old one.
+async fn reload_on_hangup(tls: Tls, mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(fingerprint) => tracing::info!(%fingerprint, "TLS certificate reloaded"),
+            Err(e) => tracing::error!("TLS certificate not reloaded, the old one stays: {e}"),
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct Server {
     pub db: PathBuf,
     pub stderr_log: PathBuf,
     log_filter: String,
+    /// Flags beyond `--addr` and `--db`, kept for [`Server::restart`].
+    args: Vec<String>,
     dir: TempDir,
 }
 
@@ -72,18 +74,53 @@ impl Server {
 
     /// Starts a server with a fresh database and `RUST_LOG=<filter>`.
     pub fn start_logging(filter: &str) -> Server {
+        Server::start_with(filter, &[])
+    }
+
+    /// Starts a server with a fresh database, `RUST_LOG=<filter>` and these flags too.
+    pub fn start_with(filter: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("envsync.db");
         let stderr_log = dir.path().join("server.log");
-        let (child, url) = spawn_server(&db, &stderr_log, "127.0.0.1:0", filter);
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let (child, url) = spawn_server(&db, &stderr_log, "127.0.0.1:0", filter, &args);
         Server {
             child: Some(child),
             url,
             db,
             stderr_log,
             log_filter: filter.to_owned(),
+            args,
             dir,
         }
+    }
+
+    /// Starts a server serving HTTPS (`--tls-cert`, `--tls-key`) with these flags too; its
+    /// `url` is `https://127.0.0.1:<port>`.
+    pub fn start_tls(cert: &Path, key: &Path, args: &[&str]) -> Server {
+        let cert = cert.to_str().expect("UTF-8 path");
+        let key = key.to_str().expect("UTF-8 path");
+        let mut all = vec!["--tls-cert", cert, "--tls-key", key];
+        all.extend(args);
+        let server = Server::start_with("debug", &all);
+        assert!(server.url.starts_with("https://"), "{}", server.url);
+        server
+    }
+
+    /// Sends the server a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        // The shell's own `kill`: a minimal system may have no kill(1) binary.
+        let status = Command::new("/bin/sh")
+            .args(["-c", &format!("kill -{name} {pid}")])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
     /// Mints a token offline with the server's secret.
@@ -119,8 +156,13 @@ impl Server {
     /// Starts the server again on the same database (a new port).
     pub fn restart(&mut self) {
         self.kill();
-        let (child, url) =
-            spawn_server(&self.db, &self.stderr_log, "127.0.0.1:0", &self.log_filter);
+        let (child, url) = spawn_server(
+            &self.db,
+            &self.stderr_log,
+            "127.0.0.1:0",
+            &self.log_filter,
+            &self.args,
+        );
         self.child = Some(child);
         self.url = url;
     }
@@ -141,7 +183,13 @@ impl Drop for Server {
     }
 }
 
-fn spawn_server(db: &Path, stderr_log: &Path, addr: &str, log_filter: &str) -> (Child, String) {
+fn spawn_server(
+    db: &Path,
+    stderr_log: &Path,
+    addr: &str,
+    log_filter: &str,
+    args: &[String],
+) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -152,6 +200,7 @@ fn spawn_server(db: &Path, stderr_log: &Path, addr: &str, log_filter: &str) -> (
         .env("RUST_LOG", log_filter)
         .args(["--addr", addr, "--db"])
         .arg(db)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -256,6 +305,8 @@ pub struct Dev {
     pub env_credentials: bool,
     /// This developer's `XDG_RUNTIME_DIR` (0700): where a passphrase agent's socket goes.
     pub runtime: PathBuf,
+    /// More variables every command of this developer gets (`ENVSYNC_CA_FILE`, …).
+    pub env: Vec<(String, String)>,
     /// Kills a passphrase agent `unlock` left running, before the temp dir goes.
     _agent: AgentReaper,
     _dir: TempDir,
@@ -358,6 +409,7 @@ impl Dev {
                 dir: runtime.join("envsync"),
             },
             runtime,
+            env: Vec::new(),
             _dir: dir,
         };
         std::fs::write(
@@ -399,6 +451,7 @@ impl Dev {
         if let Some(pass) = &self.pass {
             cmd.env("ENVSYNC_PASS", pass);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
     }
 
     /// `git envsync login --server <server_url> --token-stdin`, after which commands run

@@ -16,8 +16,9 @@ use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
-/// Check this clone's setup: binaries, hooks, trusted settings, server, token, keys, work
-/// factor, local state. Exit 1 when anything needs fixing.
+/// Check this clone's setup: binaries, hooks, trusted settings, the extra CA file (when one
+/// is configured), server, token, keys, work factor, local state. Exit 1 when anything
+/// needs fixing.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -224,6 +225,21 @@ fn project_checks(
                 return;
             }
         };
+    // The extra CA, when one is configured: readable, and certificates a client can trust.
+    if let Some(ca) = remote.ca_file() {
+        checks.push(match ca.certificates() {
+            Ok(certs) => ok(
+                "ca",
+                format!(
+                    "{} ({}): {} certificate(s)",
+                    ca.path.display(),
+                    ca.from,
+                    certs.len()
+                ),
+            ),
+            Err(e) => bad("ca", e.message(), e.hint.unwrap_or_default()),
+        });
+    }
     let api = match remote.api(Timeouts::COMMAND) {
         Ok(api) => api,
         Err(e) => {

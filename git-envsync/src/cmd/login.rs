@@ -6,6 +6,7 @@
 //! in shell history). It is stored for the server's origin and will only ever be sent
 //! there.
 
+use crate::ca::CaFile;
 use crate::cli::Global;
 use crate::client::{Api, Timeouts};
 use crate::config::{self, Token, UserConfig};
@@ -15,6 +16,7 @@ use crate::out;
 use envsync_common::secret::ExposeSecret;
 use reqwest::StatusCode;
 use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Store your token for a server (in $XDG_CONFIG_HOME/envsync/config.toml, mode 0600).
@@ -33,6 +35,10 @@ pub struct Args {
     /// crosses the network unencrypted. Recorded for this server only.
     #[arg(long)]
     insecure_http: bool,
+    /// A PEM file of the CA that signed the server's certificate (a private CA): trusted for
+    /// this server beside the system's roots, and recorded as its ca_file.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
 }
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
@@ -69,7 +75,19 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     };
     let token = Token::new(&raw).ok_or_else(|| CliError::usage("the token is empty"))?;
 
-    let api = Api::new(&server, Some(token.clone()), Timeouts::COMMAND)?;
+    // Recorded as given, made absolute: the configuration lives elsewhere.
+    let ca_flag = match &args.ca_file {
+        Some(path) => Some(
+            std::path::absolute(path)
+                .map_err(|e| CliError::usage(format!("--ca-file {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let ca = match &ca_flag {
+        Some(path) => Some(CaFile::new(path, "--ca-file")),
+        None => CaFile::resolve(&user, &server),
+    };
+    let api = Api::new(&server, Some(token.clone()), Timeouts::COMMAND, ca.as_ref())?;
     let health = api.health().map_err(|e| api.fail(e))?;
     let identity = match api.whoami() {
         Ok(who) => format!("{} ({})", who.email, who.role),
@@ -84,6 +102,9 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let login = user.servers.entry(origin.clone()).or_default();
     login.token = Some(token);
     login.insecure_http = args.insecure_http;
+    if let Some(path) = ca_flag {
+        login.ca_file = Some(path);
+    }
     let path = user.save()?;
     out::say(&format!(
         "Logged in to {origin} (envsync-server {}) as {identity}; saved to {}",

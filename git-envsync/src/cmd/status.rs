@@ -73,6 +73,7 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
                 }
                 ApiError::Status { status, .. } => format!("error {}", status.as_u16()),
                 ApiError::Unreachable(_) | ApiError::TooLarge => "unreachable".to_owned(),
+                ApiError::Tls(_) => "TLS handshake failed".to_owned(),
             });
             failure = Some(api.fail(e));
             None

@@ -18,10 +18,11 @@
 //!   raised to the hard one, since the default soft limit (often 1024) is far below what
 //!   the kernel allows.
 //!
-//! TLS can slot in at [`Transport`]: the loop hands each accepted TCP stream to
-//! `Transport::handshake` inside the connection's header clock, so a stalled handshake is
-//! shed like a stalled request head. [`Plain`] is the identity; a `tokio-rustls` acceptor
-//! would be the other implementation.
+//! TLS slots in at [`Transport`]: the loop hands each accepted TCP stream to
+//! `Transport::handshake` inside the connection's header clock (the handshake and the
+//! first request head share it), holding a connection slot, so a stalled handshake times
+//! out, and is shed when the server is full, like a stalled request head. [`Plain`] is the
+//! identity; [`crate::tls::Tls`] the rustls acceptor.
 
 mod watch;
 
@@ -330,18 +331,27 @@ pub async fn serve<S, T>(
         let http = http.clone();
         tokio::spawn(async move {
             let _registered = registered;
-            let stream =
-                match tokio::time::timeout(limits.header_timeout, transport.handshake(tcp)).await {
+            // The handshake runs on the header clock, and a connection shed or shut down
+            // in the middle of it goes at once rather than when its clock runs out.
+            let handshake = tokio::time::timeout(limits.header_timeout, transport.handshake(tcp));
+            let stream = tokio::select! {
+                biased;
+                done = handshake => match done {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "handshake failed");
+                        tracing::debug!(%remote, error = %e, "handshake failed");
                         return;
                     }
                     Err(_) => {
-                        tracing::debug!("handshake timed out");
+                        tracing::debug!(%remote, timeout = "handshake", "connection timed out");
                         return;
                     }
-                };
+                },
+                () = conn.commanded() => {
+                    tracing::debug!(%remote, "closed during its handshake");
+                    return;
+                }
+            };
             let io = hyper_util::rt::TokioIo::new(Watched {
                 inner: stream,
                 conn: conn.clone(),

@@ -137,6 +137,18 @@ impl Conn {
         self.signal.notify_one();
     }
 
+    /// Completes once the server has asked this connection to go (shed or shut down): what
+    /// a handshake in progress, before [`drive`] runs, is raced against.
+    pub(super) async fn commanded(&self) {
+        loop {
+            let notified = self.signal.notified();
+            if self.pending_command() != Command::None {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     fn pending_command(&self) -> Command {
         match self.command.load(Ordering::Relaxed) {
             2 => Command::Shed,

@@ -391,6 +391,17 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
             ],
             "error: ENVSYNC_MAX_KEY_LEN",
         ),
+        (
+            "unreadable TLS certificate",
+            vec![
+                "--tls-cert",
+                "/nonexistent-envsync-dir/cert.pem",
+                "--tls-key",
+                "/nonexistent-envsync-dir/key.pem",
+            ],
+            vec![("ENVSYNC_JWT_SECRET", SECRET)],
+            "error: cannot read the TLS certificate /nonexistent-envsync-dir/cert.pem: No such file",
+        ),
         ("unknown flag", vec!["--bogus"], vec![], "error:"),
         (
             "missing directory",
@@ -695,6 +706,16 @@ fn a_bad_setting_by_flag_or_variable_exits_2_with_one_line() {
             vec!["--jwt-issuer", ""],
             vec![],
             "error: ENVSYNC_JWT_ISSUER is set but empty",
+        ),
+        (
+            vec!["--tls-cert", "/etc/envsync/cert.pem"],
+            vec![],
+            "error: ENVSYNC_TLS_CERT is set without ENVSYNC_TLS_KEY",
+        ),
+        (
+            vec![],
+            vec![("ENVSYNC_TLS_KEY", "/etc/envsync/key.pem")],
+            "error: ENVSYNC_TLS_KEY is set without ENVSYNC_TLS_CERT",
         ),
         // The flag wins over the variable.
         (

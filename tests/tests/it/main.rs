@@ -17,5 +17,6 @@ mod prompt;
 mod provenance;
 mod secrets;
 mod team;
+mod tls;
 mod trust;
 mod watch;
