@@ -146,3 +146,62 @@ mod tests {
         assert!(matches!(clean("feature/ü"), Cow::Borrowed(_)));
     }
 }
+
+/// A progress bar for long work (`rotate`), on stderr: drawn only on a terminal and not
+/// under `--quiet`. Lines said meanwhile go through it, so they never land in the bar.
+#[derive(Debug)]
+pub struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    pub fn start(total: u64) -> Progress {
+        use std::io::IsTerminal;
+        let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        // Hidden on a terminal that cannot redraw a line (`TERM` unset or `dumb`).
+        let target = indicatif::ProgressDrawTarget::stderr();
+        if target.is_hidden() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(Some(total), target);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("[{pos}/{len}] {bar:30} {elapsed} {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Progress(Some(bar))
+    }
+
+    /// Whether the bar is drawn (elsewhere, callers say a line per step).
+    pub fn drawn(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// What the current step is doing (escaped).
+    pub fn doing(&self, what: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(clean(what).into_owned());
+        }
+    }
+
+    pub fn advance(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
+
+    /// [`say`], above the bar.
+    pub fn say(&self, line: &str) {
+        match &self.0 {
+            Some(bar) => bar.suspend(|| say(line)),
+            None => say(line),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}

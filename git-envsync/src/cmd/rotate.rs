@@ -17,7 +17,6 @@ use crate::out;
 use crate::sync::{self, ReadRules};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// Re-encrypt every branch of the project for the current recipients or a new passphrase.
@@ -86,25 +85,25 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         reader.verifier()?;
     }
     let branches = api.branches(project).map_err(|e| api.fail(e))?;
-    let tty = std::io::stderr().is_terminal();
     let total = branches.len();
+    let bar = out::Progress::start(total as u64);
     let mut rotated = 0;
     for (i, info) in branches.iter().enumerate() {
         let name = &info.branch;
         if progress.done.get(name) == Some(&info.version) {
-            out::say(&format!("[{}/{total}] {name}: already rotated", i + 1));
+            bar.say(&format!("[{}/{total}] {name}: already rotated", i + 1));
+            bar.advance();
             continue;
         }
         if args.batch.is_some_and(|b| rotated >= b) {
+            bar.finish();
             out::say(&format!(
                 "stopped after {rotated} branch{}; run git envsync rotate again to continue",
                 if rotated == 1 { "" } else { "es" }
             ));
             return Ok(ExitCode::SUCCESS);
         }
-        if tty {
-            eprint!("\r[{}/{total}] rotating {}\x1b[K", i + 1, out::clean(name));
-        }
+        bar.doing(&format!("rotating {name}"));
         // The same verified read as pull; the version is the one the listing named.
         let rules = ReadRules {
             allow_unsigned: args.accept_unsigned,
@@ -122,7 +121,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             })?
             .ok_or_else(|| CliError::refused(format!("{name} disappeared from the server")))?;
         if read.signer.is_none() && reader.team_mode() && args.accept_unsigned {
-            out::say(&format!(
+            bar.say(&format!(
                 "{name}: version {} was not signed; re-signing it as yours (--accept-unsigned)",
                 read.version
             ));
@@ -140,13 +139,12 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         let bytes = serde_json::to_vec_pretty(&progress).map_err(anyhow::Error::from)?;
         fsutil::write_state(&progress_path, &bytes)?;
         rotated += 1;
-        if !tty {
+        bar.advance();
+        if !bar.drawn() {
             out::say(&format!("[{}/{total}] {name}: version {version}", i + 1));
         }
     }
-    if tty {
-        eprintln!("\r[{total}/{total}] done\x1b[K");
-    }
+    bar.finish();
     out::say(&format!(
         "Rotated {rotated} branch{} of {project} for {}",
         if rotated == 1 { "" } else { "es" },

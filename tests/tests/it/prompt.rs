@@ -182,3 +182,39 @@ fn a_termination_signal_at_the_prompt_leaves_echo_on() {
     assert!(out.contains("exit=143"), "{out}");
     terminal_restored(&out);
 }
+
+/// `rotate` at a terminal draws a progress bar (and not the per-branch lines it prints to
+/// a pipe, or to a terminal that cannot redraw, `TERM` unset); under `-q` it draws nothing.
+#[test]
+fn rotate_draws_a_progress_bar_at_a_terminal_only() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "prompt-rotate");
+    for branch in ["main", "b1", "b2"] {
+        alice.write_env(format!("K_{branch}=v\n"));
+        alice.envsync(&["push", "--branch", branch]).ok();
+    }
+    let mut pty = alice.pty(
+        "TERM=xterm ENVSYNC_NEW_PASS='a brand new passphrase' git envsync rotate; echo \"exit=$?\"",
+    );
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(out.contains("rotating "), "no bar drawn: {out}");
+    assert!(out.contains("/3]"), "{out}");
+    assert!(
+        !out.contains(": version "),
+        "pipe lines on a terminal: {out}"
+    );
+    assert!(out.contains("Rotated 3 branches"), "{out}");
+
+    let mut pty = alice.pty(
+        "TERM=xterm ENVSYNC_PASS='a brand new passphrase' ENVSYNC_NEW_PASS='and yet another one' git envsync -q rotate; echo \"exit=$?\"",
+    );
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(
+        !out.contains("rotating") && !out.contains("Rotated"),
+        "{out}"
+    );
+}
