@@ -70,7 +70,6 @@ struct Sides {
     base_version: Option<u64>,
     ours: SecretBytes,
     theirs: Fetched,
-    theirs_by: String,
 }
 
 /// The base the file's edits started from: this clone's sealed copy of the version the
@@ -128,13 +127,6 @@ fn sides(ctx: &Context, api: &Api, keyring: &mut Keyring, latest: u64) -> Result
         }
         Err(e) => return Err(e),
     };
-    let theirs_by = api
-        .latest_version(&ctx.config.project, &ctx.branch)
-        .ok()
-        .flatten()
-        .filter(|v| v.version == latest)
-        .map(|v| v.pushed_by)
-        .unwrap_or_else(|| "someone".to_owned());
     let base_version = match &file.from {
         None => file.version,
         Some(_) => None,
@@ -144,7 +136,6 @@ fn sides(ctx: &Context, api: &Api, keyring: &mut Keyring, latest: u64) -> Result
         base_version,
         ours,
         theirs,
-        theirs_by,
     })
 }
 
@@ -172,10 +163,16 @@ pub fn merge_latest(
         &entries(ctx, sides.theirs.content.expose())?,
     );
     if !result.is_clean() {
+        // Who pushed what: only a conflict says it, so only a conflict asks the server.
+        let history = sides
+            .base_version
+            .and_then(|base| History::fetch(ctx, api, base, sides.theirs.version));
+        let theirs_by = pushed_by(ctx, api, history.as_ref(), latest);
         if keep {
-            save_pending(ctx, &sides, &result.conflicts)?;
+            save_pending(ctx, &sides, &theirs_by, &result.conflicts)?;
         }
-        return Err(conflict_error(ctx, api, &sides, &result.conflicts, keep));
+        let error = conflict_error(ctx, &sides, &theirs_by, history, &result.conflicts, keep);
+        return Err(error);
     }
     let mut doc = Document::parse(sides.ours.expose())
         .map_err(|e| CliError::usage(format!("{}: {e}", ctx.env_display())))?;
@@ -228,16 +225,28 @@ fn write_merged(
     Ok(backup)
 }
 
+/// The email of whoever pushed `version` of the checked-out branch: from the history
+/// when it was read, else from the server's latest version; "someone" when it cannot say.
+fn pushed_by(ctx: &Context, api: &Api, history: Option<&History>, version: u64) -> String {
+    let listed = history.and_then(|h| h.0.iter().find(|v| v.version == version));
+    if let Some(v) = listed {
+        return v.pushed_by.clone();
+    }
+    api.latest_version(&ctx.config.project, &ctx.branch)
+        .ok()
+        .flatten()
+        .filter(|v| v.version == version)
+        .map_or_else(|| "someone".to_owned(), |v| v.pushed_by)
+}
+
 fn conflict_error(
     ctx: &Context,
-    api: &Api,
     sides: &Sides,
+    theirs_by: &str,
+    history: Option<History>,
     conflicts: &[Conflict],
     kept: bool,
 ) -> CliError {
-    let history = sides
-        .base_version
-        .and_then(|base| History::fetch(ctx, api, base, sides.theirs.version));
     let keys: Vec<String> = conflicts
         .iter()
         .map(|c| {
@@ -261,7 +270,7 @@ fn conflict_error(
         ctx.env_display(),
         sides.theirs.version,
         ctx.branch,
-        sides.theirs_by,
+        theirs_by,
         keys.join(", ")
     ));
     if kept {
@@ -365,11 +374,16 @@ fn theirs_path(ctx: &Context) -> PathBuf {
     ctx.state.dir().join("merge-theirs.age")
 }
 
-fn save_pending(ctx: &Context, sides: &Sides, conflicts: &[Conflict]) -> Result<()> {
+fn save_pending(
+    ctx: &Context,
+    sides: &Sides,
+    theirs_by: &str,
+    conflicts: &[Conflict],
+) -> Result<()> {
     let pending = Pending {
         branch: ctx.branch.clone(),
         theirs_version: sides.theirs.version,
-        theirs_by: sides.theirs_by.clone(),
+        theirs_by: theirs_by.to_owned(),
         ours_sha: fsutil::sha256_hex(sides.ours.expose()),
         conflicts: conflicts
             .iter()

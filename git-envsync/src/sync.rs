@@ -87,7 +87,7 @@ pub fn push(
     force: bool,
     merge: Merge,
 ) -> Result<PushOutcome> {
-    let mut merged = None;
+    let mut merged: Option<(u64, Vec<String>)> = None;
     for attempt in 1..=MERGE_ATTEMPTS {
         let bytes = read_env(ctx)?.ok_or_else(|| {
             CliError::usage(format!("there is no {} to push", ctx.env_display()))
@@ -104,17 +104,26 @@ pub fn push(
         }
 
         // Ask the server first: a push it would refuse costs no passphrase and no scrypt.
-        let latest = api
-            .keys(&ctx.config.project, branch_name)
-            .map_err(|e| api.fail(e))?
-            .map(|k| k.version);
-        let can_merge = merge != Merge::Never
+        // Right after a merge its latest is the version merged (a push that finds it moved
+        // again is refused by the compare-and-swap and merges again).
+        let latest = match &merged {
+            Some((version, _)) if branch.version == Some(*version) => Some(*version),
+            _ => api
+                .keys(&ctx.config.project, branch_name)
+                .map_err(|e| api.fail(e))?
+                .map(|k| k.version),
+        };
+        // Merging is for edits of a version of the checked-out branch the server moved on
+        // from; anything else the server moved under is refused.
+        let can_merge = !force
+            && merge != Merge::Never
             && branch_name == ctx.branch
-            && branch.version.is_some()
-            && latest.is_some_and(|l| Some(l) > branch.version);
+            && branch.version.is_some();
+        let synced = branch.version;
+        let moved = |current: Option<u64>| current.is_some_and(|c| Some(c) > synced);
         if !force && latest != branch.version {
             match latest {
-                Some(theirs) if can_merge => {
+                Some(theirs) if can_merge && moved(latest) => {
                     let done = crate::merging::merge_latest(
                         ctx,
                         api,
@@ -122,7 +131,11 @@ pub fn push(
                         theirs,
                         merge == Merge::Keep,
                     )?;
-                    merged = Some((done.version, done.incoming));
+                    let mut incoming = merged.map(|(_, keys)| keys).unwrap_or_default();
+                    incoming.extend(done.incoming);
+                    incoming.sort();
+                    incoming.dedup();
+                    merged = Some((done.version, incoming));
                     continue;
                 }
                 _ => return Err(stale(ctx, api, &branch, latest)),
@@ -135,7 +148,7 @@ pub fn push(
         {
             Ok(version) => version,
             // Someone pushed between our look and our push: merge again, if allowed.
-            Err(current) if can_merge && attempt < MERGE_ATTEMPTS && current.is_some() => continue,
+            Err(current) if can_merge && moved(current) && attempt < MERGE_ATTEMPTS => continue,
             Err(current) => return Err(conflict_error(ctx, api, &branch, current)),
         };
         let (added, removed) = key_changes(&old_keys, &keys.names);

@@ -355,3 +355,41 @@ fn a_lying_server_cannot_slip_content_into_a_merge() {
         assert_eq!(latest_keys(&server, &alice).0, 2, "{lie}: nothing pushed");
     }
 }
+
+#[test]
+fn a_push_that_loses_the_race_merges_and_pushes_again() {
+    let server = Server::start();
+    let (mut alice, bob) = pair(&server, "race");
+    bob.write_env(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=1\nBOB=1\n",
+    );
+    // Bob's push lands between alice's look at the branch (still version 1: nothing to
+    // merge) and her push, which the compare-and-swap then refuses.
+    let racer = std::sync::Mutex::new(Some(bob.envsync_cmd(&["push"])));
+    let proxy = Proxy::start(&server.url, move |req, up: &Upstream| {
+        if req.method == "POST"
+            && let Some(mut push) = racer.lock().unwrap().take()
+        {
+            assert!(push.output().unwrap().status.success());
+        }
+        up.pass(req)
+    });
+    alice.server_url = proxy.url.clone();
+    alice.write_env(
+        "# database\nDB_URL=postgres://db\nALICE=1\n\n# flags\nexport DEBUG=false\nSHARED=1\n",
+    );
+    let out = alice.envsync(&["push"]).clean().ok();
+    assert!(out.stderr.contains("Merged main version 2"), "{out:#?}");
+    assert!(out.stderr.contains("came in: BOB"), "{out:#?}");
+    assert!(out.stderr.contains("as version 3"), "{out:#?}");
+    let (version, keys) = latest_keys(&server, &alice);
+    assert_eq!(version, 3);
+    assert_eq!(keys, ["DB_URL", "ALICE", "DEBUG", "SHARED", "BOB"]);
+    let posts = proxy
+        .exchanges()
+        .iter()
+        .filter(|(req, _)| req.method == "POST")
+        .map(|(_, answer)| answer.status)
+        .collect::<Vec<_>>();
+    assert_eq!(posts, [409, 201]);
+}
