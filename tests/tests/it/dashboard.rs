@@ -220,6 +220,10 @@ fn the_dashboard_in_a_real_browser() {
         ),
         ("keyboard only: sign in, move between sections", keyboard),
         (
+            "every view reads right to a screen reader: headings, labels, table headers",
+            screen_reader,
+        ),
+        (
             "a readonly token sees no audit or tokens page and the API refuses it",
             readonly,
         ),
@@ -561,9 +565,29 @@ fn history(w: &World) {
         "{shown} for {pushed_at}"
     );
 
+    // The copy button puts the command on the clipboard (with the permission a user's
+    // browser grants a page they use), and says so to a screen reader.
+    w.browser.cdp(
+        "Browser.grantPermissions",
+        json!({ "origin": w.origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] }),
+    );
+    w.browser
+        .click("#history tbody tr[data-version='1'] td:nth-child(6) button.copy");
+    let copied = w.browser.wait_for(
+        "the copied command",
+        "return navigator.clipboard.readText().then((t) => t || null, () => null);",
+        &[],
+    );
+    let command = rows[1]["commands"][0].as_str().expect("command");
+    assert_eq!(copied, command);
+    w.browser.wait_for(
+        "the copy announced to a screen reader",
+        "return document.getElementById('status').textContent === 'Copied: ' + arguments[0];",
+        &[json!(command)],
+    );
+
     // The copied command does what it says in a clone: version 1 comes back.
     let bob = Dev::clone_of(&w.alice, &w.server, "bob@example.com");
-    let command = rows[1]["commands"][0].as_str().expect("command");
     let run = bob
         .sh_cmd(command)
         .output()
@@ -779,6 +803,74 @@ fn keyboard(w: &World) {
          return h && h.textContent === 'Tokens' && document.activeElement === h;",
         &[],
     );
+}
+
+/// What a screen reader relies on, checked in the DOM of every view: one `h1` and no
+/// skipped heading level; every control with a name (its label, or `aria-label`); every
+/// table with a caption and a header cell per column.
+const STRUCTURE: &str = "
+    const problems = [];
+    const root = document.querySelector('#view') || document.body;
+    const levels = [...document.querySelectorAll('main h1, main h2, main h3, main h4')]
+        .filter((h) => h.offsetParent !== null)
+        .map((h) => Number(h.tagName[1]));
+    if (levels.filter((l) => l === 1).length !== 1) problems.push('h1s: ' + levels);
+    levels.forEach((l, i) => { if (i > 0 && l > levels[i - 1] + 1) problems.push('skip: ' + levels); });
+    for (const c of document.querySelectorAll('input, select, textarea, button')) {
+        if (c.type === 'hidden' || c.offsetParent === null) continue;
+        const named = (c.labels && c.labels.length > 0) || c.getAttribute('aria-label')
+            || c.getAttribute('aria-labelledby') || (c.tagName === 'BUTTON' && c.textContent.trim());
+        if (!named) problems.push('unnamed ' + c.tagName + '#' + c.id + '.' + c.className);
+    }
+    for (const t of root.querySelectorAll('table')) {
+        if (!t.caption && !t.getAttribute('aria-label')) problems.push('no caption: #' + t.id);
+        const head = t.tHead && t.tHead.rows[0];
+        const body = t.tBodies[0] && t.tBodies[0].rows[0];
+        if (!head || [...head.cells].some((c) => c.tagName !== 'TH')) problems.push('head: #' + t.id);
+        if (head && body && head.cells.length !== body.cells.length) problems.push('columns: #' + t.id);
+    }
+    return problems;";
+
+fn screen_reader(w: &World) {
+    let views = [
+        ("#/".to_owned(), "Projects"),
+        (format!("#/p/{PROJECT}/matrix"), "key matrix"),
+        (format!("#/p/{PROJECT}/b/main"), "main: history"),
+        ("#/audit".to_owned(), "Audit"),
+        ("#/tokens".to_owned(), "Tokens"),
+    ];
+    for (hash, heading) in views {
+        w.open(&hash, heading);
+        w.loaded();
+        let problems = w.browser.execute(STRUCTURE, &[]);
+        assert_eq!(problems, json!([]), "{hash}");
+    }
+    // The check itself can fail: a control without a name, a table without headers.
+    let planted = w.browser.execute(
+        &format!(
+            "const v = document.querySelector('#view');
+             const i = document.createElement('input'); i.id = 'planted';
+             const t = document.createElement('table'); t.id = 'planted-table';
+             t.createTBody().insertRow().insertCell();
+             v.append(i, t);
+             const problems = (() => {{ {STRUCTURE} }})();
+             i.remove(); t.remove();
+             return problems;"
+        ),
+        &[],
+    );
+    assert_eq!(
+        planted,
+        json!([
+            "unnamed INPUT#planted.",
+            "no caption: #planted-table",
+            "head: #planted-table"
+        ])
+    );
+    w.sign_out();
+    let problems = w.browser.execute(STRUCTURE, &[]);
+    assert_eq!(problems, json!([]), "the sign-in form");
+    w.sign_in(&w.owner);
 }
 
 fn readonly(w: &World) {
