@@ -15,6 +15,8 @@
 //!   or [`tls`] (HTTPS with rustls, the certificate reloadable while serving).
 //! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret;
 //!   [`limiter`] answers 429 to a client address that keeps failing authentication.
+//! - [`startup::StartupError`] is every reason the binary refuses to start, with its hint
+//!   and exit code.
 //! - [`dashboard`] is the web page served at `/` (embedded files) and the security headers
 //!   every response carries.
 //! - [`store::sqlite::chain`] is the audit log's hash chain and its verifier (what
@@ -30,6 +32,7 @@ pub mod handlers;
 pub mod limiter;
 pub mod routes;
 pub mod secret;
+pub mod startup;
 pub mod store;
 pub mod tls;
 
