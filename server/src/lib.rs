@@ -13,8 +13,11 @@
 //! - [`connections`] is the accept loop `serve` runs: a cap on open connections (shedding
 //!   the one idle for longest when full), header, idle and request timeouts, over plain TCP
 //!   or [`tls`] (HTTPS with rustls, the certificate reloadable while serving).
-//! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret;
-//!   [`limiter`] answers 429 to a client address that keeps failing authentication.
+//! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret, and
+//!   [`secret::bootstrap`] finds or creates it when a server starts; [`limiter`] answers 429
+//!   to a client address that keeps failing authentication.
+//! - [`startup::StartupError`] is every reason the binary refuses to start, with its hint
+//!   and exit code.
 //! - [`dashboard`] is the web page served at `/` (embedded files) and the security headers
 //!   every response carries.
 //! - [`store::sqlite::chain`] is the audit log's hash chain and its verifier (what
@@ -30,6 +33,7 @@ pub mod handlers;
 pub mod limiter;
 pub mod routes;
 pub mod secret;
+pub mod startup;
 pub mod store;
 pub mod tls;
 

@@ -1,16 +1,18 @@
 //! `envsync-server`: serve the API, mint a token offline, verify the audit log, or copy a
 //! database to another backend.
 //!
-//! Reads its flags, resolves them with the `ENVSYNC_*` environment once, then acts. Errors
+//! Reads its flags, resolves them with the `ENVSYNC_*` environment once, then calls the
+//! library: [`secret::bootstrap`] for the JWT secret, [`Server`] to open and serve. Errors
 //! end as one `error: …` line (plus a `hint:` when there is a fix) and exit code 1, or 2
-//! for a setting that cannot be used.
+//! for a setting that cannot be used: [`StartupError`] carries both, [`report`] prints them.
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use envsync_common::api::{Role, parse_ttl};
 use envsync_server::config::{self, ConfigError, MAX_TOKEN_TTL, Settings, SettingsArgs};
 use envsync_server::connections;
-use envsync_server::secret::{self, JwtSecret};
+use envsync_server::secret::{self, JwtSecret, SecretSources};
+use envsync_server::startup::StartupError;
 use envsync_server::store::{self, chain};
 use envsync_server::tls::Tls;
 use envsync_server::{Database, Server};
@@ -172,7 +174,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(anyhow!(e).context("cannot start the async runtime"), None),
+        Err(e) => return report(&anyhow!(e).context("cannot start the async runtime")),
     };
     if let Some(Command::Audit(AuditCommand::Verify(args))) = &cli.command {
         return runtime.block_on(verify_audit(&cli, args));
@@ -187,19 +189,7 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
-            fail(
-                e,
-                Some(
-                    "envsync-server --help lists every setting with its flag, variable and default",
-                ),
-            );
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            let hint = hint_for(&e);
-            fail(e, hint)
-        }
+        Err(e) => report(&e),
     }
 }
 
@@ -221,41 +211,22 @@ fn write_manual(args: &ManArgs) -> ExitCode {
     };
     match write() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e, None),
+        Err(e) => report(&e),
     }
 }
 
-fn fail(e: anyhow::Error, hint: Option<&str>) -> ExitCode {
+/// The one place an error becomes output and an exit code: `error:` and the whole chain on
+/// one line, then the hint of the [`StartupError`] in that chain, if any; its exit code
+/// (2 for a setting), else 1.
+fn report(e: &anyhow::Error) -> ExitCode {
+    let startup = e
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<StartupError>());
     eprintln!("error: {e:#}");
-    if let Some(hint) = hint {
+    if let Some(hint) = startup.and_then(StartupError::hint) {
         eprintln!("hint: {hint}");
     }
-    ExitCode::FAILURE
-}
-
-fn hint_for(e: &anyhow::Error) -> Option<&'static str> {
-    let text = format!("{e:#}");
-    if text.contains("its JWT secret is missing") {
-        Some(
-            "restore <db>.jwt.secret from a backup, or set ENVSYNC_JWT_SECRET to the secret its tokens were signed with; to start over on purpose (every token stops working), write a new one: head -c 48 /dev/urandom | base64 > <db>.jwt.secret && chmod 600 <db>.jwt.secret",
-        )
-    } else if text.contains("needs the JWT secret every server") {
-        Some(
-            "write one secret for all of them, e.g. head -c 48 /dev/urandom | base64 > /etc/envsync/jwt.secret, and point each at it with ENVSYNC_JWT_SECRET_FILE",
-        )
-    } else if text.contains("already holds data") {
-        Some("pass --replace to erase the target first, or copy into an empty database")
-    } else if text.contains("no JWT secret") {
-        Some("start the server once with the same --db to create one, or set ENVSYNC_JWT_SECRET")
-    } else if text.contains("JWT secret") {
-        Some(
-            "unset ENVSYNC_JWT_SECRET to let the server generate one, or set it to e.g. the output of `head -c 48 /dev/urandom | base64`",
-        )
-    } else if text.contains("cannot listen") {
-        Some("pick another address with --addr HOST:PORT (port 0 picks a free port)")
-    } else {
-        None
-    }
+    ExitCode::from(startup.map_or(1, StartupError::exit_code))
 }
 
 fn init_logging(filter: Option<&str>) {
@@ -271,45 +242,26 @@ fn init_logging(filter: Option<&str>) {
         .try_init();
 }
 
-/// The secret from the environment, else from `--jwt-secret-file`, else from the file
-/// beside a SQLite database. `Ok(None)` when none of them exists.
-fn existing_secret(cli: &Cli, db: &Database) -> Result<Option<JwtSecret>> {
-    if let Some(value) = std::env::var_os("ENVSYNC_JWT_SECRET") {
-        let bytes = value.into_encoded_bytes();
-        return JwtSecret::new(bytes)
-            .map(Some)
-            .context("ENVSYNC_JWT_SECRET is refused");
-    }
-    if let Some(file) = &cli.jwt_secret_file {
-        return match secret::load(file) {
-            Ok(Some(secret)) => Ok(Some(secret)),
-            Ok(None) => bail!("the JWT secret file {} does not exist", file.display()),
-            Err(e) => {
-                Err(e).with_context(|| format!("the JWT secret in {} is refused", file.display()))
-            }
-        };
-    }
-    match db {
-        Database::File(path) => {
-            let file = secret::secret_path(path);
-            secret::load(&file)
-                .with_context(|| format!("the JWT secret in {} is refused", file.display()))
-        }
-        Database::Memory | Database::Postgres(_) => Ok(None),
-    }
-}
-
 /// `--db` (or `ENVSYNC_DB`), parsed. A URL that cannot be used is a setting error (exit 2)
 /// whose message never repeats the URL.
-fn database(cli: &Cli) -> Result<Database> {
+fn database(cli: &Cli) -> Result<Database, StartupError> {
     Database::parse(&cli.db).map_err(|e| ConfigError::Database(e.to_string()).into())
 }
 
 /// The settings from the command line (flag, else variable, else default), checked.
-fn settings(db: Database, secret: JwtSecret, matches: &ArgMatches) -> Result<Settings> {
+fn settings(
+    db: Database,
+    secret: JwtSecret,
+    matches: &ArgMatches,
+) -> Result<Settings, StartupError> {
     let mut settings = Settings::new(db, secret);
     settings.apply_env(SettingsArgs::lookup(matches))?;
     Ok(settings)
+}
+
+/// Where this command line says to look for the JWT secret.
+fn secret_sources(cli: &Cli) -> SecretSources {
+    SecretSources::from_env(cli.jwt_secret_file.clone())
 }
 
 async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
@@ -326,46 +278,24 @@ async fn run_server(cli: &Cli, matches: &ArgMatches) -> Result<()> {
     let db = database(cli)?;
     // The certificate and key are checked before anything is created: a first start that
     // stopped on them after writing the secret would never print its owner token.
-    if let Some(files) = config::tls_files(SettingsArgs::lookup(matches))? {
-        Tls::load(&files)?;
+    if let Some(files) =
+        config::tls_files(SettingsArgs::lookup(matches)).map_err(StartupError::from)?
+    {
+        Tls::load(&files).map_err(StartupError::from)?;
     }
-    let (secret, generated) = match existing_secret(cli, &db)? {
-        Some(secret) => (secret, false),
-        None if db.is_shared() => bail!(
-            "a PostgreSQL store needs the JWT secret every server on it shares: set ENVSYNC_JWT_SECRET or ENVSYNC_JWT_SECRET_FILE"
-        ),
-        None => {
-            // A database with data but no secret means the secret was lost or the
-            // environment changed (a service unit without ENVSYNC_JWT_SECRET, a moved
-            // file). Generating a new one would silently invalidate every token issued and
-            // print a fresh owner token to wherever stdout is collected: refuse instead, so
-            // the operator restores the secret, or replaces it knowingly.
-            if db.holds_data().await.context("cannot open the database")? {
-                let file = match &db {
-                    Database::File(path) => secret::secret_path(path).display().to_string(),
-                    _ => String::new(),
-                };
-                bail!(
-                    "the database holds data but its JWT secret is missing: {file} does not exist and ENVSYNC_JWT_SECRET is unset, and a new secret would invalidate every token issued for it"
-                );
-            }
-            let secret = JwtSecret::generate()?;
-            if let Database::File(path) = &db {
-                secret::store(&secret::secret_path(path), &secret)?;
-            }
-            (secret, true)
-        }
-    };
+    let secret::Bootstrap { secret, generated } =
+        secret::bootstrap(&secret_sources(cli), &db).await?;
     let settings = settings(db.clone(), secret, matches)?;
     let listener = tokio::net::TcpListener::bind(&cli.addr)
         .await
-        .with_context(|| format!("cannot listen on {}", cli.addr))?;
+        .map_err(|cause| StartupError::Listen {
+            addr: cli.addr.clone(),
+            cause,
+        })?;
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    let server = Server::open(settings)
-        .await
-        .context("cannot open the database")?;
+    let server = Server::open(settings).await.map_err(StartupError::open)?;
 
     // Caught before the address is announced: SIGHUP's default would end the server.
     let scheme = match server.tls() {
@@ -424,15 +354,7 @@ async fn mint_offline(cli: &Cli, matches: &ArgMatches, args: &TokenArgs) -> Resu
     if db == Database::Memory {
         bail!("`token` needs the server's database file, not :memory:");
     }
-    let secret = existing_secret(cli, &db)?.ok_or_else(|| match &db {
-        Database::File(path) => anyhow!(
-            "no JWT secret: ENVSYNC_JWT_SECRET is unset and {} does not exist",
-            secret::secret_path(path).display()
-        ),
-        _ => anyhow!(
-            "no JWT secret: set ENVSYNC_JWT_SECRET or ENVSYNC_JWT_SECRET_FILE to the secret the servers use"
-        ),
-    })?;
+    let secret = secret_sources(cli).required(&db)?;
     let ttl = parse_ttl(&args.ttl).map_err(|e| anyhow!("--ttl: {e}"))?;
     if ttl > MAX_TOKEN_TTL {
         bail!(
@@ -449,9 +371,7 @@ async fn mint_offline(cli: &Cli, matches: &ArgMatches, args: &TokenArgs) -> Resu
     // Minting serves nothing: the certificate and key (perhaps unreadable to whoever mints)
     // are not read.
     settings.tls = None;
-    let server = Server::open(settings)
-        .await
-        .context("cannot open the database")?;
+    let server = Server::open(settings).await.map_err(StartupError::open)?;
     let minted = server
         .mint(
             "envsync-server token",
@@ -484,7 +404,7 @@ async fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
             ));
         }
         Ok(db) => db,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.into()),
     };
     let mut anchors = Vec::new();
     for text in &args.anchors {
@@ -515,8 +435,11 @@ async fn verify_audit(cli: &Cli, args: &VerifyArgs) -> ExitCode {
 /// copy's head must be the source's.
 async fn copy(args: &CopyArgs) -> Result<()> {
     let parse = |flag: &str, text: &str| {
-        Database::parse(text)
-            .map_err(|e| anyhow::Error::from(ConfigError::Database(format!("{flag}: {e}"))))
+        Database::parse(text).map_err(|e| {
+            anyhow::Error::from(StartupError::from(ConfigError::Database(format!(
+                "{flag}: {e}"
+            ))))
+        })
     };
     let from = parse("--from", &args.from)?;
     let to = parse("--to", &args.to)?;
@@ -533,7 +456,10 @@ async fn copy(args: &CopyArgs) -> Result<()> {
     }
     if to.holds_data().await.context("cannot read the target")? {
         if !args.replace {
-            bail!("the target {to} already holds data");
+            return Err(StartupError::TargetHoldsData {
+                target: to.to_string(),
+            }
+            .into());
         }
         to.erase().await.context("cannot erase the target")?;
         eprintln!("erased the envsync data of {to}");

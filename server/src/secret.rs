@@ -3,7 +3,16 @@
 //!
 //! The secret is used as given (its bytes are the HMAC key), so the generated file's one
 //! line can be copied into `ENVSYNC_JWT_SECRET` unchanged.
+//!
+//! - [`SecretSources`] is where a server looks for its secret, in order:
+//!   `ENVSYNC_JWT_SECRET`, the file `--jwt-secret-file` names, `<db>.jwt.secret`.
+//! - [`bootstrap`] is what a start does with them: use the secret found, else refuse (a
+//!   shared store, a database that holds data) or generate one and keep it.
+//! - [`SecretSources::required`] is what `envsync-server token` does: use it or refuse.
 
+use crate::ServerError;
+use crate::startup::{SecretSource, StartupError};
+use crate::store::Database;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use envsync_common::secret::SecretBytes;
@@ -185,6 +194,121 @@ pub fn store(path: &Path, secret: &JwtSecret) -> Result<(), SecretError> {
     })
 }
 
+/// Where a server finds an existing secret, in this order: the value of
+/// `ENVSYNC_JWT_SECRET`, the file `--jwt-secret-file` names, then (SQLite) the file beside
+/// the database. `Debug` never shows the value.
+#[derive(Debug, Clone, Default)]
+pub struct SecretSources {
+    /// `ENVSYNC_JWT_SECRET`, when set (even to something that will be refused).
+    pub value: Option<SecretBytes>,
+    /// `--jwt-secret-file` (`ENVSYNC_JWT_SECRET_FILE`).
+    pub file: Option<PathBuf>,
+}
+
+impl SecretSources {
+    /// `ENVSYNC_JWT_SECRET` from the process environment, and the file flag's value.
+    pub fn from_env(file: Option<PathBuf>) -> SecretSources {
+        SecretSources {
+            value: std::env::var_os("ENVSYNC_JWT_SECRET")
+                .map(|v| SecretBytes::new(v.into_encoded_bytes())),
+            file,
+        }
+    }
+
+    /// The secret of the first source that has one; `Ok(None)` when none does. A source
+    /// that has one that cannot be used is an error, not a reason to look further.
+    pub fn existing(&self, db: &Database) -> Result<Option<JwtSecret>, StartupError> {
+        if let Some(value) = &self.value {
+            return JwtSecret::new(value.expose().to_vec())
+                .map(Some)
+                .map_err(|cause| StartupError::SecretRefused {
+                    from: SecretSource::Env,
+                    cause,
+                });
+        }
+        if let Some(file) = &self.file {
+            return match load(file) {
+                Ok(Some(secret)) => Ok(Some(secret)),
+                Ok(None) => Err(StartupError::SecretFileMissing { path: file.clone() }),
+                Err(cause) => Err(StartupError::SecretRefused {
+                    from: SecretSource::File(file.clone()),
+                    cause,
+                }),
+            };
+        }
+        match db {
+            Database::File(path) => {
+                let file = secret_path(path);
+                load(&file).map_err(|cause| StartupError::SecretRefused {
+                    from: SecretSource::BesideDatabase(file),
+                    cause,
+                })
+            }
+            Database::Memory | Database::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// The secret, or a refusal naming where it was looked for: what minting offline
+    /// (`envsync-server token`) needs, as it never generates one.
+    pub fn required(&self, db: &Database) -> Result<JwtSecret, StartupError> {
+        self.existing(db)?.ok_or_else(|| match db {
+            Database::File(path) => StartupError::NoSecret {
+                file: secret_path(path),
+            },
+            Database::Memory | Database::Postgres(_) => StartupError::NoSharedSecret,
+        })
+    }
+}
+
+/// The secret a server starts with.
+#[derive(Debug)]
+pub struct Bootstrap {
+    pub secret: JwtSecret,
+    /// This start generated it (an empty SQLite or `:memory:` database): the server
+    /// announces the first owner token.
+    pub generated: bool,
+}
+
+/// The secret a server on `db` starts with: the one `sources` hold, else a new one for an
+/// empty SQLite database (written to `<db>.jwt.secret`, mode 0600) or for `:memory:`.
+///
+/// A PostgreSQL store is refused without one (its servers must share it), and so is a
+/// database that holds data: its secret was lost or the environment changed (a service
+/// unit without `ENVSYNC_JWT_SECRET`, a moved file), and a new secret would silently
+/// invalidate every token issued and print a fresh owner token to wherever stdout is
+/// collected. The operator restores the secret, or replaces it knowingly.
+pub async fn bootstrap(sources: &SecretSources, db: &Database) -> Result<Bootstrap, StartupError> {
+    if let Some(secret) = sources.existing(db)? {
+        return Ok(Bootstrap {
+            secret,
+            generated: false,
+        });
+    }
+    let beside = match db {
+        Database::Postgres(_) => return Err(StartupError::SharedSecretRequired),
+        Database::Memory => None,
+        Database::File(path) => {
+            let file = secret_path(path);
+            if db
+                .holds_data()
+                .await
+                .map_err(|e| StartupError::open(ServerError::Store(e)))?
+            {
+                return Err(StartupError::SecretLost { file });
+            }
+            Some(file)
+        }
+    };
+    let secret = JwtSecret::generate().map_err(StartupError::NewSecret)?;
+    if let Some(file) = &beside {
+        store(file, &secret).map_err(StartupError::NewSecret)?;
+    }
+    Ok(Bootstrap {
+        secret,
+        generated: true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +352,143 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(load(&path).unwrap().unwrap().expose(), secret.expose());
+    }
+
+    const GOOD: &str = "k3Jd9-Qm2vX7pL0aZ4rT8yW1nB6cF5hG";
+
+    fn given(value: &str) -> SecretSources {
+        SecretSources {
+            value: Some(SecretBytes::new(value.as_bytes().to_vec())),
+            file: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_start_creates_the_secret_a_later_one_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::File(dir.path().join("envsync.db"));
+        let file = dir.path().join("envsync.db.jwt.secret");
+        let first = bootstrap(&SecretSources::default(), &db).await.unwrap();
+        assert!(first.generated);
+        assert_eq!(
+            load(&file).unwrap().unwrap().expose(),
+            first.secret.expose()
+        );
+        let again = bootstrap(&SecretSources::default(), &db).await.unwrap();
+        assert!(!again.generated);
+        assert_eq!(again.secret.expose(), first.secret.expose());
+
+        // :memory: generates one too, and writes nothing.
+        let memory = bootstrap(&SecretSources::default(), &Database::Memory)
+            .await
+            .unwrap();
+        assert!(memory.generated);
+        assert!(!std::path::Path::new(":memory:.jwt.secret").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_given_secret_wins_and_a_bad_one_is_refused_by_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::File(dir.path().join("envsync.db"));
+        let got = bootstrap(&given(GOOD), &db).await.unwrap();
+        assert!(!got.generated);
+        assert_eq!(got.secret.expose(), GOOD.as_bytes());
+        assert!(!secret_path(&dir.path().join("envsync.db")).exists());
+
+        let short = "not-long-enough-a-secret";
+        let refused = bootstrap(&given(short), &db).await.unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                StartupError::SecretRefused {
+                    from: SecretSource::Env,
+                    cause: SecretError::TooShort { len: 24 },
+                }
+            ),
+            "{refused:?}"
+        );
+        assert!(!format!("{refused:?} {refused}").contains(short));
+        assert!(!format!("{:?}", given(short)).contains(short));
+
+        // --jwt-secret-file: missing, then too short, then used.
+        let path = dir.path().join("shared.secret");
+        let from_file = SecretSources {
+            value: None,
+            file: Some(path.clone()),
+        };
+        assert!(matches!(
+            from_file.existing(&db),
+            Err(StartupError::SecretFileMissing { path: p }) if p == path
+        ));
+        fs::write(&path, "short\n").unwrap();
+        assert!(matches!(
+            from_file.existing(&db),
+            Err(StartupError::SecretRefused { from: SecretSource::File(p), .. }) if p == path
+        ));
+        fs::write(&path, format!("{GOOD}\n")).unwrap();
+        let secret = from_file.required(&db).unwrap();
+        assert_eq!(secret.expose(), GOOD.as_bytes());
+
+        // A bad <db>.jwt.secret is refused, not replaced.
+        let beside = secret_path(&dir.path().join("envsync.db"));
+        fs::write(&beside, "short\n").unwrap();
+        assert!(matches!(
+            bootstrap(&SecretSources::default(), &db).await,
+            Err(StartupError::SecretRefused { from: SecretSource::BesideDatabase(p), .. }) if p == beside
+        ));
+        assert_eq!(fs::read(&beside).unwrap(), b"short\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_with_data_and_no_secret_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("envsync.db");
+        let db = Database::File(path.clone());
+        let first = bootstrap(&SecretSources::default(), &db).await.unwrap();
+        let server = crate::Server::open(crate::Settings::new(db.clone(), first.secret))
+            .await
+            .unwrap();
+        server
+            .mint(
+                "test",
+                "owner@localhost",
+                envsync_common::api::Role::Owner,
+                Vec::new(),
+                60,
+            )
+            .await
+            .unwrap();
+        drop(server);
+        let file = secret_path(&path);
+        fs::remove_file(&file).unwrap();
+
+        let refused = bootstrap(&SecretSources::default(), &db).await.unwrap_err();
+        assert!(
+            matches!(&refused, StartupError::SecretLost { file: f } if *f == file),
+            "{refused:?}"
+        );
+        assert!(!file.exists(), "a new secret was written anyway");
+        // `token` never generates one either.
+        assert!(matches!(
+            SecretSources::default().required(&db),
+            Err(StartupError::NoSecret { file: f }) if f == file
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_store_needs_its_secret_given() {
+        // Never connected to: the refusal comes first.
+        let db = Database::parse("postgres://envsync:pw-sentinel@127.0.0.1:1/envsync").unwrap();
+        let refused = bootstrap(&SecretSources::default(), &db).await.unwrap_err();
+        assert!(
+            matches!(refused, StartupError::SharedSecretRequired),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            SecretSources::default().required(&db),
+            Err(StartupError::NoSharedSecret)
+        ));
+        let got = bootstrap(&given(GOOD), &db).await.unwrap();
+        assert!(!got.generated);
     }
 }
