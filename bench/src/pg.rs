@@ -12,11 +12,8 @@
 //! projects. While they run, `pg_stat_activity` is sampled for backends waiting on an
 //! advisory lock (a chain's): how often one writer's batch waits for another's.
 
-#[path = "../../server/tests/it/pg.rs"]
-#[allow(dead_code)]
-mod cluster;
-
 use crate::lab::{RssSampler, bin};
+use envsync_tests::pg as cluster;
 use crate::server::{KEYS, Measured, PROJECT, Run, drive, pusher, reader};
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufRead, BufReader};
