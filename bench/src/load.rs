@@ -11,8 +11,8 @@
 //! runs a scaled version of the same checks on the debug build (`server/tests/it/load.rs`).
 
 use crate::lab::LabServer;
-use envsync_tests::procfs::{self, RssSampler};
 use anyhow::{Result, bail};
+use envsync_tests::procfs::{self, RssSampler};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -13,11 +13,11 @@
 //! advisory lock (a chain's): how often one writer's batch waits for another's.
 
 use crate::lab::bin;
+use crate::server::{KEYS, Measured, PROJECT, Run, drive, pusher, reader};
+use anyhow::{Context, Result, anyhow, bail};
 use envsync_tests::ServerProcess;
 use envsync_tests::pg as cluster;
 use envsync_tests::procfs::RssSampler;
-use crate::server::{KEYS, Measured, PROJECT, Run, drive, pusher, reader};
-use anyhow::{Context, Result, anyhow, bail};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

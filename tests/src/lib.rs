@@ -2,13 +2,14 @@
 //! tests, the common crate's tests and the bench need to run envsync for real.
 //!
 //! - [`Server`] runs the real `envsync-server` binary on a loopback port with a fresh
-//!   database; [`ServerProcess`] is the spawner under it (and under the server's own
+//!   database (the end-to-end tests, and the bench's `LabServer` with the release
+//!   binary); [`ServerProcess`] is the spawner under it (and under the server's own
 //!   binary tests and the bench's replicas): `--addr 127.0.0.1:0`, the URL read from the
 //!   listening line, SIGKILL on drop. [`mint_token`] mints offline.
 //! - [`Dev`] is one developer's machine: a home, a git repository with envsync set up, the
 //!   real `git-envsync` binary run in a clean environment ([`sandbox`]); [`Run`] is what a
 //!   command did, with the shape checks users rely on ([`Run::refused`]).
-//! - [`http`] is the one raw HTTP/1.1 client; [`proxy`] puts a lying or recording server
+//! - [`http`](mod@http) is the one raw HTTP/1.1 client; [`proxy`] puts a lying or recording server
 //!   in front of the real one; [`webdriver`] drives a headless Chromium; [`pty`] a
 //!   terminal.
 //! - [`Rng`] is the seeded generator, [`procfs`] reads `/proc` (and samples peak memory),

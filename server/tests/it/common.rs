@@ -8,8 +8,8 @@ use envsync_server::config::Settings;
 use envsync_server::secret::JwtSecret;
 use envsync_server::store::chain::Verdict;
 use envsync_server::{Database, Server};
-use serde_json::{Value, json};
 use envsync_tests::{ServerProcess, procfs};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -496,23 +496,23 @@ impl Binary {
         Binary::start_limited(db, env, None)
     }
 
-    /// Like [`Binary::start`], with a shell's `ulimit` command (`ulimit -n 256`) applied to
-    /// the server process first: `sh` sets the limit and `exec`s the binary, so the child
-    /// is the server itself.
+    /// Like [`Binary::start`], with a shell command (`ulimit -n 256`, `umask 000`) applied
+    /// to the server process first: `sh` runs it and `exec`s the binary, so the child is
+    /// the server itself.
     pub fn start_limited(
         db: impl AsRef<std::ffi::OsStr>,
         env: &[(&str, &str)],
-        ulimit: Option<&str>,
+        shell: Option<&str>,
     ) -> Binary {
         let stderr_file = tempfile::NamedTempFile::new().unwrap();
         let stderr_path = stderr_file.path().to_owned();
         let stderr = stderr_file.reopen().unwrap();
         let bin = env!("CARGO_BIN_EXE_envsync-server");
-        let mut cmd = match ulimit {
+        let mut cmd = match shell {
             None => Command::new(bin),
-            Some(limit) => {
+            Some(first) => {
                 let mut sh = Command::new("sh");
-                sh.args(["-c", &format!("{limit} && exec \"$0\" \"$@\""), bin]);
+                sh.args(["-c", &format!("{first} && exec \"$0\" \"$@\""), bin]);
                 sh
             }
         };

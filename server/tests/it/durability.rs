@@ -2,8 +2,8 @@
 //! acknowledged push and leaves a sound database; a replayed push creates nothing.
 
 use crate::common::*;
-use envsync_tests::Rng;
 use envsync_server::store::chain::Verdict;
+use envsync_tests::Rng;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
