@@ -22,7 +22,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     }
     let n = if quick { 5 } else { 30 };
     let dir = tempfile::tempdir()?;
-    let server = LabServer::start(dir.path())?;
+    let server = LabServer::start()?;
     let sample = lab::sample_env()?;
     let alice = LabRepo::new(dir.path(), "alice", &server, "bench")?;
     alice.write_env(&sample)?;

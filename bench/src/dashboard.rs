@@ -17,7 +17,7 @@
 //! Also the page's own weight (HTML, CSS, JS and icon as embedded in the binary).
 
 use crate::lab::{LabServer, Stats};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use envsync_tests::webdriver::Browser;
 use serde_json::json;
 use std::time::Duration;
@@ -33,8 +33,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         bail!("unknown argument '{bad}' (usage: envsync-bench dashboard [--quick])");
     }
     let runs = if quick { 3 } else { RUNS };
-    let dir = tempfile::tempdir().context("temp dir")?;
-    let server = LabServer::start(dir.path())?;
+    let server = LabServer::start()?;
     let token = server.token("developer", PROJECT)?;
     let blob = crate::server::sample_ciphertext()?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -23,7 +23,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     }
     let n = if quick { 5 } else { 30 };
     let dir = tempfile::tempdir()?;
-    let mut server = LabServer::start(dir.path())?;
+    let mut server = LabServer::start()?;
     let sample = lab::sample_env()?;
 
     let plain = LabRepo::new(dir.path(), "plain", &server, "hooks")?;

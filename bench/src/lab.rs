@@ -6,15 +6,12 @@
 //! leaks in. The binaries are the ones next to this bench binary (`target/release`).
 
 use anyhow::{Context, Result, bail};
-use std::io::{BufRead, BufReader};
+use envsync_tests::Server;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const PASS: &str = "correct horse battery staple";
-const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
+pub use envsync_tests::PASS;
 
 /// Median and range of a set of timings.
 #[derive(Debug, Clone, Copy)]
@@ -88,83 +85,44 @@ pub fn time(cmd: &mut Command) -> Result<Duration> {
     Ok(took)
 }
 
+/// One of the release binaries beside this bench binary, or what to build when it is
+/// missing (the kit's lookup).
 pub fn bin(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.parent().context("bin dir")?.join(name);
-    if !path.exists() {
-        bail!(
-            "{} is missing: build it first with cargo build --release -p git-envsync -p envsync-server",
-            path.display()
-        );
-    }
-    Ok(path)
+    envsync_tests::try_binary(name).map_err(anyhow::Error::msg)
 }
 
-/// A release server on loopback, killed on drop.
-pub struct LabServer {
-    child: Child,
-    pub url: String,
-    db: PathBuf,
+/// A release server on loopback with its own temp database and log: the kit's
+/// [`Server`] (spawned by its `ServerProcess`), killed on drop.
+pub struct LabServer(Server);
+
+impl std::ops::Deref for LabServer {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for LabServer {
+    fn deref_mut(&mut self) -> &mut Server {
+        &mut self.0
+    }
 }
 
 impl LabServer {
-    pub fn start(dir: &Path) -> Result<LabServer> {
-        LabServer::start_logging(dir, Stdio::null())
+    /// Starts the server with its warnings and errors going to its log
+    /// ([`Server::stderr_log`]).
+    pub fn start() -> Result<LabServer> {
+        Server::try_start_with("warn", &[])
+            .map(LabServer)
+            .map_err(anyhow::Error::msg)
     }
 
-    /// Starts the server with its warnings and errors going to `log`.
-    pub fn start_logging(dir: &Path, log: impl Into<Stdio>) -> Result<LabServer> {
-        let db = dir.join("envsync.db");
-        let mut child = Command::new(bin("envsync-server")?)
-            .env("ENVSYNC_JWT_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .args(["--addr", "127.0.0.1:0", "--db"])
-            .arg(&db)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .context("start envsync-server")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-        let url = line
-            .trim()
-            .strip_prefix("envsync-server listening on ")
-            .with_context(|| format!("unexpected first line {line:?}"))?
-            .to_owned();
-        Ok(LabServer { child, url, db })
-    }
-
+    /// Mints a token offline for `bench@example.com` on `project`.
     pub fn token(&self, role: &str, project: &str) -> Result<String> {
-        let out = Command::new(bin("envsync-server")?)
-            .env("ENVSYNC_JWT_SECRET", SECRET)
-            .arg("--db")
-            .arg(&self.db)
-            .args(["token", "--email", "bench@example.com", "--role", role])
-            .args(["--project", project])
-            .output()?;
-        if !out.status.success() {
-            bail!("token: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn db(&self) -> &Path {
-        &self.db
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for LabServer {
-    fn drop(&mut self) {
-        self.kill();
+        self.0
+            .try_token("bench@example.com", role, &[project])
+            .map_err(anyhow::Error::msg)
     }
 }
 
@@ -216,19 +174,9 @@ impl LabRepo {
     }
 
     fn env(&self, cmd: &mut Command) {
-        let bin_dir = bin("git-envsync")
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .unwrap_or_default();
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut dirs = vec![bin_dir];
-        dirs.extend(std::env::split_paths(&path));
+        // The kit's clean environment: this home, the release binaries first on `PATH`.
+        envsync_tests::sandbox(cmd, &self.home);
         cmd.current_dir(&self.root)
-            .env_clear()
-            .env("PATH", std::env::join_paths(dirs).unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("ENVSYNC_API", &self.api)
             .env("ENVSYNC_TOKEN", &self.token)
             .env("ENVSYNC_PASS", PASS)
@@ -323,60 +271,4 @@ pub fn header(title: &str) {
     println!("\n### {title}\n");
     println!("| measurement | median (min–max) | baseline, same run | vs baseline | target |");
     println!("|---|---|---|---|---|");
-}
-
-/// Samples a process's peak resident memory (`VmRSS`) while it is set active.
-pub struct RssSampler {
-    active: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RssSampler {
-    pub fn start(pid: u32, active: bool) -> RssSampler {
-        let active = Arc::new(AtomicBool::new(active));
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(0));
-        let (a, s, p) = (active.clone(), stop.clone(), peak.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if a.load(Ordering::Relaxed)
-                    && let Some(kb) = proc_status_kb(pid, "VmRSS:")
-                {
-                    p.fetch_max(kb, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        RssSampler {
-            active,
-            stop,
-            peak,
-            thread: Some(thread),
-        }
-    }
-
-    pub fn set_active(&self, on: bool) {
-        self.active.store(on, Ordering::Relaxed);
-    }
-
-    /// The peak in kB.
-    pub fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
-/// A `kB` field of `/proc/<pid>/status`.
-pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
 }

@@ -10,8 +10,9 @@
 //! server's peak RSS (`/proc/<pid>/status`). `--quick` runs a tenth of it. The test suite
 //! runs a scaled version of the same checks on the debug build (`server/tests/it/load.rs`).
 
-use crate::lab::{LabServer, RssSampler, proc_status_kb};
-use anyhow::{Context, Result, bail};
+use crate::lab::LabServer;
+use anyhow::{Result, bail};
+use envsync_tests::procfs::{self, RssSampler};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,10 +60,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         readers: 64,
         pulls: 500 / scale,
     };
-    let dir = tempfile::tempdir().context("temp dir")?;
-    let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut server = LabServer::start_logging(dir.path(), log)?;
+    let mut server = LabServer::start()?;
     let writer_token = server.token("developer", "load")?;
     let reader_token = server.token("readonly", "load")?;
     let url = format!("{}/env/load/main", server.url);
@@ -86,7 +84,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     let mut seen = runtime.block_on(drive(&plan, &url, &writer_token, &reader_token, blob))?;
     let seconds = started.elapsed().as_secs_f64();
     let peak_kb = sampler.stop();
-    let hwm = proc_status_kb(server.pid(), "VmHWM:").unwrap_or(0);
+    let hwm = procfs::status_kb(server.pid(), "VmHWM:").unwrap_or(0);
 
     // Every version, following `/versions` pages.
     let listed = runtime.block_on(async {
@@ -115,11 +113,11 @@ pub fn run(args: Vec<String>) -> Result<()> {
         anyhow::Ok(listed)
     })?;
     server.kill();
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let log = std::fs::read_to_string(&server.stderr_log).unwrap_or_default();
     let verify_started = Instant::now();
     let verify = std::process::Command::new(crate::lab::bin("envsync-server")?)
         .args(["audit", "verify", "--db"])
-        .arg(server.db())
+        .arg(&server.db)
         .output()?;
     let verify_ms = verify_started.elapsed().as_secs_f64() * 1e3;
     let verdict = String::from_utf8_lossy(&verify.stdout).trim().to_owned();

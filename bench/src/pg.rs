@@ -12,27 +12,24 @@
 //! projects. While they run, `pg_stat_activity` is sampled for backends waiting on an
 //! advisory lock (a chain's): how often one writer's batch waits for another's.
 
-#[path = "../../server/tests/it/pg.rs"]
-#[allow(dead_code)]
-mod cluster;
-
-use crate::lab::{RssSampler, bin};
+use crate::lab::bin;
 use crate::server::{KEYS, Measured, PROJECT, Run, drive, pusher, reader};
 use anyhow::{Context, Result, anyhow, bail};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use envsync_tests::ServerProcess;
+use envsync_tests::pg as cluster;
+use envsync_tests::procfs::RssSampler;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
 const CLIENTS: usize = 64;
 const ROUNDS: usize = 3;
 
-/// A release server on a PostgreSQL database, killed on drop.
+/// A release server on a PostgreSQL database (the kit's [`ServerProcess`]), killed on
+/// drop.
 struct Replica {
-    child: Child,
-    url: String,
+    process: ServerProcess,
     /// The owner token, printed by the first server on an empty database.
     token: Option<String>,
 }
@@ -40,45 +37,27 @@ struct Replica {
 impl Replica {
     /// Starts a server; `first` on an empty database, where it prints the owner token.
     fn start(db: &str, first: bool) -> Result<Replica> {
-        let mut child = Command::new(bin("envsync-server")?)
-            .env("ENVSYNC_JWT_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .env_remove("ENVSYNC_LOG")
-            .args(["--addr", "127.0.0.1:0", "--db", db])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("start envsync-server")?;
-        let mut out = BufReader::new(child.stdout.take().context("stdout")?);
-        let mut line = String::new();
-        out.read_line(&mut line)?;
-        let url = line
-            .trim()
-            .strip_prefix("envsync-server listening on ")
-            .with_context(|| format!("unexpected first line {line:?}"))?
-            .to_owned();
+        let mut process = ServerProcess::spawn(
+            Command::new(bin("envsync-server")?)
+                .env("ENVSYNC_JWT_SECRET", envsync_tests::SECRET)
+                .env("RUST_LOG", "warn")
+                .env_remove("ENVSYNC_LOG")
+                .args(["--addr", "127.0.0.1:0", "--db", db])
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit()),
+        )
+        .map_err(|e| anyhow!("start envsync-server: {e}"))?;
         let mut token = None;
         // The first server on an empty database announces the owner token on two lines
         // (the others print nothing more, so only the first is read from).
         if first {
-            let mut next = String::new();
-            out.read_line(&mut next)?;
+            let next = process.next_line();
             if !next.starts_with("owner token") {
                 bail!("the first server did not print the owner token: {next:?}");
             }
-            let mut t = String::new();
-            out.read_line(&mut t)?;
-            token = Some(t.trim().to_owned());
+            token = Some(process.next_line().trim().to_owned());
         }
-        Ok(Replica { child, url, token })
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Ok(Replica { process, token })
     }
 }
 
@@ -186,7 +165,7 @@ async fn scenario(
             .find_map(|s| s.token.clone())
             .context("no server printed the owner token")?,
     );
-    let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.url.clone()).collect());
+    let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.process.url.clone()).collect());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
         .build()?;
@@ -206,7 +185,7 @@ async fn scenario(
     }
     let samplers: Vec<RssSampler> = servers
         .iter()
-        .map(|s| RssSampler::start(s.child.id(), true))
+        .map(|s| RssSampler::start(s.process.pid(), true))
         .collect();
 
     let mut runs = Vec::new();

@@ -13,7 +13,6 @@
 //! (group commit is how), pulls@64 ≥ 50% of bare warp, and resident memory ≤ 50 MB during
 //! the 64-client runs. `--quick` runs a tenth of the requests (a smoke test, not figures).
 
-use crate::lab::{RssSampler, proc_status_kb};
 use anyhow::{Context, Result, bail};
 use envsync_common::api::Role;
 use envsync_common::envelope::{Binding, Seal, seal};
@@ -22,6 +21,7 @@ use envsync_server::config::Settings;
 use envsync_server::secret::JwtSecret;
 use envsync_server::store::SqliteStore;
 use envsync_server::{Database, Server};
+use envsync_tests::procfs::{self, RssSampler};
 use rusqlite::{Connection, params};
 use std::future::Future;
 use std::path::Path;
@@ -363,7 +363,7 @@ async fn measure(
         runs,
         bare: bare.context("no 64-client run")?,
         peak_rss_kb,
-        hwm_kb: proc_status_kb(std::process::id(), "VmHWM:").unwrap_or(0),
+        hwm_kb: procfs::status_kb(std::process::id(), "VmHWM:").unwrap_or(0),
     })
 }
 

@@ -73,20 +73,7 @@ mod redaction_tests {
     use crate::crypto::Keyring;
     use crate::sync::Fetched;
     use envsync_common::secret::{SecretBytes, SecretString};
-    use std::fmt::Debug;
-
-    const SENTINEL: &str = "SENTINEL_9f3a_c0ffee";
-
-    #[track_caller]
-    fn redacted(what: &str, value: &impl Debug) {
-        for shown in [format!("{value:?}"), format!("{value:#?}")] {
-            assert!(!shown.contains(SENTINEL), "{what} leaks: {shown}");
-            assert!(
-                shown.to_lowercase().contains("redacted"),
-                "{what} has no marker: {shown}"
-            );
-        }
-    }
+    use envsync_tests::redaction::{SENTINEL, assert_redacted as redacted};
 
     #[test]
     fn secret_holders_print_redacted() {

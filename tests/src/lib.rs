@@ -1,20 +1,44 @@
-//! Shared helpers for the end-to-end tests: the real `envsync-server` binary on a loopback
-//! port, real git repositories in temp dirs, the real `git-envsync` binary.
+//! The test kit of the workspace: one copy of what the end-to-end tests, the server's
+//! tests, the common crate's tests and the bench need to run envsync for real.
+//!
+//! - [`Server`] runs the real `envsync-server` binary on a loopback port with a fresh
+//!   database (the end-to-end tests, and the bench's `LabServer` with the release
+//!   binary); [`ServerProcess`] is the spawner under it (and under the server's own
+//!   binary tests and the bench's replicas): `--addr 127.0.0.1:0`, the URL read from the
+//!   listening line, SIGKILL on drop. [`mint_token`] mints offline.
+//! - [`Dev`] is one developer's machine: a home, a git repository with envsync set up, the
+//!   real `git-envsync` binary run in a clean environment ([`sandbox`]); [`Run`] is what a
+//!   command did, with the shape checks users rely on ([`Run::refused`]).
+//! - [`http`](mod@http) is the one raw HTTP/1.1 client; [`proxy`] puts a lying or recording server
+//!   in front of the real one; [`webdriver`] drives a headless Chromium; [`pty`] a
+//!   terminal.
+//! - [`Rng`] is the seeded generator, [`procfs`] reads `/proc` (and samples peak memory),
+//!   [`armor`] takes age armor off and on, [`redaction`] asserts `Debug` hides secrets.
+//! - [`pg`] (feature `pg`) starts a throwaway PostgreSQL cluster per test binary.
 //!
 //! Every process runs with `HOME` and `XDG_CONFIG_HOME` inside the test's temp dir and
 //! `GIT_CONFIG_NOSYSTEM=1`, so the developer's own configuration never leaks in.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Once;
-use std::time::Duration;
 
+pub use http::{Response, http};
+pub use rng::Rng;
+pub use server_process::{ServerProcess, mint_token};
 pub use tempfile::TempDir;
 
+pub mod armor;
+pub mod http;
+#[cfg(feature = "pg")]
+pub mod pg;
+pub mod procfs;
 pub mod proxy;
 pub mod pty;
+pub mod redaction;
+pub mod rng;
+pub mod server_process;
 pub mod webdriver;
 
 /// A passphrase long enough for the CLI's strength check.
@@ -22,11 +46,17 @@ pub const PASS: &str = "correct horse battery staple";
 /// The JWT secret every test server runs with (minting offline needs it too).
 pub const SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789abcdef";
 
-/// The workspace's target directory for this build profile (`target/debug`).
-fn bin_dir() -> PathBuf {
+/// The directory of the workspace's binaries for this build profile: beside a test
+/// binary's `deps/` (`target/debug`), or beside the running binary (the bench's
+/// `target/release`).
+pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let deps = exe.parent().expect("deps dir");
-    deps.parent().expect("profile dir").to_path_buf()
+    let dir = exe.parent().expect("exe dir");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("profile dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// The workspace's `target/` directory, where tests leave what people look at afterwards
@@ -35,12 +65,29 @@ pub fn target_dir() -> PathBuf {
     bin_dir().parent().map_or_else(bin_dir, Path::to_path_buf)
 }
 
+/// The path of one of the workspace's binaries, or what to build when it is missing.
+pub fn try_binary(name: &str) -> Result<PathBuf, String> {
+    let dir = bin_dir();
+    let path = dir.join(name);
+    if path.exists() {
+        return Ok(path);
+    }
+    let release = if dir.ends_with("release") {
+        " --release"
+    } else {
+        ""
+    };
+    Err(format!(
+        "{} is missing: build it first with cargo build{release} -p git-envsync -p envsync-server",
+        path.display()
+    ))
+}
+
 /// The path of one of the workspace's binaries. `cargo test --workspace` builds them (both
 /// packages have integration tests); a lone `cargo test -p envsync-tests` builds them here.
 pub fn binary(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
-    let path = bin_dir().join(name);
-    if !path.exists() {
+    if in_test() && try_binary(name).is_err() {
         BUILD.call_once(|| {
             let status = Command::new(env!("CARGO"))
                 .args(["build", "-p", "git-envsync", "-p", "envsync-server"])
@@ -49,14 +96,37 @@ pub fn binary(name: &str) -> PathBuf {
             assert!(status.success(), "cargo build of the binaries failed");
         });
     }
-    assert!(path.exists(), "{} was not built", path.display());
-    path
+    try_binary(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A running `envsync-server` on `127.0.0.1:<random port>`, killed on drop.
+/// Whether this is a test binary (in `target/<profile>/deps/`), which may build the
+/// binaries it misses; the bench only says what to build.
+fn in_test() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.ends_with("deps")))
+        .unwrap_or(false)
+}
+
+/// A clean environment for `cmd`: nothing inherited but `PATH`, with the workspace's
+/// binaries first (so git hooks find `git-envsync`); `HOME` and `XDG_CONFIG_HOME` in
+/// `home`; no system git configuration.
+pub fn sandbox(cmd: &mut Command, home: &Path) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin_dir()];
+    dirs.extend(std::env::split_paths(&path));
+    cmd.env_clear()
+        .env("PATH", std::env::join_paths(dirs).expect("PATH"))
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+}
+
+/// A running `envsync-server` on `127.0.0.1:<random port>`, with its own database and
+/// log in a temp dir; killed on drop.
 #[derive(Debug)]
 pub struct Server {
-    child: Option<Child>,
+    process: Option<ServerProcess>,
     pub url: String,
     pub db: PathBuf,
     pub stderr_log: PathBuf,
@@ -79,20 +149,25 @@ impl Server {
 
     /// Starts a server with a fresh database, `RUST_LOG=<filter>` and these flags too.
     pub fn start_with(filter: &str, args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Server::try_start_with(filter, args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Server::start_with`], failing with a message rather than a panic (the bench).
+    pub fn try_start_with(filter: &str, args: &[&str]) -> Result<Server, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let db = dir.path().join("envsync.db");
         let stderr_log = dir.path().join("server.log");
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        let (child, url) = spawn_server(&db, &stderr_log, "127.0.0.1:0", filter, &args);
-        Server {
-            child: Some(child),
-            url,
+        let process = spawn_server(&db, &stderr_log, filter, &args)?;
+        Ok(Server {
+            url: process.url.clone(),
+            process: Some(process),
             db,
             stderr_log,
             log_filter: filter.to_owned(),
             args,
             dir,
-        }
+        })
     }
 
     /// Starts a server serving HTTPS (`--tls-cert`, `--tls-key`) with these flags too; its
@@ -107,9 +182,14 @@ impl Server {
         server
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().expect("running").pid()
+    }
+
     /// Sends the server a signal by name (`HUP`, `TERM`).
     pub fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().expect("running").id();
+        let pid = self.pid();
         // The shell's own `kill`: a minimal system may have no kill(1) binary.
         let status = Command::new("/bin/sh")
             .args(["-c", &format!("kill -{name} {pid}")])
@@ -125,46 +205,30 @@ impl Server {
 
     /// Mints a token offline with the server's secret.
     pub fn token(&self, email: &str, role: &str, projects: &[&str]) -> String {
-        let mut cmd = Command::new(binary("envsync-server"));
-        cmd.env("ENVSYNC_JWT_SECRET", SECRET)
-            .args(["--db"])
-            .arg(&self.db)
-            .args(["token", "--email", email, "--role", role]);
-        for p in projects {
-            cmd.args(["--project", p]);
-        }
-        let out = cmd.output().expect("run envsync-server token");
-        assert!(
-            out.status.success(),
-            "token: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("utf8")
-            .trim()
-            .to_owned()
+        self.try_token(email, role, projects)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Server::token`], failing with a message rather than a panic (the bench).
+    pub fn try_token(&self, email: &str, role: &str, projects: &[&str]) -> Result<String, String> {
+        let bin = try_binary("envsync-server")?;
+        mint_token(&bin, SECRET, &self.db, email, role, projects)
     }
 
     /// Kills the server process (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut process) = self.process.take() {
+            process.kill();
         }
     }
 
     /// Starts the server again on the same database (a new port).
     pub fn restart(&mut self) {
         self.kill();
-        let (child, url) = spawn_server(
-            &self.db,
-            &self.stderr_log,
-            "127.0.0.1:0",
-            &self.log_filter,
-            &self.args,
-        );
-        self.child = Some(child);
-        self.url = url;
+        let process = spawn_server(&self.db, &self.stderr_log, &self.log_filter, &self.args)
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.url = process.url.clone();
+        self.process = Some(process);
     }
 
     pub fn dir(&self) -> &Path {
@@ -177,119 +241,39 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
+/// The binary on `127.0.0.1:0` and `db`, signing with [`SECRET`], its log appended to
+/// `stderr_log`.
 fn spawn_server(
     db: &Path,
     stderr_log: &Path,
-    addr: &str,
     log_filter: &str,
     args: &[String],
-) -> (Child, String) {
+) -> Result<ServerProcess, String> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(stderr_log)
-        .expect("server log");
-    let mut child = Command::new(binary("envsync-server"))
-        .env("ENVSYNC_JWT_SECRET", SECRET)
-        .env("RUST_LOG", log_filter)
-        .args(["--addr", addr, "--db"])
-        .arg(db)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("spawn envsync-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read listening line");
-    let url = line
-        .trim()
-        .strip_prefix("envsync-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
-    (child, url)
-}
-
-/// An HTTP answer.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub body: String,
-}
-
-impl Response {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// A minimal HTTP/1.1 client over a TCP socket: enough for tests, and able to send what a
-/// well-behaved client would not.
-pub fn http(
-    url: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> Response {
-    let host = url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() || method == "POST" {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream.write_all(req.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad response: {text:?}"));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
+        .map_err(|e| format!("server log {}: {e}", stderr_log.display()))?;
+    let bin = if in_test() {
+        binary("envsync-server")
     } else {
-        body.to_owned()
+        try_binary("envsync-server")?
     };
-    Response { status, body }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    ServerProcess::spawn(
+        Command::new(bin)
+            .env("ENVSYNC_JWT_SECRET", SECRET)
+            .env("RUST_LOG", log_filter)
+            .args(["--addr", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .args(args)
+            .stderr(log),
+    )
+    .map_err(|e| {
+        format!(
+            "envsync-server did not start: {e}; its log: {}",
+            std::fs::read_to_string(stderr_log).unwrap_or_default()
+        )
+    })
 }
 
 /// One developer's machine: a home directory, and a git repository with envsync set up.
@@ -336,13 +320,10 @@ pub fn agent_pid(dir: &Path) -> Option<u32> {
         .trim()
         .parse()
         .ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = procfs::cmdline(pid)?;
     let cmdline = String::from_utf8_lossy(&cmdline);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = stat
-        .rsplit_once(')')
-        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-    (cmdline.contains("git-envsync") && cmdline.contains("agent") && !zombie).then_some(pid)
+    (cmdline.contains("git-envsync") && cmdline.contains("agent") && !procfs::is_zombie(pid))
+        .then_some(pid)
 }
 
 impl Dev {
@@ -432,16 +413,9 @@ impl Dev {
     /// A clean environment: this developer's home, the workspace's binaries first on
     /// `PATH` (so git hooks find `git-envsync`), and the envsync settings hooks read.
     fn sandbox(&self, cmd: &mut Command) {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut dirs = vec![bin_dir()];
-        dirs.extend(std::env::split_paths(&path));
-        cmd.env_clear()
-            .env("PATH", std::env::join_paths(dirs).expect("PATH"))
-            .env("ENVSYNC_INSECURE_WORK_FACTOR", "10")
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+        sandbox(cmd, &self.home);
+        cmd.env("ENVSYNC_INSECURE_WORK_FACTOR", "10")
             .env("XDG_RUNTIME_DIR", &self.runtime)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("LANG", "C");
         if self.env_credentials {
@@ -636,30 +610,6 @@ impl Run {
             assert!(self.stderr.starts_with("error: "), "{self:#?}");
         }
         self
-    }
-}
-
-/// SplitMix64: a fixed-seed generator, so a failing run can be replayed exactly.
-#[derive(Debug, Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [0, n).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.unit() * n as f64) as usize % n.max(1)
     }
 }
 

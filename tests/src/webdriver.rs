@@ -11,8 +11,7 @@
 //! to be long enough.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -398,55 +397,19 @@ fn read_port(driver: &mut Child) -> u16 {
 
 /// One HTTP/1.1 exchange with chromedriver on loopback; returns the status and the body.
 fn request(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to chromedriver");
-    stream
-        .set_read_timeout(Some(PATIENCE * 2))
-        .expect("timeout");
     let body = body.map(Value::to_string).unwrap_or_default();
-    let mut head =
+    let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     if method == "POST" {
-        head.push_str(&format!(
+        req.push_str(&format!(
             "Content-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n",
             body.len()
         ));
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("send");
-    stream.write_all(body.as_bytes()).expect("send");
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).expect("status line");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad answer from chromedriver: {status_line:?}"));
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("header");
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse::<usize>().ok();
-        }
-    }
-    let mut bytes = Vec::new();
-    match length {
-        Some(n) => {
-            bytes.resize(n, 0);
-            reader.read_exact(&mut bytes).expect("body");
-        }
-        None => {
-            let _ = reader.read_to_end(&mut bytes);
-        }
-    }
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    req.push_str("\r\n");
+    req.push_str(&body);
+    let answer = crate::http::exchange(("127.0.0.1", port), req.as_bytes(), PATIENCE * 2);
+    (answer.status, answer.body)
 }
 
 /// Standard base64 (the screenshot's encoding).

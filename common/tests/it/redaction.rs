@@ -8,20 +8,7 @@ use envsync_common::api::TokenResponse;
 use envsync_common::envelope::{self, Binding, EnvelopeError, Open, Seal};
 use envsync_common::secret::{SecretBytes, SecretString, Token};
 use envsync_common::{envdoc, envfile};
-use std::fmt::Debug;
-
-const SENTINEL: &str = "SENTINEL_9f3a_c0ffee";
-
-#[track_caller]
-fn redacted(what: &str, value: &impl Debug) {
-    for shown in [format!("{value:?}"), format!("{value:#?}")] {
-        assert!(!shown.contains(SENTINEL), "{what} leaks: {shown}");
-        assert!(
-            shown.to_lowercase().contains("redacted"),
-            "{what} has no marker: {shown}"
-        );
-    }
-}
+use envsync_tests::redaction::{SENTINEL, assert_redacted as redacted};
 
 #[test]
 fn secret_holders_print_redacted() {

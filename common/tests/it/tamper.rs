@@ -6,26 +6,9 @@
 
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::secret::SecretString;
-use std::io::{Read, Write};
+use envsync_tests::armor::{armor, dearmor};
 
 const ENV: &[u8] = b"API_KEY=abc\nexport PEM=\"-----BEGIN-----\nxyz\n-----END-----\"\n";
-
-fn dearmor(armored: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    age::armor::ArmoredReader::new(armored.as_bytes())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-fn armor(binary: &[u8]) -> String {
-    let mut out = Vec::new();
-    let mut w =
-        age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor).unwrap();
-    w.write_all(binary).unwrap();
-    w.finish().unwrap();
-    String::from_utf8(out).unwrap()
-}
 
 /// Opens every variant of `binary` with one byte changed, and every proper prefix.
 fn every_change_fails(binary: &[u8], open: impl Fn(&str) -> bool) {

@@ -530,26 +530,8 @@ async fn the_database_and_its_wal_files_are_created_private_whatever_the_umask()
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("envsync.db");
     // The server started through a shell with umask 000, as a careless service unit would.
-    let mut child = Command::new("sh")
-        .args(["-c", "umask 000 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_envsync-server"))
-        .args(["--addr", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .env("ENVSYNC_JWT_SECRET", SECRET)
-        .env_remove("ENVSYNC_DB")
-        .env_remove("ENVSYNC_ADDR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let server = Binary::start_limited(&db, &[("ENVSYNC_JWT_SECRET", SECRET)], Some("umask 000"));
+    let url = server.url.clone();
     let dev = token("developer", &["proj"]);
     let pushed = send(
         reqwest::Client::new()
@@ -568,8 +550,6 @@ async fn the_database_and_its_wal_files_are_created_private_whatever_the_umask()
             & 0o777;
         assert_eq!(mode, 0o600, "{file} is {mode:o}");
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

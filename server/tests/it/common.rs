@@ -8,17 +8,17 @@ use envsync_server::config::Settings;
 use envsync_server::secret::JwtSecret;
 use envsync_server::store::chain::Verdict;
 use envsync_server::{Database, Server};
+use envsync_tests::{ServerProcess, procfs};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
-pub(crate) use crate::pg;
+pub(crate) use envsync_tests::pg;
 
 /// Runs an async test body once per backend: `name::sqlite` and `name::postgres`.
 macro_rules! on_each_backend {
@@ -463,32 +463,31 @@ pub fn encode(branch: &str) -> String {
 
 /// One raw HTTP/1.1 exchange; the server is asked to close the connection.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    // The server may answer (and close) before reading a large request: ignore write errors.
-    let _ = stream.write_all(request);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    let answer = envsync_tests::http::exchange(addr, request, Duration::from_secs(10));
+    (answer.status, answer.body)
 }
 
-/// The real `envsync-server` binary on `127.0.0.1:0`; killed (SIGKILL) on drop.
+/// The real `envsync-server` binary on `127.0.0.1:0`, its stderr in a temp file; killed
+/// (SIGKILL) on drop. Its process (`child`, `url`, `stdout`, `next_line`, `addr`, `kill`)
+/// is the kit's [`ServerProcess`].
 pub struct Binary {
-    pub child: Child,
-    pub url: String,
-    /// Lines printed after the listening line (first start: the token announcement).
-    pub stdout: BufReader<std::process::ChildStdout>,
+    process: ServerProcess,
     pub stderr_path: PathBuf,
     _stderr_file: tempfile::NamedTempFile,
+}
+
+impl std::ops::Deref for Binary {
+    type Target = ServerProcess;
+
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Binary {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
 }
 
 impl Binary {
@@ -497,23 +496,23 @@ impl Binary {
         Binary::start_limited(db, env, None)
     }
 
-    /// Like [`Binary::start`], with a shell's `ulimit` command (`ulimit -n 256`) applied to
-    /// the server process first: `sh` sets the limit and `exec`s the binary, so the child
-    /// is the server itself.
+    /// Like [`Binary::start`], with a shell command (`ulimit -n 256`, `umask 000`) applied
+    /// to the server process first: `sh` runs it and `exec`s the binary, so the child is
+    /// the server itself.
     pub fn start_limited(
         db: impl AsRef<std::ffi::OsStr>,
         env: &[(&str, &str)],
-        ulimit: Option<&str>,
+        shell: Option<&str>,
     ) -> Binary {
         let stderr_file = tempfile::NamedTempFile::new().unwrap();
         let stderr_path = stderr_file.path().to_owned();
         let stderr = stderr_file.reopen().unwrap();
         let bin = env!("CARGO_BIN_EXE_envsync-server");
-        let mut cmd = match ulimit {
+        let mut cmd = match shell {
             None => Command::new(bin),
-            Some(limit) => {
+            Some(first) => {
                 let mut sh = Command::new("sh");
-                sh.args(["-c", &format!("{limit} && exec \"$0\" \"$@\""), bin]);
+                sh.args(["-c", &format!("{first} && exec \"$0\" \"$@\""), bin]);
                 sh
             }
         };
@@ -525,75 +524,32 @@ impl Binary {
             .env_remove("RUST_LOG")
             .env_remove("ENVSYNC_LOG")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let url = line
-            .trim_end()
-            .strip_prefix("envsync-server listening on ")
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!(
-                    "unexpected first line {line:?}; stderr: {}",
-                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
-                )
-            })
-            .to_owned();
+        let process = ServerProcess::spawn(&mut cmd).unwrap_or_else(|e| {
+            panic!(
+                "{e}; stderr: {}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            )
+        });
+        let url = &process.url;
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
         assert!(!url.ends_with(":0"), "{url}");
         Binary {
-            child,
-            url,
-            stdout,
+            process,
             stderr_path,
             _stderr_file: stderr_file,
         }
-    }
-
-    pub fn next_line(&mut self) -> String {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        line.trim_end().to_owned()
     }
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    /// `127.0.0.1:PORT` of the listening line.
-    pub fn addr(&self) -> SocketAddr {
-        self.url.trim_start_matches("http://").parse().unwrap()
-    }
-
     /// A line of `/proc/<pid>/limits`, e.g. `Max open files`: its soft and hard values.
     pub fn limit(&self, name: &str) -> (String, String) {
-        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id())).unwrap();
-        let line = limits
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_else(|| panic!("no {name} in {limits}"));
-        let mut fields = line[name.len()..].split_whitespace();
-        (
-            fields.next().unwrap().to_owned(),
-            fields.next().unwrap().to_owned(),
-        )
-    }
-
-    /// SIGKILL, then reap.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        self.kill();
+        procfs::limit(self.pid(), name).unwrap_or_else(|| panic!("no {name} limit"))
     }
 }

@@ -3,43 +3,26 @@
 //! limit raised at start, and a shutdown that does not wait for silent clients.
 
 use crate::common::*;
+use envsync_tests::http::parse_response;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-/// Reads one HTTP/1.1 response (head, then `Content-Length` bytes) from `stream`.
+/// Reads one HTTP/1.1 response from `stream` (framed by the kit's parser), leaving the
+/// connection open.
 async fn read_response(stream: &mut TcpStream) -> (u16, String) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+    loop {
+        if let Some(answer) = parse_response(&buf, false) {
+            return (answer.status, answer.body);
         }
         let n = stream.read(&mut chunk).await.unwrap();
         assert!(n > 0, "connection closed mid-response: {buf:?}");
         buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-body");
-        buf.extend_from_slice(&chunk[..n]);
     }
-    (
-        status,
-        String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned(),
-    )
 }
 
 /// `GET /health` on a fresh connection.

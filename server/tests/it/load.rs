@@ -3,10 +3,8 @@
 //! 200 pushes, 64 readers × 500 pulls, release build) is `envsync-bench load`.
 
 use crate::common::*;
+use envsync_tests::procfs::{self, RssSampler};
 use serde_json::json;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 const WRITERS: usize = 16;
 const PUSHES_PER_WRITER: usize = 25;
@@ -17,16 +15,6 @@ const PULLS_PER_READER: usize = 40;
 const RSS_LIMIT_KB: u64 = 128 * 1024;
 /// Attempts one writer may make before the test calls it livelock.
 const MAX_ATTEMPTS: usize = PUSHES_PER_WRITER * 200;
-
-/// A `kB` field of `/proc/<pid>/status`.
-pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-}
 
 /// What one writer saw: versions it got 201 for, conflicts, anything else.
 struct Written {
@@ -97,22 +85,6 @@ async fn reader(client: reqwest::Client, url: String, token: String) -> (Vec<u16
     (other, monotonic)
 }
 
-/// Samples the peak VmRSS of `pid` until stopped.
-fn sample_rss(
-    pid: u32,
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            if let Some(kb) = proc_status_kb(pid, "VmRSS:") {
-                peak.fetch_max(kb, Ordering::Relaxed);
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    })
-}
-
 on_each_backend! {
 async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -132,9 +104,7 @@ async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock(backen
     .await;
     assert_eq!(seed.0, 201, "{}", seed.1);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = sample_rss(pid, stop.clone(), peak.clone());
+    let sampler = RssSampler::start(pid, true);
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| tokio::spawn(writer(client.clone(), url.clone(), dev.clone(), w)))
         .collect();
@@ -163,8 +133,7 @@ async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock(backen
         assert!(other.is_empty(), "pulls answered {other:?}");
         assert!(monotonic, "a reader saw the version go back");
     }
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
+    let peak = sampler.stop();
 
     // Accepted pushes are exactly the versions 1..=N, each once.
     let total = (1 + WRITERS * PUSHES_PER_WRITER) as u64;
@@ -179,7 +148,7 @@ async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock(backen
 
     // The server's own account: no lock error, no storage failure, every attempt audited
     // in one intact chain.
-    let hwm = proc_status_kb(pid, "VmHWM:").unwrap();
+    let hwm = procfs::status_kb(pid, "VmHWM:").unwrap();
     let log = server.stderr();
     assert!(!log.contains("database is locked"), "{log}");
     assert!(!log.contains("ERROR"), "errors in the server log");
@@ -206,7 +175,7 @@ async fn writers_and_readers_under_load_lose_nothing_and_never_see_a_lock(backen
         verdict.to_string().lines().next().unwrap(),
         format!("ok ({} rows)", pushes + pulls + minted)
     );
-    let peak = peak.load(Ordering::Relaxed).max(hwm);
+    let peak = peak.max(hwm);
     assert!(
         peak > 0 && peak < RSS_LIMIT_KB,
         "server RSS peaked at {peak} kB"

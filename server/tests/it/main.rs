@@ -19,7 +19,6 @@ mod durability;
 mod hygiene;
 mod limits;
 mod load;
-mod pg;
 mod replicas;
 mod scope;
 mod store;

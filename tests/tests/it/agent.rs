@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use envsync_tests::{AgentReaper, Dev, PASS, Run, Server, agent_pid};
+use envsync_tests::{AgentReaper, Dev, PASS, Run, Server, agent_pid, procfs};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -162,7 +162,7 @@ fn an_unlocked_agent_lets_the_hooks_push_without_envsync_pass_until_lock() {
     // The passphrase is in the agent's memory only: not in its environment or command
     // line, and in no file of the home, the runtime directory or the repository.
     let pid = agent_pid(&dir).expect("a running agent");
-    let environ = fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = procfs::environ(pid).unwrap();
     assert!(
         !environ.windows(PASS.len()).any(|w| w == PASS.as_bytes()),
         "the agent's environment holds the passphrase"
@@ -172,7 +172,7 @@ fn an_unlocked_agent_lets_the_hooks_push_without_envsync_pass_until_lock() {
         "the agent inherited envsync settings: {}",
         String::from_utf8_lossy(&environ)
     );
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = procfs::cmdline(pid).unwrap();
     assert!(!cmdline.windows(PASS.len()).any(|w| w == PASS.as_bytes()));
     for root in [&dev.home, &dev.runtime, &dev.repo] {
         let found = files_holding(root, PASS.as_bytes());

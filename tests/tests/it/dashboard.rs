@@ -9,13 +9,12 @@
 //! to `target/dashboard-screenshots/`.
 
 use envsync_tests::webdriver::Browser;
-use envsync_tests::{Dev, Server, binary, target_dir};
+use envsync_tests::{Dev, Server, binary, http, target_dir};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 const PROJECT: &str = "webshop";
 const BIG_PROJECT: &str = "bigshop";
@@ -242,19 +241,13 @@ fn the_dashboard_in_a_real_browser() {
     assert!(failed.is_empty(), "failed cases: {failed:#?}");
 }
 
-/// GET `path` with a raw request; returns the head (status line and headers) and body.
+/// GET `path` with a raw request; returns the head (status line and headers, lowercase)
+/// and body.
 fn raw_get(origin: &str, path: &str) -> (String, String) {
     let host = origin.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.to_ascii_lowercase(), body.to_owned())
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let answer = http::exchange(host, request.as_bytes(), Duration::from_secs(20));
+    (answer.head.to_ascii_lowercase(), answer.body)
 }
 
 fn headers_and_assets(w: &World) {

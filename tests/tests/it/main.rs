@@ -10,6 +10,7 @@ mod faults;
 mod fidelity;
 mod fingerprints;
 mod hooks;
+mod kit;
 mod malicious;
 mod merge;
 mod model;

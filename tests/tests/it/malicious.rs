@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use envsync_common::envelope;
+use envsync_tests::armor::{armor, dearmor};
 use envsync_tests::proxy::{Proxy, Request, Upstream};
 use envsync_tests::{Dev, Response, Run, Server};
 use std::io::{Read, Write};
@@ -85,23 +86,6 @@ fn behind(proxy: &Proxy, alice: &Dev, server: &Server, email: &str) -> Dev {
     let mut dev = Dev::clone_of(alice, server, email);
     dev.server_url = proxy.url.clone();
     dev
-}
-
-fn dearmor(armored: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    age::armor::ArmoredReader::new(armored.as_bytes())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-fn armor(binary: &[u8]) -> String {
-    let mut out = Vec::new();
-    let mut w =
-        age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor).unwrap();
-    w.write_all(binary).unwrap();
-    w.finish().unwrap();
-    String::from_utf8(out).unwrap()
 }
 
 /// Where the binary age header ends (just after the `--- MAC` line).

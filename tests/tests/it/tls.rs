@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use envsync_tests::{Dev, Server, TempDir};
+use envsync_tests::{Dev, Server, TempDir, http};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SerialNumber,
@@ -127,25 +127,7 @@ impl Conn {
         self.tls
             .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = self.tls.read(&mut byte).unwrap();
-            assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&head));
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().unwrap())
-            })
-            .unwrap_or_else(|| panic!("no Content-Length: {head}"));
-        let mut body = vec![0u8; length];
-        self.tls.read_exact(&mut body).unwrap();
-        head.split(' ').nth(1).unwrap().parse().unwrap()
+        http::read_response(&mut self.tls).status
     }
 }
 

@@ -12,7 +12,7 @@
 //! test binary has exited, however it exits. `fsync` stays on: the durability tests need
 //! commits that are really durable.
 //!
-//! Shared with `envsync-bench` (included there by path).
+//! The server's tests and `envsync-bench server --pg` use it (the kit's `pg` feature).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
