@@ -441,6 +441,75 @@ fn bad_configuration_refuses_to_start_with_one_clear_line() {
     drop(busy);
 }
 
+/// Each refusal names its fix on one `hint:` line after the `error:` line, chosen by what
+/// failed (not by the message's words), with the exit code a setting (2) or a failure (1)
+/// gets.
+#[test]
+fn each_refusal_to_start_names_its_own_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let db_arg = db.to_str().unwrap();
+    let short = dir.path().join("short.secret");
+    std::fs::write(&short, "too-short\n").unwrap();
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let missing = dir.path().join("missing.secret");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let cases: [(&str, Vec<&str>, Vec<(&str, &str)>, &str, i32); 5] = [
+        (
+            "a secret file that does not exist",
+            vec!["--jwt-secret-file", missing.to_str().unwrap()],
+            vec![],
+            "hint: point ENVSYNC_JWT_SECRET_FILE at the file the servers share",
+            1,
+        ),
+        (
+            "a secret file too short",
+            vec!["--jwt-secret-file", short.to_str().unwrap()],
+            vec![],
+            "hint: replace it with a long random one",
+            1,
+        ),
+        (
+            "a secret variable too short",
+            vec![],
+            vec![("ENVSYNC_JWT_SECRET", "too-short")],
+            "hint: unset ENVSYNC_JWT_SECRET to let the server generate one",
+            1,
+        ),
+        (
+            "an address in use",
+            vec!["--addr", busy_addr.as_str()],
+            vec![("ENVSYNC_JWT_SECRET", SECRET)],
+            "hint: pick another address with --addr",
+            1,
+        ),
+        (
+            "a setting that cannot be used",
+            vec![],
+            vec![("ENVSYNC_JWT_SECRET", SECRET), ("ENVSYNC_MAX_BODY", "lots")],
+            "hint: envsync-server --help lists every setting",
+            2,
+        ),
+    ];
+    for (name, extra, env, hint, code) in cases {
+        let mut args = vec!["--db", db_arg];
+        if !extra.contains(&"--addr") {
+            args.extend(["--addr", "127.0.0.1:0"]);
+        }
+        args.extend(extra);
+        let out = run(&args, &env, Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{name}: {stderr}");
+        assert!(lines[0].starts_with("error: "), "{name}: {stderr}");
+        assert!(lines[1].starts_with(hint), "{name}: {stderr}");
+        assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
+        assert!(!db.exists(), "{name}: a refused start wrote the database");
+    }
+    drop(busy);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_logs_hold_no_token_or_ciphertext() {
     let dir = tempfile::tempdir().unwrap();
