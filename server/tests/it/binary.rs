@@ -455,7 +455,9 @@ fn each_refusal_to_start_names_its_own_fix() {
     let missing = dir.path().join("missing.secret");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
-    let cases: [(&str, Vec<&str>, Vec<(&str, &str)>, &str, i32); 5] = [
+    /// What is wrong, the flags and variables that make it so, the hint, the exit code.
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str, i32);
+    let cases: [Case; 5] = [
         (
             "a secret file that does not exist",
             vec!["--jwt-secret-file", missing.to_str().unwrap()],
