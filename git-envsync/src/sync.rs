@@ -363,10 +363,12 @@ fn conflict_error(
     branch: &BranchState,
     current: Option<u64>,
 ) -> CliError {
+    // Who pushed the version the server says it has, when its latest is that one.
     let latest = api
         .latest_version(&ctx.config.project, &branch.branch)
         .ok()
-        .flatten();
+        .flatten()
+        .filter(|v| Some(v.version) == current);
     let who = latest
         .map(|v| {
             format!(

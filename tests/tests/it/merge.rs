@@ -393,3 +393,45 @@ fn a_push_that_loses_the_race_merges_and_pushes_again() {
         .collect::<Vec<_>>();
     assert_eq!(posts, [409, 201]);
 }
+
+/// A server that refuses every push as stale, with a version it does not have: the retry
+/// after a lost race is bounded, ends in one clear refusal, and the file keeps the edits.
+#[test]
+fn a_server_that_always_says_it_moved_gets_a_bounded_retry_and_a_refusal() {
+    let server = Server::start();
+    let (mut alice, _bob) = pair(&server, "liar409");
+    let proxy = Proxy::start(&server.url, |req, up: &Upstream| {
+        if req.method == "POST" {
+            return envsync_tests::Response {
+                status: 409,
+                body: r#"{"error":"conflict","message":"stale base","current_version":99}"#
+                    .to_owned(),
+            };
+        }
+        up.pass(req)
+    });
+    alice.server_url = proxy.url.clone();
+    let edited =
+        "# database\nDB_URL=postgres://db\nALICE=1\n\n# flags\nexport DEBUG=false\nSHARED=1\n";
+    alice.write_env(edited);
+    let out = alice.envsync(&["push"]).refused().code(1);
+    assert!(out.stderr.starts_with("error: push refused"), "{out:#?}");
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{out:#?}");
+    // Its version 99 is nobody's push: no pusher is named for it.
+    assert!(
+        out.stderr
+            .contains("the server has version 99 of main, and this clone last synced version 1"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        String::from_utf8(alice.read_env().unwrap()).unwrap(),
+        edited
+    );
+    let posts = proxy
+        .exchanges()
+        .iter()
+        .filter(|(req, _)| req.method == "POST")
+        .count();
+    assert_eq!(posts, 3, "one push and two retries, no more");
+    assert_eq!(latest_keys(&server, &alice).0, 1);
+}
