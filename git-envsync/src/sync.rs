@@ -72,8 +72,9 @@ pub enum Merge {
     IfClean,
 }
 
-/// How many times a push merges and tries again when the server keeps moving.
-const MERGE_ATTEMPTS: usize = 3;
+/// How many pushes a push makes when the server keeps moving under it (each refused one
+/// followed by a merge with what moved it).
+const PUSH_ATTEMPTS: usize = 3;
 
 /// Encrypts the env file and pushes it as the next version of `branch` (the checked-out
 /// branch, or the one just left when a hook pushes edits after a checkout). When the
@@ -87,8 +88,12 @@ pub fn push(
     force: bool,
     merge: Merge,
 ) -> Result<PushOutcome> {
+    // What merges brought in, and the version the last one made the file an edit of.
     let mut merged: Option<(u64, Vec<String>)> = None;
-    for attempt in 1..=MERGE_ATTEMPTS {
+    // Set by a merge for the next round only: the server's latest is the version merged.
+    let mut just_merged = None;
+    let mut pushes = 0;
+    loop {
         let bytes = read_env(ctx)?.ok_or_else(|| {
             CliError::usage(format!("there is no {} to push", ctx.env_display()))
                 .hint("create it, or run git envsync pull to fetch the branch's env")
@@ -105,10 +110,10 @@ pub fn push(
 
         // Ask the server first: a push it would refuse costs no passphrase and no scrypt.
         // Right after a merge its latest is the version merged (a push that finds it moved
-        // again is refused by the compare-and-swap and merges again).
-        let latest = match &merged {
-            Some((version, _)) if branch.version == Some(*version) => Some(*version),
-            _ => api
+        // again is refused by the compare-and-swap, and the next round asks).
+        let latest = match just_merged.take() {
+            Some(version) => Some(version),
+            None => api
                 .keys(&ctx.config.project, branch_name)
                 .map_err(|e| api.fail(e))?
                 .map(|k| k.version),
@@ -131,11 +136,10 @@ pub fn push(
                         theirs,
                         merge == Merge::Keep,
                     )?;
-                    let mut incoming = merged.map(|(_, keys)| keys).unwrap_or_default();
+                    let mut incoming = merged.take().map(|(_, keys)| keys).unwrap_or_default();
                     incoming.extend(done.incoming);
-                    incoming.sort();
-                    incoming.dedup();
                     merged = Some((done.version, incoming));
+                    just_merged = Some(done.version);
                     continue;
                 }
                 _ => return Err(stale(ctx, api, &branch, latest)),
@@ -144,11 +148,12 @@ pub fn push(
         let base = if force { latest } else { branch.version };
         check_writer(ctx, api, keyring, &branch, latest)?;
         let old_keys = branch.keys.clone();
+        pushes += 1;
         let version = match try_push_version(ctx, api, keyring, &mut branch, bytes.expose(), base)?
         {
             Ok(version) => version,
             // Someone pushed between our look and our push: merge again, if allowed.
-            Err(current) if can_merge && moved(current) && attempt < MERGE_ATTEMPTS => continue,
+            Err(current) if can_merge && moved(current) && pushes < PUSH_ATTEMPTS => continue,
             Err(current) => return Err(conflict_error(ctx, api, &branch, current)),
         };
         let (added, removed) = key_changes(&old_keys, &keys.names);
@@ -165,13 +170,13 @@ pub fn push(
             added,
             removed,
             duplicates: keys.duplicates,
-            merged,
+            merged: merged.map(|(version, mut incoming)| {
+                incoming.sort();
+                incoming.dedup();
+                (version, incoming)
+            }),
         });
     }
-    Err(CliError::refused(format!(
-        "push refused: the server moved on {branch_name} {MERGE_ATTEMPTS} times while this push merged"
-    ))
-    .hint("try again in a moment"))
 }
 
 /// Seals `content` as version `base + 1` of `branch` and pushes it with compare-and-swap

@@ -435,3 +435,43 @@ fn a_server_that_always_says_it_moved_gets_a_bounded_retry_and_a_refusal() {
     assert_eq!(posts, 3, "one push and two retries, no more");
     assert_eq!(latest_keys(&server, &alice).0, 1);
 }
+
+/// A push that merges and then loses the race too: the next round asks the server again
+/// and merges what moved it, instead of pushing the first merge again.
+#[test]
+fn a_push_that_merges_then_loses_the_race_merges_again() {
+    let server = Server::start();
+    let (mut alice, bob) = pair(&server, "race2");
+    let base = "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=1\n";
+    bob.write_env(format!("{base}BOB=1\n"));
+    bob.envsync(&["push"]).clean().ok();
+    bob.write_env(format!("{base}BOB=1\nBOB2=1\n"));
+    // Bob's second push lands between alice's merge of his first and her push.
+    let racer = std::sync::Mutex::new(Some(bob.envsync_cmd(&["push"])));
+    let proxy = Proxy::start(&server.url, move |req, up: &Upstream| {
+        if req.method == "POST"
+            && let Some(mut push) = racer.lock().unwrap().take()
+        {
+            assert!(push.output().unwrap().status.success());
+        }
+        up.pass(req)
+    });
+    alice.server_url = proxy.url.clone();
+    alice.write_env(
+        "# database\nDB_URL=postgres://db\nALICE=1\n\n# flags\nexport DEBUG=false\nSHARED=1\n",
+    );
+    let out = alice.envsync(&["push"]).clean().ok();
+    assert!(out.stderr.contains("Merged main version 3"), "{out:#?}");
+    assert!(out.stderr.contains("came in: BOB, BOB2"), "{out:#?}");
+    assert!(out.stderr.contains("as version 4"), "{out:#?}");
+    let (version, keys) = latest_keys(&server, &alice);
+    assert_eq!(version, 4);
+    assert_eq!(keys, ["DB_URL", "ALICE", "DEBUG", "SHARED", "BOB", "BOB2"]);
+    let posts = proxy
+        .exchanges()
+        .iter()
+        .filter(|(req, _)| req.method == "POST")
+        .map(|(_, answer)| answer.status)
+        .collect::<Vec<_>>();
+    assert_eq!(posts, [409, 201]);
+}
