@@ -5,7 +5,7 @@
 //! plaintext value: `ciphertext` is an armored age file and `keys` are names only.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -49,8 +49,18 @@ pub type Fingerprints = BTreeMap<String, String>;
 pub const FINGERPRINT_KEY_ID: &str = "";
 
 /// Whether `fingerprints` fits `keys`: the key id and one fingerprint for every name and
-/// no other, each 32 lowercase hex characters.
+/// no other, each 32 lowercase hex characters. A problem names a name of `keys` (or the key
+/// id), never a fingerprint, and never a name that is not in `keys`: those are counted, as
+/// they could be anything, of any length.
 pub fn fingerprints_fit(keys: &[String], fingerprints: &Fingerprints) -> Result<(), String> {
+    let names: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let strangers = fingerprints
+        .keys()
+        .filter(|name| *name != FINGERPRINT_KEY_ID && !names.contains(name.as_str()))
+        .count();
+    if strangers > 0 {
+        return Err(format!("{strangers} of them are for names not in keys"));
+    }
     if let Some((name, _)) = fingerprints.iter().find(|(_, f)| {
         f.len() != 32
             || !f
@@ -64,12 +74,6 @@ pub fn fingerprints_fit(keys: &[String], fingerprints: &Fingerprints) -> Result<
     }
     if !fingerprints.contains_key(FINGERPRINT_KEY_ID) {
         return Err("no key id (the entry named \"\")".to_owned());
-    }
-    if let Some(name) = fingerprints
-        .keys()
-        .find(|n| !n.is_empty() && !keys.contains(n))
-    {
-        return Err(format!("a fingerprint for {name}, which is not in keys"));
     }
     if let Some(name) = keys.iter().find(|n| !fingerprints.contains_key(*n)) {
         return Err(format!("no fingerprint for {name}"));
@@ -510,6 +514,12 @@ mod tests {
         assert!(fingerprints_fit(&keys, &map(&[(id, &good), ("A", &good)])).is_err());
         let extra = map(&[(id, &good), ("A", &good), ("B", &good), ("C", &good)]);
         assert!(fingerprints_fit(&keys, &extra).is_err());
+        // A name not in keys is counted, never repeated, even when its fingerprint is bad.
+        let stranger = map(&[(id, &good), ("A", &good), ("B", &good), ("C-sentinel", "x")]);
+        assert_eq!(
+            fingerprints_fit(&keys, &stranger).unwrap_err(),
+            "1 of them are for names not in keys"
+        );
         let upper = good.to_uppercase();
         assert!(
             fingerprints_fit(&keys, &map(&[(id, &good), ("A", &good), ("B", &upper)])).is_err()

@@ -10,8 +10,7 @@ use crate::routes::Body;
 use crate::store::Action;
 use crate::store::{BranchesQuery, NewPush, PullRequest, VersionsQuery};
 use envsync_common::api::{
-    BranchesPage, FINGERPRINT_KEY_ID, Fingerprints, PushRequest, PushResponse, VersionsPage,
-    fingerprints_fit,
+    BranchesPage, Fingerprints, PushRequest, PushResponse, VersionsPage, fingerprints_fit,
 };
 use envsync_common::envelope::check_armored;
 use envsync_common::names::validate_key;
@@ -123,29 +122,16 @@ fn check_push(request: &PushRequest, quotas: &Quotas) -> Result<(), ApiError> {
         }
     }
     if let Some(fingerprints) = &request.fingerprints {
-        check_fingerprints(&request.keys, &seen, fingerprints)?;
+        check_fingerprints(&request.keys, fingerprints)?;
     }
     Ok(())
 }
 
 /// The fingerprints fit the (already checked) key names: one each, 32 lowercase hex
-/// characters. No quota of their own: a fingerprint per key, of a fixed size, so
-/// `max_keys` and the body limit bound them. A message names a key, never a fingerprint,
-/// and never a name that is not in `keys` (it could be anything, of any length).
-fn check_fingerprints(
-    keys: &[String],
-    names: &HashSet<&str>,
-    fingerprints: &Fingerprints,
-) -> Result<(), ApiError> {
-    let strangers = fingerprints
-        .keys()
-        .filter(|name| *name != FINGERPRINT_KEY_ID && !names.contains(name.as_str()))
-        .count();
-    if strangers > 0 {
-        return Err(ApiError::bad_request(format!(
-            "fingerprints: {strangers} of them are for names not in keys"
-        )));
-    }
+/// characters ([`fingerprints_fit`], whose messages never repeat a fingerprint or a name
+/// that is not in `keys`). No quota of their own: a fingerprint per key, of a fixed size,
+/// so `max_keys` and the body limit bound them.
+fn check_fingerprints(keys: &[String], fingerprints: &Fingerprints) -> Result<(), ApiError> {
     fingerprints_fit(keys, fingerprints)
         .map_err(|problem| ApiError::bad_request(format!("fingerprints: {problem}")))
 }
@@ -276,6 +262,7 @@ pub async fn branches(
 mod tests {
     use super::*;
     use crate::handlers::{branch, project};
+    use envsync_common::api::FINGERPRINT_KEY_ID;
 
     #[test]
     fn push_checks() {
@@ -296,7 +283,6 @@ mod tests {
     #[test]
     fn fingerprints_must_fit_the_keys_and_are_never_repeated() {
         let keys: Vec<String> = vec!["A".into(), "B".into()];
-        let names: HashSet<&str> = keys.iter().map(String::as_str).collect();
         let good = "0123456789abcdef0123456789abcdef";
         let map = |pairs: &[(&str, &str)]| -> Fingerprints {
             pairs
@@ -305,10 +291,7 @@ mod tests {
                 .collect()
         };
         let id = FINGERPRINT_KEY_ID;
-        assert!(
-            check_fingerprints(&keys, &names, &map(&[(id, good), ("A", good), ("B", good)]))
-                .is_ok()
-        );
+        assert!(check_fingerprints(&keys, &map(&[(id, good), ("A", good), ("B", good)])).is_ok());
         let long = "X".repeat(5000);
         for (bad, says) in [
             (map(&[(id, good), ("A", good)]), "no fingerprint for B"),
@@ -330,7 +313,7 @@ mod tests {
                 "the fingerprint of B is not 32 lowercase hex",
             ),
         ] {
-            let err = check_fingerprints(&keys, &names, &bad).unwrap_err();
+            let err = check_fingerprints(&keys, &bad).unwrap_err();
             assert_eq!(err.status, StatusCode::BAD_REQUEST);
             assert!(err.message.contains(says), "{}", err.message);
             assert!(!err.message.contains("0123456789"), "{}", err.message);

@@ -80,41 +80,7 @@ pub(crate) async fn allow(
     project: Option<&str>,
     branch: Option<&str>,
 ) -> Result<(), ApiError> {
-    let (allowed, why) = match need {
-        Need::Read(p) => (
-            who.can_read(p),
-            format!("this token may not read project '{p}'"),
-        ),
-        Need::Write(p) => (
-            who.can_write(p),
-            if who.can_read(p) {
-                format!("a {} token may not write to project '{p}'", who.role)
-            } else {
-                format!("this token may not write to project '{p}'")
-            },
-        ),
-        Need::Own(p) => (
-            who.owns(p),
-            format!("only an owner of project '{p}' may do this"),
-        ),
-        Need::Admin => (
-            who.is_admin(),
-            "only an owner token without project_ids (an administrator) may do this".to_owned(),
-        ),
-        Need::AnyOwner => (who.is_owner(), "only an owner token may do this".to_owned()),
-        Need::Manage(projects) => (
-            who.can_manage(projects),
-            if projects.is_empty() {
-                "only an administrator may manage a token without project_ids".to_owned()
-            } else {
-                format!(
-                    "an owner of {} may only manage tokens limited to those projects",
-                    who.project_ids.join(", ")
-                )
-            },
-        ),
-    };
-    if allowed {
+    if permits(who, need) {
         return Ok(());
     }
     let event = Event {
@@ -130,7 +96,42 @@ pub(crate) async fn allow(
         .record(event)
         .await
         .map_err(|e| ApiError::from_store(e, String::new))?;
-    Err(ApiError::forbidden(why))
+    Err(ApiError::forbidden(refusal(who, need)))
+}
+
+fn permits(who: &Principal, need: Need<'_>) -> bool {
+    match need {
+        Need::Read(p) => who.can_read(p),
+        Need::Write(p) => who.can_write(p),
+        Need::Own(p) => who.owns(p),
+        Need::Admin => who.is_admin(),
+        Need::AnyOwner => who.is_owner(),
+        Need::Manage(projects) => who.can_manage(projects),
+    }
+}
+
+/// Why [`permits`] said no: written only for a refusal, never on the way of an allowed
+/// request.
+fn refusal(who: &Principal, need: Need<'_>) -> String {
+    match need {
+        Need::Read(p) => format!("this token may not read project '{p}'"),
+        Need::Write(p) if who.can_read(p) => {
+            format!("a {} token may not write to project '{p}'", who.role)
+        }
+        Need::Write(p) => format!("this token may not write to project '{p}'"),
+        Need::Own(p) => format!("only an owner of project '{p}' may do this"),
+        Need::Admin => {
+            "only an owner token without project_ids (an administrator) may do this".to_owned()
+        }
+        Need::AnyOwner => "only an owner token may do this".to_owned(),
+        Need::Manage([]) => {
+            "only an administrator may manage a token without project_ids".to_owned()
+        }
+        Need::Manage(_) => format!(
+            "an owner of {} may only manage tokens limited to those projects",
+            who.project_ids.join(", ")
+        ),
+    }
 }
 
 /// Parses a JSON body; the message names the problem's kind and place, never the content.

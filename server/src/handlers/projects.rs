@@ -12,6 +12,7 @@ use crate::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::store::BranchesQuery;
+use crate::store::rows::next_page;
 use envsync_common::api::{BranchesPage, LastPush, ProjectInfo, ProjectsPage};
 use std::sync::Arc;
 use warp::Rejection;
@@ -39,12 +40,7 @@ pub async fn list(app: Arc<App>, who: Principal, query: AfterQuery) -> Result<Re
         own.truncate(limit as usize + 1);
         own
     };
-    let next_after = if names.len() > limit as usize {
-        names.truncate(limit as usize);
-        names.last().cloned()
-    } else {
-        None
-    };
+    let next_after = next_page(&mut names, limit, String::clone);
     let mut projects = Vec::with_capacity(names.len());
     for name in names {
         projects.push(summary(&app, name).await?);

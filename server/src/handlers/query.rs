@@ -6,7 +6,7 @@
 //! signed 64-bit (a `u64` above `i64::MAX` used to end as a 500).
 
 use crate::error::ApiError;
-use envsync_common::names::{validate_branch, validate_project};
+use envsync_common::names::{NameError, validate_branch, validate_project};
 use serde::Deserialize;
 
 /// The largest number a query may carry: SQLite's integers are `i64`.
@@ -63,24 +63,12 @@ impl AfterQuery {
 
     /// The cursor: only branches whose name sorts after this one. Empty means none.
     pub fn after(&self) -> Result<Option<String>, ApiError> {
-        match self.after.as_deref() {
-            None | Some("") => Ok(None),
-            Some(name) => validate_branch(name)
-                .map(|()| Some(name.to_owned()))
-                .map_err(|e| ApiError::bad_request(format!("after: invalid {e}"))),
-        }
+        name("after", self.after.as_deref(), validate_branch)
     }
-}
 
-impl AfterQuery {
     /// The cursor of `/projects`: only projects whose id sorts after this one.
     pub fn after_project(&self) -> Result<Option<String>, ApiError> {
-        match self.after.as_deref() {
-            None | Some("") => Ok(None),
-            Some(name) => validate_project(name)
-                .map(|()| Some(name.to_owned()))
-                .map_err(|e| ApiError::bad_request(format!("after: invalid {e}"))),
-        }
+        name("after", self.after.as_deref(), validate_project)
     }
 }
 
@@ -92,12 +80,21 @@ pub struct MatrixQuery {
 
 impl MatrixQuery {
     pub fn default_branch(&self) -> Result<Option<String>, ApiError> {
-        match self.default.as_deref() {
-            None | Some("") => Ok(None),
-            Some(name) => validate_branch(name)
-                .map(|()| Some(name.to_owned()))
-                .map_err(|e| ApiError::bad_request(format!("default: invalid {e}"))),
-        }
+        name("default", self.default.as_deref(), validate_branch)
+    }
+}
+
+/// A name parameter checked by `validate`; absent or empty is none.
+fn name(
+    param: &str,
+    value: Option<&str>,
+    validate: fn(&str) -> Result<(), NameError>,
+) -> Result<Option<String>, ApiError> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(name) => validate(name)
+            .map(|()| Some(name.to_owned()))
+            .map_err(|e| ApiError::bad_request(format!("{param}: invalid {e}"))),
     }
 }
 

@@ -187,6 +187,25 @@ pub fn to_hash(bytes: &[u8]) -> Option<Hash> {
     bytes.try_into().ok()
 }
 
+/// The stored hash of row `id` (`None`: the column is NULL), or the error of a row whose
+/// hash is missing or of the wrong length.
+pub fn stored_hash(id: i64, bytes: Option<&[u8]>) -> Result<Hash, StoreError> {
+    bytes.and_then(to_hash).ok_or_else(|| bad_hash(id))
+}
+
+/// The columns of `audit`, in the order of [`StoredRow`]'s fields.
+pub const COLUMNS: &str =
+    "id, seq, at, actor, action, project, branch, version, outcome, detail, hash";
+
+/// `id, hash` of the last row of every per-project chain (and the server's), in id order.
+/// The same SQL on every backend.
+pub const HEADS: &str = "SELECT id, hash FROM audit WHERE id IN
+         (SELECT MAX(id) FROM audit WHERE seq IS NOT NULL GROUP BY project)
+     ORDER BY id";
+
+/// `id, hash` of the last row of the old single chain (rows without `seq`), if any.
+pub const OLD_HEAD: &str = "SELECT id, hash FROM audit WHERE seq IS NULL ORDER BY id DESC LIMIT 1";
+
 /// The error of a head row without a usable hash.
 pub fn bad_hash(id: i64) -> StoreError {
     StoreError::Other(format!(

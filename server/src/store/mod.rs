@@ -9,8 +9,9 @@
 //! [`Store::revoke_token`].
 //!
 //! What does not depend on the backend lives here: [`Database`] (which store `--db`
-//! names), [`audit`] (typed actions and outcomes), [`chain`] (the audit chain's encoding
-//! and its walk), and [`copy`] (moving everything from one store to another). Each backend
+//! names), [`audit`] (typed actions and outcomes), [`events`] (the audit rows each operation
+//! writes), [`chain`] (the audit chain's encoding and its walk), [`rows`] (stored rows as
+//! API types, and pages), and [`copy`] (moving everything from one store to another). Each backend
 //! keeps its driver's types inside its own module: [`sqlite`], [`postgres`].
 
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod chain;
 pub mod copy;
 pub mod events;
 pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 
 pub use audit::{Action, Outcome};
@@ -175,6 +177,24 @@ pub struct AuditQuery<'a> {
     pub before: Option<u64>,
 }
 
+impl AuditQuery<'_> {
+    /// The page size, at least 1.
+    pub fn page_size(&self) -> u32 {
+        self.limit.max(1)
+    }
+
+    /// The id every event of the page is below.
+    pub fn below(&self) -> i64 {
+        below(self.before)
+    }
+}
+
+/// A `before` cursor as the bound of a query (`i64::MAX` for none; the handlers refuse
+/// numbers past `i64::MAX`).
+fn below(before: Option<u64>) -> i64 {
+    before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX))
+}
+
 /// Most bytes of key names and fingerprints (as stored, JSON) one page of versions holds:
 /// a page ends early, after at least one version, rather than pass it. With the default
 /// key quotas a full page of [`VersionsPage::MAX_LIMIT`] versions stays well under it; it
@@ -189,6 +209,13 @@ pub struct VersionsQuery {
     pub limit: u32,
     /// Only versions below this one.
     pub before: Option<u64>,
+}
+
+impl VersionsQuery {
+    /// The version every version of the page is below.
+    pub fn below(&self) -> i64 {
+        below(self.before)
+    }
 }
 
 /// One page of a project's branches, in name order.

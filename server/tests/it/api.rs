@@ -850,6 +850,11 @@ async fn fingerprints_that_do_not_fit_the_keys_are_400() {
             json!({"": fp(0), "A": fp(1), "B": fp(2), long.clone(): fp(3)}),
             "fingerprints: 1 of them are for names not in keys",
         ),
+        // A name not in keys with a bad fingerprint: still counted, never repeated.
+        (
+            json!({"": fp(0), "A": fp(1), "B": fp(2), long.clone(): "abc"}),
+            "fingerprints: 1 of them are for names not in keys",
+        ),
         (
             json!({"": fp(0), "A": fp(1), "B": upper}),
             "fingerprints: the fingerprint of B is not 32 lowercase hex characters",

@@ -82,6 +82,20 @@ impl TestDb {
         }
     }
 
+    /// A connection of its own to the PostgreSQL database, and its driver task: drop the
+    /// client, then await the task.
+    async fn pg_connect(
+        &self,
+    ) -> (
+        tokio_postgres::Client,
+        tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    ) {
+        let (client, connection) = tokio_postgres::connect(&self.arg, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        (client, tokio::spawn(connection))
+    }
+
     /// Every row of `sql`, each column as text (`None` for NULL).
     pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         match self.backend {
@@ -108,11 +122,7 @@ impl TestDb {
                 .unwrap()
             }
             Backend::Postgres => {
-                let (client, connection) =
-                    tokio_postgres::connect(&self.arg, tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                let driver = tokio::spawn(connection);
+                let (client, driver) = self.pg_connect().await;
                 let out = client
                     .simple_query(sql)
                     .await
@@ -149,11 +159,7 @@ impl TestDb {
                 .execute_batch(sql)
                 .map_err(|e| e.to_string()),
             Backend::Postgres => {
-                let (client, connection) =
-                    tokio_postgres::connect(&self.arg, tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                let driver = tokio::spawn(connection);
+                let (client, driver) = self.pg_connect().await;
                 let out = client.batch_execute(sql).await.map_err(|e| {
                     e.as_db_error()
                         .map_or_else(|| e.to_string(), |d| d.message().to_owned())
@@ -370,7 +376,18 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
 /// Every version of a branch, newest first, following `/versions` pages; `url` ends in
 /// `/versions`.
 pub async fn all_versions(client: &reqwest::Client, url: &str, token: &str) -> Vec<Value> {
-    let mut versions = Vec::new();
+    all_pages(client, url, token, "versions").await
+}
+
+/// Every item of a list that goes back with `before` (`/audit` and its `events`, a
+/// `/versions` route and its `versions`), following its pages, as one list.
+pub async fn all_pages(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    field: &str,
+) -> Vec<Value> {
+    let mut items = Vec::new();
     let mut before: Option<u64> = None;
     loop {
         let page_url = match before {
@@ -379,10 +396,10 @@ pub async fn all_versions(client: &reqwest::Client, url: &str, token: &str) -> V
         };
         let (status, page) = send(client.get(page_url).bearer_auth(token)).await;
         assert_eq!(status, 200, "{page}");
-        versions.extend(page["versions"].as_array().unwrap().iter().cloned());
+        items.extend(page[field].as_array().unwrap().iter().cloned());
         match page["next_before"].as_u64() {
             Some(next) => before = Some(next),
-            None => return versions,
+            None => return items,
         }
     }
 }

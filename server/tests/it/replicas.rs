@@ -342,25 +342,6 @@ async fn a_replica_killed_mid_push_loses_no_acknowledged_push() {
     assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict}");
 }
 
-/// Every page of `path` (`/audit` or a `/versions` route), as one list.
-async fn pages(client: &reqwest::Client, url: &str, token: &str, field: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut before: Option<u64> = None;
-    loop {
-        let page_url = match before {
-            Some(b) => format!("{url}?limit=100&before={b}"),
-            None => format!("{url}?limit=100"),
-        };
-        let (status, page) = send(client.get(page_url).bearer_auth(token)).await;
-        assert_eq!(status, 200, "{page}");
-        out.extend(page[field].as_array().unwrap().iter().cloned());
-        match page["next_before"].as_u64() {
-            Some(next) => before = Some(next),
-            None => return out,
-        }
-    }
-}
-
 /// What a server shows of its data: `/versions` of each branch, `/audit`, `/tokens`.
 async fn snapshot(url: &str) -> (Vec<Value>, Vec<Value>, Value) {
     let client = reqwest::Client::new();
@@ -368,7 +349,7 @@ async fn snapshot(url: &str) -> (Vec<Value>, Vec<Value>, Value) {
     let mut versions = Vec::new();
     for branch in ["main", "feature%2Fx"] {
         versions.extend(
-            pages(
+            all_pages(
                 &client,
                 &format!("{url}/env/proj/{branch}/versions"),
                 &owner,
@@ -377,7 +358,7 @@ async fn snapshot(url: &str) -> (Vec<Value>, Vec<Value>, Value) {
             .await,
         );
     }
-    let audit = pages(&client, &format!("{url}/audit"), &owner, "events").await;
+    let audit = all_pages(&client, &format!("{url}/audit"), &owner, "events").await;
     let (status, tokens) = send(client.get(format!("{url}/tokens")).bearer_auth(&owner)).await;
     assert_eq!(status, 200);
     (versions, audit, tokens)

@@ -36,15 +36,19 @@
 mod schema;
 mod writer;
 
-use super::chain::{Hash, StoredRow, Verdict, Walk, bad_hash, to_hash};
+use super::chain::{self, HEADS, Hash, OLD_HEAD, StoredRow, Verdict, Walk, stored_hash};
+use super::rows::{
+    self, COUNTS, EVENT_COLUMNS, HOLDS_DATA, TOKEN_COLUMNS, TokenRow, VersionRow, next_page,
+    versions_page,
+};
 use super::{
-    AuditQuery, BranchesQuery, Counts, Event, Import, NewPush, PAGE_KEY_BYTES, PullRequest, Store,
-    StoreError, StoreFuture, StoredToken, StoredVersion, VersionsQuery, read_fingerprints,
+    AuditQuery, BranchesQuery, Counts, Event, Import, NewPush, PullRequest, Store, StoreError,
+    StoreFuture, StoredToken, StoredVersion, VersionsQuery,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use envsync_common::api::{
-    AuditEvent, AuditPage, BranchInfo, BranchesPage, EnvResponse, KeysResponse, Role, TokenInfo,
-    VersionInfo, VersionsPage,
+    AuditEvent, AuditPage, BranchInfo, BranchesPage, EnvResponse, KeysResponse, TokenInfo,
+    VersionsPage,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -217,9 +221,6 @@ pub(crate) async fn holds_data(target: &PgTarget) -> Result<bool, StoreError> {
     Ok(client.query_one(HOLDS_DATA, &[]).await?.try_get(0)?)
 }
 
-const HOLDS_DATA: &str = "SELECT EXISTS (SELECT 1 FROM versions) OR EXISTS (SELECT 1 FROM tokens)
-     OR EXISTS (SELECT 1 FROM audit)";
-
 /// Drops every envsync table (what `copy --replace` does to its target).
 pub(crate) async fn erase(target: &PgTarget) -> Result<(), StoreError> {
     let client = target.connect().await?;
@@ -259,7 +260,7 @@ async fn verify_on(
         .await?;
     let audit = tx
         .query(
-            &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY id"),
+            &format!("SELECT {} FROM audit ORDER BY id", chain::COLUMNS),
             &[],
         )
         .await?;
@@ -312,9 +313,7 @@ async fn verify_on(
     })
 }
 
-const AUDIT_COLUMNS: &str =
-    "id, seq, at, actor, action, project, branch, version, outcome, detail, hash";
-
+/// A row selected as [`chain::COLUMNS`].
 fn stored_row(r: &Row) -> Result<StoredRow, StoreError> {
     Ok(StoredRow {
         id: r.try_get(0)?,
@@ -341,28 +340,18 @@ fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-const TOKEN_COLUMNS: &str = "jti, email, role, project_ids, issued_at, expires_at, revoked_at";
-
+/// One row of `tokens`, selected as [`TOKEN_COLUMNS`].
 fn token_row(r: &Row) -> Result<StoredToken, StoreError> {
-    let jti: String = r.try_get(0)?;
-    let role: &str = r.try_get(2)?;
-    let role = role
-        .parse::<Role>()
-        .map_err(|e| StoreError::Other(format!("token {jti}: {e}")))?;
-    let projects: &str = r.try_get(3)?;
-    let revoked_at: Option<String> = r.try_get(6)?;
-    Ok(StoredToken {
-        info: TokenInfo {
-            email: r.try_get(1)?,
-            role,
-            project_ids: serde_json::from_str(projects)?,
-            issued_at: r.try_get(4)?,
-            expires_at: r.try_get(5)?,
-            revoked: revoked_at.is_some(),
-            jti,
-        },
-        revoked_at,
-    })
+    TokenRow {
+        jti: r.try_get(0)?,
+        email: r.try_get(1)?,
+        role: r.try_get(2)?,
+        project_ids: r.try_get(3)?,
+        issued_at: r.try_get(4)?,
+        expires_at: r.try_get(5)?,
+        revoked_at: r.try_get(6)?,
+    }
+    .parse()
 }
 
 /// The PostgreSQL store. Dropping it closes the writer's queue; the writer finishes its
@@ -508,53 +497,32 @@ impl Store for PgStore {
                 )
                 .await?;
             let row = rows.first().ok_or(StoreError::NotFound)?;
-            let keys: &str = row.try_get(1)?;
-            Ok(KeysResponse {
-                version: unsigned(row.try_get(0)?),
-                keys: serde_json::from_str(keys)?,
-                fingerprints: read_fingerprints(row.try_get(2)?)?,
-            })
+            rows::keys(unsigned(row.try_get(0)?), row.try_get(1)?, row.try_get(2)?)
         })
     }
 
     fn versions(&self, query: VersionsQuery) -> StoreFuture<'_, VersionsPage> {
         Box::pin(async move {
-            let before = query.before.map_or(i64::MAX, signed);
+            // One more row than asked tells whether there is a next page.
             let fetch = i64::from(query.limit) + 1;
             let rows = self
                 .query(
                     "SELECT version, keys, pushed_by, pushed_at, fingerprints FROM versions
                      WHERE project = $1 AND branch = $2 AND version < $3
                      ORDER BY version DESC LIMIT $4",
-                    &[&query.project, &query.branch, &before, &fetch],
+                    &[&query.project, &query.branch, &query.below(), &fetch],
                 )
                 .await?;
-            let mut versions: Vec<VersionInfo> = Vec::new();
-            let mut bytes = 0usize;
-            let mut next_before = None;
-            for r in &rows {
-                let keys: &str = r.try_get(1)?;
-                let fingerprints: Option<&str> = r.try_get(4)?;
-                let size = keys.len() + fingerprints.map_or(0, str::len);
-                let full = versions.len() == query.limit as usize
-                    || bytes.saturating_add(size) > PAGE_KEY_BYTES;
-                if full && let Some(last) = versions.last() {
-                    next_before = Some(last.version);
-                    break;
-                }
-                bytes += size;
-                versions.push(VersionInfo {
+            let rows = rows.iter().map(|r| {
+                Ok(VersionRow {
                     version: unsigned(r.try_get(0)?),
-                    keys: serde_json::from_str(keys)?,
+                    keys: r.try_get(1)?,
                     pushed_by: r.try_get(2)?,
                     pushed_at: r.try_get(3)?,
-                    fingerprints: read_fingerprints(fingerprints)?,
-                });
-            }
-            Ok(VersionsPage {
-                versions,
-                next_before,
-            })
+                    fingerprints: r.try_get(4)?,
+                })
+            });
+            versions_page(query.limit, rows)
         })
     }
 
@@ -608,12 +576,7 @@ impl Store for PgStore {
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let next_after = if branches.len() > query.limit as usize {
-                branches.truncate(query.limit as usize);
-                branches.last().map(|b| b.branch.clone())
-            } else {
-                None
-            };
+            let next_after = next_page(&mut branches, query.limit, |b| b.branch.clone());
             Ok(BranchesPage {
                 branches,
                 next_after,
@@ -623,17 +586,14 @@ impl Store for PgStore {
 
     fn audit(&self, query: AuditQuery<'_>) -> StoreFuture<'_, AuditPage> {
         let project = query.project.map(str::to_owned);
-        let limit = query.limit.max(1);
-        let before = query.before.map_or(i64::MAX, signed);
+        let (limit, before) = (query.page_size(), query.below());
         Box::pin(async move {
-            const COLUMNS: &str =
-                "id, at, actor, action, project, branch, version, outcome, detail";
             let fetch = i64::from(limit) + 1;
             let rows = match &project {
                 Some(project) => {
                     self.query(
                         &format!(
-                            "SELECT {COLUMNS} FROM audit WHERE project = $1 AND id < $2
+                            "SELECT {EVENT_COLUMNS} FROM audit WHERE project = $1 AND id < $2
                              ORDER BY id DESC LIMIT $3"
                         ),
                         &[project, &before, &fetch],
@@ -643,7 +603,7 @@ impl Store for PgStore {
                 None => {
                     self.query(
                         &format!(
-                            "SELECT {COLUMNS} FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                            "SELECT {EVENT_COLUMNS} FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2"
                         ),
                         &[&before, &fetch],
                     )
@@ -666,12 +626,7 @@ impl Store for PgStore {
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let next_before = if events.len() > limit as usize {
-                events.truncate(limit as usize);
-                events.last().map(|e| e.id)
-            } else {
-                None
-            };
+            let next_before = next_page(&mut events, limit, |e| e.id);
             Ok(AuditPage {
                 events,
                 next_before,
@@ -727,27 +682,14 @@ impl Store for PgStore {
 
     fn audit_heads(&self) -> StoreFuture<'_, Vec<(u64, Hash)>> {
         Box::pin(async move {
-            let mut rows = self
-                .query(
-                    "SELECT id, hash FROM audit WHERE id IN
-                         (SELECT MAX(id) FROM audit WHERE seq IS NOT NULL GROUP BY project)
-                     ORDER BY id",
-                    &[],
-                )
-                .await?;
+            let mut rows = self.query(HEADS, &[]).await?;
             if rows.is_empty() {
-                rows = self
-                    .query(
-                        "SELECT id, hash FROM audit WHERE seq IS NULL ORDER BY id DESC LIMIT 1",
-                        &[],
-                    )
-                    .await?;
+                rows = self.query(OLD_HEAD, &[]).await?;
             }
             rows.iter()
                 .map(|row| {
                     let id: i64 = row.try_get(0)?;
-                    let hash: &[u8] = row.try_get(1)?;
-                    Ok((unsigned(id), to_hash(hash).ok_or_else(|| bad_hash(id))?))
+                    Ok((unsigned(id), stored_hash(id, row.try_get(1)?)?))
                 })
                 .collect()
         })
@@ -784,13 +726,7 @@ impl Store for PgStore {
 
     fn counts(&self) -> StoreFuture<'_, Counts> {
         Box::pin(async move {
-            let rows = self
-                .query(
-                    "SELECT (SELECT COUNT(*) FROM versions), (SELECT COUNT(*) FROM audit),
-                            (SELECT COUNT(*) FROM tokens)",
-                    &[],
-                )
-                .await?;
+            let rows = self.query(COUNTS, &[]).await?;
             let row = rows.first().ok_or(StoreError::NotFound)?;
             Ok(Counts {
                 versions: unsigned(row.try_get(0)?),
@@ -874,7 +810,8 @@ impl Store for PgStore {
             let rows = self
                 .query(
                     &format!(
-                        "SELECT {AUDIT_COLUMNS} FROM audit WHERE id > $1 ORDER BY id LIMIT $2"
+                        "SELECT {} FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
+                        chain::COLUMNS
                     ),
                     &[&after, &i64::from(limit)],
                 )

@@ -15,11 +15,10 @@
 //! is run again on its own, so one bad request never spoils its neighbours.
 
 use super::{signed, unsigned};
-use crate::store::chain::{GENESIS, Hash, Row, StoredRow, bad_hash, to_hash};
+use crate::store::chain::{GENESIS, Hash, OLD_HEAD, Row, StoredRow, stored_hash};
 use crate::store::events::{conflict_event, mint_event, now, pull_event, push_event, revoke_event};
-use crate::store::{
-    Event, Import, NewPush, PullRequest, StoreError, StoredVersion, read_fingerprints,
-};
+use crate::store::rows::PulledRow;
+use crate::store::{Event, Import, NewPush, PullRequest, StoreError, StoredVersion};
 use deadpool_postgres::Pool;
 use envsync_common::api::{EnvResponse, TokenInfo};
 use futures_util::future::try_join_all;
@@ -256,9 +255,7 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
             "SELECT id, seq, hash FROM audit WHERE project IS NULL AND seq IS NOT NULL
              ORDER BY id DESC LIMIT 1"
         ),
-        client.prepare_cached(
-            "SELECT id, hash FROM audit WHERE seq IS NULL ORDER BY id DESC LIMIT 1"
-        ),
+        client.prepare_cached(OLD_HEAD),
         client.prepare_cached("SELECT nextval('audit_ids') FROM generate_series(1, $1::INT4)"),
     )?;
     let (insert_version, insert_audit, insert_token, revoke) = tokio::try_join!(
@@ -398,27 +395,21 @@ async fn run(pool: &Pool, ops: &[&Op], stats: &WriterStats) -> Result<Vec<Answer
         try_join_all(tails),
         try_join_all(reads),
     )?;
-    let bad = |id: i64| Failure {
-        error: bad_hash(id),
-        retry: false,
+    let stored = |id: i64, hash: Option<&[u8]>| {
+        stored_hash(id, hash).map_err(|error| Failure {
+            error,
+            retry: false,
+        })
     };
     let old_head = match old {
         None => GENESIS,
-        Some(row) => {
-            let id: i64 = row.try_get(0)?;
-            let hash: Vec<u8> = row.try_get(1)?;
-            to_hash(&hash).ok_or_else(|| bad(id))?
-        }
+        Some(row) => stored(row.try_get(0)?, row.try_get(1)?)?,
     };
     let mut heads = HashMap::new();
     for (chain, tail) in chains.iter().zip(tails) {
         let head = match tail {
             None => (0, old_head),
-            Some(row) => {
-                let id: i64 = row.try_get(0)?;
-                let hash: Vec<u8> = row.try_get(2)?;
-                (row.try_get(1)?, to_hash(&hash).ok_or_else(|| bad(id))?)
-            }
+            Some(row) => (row.try_get(1)?, stored(row.try_get(0)?, row.try_get(2)?)?),
         };
         heads.insert(chain.clone(), head);
     }
@@ -566,16 +557,17 @@ fn plan_pull(plan: &mut Plan, pull: &PullRequest, row: Option<&tokio_postgres::R
         return Err(StoreError::NotFound);
     };
     // Everything that can fail comes before the one write, the audit row.
-    let keys: String = row.try_get(2).map_err(StoreError::from)?;
-    let fingerprints: Option<&str> = row.try_get(5).map_err(StoreError::from)?;
-    let env = EnvResponse {
-        version: unsigned(row.try_get(0).map_err(StoreError::from)?),
-        ciphertext: row.try_get(1).map_err(StoreError::from)?,
-        keys: serde_json::from_str(&keys)?,
-        pushed_by: row.try_get(3).map_err(StoreError::from)?,
-        pushed_at: row.try_get(4).map_err(StoreError::from)?,
-        fingerprints: read_fingerprints(fingerprints)?,
+    let read = |row: &tokio_postgres::Row| {
+        Ok::<_, tokio_postgres::Error>(PulledRow {
+            version: unsigned(row.try_get(0)?),
+            ciphertext: row.try_get(1)?,
+            keys: row.try_get(2)?,
+            pushed_by: row.try_get(3)?,
+            pushed_at: row.try_get(4)?,
+            fingerprints: row.try_get(5)?,
+        })
     };
+    let env = read(row)?.parse()?;
     plan.event(pull_event(pull, Some(env.version)))?;
     Ok(Done::Env(env))
 }

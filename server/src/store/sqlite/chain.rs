@@ -4,7 +4,9 @@
 //! `audit verify` runs on a database file.
 
 use crate::store::StoreError;
-use crate::store::chain::{GENESIS, Hash, StoredRow, Verdict, Walk, bad_hash, to_hash};
+use crate::store::chain::{
+    COLUMNS, GENESIS, HEADS, Hash, OLD_HEAD, StoredRow, Verdict, Walk, stored_hash,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
@@ -26,68 +28,41 @@ pub(super) fn tail(conn: &Connection, project: Option<&str>) -> Result<(i64, Has
         })
         .optional()?;
     match row {
-        Some((id, seq, hash)) => Ok((
-            seq,
-            hash.as_deref()
-                .and_then(to_hash)
-                .ok_or_else(|| bad_hash(id))?,
-        )),
-        None => Ok((0, old_head(conn)?)),
+        Some((id, seq, hash)) => Ok((seq, stored_hash(id, hash.as_deref())?)),
+        None => Ok((0, old_head(conn)?.map_or(GENESIS, |(_, hash)| hash))),
     }
 }
 
-/// The last hash of the old single chain (rows without `seq`), or [`GENESIS`].
-fn old_head(conn: &Connection) -> Result<Hash, StoreError> {
+/// The id and hash of the last row of the old single chain (rows without `seq`), if any.
+fn old_head(conn: &Connection) -> Result<Option<(i64, Hash)>, StoreError> {
     let row = conn
-        .prepare_cached("SELECT id, hash FROM audit WHERE seq IS NULL ORDER BY id DESC LIMIT 1")?
+        .prepare_cached(OLD_HEAD)?
         .query_row([], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
         })
         .optional()?;
-    match row {
-        None => Ok(GENESIS),
-        Some((id, hash)) => hash
-            .as_deref()
-            .and_then(to_hash)
-            .ok_or_else(|| bad_hash(id)),
-    }
+    row.map(|(id, hash)| Ok((id, stored_hash(id, hash.as_deref())?)))
+        .transpose()
 }
 
 /// The last row of every chain, in id order (the old chain's when there is no other).
 pub(super) fn heads(conn: &Connection) -> Result<Vec<(u64, Hash)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, hash FROM audit WHERE id IN
-             (SELECT MAX(id) FROM audit WHERE seq IS NOT NULL GROUP BY project)
-         ORDER BY id",
-    )?;
+    let mut stmt = conn.prepare_cached(HEADS)?;
     let rows = stmt.query_map([], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
     })?;
     let mut heads = Vec::new();
     for row in rows {
         let (id, hash) = row?;
-        let hash = hash
-            .as_deref()
-            .and_then(to_hash)
-            .ok_or_else(|| bad_hash(id))?;
-        heads.push((u64::try_from(id).unwrap_or(0), hash));
+        heads.push((
+            u64::try_from(id).unwrap_or(0),
+            stored_hash(id, hash.as_deref())?,
+        ));
     }
-    if heads.is_empty() {
-        let last = conn
-            .prepare_cached(
-                "SELECT id, hash FROM audit WHERE seq IS NULL ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
-            })
-            .optional()?;
-        if let Some((id, hash)) = last {
-            let hash = hash
-                .as_deref()
-                .and_then(to_hash)
-                .ok_or_else(|| bad_hash(id))?;
-            heads.push((u64::try_from(id).unwrap_or(0), hash));
-        }
+    if heads.is_empty()
+        && let Some((id, hash)) = old_head(conn)?
+    {
+        heads.push((u64::try_from(id).unwrap_or(0), hash));
     }
     Ok(heads)
 }
@@ -139,9 +114,6 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
-
-pub(super) const COLUMNS: &str =
-    "id, seq, at, actor, action, project, branch, version, outcome, detail, hash";
 
 /// [`COLUMNS`] as a database of schema version `schema` has them (before migration 3,
 /// no `seq`; before migration 2, no `hash`).

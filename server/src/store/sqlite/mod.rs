@@ -30,17 +30,18 @@ mod connection;
 mod queries;
 mod writer;
 
-use super::chain::{Hash, StoredRow, Verdict};
+use super::chain::{self as audit_chain, Hash, StoredRow, Verdict};
 use super::events::{mint_event, revoke_event};
+use super::rows::{
+    self, COUNTS, HOLDS_DATA, TOKEN_COLUMNS, TokenRow, VersionRow, next_page, versions_page,
+};
 use super::{
-    AuditQuery, BranchesQuery, Counts, Database, Event, Import, NewPush, PAGE_KEY_BYTES,
-    PullRequest, Store, StoreError, StoreFuture, StoredToken, StoredVersion, VersionsQuery,
-    read_fingerprints,
+    AuditQuery, BranchesQuery, Counts, Database, Event, Import, NewPush, PullRequest, Store,
+    StoreError, StoreFuture, StoredToken, StoredVersion, VersionsQuery,
 };
 use connection::{Readers, migrate, open_writer};
 use envsync_common::api::{
-    AuditPage, BranchInfo, BranchesPage, EnvResponse, KeysResponse, Role, TokenInfo, VersionInfo,
-    VersionsPage,
+    AuditPage, BranchInfo, BranchesPage, EnvResponse, KeysResponse, TokenInfo, VersionsPage,
 };
 use queries::{audit_page, insert_event, now, pull_version, push_version};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -51,31 +52,17 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 use writer::{Durability, Job, Task, write_loop};
 
-const TOKEN_COLUMNS: &str = "jti, email, role, project_ids, issued_at, expires_at, revoked_at";
-
-/// One row of `tokens` (selected as [`TOKEN_COLUMNS`]); the inner result is a stored value
-/// that does not parse.
-fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenInfo, StoreError>> {
-    let jti: String = r.get(0)?;
-    let role: String = r.get(2)?;
-    let projects: String = r.get(3)?;
-    let role = match role.parse::<Role>() {
-        Ok(role) => role,
-        Err(e) => return Ok(Err(StoreError::Other(format!("token {jti}: {e}")))),
-    };
-    let project_ids = match serde_json::from_str(&projects) {
-        Ok(ids) => ids,
-        Err(e) => return Ok(Err(e.into())),
-    };
-    Ok(Ok(TokenInfo {
-        jti,
+/// One row of `tokens`, selected as [`TOKEN_COLUMNS`].
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        jti: r.get(0)?,
         email: r.get(1)?,
-        role,
-        project_ids,
+        role: r.get(2)?,
+        project_ids: r.get(3)?,
         issued_at: r.get(4)?,
         expires_at: r.get(5)?,
-        revoked: r.get::<_, Option<String>>(6)?.is_some(),
-    }))
+        revoked_at: r.get(6)?,
+    })
 }
 
 /// Whether the database file at `path` already holds versions, tokens or audit rows.
@@ -97,12 +84,7 @@ pub(crate) fn holds_data(path: &Path) -> Result<bool, StoreError> {
     if !ours {
         return Ok(false);
     }
-    Ok(conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM versions) OR EXISTS (SELECT 1 FROM tokens)
-             OR EXISTS (SELECT 1 FROM audit)",
-        [],
-        |r| r.get(0),
-    )?)
+    Ok(conn.query_row(HOLDS_DATA, [], |r| r.get(0))?)
 }
 
 /// Walks the audit chain of the database file at `path`, read-only, in one snapshot (what
@@ -314,17 +296,12 @@ impl Store for SqliteStore {
                 })
                 .optional()?;
             let (version, keys, fingerprints) = row.ok_or(StoreError::NotFound)?;
-            Ok(KeysResponse {
-                version,
-                keys: serde_json::from_str(&keys)?,
-                fingerprints: read_fingerprints(fingerprints.as_deref())?,
-            })
+            rows::keys(version, &keys, fingerprints.as_deref())
         })
     }
 
     fn versions(&self, query: VersionsQuery) -> StoreFuture<'_, VersionsPage> {
         self.read(move |conn| {
-            let before = query.before.unwrap_or(i64::MAX as u64);
             // One more row than asked tells whether there is a next page.
             let fetch = i64::from(query.limit) + 1;
             let mut stmt = conn.prepare_cached(
@@ -332,33 +309,17 @@ impl Store for SqliteStore {
                  WHERE project = ?1 AND branch = ?2 AND version < ?3
                  ORDER BY version DESC LIMIT ?4",
             )?;
-            let mut rows = stmt.query(params![query.project, query.branch, before, fetch])?;
-            let mut versions: Vec<VersionInfo> = Vec::new();
-            let mut bytes = 0usize;
-            let mut next_before = None;
-            while let Some(r) = rows.next()? {
-                let keys: String = r.get(1)?;
-                let fingerprints: Option<String> = r.get(4)?;
-                let size = keys.len() + fingerprints.as_ref().map_or(0, String::len);
-                let full = versions.len() == query.limit as usize
-                    || bytes.saturating_add(size) > PAGE_KEY_BYTES;
-                if full && let Some(last) = versions.last() {
-                    next_before = Some(last.version);
-                    break;
-                }
-                bytes += size;
-                versions.push(VersionInfo {
+            let params = params![query.project, query.branch, query.below(), fetch];
+            let rows = stmt.query_map(params, |r| {
+                Ok(VersionRow {
                     version: r.get(0)?,
-                    keys: serde_json::from_str(&keys)?,
+                    keys: r.get(1)?,
                     pushed_by: r.get(2)?,
                     pushed_at: r.get(3)?,
-                    fingerprints: read_fingerprints(fingerprints.as_deref())?,
-                });
-            }
-            Ok(VersionsPage {
-                versions,
-                next_before,
-            })
+                    fingerprints: r.get(4)?,
+                })
+            })?;
+            versions_page(query.limit, rows.map(|r| Ok(r?)))
         })
     }
 
@@ -407,12 +368,7 @@ impl Store for SqliteStore {
                 })
             })?;
             let mut branches: Vec<BranchInfo> = rows.collect::<Result<_, _>>()?;
-            let next_after = if branches.len() > query.limit as usize {
-                branches.truncate(query.limit as usize);
-                branches.last().map(|b| b.branch.clone())
-            } else {
-                None
-            };
+            let next_after = next_page(&mut branches, query.limit, |b| b.branch.clone());
             Ok(BranchesPage {
                 branches,
                 next_after,
@@ -422,9 +378,8 @@ impl Store for SqliteStore {
 
     fn audit(&self, query: AuditQuery<'_>) -> StoreFuture<'_, AuditPage> {
         let project = query.project.map(str::to_owned);
-        let limit = query.limit.max(1);
-        let before = query.before.unwrap_or(i64::MAX as u64);
-        self.read(move |conn| audit_page(conn, project.as_deref(), limit, before))
+        let (limit, below) = (query.page_size(), query.below());
+        self.read(move |conn| audit_page(conn, project.as_deref(), limit, below))
     }
 
     fn record(&self, event: Event) -> StoreFuture<'_, ()> {
@@ -460,7 +415,7 @@ impl Store for SqliteStore {
                 "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY issued_at DESC, jti"
             ))?;
             let rows = stmt.query_map([], token_row)?;
-            rows.map(|row| row?).collect()
+            rows.map(|row| Ok(row?.parse()?.info)).collect()
         })
     }
 
@@ -472,6 +427,8 @@ impl Store for SqliteStore {
             .query_row(params![jti], token_row)
             .optional()?
             .ok_or(StoreError::NotFound)?
+            .parse()
+            .map(|t| t.info)
         })
     }
 
@@ -494,30 +451,18 @@ impl Store for SqliteStore {
     }
 
     fn holds_data(&self) -> StoreFuture<'_, bool> {
-        self.read(|conn| {
-            Ok(conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM versions) OR EXISTS (SELECT 1 FROM tokens)
-                     OR EXISTS (SELECT 1 FROM audit)",
-                [],
-                |r| r.get(0),
-            )?)
-        })
+        self.read(|conn| Ok(conn.query_row(HOLDS_DATA, [], |r| r.get(0))?))
     }
 
     fn counts(&self) -> StoreFuture<'_, Counts> {
         self.read(|conn| {
-            Ok(conn.query_row(
-                "SELECT (SELECT COUNT(*) FROM versions), (SELECT COUNT(*) FROM audit),
-                        (SELECT COUNT(*) FROM tokens)",
-                [],
-                |r| {
-                    Ok(Counts {
-                        versions: r.get(0)?,
-                        audit: r.get(1)?,
-                        jtis: r.get(2)?,
-                    })
-                },
-            )?)
+            Ok(conn.query_row(COUNTS, [], |r| {
+                Ok(Counts {
+                    versions: r.get(0)?,
+                    audit: r.get(1)?,
+                    jtis: r.get(2)?,
+                })
+            })?)
         })
     }
 
@@ -550,7 +495,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {} FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
-                chain::COLUMNS
+                audit_chain::COLUMNS
             ))?;
             let rows = stmt.query_map(params![after, limit], chain::read)?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -562,11 +507,8 @@ impl Store for SqliteStore {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY issued_at, jti"
             ))?;
-            let rows = stmt.query_map([], |r| {
-                let revoked_at: Option<String> = r.get(6)?;
-                Ok(token_row(r)?.map(|info| StoredToken { info, revoked_at }))
-            })?;
-            rows.map(|row| row?).collect()
+            let rows = stmt.query_map([], token_row)?;
+            rows.map(|row| row?.parse()).collect()
         })
     }
 
@@ -596,7 +538,7 @@ impl Store for SqliteStore {
                 Import::Audit(audit) => {
                     let mut stmt = conn.prepare_cached(&format!(
                         "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                        chain::COLUMNS
+                        audit_chain::COLUMNS
                     ))?;
                     for a in audit {
                         stmt.execute(params![

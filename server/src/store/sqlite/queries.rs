@@ -4,7 +4,8 @@
 use super::chain;
 pub(super) use crate::store::events::now;
 use crate::store::events::{conflict_event, pull_event, push_event};
-use crate::store::{Event, NewPush, PullRequest, StoreError, read_fingerprints};
+use crate::store::rows::{EVENT_COLUMNS, PulledRow, next_page};
+use crate::store::{Event, NewPush, PullRequest, StoreError};
 use envsync_common::api::{AuditEvent, AuditPage, EnvResponse};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -57,14 +58,14 @@ pub(super) fn pull_version(
 ) -> Result<EnvResponse, StoreError> {
     let at = now();
     let map = |r: &rusqlite::Row<'_>| {
-        Ok((
-            r.get::<_, u64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Option<String>>(5)?,
-        ))
+        Ok(PulledRow {
+            version: r.get(0)?,
+            ciphertext: r.get(1)?,
+            keys: r.get(2)?,
+            pushed_by: r.get(3)?,
+            pushed_at: r.get(4)?,
+            fingerprints: r.get(5)?,
+        })
     };
     let row = match pull.version {
         Some(version) => conn
@@ -82,20 +83,13 @@ pub(super) fn pull_version(
             .query_row(params![pull.project, pull.branch], map)
             .optional()?,
     };
-    let Some((version, ciphertext, keys, pushed_by, pushed_at, fingerprints)) = row else {
+    let Some(row) = row else {
         insert_event(conn, &at, &pull_event(pull, None))?;
         return Err(StoreError::NotFound);
     };
     // Everything that can fail comes before the one write, the audit row.
-    let env = EnvResponse {
-        version,
-        ciphertext,
-        keys: serde_json::from_str(&keys)?,
-        pushed_by,
-        pushed_at,
-        fingerprints: read_fingerprints(fingerprints.as_deref())?,
-    };
-    insert_event(conn, &at, &pull_event(pull, Some(version)))?;
+    let env = row.parse()?;
+    insert_event(conn, &at, &pull_event(pull, Some(env.version)))?;
     Ok(env)
 }
 
@@ -133,9 +127,8 @@ pub(super) fn audit_page(
     conn: &Connection,
     project: Option<&str>,
     limit: u32,
-    before: u64,
+    below: i64,
 ) -> Result<AuditPage, StoreError> {
-    const COLUMNS: &str = "id, at, actor, action, project, branch, version, outcome, detail";
     let map = |r: &rusqlite::Row<'_>| {
         Ok(AuditEvent {
             id: r.get(0)?,
@@ -154,23 +147,18 @@ pub(super) fn audit_page(
     let mut events: Vec<AuditEvent> = match project {
         Some(project) => conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM audit WHERE project = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+                "SELECT {EVENT_COLUMNS} FROM audit WHERE project = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
             ))?
-            .query_map(params![project, before, fetch], map)?
+            .query_map(params![project, below, fetch], map)?
             .collect::<Result<_, _>>()?,
         None => conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+                "SELECT {EVENT_COLUMNS} FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
             ))?
-            .query_map(params![before, fetch], map)?
+            .query_map(params![below, fetch], map)?
             .collect::<Result<_, _>>()?,
     };
-    let next_before = if events.len() > limit as usize {
-        events.truncate(limit as usize);
-        events.last().map(|e| e.id)
-    } else {
-        None
-    };
+    let next_before = next_page(&mut events, limit, |e| e.id);
     Ok(AuditPage {
         events,
         next_before,
