@@ -239,6 +239,86 @@ impl Server {
     pub fn request(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> Response {
         http(&self.url, method, path, Some(token), body)
     }
+
+    /// The latest version of `project`'s `branch` and its key names, as the server's key
+    /// list says; `None` when the branch has no version (404). Any other answer panics.
+    pub fn latest(&self, token: &str, project: &str, branch: &str) -> Option<(u64, Vec<String>)> {
+        let path = format!("/env/{project}/{}/keys", escape_branch(branch));
+        let r = self.request("GET", &path, token, None);
+        if r.status == 404 {
+            return None;
+        }
+        assert_eq!(r.status, 200, "GET {path}: {r:?}");
+        let json = r.json();
+        Some((version_of(&json), strings(&json["keys"])))
+    }
+
+    /// Every version of `project`'s `branch` as the server lists it (newest first):
+    /// `(version, key names)`; empty when the branch has none (404). Any other answer
+    /// panics.
+    pub fn versions(&self, token: &str, project: &str, branch: &str) -> Vec<(u64, Vec<String>)> {
+        let path = format!("/env/{project}/{}/versions", escape_branch(branch));
+        let r = self.request("GET", &path, token, None);
+        if r.status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(r.status, 200, "GET {path}: {r:?}");
+        let json = r.json();
+        let list = json.get("versions").unwrap_or(&json);
+        list.as_array()
+            .unwrap_or_else(|| panic!("GET {path}: no list of versions: {json}"))
+            .iter()
+            .map(|v| (version_of(v), strings(&v["keys"])))
+            .collect()
+    }
+
+    /// The branches of `project` that have versions on the server; empty when it has
+    /// none (404). Any other answer panics.
+    pub fn branches(&self, token: &str, project: &str) -> Vec<String> {
+        let path = format!("/env/{project}");
+        let r = self.request("GET", &path, token, None);
+        if r.status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(r.status, 200, "GET {path}: {r:?}");
+        let json = r.json();
+        let list = json.get("branches").unwrap_or(&json);
+        list.as_array()
+            .unwrap_or_else(|| panic!("GET {path}: no list of branches: {json}"))
+            .iter()
+            .map(|b| {
+                b["branch"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("GET {path}: a branch without a name: {b}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+/// A branch name as one path segment of the API (`feature/x` → `feature%2Fx`).
+fn escape_branch(branch: &str) -> String {
+    branch.replace('/', "%2F")
+}
+
+/// The `version` number of an API answer.
+fn version_of(json: &serde_json::Value) -> u64 {
+    json["version"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no version number in {json}"))
+}
+
+/// A JSON array of strings (key names).
+fn strings(json: &serde_json::Value) -> Vec<String> {
+    json.as_array()
+        .unwrap_or_else(|| panic!("not a list of names: {json}"))
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .unwrap_or_else(|| panic!("not a name: {k}"))
+                .to_owned()
+        })
+        .collect()
 }
 
 /// The binary on `127.0.0.1:0` and `db`, signing with [`SECRET`], its log appended to
@@ -342,6 +422,21 @@ impl Dev {
         dev.git(&["commit", "-q", "-m", "envsync"]);
         dev.trust();
         dev
+    }
+
+    /// [`Dev::new`] with envsync's git hooks installed (`git envsync hooks install`).
+    pub fn hooked(server: &Server, project: &str) -> Dev {
+        let dev = Dev::new(server, project);
+        dev.envsync(&["hooks", "install"]).clean().ok();
+        dev
+    }
+
+    /// Commits a change to `file.txt` (its text: `msg`, also the commit message) with
+    /// the hooks running; returns what `git commit` did, failure included.
+    pub fn commit(&self, msg: &str) -> Run {
+        std::fs::write(self.repo.join("file.txt"), msg).expect("write file.txt");
+        self.git(&["add", "file.txt"]);
+        self.git_run(&["commit", "-q", "-m", msg])
     }
 
     /// Trusts the project settings checked out now (`git envsync trust --yes`), as a
@@ -616,4 +711,16 @@ impl Run {
 /// The fixtures directory of the repository.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// Every env-file fixture: `fixtures/dotenv/*.env` in name order, then `sample.env`.
+pub fn env_fixtures() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures().join("dotenv"))
+        .expect("read fixtures/dotenv")
+        .map(|e| e.expect("fixtures/dotenv entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "env"))
+        .collect();
+    files.sort();
+    files.push(fixtures().join("sample.env"));
+    files
 }

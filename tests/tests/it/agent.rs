@@ -14,12 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn hooked(server: &Server, project: &str) -> Dev {
-    let dev = Dev::new(server, project);
-    dev.envsync(&["hooks", "install"]).clean().ok();
-    dev
-}
-
 /// `git envsync ARGS` with `input` on stdin.
 fn with_stdin(dev: &Dev, args: &[&str], input: &str) -> Run {
     let mut cmd = dev.envsync_cmd(args);
@@ -42,19 +36,14 @@ fn unlock(dev: &Dev, duration: &str, passphrase: &str) -> Run {
 /// Edits the env file and commits something: the post-commit hook's line.
 fn edit_and_commit(dev: &Dev, value: &str) -> Run {
     dev.write_env(format!("API_KEY={value}\n"));
-    fs::write(dev.repo.join("file.txt"), value).unwrap();
-    dev.git(&["add", "file.txt"]);
-    dev.git_run(&["commit", "-q", "-m", value])
+    dev.commit(value)
 }
 
+/// The latest version of `branch` on the server.
 fn version(server: &Server, dev: &Dev, branch: &str) -> Option<u64> {
-    let r = server.request(
-        "GET",
-        &format!("/env/{}/{branch}/keys", dev.project()),
-        &dev.token,
-        None,
-    );
-    (r.status == 200).then(|| r.json()["version"].as_u64().unwrap())
+    server
+        .latest(&dev.token, &dev.project(), branch)
+        .map(|(version, _)| version)
 }
 
 fn agent_dir(dev: &Dev) -> PathBuf {
@@ -104,7 +93,7 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 /// A project with version 1 on main and the hooks installed; the developer has no
 /// `ENVSYNC_PASS` from then on.
 fn project(server: &Server, name: &str) -> Dev {
-    let mut dev = hooked(server, name);
+    let mut dev = Dev::hooked(server, name);
     dev.write_env("API_KEY=v1\n");
     dev.envsync(&["push"]).ok();
     dev.pass = None;

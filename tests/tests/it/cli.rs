@@ -4,7 +4,7 @@
 
 use envsync_common::envelope::{self, Binding, Seal};
 use envsync_common::secret::SecretString;
-use envsync_tests::{Dev, Run, Server, fixtures};
+use envsync_tests::{Dev, Run, Server, env_fixtures};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -14,15 +14,12 @@ fn mode(path: &std::path::Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// The key names of the latest version of `project`'s `branch` on the server.
 fn server_keys(server: &Server, token: &str, project: &str, branch: &str) -> Vec<String> {
-    let r = server.request("GET", &format!("/env/{project}/{branch}/keys"), token, None);
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json()["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap().to_owned())
-        .collect()
+    let latest = server.latest(token, project, branch);
+    latest
+        .unwrap_or_else(|| panic!("{project}/{branch} has no version on the server"))
+        .1
 }
 
 #[test]
@@ -30,13 +27,7 @@ fn every_fixture_round_trips_byte_for_byte() {
     let server = Server::start();
     let alice = Dev::new(&server, "fixtures");
     let bob = Dev::clone_of(&alice, &server, "bob@example.com");
-    let mut files: Vec<_> = fs::read_dir(fixtures().join("dotenv"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "env"))
-        .collect();
-    files.sort();
-    files.push(fixtures().join("sample.env"));
+    let files = env_fixtures();
     for (i, file) in files.iter().enumerate() {
         let bytes = fs::read(file).unwrap();
         alice.write_env(&bytes);
@@ -218,7 +209,7 @@ fn new_branch_falls_back_to_default_branch() {
     bob.write_env("A=feature\n");
     bob.envsync(&["push"]).ok();
     assert_eq!(
-        server_keys(&server, &bob.token, "fallback", "feature%2Flogin"),
+        server_keys(&server, &bob.token, "fallback", "feature/login"),
         ["A"]
     );
     let r = server.request("GET", "/env/fallback/main/keys", &bob.token, None);

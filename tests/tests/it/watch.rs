@@ -69,14 +69,9 @@ fn editor_save(path: &Path, text: &str) {
     fs::rename(&tmp, path).unwrap();
 }
 
+/// How many versions `project`'s main has on the server.
 fn versions(server: &Server, dev: &Dev, project: &str) -> usize {
-    let r = server.request(
-        "GET",
-        &format!("/env/{project}/main/versions"),
-        &dev.token,
-        None,
-    );
-    r.json()["versions"].as_array().unwrap().len()
+    server.versions(&dev.token, project, "main").len()
 }
 
 #[test]
