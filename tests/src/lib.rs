@@ -528,16 +528,7 @@ impl Dev {
     pub fn login(&mut self) {
         self.env_credentials = false;
         let mut cmd = self.envsync_cmd(&["login", "--server", &self.server_url, "--token-stdin"]);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("run git-envsync login");
-        let _ = child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{}\n", self.token).as_bytes());
-        let run = Run::from(child.wait_with_output().expect("login"));
+        let run = run_with_stdin(&mut cmd, format!("{}\n", self.token));
         assert_eq!(run.code, 0, "login: {run:#?}");
     }
 
@@ -612,6 +603,11 @@ impl Dev {
         Run::from(self.envsync_cmd(args).output().expect("run git-envsync"))
     }
 
+    /// Runs `git envsync ARGS` with `input` on its standard input.
+    pub fn envsync_stdin(&self, args: &[&str], input: impl AsRef<[u8]>) -> Run {
+        run_with_stdin(&mut self.envsync_cmd(args), input)
+    }
+
     pub fn env_path(&self) -> PathBuf {
         self.repo.join(".env")
     }
@@ -645,6 +641,25 @@ impl Dev {
         walk(&self.repo, &mut out);
         out
     }
+}
+
+/// Runs `cmd` with `input` on its standard input (closed after it), capturing its output.
+/// A command that exits before reading all of it (a refusal) is no error here: its exit
+/// code says what happened. Any other failure to write panics.
+pub fn run_with_stdin(cmd: &mut Command, input: impl AsRef<[u8]>) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    match stdin.write_all(input.as_ref()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write to {cmd:?}: {e}"),
+        _ => {}
+    }
+    drop(stdin);
+    Run::from(child.wait_with_output().expect("wait for the command"))
 }
 
 /// The result of one CLI run.

@@ -6,30 +6,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use envsync_tests::{AgentReaper, Dev, PASS, Run, Server, agent_pid, procfs};
+use envsync_tests::{AgentReaper, Dev, PASS, Run, Server, agent_pid, procfs, run_with_stdin};
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// `git envsync ARGS` with `input` on stdin.
-fn with_stdin(dev: &Dev, args: &[&str], input: &str) -> Run {
-    let mut cmd = dev.envsync_cmd(args);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-    Run::from(child.wait_with_output().unwrap())
-}
-
 fn unlock(dev: &Dev, duration: &str, passphrase: &str) -> Run {
-    with_stdin(
-        dev,
+    dev.envsync_stdin(
         &["unlock", "--passphrase-stdin", "--for", duration],
-        &format!("{passphrase}\n"),
+        format!("{passphrase}\n"),
     )
 }
 
@@ -381,12 +368,7 @@ fn the_fallback_directory_under_tmp_is_made_private_and_checked() {
         let mut cmd = dev.envsync_cmd(args);
         cmd.env_remove("XDG_RUNTIME_DIR").env("TMPDIR", tmp.path());
         if let Some(input) = input {
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = cmd.spawn().unwrap();
-            let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-            return Run::from(child.wait_with_output().unwrap());
+            return run_with_stdin(&mut cmd, input);
         }
         Run::from(cmd.output().unwrap())
     };

@@ -419,19 +419,9 @@ fn login_saves_a_private_user_config_and_checks_the_token() {
         let mut args = vec!["login", "--server", url, "--token-stdin"];
         args.extend_from_slice(extra);
         let mut cmd = alice.envsync_cmd(&args);
-        cmd.env_remove("ENVSYNC_API")
-            .env_remove("ENVSYNC_TOKEN")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
+        cmd.env_remove("ENVSYNC_API").env_remove("ENVSYNC_TOKEN");
         // A refusal before the token is read closes stdin early: not an error here.
-        let _ = child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{token}\n").as_bytes());
-        envsync_tests::Run::from(child.wait_with_output().unwrap())
+        envsync_tests::run_with_stdin(&mut cmd, format!("{token}\n"))
     };
     let config = alice.home.join(".config/envsync/config.toml");
 
@@ -1087,19 +1077,6 @@ fn raw_stdout(dev: &Dev, args: &[&str]) -> (i32, Vec<u8>, String) {
     )
 }
 
-/// `git envsync ARGS` with `input` on its standard input.
-fn with_stdin(dev: &Dev, args: &[&str], input: &[u8]) -> envsync_tests::Run {
-    let mut child = dev
-        .envsync_cmd(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    envsync_tests::Run::from(child.wait_with_output().unwrap())
-}
-
 /// An editor script for `EDITOR`: runs `body` with the file as `$1`.
 fn editor(dev: &Dev, name: &str, body: &str) -> String {
     let path = dev.home.join(name);
@@ -1189,13 +1166,13 @@ fn set_and_unset_keep_comments_order_quoting_and_export() {
     );
     assert_eq!(mode(&alice.env_path()), 0o600);
     // A multi-line value from stdin (one final line break dropped), in the PEM's quotes.
-    with_stdin(
-        &alice,
-        &["set", "PEM", "--stdin"],
-        b"-----BEGIN-----\nnew\n-----END-----\n",
-    )
-    .clean()
-    .ok();
+    alice
+        .envsync_stdin(
+            &["set", "PEM", "--stdin"],
+            b"-----BEGIN-----\nnew\n-----END-----\n",
+        )
+        .clean()
+        .ok();
     let expected = expected.replace("abc", "new");
     assert_eq!(
         String::from_utf8(alice.read_env().unwrap()).unwrap(),
