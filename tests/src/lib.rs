@@ -108,6 +108,16 @@ fn in_test() -> bool {
         .unwrap_or(false)
 }
 
+/// Sends process `pid` a signal by name (`HUP`, `TERM`); panics when it cannot.
+pub fn signal(pid: u32, name: &str) {
+    // The shell's own `kill`: a minimal system may have no kill(1) binary (procps).
+    let status = Command::new("/bin/sh")
+        .args(["-c", &format!("kill -{name} {pid}")])
+        .status()
+        .expect("run /bin/sh");
+    assert!(status.success(), "kill -{name} {pid}: {status}");
+}
+
 /// A clean environment for `cmd`: nothing inherited but `PATH`, with the workspace's
 /// binaries first (so git hooks find `git-envsync`); `HOME` and `XDG_CONFIG_HOME` in
 /// `home`; no system git configuration.
@@ -189,13 +199,7 @@ impl Server {
 
     /// Sends the server a signal by name (`HUP`, `TERM`).
     pub fn signal(&self, name: &str) {
-        let pid = self.pid();
-        // The shell's own `kill`: a minimal system may have no kill(1) binary.
-        let status = Command::new("/bin/sh")
-            .args(["-c", &format!("kill -{name} {pid}")])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} {pid}");
+        signal(self.pid(), name);
     }
 
     /// What the server has logged so far.

@@ -405,11 +405,7 @@ fn watcher_reports_drift_and_stops_on_sigterm() {
         .unwrap();
     read_line_within(&rx, "+ OTHER (not on server)");
 
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    envsync_tests::signal(child.id(), "TERM");
     read_line_within(&rx, "stopped watching");
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");

@@ -259,9 +259,7 @@ fn sentinels_never_leave_the_env_file() {
         std::thread::sleep(Duration::from_millis(700));
         bob.write_env(format!("{env}EXTRA={VALUE}\n"));
         std::thread::sleep(Duration::from_millis(900));
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        envsync_tests::signal(child.id(), "TERM");
         let out = child.wait_with_output().unwrap();
         let run = log("watch", Run::from(out));
         assert!(
