@@ -3,14 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::watch::{Watcher, editor_save};
 use envsync_tests::{Dev, Run, Server};
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Generous bound for "git is not held up": the hook deadline is 1.5 s; a hang would be 30 s.
@@ -355,59 +352,25 @@ fn skip_flag_exits_before_any_work() {
     dev.envsync(&["hook", "pre-commit"]).code(1);
 }
 
-fn read_line_within(rx: &mpsc::Receiver<String>, want: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        let done = line.contains(want);
-        seen.push(line);
-        if done {
-            return seen;
-        }
-    }
-    panic!("no line containing {want:?}; saw {seen:?}");
-}
-
-fn editor_save(path: &Path, text: &str) {
-    let tmp = path.with_file_name(".env.swp-editor");
-    fs::write(&tmp, text).unwrap();
-    fs::rename(&tmp, path).unwrap();
-}
-
 #[test]
 fn watcher_reports_drift_and_stops_on_sigterm() {
     let server = Server::start();
     let dev = Dev::new(&server, "watch");
     dev.write_env("A=1\n");
     dev.envsync(&["push"]).ok();
-    let mut child = dev
-        .envsync_cmd(&["watch", "--debounce", "100"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
-    read_line_within(&rx, "watching .env on main");
+    let mut watcher = Watcher::start(&dev);
 
     editor_save(&dev.env_path(), "A=1\nNEW_KEY=x\n");
-    read_line_within(&rx, "+ NEW_KEY (not on server)");
+    watcher.until("+ NEW_KEY (not on server)");
 
     fs::OpenOptions::new()
         .append(true)
         .open(dev.env_path())
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"OTHER=y\n"))
         .unwrap();
-    read_line_within(&rx, "+ OTHER (not on server)");
+    watcher.until("+ OTHER (not on server)");
 
-    envsync_tests::signal(child.id(), "TERM");
-    read_line_within(&rx, "stopped watching");
-    let status = child.wait().unwrap();
+    let status = watcher.terminate();
     assert!(status.success(), "{status:?}");
 }
 
