@@ -108,6 +108,16 @@ fn in_test() -> bool {
         .unwrap_or(false)
 }
 
+/// Sends process `pid` a signal by name (`HUP`, `TERM`); panics when it cannot.
+pub fn signal(pid: u32, name: &str) {
+    // The shell's own `kill`: a minimal system may have no kill(1) binary (procps).
+    let status = Command::new("/bin/sh")
+        .args(["-c", &format!("kill -{name} {pid}")])
+        .status()
+        .expect("run /bin/sh");
+    assert!(status.success(), "kill -{name} {pid}: {status}");
+}
+
 /// A clean environment for `cmd`: nothing inherited but `PATH`, with the workspace's
 /// binaries first (so git hooks find `git-envsync`); `HOME` and `XDG_CONFIG_HOME` in
 /// `home`; no system git configuration.
@@ -189,13 +199,7 @@ impl Server {
 
     /// Sends the server a signal by name (`HUP`, `TERM`).
     pub fn signal(&self, name: &str) {
-        let pid = self.pid();
-        // The shell's own `kill`: a minimal system may have no kill(1) binary.
-        let status = Command::new("/bin/sh")
-            .args(["-c", &format!("kill -{name} {pid}")])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} {pid}");
+        signal(self.pid(), name);
     }
 
     /// What the server has logged so far.
@@ -239,6 +243,86 @@ impl Server {
     pub fn request(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> Response {
         http(&self.url, method, path, Some(token), body)
     }
+
+    /// The latest version of `project`'s `branch` and its key names, as the server's key
+    /// list says; `None` when the branch has no version (404). Any other answer panics.
+    pub fn latest(&self, token: &str, project: &str, branch: &str) -> Option<(u64, Vec<String>)> {
+        let path = format!("/env/{project}/{}/keys", escape_branch(branch));
+        let r = self.request("GET", &path, token, None);
+        if r.status == 404 {
+            return None;
+        }
+        assert_eq!(r.status, 200, "GET {path}: {r:?}");
+        let json = r.json();
+        Some((version_of(&json), strings(&json["keys"])))
+    }
+
+    /// Every version of `project`'s `branch` as the server lists it (newest first):
+    /// `(version, key names)`; empty when the branch has none (404). Any other answer
+    /// panics.
+    pub fn versions(&self, token: &str, project: &str, branch: &str) -> Vec<(u64, Vec<String>)> {
+        let path = format!("/env/{project}/{}/versions", escape_branch(branch));
+        let r = self.request("GET", &path, token, None);
+        if r.status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(r.status, 200, "GET {path}: {r:?}");
+        let json = r.json();
+        let list = json.get("versions").unwrap_or(&json);
+        list.as_array()
+            .unwrap_or_else(|| panic!("GET {path}: no list of versions: {json}"))
+            .iter()
+            .map(|v| (version_of(v), strings(&v["keys"])))
+            .collect()
+    }
+
+    /// The branches of `project` that have versions on the server; empty when it has
+    /// none (404). Any other answer panics.
+    pub fn branches(&self, token: &str, project: &str) -> Vec<String> {
+        let path = format!("/env/{project}");
+        let r = self.request("GET", &path, token, None);
+        if r.status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(r.status, 200, "GET {path}: {r:?}");
+        let json = r.json();
+        let list = json.get("branches").unwrap_or(&json);
+        list.as_array()
+            .unwrap_or_else(|| panic!("GET {path}: no list of branches: {json}"))
+            .iter()
+            .map(|b| {
+                b["branch"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("GET {path}: a branch without a name: {b}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+/// A branch name as one path segment of the API (`feature/x` → `feature%2Fx`).
+fn escape_branch(branch: &str) -> String {
+    branch.replace('/', "%2F")
+}
+
+/// The `version` number of an API answer.
+fn version_of(json: &serde_json::Value) -> u64 {
+    json["version"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no version number in {json}"))
+}
+
+/// A JSON array of strings (key names).
+fn strings(json: &serde_json::Value) -> Vec<String> {
+    json.as_array()
+        .unwrap_or_else(|| panic!("not a list of names: {json}"))
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .unwrap_or_else(|| panic!("not a name: {k}"))
+                .to_owned()
+        })
+        .collect()
 }
 
 /// The binary on `127.0.0.1:0` and `db`, signing with [`SECRET`], its log appended to
@@ -344,6 +428,21 @@ impl Dev {
         dev
     }
 
+    /// [`Dev::new`] with envsync's git hooks installed (`git envsync hooks install`).
+    pub fn hooked(server: &Server, project: &str) -> Dev {
+        let dev = Dev::new(server, project);
+        dev.envsync(&["hooks", "install"]).clean().ok();
+        dev
+    }
+
+    /// Commits a change to `file.txt` (its text: `msg`, also the commit message) with
+    /// the hooks running; returns what `git commit` did, failure included.
+    pub fn commit(&self, msg: &str) -> Run {
+        std::fs::write(self.repo.join("file.txt"), msg).expect("write file.txt");
+        self.git(&["add", "file.txt"]);
+        self.git_run(&["commit", "-q", "-m", msg])
+    }
+
     /// Trusts the project settings checked out now (`git envsync trust --yes`), as a
     /// user does after reviewing them.
     pub fn trust(&self) {
@@ -433,16 +532,7 @@ impl Dev {
     pub fn login(&mut self) {
         self.env_credentials = false;
         let mut cmd = self.envsync_cmd(&["login", "--server", &self.server_url, "--token-stdin"]);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("run git-envsync login");
-        let _ = child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{}\n", self.token).as_bytes());
-        let run = Run::from(child.wait_with_output().expect("login"));
+        let run = run_with_stdin(&mut cmd, format!("{}\n", self.token));
         assert_eq!(run.code, 0, "login: {run:#?}");
     }
 
@@ -517,6 +607,11 @@ impl Dev {
         Run::from(self.envsync_cmd(args).output().expect("run git-envsync"))
     }
 
+    /// Runs `git envsync ARGS` with `input` on its standard input.
+    pub fn envsync_stdin(&self, args: &[&str], input: impl AsRef<[u8]>) -> Run {
+        run_with_stdin(&mut self.envsync_cmd(args), input)
+    }
+
     pub fn env_path(&self) -> PathBuf {
         self.repo.join(".env")
     }
@@ -550,6 +645,25 @@ impl Dev {
         walk(&self.repo, &mut out);
         out
     }
+}
+
+/// Runs `cmd` with `input` on its standard input (closed after it), capturing its output.
+/// A command that exits before reading all of it (a refusal) is no error here: its exit
+/// code says what happened. Any other failure to write panics.
+pub fn run_with_stdin(cmd: &mut Command, input: impl AsRef<[u8]>) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    match stdin.write_all(input.as_ref()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write to {cmd:?}: {e}"),
+        _ => {}
+    }
+    drop(stdin);
+    Run::from(child.wait_with_output().expect("wait for the command"))
 }
 
 /// The result of one CLI run.
@@ -616,4 +730,16 @@ impl Run {
 /// The fixtures directory of the repository.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// Every env-file fixture: `fixtures/dotenv/*.env` in name order, then `sample.env`.
+pub fn env_fixtures() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures().join("dotenv"))
+        .expect("read fixtures/dotenv")
+        .map(|e| e.expect("fixtures/dotenv entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "env"))
+        .collect();
+    files.sort();
+    files.push(fixtures().join("sample.env"));
+    files
 }

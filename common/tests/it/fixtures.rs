@@ -4,12 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use envsync_common::{envdoc, envfile};
+use envsync_tests::{env_fixtures, fixtures};
 use std::fs;
-use std::path::{Path, PathBuf};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
-}
+use std::path::Path;
 
 fn expected(keys_file: &Path) -> Vec<String> {
     fs::read_to_string(keys_file)
@@ -21,12 +18,7 @@ fn expected(keys_file: &Path) -> Vec<String> {
 
 #[test]
 fn every_fixture_yields_its_keys() {
-    let mut files: Vec<PathBuf> = fs::read_dir(fixtures().join("dotenv"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "env"))
-        .collect();
-    files.push(fixtures().join("sample.env"));
+    let files = env_fixtures();
     assert!(files.len() >= 30, "fixtures missing: {files:?}");
     for env in files {
         let src = fs::read(&env).unwrap();
@@ -40,17 +32,6 @@ fn every_fixture_yields_its_keys() {
             env.display()
         );
     }
-}
-
-fn all_fixtures() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(fixtures().join("dotenv"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "env"))
-        .collect();
-    files.sort();
-    files.push(fixtures().join("sample.env"));
-    files
 }
 
 /// Each key's last value, as `run` reads it.
@@ -75,7 +56,7 @@ fn every_fixture_round_trips_and_survives_set_and_unset_of_each_key() {
         b"$HOME ${X} $(cmd) \\n",
         b"\xff\x00binary",
     ];
-    for file in all_fixtures() {
+    for file in env_fixtures() {
         let src = fs::read(&file).unwrap();
         let name = file.display();
         let doc = envdoc::Document::parse(&src).unwrap_or_else(|e| panic!("{name}: {e}"));

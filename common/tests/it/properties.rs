@@ -521,6 +521,25 @@ fn entry(key: &str, value: &str) -> envfile::Entry {
     }
 }
 
+/// Key `i` of a three-way merge case: its name, then its value in base, ours and theirs
+/// (`None`: absent), where `in_base` says whether base has it and `o`, `t` are what ours
+/// and theirs did to it.
+fn sides(
+    i: usize,
+    in_base: bool,
+    o: &Act,
+    t: &Act,
+) -> (String, Option<String>, Option<String>, Option<String>) {
+    let b = in_base.then(|| format!("base{i}"));
+    let apply = |a: &Act| match a {
+        Act::Keep => b.clone(),
+        Act::Write(n) => Some(format!("new{i}-{n}")),
+        Act::Remove => None,
+    };
+    let (ov, tv) = (apply(o), apply(t));
+    (format!("K{i}"), b, ov, tv)
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -541,14 +560,7 @@ proptest! {
         let mut expected = BTreeMap::new();
         let mut conflicts = Vec::new();
         for (i, (in_base, o, t)) in keys.iter().enumerate() {
-            let key = format!("K{i}");
-            let b = in_base.then(|| format!("base{i}"));
-            let apply = |a: &Act| match a {
-                Act::Keep => b.clone(),
-                Act::Write(n) => Some(format!("new{i}-{n}")),
-                Act::Remove => None,
-            };
-            let (ov, tv) = (apply(o), apply(t));
+            let (key, b, ov, tv) = sides(i, *in_base, o, t);
             if let Some(v) = &b { base.push(entry(&key, v)); }
             if let Some(v) = &ov { ours.push(entry(&key, v)); }
             if let Some(v) = &tv { theirs.push(entry(&key, v)); }
@@ -615,14 +627,7 @@ proptest! {
         let mut theirs_by_key = BTreeMap::new();
         let mut expected = BTreeMap::new();
         for (i, (in_base, o, t)) in keys.iter().enumerate() {
-            let key = format!("K{i}");
-            let b = in_base.then(|| format!("base{i}"));
-            let apply = |a: &Act| match a {
-                Act::Keep => b.clone(),
-                Act::Write(n) => Some(format!("new{i}-{n}")),
-                Act::Remove => None,
-            };
-            let (ov, tv) = (apply(o), apply(t));
+            let (key, b, ov, tv) = sides(i, *in_base, o, t);
             if let Some(v) = &b { base.push(entry(&key, v)); }
             if let Some(v) = &ov {
                 ours_text.push_str(&our_line(i, &key, v));

@@ -6,55 +6,31 @@
 
 #![allow(clippy::unwrap_used)]
 
-use envsync_tests::{AgentReaper, Dev, PASS, Run, Server, agent_pid, procfs};
+use envsync_tests::{AgentReaper, Dev, PASS, Run, Server, agent_pid, procfs, run_with_stdin};
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn hooked(server: &Server, project: &str) -> Dev {
-    let dev = Dev::new(server, project);
-    dev.envsync(&["hooks", "install"]).clean().ok();
-    dev
-}
-
-/// `git envsync ARGS` with `input` on stdin.
-fn with_stdin(dev: &Dev, args: &[&str], input: &str) -> Run {
-    let mut cmd = dev.envsync_cmd(args);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-    Run::from(child.wait_with_output().unwrap())
-}
-
 fn unlock(dev: &Dev, duration: &str, passphrase: &str) -> Run {
-    with_stdin(
-        dev,
+    dev.envsync_stdin(
         &["unlock", "--passphrase-stdin", "--for", duration],
-        &format!("{passphrase}\n"),
+        format!("{passphrase}\n"),
     )
 }
 
 /// Edits the env file and commits something: the post-commit hook's line.
 fn edit_and_commit(dev: &Dev, value: &str) -> Run {
     dev.write_env(format!("API_KEY={value}\n"));
-    fs::write(dev.repo.join("file.txt"), value).unwrap();
-    dev.git(&["add", "file.txt"]);
-    dev.git_run(&["commit", "-q", "-m", value])
+    dev.commit(value)
 }
 
+/// The latest version of `branch` on the server.
 fn version(server: &Server, dev: &Dev, branch: &str) -> Option<u64> {
-    let r = server.request(
-        "GET",
-        &format!("/env/{}/{branch}/keys", dev.project()),
-        &dev.token,
-        None,
-    );
-    (r.status == 200).then(|| r.json()["version"].as_u64().unwrap())
+    server
+        .latest(&dev.token, &dev.project(), branch)
+        .map(|(version, _)| version)
 }
 
 fn agent_dir(dev: &Dev) -> PathBuf {
@@ -104,7 +80,7 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 /// A project with version 1 on main and the hooks installed; the developer has no
 /// `ENVSYNC_PASS` from then on.
 fn project(server: &Server, name: &str) -> Dev {
-    let mut dev = hooked(server, name);
+    let mut dev = Dev::hooked(server, name);
     dev.write_env("API_KEY=v1\n");
     dev.envsync(&["push"]).ok();
     dev.pass = None;
@@ -392,12 +368,7 @@ fn the_fallback_directory_under_tmp_is_made_private_and_checked() {
         let mut cmd = dev.envsync_cmd(args);
         cmd.env_remove("XDG_RUNTIME_DIR").env("TMPDIR", tmp.path());
         if let Some(input) = input {
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = cmd.spawn().unwrap();
-            let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-            return Run::from(child.wait_with_output().unwrap());
+            return run_with_stdin(&mut cmd, input);
         }
         Run::from(cmd.output().unwrap())
     };

@@ -4,7 +4,7 @@
 
 use envsync_common::envelope::{self, Binding, Seal};
 use envsync_common::secret::SecretString;
-use envsync_tests::{Dev, Run, Server, fixtures};
+use envsync_tests::{Dev, Run, Server, env_fixtures};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -14,15 +14,12 @@ fn mode(path: &std::path::Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// The key names of the latest version of `project`'s `branch` on the server.
 fn server_keys(server: &Server, token: &str, project: &str, branch: &str) -> Vec<String> {
-    let r = server.request("GET", &format!("/env/{project}/{branch}/keys"), token, None);
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json()["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap().to_owned())
-        .collect()
+    let latest = server.latest(token, project, branch);
+    latest
+        .unwrap_or_else(|| panic!("{project}/{branch} has no version on the server"))
+        .1
 }
 
 #[test]
@@ -30,13 +27,7 @@ fn every_fixture_round_trips_byte_for_byte() {
     let server = Server::start();
     let alice = Dev::new(&server, "fixtures");
     let bob = Dev::clone_of(&alice, &server, "bob@example.com");
-    let mut files: Vec<_> = fs::read_dir(fixtures().join("dotenv"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "env"))
-        .collect();
-    files.sort();
-    files.push(fixtures().join("sample.env"));
+    let files = env_fixtures();
     for (i, file) in files.iter().enumerate() {
         let bytes = fs::read(file).unwrap();
         alice.write_env(&bytes);
@@ -218,7 +209,7 @@ fn new_branch_falls_back_to_default_branch() {
     bob.write_env("A=feature\n");
     bob.envsync(&["push"]).ok();
     assert_eq!(
-        server_keys(&server, &bob.token, "fallback", "feature%2Flogin"),
+        server_keys(&server, &bob.token, "fallback", "feature/login"),
         ["A"]
     );
     let r = server.request("GET", "/env/fallback/main/keys", &bob.token, None);
@@ -428,19 +419,9 @@ fn login_saves_a_private_user_config_and_checks_the_token() {
         let mut args = vec!["login", "--server", url, "--token-stdin"];
         args.extend_from_slice(extra);
         let mut cmd = alice.envsync_cmd(&args);
-        cmd.env_remove("ENVSYNC_API")
-            .env_remove("ENVSYNC_TOKEN")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
+        cmd.env_remove("ENVSYNC_API").env_remove("ENVSYNC_TOKEN");
         // A refusal before the token is read closes stdin early: not an error here.
-        let _ = child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{token}\n").as_bytes());
-        envsync_tests::Run::from(child.wait_with_output().unwrap())
+        envsync_tests::run_with_stdin(&mut cmd, format!("{token}\n"))
     };
     let config = alice.home.join(".config/envsync/config.toml");
 
@@ -1096,19 +1077,6 @@ fn raw_stdout(dev: &Dev, args: &[&str]) -> (i32, Vec<u8>, String) {
     )
 }
 
-/// `git envsync ARGS` with `input` on its standard input.
-fn with_stdin(dev: &Dev, args: &[&str], input: &[u8]) -> envsync_tests::Run {
-    let mut child = dev
-        .envsync_cmd(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    envsync_tests::Run::from(child.wait_with_output().unwrap())
-}
-
 /// An editor script for `EDITOR`: runs `body` with the file as `$1`.
 fn editor(dev: &Dev, name: &str, body: &str) -> String {
     let path = dev.home.join(name);
@@ -1198,13 +1166,13 @@ fn set_and_unset_keep_comments_order_quoting_and_export() {
     );
     assert_eq!(mode(&alice.env_path()), 0o600);
     // A multi-line value from stdin (one final line break dropped), in the PEM's quotes.
-    with_stdin(
-        &alice,
-        &["set", "PEM", "--stdin"],
-        b"-----BEGIN-----\nnew\n-----END-----\n",
-    )
-    .clean()
-    .ok();
+    alice
+        .envsync_stdin(
+            &["set", "PEM", "--stdin"],
+            b"-----BEGIN-----\nnew\n-----END-----\n",
+        )
+        .clean()
+        .ok();
     let expected = expected.replace("abc", "new");
     assert_eq!(
         String::from_utf8(alice.read_env().unwrap()).unwrap(),

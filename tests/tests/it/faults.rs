@@ -300,8 +300,17 @@ fn key_files_and_state_are_private_under_umask_000() {
     assert_eq!(mode(&bob.env_path()), 0o600);
     let state = bob.repo.join(".git/envsync");
     assert_eq!(mode(&state), 0o700);
-    for entry in fs::read_dir(state.join("umask/branches")).unwrap() {
-        let path = entry.unwrap().path();
+    let branches: Vec<_> = fs::read_dir(state.join("umask/branches"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    // The loop below checks nothing when pull left no branch state.
+    assert!(
+        !branches.is_empty(),
+        "no branch state under {}",
+        state.display()
+    );
+    for path in branches {
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
 }

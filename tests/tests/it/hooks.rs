@@ -3,39 +3,21 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::watch::{Watcher, editor_save};
 use envsync_tests::{Dev, Run, Server};
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Generous bound for "git is not held up": the hook deadline is 1.5 s; a hang would be 30 s.
 const NOT_STUCK: Duration = Duration::from_secs(8);
 
-fn hooked(server: &Server, project: &str) -> Dev {
-    let dev = Dev::new(server, project);
-    dev.envsync(&["hooks", "install"]).clean().ok();
-    dev
-}
-
-fn commit(dev: &Dev, msg: &str) -> Run {
-    fs::write(dev.repo.join("file.txt"), msg).unwrap();
-    dev.git(&["add", "file.txt"]);
-    dev.git_run(&["commit", "-q", "-m", msg])
-}
-
+/// The latest version of `branch` on the server.
 fn version(server: &Server, dev: &Dev, branch: &str) -> Option<u64> {
-    let r = server.request(
-        "GET",
-        &format!("/env/{}/{branch}/keys", dev.project()),
-        &dev.token,
-        None,
-    );
-    (r.status == 200).then(|| r.json()["version"].as_u64().unwrap())
+    server
+        .latest(&dev.token, &dev.project(), branch)
+        .map(|(version, _)| version)
 }
 
 fn hook_file(dev: &Dev, name: &str) -> Vec<u8> {
@@ -67,21 +49,21 @@ fn foreign_hook_survives_install_and_uninstall_and_still_runs() {
     assert_eq!(before, after);
 
     // Theirs still runs, and so does ours (a staged .env is refused).
-    commit(&dev, "one").ok();
+    dev.commit("one").ok();
     assert_eq!(
         fs::read_to_string(dev.repo.join("foreign-marker")).unwrap(),
         "ran\n"
     );
     dev.write_env("A=1\n");
     dev.git(&["add", "-f", ".env"]);
-    let out = commit(&dev, "two").code(1);
+    let out = dev.commit("two").code(1);
     assert!(out.stderr.contains(".env is staged"), "{out:#?}");
     dev.git(&["rm", "-q", "--cached", ".env"]);
 
     dev.envsync(&["hooks", "uninstall"]).clean().ok();
     assert_eq!(fs::read_to_string(&path).unwrap(), foreign);
     assert!(!dev.repo.join(".git/hooks/post-commit").exists());
-    commit(&dev, "three").ok();
+    dev.commit("three").ok();
     assert_eq!(
         fs::read_to_string(dev.repo.join("foreign-marker")).unwrap(),
         "ran\nran\n"
@@ -113,7 +95,7 @@ fn core_hooks_path_is_respected() {
     assert!(!dev.repo.join(".git/hooks/pre-commit").exists());
     dev.write_env("A=1\n");
     dev.git(&["add", "-f", ".env"]);
-    commit(&dev, "refused").code(1);
+    dev.commit("refused").code(1);
 }
 
 #[test]
@@ -163,7 +145,7 @@ fn linked_worktree_shares_the_hooks() {
 #[test]
 fn checkout_brings_the_fallback_env_and_edits_follow_their_branch() {
     let server = Server::start();
-    let mut dev = hooked(&server, "follow");
+    let mut dev = Dev::hooked(&server, "follow");
     dev.write_env("A=main\n");
     dev.envsync(&["push"]).ok();
 
@@ -178,7 +160,7 @@ fn checkout_brings_the_fallback_env_and_edits_follow_their_branch() {
         "{out:#?}"
     );
     assert_eq!(dev.read_env().unwrap(), b"A=main\n");
-    assert_eq!(version(&server, &dev, "feature%2Fx"), Some(1));
+    assert_eq!(version(&server, &dev, "feature/x"), Some(1));
     assert_eq!(version(&server, &dev, "main"), Some(1));
 
     // Coming back restores feature/x's env from the sealed local copy: no passphrase.
@@ -190,13 +172,13 @@ fn checkout_brings_the_fallback_env_and_edits_follow_their_branch() {
 #[test]
 fn post_commit_pushes_changed_env() {
     let server = Server::start();
-    let dev = hooked(&server, "autopush");
+    let dev = Dev::hooked(&server, "autopush");
     dev.write_env("A=1\n");
     dev.envsync(&["push"]).ok();
-    commit(&dev, "nothing changed").ok();
+    dev.commit("nothing changed").ok();
     assert_eq!(version(&server, &dev, "main"), Some(1));
     dev.write_env("A=1\nB=2\n");
-    let out = commit(&dev, "env changed").ok();
+    let out = dev.commit("env changed").ok();
     assert!(out.stderr.contains("as version 2"), "{out:#?}");
     assert_eq!(version(&server, &dev, "main"), Some(2));
 }
@@ -208,10 +190,10 @@ fn post_commit_pushes_changed_env() {
 #[test]
 fn post_commit_skips_the_binary_only_while_the_env_is_in_sync() {
     let server = Server::start();
-    let dev = hooked(&server, "fastpath");
+    let dev = Dev::hooked(&server, "fastpath");
     dev.write_env("A=1\n");
     dev.envsync(&["push"]).ok();
-    commit(&dev, "in sync").ok();
+    dev.commit("in sync").ok();
     // With git-envsync off PATH the hook stays silent only if it did not need it.
     let post_commit = |path: Option<&str>| {
         let mut cmd = dev.sh_cmd(".git/hooks/post-commit");
@@ -234,7 +216,7 @@ fn post_commit_skips_the_binary_only_while_the_env_is_in_sync() {
     assert!(out.stderr.contains("as version 2"), "{out:#?}");
     assert_eq!(version(&server, &dev, "main"), Some(2));
 
-    commit(&dev, "in sync again").ok();
+    dev.commit("in sync again").ok();
     assert_eq!(post_commit(without_binary).stderr, "");
     dev.git(&["checkout", "-q", "-b", "elsewhere"]);
     let out = post_commit(without_binary);
@@ -247,7 +229,7 @@ fn post_commit_skips_the_binary_only_while_the_env_is_in_sync() {
 #[test]
 fn conflict_in_a_hook_keeps_the_local_file() {
     let server = Server::start();
-    let alice = hooked(&server, "hookconflict");
+    let alice = Dev::hooked(&server, "hookconflict");
     alice.write_env("A=1\n");
     alice.envsync(&["push"]).ok();
     let bob = Dev::clone_of(&alice, &server, "bob@example.com");
@@ -257,7 +239,7 @@ fn conflict_in_a_hook_keeps_the_local_file() {
     alice.envsync(&["push"]).ok();
 
     bob.write_env("A=bob\n");
-    let out = commit(&bob, "bob commits").ok();
+    let out = bob.commit("bob commits").ok();
     assert!(out.stderr.contains("not pushed"), "{out:#?}");
     assert_eq!(bob.read_env().unwrap(), b"A=bob\n");
     assert_eq!(version(&server, &alice, "main"), Some(2));
@@ -266,7 +248,7 @@ fn conflict_in_a_hook_keeps_the_local_file() {
 #[test]
 fn drift_is_warned_and_strict_refuses() {
     let server = Server::start();
-    let dev = hooked(&server, "strict");
+    let dev = Dev::hooked(&server, "strict");
     dev.write_env("A=1\nB=2\n");
     dev.envsync(&["push"]).ok();
     // A teammate adds C: this clone's file, clean, now lacks it.
@@ -274,33 +256,33 @@ fn drift_is_warned_and_strict_refuses() {
     mate.envsync(&["pull"]).ok();
     mate.write_env("A=1\nB=2\nC=3\n");
     mate.envsync(&["push"]).ok();
-    let out = commit(&dev, "drifting").ok();
+    let out = dev.commit("drifting").ok();
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line: {out:#?}");
     assert!(lines[0].contains("- C (missing locally)"), "{out:#?}");
     // Edits the commit's post-commit pushes are expected to differ: no drift line.
     dev.envsync(&["pull"]).ok();
     dev.write_env("A=1\nB=2\nC=3\nD=4\n");
-    let out = commit(&dev, "edited").ok();
+    let out = dev.commit("edited").ok();
     assert!(!out.stderr.contains("drifts"), "{out:#?}");
     assert_eq!(version(&server, &dev, "main"), Some(3));
     // Under envsync.strict, drift refuses the commit.
     dev.git(&["config", "envsync.strict", "true"]);
     dev.write_env("A=1\nD=4\n");
-    let out = commit(&dev, "drifting again").code(1);
+    let out = dev.commit("drifting again").code(1);
     assert!(out.stderr.contains("envsync.strict"), "{out:#?}");
 }
 
 #[test]
 fn server_refusing_connections_does_not_hold_git() {
     let mut server = Server::start();
-    let dev = hooked(&server, "down");
+    let dev = Dev::hooked(&server, "down");
     dev.write_env("A=1\n");
     dev.envsync(&["push"]).ok();
     server.kill();
     dev.write_env("A=1\nB=2\n");
     let start = Instant::now();
-    let out = commit(&dev, "offline").ok();
+    let out = dev.commit("offline").ok();
     let checkout = dev
         .git_run(&["checkout", "-q", "-b", "offline-branch"])
         .ok();
@@ -320,7 +302,7 @@ fn server_refusing_connections_does_not_hold_git() {
 #[test]
 fn silent_server_does_not_hold_git() {
     let server = Server::start();
-    let mut dev = hooked(&server, "silent");
+    let mut dev = Dev::hooked(&server, "silent");
     dev.write_env("A=1\n");
     dev.envsync(&["push"]).ok();
     // A server that accepts connections and never answers.
@@ -335,7 +317,7 @@ fn silent_server_does_not_hold_git() {
     });
     dev.write_env("A=2\n");
     let start = Instant::now();
-    let out = commit(&dev, "silent").ok();
+    let out = dev.commit("silent").ok();
     dev.git_run(&["checkout", "-q", "-b", "silent-branch"]).ok();
     assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
     assert!(out.stderr.contains("envsync:"), "{out:#?}");
@@ -344,13 +326,13 @@ fn silent_server_does_not_hold_git() {
 #[test]
 fn no_passphrase_means_no_prompt() {
     let server = Server::start();
-    let mut dev = hooked(&server, "nopass");
+    let mut dev = Dev::hooked(&server, "nopass");
     dev.write_env("A=1\n");
     dev.envsync(&["push"]).ok();
     dev.pass = None;
     dev.write_env("A=1\nB=2\n");
     let start = Instant::now();
-    let out = commit(&dev, "no pass").ok();
+    let out = dev.commit("no pass").ok();
     assert!(start.elapsed() < NOT_STUCK);
     assert!(out.stderr.contains("no passphrase"), "{out:#?}");
     assert_eq!(version(&server, &dev, "main"), Some(1));
@@ -359,7 +341,7 @@ fn no_passphrase_means_no_prompt() {
 #[test]
 fn skip_flag_exits_before_any_work() {
     let server = Server::start();
-    let dev = hooked(&server, "skip");
+    let dev = Dev::hooked(&server, "skip");
     dev.write_env("A=1\n");
     dev.git(&["add", "-f", ".env"]);
     let mut cmd = dev.envsync_cmd(&["hook", "pre-commit"]);
@@ -370,63 +352,25 @@ fn skip_flag_exits_before_any_work() {
     dev.envsync(&["hook", "pre-commit"]).code(1);
 }
 
-fn read_line_within(rx: &mpsc::Receiver<String>, want: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        let done = line.contains(want);
-        seen.push(line);
-        if done {
-            return seen;
-        }
-    }
-    panic!("no line containing {want:?}; saw {seen:?}");
-}
-
-fn editor_save(path: &Path, text: &str) {
-    let tmp = path.with_file_name(".env.swp-editor");
-    fs::write(&tmp, text).unwrap();
-    fs::rename(&tmp, path).unwrap();
-}
-
 #[test]
 fn watcher_reports_drift_and_stops_on_sigterm() {
     let server = Server::start();
     let dev = Dev::new(&server, "watch");
     dev.write_env("A=1\n");
     dev.envsync(&["push"]).ok();
-    let mut child = dev
-        .envsync_cmd(&["watch", "--debounce", "100"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
-    read_line_within(&rx, "watching .env on main");
+    let mut watcher = Watcher::start(&dev);
 
     editor_save(&dev.env_path(), "A=1\nNEW_KEY=x\n");
-    read_line_within(&rx, "+ NEW_KEY (not on server)");
+    watcher.until("+ NEW_KEY (not on server)");
 
     fs::OpenOptions::new()
         .append(true)
         .open(dev.env_path())
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"OTHER=y\n"))
         .unwrap();
-    read_line_within(&rx, "+ OTHER (not on server)");
+    watcher.until("+ OTHER (not on server)");
 
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    read_line_within(&rx, "stopped watching");
-    let status = child.wait().unwrap();
+    let status = watcher.terminate();
     assert!(status.success(), "{status:?}");
 }
 
@@ -435,7 +379,7 @@ fn hooks_refuse_work_factors_above_the_projects_own() {
     use envsync_common::envelope::{self, Binding, Seal};
     use envsync_common::secret::SecretString;
     let server = Server::start();
-    let dev = hooked(&server, "hookcap");
+    let dev = Dev::hooked(&server, "hookcap");
     // A file the project would never make (the tests' work factor is 10): 14 costs a
     // hook more than it may spend, though an explicit pull (cap 22) accepts it.
     let pass = SecretString::from(envsync_tests::PASS.to_owned());
@@ -495,7 +439,7 @@ fn autopush_setting_decides_which_hooks_push() {
         dev.git(&["branch", "other"]);
 
         dev.write_env("A=1\nB=2\n");
-        commit(&dev, "edit").ok();
+        dev.commit("edit").ok();
         let pushed = version(&server, &dev, "main") == Some(2);
         assert_eq!(pushed, at_commit, "{setting:?} at a commit");
         if !pushed {

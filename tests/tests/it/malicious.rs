@@ -64,6 +64,20 @@ impl Lie {
     }
 }
 
+/// A proxy in front of `server` whose answers come from `rule(n, request, upstream)`,
+/// `n` being the lie set on the returned [`Lie`] at the time of the request.
+fn liar(
+    server: &Server,
+    rule: impl Fn(usize, &Request, &Upstream) -> Response + Send + Sync + 'static,
+) -> (Lie, Proxy) {
+    let lie = Lie::default();
+    let proxy = Proxy::start(&server.url, {
+        let lie = lie.clone();
+        move |req, up: &Upstream| rule(lie.get(), req, up)
+    });
+    (lie, proxy)
+}
+
 /// A JSON answer rewritten by `f`.
 fn rewrite(resp: Response, f: impl FnOnce(&mut serde_json::Value)) -> Response {
     if resp.status != 200 {
@@ -105,17 +119,13 @@ fn blob_of_another_branch_is_refused() {
     alice.write_env("A=feature\n");
     alice.envsync(&["push", "--branch", "feature/x"]).ok();
 
-    let lie = Lie::default();
-    let proxy = Proxy::start(&server.url, {
-        let lie = lie.clone();
-        move |req, up: &Upstream| match lie.get() {
-            0 => up.pass(req),
-            _ => up.send(
-                &req.method,
-                &req.path.replace("/env/swap/feature%2Fx", "/env/swap/main"),
-                req,
-            ),
-        }
+    let (lie, proxy) = liar(&server, move |n, req, up| match n {
+        0 => up.pass(req),
+        _ => up.send(
+            &req.method,
+            &req.path.replace("/env/swap/feature%2Fx", "/env/swap/main"),
+            req,
+        ),
     });
     let bob = behind(&proxy, &alice, &server, "bob@example.com");
     bob.git(&["checkout", "-q", "-b", "feature/x"]);
@@ -161,17 +171,13 @@ fn blob_of_another_project_is_refused() {
     other.write_env("A=beta2\n");
     other.envsync(&["push"]).ok();
 
-    let lie = Lie::default();
-    let proxy = Proxy::start(&server.url, {
-        let lie = lie.clone();
-        move |req, up: &Upstream| match lie.get() {
-            0 => up.pass(req),
-            _ => up.send(
-                &req.method,
-                &req.path.replace("/env/alpha/", "/env/beta/"),
-                req,
-            ),
-        }
+    let (lie, proxy) = liar(&server, move |n, req, up| match n {
+        0 => up.pass(req),
+        _ => up.send(
+            &req.method,
+            &req.path.replace("/env/alpha/", "/env/beta/"),
+            req,
+        ),
     });
     // A token for both projects, so the real server answers the swapped requests.
     let both = server.token("bob@example.com", "developer", &["alpha", "beta"]);
@@ -225,11 +231,7 @@ fn rollback_is_refused() {
     alice.write_env("A=2\nB=2\n");
     alice.envsync(&["push"]).ok();
 
-    let lie = Lie::default();
-    let proxy = Proxy::start(&server.url, {
-        let lie = lie.clone();
-        move |req, up: &Upstream| rollback_lies(lie.get(), req, up)
-    });
+    let (lie, proxy) = liar(&server, rollback_lies);
     let bob = behind(&proxy, &alice, &server, "bob@example.com");
     bob.envsync(&["pull"]).clean().ok();
     assert_eq!(bob.read_env().unwrap(), b"A=2\nB=2\n");
@@ -276,22 +278,16 @@ fn key_list_that_differs_from_the_plaintext_is_an_integrity_error() {
     alice.write_env("A=1\nB=2\n");
     alice.envsync(&["push"]).ok();
 
-    let lie = Lie::default();
-    let proxy = Proxy::start(&server.url, {
-        let lie = lie.clone();
-        move |req, up: &Upstream| {
-            let resp = up.pass(req);
-            match lie.get() {
-                // Drop B from every key list.
-                1 if req.path.starts_with("/env/keys/") => {
-                    rewrite(resp, |v| v["keys"] = serde_json::json!(["A"]))
-                }
-                // Add C to the key list of /keys only.
-                2 if is_keys(req) => {
-                    rewrite(resp, |v| v["keys"] = serde_json::json!(["A", "B", "C"]))
-                }
-                _ => resp,
+    let (lie, proxy) = liar(&server, move |n, req, up| {
+        let resp = up.pass(req);
+        match n {
+            // Drop B from every key list.
+            1 if req.path.starts_with("/env/keys/") => {
+                rewrite(resp, |v| v["keys"] = serde_json::json!(["A"]))
             }
+            // Add C to the key list of /keys only.
+            2 if is_keys(req) => rewrite(resp, |v| v["keys"] = serde_json::json!(["A", "B", "C"])),
+            _ => resp,
         }
     });
     let bob = behind(&proxy, &alice, &server, "bob@example.com");
@@ -364,34 +360,29 @@ fn damaged_or_truncated_ciphertext_is_refused() {
     alice.write_env("A=1\n");
     alice.envsync(&["push"]).ok();
 
-    let lie = Lie::default();
-    let proxy = Proxy::start(&server.url, {
-        let lie = lie.clone();
-        move |req, up: &Upstream| {
-            let resp = up.pass(req);
-            let case = lie.get();
-            if case == 0 || is_keys(req) || !req.path.starts_with("/env/flip/main") {
-                return resp;
-            }
-            assert!(!req.path.contains("/versions"), "unexpected {}", req.path);
-            rewrite(resp, |v| {
-                let binary = dearmor(v["ciphertext"].as_str().unwrap());
-                let damaged = match case {
-                    // Damage to the armor itself: the end marker and a base64 line.
-                    100 => v["ciphertext"]
-                        .as_str()
-                        .unwrap()
-                        .replace("-----END", "-----BAD"),
-                    101 => {
-                        let armored = v["ciphertext"].as_str().unwrap();
-                        let (first, rest) = armored.split_once('\n').unwrap();
-                        format!("{first}\n*{}", &rest[1..])
-                    }
-                    n => armor(&tamper(n, &binary)),
-                };
-                v["ciphertext"] = damaged.into();
-            })
+    let (lie, proxy) = liar(&server, move |case, req, up| {
+        let resp = up.pass(req);
+        if case == 0 || is_keys(req) || !req.path.starts_with("/env/flip/main") {
+            return resp;
         }
+        assert!(!req.path.contains("/versions"), "unexpected {}", req.path);
+        rewrite(resp, |v| {
+            let binary = dearmor(v["ciphertext"].as_str().unwrap());
+            let damaged = match case {
+                // Damage to the armor itself: the end marker and a base64 line.
+                100 => v["ciphertext"]
+                    .as_str()
+                    .unwrap()
+                    .replace("-----END", "-----BAD"),
+                101 => {
+                    let armored = v["ciphertext"].as_str().unwrap();
+                    let (first, rest) = armored.split_once('\n').unwrap();
+                    format!("{first}\n*{}", &rest[1..])
+                }
+                n => armor(&tamper(n, &binary)),
+            };
+            v["ciphertext"] = damaged.into();
+        })
     });
     let bob = behind(&proxy, &alice, &server, "bob@example.com");
     bob.envsync(&["pull"]).clean().ok();
@@ -455,47 +446,42 @@ fn hostile_scrypt_headers_are_refused_without_the_work() {
         text[start..end].to_vec()
     };
 
-    let lie = Lie::default();
-    let proxy = Proxy::start(&server.url, {
-        let lie = lie.clone();
-        move |req, up: &Upstream| {
-            let resp = up.pass(req);
-            let case = lie.get();
-            if case == 0 || is_keys(req) {
-                return resp;
-            }
-            rewrite(resp, |v| {
-                let binary = dearmor(v["ciphertext"].as_str().unwrap());
-                let text = String::from_utf8_lossy(&binary[..header_end(&binary)]).into_owned();
-                let scrypt_line = text.lines().nth(1).unwrap().to_owned();
-                let mut forged = match case {
-                    // Only the header's work factor is raised: the cap must stop it
-                    // before scrypt runs.
-                    23 | 30 => {
-                        let (stanza, _) = scrypt_line.rsplit_once(' ').unwrap();
-                        let raised = format!("{stanza} {case}");
-                        text.replace(&scrypt_line, &raised).into_bytes()
-                    }
-                    // An X25519 stanza before, or after, the scrypt stanza.
-                    1 => text
-                        .replacen(
-                            "-> scrypt",
-                            &format!("{}-> scrypt", String::from_utf8_lossy(&x25519_stanza)),
-                            1,
-                        )
-                        .into_bytes(),
-                    _ => text
-                        .replacen(
-                            "---",
-                            &format!("{}---", String::from_utf8_lossy(&x25519_stanza)),
-                            1,
-                        )
-                        .into_bytes(),
-                };
-                forged.extend_from_slice(&binary[header_end(&binary)..]);
-                v["ciphertext"] = armor(&forged).into();
-            })
+    let (lie, proxy) = liar(&server, move |case, req, up| {
+        let resp = up.pass(req);
+        if case == 0 || is_keys(req) {
+            return resp;
         }
+        rewrite(resp, |v| {
+            let binary = dearmor(v["ciphertext"].as_str().unwrap());
+            let text = String::from_utf8_lossy(&binary[..header_end(&binary)]).into_owned();
+            let scrypt_line = text.lines().nth(1).unwrap().to_owned();
+            let mut forged = match case {
+                // Only the header's work factor is raised: the cap must stop it
+                // before scrypt runs.
+                23 | 30 => {
+                    let (stanza, _) = scrypt_line.rsplit_once(' ').unwrap();
+                    let raised = format!("{stanza} {case}");
+                    text.replace(&scrypt_line, &raised).into_bytes()
+                }
+                // An X25519 stanza before, or after, the scrypt stanza.
+                1 => text
+                    .replacen(
+                        "-> scrypt",
+                        &format!("{}-> scrypt", String::from_utf8_lossy(&x25519_stanza)),
+                        1,
+                    )
+                    .into_bytes(),
+                _ => text
+                    .replacen(
+                        "---",
+                        &format!("{}---", String::from_utf8_lossy(&x25519_stanza)),
+                        1,
+                    )
+                    .into_bytes(),
+            };
+            forged.extend_from_slice(&binary[header_end(&binary)..]);
+            v["ciphertext"] = armor(&forged).into();
+        })
     });
     let bob = behind(&proxy, &alice, &server, "bob@example.com");
 
@@ -601,30 +587,25 @@ fn rollback_and_rotate_refuse_what_pull_refuses() {
     alice.write_env("OTHER=1\n");
     alice.envsync(&["push", "--branch", "other"]).ok();
 
-    let lie = Lie::default();
-    let proxy = Proxy::start(&server.url, {
-        let lie = lie.clone();
-        move |req, up: &Upstream| {
-            let blob =
-                req.method == "GET" && req.path.starts_with("/env/rr/main?") && !is_keys(req);
-            match lie.get() {
-                // Another branch's version 1, for any version of main asked for.
-                1 if blob => up.send("GET", "/env/rr/other?version=1", req),
-                // The right blob with a key list that is not its own.
-                2 if blob => rewrite(up.pass(req), |v| {
-                    v["keys"] = serde_json::json!(["A", "B", "C"])
-                }),
-                // Version 1 served when version 2 was asked for.
-                3 if blob => up.send("GET", "/env/rr/main?version=1", req),
-                // Another branch's blob, relabelled as the version asked for.
-                4 if blob => {
-                    let asked: u64 = req.path.rsplit('=').next().unwrap().parse().unwrap();
-                    rewrite(up.send("GET", "/env/rr/other?version=1", req), |v| {
-                        v["version"] = asked.into()
-                    })
-                }
-                _ => up.pass(req),
+    let (lie, proxy) = liar(&server, move |n, req, up| {
+        let blob = req.method == "GET" && req.path.starts_with("/env/rr/main?") && !is_keys(req);
+        match n {
+            // Another branch's version 1, for any version of main asked for.
+            1 if blob => up.send("GET", "/env/rr/other?version=1", req),
+            // The right blob with a key list that is not its own.
+            2 if blob => rewrite(up.pass(req), |v| {
+                v["keys"] = serde_json::json!(["A", "B", "C"])
+            }),
+            // Version 1 served when version 2 was asked for.
+            3 if blob => up.send("GET", "/env/rr/main?version=1", req),
+            // Another branch's blob, relabelled as the version asked for.
+            4 if blob => {
+                let asked: u64 = req.path.rsplit('=').next().unwrap().parse().unwrap();
+                rewrite(up.send("GET", "/env/rr/other?version=1", req), |v| {
+                    v["version"] = asked.into()
+                })
             }
+            _ => up.pass(req),
         }
     });
     let bob = behind(&proxy, &alice, &server, "bob@example.com");

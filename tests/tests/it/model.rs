@@ -402,43 +402,16 @@ impl World {
     // The oracle reads the server directly, whatever the clone's link to it.
 
     fn server_branches(&self) -> Vec<String> {
-        let r = self
-            .server
-            .request("GET", &format!("/env/{PROJECT}"), &self.me.token, None);
-        if r.status != 200 {
-            return Vec::new();
-        }
-        let json = r.json();
-        let list = json.get("branches").unwrap_or(&json);
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["branch"].as_str().unwrap().to_owned())
-            .collect()
+        self.server.branches(&self.me.token, PROJECT)
     }
 
     /// Every version of `branch`, oldest first: (version, keys).
     fn server_versions(&self, branch: &str) -> Vec<(u64, BTreeSet<String>)> {
-        let path = format!("/env/{PROJECT}/{}/versions", branch.replace('/', "%2F"));
-        let r = self.server.request("GET", &path, &self.me.token, None);
-        if r.status != 200 {
-            return Vec::new();
-        }
-        let json = r.json();
-        let list = json.get("versions").unwrap_or(&json);
-        let mut versions: Vec<(u64, BTreeSet<String>)> = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| {
-                let keys = v["keys"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|k| k.as_str().unwrap().to_owned())
-                    .collect();
-                (v["version"].as_u64().unwrap(), keys)
-            })
+        let mut versions: Vec<(u64, BTreeSet<String>)> = self
+            .server
+            .versions(&self.me.token, PROJECT, branch)
+            .into_iter()
+            .map(|(version, keys)| (version, keys.into_iter().collect()))
             .collect();
         versions.sort_by_key(|(v, _)| *v);
         versions

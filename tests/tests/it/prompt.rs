@@ -172,11 +172,7 @@ fn a_termination_signal_at_the_prompt_leaves_echo_on() {
         .ok()
         .unwrap_or_else(|| panic!("no pid: {said}"));
     pty.expect("envsync passphrase: ");
-    let killed = std::process::Command::new("/bin/sh")
-        .args(["-c", &format!("kill -TERM {pid}")])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    envsync_tests::signal(pid, "TERM");
     pty.expect("exit=");
     let (_, out) = pty.finish();
     assert!(out.contains("exit=143"), "{out}");

@@ -13,59 +13,13 @@ use std::time::{Duration, Instant};
 /// Generous bound for "git is not held up" (a hang is 30 s or more).
 const NOT_STUCK: Duration = Duration::from_secs(8);
 
-fn hooked(server: &Server, project: &str) -> Dev {
-    let dev = Dev::new(server, project);
-    dev.envsync(&["hooks", "install"]).clean().ok();
-    dev
-}
-
 /// The versions of `branch` on the server: (version, keys), newest first.
 fn history(server: &Server, dev: &Dev, branch: &str) -> Vec<(u64, Vec<String>)> {
-    let path = format!(
-        "/env/{}/{}/versions",
-        dev.project(),
-        branch.replace('/', "%2F")
-    );
-    let r = server.request("GET", &path, &dev.token, None);
-    if r.status == 404 {
-        return Vec::new();
-    }
-    assert_eq!(r.status, 200, "{r:?}");
-    let json = r.json();
-    let list = json.get("versions").unwrap_or(&json);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let keys = v["keys"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|k| k.as_str().unwrap().to_owned())
-                .collect();
-            (v["version"].as_u64().unwrap(), keys)
-        })
-        .collect()
+    server.versions(&dev.token, &dev.project(), branch)
 }
 
 fn branches(server: &Server, dev: &Dev) -> Vec<String> {
-    let r = server.request("GET", &format!("/env/{}", dev.project()), &dev.token, None);
-    if r.status == 404 {
-        return Vec::new();
-    }
-    let json = r.json();
-    let list = json.get("branches").unwrap_or(&json);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["branch"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn commit(dev: &Dev, msg: &str) -> Run {
-    fs::write(dev.repo.join("file.txt"), msg).unwrap();
-    dev.git(&["add", "file.txt"]);
-    dev.git_run(&["commit", "-q", "-m", msg])
+    server.branches(&dev.token, &dev.project())
 }
 
 fn envsync_lines(run: &Run) -> Vec<&str> {
@@ -80,7 +34,7 @@ fn envsync_lines(run: &Run) -> Vec<&str> {
 #[test]
 fn kept_edits_never_go_to_the_next_branch() {
     let server = Server::start();
-    let me = hooked(&server, "kept");
+    let me = Dev::hooked(&server, "kept");
     me.write_env("A=1\n");
     me.envsync(&["push"]).ok();
     me.git(&["branch", "b"]);
@@ -117,11 +71,11 @@ fn kept_edits_never_go_to_the_next_branch() {
 #[test]
 fn bisect_and_detached_heads_push_nothing_and_say_nothing() {
     let server = Server::start();
-    let me = hooked(&server, "bisect");
+    let me = Dev::hooked(&server, "bisect");
     me.write_env("A=1\n");
     me.envsync(&["push"]).ok();
     for n in 0..4 {
-        commit(&me, &format!("c{n}")).ok();
+        me.commit(&format!("c{n}")).ok();
     }
     me.write_env("A=1\nWIP=1\n");
     let first = String::from_utf8(me.git(&["rev-list", "--max-parents=0", "HEAD"]).stdout).unwrap();
@@ -155,7 +109,7 @@ fn bisect_and_detached_heads_push_nothing_and_say_nothing() {
 #[test]
 fn rebase_and_old_branches_do_not_receive_edits() {
     let server = Server::start();
-    let me = hooked(&server, "rebase");
+    let me = Dev::hooked(&server, "rebase");
     me.git(&["branch", "old-branch", "HEAD"]);
     // old-branch predates envsync: it has no .envsync.toml.
     me.git(&["checkout", "-q", "old-branch"]);
@@ -169,7 +123,7 @@ fn rebase_and_old_branches_do_not_receive_edits() {
     me.git(&["checkout", "-q", "main"]);
     // feat has a commit of its own, so `git rebase main feat` finds it up to date.
     me.git(&["checkout", "-q", "-b", "feat"]);
-    commit(&me, "feat work").ok();
+    me.commit("feat work").ok();
     me.git(&["checkout", "-q", "main"]);
 
     me.write_env("A=1\nEDIT=main\n");
@@ -190,7 +144,7 @@ fn rebase_and_old_branches_do_not_receive_edits() {
 #[test]
 fn a_failed_pull_leaves_a_file_marked_as_the_old_branchs() {
     let mut server = Server::start();
-    let mut me = hooked(&server, "failed");
+    let mut me = Dev::hooked(&server, "failed");
     me.write_env("A=1\n");
     me.envsync(&["push"]).ok();
     me.git(&["branch", "other"]);
@@ -208,7 +162,7 @@ fn a_failed_pull_leaves_a_file_marked_as_the_old_branchs() {
         "{status:#?}"
     );
     me.write_env("A=1\nB=2\n");
-    let out = commit(&me, "on other").ok();
+    let out = me.commit("on other").ok();
     let lines = envsync_lines(&out);
     assert!(
         lines.iter().any(|l| l.contains("holds main v1")),
@@ -216,7 +170,7 @@ fn a_failed_pull_leaves_a_file_marked_as_the_old_branchs() {
     );
     server.restart();
     me.server_url = server.url.clone();
-    let out = commit(&me, "on other, online").ok();
+    let out = me.commit("on other, online").ok();
     assert!(out.stderr.contains("not pushed"), "{out:#?}");
     assert_eq!(
         history(&server, &me, "other").len(),
@@ -234,14 +188,14 @@ fn a_failed_pull_leaves_a_file_marked_as_the_old_branchs() {
 #[test]
 fn switch_c_takes_the_edits_to_the_new_branch() {
     let server = Server::start();
-    let me = hooked(&server, "switchc");
+    let me = Dev::hooked(&server, "switchc");
     me.write_env("A=1\n");
     me.envsync(&["push"]).ok();
     me.write_env("A=1\nK_WIP=half-done\n");
     let out = me.git_run(&["switch", "-q", "-c", "feature/x"]).ok();
     assert!(out.stderr.contains("takes over"), "{out:#?}");
     assert_eq!(history(&server, &me, "main").len(), 1);
-    let out = commit(&me, "wip").ok();
+    let out = me.commit("wip").ok();
     assert!(out.stderr.contains("to feature/x as version 1"), "{out:#?}");
     assert_eq!(history(&server, &me, "main").len(), 1, "main got K_WIP");
     assert_eq!(history(&server, &me, "feature/x")[0].1, ["A", "K_WIP"]);
@@ -252,7 +206,7 @@ fn switch_c_takes_the_edits_to_the_new_branch() {
 #[test]
 fn the_plaintext_guard_holds_everywhere() {
     let server = Server::start();
-    let me = hooked(&server, "guard");
+    let me = Dev::hooked(&server, "guard");
     me.write_env("SECRET=1\n");
     let refused = |out: Run| {
         assert_eq!(out.code, 1, "committed plaintext: {out:#?}");
@@ -297,7 +251,7 @@ fn the_plaintext_guard_holds_everywhere() {
 #[test]
 fn hooks_work_with_git_dir_and_work_tree() {
     let server = Server::start();
-    let me = hooked(&server, "worktree");
+    let me = Dev::hooked(&server, "worktree");
     me.write_env("A=1\n");
     me.envsync(&["push"]).ok();
     me.write_env("A=1\nB=2\n");
@@ -320,14 +274,14 @@ fn hooks_work_with_git_dir_and_work_tree() {
 #[test]
 fn a_named_pipe_env_file_never_hangs_git() {
     let server = Server::start();
-    let me = hooked(&server, "fifo");
+    let me = Dev::hooked(&server, "fifo");
     let status = std::process::Command::new("mkfifo")
         .arg(me.env_path())
         .status()
         .unwrap();
     assert!(status.success());
     let start = Instant::now();
-    let out = commit(&me, "with a fifo").ok();
+    let out = me.commit("with a fifo").ok();
     me.git_run(&["checkout", "-q", "-b", "other"]).ok();
     me.git_run(&["checkout", "-q", "main"]).ok();
     assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
@@ -339,7 +293,7 @@ fn a_named_pipe_env_file_never_hangs_git() {
 #[test]
 fn a_server_that_lost_versions_is_reported_and_restored() {
     let mut server = Server::start();
-    let mut me = hooked(&server, "lost");
+    let mut me = Dev::hooked(&server, "lost");
     me.write_env("A=1\n");
     me.envsync(&["push"]).ok();
     me.write_env("A=2\n");
@@ -368,7 +322,7 @@ fn a_server_that_lost_versions_is_reported_and_restored() {
     me.write_env("A=2\nB=3\n");
     let out = me.envsync(&["push"]).refused().code(1);
     assert!(out.stderr.contains("git envsync restore"), "{out:#?}");
-    let out = commit(&me, "hook").ok();
+    let out = me.commit("hook").ok();
     assert!(
         out.stderr.contains("restored from an old backup"),
         "{out:#?}"
@@ -394,7 +348,7 @@ fn a_server_that_lost_versions_is_reported_and_restored() {
 #[test]
 fn a_hanging_server_is_paid_once_per_run_of_commits() {
     let server = Server::start();
-    let mut me = hooked(&server, "hang");
+    let mut me = Dev::hooked(&server, "hang");
     me.write_env("A=1\n");
     me.envsync(&["push"]).ok();
     me.git(&["checkout", "-q", "-b", "source"]);
@@ -428,16 +382,16 @@ fn a_hanging_server_is_paid_once_per_run_of_commits() {
 #[test]
 fn a_renamed_branch_gets_a_hint_and_mv_moves_its_env() {
     let server = Server::start();
-    let me = hooked(&server, "rename");
+    let me = Dev::hooked(&server, "rename");
     me.write_env("A=1\n");
     me.envsync(&["push"]).ok();
     me.git_run(&["checkout", "-q", "-b", "feature"]).ok();
     me.write_env("A=1\nF=1\n");
-    commit(&me, "on feature").ok();
+    me.commit("on feature").ok();
     assert_eq!(history(&server, &me, "feature").len(), 1);
     me.git(&["branch", "-m", "feature", "renamed"]);
     me.write_env("A=1\nF=1\nG=1\n");
-    let out = commit(&me, "after rename").ok();
+    let out = me.commit("after rename").ok();
     assert!(
         out.stderr.contains("git envsync mv feature renamed"),
         "{out:#?}"
@@ -450,7 +404,7 @@ fn a_renamed_branch_gets_a_hint_and_mv_moves_its_env() {
         1,
         "the old one is kept"
     );
-    let out = commit(&me, "after mv").ok();
+    let out = me.commit("after mv").ok();
     assert!(out.stderr.contains("to renamed as version 2"), "{out:#?}");
 }
 
@@ -458,12 +412,12 @@ fn a_renamed_branch_gets_a_hint_and_mv_moves_its_env() {
 #[test]
 fn a_rebase_prints_nothing_per_commit() {
     let server = Server::start();
-    let me = hooked(&server, "quiet");
+    let me = Dev::hooked(&server, "quiet");
     me.write_env("A=1\n");
     me.envsync(&["push"]).ok();
     me.git_run(&["checkout", "-q", "-b", "topic"]).ok();
     for n in 0..8 {
-        commit(&me, &format!("topic {n}")).ok();
+        me.commit(&format!("topic {n}")).ok();
     }
     me.git_run(&["checkout", "-q", "main"]).ok();
     fs::write(me.repo.join("main.txt"), "moved").unwrap();

@@ -39,14 +39,8 @@ fn traced(dev: &Dev, args: &[&str], extra: &[(&str, &str)]) -> Run {
 /// [`traced`] with `input` on standard input.
 fn traced_stdin(dev: &Dev, args: &[&str], input: &str) -> Run {
     let mut cmd = dev.envsync_cmd(args);
-    cmd.env("RUST_LOG", "trace")
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
-    Run::from(child.wait_with_output().unwrap())
+    cmd.env("RUST_LOG", "trace").env("RUST_BACKTRACE", "1");
+    envsync_tests::run_with_stdin(&mut cmd, input)
 }
 
 /// `git ARGS` (hooks included) in the developer's repository at trace level.
@@ -265,9 +259,7 @@ fn sentinels_never_leave_the_env_file() {
         std::thread::sleep(Duration::from_millis(700));
         bob.write_env(format!("{env}EXTRA={VALUE}\n"));
         std::thread::sleep(Duration::from_millis(900));
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        envsync_tests::signal(child.id(), "TERM");
         let out = child.wait_with_output().unwrap();
         let run = log("watch", Run::from(out));
         assert!(

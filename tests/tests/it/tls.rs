@@ -176,27 +176,19 @@ fn https_push_and_pull_trust_the_ca_from_the_variable_the_config_and_login() {
     // stored login alone.
     let mut carol = Dev::clone_of(&alice, &server, "carol@example.com");
     carol.env_credentials = false;
-    let mut login = carol.envsync_cmd(&[
-        "login",
-        "--server",
-        &server.url,
-        "--token-stdin",
-        "--ca-file",
-        &ca,
-    ]);
-    login
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{}\n", carol.token).as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    carol
+        .envsync_stdin(
+            &[
+                "login",
+                "--server",
+                &server.url,
+                "--token-stdin",
+                "--ca-file",
+                &ca,
+            ],
+            format!("{}\n", carol.token),
+        )
+        .ok();
     let config = std::fs::read_to_string(carol.home.join(".config/envsync/config.toml")).unwrap();
     assert!(
         config.contains(&format!("[servers.\"{}\"]", server.url)),

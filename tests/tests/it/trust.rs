@@ -49,24 +49,9 @@ fn hostile_branch(
     mallory.git(&["push", "-q", "origin", branch]);
 }
 
+/// How many versions `branch` has on the server.
 fn versions(server: &Server, dev: &Dev, branch: &str) -> usize {
-    let r = server.request(
-        "GET",
-        &format!("/env/{}/{branch}/versions", dev.project()),
-        &dev.token,
-        None,
-    );
-    match r.status {
-        404 => 0,
-        200 => {
-            let json = r.json();
-            json.get("versions")
-                .unwrap_or(&json)
-                .as_array()
-                .map_or(0, Vec::len)
-        }
-        _ => panic!("{r:?}"),
-    }
+    server.versions(&dev.token, &dev.project(), branch).len()
 }
 
 /// envsync's lines among a git command's output.

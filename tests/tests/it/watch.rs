@@ -9,17 +9,20 @@ use envsync_tests::{Dev, Server};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-struct Watcher {
+/// `git envsync watch` running on `dev`'s main, its report lines read as they come (the
+/// hooks' tests use it too); killed on drop.
+pub(crate) struct Watcher {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Watcher {
-    fn start(dev: &Dev) -> Watcher {
+    /// Starts the watcher and waits until it says it is watching main's env file.
+    pub(crate) fn start(dev: &Dev) -> Watcher {
         let mut child = dev
             .envsync_cmd(&["watch", "--debounce", "100"])
             .stdout(Stdio::piped())
@@ -34,12 +37,12 @@ impl Watcher {
             }
         });
         let mut w = Watcher { child, lines };
-        w.until("watching .env");
+        w.until("watching .env on main");
         w
     }
 
     /// Every line up to and including the first that contains `want`.
-    fn until(&mut self, want: &str) -> Vec<String> {
+    pub(crate) fn until(&mut self, want: &str) -> Vec<String> {
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(15);
         while let Ok(line) = self
@@ -54,6 +57,13 @@ impl Watcher {
         }
         panic!("no line containing {want:?}; saw {seen:?}");
     }
+
+    /// Stops the watcher with SIGTERM; how it exited, after its `stopped watching` line.
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
+        envsync_tests::signal(self.child.id(), "TERM");
+        self.until("stopped watching");
+        self.child.wait().unwrap()
+    }
 }
 
 impl Drop for Watcher {
@@ -63,20 +73,16 @@ impl Drop for Watcher {
     }
 }
 
-fn editor_save(path: &Path, text: &str) {
+/// Saves `text` to `path` as editors do: a temp file renamed over it.
+pub(crate) fn editor_save(path: &Path, text: &str) {
     let tmp = path.with_file_name(".env.swp-editor");
     fs::write(&tmp, text).unwrap();
     fs::rename(&tmp, path).unwrap();
 }
 
+/// How many versions `project`'s main has on the server.
 fn versions(server: &Server, dev: &Dev, project: &str) -> usize {
-    let r = server.request(
-        "GET",
-        &format!("/env/{project}/main/versions"),
-        &dev.token,
-        None,
-    );
-    r.json()["versions"].as_array().unwrap().len()
+    server.versions(&dev.token, project, "main").len()
 }
 
 #[test]
