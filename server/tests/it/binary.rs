@@ -562,11 +562,7 @@ async fn trace_logs_hold_no_token_or_ciphertext() {
         401
     );
     // Graceful stop flushes the log.
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    envsync_tests::signal(server.child.id(), "TERM");
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "SIGTERM is a clean exit: {exit:?}");
 
