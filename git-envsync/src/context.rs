@@ -71,6 +71,19 @@ impl Context {
         self.remote.api(timeouts)
     }
 
+    /// The branch, then the default branch when that is another one: where the branch's
+    /// env is read from when it has none of its own yet.
+    pub fn branch_and_fallback(&self) -> Vec<String> {
+        let mut branches = vec![self.branch.clone()];
+        branches.extend(
+            self.config
+                .default_branch
+                .clone()
+                .filter(|d| *d != self.branch),
+        );
+        branches
+    }
+
     /// The env file's path relative to the work tree, for messages.
     pub fn env_display(&self) -> String {
         self.env.display().to_owned()

@@ -622,15 +622,8 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
 /// The server's key list for the branch (or its fallback), the cached one when the server
 /// cannot be reached in time; `None` when there is nothing to compare with.
 fn server_keys(ctx: &Context, offline: &Offline) -> Option<sync::ServerKeys> {
-    let mut branches = vec![ctx.branch.clone()];
-    branches.extend(
-        ctx.config
-            .default_branch
-            .clone()
-            .filter(|d| *d != ctx.branch),
-    );
     let api = offline.api(ctx).ok().flatten();
-    for branch in &branches {
+    for branch in &ctx.branch_and_fallback() {
         let (keys, failure) = sync::server_keys(ctx, api.as_ref(), branch);
         match (&api, failure) {
             (Some(api), Some(e)) => offline.track::<()>(&Err(api.fail(e))),
