@@ -108,10 +108,7 @@ pub fn push(
         // again is refused by the compare-and-swap and merges again).
         let latest = match &merged {
             Some((version, _)) if branch.version == Some(*version) => Some(*version),
-            _ => api
-                .keys(&ctx.config.project, branch_name)
-                .map_err(|e| api.fail(e))?
-                .map(|k| k.version),
+            _ => latest_version(ctx, api, branch_name)?,
         };
         // Merging is for edits of a version of the checked-out branch the server moved on
         // from; anything else the server moved under is refused.
@@ -532,6 +529,27 @@ pub fn fetch_version(
         return Ok(None);
     };
     verified(ctx, keyring, branch, served, version, rules).map(Some)
+}
+
+/// The number of `branch`'s latest version on the server (from its key list); `None`
+/// when it has no env there.
+pub fn latest_version(ctx: &Context, api: &Api, branch: &str) -> Result<Option<u64>> {
+    Ok(api
+        .keys(&ctx.config.project, branch)
+        .map_err(|e| api.fail(e))?
+        .map(|k| k.version))
+}
+
+/// Fetches and verifies `branch`'s latest version, refused when it has none: the source
+/// of a copy to another branch (`copy`, `mv`).
+pub fn fetch_source(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch: &str,
+) -> Result<Fetched> {
+    fetch_version(ctx, api, keyring, branch, None, ReadRules::default())?
+        .ok_or_else(|| CliError::refused(format!("{branch} has no env on the server")))
 }
 
 /// Finds, decrypts and verifies the branch's env (or the fallback branch's); `None` when
