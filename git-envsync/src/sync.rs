@@ -149,14 +149,12 @@ pub fn push(
             Err(current) => return Err(conflict_error(ctx, api, &branch, current)),
         };
         let (added, removed) = key_changes(&old_keys, &keys.names);
-        ctx.state.set_file(&FileState {
-            sha256: sha,
-            branch: branch_name.to_owned(),
-            version: Some(version),
-            from: None,
-            config: Some(ctx.config.digest()),
-            away: None,
-        })?;
+        ctx.state.set_file(&FileState::synced(
+            sha,
+            branch_name,
+            version,
+            ctx.config.digest(),
+        ))?;
         return Ok(PushOutcome::Pushed {
             version,
             added,

@@ -51,14 +51,15 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         && file.branch == args.old
     {
         ctx.state.set_file(&FileState {
-            sha256: fsutil::sha256_hex(fetched.content.expose()),
-            branch: args.new.clone(),
-            version: Some(version),
-            from: None,
-            config: Some(ctx.config.digest()),
             // Edits made while another branch was checked out stay marked: moving the
             // server's env does not make them this branch's.
             away: file.away.clone(),
+            ..FileState::synced(
+                fsutil::sha256_hex(fetched.content.expose()),
+                &args.new,
+                version,
+                ctx.config.digest(),
+            )
         })?;
     }
     out::say(&format!(
