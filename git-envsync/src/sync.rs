@@ -135,7 +135,8 @@ pub fn push(
                     merged = Some((done.version, incoming));
                     continue;
                 }
-                _ => return Err(stale(ctx, api, &branch, latest)),
+                // Refused before any passphrase or scrypt.
+                _ => return Err(conflict_error(ctx, api, &branch, latest)),
             }
         }
         let base = if force { latest } else { branch.version };
@@ -346,12 +347,8 @@ fn check_writer(
     Ok(())
 }
 
-/// The push would bury a version this clone has not seen: refused before any passphrase
-/// or scrypt, with who pushed it.
-fn stale(ctx: &Context, api: &Api, branch: &BranchState, current: Option<u64>) -> CliError {
-    conflict_error(ctx, api, branch, current)
-}
-
+/// The push would bury a version this clone has not seen (`current`, the server's latest):
+/// the refusal, with who pushed it, or the lost-data error when the server has none.
 fn conflict_error(
     ctx: &Context,
     api: &Api,
