@@ -576,11 +576,11 @@ pub fn fetch(
     // Which branch to take: ours, or the fallback branch's latest.
     let mut from = ctx.branch.clone();
     let mut keys = api.keys(project, &from).map_err(fail)?;
-    let seen = ctx.state.branch(&from)?.seen;
-    if keys.is_none() && seen > 0 {
+    let mut branch = ctx.state.branch(&from)?;
+    if keys.is_none() && branch.seen > 0 {
         // Falling back to another branch's env here would hide the loss, and the next
         // push would publish that env as this branch's.
-        return Err(lost(&from, seen));
+        return Err(lost(&from, branch.seen));
     }
     if keys.is_none()
         && opts.fallback
@@ -588,15 +588,14 @@ pub fn fetch(
     {
         keys = api.keys(project, default).map_err(fail)?;
         from = default.clone();
-        let seen = ctx.state.branch(&from)?.seen;
-        if keys.is_none() && seen > 0 {
-            return Err(lost(&from, seen));
+        branch = ctx.state.branch(&from)?;
+        if keys.is_none() && branch.seen > 0 {
+            return Err(lost(&from, branch.seen));
         }
     }
     let Some(latest) = keys else {
         return Ok(None);
     };
-    let branch = ctx.state.branch(&from)?;
     check_not_rolled_back(&branch, latest.version, &from)?;
 
     // From the sealed local copy when the server has not moved since this clone synced
