@@ -23,6 +23,7 @@ use crate::state::{BranchState, FileState, Source};
 use envsync_common::api::{EnvResponse, PushRequest};
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
+use envsync_common::fingerprint::FingerprintKey;
 use envsync_common::secret::{SecretBytes, ct_eq};
 use reqwest::StatusCode;
 use std::path::PathBuf;
@@ -197,8 +198,7 @@ fn try_push_version(
     let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
-    learn_fingerprint_key(ctx, api, keyring, &branch.branch);
-    let fingerprint_key = fingerprints::key_for_push(ctx)?;
+    let fingerprint_key = push_fingerprint_key(ctx, api, keyring, &branch.branch)?;
     let request = PushRequest {
         ciphertext: keyring.seal(&binding, content, fingerprint_key.as_ref())?,
         fingerprints: fingerprint_key
@@ -231,13 +231,22 @@ fn try_push_version(
     Ok(Ok(version))
 }
 
-/// A clone that never read a version of the project keeps no fingerprint key: before it
-/// makes one of its own (and the project ends up with two), it reads the project's, from
-/// the default branch's latest version or this branch's (one verified read, which keeps
-/// the key it carries). Nothing to read, or a read that fails, leaves a new key to the push.
-fn learn_fingerprint_key(ctx: &Context, api: &Api, keyring: &mut Keyring, branch: &str) {
-    if !ctx.config.fingerprints || fingerprints::local_key(ctx).is_some() {
-        return;
+/// The fingerprint key a push seals and fingerprints with (`None`: fingerprints are off).
+/// A clone that never read a version of the project keeps none: before it makes one of
+/// its own (and the project ends up with two), it reads the project's, from the default
+/// branch's latest version or this branch's (one verified read, which keeps the key it
+/// carries). Nothing to read, or a read that fails, leaves a new key to the push.
+fn push_fingerprint_key(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch: &str,
+) -> Result<Option<FingerprintKey>> {
+    if !ctx.config.fingerprints {
+        return Ok(None);
+    }
+    if let Some(key) = fingerprints::local_key(ctx) {
+        return Ok(Some(key));
     }
     let mut names: Vec<&str> = ctx
         .config
@@ -250,10 +259,13 @@ fn learn_fingerprint_key(ctx: &Context, api: &Api, keyring: &mut Keyring, branch
     }
     for name in names {
         let read = fetch_version(ctx, api, keyring, name, None, ReadRules::default());
-        if matches!(read, Ok(Some(_))) && fingerprints::local_key(ctx).is_some() {
-            return;
+        if matches!(read, Ok(Some(_)))
+            && let Some(key) = fingerprints::local_key(ctx)
+        {
+            return Ok(Some(key));
         }
     }
+    fingerprints::fresh(ctx).map(Some)
 }
 
 /// Before anything is sealed or sent: what is pushed must be readable by whoever can
