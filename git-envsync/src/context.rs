@@ -39,17 +39,26 @@ impl Context {
     /// [`Context::load`] in a repository already opened.
     pub fn load_in(global: &Global, repo: Repo) -> Result<Context> {
         let config = ProjectConfig::load(&repo.root)?;
-        let branch = match &global.branch {
-            Some(b) => {
-                git::check_branch(b)?;
-                b.clone()
-            }
-            None => repo.current_branch()?,
-        };
+        let branch = branch(global, &repo)?;
         TrustStore::new(repo.common_dir()).require(&config)?;
+        Context::assemble(global, repo, config, branch)
+    }
+
+    /// [`Context::load_in`] with the project settings already loaded and found trusted by
+    /// the caller (the hooks, which say an untrusted config in their own words).
+    pub fn load_trusted(global: &Global, repo: Repo, config: ProjectConfig) -> Result<Context> {
+        let branch = branch(global, &repo)?;
+        Context::assemble(global, repo, config, branch)
+    }
+
+    fn assemble(
+        global: &Global,
+        repo: Repo,
+        mut config: ProjectConfig,
+        branch: String,
+    ) -> Result<Context> {
         // Unset, `default_branch` is the repository's own default (origin/HEAD, else
         // init.defaultBranch, else main): decided by this clone, not by a branch.
-        let mut config = config;
         if config.default_branch.is_none() {
             config.default_branch = Some(repo.default_branch());
         }
@@ -87,6 +96,17 @@ impl Context {
     /// The env file's path relative to the work tree, for messages.
     pub fn env_display(&self) -> String {
         self.env.display().to_owned()
+    }
+}
+
+/// The branch a command works on: `--branch`, else the checked-out one.
+fn branch(global: &Global, repo: &Repo) -> Result<String> {
+    match &global.branch {
+        Some(b) => {
+            git::check_branch(b)?;
+            Ok(b.clone())
+        }
+        None => repo.current_branch(),
     }
 }
 

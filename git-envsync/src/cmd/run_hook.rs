@@ -66,10 +66,13 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let Ok(repo) = Repo::discover() else {
         return Ok(ExitCode::SUCCESS);
     };
+    // A work tree without envsync settings (not set up, or left out of a sparse
+    // checkout) has none to load; the settings are read once, for the guard and the rest.
+    let config = ProjectConfig::exists(&repo.root).then(|| ProjectConfig::load(&repo.root));
     // The plaintext guard comes first and needs nothing but the repository and its
     // index: no branch, no trusted config, no server, no parse of the env file.
     if matches!(args.hook, Hook::PreCommit)
-        && let Some(code) = plaintext_guard(&repo)
+        && let Some(code) = plaintext_guard(&repo, config.as_ref().and_then(|c| c.as_ref().ok()))
     {
         return Ok(code);
     }
@@ -77,14 +80,11 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     if repo.head_detached() {
         return Ok(ExitCode::SUCCESS);
     }
-    // A work tree without envsync settings (not set up, or left out of a sparse
-    // checkout): nothing to do, nothing to say.
-    if !ProjectConfig::exists(&repo.root) {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let config = match ProjectConfig::load(&repo.root) {
-        Ok(config) => config,
-        Err(e) => {
+    // No settings: nothing to do, nothing to say.
+    let config = match config {
+        None => return Ok(ExitCode::SUCCESS),
+        Some(Ok(config)) => config,
+        Some(Err(e)) => {
             warn(&e);
             return Ok(ExitCode::SUCCESS);
         }
@@ -101,7 +101,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         ));
         return Ok(ExitCode::SUCCESS);
     }
-    let result = Context::load_in(global, repo).and_then(|ctx| {
+    let result = Context::load_trusted(global, repo, config).and_then(|ctx| {
         let offline = Offline::new(&ctx);
         match args.hook {
             Hook::PostCheckout { previous, new, .. } => {
@@ -173,11 +173,9 @@ fn warn(e: &CliError) {
 /// Refuses a commit that stages an env file or one of its backups: the file the
 /// project's settings name (trusted or not: this only reads the index), every env file a
 /// trusted setting named, and `.env`. `None` when nothing is staged.
-fn plaintext_guard(repo: &Repo) -> Option<ExitCode> {
+fn plaintext_guard(repo: &Repo, config: Option<&ProjectConfig>) -> Option<ExitCode> {
     let mut candidates = vec![".env".to_owned()];
-    if let Ok(config) = ProjectConfig::load(&repo.root) {
-        candidates.push(config.env_file);
-    }
+    candidates.extend(config.map(|c| c.env_file.clone()));
     candidates.extend(TrustStore::new(repo.common_dir()).env_files());
     let staged = candidates
         .iter()
