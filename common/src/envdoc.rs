@@ -330,11 +330,6 @@ impl Document {
         SecretBytes::from(out)
     }
 
-    /// Whether the file starts with a UTF-8 byte order mark.
-    pub fn has_bom(&self) -> bool {
-        self.bom
-    }
-
     /// The line end new lines get: the file's first one, `\n` when it has none.
     pub fn line_end(&self) -> &'static [u8] {
         self.eol.bytes()

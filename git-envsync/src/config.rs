@@ -245,7 +245,7 @@ impl ProjectConfig {
 
     /// `old` (the file's text, possibly empty) edited to say `self`.
     fn edit_of(&self, old: &str) -> Result<String> {
-        use toml_edit::{Array, DocumentMut, InlineTable, Item, Value};
+        use toml_edit::{Array, DocumentMut, Item, Value};
         let mut doc: DocumentMut = if old.trim().is_empty() {
             "# envsync project settings: committed, holds nothing secret.\n"
                 .parse()
@@ -315,26 +315,7 @@ impl ProjectConfig {
             for member in &self.recipients {
                 let mut value = match old_items.iter().find(|(m, _)| m == member) {
                     Some((_, value)) => value.clone(),
-                    None => match member {
-                        RecipientEntry::Key(key) => Value::from(key.as_str()),
-                        RecipientEntry::Named {
-                            name,
-                            key,
-                            signer,
-                            email,
-                        } => {
-                            let mut table = InlineTable::new();
-                            table.insert("name", name.as_str().into());
-                            if let Some(email) = email {
-                                table.insert("email", email.as_str().into());
-                            }
-                            table.insert("key", key.as_str().into());
-                            if let Some(signer) = signer {
-                                table.insert("signer", signer.as_str().into());
-                            }
-                            Value::InlineTable(table)
-                        }
-                    },
+                    None => member_value(member),
                 };
                 if !value
                     .decor()
@@ -440,6 +421,30 @@ fn describe_member(member: &RecipientEntry) -> String {
             .signer()
             .map_or_else(|| "no signing key".to_owned(), |s| format!("signer {s}"))
     )
+}
+
+/// A member as `.envsync.toml` writes it: the bare key, or an inline table.
+fn member_value(member: &RecipientEntry) -> toml_edit::Value {
+    match member {
+        RecipientEntry::Key(key) => key.as_str().into(),
+        RecipientEntry::Named {
+            name,
+            key,
+            signer,
+            email,
+        } => {
+            let mut table = toml_edit::InlineTable::new();
+            table.insert("name", name.as_str().into());
+            if let Some(email) = email {
+                table.insert("email", email.as_str().into());
+            }
+            table.insert("key", key.as_str().into());
+            if let Some(signer) = signer {
+                table.insert("signer", signer.as_str().into());
+            }
+            toml_edit::Value::InlineTable(table)
+        }
+    }
 }
 
 /// Reads a settings file at the work tree root: never through a link, never a pipe.

@@ -39,17 +39,26 @@ impl Context {
     /// [`Context::load`] in a repository already opened.
     pub fn load_in(global: &Global, repo: Repo) -> Result<Context> {
         let config = ProjectConfig::load(&repo.root)?;
-        let branch = match &global.branch {
-            Some(b) => {
-                git::check_branch(b)?;
-                b.clone()
-            }
-            None => repo.current_branch()?,
-        };
+        let branch = branch(global, &repo)?;
         TrustStore::new(repo.common_dir()).require(&config)?;
+        Context::assemble(global, repo, config, branch)
+    }
+
+    /// [`Context::load_in`] with the project settings already loaded and found trusted by
+    /// the caller (the hooks, which say an untrusted config in their own words).
+    pub fn load_trusted(global: &Global, repo: Repo, config: ProjectConfig) -> Result<Context> {
+        let branch = branch(global, &repo)?;
+        Context::assemble(global, repo, config, branch)
+    }
+
+    fn assemble(
+        global: &Global,
+        repo: Repo,
+        mut config: ProjectConfig,
+        branch: String,
+    ) -> Result<Context> {
         // Unset, `default_branch` is the repository's own default (origin/HEAD, else
         // init.defaultBranch, else main): decided by this clone, not by a branch.
-        let mut config = config;
         if config.default_branch.is_none() {
             config.default_branch = Some(repo.default_branch());
         }
@@ -71,9 +80,33 @@ impl Context {
         self.remote.api(timeouts)
     }
 
+    /// The branch, then the default branch when that is another one: where the branch's
+    /// env is read from when it has none of its own yet.
+    pub fn branch_and_fallback(&self) -> Vec<String> {
+        let mut branches = vec![self.branch.clone()];
+        branches.extend(
+            self.config
+                .default_branch
+                .clone()
+                .filter(|d| *d != self.branch),
+        );
+        branches
+    }
+
     /// The env file's path relative to the work tree, for messages.
     pub fn env_display(&self) -> String {
         self.env.display().to_owned()
+    }
+}
+
+/// The branch a command works on: `--branch`, else the checked-out one.
+fn branch(global: &Global, repo: &Repo) -> Result<String> {
+    match &global.branch {
+        Some(b) => {
+            git::check_branch(b)?;
+            Ok(b.clone())
+        }
+        None => repo.current_branch(),
     }
 }
 

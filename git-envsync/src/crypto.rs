@@ -182,13 +182,18 @@ impl Keyring {
 
     /// Whether opening or sealing will need a secret that is not available without a
     /// prompt (hooks skip instead of prompting): in passphrase mode, `ENVSYNC_PASS` or an
-    /// unlocked agent (asked with a short timeout) must have it.
-    pub fn available_without_prompt(&self) -> bool {
+    /// unlocked agent (asked with a short timeout) must have it. The passphrase found is
+    /// kept, so that the agent is not asked again when it is used.
+    pub fn available_without_prompt(&mut self) -> bool {
         match self.mode {
             Mode::Passphrase { .. } => {
+                if self.passphrase.is_none()
+                    && let Ok((passphrase, source)) = read_passphrase(false, &self.project)
+                {
+                    self.passphrase = Some(passphrase);
+                    self.source = Some(source);
+                }
                 self.passphrase.is_some()
-                    || env_passphrase().is_some()
-                    || agent::client::lookup(&self.project).is_some()
             }
             Mode::Team { .. } => identity_path().is_ok_and(|p| p.exists()),
         }

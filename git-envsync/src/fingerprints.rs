@@ -77,18 +77,6 @@ fn keep(ctx: &Context, key: &FingerprintKey) -> Result<()> {
     Ok(())
 }
 
-/// The key a push seals and fingerprints with: the one kept, or a new one for a project
-/// that has none yet (kept at once). `None` when fingerprints are off.
-pub fn key_for_push(ctx: &Context) -> Result<Option<FingerprintKey>> {
-    if !ctx.config.fingerprints {
-        return Ok(None);
-    }
-    if let Some(key) = local_key(ctx) {
-        return Ok(Some(key));
-    }
-    fresh(ctx).map(Some)
-}
-
 /// A new key, kept as this clone's (what `rotate` and a project's first push use).
 pub fn fresh(ctx: &Context) -> Result<FingerprintKey> {
     let key = FingerprintKey::generate()

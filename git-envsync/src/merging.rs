@@ -206,22 +206,13 @@ fn write_merged(
     let version = theirs.version;
     sync::record_synced(ctx, theirs)?;
     ctx.env.write(merged, 0o600)?;
-    let digest = ctx.config.digest();
-    let mut file = ctx.state.file()?.unwrap_or(FileState {
-        sha256: String::new(),
-        branch: ctx.branch.clone(),
-        version: None,
-        from: None,
-        config: None,
-        away: None,
-    });
-    file.sha256 = ctx.state.branch(&ctx.branch)?.sha256.unwrap_or_default();
-    file.branch = ctx.branch.clone();
-    file.version = Some(version);
-    file.from = None;
-    file.config = Some(digest);
-    file.away = None;
-    ctx.state.set_file(&file)?;
+    // The file is an edit of the version merged: it hashes to that version, not to itself.
+    ctx.state.set_file(&FileState::synced(
+        ctx.state.branch(&ctx.branch)?.sha256.unwrap_or_default(),
+        &ctx.branch,
+        version,
+        ctx.config.digest(),
+    ))?;
     Ok(backup)
 }
 

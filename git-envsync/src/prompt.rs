@@ -1,5 +1,5 @@
-//! Reading a secret from the terminal with echo off, and giving the terminal back as it
-//! was on every way out: Enter, Ctrl-C, Ctrl-\, Ctrl-D, an error, a panic, or a
+//! Asking on the terminal: a yes/no question ([`confirm`]), and a secret read with echo
+//! off ([`read_secret`]), giving the terminal back as it was on every way out: Enter, Ctrl-C, Ctrl-\, Ctrl-D, an error, a panic, or a
 //! termination signal sent by another process.
 //!
 //! The terminal is switched to non-canonical mode with echo and signal keys off, so that
@@ -72,6 +72,24 @@ impl Drop for Restore<'_> {
         let _ = rustix::termios::tcsetattr(self.tty, OptionalActions::Now, &self.original);
         self.signals.outside.store(true, Ordering::SeqCst);
     }
+}
+
+/// Asks `question` (which ends with its `[y/N] `) on stderr and reads the answer from
+/// stdin: `y` or `yes` in any case is yes, anything else no. Whether there is a terminal
+/// to ask on is the caller's to check, with its own refusal.
+pub fn confirm(question: &str) -> crate::error::Result<bool> {
+    use std::io::BufRead;
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(question.as_bytes());
+    let _ = stderr.flush();
+    drop(stderr);
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| crate::error::CliError::usage(format!("cannot read the answer: {e}")))?;
+    let answer = answer.trim();
+    Ok(answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes"))
 }
 
 /// Shows `label` on the terminal and reads a line with echo off. The text may be empty:

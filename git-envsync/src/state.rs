@@ -59,6 +59,19 @@ pub struct Source {
 }
 
 impl FileState {
+    /// The file holding `version` of its owner `branch` (content hashing to `sha256`), as
+    /// synced under the settings whose digest is `config`.
+    pub fn synced(sha256: String, branch: &str, version: u64, config: String) -> FileState {
+        FileState {
+            sha256,
+            branch: branch.to_owned(),
+            version: Some(version),
+            from: None,
+            config: Some(config),
+            away: None,
+        }
+    }
+
     /// Whether the file was changed after a checkout left it on another branch
     /// (`current` is its hash now).
     pub fn changed_while_away(&self, current: &str) -> bool {

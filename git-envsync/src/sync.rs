@@ -23,6 +23,7 @@ use crate::state::{BranchState, FileState, Source};
 use envsync_common::api::{EnvResponse, PushRequest};
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
+use envsync_common::fingerprint::FingerprintKey;
 use envsync_common::secret::{SecretBytes, ct_eq};
 use reqwest::StatusCode;
 use std::path::PathBuf;
@@ -113,10 +114,7 @@ pub fn push(
         // again is refused by the compare-and-swap, and the next round asks).
         let latest = match just_merged.take() {
             Some(version) => Some(version),
-            None => api
-                .keys(&ctx.config.project, branch_name)
-                .map_err(|e| api.fail(e))?
-                .map(|k| k.version),
+            None => latest_version(ctx, api, branch_name)?,
         };
         // Merging is for edits of a version of the checked-out branch the server moved on
         // from; anything else the server moved under is refused.
@@ -142,7 +140,8 @@ pub fn push(
                     just_merged = Some(done.version);
                     continue;
                 }
-                _ => return Err(stale(ctx, api, &branch, latest)),
+                // Refused before any passphrase or scrypt.
+                _ => return Err(conflict_error(ctx, api, &branch, latest)),
             }
         }
         let base = if force { latest } else { branch.version };
@@ -157,14 +156,12 @@ pub fn push(
             Err(current) => return Err(conflict_error(ctx, api, &branch, current)),
         };
         let (added, removed) = key_changes(&old_keys, &keys.names);
-        ctx.state.set_file(&FileState {
-            sha256: sha,
-            branch: branch_name.to_owned(),
-            version: Some(version),
-            from: None,
-            config: Some(ctx.config.digest()),
-            away: None,
-        })?;
+        ctx.state.set_file(&FileState::synced(
+            sha,
+            branch_name,
+            version,
+            ctx.config.digest(),
+        ))?;
         return Ok(PushOutcome::Pushed {
             version,
             added,
@@ -206,8 +203,7 @@ fn try_push_version(
     let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
-    learn_fingerprint_key(ctx, api, keyring, &branch.branch);
-    let fingerprint_key = fingerprints::key_for_push(ctx)?;
+    let fingerprint_key = push_fingerprint_key(ctx, api, keyring, &branch.branch)?;
     let request = PushRequest {
         ciphertext: keyring.seal(&binding, content, fingerprint_key.as_ref())?,
         fingerprints: fingerprint_key
@@ -240,13 +236,22 @@ fn try_push_version(
     Ok(Ok(version))
 }
 
-/// A clone that never read a version of the project keeps no fingerprint key: before it
-/// makes one of its own (and the project ends up with two), it reads the project's, from
-/// the default branch's latest version or this branch's (one verified read, which keeps
-/// the key it carries). Nothing to read, or a read that fails, leaves a new key to the push.
-fn learn_fingerprint_key(ctx: &Context, api: &Api, keyring: &mut Keyring, branch: &str) {
-    if !ctx.config.fingerprints || fingerprints::local_key(ctx).is_some() {
-        return;
+/// The fingerprint key a push seals and fingerprints with (`None`: fingerprints are off).
+/// A clone that never read a version of the project keeps none: before it makes one of
+/// its own (and the project ends up with two), it reads the project's, from the default
+/// branch's latest version or this branch's (one verified read, which keeps the key it
+/// carries). Nothing to read, or a read that fails, leaves a new key to the push.
+fn push_fingerprint_key(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch: &str,
+) -> Result<Option<FingerprintKey>> {
+    if !ctx.config.fingerprints {
+        return Ok(None);
+    }
+    if let Some(key) = fingerprints::local_key(ctx) {
+        return Ok(Some(key));
     }
     let mut names: Vec<&str> = ctx
         .config
@@ -259,10 +264,13 @@ fn learn_fingerprint_key(ctx: &Context, api: &Api, keyring: &mut Keyring, branch
     }
     for name in names {
         let read = fetch_version(ctx, api, keyring, name, None, ReadRules::default());
-        if matches!(read, Ok(Some(_))) && fingerprints::local_key(ctx).is_some() {
-            return;
+        if matches!(read, Ok(Some(_)))
+            && let Some(key) = fingerprints::local_key(ctx)
+        {
+            return Ok(Some(key));
         }
     }
+    fingerprints::fresh(ctx).map(Some)
 }
 
 /// Before anything is sealed or sent: what is pushed must be readable by whoever can
@@ -356,12 +364,8 @@ fn check_writer(
     Ok(())
 }
 
-/// The push would bury a version this clone has not seen: refused before any passphrase
-/// or scrypt, with who pushed it.
-fn stale(ctx: &Context, api: &Api, branch: &BranchState, current: Option<u64>) -> CliError {
-    conflict_error(ctx, api, branch, current)
-}
-
+/// The push would bury a version this clone has not seen (`current`, the server's latest):
+/// the refusal, with who pushed it, or the lost-data error when the server has none.
 fn conflict_error(
     ctx: &Context,
     api: &Api,
@@ -541,6 +545,27 @@ pub fn fetch_version(
     verified(ctx, keyring, branch, served, version, rules).map(Some)
 }
 
+/// The number of `branch`'s latest version on the server (from its key list); `None`
+/// when it has no env there.
+pub fn latest_version(ctx: &Context, api: &Api, branch: &str) -> Result<Option<u64>> {
+    Ok(api
+        .keys(&ctx.config.project, branch)
+        .map_err(|e| api.fail(e))?
+        .map(|k| k.version))
+}
+
+/// Fetches and verifies `branch`'s latest version, refused when it has none: the source
+/// of a copy to another branch (`copy`, `mv`).
+pub fn fetch_source(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    branch: &str,
+) -> Result<Fetched> {
+    fetch_version(ctx, api, keyring, branch, None, ReadRules::default())?
+        .ok_or_else(|| CliError::refused(format!("{branch} has no env on the server")))
+}
+
 /// Finds, decrypts and verifies the branch's env (or the fallback branch's); `None` when
 /// neither has one. Writes nothing.
 pub fn fetch(
@@ -570,11 +595,11 @@ pub fn fetch(
     // Which branch to take: ours, or the fallback branch's latest.
     let mut from = ctx.branch.clone();
     let mut keys = api.keys(project, &from).map_err(fail)?;
-    let seen = ctx.state.branch(&from)?.seen;
-    if keys.is_none() && seen > 0 {
+    let mut branch = ctx.state.branch(&from)?;
+    if keys.is_none() && branch.seen > 0 {
         // Falling back to another branch's env here would hide the loss, and the next
         // push would publish that env as this branch's.
-        return Err(lost(&from, seen));
+        return Err(lost(&from, branch.seen));
     }
     if keys.is_none()
         && opts.fallback
@@ -582,15 +607,14 @@ pub fn fetch(
     {
         keys = api.keys(project, default).map_err(fail)?;
         from = default.clone();
-        let seen = ctx.state.branch(&from)?.seen;
-        if keys.is_none() && seen > 0 {
-            return Err(lost(&from, seen));
+        branch = ctx.state.branch(&from)?;
+        if keys.is_none() && branch.seen > 0 {
+            return Err(lost(&from, branch.seen));
         }
     }
     let Some(latest) = keys else {
         return Ok(None);
     };
-    let branch = ctx.state.branch(&from)?;
     check_not_rolled_back(&branch, latest.version, &from)?;
 
     // From the sealed local copy when the server has not moved since this clone synced

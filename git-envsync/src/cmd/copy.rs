@@ -8,7 +8,7 @@ use crate::crypto::Keyring;
 use crate::error::{CliError, Result};
 use crate::git;
 use crate::out;
-use crate::sync::{self, Fetched, PullOptions, ReadRules};
+use crate::sync::{self, Fetched, PullOptions};
 use envsync_common::envfile;
 use serde_json::json;
 use std::process::ExitCode;
@@ -64,19 +64,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 
     let api = ctx.api(Timeouts::COMMAND)?;
     let mut keyring = Keyring::new(&ctx.config, true)?;
-    let fetched = sync::fetch_version(
-        &ctx,
-        &api,
-        &mut keyring,
-        &args.from,
-        None,
-        ReadRules::default(),
-    )?
-    .ok_or_else(|| CliError::refused(format!("{} has no env on the server", args.from)))?;
-    let latest = api
-        .keys(&ctx.config.project, &target)
-        .map_err(|e| api.fail(e))?
-        .map(|k| k.version);
+    let fetched = sync::fetch_source(&ctx, &api, &mut keyring, &args.from)?;
+    let latest = sync::latest_version(&ctx, &api, &target)?;
     let mut branch = ctx.state.branch(&target)?;
     if latest.is_none() && branch.seen > 0 {
         return Err(sync::lost(&target, branch.seen));

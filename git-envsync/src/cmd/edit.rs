@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args as _, FromArgMatches as _};
 use envsync_common::envdoc::Document;
 use envsync_common::secret::ct_eq;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::{Command, ExitCode};
 
 /// Open the env file in $VISUAL or $EDITOR (else vi), then offer to push the changes.
@@ -113,20 +113,8 @@ fn ask_terminal() -> bool {
 
 /// Asks on the terminal whether to push; anything but y or yes is no.
 fn confirm(branch: &str) -> Result<bool> {
-    let mut stderr = std::io::stderr().lock();
-    let _ = write!(
-        stderr,
+    crate::prompt::confirm(&format!(
         "Push the changes to {} now? [y/N] ",
         out::clean(branch)
-    );
-    let _ = stderr.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
     ))
 }

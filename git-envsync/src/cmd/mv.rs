@@ -11,7 +11,7 @@ use crate::fsutil;
 use crate::git;
 use crate::out;
 use crate::state::FileState;
-use crate::sync::{self, ReadRules};
+use crate::sync;
 use std::process::ExitCode;
 
 /// Copy a branch's env to another branch name as a new version (after git branch -m);
@@ -35,19 +35,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
     let mut keyring = Keyring::new(&ctx.config, true)?;
-    let fetched = sync::fetch_version(
-        &ctx,
-        &api,
-        &mut keyring,
-        &args.old,
-        None,
-        ReadRules::default(),
-    )?
-    .ok_or_else(|| CliError::refused(format!("{} has no env on the server", args.old)))?;
-    let latest = api
-        .keys(&ctx.config.project, &args.new)
-        .map_err(|e| api.fail(e))?
-        .map(|k| k.version);
+    let fetched = sync::fetch_source(&ctx, &api, &mut keyring, &args.old)?;
+    let latest = sync::latest_version(&ctx, &api, &args.new)?;
     let mut branch = ctx.state.branch(&args.new)?;
     let version = sync::push_version(
         &ctx,
@@ -62,14 +51,15 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         && file.branch == args.old
     {
         ctx.state.set_file(&FileState {
-            sha256: fsutil::sha256_hex(fetched.content.expose()),
-            branch: args.new.clone(),
-            version: Some(version),
-            from: None,
-            config: Some(ctx.config.digest()),
             // Edits made while another branch was checked out stay marked: moving the
             // server's env does not make them this branch's.
             away: file.away.clone(),
+            ..FileState::synced(
+                fsutil::sha256_hex(fetched.content.expose()),
+                &args.new,
+                version,
+                ctx.config.digest(),
+            )
         })?;
     }
     out::say(&format!(

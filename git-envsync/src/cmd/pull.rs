@@ -137,9 +137,6 @@ fn moved_past_edits(ctx: &Context, api: &crate::client::Api) -> Result<Option<u6
         return Ok(None);
     }
     let synced = ctx.state.branch(&ctx.branch)?.version;
-    let latest = api
-        .keys(&ctx.config.project, &ctx.branch)
-        .map_err(|e| api.fail(e))?
-        .map(|k| k.version);
+    let latest = sync::latest_version(ctx, api, &ctx.branch)?;
     Ok(latest.filter(|l| synced.is_some_and(|s| *l > s)))
 }

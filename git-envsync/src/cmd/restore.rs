@@ -49,10 +49,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             CliError::refused(format!("this clone has no copy of {name} to restore"))
                 .hint("a clone that synced it (git envsync status shows which) can restore it")
         })?;
-        let latest = api
-            .keys(&ctx.config.project, name)
-            .map_err(|e| api.fail(e))?
-            .map(|k| k.version);
+        let latest = sync::latest_version(&ctx, &api, name)?;
         let seen = branch.seen.max(copy.version);
         if latest.is_some_and(|l| l >= seen) {
             out::say(&format!(

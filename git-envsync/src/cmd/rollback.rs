@@ -86,14 +86,12 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         ));
     } else {
         ctx.env.write(content.expose(), 0o600)?;
-        ctx.state.set_file(&FileState {
-            sha256: fsutil::sha256_hex(content.expose()),
-            branch: ctx.branch.clone(),
-            version: Some(version),
-            from: None,
-            config: Some(ctx.config.digest()),
-            away: None,
-        })?;
+        ctx.state.set_file(&FileState::synced(
+            fsutil::sha256_hex(content.expose()),
+            &ctx.branch,
+            version,
+            ctx.config.digest(),
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

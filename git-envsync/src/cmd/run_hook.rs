@@ -66,10 +66,13 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let Ok(repo) = Repo::discover() else {
         return Ok(ExitCode::SUCCESS);
     };
+    // A work tree without envsync settings (not set up, or left out of a sparse
+    // checkout) has none to load; the settings are read once, for the guard and the rest.
+    let config = ProjectConfig::exists(&repo.root).then(|| ProjectConfig::load(&repo.root));
     // The plaintext guard comes first and needs nothing but the repository and its
     // index: no branch, no trusted config, no server, no parse of the env file.
     if matches!(args.hook, Hook::PreCommit)
-        && let Some(code) = plaintext_guard(&repo)
+        && let Some(code) = plaintext_guard(&repo, config.as_ref().and_then(|c| c.as_ref().ok()))
     {
         return Ok(code);
     }
@@ -77,14 +80,11 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     if repo.head_detached() {
         return Ok(ExitCode::SUCCESS);
     }
-    // A work tree without envsync settings (not set up, or left out of a sparse
-    // checkout): nothing to do, nothing to say.
-    if !ProjectConfig::exists(&repo.root) {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let config = match ProjectConfig::load(&repo.root) {
-        Ok(config) => config,
-        Err(e) => {
+    // No settings: nothing to do, nothing to say.
+    let config = match config {
+        None => return Ok(ExitCode::SUCCESS),
+        Some(Ok(config)) => config,
+        Some(Err(e)) => {
             warn(&e);
             return Ok(ExitCode::SUCCESS);
         }
@@ -101,7 +101,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         ));
         return Ok(ExitCode::SUCCESS);
     }
-    let result = Context::load_in(global, repo).and_then(|ctx| {
+    let result = Context::load_trusted(global, repo, config).and_then(|ctx| {
         let offline = Offline::new(&ctx);
         match args.hook {
             Hook::PostCheckout { previous, new, .. } => {
@@ -173,11 +173,9 @@ fn warn(e: &CliError) {
 /// Refuses a commit that stages an env file or one of its backups: the file the
 /// project's settings name (trusted or not: this only reads the index), every env file a
 /// trusted setting named, and `.env`. `None` when nothing is staged.
-fn plaintext_guard(repo: &Repo) -> Option<ExitCode> {
+fn plaintext_guard(repo: &Repo, config: Option<&ProjectConfig>) -> Option<ExitCode> {
     let mut candidates = vec![".env".to_owned()];
-    if let Ok(config) = ProjectConfig::load(&repo.root) {
-        candidates.push(config.env_file);
-    }
+    candidates.extend(config.map(|c| c.env_file.clone()));
     candidates.extend(TrustStore::new(repo.common_dir()).env_files());
     let staged = candidates
         .iter()
@@ -263,21 +261,19 @@ fn edited(ctx: &Context) -> Result<Option<(Option<FileState>, bool, String)>> {
 }
 
 /// Keeps [`FileState::away`] true to what just happened: set when the checked-out branch
-/// is not the file's owner, cleared when back on the owner with the file unchanged.
-fn settle_away(ctx: &Context) -> Result<()> {
-    let Some((Some(mut file), _, hash)) = edited(ctx)? else {
-        return Ok(());
-    };
+/// is not the file's owner, cleared when back on the owner with the file unchanged
+/// (`hash`, its hash now).
+fn settle_away(ctx: &Context, file: &mut FileState, hash: &str) -> Result<()> {
     let away = if file.branch != ctx.branch {
-        file.away.clone().or(Some(hash))
-    } else if file.away.as_deref() == Some(hash.as_str()) {
+        file.away.clone().or_else(|| Some(hash.to_owned()))
+    } else if file.away.as_deref() == Some(hash) {
         None
     } else {
         file.away.clone()
     };
     if away != file.away {
         file.away = away;
-        ctx.state.set_file(&file)?;
+        ctx.state.set_file(file)?;
     }
     Ok(())
 }
@@ -302,7 +298,10 @@ impl Left {
 
 fn post_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> {
     let result = follow_checkout(ctx, offline, left);
-    settle_away(ctx)?;
+    // Read again: following the checkout may have written the file and its state.
+    if let Some((Some(mut file), _, hash)) = edited(ctx)? {
+        settle_away(ctx, &mut file, &hash)?;
+    }
     result
 }
 
@@ -350,7 +349,7 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
                 file.holds()
             ));
         };
-        if !edits_under_these_settings(ctx)? {
+        if !synced_under_these_settings(ctx, file) {
             kept("made under other settings, not pushed");
             return Ok(());
         }
@@ -489,10 +488,20 @@ fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> 
 
 fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
     let current = sync::read_env(ctx)?;
-    note_for_post_commit(ctx, current.as_ref().map(|c| c.expose()));
+    let file = ctx.state.file();
+    // Whether the file has edits never pushed (a file never synced counts as edited, and
+    // so does one whose state cannot be read); `None`: there is no file.
+    let edited = current.as_ref().map(|c| match &file {
+        Ok(f) => f
+            .as_ref()
+            .is_none_or(|f| f.sha256 != fsutil::sha256_hex(c.expose())),
+        Err(_) => true,
+    });
+    note_for_post_commit(ctx, edited != Some(true));
     let Some(current) = current else {
         return Ok(ExitCode::SUCCESS);
     };
+    let file = file?;
     let strict = ctx.repo.config_bool("envsync.strict");
     let refuse = |what: String| {
         if strict {
@@ -505,7 +514,7 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
         }
     };
     // A file that holds another branch's env is worse than drift: say whose it is.
-    if let Some(file) = ctx.state.file()?
+    if let Some(file) = file
         && file.branch != ctx.branch
     {
         return Ok(refuse(format!(
@@ -518,17 +527,21 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
     }
     // Edits this commit's post-commit will push differ from the server by design; only
     // strict mode (which wants them pushed first) looks at them.
-    if !strict && sync::has_local_edits(ctx, current.expose())? {
+    if !strict && edited == Some(true) {
         return Ok(ExitCode::SUCCESS);
     }
     let local = sync::parse_keys(ctx, current.expose())?.names;
     let Some(server) = server_keys(ctx, offline) else {
         return Ok(ExitCode::SUCCESS);
     };
-    let changed = fingerprints::changed(
-        fingerprints::of_local(ctx, current.expose()).as_ref(),
-        server.fingerprints.as_ref(),
-    );
+    // The local fingerprints (the kept key unsealed, every value keyed) only when the
+    // server has some to compare them with.
+    let changed = server.fingerprints.as_ref().and_then(|theirs| {
+        fingerprints::changed(
+            fingerprints::of_local(ctx, current.expose()).as_ref(),
+            Some(theirs),
+        )
+    });
     let drift = Drift::new(local, server.keys).with_values(changed);
     if drift.in_sync() {
         return Ok(ExitCode::SUCCESS);
@@ -566,12 +579,8 @@ fn foreign_hint(ctx: &Context, file: &FileState) -> String {
 
 /// Whether the env file's content was last synced under the project settings trusted
 /// now: only then may a hook push its edits.
-fn edits_under_these_settings(ctx: &Context) -> Result<bool> {
-    let digest = ctx.config.digest();
-    Ok(ctx
-        .state
-        .file()?
-        .is_some_and(|f| f.config.as_deref() == Some(digest.as_str())))
+fn synced_under_these_settings(ctx: &Context, file: &FileState) -> bool {
+    file.config.as_deref() == Some(ctx.config.digest().as_str())
 }
 
 /// Where pre-commit notes, for the post-commit hook's shell, that the env file was in sync
@@ -583,10 +592,9 @@ pub const POST_COMMIT_NOTE: &str = "envsync/post-commit-clean";
 /// file is newer than the note, the hook's shell skips starting `git-envsync` at all
 /// (see `hooks/post-commit`); the note is removed when the file has unpushed edits.
 /// Anything unexpected only means the hook runs the binary, which decides for itself.
-fn note_for_post_commit(ctx: &Context, current: Option<&[u8]>) {
+fn note_for_post_commit(ctx: &Context, in_sync: bool) {
     let git_dir = ctx.repo.git_dir();
     let note = git_dir.join(POST_COMMIT_NOTE);
-    let in_sync = current.is_none_or(|c| matches!(sync::has_local_edits(ctx, c), Ok(false)));
     let head = std::fs::read_to_string(git_dir.join("HEAD"))
         .ok()
         .and_then(|h| h.lines().next().map(str::to_owned))
@@ -622,15 +630,8 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
 /// The server's key list for the branch (or its fallback), the cached one when the server
 /// cannot be reached in time; `None` when there is nothing to compare with.
 fn server_keys(ctx: &Context, offline: &Offline) -> Option<sync::ServerKeys> {
-    let mut branches = vec![ctx.branch.clone()];
-    branches.extend(
-        ctx.config
-            .default_branch
-            .clone()
-            .filter(|d| *d != ctx.branch),
-    );
     let api = offline.api(ctx).ok().flatten();
-    for branch in &branches {
+    for branch in &ctx.branch_and_fallback() {
         let (keys, failure) = sync::server_keys(ctx, api.as_ref(), branch);
         match (&api, failure) {
             (Some(api), Some(e)) => offline.track::<()>(&Err(api.fail(e))),
@@ -646,10 +647,15 @@ fn server_keys(ctx: &Context, offline: &Offline) -> Option<sync::ServerKeys> {
 
 fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
     let env = ctx.env_display();
-    settle_away(ctx)?;
-    let Some((file, true, hash)) = edited(ctx)? else {
+    let Some((mut file, edited, hash)) = edited(ctx)? else {
         return Ok(());
     };
+    if let Some(file) = &mut file {
+        settle_away(ctx, file, &hash)?;
+    }
+    if !edited {
+        return Ok(());
+    }
     let Some(file) = file else {
         out::say(&format!(
             "envsync: {env} was never synced; not pushed (git envsync push publishes it to {})",
@@ -666,7 +672,7 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
         ));
         return Ok(());
     }
-    if !edits_under_these_settings(ctx)? {
+    if !synced_under_these_settings(ctx, &file) {
         out::say(&format!(
             "envsync: {env} was synced under other settings; not pushed (git envsync push, after checking it)"
         ));

@@ -139,21 +139,14 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 
 /// Asks on a terminal; without one, the caller must pass `--yes`.
 fn confirm(question: &str) -> Result<bool> {
-    use std::io::{BufRead, IsTerminal, Write};
+    use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         return Err(
             CliError::usage("refusing to revoke several tokens without asking")
                 .hint("run it in a terminal, or pass --yes"),
         );
     }
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::usage(format!("cannot read the answer: {e}")))?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+    crate::prompt::confirm(question)
 }
 
 /// The API, from the repository's context when there is one (its trusted server and

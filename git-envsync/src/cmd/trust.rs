@@ -10,7 +10,7 @@ use crate::error::{CliError, Result};
 use crate::git::Repo;
 use crate::out;
 use crate::trust::TrustStore;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// Review the settings in .envsync.toml and trust them for this clone.
@@ -55,14 +55,7 @@ pub fn run(_global: &Global, args: Args) -> Result<ExitCode> {
             return Err(CliError::usage("not trusted: no terminal to ask on")
                 .hint("review the settings above, then run git envsync trust --yes"));
         }
-        eprint!("Trust these settings for this clone? [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|e| CliError::usage(format!("cannot read the answer: {e}")))?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        if !crate::prompt::confirm("Trust these settings for this clone? [y/N] ")? {
             return Err(CliError::refused("not trusted; nothing changed"));
         }
     }

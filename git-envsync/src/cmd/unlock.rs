@@ -148,14 +148,7 @@ enum Checked {
 /// a wrong one is refused before the agent ever sees it.
 fn check(ctx: &Context, passphrase: &SecretString) -> Result<Checked> {
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut branches = vec![ctx.branch.clone()];
-    branches.extend(
-        ctx.config
-            .default_branch
-            .clone()
-            .filter(|d| *d != ctx.branch),
-    );
-    for branch in branches {
+    for branch in ctx.branch_and_fallback() {
         let latest = match api.keys(&ctx.config.project, &branch) {
             Ok(Some(keys)) => keys.version,
             Ok(None) => continue,
