@@ -76,11 +76,12 @@ impl Drop for Restore<'_> {
 
 /// Asks `question` (which ends with its `[y/N] `) on stderr and reads the answer from
 /// stdin: `y` or `yes` in any case is yes, anything else no. Whether there is a terminal
-/// to ask on is the caller's to check, with its own refusal.
+/// to ask on is the caller's to check, with its own refusal. The question may quote what
+/// the server said: its control characters are shown escaped, as every line is.
 pub fn confirm(question: &str) -> crate::error::Result<bool> {
     use std::io::BufRead;
     let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(question.as_bytes());
+    let _ = stderr.write_all(crate::out::clean(question).as_bytes());
     let _ = stderr.flush();
     drop(stderr);
     let mut answer = String::new();

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use envsync_tests::proxy::{Proxy, Upstream};
 use envsync_tests::{Dev, PASS, Server};
 
 /// The `stty -a` flags that a prompt turns off, all back on.
@@ -213,4 +214,37 @@ fn rotate_draws_a_progress_bar_at_a_terminal_only() {
         !out.contains("rotating") && !out.contains("Rotated"),
         "{out}"
     );
+}
+
+/// `token revoke EMAIL` asks before revoking, quoting the token ids the server listed: a
+/// server that slips terminal escapes into one gets them shown escaped, not obeyed.
+#[test]
+fn a_question_quoting_the_server_shows_its_escapes_escaped() {
+    let server = Server::start();
+    let mut owner = Dev::new(&server, "prompt-escape");
+    owner.token = server.token("owner@example.com", "owner", &[]);
+    let leaver = server.token("leaver@example.com", "developer", &["prompt-escape"]);
+    let proxy = Proxy::start(&server.url, |req, up: &Upstream| {
+        let mut answer = up.pass(req);
+        if req.method == "GET" && req.path.starts_with("/tokens") {
+            let mut json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+            for token in json.as_array_mut().unwrap() {
+                if token["email"] == "leaver@example.com" {
+                    token["jti"] = "x\u{1b}]0;pwned\u{7}y".into();
+                }
+            }
+            answer.body = json.to_string();
+        }
+        answer
+    });
+    owner.server_url = proxy.url.clone();
+    let mut pty = owner.pty("git envsync token revoke leaver@example.com; echo \"exit=$?\"");
+    pty.expect("[y/N]");
+    pty.type_line("n");
+    let (_, output) = pty.finish();
+    assert!(output.contains("x\\u{1b}]0;pwned\\u{7}y"), "{output}");
+    assert!(!output.contains('\u{1b}'), "{output:?}");
+    assert!(output.contains("nothing revoked"), "{output}");
+    assert!(output.contains("exit=1"), "{output}");
+    assert_eq!(server.request("GET", "/whoami", &leaver, None).status, 200);
 }
