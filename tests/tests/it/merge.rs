@@ -41,6 +41,30 @@ fn latest_keys(server: &Server, dev: &Dev) -> (u64, Vec<String>) {
     )
 }
 
+/// A proxy in front of `server` that, on the first push through it, runs `racer`'s
+/// `git envsync push` first: the push through it loses the race to that one.
+fn racing(server: &Server, racer: &Dev) -> Proxy {
+    let push = std::sync::Mutex::new(Some(racer.envsync_cmd(&["push"])));
+    Proxy::start(&server.url, move |req, up: &Upstream| {
+        if req.method == "POST"
+            && let Some(mut push) = push.lock().unwrap().take()
+        {
+            assert!(push.output().unwrap().status.success());
+        }
+        up.pass(req)
+    })
+}
+
+/// The status of every push that went through `proxy`, in order.
+fn push_answers(proxy: &Proxy) -> Vec<u16> {
+    proxy
+        .exchanges()
+        .iter()
+        .filter(|(req, _)| req.method == "POST")
+        .map(|(_, answer)| answer.status)
+        .collect()
+}
+
 fn no_value_leaked(run: &Run) {
     for value in [SENTINEL_OURS, SENTINEL_THEIRS] {
         assert!(
@@ -365,15 +389,7 @@ fn a_push_that_loses_the_race_merges_and_pushes_again() {
     );
     // Bob's push lands between alice's look at the branch (still version 1: nothing to
     // merge) and her push, which the compare-and-swap then refuses.
-    let racer = std::sync::Mutex::new(Some(bob.envsync_cmd(&["push"])));
-    let proxy = Proxy::start(&server.url, move |req, up: &Upstream| {
-        if req.method == "POST"
-            && let Some(mut push) = racer.lock().unwrap().take()
-        {
-            assert!(push.output().unwrap().status.success());
-        }
-        up.pass(req)
-    });
+    let proxy = racing(&server, &bob);
     alice.server_url = proxy.url.clone();
     alice.write_env(
         "# database\nDB_URL=postgres://db\nALICE=1\n\n# flags\nexport DEBUG=false\nSHARED=1\n",
@@ -385,13 +401,7 @@ fn a_push_that_loses_the_race_merges_and_pushes_again() {
     let (version, keys) = latest_keys(&server, &alice);
     assert_eq!(version, 3);
     assert_eq!(keys, ["DB_URL", "ALICE", "DEBUG", "SHARED", "BOB"]);
-    let posts = proxy
-        .exchanges()
-        .iter()
-        .filter(|(req, _)| req.method == "POST")
-        .map(|(_, answer)| answer.status)
-        .collect::<Vec<_>>();
-    assert_eq!(posts, [409, 201]);
+    assert_eq!(push_answers(&proxy), [409, 201]);
 }
 
 /// A server that refuses every push as stale, with a version it does not have: the retry
@@ -427,12 +437,11 @@ fn a_server_that_always_says_it_moved_gets_a_bounded_retry_and_a_refusal() {
         String::from_utf8(alice.read_env().unwrap()).unwrap(),
         edited
     );
-    let posts = proxy
-        .exchanges()
-        .iter()
-        .filter(|(req, _)| req.method == "POST")
-        .count();
-    assert_eq!(posts, 3, "one push and two retries, no more");
+    assert_eq!(
+        push_answers(&proxy),
+        [409, 409, 409],
+        "one push and two retries, no more"
+    );
     assert_eq!(latest_keys(&server, &alice).0, 1);
 }
 
@@ -447,15 +456,7 @@ fn a_push_that_merges_then_loses_the_race_merges_again() {
     bob.envsync(&["push"]).clean().ok();
     bob.write_env(format!("{base}BOB=1\nBOB2=1\n"));
     // Bob's second push lands between alice's merge of his first and her push.
-    let racer = std::sync::Mutex::new(Some(bob.envsync_cmd(&["push"])));
-    let proxy = Proxy::start(&server.url, move |req, up: &Upstream| {
-        if req.method == "POST"
-            && let Some(mut push) = racer.lock().unwrap().take()
-        {
-            assert!(push.output().unwrap().status.success());
-        }
-        up.pass(req)
-    });
+    let proxy = racing(&server, &bob);
     alice.server_url = proxy.url.clone();
     alice.write_env(
         "# database\nDB_URL=postgres://db\nALICE=1\n\n# flags\nexport DEBUG=false\nSHARED=1\n",
@@ -467,11 +468,5 @@ fn a_push_that_merges_then_loses_the_race_merges_again() {
     let (version, keys) = latest_keys(&server, &alice);
     assert_eq!(version, 4);
     assert_eq!(keys, ["DB_URL", "ALICE", "DEBUG", "SHARED", "BOB", "BOB2"]);
-    let posts = proxy
-        .exchanges()
-        .iter()
-        .filter(|(req, _)| req.method == "POST")
-        .map(|(_, answer)| answer.status)
-        .collect::<Vec<_>>();
-    assert_eq!(posts, [409, 201]);
+    assert_eq!(push_answers(&proxy), [409, 201]);
 }
