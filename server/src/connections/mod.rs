@@ -241,6 +241,7 @@ pub async fn serve<S, T>(
             Error = Infallible,
         > + Clone
         + Send
+        + Unpin
         + 'static,
     S::Future: Send + 'static,
     T: Transport,
@@ -361,8 +362,12 @@ pub async fn serve<S, T>(
                 conn: conn.clone(),
                 remote,
             };
-            match watch::drive(http.serve_connection(io, service), &conn, &limits).await {
-                End::Closed(Ok(())) | End::Shed => {}
+            let mut http = http.serve_connection(io, service);
+            match watch::drive(&mut http, &conn, &limits).await {
+                End::Closed(Ok(())) => {
+                    watch::linger(http.into_parts().io.into_inner(), &conn).await
+                }
+                End::Shed => {}
                 End::Closed(Err(e)) => tracing::debug!(error = %e, "connection error"),
                 End::TimedOut(phase) => {
                     tracing::debug!(%remote, timeout = phase.name(), "connection timed out");

@@ -262,19 +262,24 @@ pub(super) enum End {
 
 /// Serves `http` until it ends, times out or is shed. A shutdown request closes a
 /// connection that is between requests at once, and lets a request in flight finish.
+///
+/// A connection that ends on its own is left open (hyper's `poll_without_shutdown`): the
+/// caller closes it with [`linger`], so that an answer given before the request's body was
+/// read (a 413) is not lost to the reset that closing over unread bytes sends.
 pub(super) async fn drive<I, S, B>(
-    http: http1::Connection<I, S>,
+    http: &mut http1::Connection<I, S>,
     conn: &Conn,
     limits: &ConnectionLimits,
 ) -> End
 where
-    S: HttpService<Incoming, ResBody = B>,
+    S: HttpService<Incoming, ResBody = B> + Unpin,
+    S::Future: Unpin,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    B: hyper::body::Body + 'static,
+    B: hyper::body::Body + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut http = pin!(http);
+    let mut http = Pin::new(http);
     let (_, first) = conn.deadline(limits);
     let mut armed = first;
     let mut timer = pin!(tokio::time::sleep_until(first.into()));
@@ -282,7 +287,7 @@ where
     let mut shutting_down = false;
     poll_fn(|cx| {
         loop {
-            if let Poll::Ready(result) = http.as_mut().poll(cx) {
+            if let Poll::Ready(result) = http.as_mut().get_mut().poll_without_shutdown(cx) {
                 return Poll::Ready(End::Closed(result));
             }
             if signal.as_mut().poll(cx).is_ready() {
@@ -320,6 +325,38 @@ where
         }
     })
     .await
+}
+
+/// The most a closing connection reads and drops of what its client still sends.
+const LINGER_BYTES: usize = 1 << 20;
+/// How long a closing connection waits for its client to stop sending.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+
+/// Closes a connection the way HTTP servers do when an answer may have been sent before
+/// the request was read whole: our side first, then what the client still sends is read
+/// and dropped (at most [`LINGER_BYTES`], for at most [`LINGER_TIME`], not past a shed or
+/// shutdown) until it closes its side. Closing over unread bytes would send a reset, which
+/// can destroy the answer before the client reads it.
+pub(super) async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut io: T, conn: &Conn) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let drain = async {
+        if io.shutdown().await.is_err() {
+            return;
+        }
+        let mut buf = [0u8; 8192];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    tokio::select! {
+        () = drain => {}
+        _ = tokio::time::sleep(LINGER_TIME) => {}
+        () = conn.commanded() => {}
+    }
 }
 
 #[cfg(test)]

@@ -421,6 +421,45 @@ async fn bodies_over_the_limit_are_413_and_unsized_bodies_411() {
     assert_eq!(server.push(&dev, "proj", "main", &["A"], None).await.0, 201);
 }
 
+/// A client that sends its whole oversized body before it reads reads the 413: the server
+/// answers from the headers, then reads and drops what still comes instead of closing over
+/// it (a close over unread bytes is a reset, which can destroy the answer unread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_sent_whole_still_gets_its_413() {
+    use std::io::{Read, Write};
+    let server = TestServer::start_with(|s| s.max_body = 64 * 1024).await;
+    let dev = token("developer", &["proj"]);
+    let addr = server.addr;
+    let answers = tokio::task::spawn_blocking(move || {
+        (0..5)
+            .map(|_| {
+                // Half a megabyte: far more than the socket buffers hold, so most of it is
+                // still coming when the server has answered.
+                let body = vec![b'x'; 512 * 1024];
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                let head = format!(
+                    "POST /env/proj/main HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {dev}\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                let sent = stream.write_all(&body);
+                let mut answer = Vec::new();
+                let read = stream.read_to_end(&mut answer);
+                let answer = String::from_utf8_lossy(&answer).into_owned();
+                format!("{sent:?} {read:?} {answer}")
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for answer in answers {
+        assert!(answer.starts_with("Ok(()) Ok("), "{answer}");
+        assert!(answer.contains("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("payload_too_large"), "{answer}");
+    }
+}
+
 on_each_backend! {
 async fn audit_is_owner_only_paginated_and_holds_no_ciphertext(backend: Backend) {
     let server = TestServer::on(backend).await;
