@@ -16,8 +16,10 @@
 //! - [`auth`] checks and mints JWTs; [`secret`] checks and keeps the signing secret, and
 //!   [`secret::bootstrap`] finds or creates it when a server starts; [`limiter`] answers 429
 //!   to a client address that keeps failing authentication.
-//! - [`startup::StartupError`] is every reason the binary refuses to start, with its hint
-//!   and exit code.
+//! - [`commands`] is what each `envsync-server` command does (serve, `token`,
+//!   `audit verify`, `copy`), called by the binary once it has parsed its command line;
+//!   [`startup::StartupError`] is every reason one refuses to start, with its hint and exit
+//!   code.
 //! - [`dashboard`] is the web page served at `/` (embedded files) and the security headers
 //!   every response carries.
 //! - [`store::sqlite::chain`] is the audit log's hash chain and its verifier (what
@@ -25,6 +27,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod connections;
 pub mod dashboard;

@@ -8,6 +8,7 @@
 use crate::ServerError;
 use crate::config::ConfigError;
 use crate::secret::SecretError;
+use crate::store::StoreError;
 use crate::tls::TlsError;
 use std::fmt;
 use std::io;
@@ -97,6 +98,44 @@ pub enum StartupError {
     /// database's redacted `Display`.
     #[error("the target {target} already holds data")]
     TargetHoldsData { target: String },
+    /// A command line that cannot be used (beyond what clap checks).
+    #[error("{0}")]
+    Usage(String),
+    /// The async runtime could not be built.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] io::Error),
+    /// A signal the server must catch (SIGHUP, to reload its certificate) cannot be.
+    #[error("cannot catch SIGHUP")]
+    Signal(#[source] io::Error),
+    /// The address line or the first owner token could not be written out.
+    #[error("cannot write to standard output")]
+    Output(#[source] io::Error),
+    /// A server on a shared database could not learn whether its start is the first.
+    #[error("cannot claim the first start")]
+    ClaimFirstStart(#[source] StoreError),
+    /// A token could not be minted (the first owner token, or `token`).
+    #[error("cannot mint the token")]
+    Mint(#[source] ServerError),
+    /// The server stopped serving with an error.
+    #[error("the server stopped")]
+    Serve(#[source] ServerError),
+    /// `audit verify` could not read the log.
+    #[error("cannot read the audit log")]
+    ReadLog(#[source] StoreError),
+    /// A step of `copy` failed; `what` says which, naming databases as their redacted
+    /// `Display` shows them.
+    #[error("{what}")]
+    Copy {
+        what: String,
+        #[source]
+        cause: StoreError,
+    },
+    /// The copy's chains do not verify as the source's do.
+    #[error("the copy does not verify as its source does (copy: {copy}; source: {expected})")]
+    CopyDiffers { copy: String, expected: String },
+    /// The source's audit log is broken, and so is the copy.
+    #[error("the source's audit log does not verify; the copy is as broken as it is")]
+    SourceBroken,
 }
 
 impl StartupError {
@@ -146,19 +185,32 @@ impl StartupError {
             StartupError::TargetHoldsData { .. } => {
                 Some("pass --replace to erase the target first, or copy into an empty database")
             }
+            StartupError::SourceBroken => Some(
+                "envsync-server audit verify --db <source> names the first bad row; copy from a backup that verifies",
+            ),
             // The message already says what to set, or names the file and what is wrong
             // with it; there is no one fix to add.
             StartupError::NoSharedSecret
+            | StartupError::Usage(_)
+            | StartupError::Runtime(_)
+            | StartupError::Signal(_)
+            | StartupError::Output(_)
+            | StartupError::ClaimFirstStart(_)
+            | StartupError::Mint(_)
+            | StartupError::Serve(_)
+            | StartupError::ReadLog(_)
+            | StartupError::Copy { .. }
+            | StartupError::CopyDiffers { .. }
             | StartupError::NewSecret(_)
             | StartupError::Tls(_)
             | StartupError::OpenDatabase { .. } => None,
         }
     }
 
-    /// 2 for a setting that cannot be used, else 1.
+    /// 2 for a setting or a command line that cannot be used, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartupError::Config(_) => 2,
+            StartupError::Config(_) | StartupError::Usage(_) => 2,
             _ => 1,
         }
     }
@@ -167,7 +219,6 @@ impl StartupError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreError;
 
     /// The message as the binary prints it: each cause after a colon.
     fn line(e: &StartupError) -> String {
@@ -259,11 +310,12 @@ mod tests {
     }
 
     #[test]
-    fn only_a_setting_exits_2() {
+    fn only_a_setting_or_a_command_line_exits_2() {
         assert_eq!(
             StartupError::Config(ConfigError::Empty("ENVSYNC_DB")).exit_code(),
             2
         );
+        assert_eq!(StartupError::Usage("--ttl: bad".into()).exit_code(), 2);
         for e in [
             StartupError::SharedSecretRequired,
             StartupError::SecretLost {

@@ -850,3 +850,54 @@ fn manual_pages_are_written_and_render() {
         );
     }
 }
+
+/// A subcommand's flags that cannot be used together are a usage error: one `error:` line
+/// naming the flag, exit 2 (as clap's own), and nothing created.
+#[test]
+fn a_subcommand_given_flags_it_cannot_use_exits_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("envsync.db");
+    let db_arg = db.to_str().unwrap();
+    let cases: [(Vec<&str>, &str); 5] = [
+        (
+            vec![
+                "token",
+                "--db",
+                ":memory:",
+                "--email",
+                "a@example.com",
+                "--role",
+                "owner",
+            ],
+            "error: `token` needs the server's database file, not :memory:",
+        ),
+        (
+            vec!["--db", db_arg, "audit", "verify", "--anchor", "twelve"],
+            "error: --anchor must be ID:HASH",
+        ),
+        (
+            vec!["copy", "--from", db_arg, "--to", db_arg],
+            "error: --from and --to name the same database",
+        ),
+        (
+            vec!["copy", "--from", db_arg, "--to", ":memory:"],
+            "error: `copy` needs a database file or URL on both sides",
+        ),
+        (
+            vec!["copy", "--from", db_arg, "--to", "elsewhere.db"],
+            "error: no database at",
+        ),
+    ];
+    for (args, first) in cases {
+        let out = run(
+            &args,
+            &[("ENVSYNC_JWT_SECRET", SECRET)],
+            Duration::from_secs(20),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with(first), "{args:?}: {stderr}");
+    }
+    assert!(!db.exists(), "a refused command created the database");
+}
