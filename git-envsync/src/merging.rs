@@ -463,9 +463,17 @@ fn unchanged_ours(ctx: &Context, pending: &Pending) -> Result<SecretBytes> {
     Ok(ours)
 }
 
-/// Finishes the merge in progress with every conflict's choice made: the clean part as
-/// before, and each conflicting key as chosen.
-pub fn finish(ctx: &Context, pending: &Pending) -> Result<Merged> {
+/// The merge in progress with its clean part done: ours (unchanged since the merge
+/// stopped), theirs as kept, and ours with every change of theirs that did not conflict
+/// applied (our layout kept); each conflicting key still holds our value there.
+struct CleanPart {
+    ours: SecretBytes,
+    theirs: SecretBytes,
+    merged: Document,
+    their_doc: Document,
+}
+
+fn clean_part(ctx: &Context, pending: &Pending) -> Result<CleanPart> {
     let ours = unchanged_ours(ctx, pending)?;
     let theirs = kept_theirs(ctx, pending)?;
     let file = ctx
@@ -478,13 +486,32 @@ pub fn finish(ctx: &Context, pending: &Pending) -> Result<Merged> {
         &entries(ctx, ours.expose())?,
         &entries(ctx, theirs.expose())?,
     );
-    let mut doc = Document::parse(ours.expose())
+    let mut merged = Document::parse(ours.expose())
         .map_err(|e| CliError::usage(format!("{}: {e}", ctx.env_display())))?;
     let their_doc = Document::parse(theirs.expose())
         .map_err(|e| CliError::refused(format!("their version does not parse: {e}")))?;
+    merged
+        .apply(&result.edits)
+        .map_err(|e| CliError::refused(format!("cannot merge: {e}")))?;
+    Ok(CleanPart {
+        ours,
+        theirs,
+        merged,
+        their_doc,
+    })
+}
+
+/// Finishes the merge in progress with every conflict's choice made: the clean part as
+/// before, and each conflicting key as chosen.
+pub fn finish(ctx: &Context, pending: &Pending) -> Result<Merged> {
+    let CleanPart {
+        ours,
+        theirs,
+        merged: mut doc,
+        their_doc,
+    } = clean_part(ctx, pending)?;
     let edit_error =
         |e: envsync_common::envdoc::EditError| CliError::refused(format!("cannot merge: {e}"));
-    doc.apply(&result.edits).map_err(edit_error)?;
     for conflict in &pending.conflicts {
         if conflict.take.as_deref() != Some("theirs") {
             continue;
@@ -548,22 +575,24 @@ fn dedup(keys: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// The file for `merge --edit`: ours, with each conflicting key's lines replaced by both
-/// sides between markers.
+/// The file for `merge --edit`: the merge as `merge --ours/--theirs` would write it (ours,
+/// with every change of theirs that did not conflict applied, our layout kept), with each
+/// conflicting key's lines replaced by both sides between markers.
 pub fn edit_file(ctx: &Context, pending: &Pending) -> Result<Vec<u8>> {
-    let ours = unchanged_ours(ctx, pending)?;
-    let theirs = kept_theirs(ctx, pending)?;
-    let ours_doc = Document::parse(ours.expose())
-        .map_err(|e| CliError::usage(format!("{}: {e}", ctx.env_display())))?;
-    let their_doc = Document::parse(theirs.expose())
-        .map_err(|e| CliError::refused(format!("their version does not parse: {e}")))?;
+    let CleanPart {
+        theirs,
+        merged,
+        their_doc,
+        ..
+    } = clean_part(ctx, pending)?;
+    let merged_bytes = merged.to_bytes();
     let lines_of = |bytes: &[u8]| -> Vec<Vec<u8>> {
         bytes
             .split_inclusive(|&b| b == b'\n')
             .map(<[u8]>::to_vec)
             .collect()
     };
-    let our_lines = lines_of(ours.expose());
+    let our_lines = lines_of(merged_bytes.expose());
     let their_lines = lines_of(theirs.expose());
     let span = |doc: &Document, key: &str| {
         doc.entries()
@@ -598,11 +627,12 @@ pub fn edit_file(ctx: &Context, pending: &Pending) -> Result<Vec<u8>> {
         );
         out
     };
-    // Each conflicting key where ours has it; those ours removed go at the end.
+    // Each conflicting key where the merge has it (the clean part never touches a
+    // conflicting key, so that is where ours has it); those ours removed go at the end.
     let mut at_line: std::collections::BTreeMap<usize, (usize, &str)> = Default::default();
     let mut at_end = Vec::new();
     for c in &pending.conflicts {
-        match span(&ours_doc, &c.key) {
+        match span(&merged, &c.key) {
             Some((first, last)) => {
                 at_line.insert(first, (last, c.key.as_str()));
             }
