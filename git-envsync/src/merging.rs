@@ -192,6 +192,13 @@ pub fn merge_latest(
 
 /// Writes the merged file (the one before it kept as a backup) and records it as an edit
 /// of the server's version: that version is now what this clone has synced.
+///
+/// The file first, durably, then the record: a write that fails (a full disk, a file
+/// size limit) or a process that dies in between leaves the state saying this clone
+/// synced the base, so the next pull or push merges again (a merge of a file that
+/// already holds their changes changes nothing more). The other order would record their
+/// version as synced over a file that still holds only our edits, and the next push
+/// would silently replace their version with them.
 fn write_merged(
     ctx: &Context,
     before: &SecretBytes,
@@ -204,8 +211,8 @@ fn write_merged(
         Some(ctx.env.backup(before.expose())?)
     };
     let version = theirs.version;
-    sync::record_synced(ctx, theirs)?;
     ctx.env.write(merged, 0o600)?;
+    sync::record_synced(ctx, theirs)?;
     // The file is an edit of the version merged: it hashes to that version, not to itself.
     ctx.state.set_file(&FileState::synced(
         ctx.state.branch(&ctx.branch)?.sha256.unwrap_or_default(),
