@@ -13,6 +13,7 @@ use crate::error::{CliError, Result};
 use crate::fsutil;
 use crate::state::FileState;
 use crate::sync::{self, Fetched, ReadRules};
+use envsync_common::api::{VersionInfo, VersionsPage};
 use envsync_common::envdoc::Document;
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
@@ -281,7 +282,7 @@ fn conflict_error(
 /// The branch's versions from the base to theirs, newest first, as the server lists them
 /// (names and value fingerprints: nothing is decrypted), to say which version changed a
 /// conflicting key and who pushed it.
-struct History(Vec<envsync_common::api::VersionInfo>);
+struct History(Vec<VersionInfo>);
 
 /// Where the server's side changed a key.
 enum Changed {
@@ -295,26 +296,44 @@ impl History {
     /// Most versions looked at; past that, the message names no version.
     const MAX: u64 = 200;
 
+    /// The versions from `theirs` down to `base`, page by page (a page holds at most
+    /// [`VersionsPage::MAX_LIMIT`] versions, fewer when its byte budget is spent); `None`
+    /// when the span is too long, the server cannot say, or one is missing.
     fn fetch(ctx: &Context, api: &Api, base: u64, theirs: u64) -> Option<History> {
         let span = theirs.checked_sub(base)?;
         if span == 0 || span >= Self::MAX {
             return None;
         }
-        let page = api
-            .versions_page(
-                &ctx.config.project,
-                &ctx.branch,
-                u32::try_from(span + 1).ok()?,
-                Some(theirs + 1),
-            )
-            .ok()?;
-        let versions: Vec<_> = page
-            .versions
-            .into_iter()
-            .filter(|v| (base..=theirs).contains(&v.version))
-            .collect();
-        // Every version from theirs down to the base, none missing.
-        (versions.len() as u64 == span + 1).then_some(History(versions))
+        let mut versions = Vec::new();
+        // Versions below `before` are still to come; each page moves it down, so this
+        // makes at most one request per version.
+        let mut before = theirs + 1;
+        while before > base {
+            let limit = (before - base).min(u64::from(VersionsPage::MAX_LIMIT));
+            let page = api
+                .versions_page(
+                    &ctx.config.project,
+                    &ctx.branch,
+                    u32::try_from(limit).ok()?,
+                    Some(before),
+                )
+                .ok()?;
+            versions.extend(
+                page.versions
+                    .into_iter()
+                    .filter(|v| (base..before).contains(&v.version)),
+            );
+            match page.next_before {
+                Some(next) if next < before => before = next,
+                _ => break,
+            }
+        }
+        // Every version from theirs down to the base, in that order, none missing.
+        versions
+            .iter()
+            .map(|v| v.version)
+            .eq((base..=theirs).rev())
+            .then_some(History(versions))
     }
 
     /// The newest version that changed `key` (added, removed, or a different value); a
@@ -335,7 +354,7 @@ impl History {
         let mut unknown_from = None;
         for pair in self.0.windows(2) {
             let (newer, older) = (&pair[0], &pair[1]);
-            let has = |v: &envsync_common::api::VersionInfo| v.keys.iter().any(|k| k == key);
+            let has = |v: &VersionInfo| v.keys.iter().any(|k| k == key);
             let changed = match (has(newer), has(older)) {
                 (true, true) => crate::fingerprints::changed(
                     newer.fingerprints.as_ref(),

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use envsync_common::envelope::{self, Binding, Seal};
+use envsync_common::secret::SecretString;
 use envsync_tests::proxy::{Proxy, Upstream};
 use envsync_tests::{Dev, Run, Server};
 use std::fs;
@@ -183,8 +185,55 @@ fn a_conflict_names_the_version_and_pusher_that_changed_each_key() {
     );
 }
 
+/// The server moved by more versions than one page of its version list holds (at most
+/// 100): the history behind a conflict's message is read page by page, so the message
+/// still says where the key changed.
+#[test]
+fn a_conflict_across_more_versions_than_a_page_names_where_the_key_changed() {
+    let server = Server::start();
+    let (alice, bob) = pair(&server, "long-history");
+    // Versions 2 to 102, each SHARED=theirs, sealed here to save 101 runs of the CLI (no
+    // fingerprints: the history can tell the span, not the one version).
+    let pass = SecretString::from(envsync_tests::PASS.to_owned());
+    let theirs = "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=theirs\n";
+    for version in 2..=102 {
+        let sealed = envelope::seal(
+            &Binding::new("long-history", "main", version),
+            theirs.as_bytes(),
+            &Seal::Passphrase {
+                passphrase: &pass,
+                work_factor: 10,
+            },
+        )
+        .unwrap();
+        let body = serde_json::json!({
+            "ciphertext": sealed,
+            "keys": ["DB_URL", "DEBUG", "SHARED"],
+            "base_version": version - 1,
+        });
+        let r = server.request(
+            "POST",
+            "/env/long-history/main",
+            &alice.token,
+            Some(&body.to_string()),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    bob.write_env(format!(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_OURS}\n"
+    ));
+    let out = bob.envsync(&["push"]).refused().code(1);
+    no_value_leaked(&out);
+    assert!(
+        out.stderr
+            .contains("SHARED (yours modified; theirs modified in versions 2 to 102)"),
+        "{out:#?}"
+    );
+}
+
 /// Both change SHARED: nothing written, no value printed, the conflict named with who
-/// and which version; then each way of resolving.
+/// and which version; then each way of resolving, every one of which keeps the other
+/// changes of both sides (alice's new ALICE, bob's new BOB).
 #[test]
 fn conflicts_write_nothing_and_each_resolution_works() {
     let server = Server::start();
