@@ -59,11 +59,32 @@ fn equal_values_give_equal_fingerprints_and_nothing_else_does() {
     let theirs = prints(&server, &other, "main");
     assert_ne!(theirs[""], main[""]);
     assert_ne!(theirs["A"], main["A"]);
-    // No value, whole or in part, is in what the server keeps.
+    // No value, whole or in part, is in what the server keeps: each print is 32
+    // lower-case hex characters (no room for a value's text), and neither value is in
+    // any of its answers about the branch.
     for print in main.values() {
         let print = print.as_str().unwrap();
         assert_eq!(print.len(), 32);
-        assert!(!print.contains("same") && !print.contains("one"));
+        assert!(
+            print
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{print}"
+        );
+    }
+    for path in ["keys", "versions"] {
+        let r = server.request(
+            "GET",
+            &format!("/env/prints/main/{path}"),
+            &alice.token,
+            None,
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(
+            !r.body.contains("same") && !r.body.contains("one"),
+            "{}",
+            r.body
+        );
     }
 }
 
