@@ -111,13 +111,7 @@ impl Binding {
         let branch = field("branch")?.to_owned();
         // Decimal digits with no sign and no leading zero: one version has one spelling,
         // so a binding line reads back exactly as `line()` wrote it.
-        let version = field("version")?;
-        if !version.bytes().all(|b| b.is_ascii_digit())
-            || (version.len() > 1 && version.starts_with('0'))
-        {
-            return Err(EnvelopeError::MissingBinding);
-        }
-        let version = version.parse().map_err(|_| EnvelopeError::MissingBinding)?;
+        let version = canonical_number(field("version")?).ok_or(EnvelopeError::MissingBinding)?;
         if fields.next().is_some() {
             return Err(EnvelopeError::MissingBinding);
         }
@@ -260,21 +254,26 @@ pub fn seal_signed(
         to,
         &Meta {
             signer: Some(signer),
-            fingerprint_key: None,
+            ..Meta::default()
         },
     )
 }
 
-/// What the meta line carries besides the binding: the project's fingerprint key and a
-/// signature.
+/// What the meta line carries besides the binding: the project's fingerprint key (with
+/// its generation) and a signature.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Meta<'a> {
     pub signer: Option<&'a SigningKey>,
     pub fingerprint_key: Option<&'a FingerprintKey>,
+    /// The fingerprint key's generation: 0 for a project's first key, one more with each
+    /// `rotate`, so that a reader can tell a newer key from an older one. Written only
+    /// with a key, and only when not 0.
+    pub fingerprint_generation: u64,
 }
 
 /// Seals `env` bound to `binding` with a meta line saying `meta` (none when it is
-/// empty): `# envsync-meta [fpk=<key>] [signer=<public key> sig=<signature>]`.
+/// empty): `# envsync-meta [fpk=<key> [fpg=<generation>]] [signer=<public key>
+/// sig=<signature>]`.
 pub fn seal_with(
     binding: &Binding,
     env: &[u8],
@@ -296,6 +295,9 @@ pub fn seal_with(
     if let Some(key) = meta.fingerprint_key {
         unsigned.push_str(" fpk=");
         unsigned.push_str(&key.encode());
+        if meta.fingerprint_generation > 0 {
+            unsigned.push_str(&format!(" fpg={}", meta.fingerprint_generation));
+        }
     }
     let mut text = zeroize::Zeroizing::new(String::new());
     match meta.signer {
@@ -380,6 +382,8 @@ pub struct Opened {
     pub passphrase: bool,
     /// The project's fingerprint key, when the file carries one.
     pub fingerprint_key: Option<FingerprintKey>,
+    /// That key's generation (0 when the file names none).
+    pub fingerprint_generation: u64,
     pub env: SecretBytes,
 }
 
@@ -420,8 +424,20 @@ pub fn open(armored: &str, with: &Open<'_>) -> Result<Opened, EnvelopeError> {
         signer: meta.signer,
         passphrase: is_scrypt,
         fingerprint_key: meta.fingerprint_key,
+        fingerprint_generation: meta.fingerprint_generation,
         env: SecretBytes::new(env.to_vec()),
     })
+}
+
+/// A number in its one spelling: decimal digits, no sign, no leading zero, within u64.
+fn canonical_number(text: &str) -> Option<u64> {
+    if text.is_empty()
+        || !text.bytes().all(|b| b.is_ascii_digit())
+        || (text.len() > 1 && text.starts_with('0'))
+    {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// What a meta line said, checked.
@@ -429,6 +445,7 @@ pub fn open(armored: &str, with: &Open<'_>) -> Result<Opened, EnvelopeError> {
 struct ReadMeta {
     signer: Option<SignerKey>,
     fingerprint_key: Option<FingerprintKey>,
+    fingerprint_generation: u64,
 }
 
 /// Whether `text` begins with what a reader takes for a meta line.
@@ -473,6 +490,10 @@ fn split_meta<'a>(
     let fingerprint_key = field("fpk=")?
         .map(|k| FingerprintKey::decode(k).map_err(|_| EnvelopeError::BadSignature))
         .transpose()?;
+    let fingerprint_generation = match field("fpg=")? {
+        None => 0,
+        Some(n) => canonical_number(n).ok_or(EnvelopeError::BadSignature)?,
+    };
     let signer = match (field("signer=")?, sig) {
         (None, None) => None,
         (Some(key), Some(sig)) => {
@@ -490,6 +511,7 @@ fn split_meta<'a>(
         ReadMeta {
             signer,
             fingerprint_key,
+            fingerprint_generation,
         },
         env,
     ))
@@ -813,6 +835,7 @@ mod tests {
         let meta = Meta {
             signer: None,
             fingerprint_key: Some(&fpk),
+            fingerprint_generation: 7,
         };
         let armored = seal_with(
             &b,
@@ -826,15 +849,17 @@ mod tests {
         .unwrap();
         let opened = open_pw(&armored, "pw").unwrap();
         assert_eq!(opened.fingerprint_key, Some(fpk.clone()));
+        assert_eq!(opened.fingerprint_generation, 7);
         assert_eq!(opened.signer, None);
         assert_eq!(opened.env.expose(), b"A=1\n");
 
-        // Signed: replacing the key in the meta line breaks the signature.
+        // Signed: replacing the key or its generation in the meta line breaks the
+        // signature.
         let alice = age::x25519::Identity::generate();
         let recipients = [alice.to_public()];
         let key = SigningKey::generate().unwrap();
         let unsigned = format!(
-            "# envsync-meta fpk={} signer={}",
+            "# envsync-meta fpk={} fpg=2 signer={}",
             *fpk.encode(),
             key.public()
         );
@@ -842,8 +867,26 @@ mod tests {
         let good = format!("{unsigned} sig={}\n", signing::encode_signature(&sig));
         let other = FingerprintKey::generate().unwrap();
         let swapped = good.replace(fpk.encode().as_str(), other.encode().as_str());
+        let bumped = good.replace(" fpg=2 ", " fpg=3 ");
         let ids = std::slice::from_ref(&alice);
-        for (meta, ok) in [(good, true), (swapped, false)] {
+        let opened = open(
+            &seal_plaintext(
+                &[b.line().as_bytes(), good.as_bytes(), b"A=1\n"],
+                &Seal::Recipients(&recipients),
+            )
+            .unwrap(),
+            &Open::Identities(ids),
+        )
+        .unwrap();
+        assert_eq!(opened.fingerprint_generation, 2);
+        // A generation has one spelling and appears once.
+        let key_field = format!("# envsync-meta fpk={}", *fpk.encode());
+        let malformed = ["fpg=", "fpg=01", "fpg=-1", "fpg=x", "fpg=1 fpg=1"]
+            .map(|g| (format!("{key_field} {g}\n"), false));
+        for (meta, ok) in [(good.clone(), true), (swapped, false), (bumped, false)]
+            .into_iter()
+            .chain(malformed)
+        {
             let armored = seal_plaintext(
                 &[b.line().as_bytes(), meta.as_bytes(), b"A=1\n"],
                 &Seal::Recipients(&recipients),

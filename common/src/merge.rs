@@ -245,10 +245,25 @@ mod tests {
         );
         // C: removed by theirs, untouched by ours.
         assert_eq!(merge.edits, [Edit::Unset { key: "C".into() }]);
+    }
+
+    /// Edits carry values; their Debug output names the keys and never shows a value.
+    #[test]
+    fn debug_shows_no_value() {
+        const SENTINEL: &str = "sentinel-value-7f3a";
+        let base = side(&[("A", "1"), ("B", "2")]);
+        let ours = side(&[("A", "1"), ("B", SENTINEL)]);
+        let theirs = side(&[("A", SENTINEL), ("B", "3"), ("N", SENTINEL)]);
+        let merge = merge(&base, &ours, &theirs);
+        assert_eq!(merge.edits.len(), 2, "{merge:?}");
+        assert_eq!(merge.conflicts.len(), 1, "{merge:?}");
+        let debug = format!("{merge:?}");
         assert!(
-            !format!("{merge:?}").contains("theirs\""),
-            "no value in Debug"
+            debug.contains("Set") && debug.contains("Insert") && debug.contains("\"N\""),
+            "{debug}"
         );
+        assert!(!debug.contains(SENTINEL), "{debug}");
+        assert!(!debug.contains("7f3a"), "{debug}");
     }
 
     /// Every combination for one key: base present or not; each side keeping it,

@@ -22,7 +22,6 @@ use envsync_common::envelope::{
     self, Binding, DEFAULT_MAX_WORK_FACTOR, DEFAULT_WORK_FACTOR, EnvelopeError, MIN_WORK_FACTOR,
     Meta, Open, Opened, Seal,
 };
-use envsync_common::fingerprint::FingerprintKey;
 use envsync_common::secret::{ExposeSecret, SecretString, ct_eq};
 use envsync_common::signing::SigningKey;
 use std::io::IsTerminal;
@@ -205,7 +204,7 @@ impl Keyring {
         &mut self,
         binding: &Binding,
         env: &[u8],
-        fingerprint_key: Option<&FingerprintKey>,
+        fingerprint_key: Option<&crate::fingerprints::Kept>,
     ) -> Result<String> {
         let armored = match self.mode.clone() {
             Mode::Passphrase { work_factor } => {
@@ -220,7 +219,8 @@ impl Keyring {
                     },
                     &Meta {
                         signer: None,
-                        fingerprint_key,
+                        fingerprint_key: fingerprint_key.map(|k| &k.key),
+                        fingerprint_generation: fingerprint_key.map_or(0, |k| k.generation),
                     },
                 )
             }
@@ -249,7 +249,8 @@ impl Keyring {
                     &Seal::Recipients(&recipients),
                     &Meta {
                         signer: Some(&signing),
-                        fingerprint_key,
+                        fingerprint_key: fingerprint_key.map(|k| &k.key),
+                        fingerprint_generation: fingerprint_key.map_or(0, |k| k.generation),
                     },
                 )
             }

@@ -2,11 +2,15 @@
 //! the fingerprints a push sends, the check a pull makes of the server's, and the
 //! comparisons `diff`, `status`, `log` and the hooks show without decrypting anything.
 //!
-//! The key travels inside every envelope (see `envsync_common::envelope`); this clone
-//! keeps the one it last read, sealed to the machine-local key (no scrypt to reach it), in
-//! `.git/envsync/fingerprint-key.age`. A key read from the default branch replaces the one
-//! kept; one read from another branch is kept only when there is none, so two clones that
-//! each started a key settle on the default branch's.
+//! The key travels inside every envelope with its generation (see
+//! `envsync_common::envelope`): 0 for a project's first key, one more than the rotating
+//! clone's with each `rotate`. This clone keeps one, sealed to the machine-local key (no
+//! scrypt to reach it), in `.git/envsync/fingerprint-key.age`. A key read from a verified
+//! version replaces the one kept when it is of a newer generation, whatever the branch (a
+//! teammate rotated); of the same generation, only when read from the default branch (two
+//! clones that each made a key, the first or a rotation's, settle on the default
+//! branch's); of an older generation, never (an old version read again cannot bring back
+//! a key a rotation replaced).
 
 use crate::context::Context;
 use crate::crypto;
@@ -25,9 +29,21 @@ fn key_path(ctx: &Context) -> PathBuf {
     ctx.state.dir().join("fingerprint-key.age")
 }
 
-/// The project's fingerprint key as this clone last read it; `None` when it has none, or
+/// The project's fingerprint key with its generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub key: FingerprintKey,
+    pub generation: u64,
+}
+
+/// The project's fingerprint key as this clone keeps it; `None` when it has none, or
 /// fingerprints are off for the project. Any problem reading it means "none".
 pub fn local_key(ctx: &Context) -> Option<FingerprintKey> {
+    kept(ctx).map(|k| k.key)
+}
+
+/// [`local_key`], with the key's generation.
+pub fn kept(ctx: &Context) -> Option<Kept> {
     if !ctx.config.fingerprints {
         return None;
     }
@@ -40,27 +56,37 @@ pub fn local_key(ctx: &Context) -> Option<FingerprintKey> {
         .binding
         .verify(&Binding::new(&ctx.config.project, KEY_BRANCH, 1))
         .ok()?;
-    opened.fingerprint_key
+    Some(Kept {
+        key: opened.fingerprint_key?,
+        generation: opened.fingerprint_generation,
+    })
 }
 
-/// Keeps `key`, read from a verified version of `branch` (see the module's rule). An
-/// optimisation: failing to keep it fails nothing.
-pub fn remember(ctx: &Context, key: &FingerprintKey, branch: &str) {
+/// Keeps `read`, the key of a verified version of `branch`, when the module's rule says
+/// so. An optimisation: failing to keep it fails nothing.
+pub fn remember(ctx: &Context, read: &Kept, branch: &str) {
     if !ctx.config.fingerprints {
         return;
     }
-    let kept = local_key(ctx);
-    if kept.as_ref() == Some(key) {
-        return;
-    }
     let from_default = ctx.config.default_branch.as_deref() == Some(branch);
-    if kept.is_some() && !from_default {
-        return;
+    if replaces(kept(ctx).as_ref(), read, from_default) {
+        let _ = keep(ctx, read);
     }
-    let _ = keep(ctx, key);
 }
 
-fn keep(ctx: &Context, key: &FingerprintKey) -> Result<()> {
+/// Whether a key read from a verified version replaces the one kept (the module's rule).
+fn replaces(kept: Option<&Kept>, read: &Kept, from_default: bool) -> bool {
+    match kept {
+        None => true,
+        Some(kept) if kept == read => false,
+        Some(kept) => {
+            read.generation > kept.generation
+                || (read.generation == kept.generation && from_default)
+        }
+    }
+}
+
+fn keep(ctx: &Context, kept: &Kept) -> Result<()> {
     let identity = crypto::local_identity()?;
     let sealed = envelope::seal_with(
         &Binding::new(&ctx.config.project, KEY_BRANCH, 1),
@@ -68,7 +94,8 @@ fn keep(ctx: &Context, key: &FingerprintKey) -> Result<()> {
         &Seal::Recipients(&[identity.to_public()]),
         &Meta {
             signer: None,
-            fingerprint_key: Some(key),
+            fingerprint_key: Some(&kept.key),
+            fingerprint_generation: kept.generation,
         },
     )
     .map_err(|e| CliError::refused(format!("cannot keep the fingerprint key: {e}")))?;
@@ -77,12 +104,27 @@ fn keep(ctx: &Context, key: &FingerprintKey) -> Result<()> {
     Ok(())
 }
 
-/// A new key, kept as this clone's (what `rotate` and a project's first push use).
-pub fn fresh(ctx: &Context) -> Result<FingerprintKey> {
+/// A new key, kept as this clone's: a project's first push makes generation 0, `rotate`
+/// one more than the key this clone keeps (so that every clone that reads a rotated
+/// version takes it).
+pub fn fresh(ctx: &Context, rotation: bool) -> Result<Kept> {
+    let generation = if rotation {
+        kept(ctx)
+            .map_or(0, |old| old.generation)
+            .checked_add(1)
+            .ok_or_else(|| {
+                CliError::refused(
+                    "cannot make a new fingerprint key: the key's generation is at its limit",
+                )
+            })?
+    } else {
+        0
+    };
     let key = FingerprintKey::generate()
         .map_err(|e| CliError::refused(format!("cannot make a fingerprint key: {e}")))?;
-    keep(ctx, &key)?;
-    Ok(key)
+    let kept = Kept { key, generation };
+    keep(ctx, &kept)?;
+    Ok(kept)
 }
 
 /// The fingerprints of an env file's values (the last of duplicates counts), with the
@@ -163,5 +205,23 @@ mod tests {
         assert_eq!(changed(Some(&a), Some(&d)), None);
         assert_eq!(changed(Some(&a), None), None);
         assert!(of("p", &key, b"A=\"unterminated\n").is_none());
+    }
+
+    #[test]
+    fn a_newer_generation_replaces_the_key_from_any_branch_an_older_never() {
+        let at = |generation| Kept {
+            key: FingerprintKey::generate().unwrap(),
+            generation,
+        };
+        let kept = at(1);
+        for from_default in [false, true] {
+            assert!(replaces(None, &at(0), from_default));
+            assert!(replaces(Some(&kept), &at(2), from_default));
+            assert!(!replaces(Some(&kept), &at(0), from_default));
+            assert!(!replaces(Some(&kept), &kept, from_default));
+        }
+        // The same generation: the default branch's key settles it.
+        assert!(replaces(Some(&kept), &at(1), true));
+        assert!(!replaces(Some(&kept), &at(1), false));
     }
 }

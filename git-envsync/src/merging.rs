@@ -13,6 +13,7 @@ use crate::error::{CliError, Result};
 use crate::fsutil;
 use crate::state::FileState;
 use crate::sync::{self, Fetched, ReadRules};
+use envsync_common::api::{VersionInfo, VersionsPage};
 use envsync_common::envdoc::Document;
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
@@ -192,6 +193,13 @@ pub fn merge_latest(
 
 /// Writes the merged file (the one before it kept as a backup) and records it as an edit
 /// of the server's version: that version is now what this clone has synced.
+///
+/// The file first, durably, then the record: a write that fails (a full disk, a file
+/// size limit) or a process that dies in between leaves the state saying this clone
+/// synced the base, so the next pull or push merges again (a merge of a file that
+/// already holds their changes changes nothing more). The other order would record their
+/// version as synced over a file that still holds only our edits, and the next push
+/// would silently replace their version with them.
 fn write_merged(
     ctx: &Context,
     before: &SecretBytes,
@@ -204,8 +212,8 @@ fn write_merged(
         Some(ctx.env.backup(before.expose())?)
     };
     let version = theirs.version;
-    sync::record_synced(ctx, theirs)?;
     ctx.env.write(merged, 0o600)?;
+    sync::record_synced(ctx, theirs)?;
     // The file is an edit of the version merged: it hashes to that version, not to itself.
     ctx.state.set_file(&FileState::synced(
         ctx.state.branch(&ctx.branch)?.sha256.unwrap_or_default(),
@@ -274,7 +282,7 @@ fn conflict_error(
 /// The branch's versions from the base to theirs, newest first, as the server lists them
 /// (names and value fingerprints: nothing is decrypted), to say which version changed a
 /// conflicting key and who pushed it.
-struct History(Vec<envsync_common::api::VersionInfo>);
+struct History(Vec<VersionInfo>);
 
 /// Where the server's side changed a key.
 enum Changed {
@@ -288,26 +296,44 @@ impl History {
     /// Most versions looked at; past that, the message names no version.
     const MAX: u64 = 200;
 
+    /// The versions from `theirs` down to `base`, page by page (a page holds at most
+    /// [`VersionsPage::MAX_LIMIT`] versions, fewer when its byte budget is spent); `None`
+    /// when the span is too long, the server cannot say, or one is missing.
     fn fetch(ctx: &Context, api: &Api, base: u64, theirs: u64) -> Option<History> {
         let span = theirs.checked_sub(base)?;
         if span == 0 || span >= Self::MAX {
             return None;
         }
-        let page = api
-            .versions_page(
-                &ctx.config.project,
-                &ctx.branch,
-                u32::try_from(span + 1).ok()?,
-                Some(theirs + 1),
-            )
-            .ok()?;
-        let versions: Vec<_> = page
-            .versions
-            .into_iter()
-            .filter(|v| (base..=theirs).contains(&v.version))
-            .collect();
-        // Every version from theirs down to the base, none missing.
-        (versions.len() as u64 == span + 1).then_some(History(versions))
+        let mut versions = Vec::new();
+        // Versions below `before` are still to come; each page moves it down, so this
+        // makes at most one request per version.
+        let mut before = theirs + 1;
+        while before > base {
+            let limit = (before - base).min(u64::from(VersionsPage::MAX_LIMIT));
+            let page = api
+                .versions_page(
+                    &ctx.config.project,
+                    &ctx.branch,
+                    u32::try_from(limit).ok()?,
+                    Some(before),
+                )
+                .ok()?;
+            versions.extend(
+                page.versions
+                    .into_iter()
+                    .filter(|v| (base..before).contains(&v.version)),
+            );
+            match page.next_before {
+                Some(next) if next < before => before = next,
+                _ => break,
+            }
+        }
+        // Every version from theirs down to the base, in that order, none missing.
+        versions
+            .iter()
+            .map(|v| v.version)
+            .eq((base..=theirs).rev())
+            .then_some(History(versions))
     }
 
     /// The newest version that changed `key` (added, removed, or a different value); a
@@ -328,7 +354,7 @@ impl History {
         let mut unknown_from = None;
         for pair in self.0.windows(2) {
             let (newer, older) = (&pair[0], &pair[1]);
-            let has = |v: &envsync_common::api::VersionInfo| v.keys.iter().any(|k| k == key);
+            let has = |v: &VersionInfo| v.keys.iter().any(|k| k == key);
             let changed = match (has(newer), has(older)) {
                 (true, true) => crate::fingerprints::changed(
                     newer.fingerprints.as_ref(),
@@ -463,9 +489,17 @@ fn unchanged_ours(ctx: &Context, pending: &Pending) -> Result<SecretBytes> {
     Ok(ours)
 }
 
-/// Finishes the merge in progress with every conflict's choice made: the clean part as
-/// before, and each conflicting key as chosen.
-pub fn finish(ctx: &Context, pending: &Pending) -> Result<Merged> {
+/// The merge in progress with its clean part done: ours (unchanged since the merge
+/// stopped), theirs as kept, and ours with every change of theirs that did not conflict
+/// applied (our layout kept); each conflicting key still holds our value there.
+struct CleanPart {
+    ours: SecretBytes,
+    theirs: SecretBytes,
+    merged: Document,
+    their_doc: Document,
+}
+
+fn clean_part(ctx: &Context, pending: &Pending) -> Result<CleanPart> {
     let ours = unchanged_ours(ctx, pending)?;
     let theirs = kept_theirs(ctx, pending)?;
     let file = ctx
@@ -478,13 +512,32 @@ pub fn finish(ctx: &Context, pending: &Pending) -> Result<Merged> {
         &entries(ctx, ours.expose())?,
         &entries(ctx, theirs.expose())?,
     );
-    let mut doc = Document::parse(ours.expose())
+    let mut merged = Document::parse(ours.expose())
         .map_err(|e| CliError::usage(format!("{}: {e}", ctx.env_display())))?;
     let their_doc = Document::parse(theirs.expose())
         .map_err(|e| CliError::refused(format!("their version does not parse: {e}")))?;
+    merged
+        .apply(&result.edits)
+        .map_err(|e| CliError::refused(format!("cannot merge: {e}")))?;
+    Ok(CleanPart {
+        ours,
+        theirs,
+        merged,
+        their_doc,
+    })
+}
+
+/// Finishes the merge in progress with every conflict's choice made: the clean part as
+/// before, and each conflicting key as chosen.
+pub fn finish(ctx: &Context, pending: &Pending) -> Result<Merged> {
+    let CleanPart {
+        ours,
+        theirs,
+        merged: mut doc,
+        their_doc,
+    } = clean_part(ctx, pending)?;
     let edit_error =
         |e: envsync_common::envdoc::EditError| CliError::refused(format!("cannot merge: {e}"));
-    doc.apply(&result.edits).map_err(edit_error)?;
     for conflict in &pending.conflicts {
         if conflict.take.as_deref() != Some("theirs") {
             continue;
@@ -548,22 +601,24 @@ fn dedup(keys: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// The file for `merge --edit`: ours, with each conflicting key's lines replaced by both
-/// sides between markers.
+/// The file for `merge --edit`: the merge as `merge --ours/--theirs` would write it (ours,
+/// with every change of theirs that did not conflict applied, our layout kept), with each
+/// conflicting key's lines replaced by both sides between markers.
 pub fn edit_file(ctx: &Context, pending: &Pending) -> Result<Vec<u8>> {
-    let ours = unchanged_ours(ctx, pending)?;
-    let theirs = kept_theirs(ctx, pending)?;
-    let ours_doc = Document::parse(ours.expose())
-        .map_err(|e| CliError::usage(format!("{}: {e}", ctx.env_display())))?;
-    let their_doc = Document::parse(theirs.expose())
-        .map_err(|e| CliError::refused(format!("their version does not parse: {e}")))?;
+    let CleanPart {
+        theirs,
+        merged,
+        their_doc,
+        ..
+    } = clean_part(ctx, pending)?;
+    let merged_bytes = merged.to_bytes();
     let lines_of = |bytes: &[u8]| -> Vec<Vec<u8>> {
         bytes
             .split_inclusive(|&b| b == b'\n')
             .map(<[u8]>::to_vec)
             .collect()
     };
-    let our_lines = lines_of(ours.expose());
+    let our_lines = lines_of(merged_bytes.expose());
     let their_lines = lines_of(theirs.expose());
     let span = |doc: &Document, key: &str| {
         doc.entries()
@@ -598,11 +653,12 @@ pub fn edit_file(ctx: &Context, pending: &Pending) -> Result<Vec<u8>> {
         );
         out
     };
-    // Each conflicting key where ours has it; those ours removed go at the end.
+    // Each conflicting key where the merge has it (the clean part never touches a
+    // conflicting key, so that is where ours has it); those ours removed go at the end.
     let mut at_line: std::collections::BTreeMap<usize, (usize, &str)> = Default::default();
     let mut at_end = Vec::new();
     for c in &pending.conflicts {
-        match span(&ours_doc, &c.key) {
+        match span(&merged, &c.key) {
             Some((first, last)) => {
                 at_line.insert(first, (last, c.key.as_str()));
             }

@@ -23,7 +23,6 @@ use crate::state::{BranchState, FileState, Source};
 use envsync_common::api::{EnvResponse, PushRequest};
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
-use envsync_common::fingerprint::FingerprintKey;
 use envsync_common::secret::{SecretBytes, ct_eq};
 use reqwest::StatusCode;
 use std::path::PathBuf;
@@ -208,7 +207,7 @@ fn try_push_version(
         ciphertext: keyring.seal(&binding, content, fingerprint_key.as_ref())?,
         fingerprints: fingerprint_key
             .as_ref()
-            .and_then(|key| fingerprints::of(&ctx.config.project, key, content)),
+            .and_then(|kept| fingerprints::of(&ctx.config.project, &kept.key, content)),
         keys: keys.clone(),
         base_version: base,
     };
@@ -246,12 +245,12 @@ fn push_fingerprint_key(
     api: &Api,
     keyring: &mut Keyring,
     branch: &str,
-) -> Result<Option<FingerprintKey>> {
+) -> Result<Option<fingerprints::Kept>> {
     if !ctx.config.fingerprints {
         return Ok(None);
     }
-    if let Some(key) = fingerprints::local_key(ctx) {
-        return Ok(Some(key));
+    if let Some(kept) = fingerprints::kept(ctx) {
+        return Ok(Some(kept));
     }
     let mut names: Vec<&str> = ctx
         .config
@@ -265,12 +264,12 @@ fn push_fingerprint_key(
     for name in names {
         let read = fetch_version(ctx, api, keyring, name, None, ReadRules::default());
         if matches!(read, Ok(Some(_)))
-            && let Some(key) = fingerprints::local_key(ctx)
+            && let Some(kept) = fingerprints::kept(ctx)
         {
-            return Ok(Some(key));
+            return Ok(Some(kept));
         }
     }
-    fingerprints::fresh(ctx).map(Some)
+    fingerprints::fresh(ctx, false).map(Some)
 }
 
 /// Before anything is sealed or sent: what is pushed must be readable by whoever can
@@ -507,7 +506,11 @@ pub fn verified(
             served.version,
         )?;
         if !rules.key_replaced {
-            fingerprints::remember(ctx, key, branch);
+            let read = fingerprints::Kept {
+                key: key.clone(),
+                generation: opened.fingerprint_generation,
+            };
+            fingerprints::remember(ctx, &read, branch);
         }
     }
     let sealed = if opened.passphrase {

@@ -1,9 +1,10 @@
 //! Every fixture's key names, as pinned by its `.keys` file, and every fixture through the
-//! document model: byte for byte, and through a set and an unset of each of its keys.
+//! document model: byte for byte, through a set and an unset of each of its keys, and as
+//! our side of a three-way merge.
 
 #![allow(clippy::unwrap_used)]
 
-use envsync_common::{envdoc, envfile};
+use envsync_common::{envdoc, envfile, merge};
 use envsync_tests::{env_fixtures, fixtures};
 use std::fs;
 use std::path::Path;
@@ -95,6 +96,78 @@ fn every_fixture_round_trips_and_survives_set_and_unset_of_each_key() {
         );
         assert!(emptied.values().all(Vec::is_empty), "{name}");
     }
+}
+
+/// Each fixture as the base, ours with its first key changed, theirs with a new key (a
+/// multi-line value): the merge is clean, has both changes, and keeps our file byte for
+/// byte around the one line it adds.
+#[test]
+fn every_fixture_merges_a_key_added_on_their_side_keeping_our_layout() {
+    const NEW: &str = "MERGE_NEW";
+    let new_value: &[u8] = b"their line one\ntheir line two";
+    for file in env_fixtures() {
+        let base = fs::read(&file).unwrap();
+        let name = file.display();
+        let doc = envdoc::Document::parse(&base).unwrap();
+        let mut ours = doc.clone();
+        if let Some(first) = doc.keys().first() {
+            ours.set(first, b"our edit").unwrap();
+        }
+        let ours = ours.to_bytes();
+        let mut theirs = doc.clone();
+        theirs
+            .insert(NEW, new_value, envdoc::Anchor::End)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let theirs = theirs.to_bytes();
+        let entries = |src: &[u8]| envfile::entries(src).unwrap();
+        let result = merge::merge(
+            &entries(&base),
+            &entries(ours.expose()),
+            &entries(theirs.expose()),
+        );
+        assert!(result.is_clean(), "{name}: {result:?}");
+        assert_eq!(result.incoming(), [NEW], "{name}");
+        let mut merged = envdoc::Document::parse(ours.expose()).unwrap();
+        merged
+            .apply(&result.edits)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut expected = values(ours.expose());
+        expected.insert(NEW.to_owned(), new_value.to_vec());
+        assert_eq!(values(merged.to_bytes().expose()), expected, "{name}");
+        // Our layout: without the added key, the merge is our file exactly (with a line
+        // end after its last line when it had none: the new key's line went after it).
+        assert_eq!(merged.unset(NEW), 1, "{name}");
+        let mut ended = ours.expose().to_vec();
+        if ended.last().is_some_and(|&b| b != b'\n' && b != b'\r') {
+            ended.extend_from_slice(doc.line_end());
+        }
+        let merged = merged.to_bytes();
+        assert!(
+            merged.expose() == ours.expose() || merged.expose() == &ended[..],
+            "{name}: {:?}",
+            String::from_utf8_lossy(merged.expose())
+        );
+    }
+}
+
+/// Multi-line values on both sides: ours changes one, theirs another and adds a third;
+/// the merge takes each side's change, ours as we wrote it, theirs changed in place in our
+/// quoting, the new one in the quoting envdoc picks for a new line (single quotes).
+#[test]
+fn a_merge_carries_multi_line_values_on_both_sides() {
+    let base = b"# certs\nCERT=\"-----BEGIN-----\nbase\n-----END-----\"\nTOKEN='a\nb'\nPLAIN=1\n";
+    let ours = b"# certs\nCERT=\"-----BEGIN-----\nours\nours too\n-----END-----\"\nTOKEN='a\nb'\nPLAIN=1\n";
+    let theirs =
+        b"# certs\nCERT=\"-----BEGIN-----\nbase\n-----END-----\"\nTOKEN='c\nd\ne'\nPLAIN=1\nKEY=\"x\ny\"\n";
+    let entries = |src: &[u8]| envfile::entries(src).unwrap();
+    let result = merge::merge(&entries(base), &entries(ours), &entries(theirs));
+    assert!(result.is_clean(), "{result:?}");
+    let mut merged = envdoc::Document::parse(ours).unwrap();
+    merged.apply(&result.edits).unwrap();
+    assert_eq!(
+        merged.to_bytes().expose(),
+        b"# certs\nCERT=\"-----BEGIN-----\nours\nours too\n-----END-----\"\nTOKEN='c\nd\ne'\nPLAIN=1\nKEY='x\ny'\n"
+    );
 }
 
 #[test]

@@ -24,8 +24,9 @@ pub struct Args {
     /// Take the server's value (or its removal) of these keys.
     #[arg(long, value_name = "KEY", num_args = 1.., conflicts_with_all = ["edit", "continue_", "abort"])]
     theirs: Vec<String>,
-    /// Write both sides of every conflicting key into <env file>.merge (0600), between
-    /// markers, for you to edit; then git envsync merge --continue.
+    /// Write the merge into <env file>.merge (0600), for you to edit: the changes that did
+    /// not conflict applied, and both sides of every conflicting key between markers; then
+    /// git envsync merge --continue.
     #[arg(long, conflicts_with_all = ["continue_", "abort"])]
     edit: bool,
     /// Finish after --edit: the edited merge file becomes the env file.

@@ -77,7 +77,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         let kept = fingerprints::local_key(&ctx).map(|k| k.id());
         if progress.fingerprint_key.is_none() || progress.fingerprint_key != kept {
             // (Branches a lost key's rotation already did keep that key's fingerprints.)
-            progress.fingerprint_key = Some(fingerprints::fresh(&ctx)?.id());
+            progress.fingerprint_key = Some(fingerprints::fresh(&ctx, true)?.key.id());
         }
     }
     // Any passphrase prompt comes now, before the progress line takes the terminal.

@@ -154,6 +154,46 @@ fn full_disk_keeps_the_old_file_and_fails_cleanly() {
     bob.envsync(&["status"]).clean().ok();
 }
 
+/// A pull that merges and cannot write the merged file (it is over the file size limit,
+/// the file before it is not): the state must not say the server's version was synced,
+/// or the next plain push would replace that version with the unmerged edits. It merges
+/// again instead, and the teammate's key survives.
+#[test]
+fn a_merge_whose_write_fails_is_merged_again_by_the_next_push() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "mergefull");
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    let pad = format!("PAD={}\n", "p".repeat(6 * 1024));
+    alice.write_env(format!("{pad}SHARED=1\n"));
+    alice.envsync(&["push"]).clean().ok();
+    bob.envsync(&["pull"]).clean().ok();
+    // alice adds a large key; bob, not pulled, adds one of his own.
+    alice.write_env(format!("{pad}SHARED=1\nALICE={}\n", "a".repeat(3 * 1024)));
+    alice.envsync(&["push"]).clean().ok();
+    let ours = format!("{pad}SHARED=1\nBOB=1\n");
+    bob.write_env(&ours);
+
+    // Files of at most 8 KiB: bob's file (and its backup) fit, the merge does not.
+    let blocks = 8 * 1024 / ulimit_block();
+    let out = envsync_sh(&bob, &format!("ulimit -f {blocks}"), &["pull"])
+        .refused()
+        .code(1);
+    assert!(out.stderr.contains("File too large"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), ours.as_bytes());
+    assert_eq!(bob.temp_files(), Vec::<std::path::PathBuf>::new());
+
+    let out = bob.envsync(&["push"]).clean().ok();
+    assert!(out.stderr.contains("Merged main version 2"), "{out:#?}");
+    assert_eq!(
+        server.latest(&bob.token, "mergefull", "main"),
+        Some((
+            3,
+            vec!["PAD".into(), "SHARED".into(), "ALICE".into(), "BOB".into()]
+        )),
+        "{out:#?}"
+    );
+}
+
 #[test]
 fn symlinked_env_file_is_never_written_through() {
     let server = Server::start();

@@ -59,11 +59,32 @@ fn equal_values_give_equal_fingerprints_and_nothing_else_does() {
     let theirs = prints(&server, &other, "main");
     assert_ne!(theirs[""], main[""]);
     assert_ne!(theirs["A"], main["A"]);
-    // No value, whole or in part, is in what the server keeps.
+    // No value, whole or in part, is in what the server keeps: each print is 32
+    // lower-case hex characters (no room for a value's text), and neither value is in
+    // any of its answers about the branch.
     for print in main.values() {
         let print = print.as_str().unwrap();
         assert_eq!(print.len(), 32);
-        assert!(!print.contains("same") && !print.contains("one"));
+        assert!(
+            print
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{print}"
+        );
+    }
+    for path in ["keys", "versions"] {
+        let r = server.request(
+            "GET",
+            &format!("/env/prints/main/{path}"),
+            &alice.token,
+            None,
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(
+            !r.body.contains("same") && !r.body.contains("one"),
+            "{}",
+            r.body
+        );
     }
 }
 
@@ -148,17 +169,24 @@ fn pre_commit_reports_a_changed_value_as_drift() {
     assert!(!out.stderr.contains('3'), "{out:#?}");
 }
 
+/// `rotate` makes a new key; every clone takes it from the first rotated version it reads,
+/// on any branch, and an old version read again does not bring the old key back.
 #[test]
 fn rotate_replaces_the_key_and_log_says_values_were_not_compared() {
+    const NEW_PASS: &str = "a new passphrase, long enough";
     let server = Server::start();
     let alice = Dev::new(&server, "rotprints");
     alice.write_env("A=1\n");
     alice.envsync(&["push"]).clean().ok();
-    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    let carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.git(&["checkout", "-q", "-b", "feature"]);
+    carol.write_env("A=1\nF=1\n");
+    carol.envsync(&["push"]).clean().ok();
+    let mut bob = Dev::clone_of(&alice, &server, "bob@example.com");
     bob.envsync(&["pull"]).clean().ok();
     let before = prints(&server, &alice, "main");
     let mut rotate = alice.envsync_cmd(&["rotate"]);
-    rotate.env("ENVSYNC_NEW_PASS", "a new passphrase, long enough");
+    rotate.env("ENVSYNC_NEW_PASS", NEW_PASS);
     let out = envsync_tests::Run::from(rotate.output().unwrap()).ok();
     let after = prints(&server, &alice, "main");
     assert_ne!(after[""], before[""], "{out:#?}");
@@ -178,6 +206,37 @@ fn rotate_replaces_the_key_and_log_says_values_were_not_compared() {
     let json: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["changed"], Value::Null, "{out:#?}");
     assert_eq!(json["in_sync"], true, "{out:#?}");
+
+    // bob pulls only feature (not the default branch): its rotated version carries the
+    // new key, which he takes, so what he pushes there is fingerprinted with it.
+    bob.pass = Some(NEW_PASS.to_owned());
+    bob.git(&["checkout", "-q", "-b", "feature"]);
+    bob.envsync(&["pull", "--force"]).clean().ok();
+    bob.write_env("A=1\nF=2\n");
+    bob.envsync(&["push"]).clean().ok();
+    let feature = prints(&server, &bob, "feature");
+    assert_eq!(
+        feature[""], after[""],
+        "feature's new version under the new key"
+    );
+    assert_eq!(feature["A"], after["A"]);
+    let out = bob
+        .envsync(&["diff", "--json", "--against", "main"])
+        .clean()
+        .ok();
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["changed"], serde_json::json!([]), "compared: {out:#?}");
+
+    // An old version of the default branch, read again with the old passphrase, carries
+    // the old key: it does not replace the new one.
+    bob.git(&["checkout", "-q", "main"]);
+    bob.pass = alice.pass.clone();
+    bob.envsync(&["pull", "--force", "--version", "1"])
+        .clean()
+        .ok();
+    let out = bob.envsync(&["diff", "--json"]).clean().ok();
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["changed"], serde_json::json!([]), "{out:#?}");
 }
 
 #[test]

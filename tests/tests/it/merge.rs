@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use envsync_common::envelope::{self, Binding, Seal};
+use envsync_common::secret::SecretString;
 use envsync_tests::proxy::{Proxy, Upstream};
 use envsync_tests::{Dev, Run, Server};
 use std::fs;
@@ -183,8 +185,55 @@ fn a_conflict_names_the_version_and_pusher_that_changed_each_key() {
     );
 }
 
+/// The server moved by more versions than one page of its version list holds (at most
+/// 100): the history behind a conflict's message is read page by page, so the message
+/// still says where the key changed.
+#[test]
+fn a_conflict_across_more_versions_than_a_page_names_where_the_key_changed() {
+    let server = Server::start();
+    let (alice, bob) = pair(&server, "long-history");
+    // Versions 2 to 102, each SHARED=theirs, sealed here to save 101 runs of the CLI (no
+    // fingerprints: the history can tell the span, not the one version).
+    let pass = SecretString::from(envsync_tests::PASS.to_owned());
+    let theirs = "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=theirs\n";
+    for version in 2..=102 {
+        let sealed = envelope::seal(
+            &Binding::new("long-history", "main", version),
+            theirs.as_bytes(),
+            &Seal::Passphrase {
+                passphrase: &pass,
+                work_factor: 10,
+            },
+        )
+        .unwrap();
+        let body = serde_json::json!({
+            "ciphertext": sealed,
+            "keys": ["DB_URL", "DEBUG", "SHARED"],
+            "base_version": version - 1,
+        });
+        let r = server.request(
+            "POST",
+            "/env/long-history/main",
+            &alice.token,
+            Some(&body.to_string()),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    bob.write_env(format!(
+        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_OURS}\n"
+    ));
+    let out = bob.envsync(&["push"]).refused().code(1);
+    no_value_leaked(&out);
+    assert!(
+        out.stderr
+            .contains("SHARED (yours modified; theirs modified in versions 2 to 102)"),
+        "{out:#?}"
+    );
+}
+
 /// Both change SHARED: nothing written, no value printed, the conflict named with who
-/// and which version; then each way of resolving.
+/// and which version; then each way of resolving, every one of which keeps the other
+/// changes of both sides (alice's new ALICE, bob's new BOB).
 #[test]
 fn conflicts_write_nothing_and_each_resolution_works() {
     let server = Server::start();
@@ -194,7 +243,7 @@ fn conflicts_write_nothing_and_each_resolution_works() {
         alice.write_env(format!("# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_THEIRS}\nALICE=1\n"));
         alice.envsync(&["push"]).clean().ok();
         let ours = format!(
-            "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_OURS}\n"
+            "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_OURS}\nBOB=1\n"
         );
         bob.write_env(&ours);
         let out = bob.envsync(&["push"]).refused().code(1);
@@ -225,21 +274,40 @@ fn conflicts_write_nothing_and_each_resolution_works() {
         match how {
             "ours" => {
                 bob.envsync(&["merge", "--ours", "SHARED"]).clean().ok();
-                assert!(text().contains(&format!("SHARED={SENTINEL_OURS}\n")));
-                assert!(text().contains("ALICE=1\n"), "the clean part came in");
+                assert_eq!(
+                    text(),
+                    format!(
+                        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_OURS}\nALICE=1\nBOB=1\n"
+                    ),
+                    "our value, both clean changes, our layout"
+                );
             }
             "theirs" => {
                 bob.envsync(&["merge", "--theirs", "SHARED"]).clean().ok();
-                assert!(text().contains(&format!("SHARED={SENTINEL_THEIRS}\n")));
-                assert!(text().starts_with("# database\n"), "our layout");
+                assert_eq!(
+                    text(),
+                    format!(
+                        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_THEIRS}\nALICE=1\nBOB=1\n"
+                    ),
+                    "their value, both clean changes, our layout"
+                );
             }
             "edit" => {
                 let out = bob.envsync(&["merge", "--edit"]).clean().ok();
                 no_value_leaked(&out);
                 let merge_file = bob.repo.join(".env.merge");
                 let marked = fs::read_to_string(&merge_file).unwrap();
-                assert!(marked.contains("<<<<<<< ours: SHARED\n"), "{marked}");
-                assert!(marked.contains(&format!("SHARED={SENTINEL_OURS}\n=======\nSHARED={SENTINEL_THEIRS}\n>>>>>>> theirs: SHARED")), "{marked}");
+                // The merge itself (alice's ALICE came in beside its neighbour, bob's
+                // BOB stays), with markers only around the conflicting key.
+                let block = format!(
+                    "<<<<<<< ours: SHARED\nSHARED={SENTINEL_OURS}\n=======\nSHARED={SENTINEL_THEIRS}\n>>>>>>> theirs: SHARED (version 2 by dev@example.com)\n"
+                );
+                assert_eq!(
+                    marked,
+                    format!(
+                        "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\n{block}ALICE=1\nBOB=1\n"
+                    )
+                );
                 use std::os::unix::fs::PermissionsExt;
                 assert_eq!(
                     fs::metadata(&merge_file).unwrap().permissions().mode() & 0o777,
@@ -258,9 +326,13 @@ fn conflicts_write_nothing_and_each_resolution_works() {
                     "{commit:#?}"
                 );
                 bob.envsync(&["hooks", "uninstall"]).clean().ok();
-                fs::write(&merge_file, "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=both\nALICE=1\n").unwrap();
+                // Resolving means replacing the marked block, nothing else.
+                fs::write(&merge_file, marked.replace(&block, "SHARED=both\n")).unwrap();
                 bob.envsync(&["merge", "--continue"]).clean().ok();
-                assert!(text().contains("SHARED=both\n"));
+                assert_eq!(
+                    text(),
+                    "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED=both\nALICE=1\nBOB=1\n"
+                );
                 assert!(!merge_file.exists());
             }
             _ => {
@@ -273,10 +345,12 @@ fn conflicts_write_nothing_and_each_resolution_works() {
         let out = bob.envsync(&["push"]).clean().ok();
         no_value_leaked(&out);
         let (version, keys) = latest_keys(&server, &bob);
-        // Taking theirs for the one conflict leaves exactly their version: nothing to push.
-        let expected = if how == "theirs" { 2 } else { 3 };
-        assert_eq!(version, expected, "{how}: {out:#?}");
-        assert!(keys.contains(&"ALICE".to_owned()), "{how}: {keys:?}");
+        assert_eq!(version, 3, "{how}: {out:#?}");
+        assert_eq!(
+            keys,
+            ["DB_URL", "DEBUG", "SHARED", "ALICE", "BOB"],
+            "{how}: the pushed version keeps both sides' clean changes"
+        );
     }
 }
 
