@@ -10,7 +10,9 @@
 //!   read: the version asked for is the version served, no older than the newest seen
 //!   (unless an old one was asked for), sealed within the work-factor cap, bound to this
 //!   project, branch and version, with the server's key list equal to the decrypted
-//!   names, and in team mode signed by a member of the trusted config;
+//!   names, sealed the way the trusted config's mode seals (passphrase mode: with the
+//!   passphrase only; team mode: to the members' keys, never with a passphrase), and in
+//!   team mode signed by a member of the trusted config;
 //! - the env file is written only after every check passed, atomically, mode 0600.
 
 use crate::client::{Api, ApiError};
@@ -353,7 +355,8 @@ fn check_writer(
         return Err(mode_error(theirs));
     }
     if ours == "passphrase" {
-        keyring.open(&served.ciphertext).map_err(|e| {
+        let what = format!("version {version} of {name}");
+        keyring.open(&served.ciphertext, &what, false).map_err(|e| {
             CliError::refused(format!(
                 "refusing to push: this passphrase does not open {name} version {version} on the server ({}), so teammates could not read what it seals",
                 e.message()
@@ -487,7 +490,8 @@ pub fn verified(
     if !rules.old_version_asked {
         check_not_rolled_back(&ctx.state.branch(branch)?, served.version, branch)?;
     }
-    let opened = keyring.open(&served.ciphertext)?;
+    let what = format!("version {} of {branch}", served.version);
+    let opened = keyring.open(&served.ciphertext, &what, rules.passphrase_ok)?;
     opened
         .binding
         .verify(&Binding::new(&ctx.config.project, branch, served.version))

@@ -265,6 +265,7 @@ fn passphrase_to_team_mode() {
     );
     assert!(plain.ends_with("\nA=1\n"), "{plain}");
     // The old passphrase opens nothing any more: the branch now needs an identity.
+    alice.git(&["commit", "-qam", "team keys"]);
     let bob = Dev::clone_of(&alice, &server, "bob@example.com");
     let out = bob.envsync(&["pull"]).clean().code(2);
     assert!(out.stderr.contains("no identity file"), "{out:#?}");
@@ -433,7 +434,11 @@ fn pushes_keep_to_the_teams_passphrase_and_mode() {
     assert!(out.stderr.contains("sealed in passphrase mode"), "{out:#?}");
     assert!(out.stderr.contains("rotate"), "{out:#?}");
     carol.envsync(&["rotate"]).clean().ok();
-    alice.envsync(&["pull"]).clean().code(2);
+    // alice's clone still trusts passphrase-mode settings: the team-mode version is
+    // refused as one of another mode, with the way to catch up.
+    let out = alice.envsync(&["pull"]).refused().code(1);
+    assert!(out.stderr.contains("sealed to age keys"), "{out:#?}");
+    assert!(out.stderr.contains("git envsync trust"), "{out:#?}");
     alice.write_env("A=1\nB=2\nC=3\nE=5\n");
     let out = alice.envsync(&["push", "--force"]).refused().code(1);
     assert!(out.stderr.contains("sealed in team mode"), "{out:#?}");
