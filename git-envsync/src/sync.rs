@@ -146,12 +146,19 @@ pub fn push(
                 _ => return Err(conflict_error(ctx, api, &branch, latest)),
             }
         }
+        // (Unforced, the server's latest is the version synced: `base` is `latest`.)
         let base = if force { latest } else { branch.version };
-        check_writer(ctx, api, keyring, &branch, latest)?;
         let old_keys = branch.keys.clone();
         pushes += 1;
-        let version = match try_push_version(ctx, api, keyring, &mut branch, bytes.expose(), base)?
-        {
+        let version = match try_push_version(
+            ctx,
+            api,
+            keyring,
+            &mut branch,
+            bytes.expose(),
+            base,
+            Writer::Team,
+        )? {
             Ok(version) => version,
             // Someone pushed between our look and our push: merge again, if allowed.
             Err(current) if can_merge && moved(current) && pushes < PUSH_ATTEMPTS => continue,
@@ -178,9 +185,22 @@ pub fn push(
     }
 }
 
+/// Who a push writes for, which decides what it is checked against before sealing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// The team as it is: the branch's latest version (or the default branch's) must be
+    /// in this push's mode and, in passphrase mode, open with this passphrase
+    /// ([`check_writer`]). Every writer but `rotate`.
+    Team,
+    /// `rotate`, which replaces the mode or the passphrase on purpose, having just read
+    /// `base` with the old one.
+    Rotation,
+}
+
 /// Seals `content` as version `base + 1` of `branch` and pushes it with compare-and-swap
 /// on `base`; records the branch state and the sealed local copy (not the file state:
-/// the content need not be the env file's, as in `rotate` and `rollback`).
+/// the content need not be the env file's, as in `rotate` and `rollback`). Checked
+/// first as `writer` says.
 pub fn push_version(
     ctx: &Context,
     api: &Api,
@@ -188,12 +208,14 @@ pub fn push_version(
     branch: &mut BranchState,
     content: &[u8],
     base: Option<u64>,
+    writer: Writer,
 ) -> Result<u64> {
-    try_push_version(ctx, api, keyring, branch, content, base)?
+    try_push_version(ctx, api, keyring, branch, content, base, writer)?
         .map_err(|current| conflict_error(ctx, api, branch, current))
 }
 
-/// [`push_version`], with a refused compare-and-swap as `Err(current version)` inside.
+/// [`push_version`], with a refused compare-and-swap as `Err(current version)` inside:
+/// the one function every push goes through.
 fn try_push_version(
     ctx: &Context,
     api: &Api,
@@ -201,7 +223,11 @@ fn try_push_version(
     branch: &mut BranchState,
     content: &[u8],
     base: Option<u64>,
+    writer: Writer,
 ) -> Result<std::result::Result<u64, Option<u64>>> {
+    if writer == Writer::Team {
+        check_writer(ctx, api, keyring, branch, base)?;
+    }
     let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
@@ -276,8 +302,8 @@ fn push_fingerprint_key(
 }
 
 /// Before anything is sealed or sent: what is pushed must be readable by whoever can
-/// read the branch now. Its latest version (or, for a branch's first, the default
-/// branch's) must be in the same mode as this push, and in passphrase mode must open with
+/// read the branch now. Its latest version `latest` (the push's base; for a branch's
+/// first, the default branch's latest) must be in the same mode as this push, and in passphrase mode must open with
 /// this passphrase: a mistyped one, or the old one after a rotation, is refused here
 /// instead of being sealed into a version the team cannot open. No scrypt when this clone
 /// synced that version with the same passphrase (its verifier); one otherwise.

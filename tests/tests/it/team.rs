@@ -449,3 +449,60 @@ fn pushes_keep_to_the_teams_passphrase_and_mode() {
         "nothing more was pushed"
     );
 }
+
+/// rollback, copy and mv push as well, and are held to push's check: a clone still
+/// holding the passphrase a rotation replaced reads what that passphrase still opens (old
+/// versions, a branch an interrupted rotation has not reached yet) but cannot seal a new
+/// version with it, which nobody with the new passphrase could open.
+#[test]
+fn rollback_copy_and_mv_keep_to_the_teams_passphrase() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "writers");
+    for (branch, env) in [("main", "A=1\n"), ("main", "A=2\n"), ("src", "S=1\n")] {
+        alice.write_env(env);
+        alice.envsync(&["push", "--branch", branch]).clean().ok();
+    }
+    // The rotation stops after main (branches go in name order): src is still sealed
+    // with the old passphrase, which alice's ENVSYNC_PASS still holds.
+    let new = "the passphrase after rotation";
+    let mut cmd = alice.envsync_cmd(&["rotate", "--batch", "1"]);
+    let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_eq!(server.versions(&alice.token, "writers", "main").len(), 3);
+
+    let server_state = || {
+        ["main", "src", "feat", "renamed"]
+            .map(|b| server.versions(&alice.token, "writers", b).len())
+    };
+    let before = server_state();
+    for args in [
+        &["rollback", "1"][..],
+        &["copy", "--branch", "feat", "--from", "src"][..],
+        &["mv", "src", "renamed"][..],
+    ] {
+        let out = alice.envsync(args).refused().code(1);
+        assert!(
+            out.stderr
+                .contains("refusing to push: this passphrase does not open main version 3"),
+            "{args:?}: {out:#?}"
+        );
+        assert!(out.stderr.contains("nothing was sent"), "{args:?}: {out:#?}");
+        assert_eq!(server_state(), before, "{args:?} pushed something");
+    }
+
+    // Once the rotation has finished (reading with the old passphrase, as rotate does),
+    // the same copy with the new passphrase is taken.
+    let mut cmd = alice.envsync_cmd(&["rotate"]);
+    let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    let mut alice = alice;
+    alice.pass = Some(new.to_owned());
+    alice
+        .envsync(&["copy", "--branch", "feat", "--from", "src"])
+        .clean()
+        .ok();
+    let mut bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.pass = Some(new.to_owned());
+    bob.envsync(&["pull", "--branch", "feat"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"S=1\n");
+}
