@@ -212,6 +212,47 @@ fn an_env_file_through_a_symlinked_directory_reads_and_writes_nothing_outside() 
     assert_eq!(versions(&server, &alice, "evil-creds"), 0);
 }
 
+/// A merge in progress on `cfg/.env`, then `cfg` becomes a symbolic link to another
+/// directory holding a file of the merge file's name (a checkout of a branch that commits
+/// the link, say): `merge --abort` forgets the merge and removes nothing through the link.
+#[test]
+fn merge_abort_removes_nothing_through_a_symlinked_directory() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "mergelink");
+    fs::write(
+        alice.repo.join(".envsync.toml"),
+        "project = \"mergelink\"\ndefault_branch = \"main\"\nenv_file = \"cfg/.env\"\n",
+    )
+    .unwrap();
+    fs::write(alice.repo.join(".gitignore"), "/cfg/\n").unwrap();
+    alice.git(&["commit", "-qam", "the env file in cfg/"]);
+    alice.trust();
+    fs::create_dir(alice.repo.join("cfg")).unwrap();
+    fs::write(alice.repo.join("cfg/.env"), "A=1\n").unwrap();
+    alice.envsync(&["push"]).clean().ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    fs::create_dir(bob.repo.join("cfg")).unwrap();
+    bob.envsync(&["pull"]).clean().ok();
+    fs::write(alice.repo.join("cfg/.env"), "A=2\n").unwrap();
+    alice.envsync(&["push"]).clean().ok();
+    fs::write(bob.repo.join("cfg/.env"), "A=3\n").unwrap();
+    bob.envsync(&["push"]).refused().code(1);
+    bob.envsync(&["merge"]).clean().ok();
+
+    let elsewhere = bob.home.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join(".env.merge"), "NOT_OURS=1\n").unwrap();
+    fs::rename(bob.repo.join("cfg"), bob.home.join("cfg-before")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, bob.repo.join("cfg")).unwrap();
+    bob.envsync(&["merge", "--abort"]).clean().ok();
+    assert_eq!(
+        fs::read_to_string(elsewhere.join(".env.merge")).unwrap(),
+        "NOT_OURS=1\n",
+        "removed through the link"
+    );
+    bob.envsync(&["merge"]).refused().code(1);
+}
+
 #[test]
 fn a_huge_work_factor_is_one_line_never_an_abort_or_a_hang() {
     let server = Server::start();
