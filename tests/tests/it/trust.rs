@@ -622,3 +622,71 @@ fn forget_wipes_the_sealed_copies_and_state() {
     // And the clone recovers by pulling (the file counts as never synced: --force).
     alice.envsync(&["pull", "--force"]).clean().ok();
 }
+
+/// Which project's state `forget` wipes is the trusted settings' to say: on a branch
+/// whose untrusted `.envsync.toml` names another project this clone keeps state for,
+/// `forget --all` is refused like every command, and that state survives.
+#[test]
+fn forget_on_an_untrusted_config_wipes_nothing() {
+    let server = Server::start();
+    let kept_token = server.token("dev@example.com", "developer", &["kept", "forget-now"]);
+    let mut alice = Dev::new(&server, "kept");
+    alice.token = kept_token;
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    // The repository moves on to another project id; the old one's state stays.
+    fs::write(
+        alice.repo.join(".envsync.toml"),
+        "project = \"forget-now\"\ndefault_branch = \"main\"\n",
+    )
+    .unwrap();
+    alice.git(&["commit", "-qam", "new project id"]);
+    alice.trust();
+    alice.envsync(&["push"]).clean().ok();
+    let kept = alice.repo.join(".git/envsync/kept");
+    assert!(kept.exists());
+
+    hostile_branch(
+        &alice,
+        &server,
+        "evil-forget",
+        "project = \"kept\"\ndefault_branch = \"evil-forget\"\n",
+        |_| {},
+    );
+    alice.git_run(&["checkout", "-q", "evil-forget"]).ok();
+    for args in [&["forget", "--all"][..], &["forget"][..]] {
+        let out = alice.envsync(args).refused().code(2);
+        assert!(out.stderr.contains(".envsync.toml"), "{args:?} {out:#?}");
+        assert!(kept.exists(), "{args:?} wiped another project's state");
+    }
+    assert!(alice.repo.join(".git/envsync/forget-now").exists());
+}
+
+/// `forget --branch B` takes a merge in progress on B with it (its sealed copy of their
+/// version included), and leaves one on another branch alone.
+#[test]
+fn forget_wipes_a_merge_in_progress_on_that_branch_only() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "forget-merge");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.envsync(&["pull"]).clean().ok();
+    alice.write_env("A=2\n");
+    alice.envsync(&["push"]).clean().ok();
+    bob.write_env("A=3\n");
+    bob.envsync(&["push"]).refused().code(1);
+    let state = bob.repo.join(".git/envsync/forget-merge");
+    let theirs = state.join("merge-theirs.age");
+    assert!(theirs.exists() && state.join("merge.json").exists());
+
+    bob.envsync(&["forget", "--branch", "other"]).clean().ok();
+    assert!(theirs.exists(), "another branch's merge was wiped");
+    bob.envsync(&["merge"]).clean().ok();
+
+    bob.envsync(&["forget", "--branch", "main"]).clean().ok();
+    assert!(!theirs.exists());
+    assert!(!state.join("merge.json").exists());
+    bob.envsync(&["merge"]).refused().code(1);
+    assert_eq!(bob.read_env().unwrap(), b"A=3\n", "the file is left alone");
+}
