@@ -304,7 +304,12 @@ fn tokens_from_the_cli() {
         !out.stdout.contains(&minted),
         "the list never shows a token"
     );
-    alice.envsync(&["token", "revoke", &jti]).clean().ok();
+    let out = alice
+        .envsync(&["token", "revoke", &jti, "--json"])
+        .clean()
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json, serde_json::json!({ "revoked": [jti] }), "{out:#?}");
     assert_eq!(
         server
             .request("GET", "/env/tok/main/keys", &minted, None)
@@ -326,10 +331,12 @@ fn tokens_from_the_cli() {
         assert_eq!(server.request("GET", "/whoami", t, None).status, 200);
     }
     let out = alice
-        .envsync(&["token", "revoke", "leaver@example.com", "--yes"])
+        .envsync(&["token", "revoke", "leaver@example.com", "--yes", "--json"])
         .clean()
         .ok();
     assert_eq!(out.stderr.matches("revoked ").count(), 2, "{out:#?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["revoked"].as_array().unwrap().len(), 2, "{out:#?}");
     for t in [&first, &second] {
         assert_eq!(server.request("GET", "/whoami", t, None).status, 401);
     }
@@ -505,4 +512,86 @@ fn rollback_copy_and_mv_keep_to_the_teams_passphrase() {
     bob.pass = Some(new.to_owned());
     bob.envsync(&["pull", "--branch", "feat"]).clean().ok();
     assert_eq!(bob.read_env().unwrap(), b"S=1\n");
+}
+
+/// `members add` and `remove` say what they did as JSON with `--json`; and a member added
+/// under a name that is not an email, without `--email`, gets a one-line warning: the
+/// audit log knows them by their token's email, so rotate could not report what they
+/// pulled.
+#[test]
+fn members_add_and_remove_print_json_and_warn_without_an_email() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "roster");
+    alice.pass = None;
+    let alice_line = keygen(&alice);
+    let mut carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.pass = None;
+    let carol_line = keygen(&carol);
+
+    let out = alice
+        .envsync(&["members", "add", "dev@example.com", &alice_line, "--json"])
+        .clean()
+        .ok();
+    assert!(!out.stderr.contains("warning"), "{out:#?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let (age_key, signer) = alice_line.split_once(' ').unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "added": {
+                "name": "dev@example.com",
+                "key": age_key,
+                "signer": signer,
+                "email": "dev@example.com",
+            },
+            "team_mode_started": true,
+        }),
+        "{out:#?}"
+    );
+
+    // A name that is not an email, and no --email: added, with the warning.
+    let out = alice
+        .envsync(&["members", "add", "carol", &carol_line, "--json"])
+        .clean()
+        .ok();
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{out:#?}");
+    assert!(warnings[0].contains("no email for carol"), "{out:#?}");
+    assert!(warnings[0].contains("--email"), "{out:#?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["added"]["email"], serde_json::Value::Null, "{out:#?}");
+    assert_eq!(json["team_mode_started"], false, "{out:#?}");
+
+    let out = alice
+        .envsync(&["members", "remove", "carol", "--json"])
+        .clean()
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["removed"][0]["name"], "carol", "{out:#?}");
+    assert_eq!(json["removed"].as_array().unwrap().len(), 1, "{out:#?}");
+    assert_eq!(json["members_left"], 1, "{out:#?}");
+
+    // With --email: no warning, and the email is what the JSON (and rotate) use.
+    let out = alice
+        .envsync(&[
+            "members",
+            "add",
+            "carol",
+            &carol_line,
+            "--email",
+            "carol@example.com",
+            "--json",
+        ])
+        .clean()
+        .ok();
+    assert!(!out.stderr.contains("warning"), "{out:#?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["added"]["email"], "carol@example.com", "{out:#?}");
+    let out = alice.envsync(&["members", "list", "--json"]).clean().ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json[1]["email"], "carol@example.com", "{out:#?}");
 }
