@@ -337,17 +337,26 @@ mod tests {
             assert!(is_invisible_format(c), "U+{:04X}", c as u32);
             let name = format!("main{c}x");
             assert!(
-                matches!(
-                    validate_branch(&name),
-                    Err(NameError::BadCharacter { .. })
-                ),
+                matches!(validate_branch(&name), Err(NameError::BadCharacter { .. })),
                 "U+{:04X}",
                 c as u32
             );
         }
         for c in [
-            'a', '-', '\u{00ac}', '\u{00ae}', '\u{034e}', '\u{0350}', '\u{0606}', '\u{1161}',
-            '\u{3165}', '\u{fe10}', '\u{fffc}', '\u{e1000}', 'ü', '한',
+            'a',
+            '-',
+            '\u{00ac}',
+            '\u{00ae}',
+            '\u{034e}',
+            '\u{0350}',
+            '\u{0606}',
+            '\u{1161}',
+            '\u{3165}',
+            '\u{fe10}',
+            '\u{fffc}',
+            '\u{e1000}',
+            'ü',
+            '한',
         ] {
             assert!(!is_invisible_format(c), "U+{:04X}", c as u32);
         }

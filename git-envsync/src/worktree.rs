@@ -422,13 +422,21 @@ mod tests {
         assert!(merge.remove().unwrap());
         assert!(!root.join("cfg/.env.merge").exists());
         assert!(!merge.remove().unwrap());
-        assert!(!TreeFile::new(&root, "none/.env.merge").unwrap().remove().unwrap());
+        assert!(
+            !TreeFile::new(&root, "none/.env.merge")
+                .unwrap()
+                .remove()
+                .unwrap()
+        );
 
         // A symlinked directory on the way: refused, the file behind it kept.
         std::fs::remove_dir(root.join("cfg")).unwrap();
         symlink(&outside, root.join("cfg")).unwrap();
         assert_eq!(merge.remove().unwrap_err().exit.code(), 2);
-        assert_eq!(std::fs::read(outside.join(".env.merge")).unwrap(), b"theirs\n");
+        assert_eq!(
+            std::fs::read(outside.join(".env.merge")).unwrap(),
+            b"theirs\n"
+        );
 
         // A link as the file itself, and a directory: neither removed.
         symlink(outside.join(".env.merge"), root.join(".env.merge")).unwrap();
@@ -438,7 +446,10 @@ mod tests {
         std::fs::create_dir(root.join("d")).unwrap();
         assert!(TreeFile::new(&root, "d").unwrap().remove().is_err());
         assert!(root.join("d").is_dir());
-        assert_eq!(std::fs::read(outside.join(".env.merge")).unwrap(), b"theirs\n");
+        assert_eq!(
+            std::fs::read(outside.join(".env.merge")).unwrap(),
+            b"theirs\n"
+        );
     }
 
     #[test]

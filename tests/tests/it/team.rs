@@ -493,7 +493,10 @@ fn rollback_copy_and_mv_keep_to_the_teams_passphrase() {
                 .contains("refusing to push: this passphrase does not open main version 3"),
             "{args:?}: {out:#?}"
         );
-        assert!(out.stderr.contains("nothing was sent"), "{args:?}: {out:#?}");
+        assert!(
+            out.stderr.contains("nothing was sent"),
+            "{args:?}: {out:#?}"
+        );
         assert_eq!(server_state(), before, "{args:?} pushed something");
     }
 

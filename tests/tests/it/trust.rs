@@ -346,7 +346,10 @@ fn stock_age_seal(plaintext: &str, public_key: &str) -> String {
     let mut cmd = std::process::Command::new("age");
     cmd.args(["--encrypt", "--armor", "--recipient", public_key]);
     let out = envsync_tests::run_with_stdin(&mut cmd, plaintext);
-    assert_eq!(out.code, 0, "the stock age tool must be installed: {out:#?}");
+    assert_eq!(
+        out.code, 0,
+        "the stock age tool must be installed: {out:#?}"
+    );
     out.stdout
 }
 
@@ -422,7 +425,8 @@ fn a_passphrase_version_is_refused_in_team_mode_without_asking_for_a_passphrase(
     bob.envsync(&["pull"]).clean().ok();
 
     let mallory_token = server.token("mallory@example.com", "developer", &["nopass"]);
-    let passphrase = envsync_common::secret::SecretString::from("mallory's own passphrase".to_owned());
+    let passphrase =
+        envsync_common::secret::SecretString::from("mallory's own passphrase".to_owned());
     let armored = envelope::seal(
         &Binding::new("nopass", "main", 2),
         b"API_KEY=real\nNODE_OPTIONS=--require=./evil.js\n",
