@@ -360,14 +360,21 @@ fn check_writer(
             return Ok(());
         }
     }
-    let served = api
+    let served = match api
         .env(&ctx.config.project, &name, Some(version))
         .map_err(|e| api.fail(e))?
-        .ok_or_else(|| {
-            CliError::refused(format!(
+    {
+        Some(served) => served,
+        // The push's own base is not there (a race, or a server that lied about its
+        // latest): the compare-and-swap on it refuses the push, naming the version the
+        // server has, before anything is stored.
+        None if latest.is_some() => return Ok(()),
+        None => {
+            return Err(CliError::refused(format!(
                 "{name} version {version} disappeared from the server"
-            ))
-        })?;
+            )));
+        }
+    };
     let theirs = match envelope::scrypt_work_factor(&served.ciphertext) {
         Ok(Some(_)) => "passphrase",
         Ok(None) => "team",
