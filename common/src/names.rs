@@ -136,21 +136,43 @@ pub fn validate_branch(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// Whether `c` changes how the text around it is displayed without being visible itself:
-/// the bidirectional embeddings, overrides and isolates (a branch named `main\u{202e}…`
-/// can read as another name in a terminal), the directional marks, the zero-width
-/// characters and the byte-order mark. git accepts them in ref names; envsync does not.
+/// Whether `c` changes how the text around it is displayed without being visible itself
+/// (a branch named `main\u{202e}…` can read as another name in a terminal): every format
+/// character (Unicode general category Cf: the bidirectional embeddings, overrides,
+/// isolates and marks, the zero-width characters, the soft hyphen, the byte-order mark,
+/// the tag characters, the prepended concatenation marks), every other default-ignorable
+/// code point (Default_Ignorable_Code_Point, shown as nothing when a font lacks it: the
+/// combining grapheme joiner, the Hangul fillers, the variation selectors, the reserved
+/// ranges meant for more of them), and the line and paragraph separators; from Unicode
+/// 15.1's tables. git accepts them in ref names; envsync does not.
 pub fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
-        '\u{061c}'
-            | '\u{180e}'
+        '\u{00ad}'
+            | '\u{034f}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061c}'
+            | '\u{06dd}'
+            | '\u{070f}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08e2}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
             | '\u{200b}'..='\u{200f}'
             | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206f}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
             | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
     )
 }
 
@@ -261,6 +283,82 @@ mod tests {
             too_long.as_str(),
         ] {
             assert!(validate_branch(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Every format character (Cf) and default-ignorable code point, each alone and
+    /// inside a name; and their visible neighbours still pass.
+    #[test]
+    fn invisible_format_characters() {
+        for c in [
+            '\u{00ad}',  // soft hyphen
+            '\u{034f}',  // combining grapheme joiner
+            '\u{0600}',  // Arabic number sign (a prepended concatenation mark)
+            '\u{0605}',  // Arabic number mark above
+            '\u{06dd}',  // Arabic end of ayah
+            '\u{070f}',  // Syriac abbreviation mark
+            '\u{0890}',  // Arabic pound mark above
+            '\u{0891}',  // Arabic piastre mark above
+            '\u{08e2}',  // Arabic disputed end of ayah
+            '\u{115f}',  // Hangul choseong filler
+            '\u{1160}',  // Hangul jungseong filler
+            '\u{17b4}',  // Khmer vowel inherent aq
+            '\u{17b5}',  // Khmer vowel inherent aa
+            '\u{180b}',  // Mongolian free variation selector one
+            '\u{180e}',  // Mongolian vowel separator
+            '\u{180f}',  // Mongolian free variation selector four
+            '\u{2060}',  // word joiner
+            '\u{2061}',  // function application
+            '\u{2062}',  // invisible times
+            '\u{2063}',  // invisible separator
+            '\u{2064}',  // invisible plus
+            '\u{2065}',  // reserved, default-ignorable
+            '\u{3164}',  // Hangul filler
+            '\u{fe00}',  // variation selector 1
+            '\u{fe0f}',  // variation selector 16
+            '\u{feff}',  // zero width no-break space (BOM)
+            '\u{ffa0}',  // halfwidth Hangul filler
+            '\u{fff0}',  // reserved, default-ignorable
+            '\u{110bd}', // Kaithi number sign
+            '\u{110cd}', // Kaithi number sign above
+            '\u{13430}', // Egyptian hieroglyph vertical joiner
+            '\u{1343f}', // Egyptian hieroglyph end walled enclosure
+            '\u{1bca0}', // shorthand format letter overlap
+            '\u{1d173}', // musical symbol begin beam
+            '\u{1d17a}', // musical symbol end phrase
+            '\u{e0000}', // reserved, default-ignorable
+            '\u{e0001}', // language tag
+            '\u{e0020}', // tag space
+            '\u{e0041}', // tag latin capital letter a
+            '\u{e007f}', // cancel tag
+            '\u{e0100}', // variation selector 17
+            '\u{e0fff}', // reserved, default-ignorable
+        ] {
+            assert!(is_invisible_format(c), "U+{:04X}", c as u32);
+            let name = format!("main{c}x");
+            assert!(
+                matches!(validate_branch(&name), Err(NameError::BadCharacter { .. })),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        for c in [
+            'a',
+            '-',
+            '\u{00ac}',
+            '\u{00ae}',
+            '\u{034e}',
+            '\u{0350}',
+            '\u{0606}',
+            '\u{1161}',
+            '\u{3165}',
+            '\u{fe10}',
+            '\u{fffc}',
+            '\u{e1000}',
+            'ü',
+            '한',
+        ] {
+            assert!(!is_invisible_format(c), "U+{:04X}", c as u32);
         }
     }
 

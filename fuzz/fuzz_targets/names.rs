@@ -3,9 +3,10 @@
 //! - `validate_branch` accepts exactly what git's own rules accept for a branch
 //!   (`git check-ref-format --branch`, transcribed below from git's `refs.c` and
 //!   `strbuf_check_branch_ref`), less names over 255 bytes, names holding a C1 control
-//!   character (U+0080–U+009F), names holding an invisible formatting character (bidi
-//!   overrides and isolates, zero-width characters) and `@`, which envsync refuses on
-//!   purpose.
+//!   character (U+0080–U+009F), names holding an invisible formatting character (a
+//!   format character or a default-ignorable code point: bidi overrides and isolates,
+//!   zero-width characters, soft hyphen, tags, variation selectors) and `@`, which
+//!   envsync refuses on purpose.
 //! - `validate_project` accepts only `[A-Za-z0-9._-]{1,128}`, never `..` and never a
 //!   name that a URL parser would treat as a dot segment (`.`, `..`).
 //! - `validate_key` accepts only 1–256 bytes without whitespace, control characters or
@@ -100,11 +101,14 @@ fn branch(s: &str) {
     let ours = validate_branch(s).is_ok();
     let has_c1 = s.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c));
     // Written out here rather than calling the validator's own helper: this is the
-    // reference. Bidi embeddings, overrides, isolates and marks, zero-width characters,
-    // the BOM and the interlinear annotation characters.
+    // reference. Unicode's format characters (Cf) and Default_Ignorable_Code_Point
+    // (DerivedCoreProperties.txt), and the line and paragraph separators.
     let invisible = s.chars().any(|c| {
-        matches!(c as u32, 0x061c | 0x180e | 0x200b..=0x200f | 0x2028..=0x202e
-            | 0x2060..=0x2064 | 0x2066..=0x206f | 0xfeff | 0xfff9..=0xfffb)
+        matches!(c as u32, 0x00ad | 0x034f | 0x0600..=0x0605 | 0x061c | 0x06dd | 0x070f
+            | 0x0890..=0x0891 | 0x08e2 | 0x115f..=0x1160 | 0x17b4..=0x17b5 | 0x180b..=0x180f
+            | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x206f | 0x3164 | 0xfe00..=0xfe0f
+            | 0xfeff | 0xffa0 | 0xfff0..=0xfffb | 0x110bd | 0x110cd | 0x13430..=0x1343f
+            | 0x1bca0..=0x1bca3 | 0x1d173..=0x1d17a | 0xe0000..=0xe0fff)
     });
     // Refused on purpose although git takes them: over 255 bytes, C1 controls, invisible
     // formatting characters, and `@` (which git itself reads as `HEAD` in most commands).

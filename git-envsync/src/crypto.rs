@@ -289,10 +289,16 @@ impl Keyring {
         Ok(())
     }
 
-    /// Opens a file with whatever it was sealed for: a passphrase for an scrypt file, the
-    /// identity for a recipients file. (The project's mode only decides how to seal; during
-    /// a migration to team keys, branches of both kinds exist.)
-    pub fn open(&mut self, armored: &str) -> Result<Opened> {
+    /// Opens a version read from the server (`what` names it: `version 3 of main`), which
+    /// must be sealed the way the trusted config's mode seals: in passphrase mode with a
+    /// passphrase (a single scrypt stanza, which age enforces) and nothing else, in team
+    /// mode to X25519 recipients and never with a passphrase, except while `rotate` moves
+    /// a project from passphrase mode (`migrating`). Anything else is refused before any
+    /// decryption: a file sealed to this user's own age key (which anyone can read in any
+    /// team-mode project's `.envsync.toml`) would otherwise open in a passphrase-mode
+    /// project, where no signature is checked, and a team-mode clone must not be asked
+    /// for a passphrase by whoever serves it a file.
+    pub fn open(&mut self, armored: &str, what: &str, migrating: bool) -> Result<Opened> {
         let unreadable = |e: EnvelopeError| CliError::refused(format!("cannot decrypt: {e}"));
         let scrypt = envelope::scrypt_work_factor(armored)
             .map_err(unreadable)?
@@ -309,6 +315,26 @@ impl Keyring {
                 "cannot decrypt: the file is sealed neither with a passphrase nor to an age X25519 key",
             )
             .hint("the server may be serving a damaged or forged file; nothing was written"));
+        }
+        match (&self.mode, scrypt) {
+            (Mode::Passphrase { .. }, false) => {
+                return Err(CliError::refused(format!(
+                    "refusing {what}: it is sealed to age keys, but the trusted {} is in passphrase mode (anyone with push access or the server could have written it)",
+                    config::PROJECT_FILE
+                ))
+                .hint(format!(
+                    "nothing was written; if the team has moved to team keys, git pull, review {} and run git envsync trust",
+                    config::PROJECT_FILE
+                )));
+            }
+            (Mode::Team { .. }, true) if !migrating => {
+                return Err(CliError::refused(format!(
+                    "refusing {what}: it is sealed with a passphrase, but the trusted {} is in team mode, where only a member's signed version counts",
+                    config::PROJECT_FILE
+                ))
+                .hint("nothing was written; versions from before the move to team keys move over with git envsync rotate"));
+            }
+            _ => {}
         }
         let opened = match scrypt {
             true => {
@@ -361,8 +387,8 @@ impl Keyring {
     /// and either `allow_unsigned` (`rotate --accept-unsigned`, moving versions from before
     /// signatures) or it is a passphrase file while `rotate` moves the project from
     /// passphrase mode (`passphrase_ok`: whoever pushed it knew the passphrase, which is
-    /// that mode's whole authentication). In passphrase mode a signature, if any, is only
-    /// reported.
+    /// that mode's whole authentication). In passphrase mode only a passphrase file is
+    /// accepted, and a signature, if any, is only reported.
     pub fn verify_signer(
         &self,
         opened: &Opened,
@@ -375,7 +401,19 @@ impl Keyring {
                 .find(|(_, k)| k == key)
                 .map(|(label, _)| label.clone())
         });
-        if member.is_some() || !self.team_mode() {
+        if !self.team_mode() {
+            // [`Keyring::open`] opens nothing else in passphrase mode; the passphrase is
+            // this mode's whole authentication, so a file without one must never pass.
+            if !opened.passphrase {
+                return Err(CliError::refused(format!(
+                    "refusing version {} of {}: it is not sealed with the project's passphrase",
+                    opened.binding.version, opened.binding.branch
+                ))
+                .hint("nothing was written; anyone with push access or the server could have written it"));
+            }
+            return Ok(member);
+        }
+        if member.is_some() {
             return Ok(member);
         }
         if opened.signer.is_none() && (allow_unsigned || (passphrase_ok && opened.passphrase)) {

@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::crypto::{self, Keyring};
 use crate::error::{CliError, Result};
 use crate::fsutil;
-use crate::state::FileState;
+use crate::state::{FileState, State};
 use crate::sync::{self, Fetched, ReadRules};
 use envsync_common::api::{VersionInfo, VersionsPage};
 use envsync_common::envdoc::Document;
@@ -383,12 +383,17 @@ impl History {
     }
 }
 
+/// The merge in progress, under the project's state directory: its conflicts and
+/// choices, and their version sealed to this machine's key.
+const PENDING_FILE: &str = "merge.json";
+const THEIRS_FILE: &str = "merge-theirs.age";
+
 fn pending_path(ctx: &Context) -> PathBuf {
-    ctx.state.dir().join("merge.json")
+    ctx.state.dir().join(PENDING_FILE)
 }
 
 fn theirs_path(ctx: &Context) -> PathBuf {
-    ctx.state.dir().join("merge-theirs.age")
+    ctx.state.dir().join(THEIRS_FILE)
 }
 
 fn save_pending(
@@ -449,6 +454,44 @@ pub fn abort(ctx: &Context) -> Result<()> {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// Forgets the merge in progress when it is `branch`'s (`forget`): its choices and the
+/// sealed copy of their version. Whose it is says the kept merge, or when that is gone
+/// the copy's own binding. Whether anything was removed.
+pub fn forget(state: &State, branch: &str) -> Result<bool> {
+    let dir = state.dir();
+    let pending_branch = fsutil::read_optional(&dir.join(PENDING_FILE))?
+        .and_then(|b| serde_json::from_slice::<Pending>(&b).ok())
+        .map(|p| p.branch);
+    let theirs_branch = || -> Option<String> {
+        let armored = fsutil::read_optional(&dir.join(THEIRS_FILE)).ok()??;
+        let identity = crypto::local_identity().ok()?;
+        let opened = envelope::open(
+            &String::from_utf8_lossy(&armored),
+            &Open::Identities(std::slice::from_ref(&identity)),
+        )
+        .ok()?;
+        Some(opened.binding.branch)
+    };
+    let owner = pending_branch.or_else(theirs_branch);
+    if owner.as_deref() != Some(branch) {
+        return Ok(false);
+    }
+    let mut removed = false;
+    for name in [PENDING_FILE, THEIRS_FILE] {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(anyhow::Error::from(e)
+                    .context(format!("cannot remove {}", path.display()))
+                    .into());
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Their side of the merge in progress, as kept.

@@ -10,7 +10,9 @@
 //!   read: the version asked for is the version served, no older than the newest seen
 //!   (unless an old one was asked for), sealed within the work-factor cap, bound to this
 //!   project, branch and version, with the server's key list equal to the decrypted
-//!   names, and in team mode signed by a member of the trusted config;
+//!   names, sealed the way the trusted config's mode seals (passphrase mode: with the
+//!   passphrase only; team mode: to the members' keys, never with a passphrase), and in
+//!   team mode signed by a member of the trusted config;
 //! - the env file is written only after every check passed, atomically, mode 0600.
 
 use crate::client::{Api, ApiError};
@@ -143,12 +145,19 @@ pub fn push(
                 _ => return Err(conflict_error(ctx, api, &branch, latest)),
             }
         }
+        // (Unforced, the server's latest is the version synced: `base` is `latest`.)
         let base = if force { latest } else { branch.version };
-        check_writer(ctx, api, keyring, &branch, latest)?;
         let old_keys = branch.keys.clone();
         pushes += 1;
-        let version = match try_push_version(ctx, api, keyring, &mut branch, bytes.expose(), base)?
-        {
+        let version = match try_push_version(
+            ctx,
+            api,
+            keyring,
+            &mut branch,
+            bytes.expose(),
+            base,
+            Writer::Team,
+        )? {
             Ok(version) => version,
             // Someone pushed between our look and our push: merge again, if allowed.
             Err(current) if can_merge && moved(current) && pushes < PUSH_ATTEMPTS => continue,
@@ -175,9 +184,22 @@ pub fn push(
     }
 }
 
+/// Who a push writes for, which decides what it is checked against before sealing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// The team as it is: the branch's latest version (or the default branch's) must be
+    /// in this push's mode and, in passphrase mode, open with this passphrase
+    /// ([`check_writer`]). Every writer but `rotate`.
+    Team,
+    /// `rotate`, which replaces the mode or the passphrase on purpose, having just read
+    /// `base` with the old one.
+    Rotation,
+}
+
 /// Seals `content` as version `base + 1` of `branch` and pushes it with compare-and-swap
 /// on `base`; records the branch state and the sealed local copy (not the file state:
-/// the content need not be the env file's, as in `rotate` and `rollback`).
+/// the content need not be the env file's, as in `rotate` and `rollback`). Checked
+/// first as `writer` says.
 pub fn push_version(
     ctx: &Context,
     api: &Api,
@@ -185,12 +207,14 @@ pub fn push_version(
     branch: &mut BranchState,
     content: &[u8],
     base: Option<u64>,
+    writer: Writer,
 ) -> Result<u64> {
-    try_push_version(ctx, api, keyring, branch, content, base)?
+    try_push_version(ctx, api, keyring, branch, content, base, writer)?
         .map_err(|current| conflict_error(ctx, api, branch, current))
 }
 
-/// [`push_version`], with a refused compare-and-swap as `Err(current version)` inside.
+/// [`push_version`], with a refused compare-and-swap as `Err(current version)` inside:
+/// the one function every push goes through.
 fn try_push_version(
     ctx: &Context,
     api: &Api,
@@ -198,7 +222,11 @@ fn try_push_version(
     branch: &mut BranchState,
     content: &[u8],
     base: Option<u64>,
+    writer: Writer,
 ) -> Result<std::result::Result<u64, Option<u64>>> {
+    if writer == Writer::Team {
+        check_writer(ctx, api, keyring, branch, base)?;
+    }
     let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
@@ -273,8 +301,8 @@ fn push_fingerprint_key(
 }
 
 /// Before anything is sealed or sent: what is pushed must be readable by whoever can
-/// read the branch now. Its latest version (or, for a branch's first, the default
-/// branch's) must be in the same mode as this push, and in passphrase mode must open with
+/// read the branch now. Its latest version `latest` (the push's base; for a branch's
+/// first, the default branch's latest) must be in the same mode as this push, and in passphrase mode must open with
 /// this passphrase: a mistyped one, or the old one after a rotation, is refused here
 /// instead of being sealed into a version the team cannot open. No scrypt when this clone
 /// synced that version with the same passphrase (its verifier); one otherwise.
@@ -331,14 +359,21 @@ fn check_writer(
             return Ok(());
         }
     }
-    let served = api
+    let served = match api
         .env(&ctx.config.project, &name, Some(version))
         .map_err(|e| api.fail(e))?
-        .ok_or_else(|| {
-            CliError::refused(format!(
+    {
+        Some(served) => served,
+        // The push's own base is not there (a race, or a server that lied about its
+        // latest): the compare-and-swap on it refuses the push, naming the version the
+        // server has, before anything is stored.
+        None if latest.is_some() => return Ok(()),
+        None => {
+            return Err(CliError::refused(format!(
                 "{name} version {version} disappeared from the server"
-            ))
-        })?;
+            )));
+        }
+    };
     let theirs = match envelope::scrypt_work_factor(&served.ciphertext) {
         Ok(Some(_)) => "passphrase",
         Ok(None) => "team",
@@ -352,7 +387,8 @@ fn check_writer(
         return Err(mode_error(theirs));
     }
     if ours == "passphrase" {
-        keyring.open(&served.ciphertext).map_err(|e| {
+        let what = format!("version {version} of {name}");
+        keyring.open(&served.ciphertext, &what, false).map_err(|e| {
             CliError::refused(format!(
                 "refusing to push: this passphrase does not open {name} version {version} on the server ({}), so teammates could not read what it seals",
                 e.message()
@@ -486,7 +522,8 @@ pub fn verified(
     if !rules.old_version_asked {
         check_not_rolled_back(&ctx.state.branch(branch)?, served.version, branch)?;
     }
-    let opened = keyring.open(&served.ciphertext)?;
+    let what = format!("version {} of {branch}", served.version);
+    let opened = keyring.open(&served.ciphertext, &what, rules.passphrase_ok)?;
     opened
         .binding
         .verify(&Binding::new(&ctx.config.project, branch, served.version))

@@ -191,6 +191,30 @@ impl TreeFile {
         )))
     }
 
+    /// Removes the file; `false` when it (or its directory) does not exist. Only a
+    /// regular file is removed, through its directory's descriptor: a symbolic link on
+    /// the way fails, as for every other operation, so nothing outside the work tree is
+    /// ever removed.
+    pub fn remove(&self) -> Result<bool> {
+        let Some(dir) = self.open_dir()? else {
+            return Ok(false);
+        };
+        match rustix::fs::statat(&dir, self.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => match FileType::from_raw_mode(stat.st_mode) {
+                FileType::RegularFile => {}
+                FileType::Symlink => return Err(self.fail("remove", Errno::LOOP, true)),
+                _ => return Err(self.not_regular()),
+            },
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(self.fail("remove", e, true)),
+        }
+        match rustix::fs::unlinkat(&dir, self.name.as_os_str(), AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(self.fail("remove", e, true)),
+        }
+    }
+
     /// Sets the file's mode to exactly 0600 (a pull that found the right bytes already).
     pub fn make_private(&self) -> Result<()> {
         let Some(dir) = self.open_dir()? else {
@@ -381,6 +405,51 @@ mod tests {
         let backup = env.backup(b"A=0\n").unwrap();
         assert!(backup.starts_with(&root), "{}", backup.display());
         assert_eq!(std::fs::read(backup).unwrap(), b"A=0\n");
+    }
+
+    #[test]
+    fn remove_takes_only_a_regular_file_beneath_the_root() {
+        let dir = tree();
+        let root = dir.path().join("repo");
+        let outside = dir.path().join("home");
+        std::fs::create_dir_all(root.join("cfg")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join(".env.merge"), "theirs\n").unwrap();
+
+        // The ordinary case, then nothing left to remove.
+        std::fs::write(root.join("cfg/.env.merge"), "A=1\n").unwrap();
+        let merge = TreeFile::new(&root, "cfg/.env.merge").unwrap();
+        assert!(merge.remove().unwrap());
+        assert!(!root.join("cfg/.env.merge").exists());
+        assert!(!merge.remove().unwrap());
+        assert!(
+            !TreeFile::new(&root, "none/.env.merge")
+                .unwrap()
+                .remove()
+                .unwrap()
+        );
+
+        // A symlinked directory on the way: refused, the file behind it kept.
+        std::fs::remove_dir(root.join("cfg")).unwrap();
+        symlink(&outside, root.join("cfg")).unwrap();
+        assert_eq!(merge.remove().unwrap_err().exit.code(), 2);
+        assert_eq!(
+            std::fs::read(outside.join(".env.merge")).unwrap(),
+            b"theirs\n"
+        );
+
+        // A link as the file itself, and a directory: neither removed.
+        symlink(outside.join(".env.merge"), root.join(".env.merge")).unwrap();
+        let top = TreeFile::new(&root, ".env.merge").unwrap();
+        assert_eq!(top.remove().unwrap_err().exit.code(), 2);
+        assert!(root.join(".env.merge").symlink_metadata().is_ok());
+        std::fs::create_dir(root.join("d")).unwrap();
+        assert!(TreeFile::new(&root, "d").unwrap().remove().is_err());
+        assert!(root.join("d").is_dir());
+        assert_eq!(
+            std::fs::read(outside.join(".env.merge")).unwrap(),
+            b"theirs\n"
+        );
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         &mut branch,
         fetched.content.expose(),
         latest,
+        sync::Writer::Team,
     )?;
     if follows {
         let keys = envfile::keys(fetched.content.expose())

@@ -1,14 +1,16 @@
 //! `git envsync forget`: wipes what this clone keeps of a branch (or of every branch)
-//! under `.git/envsync/`: the last version synced, the cached key list and the sealed
-//! copy of the plaintext. The env file itself is left alone, and from then on counts as
+//! under `.git/envsync/`: the last version synced, the cached key list, the sealed copy
+//! of the plaintext and a merge in progress on it. The env file itself is left alone, and from then on counts as
 //! never synced, so nothing replaces it unasked.
 
 use crate::cli::Global;
 use crate::config::ProjectConfig;
 use crate::error::Result;
 use crate::git::{self, Repo};
+use crate::merging;
 use crate::out;
 use crate::state::State;
+use crate::trust::TrustStore;
 use std::process::ExitCode;
 
 /// Wipe this clone's sealed copies and state for the branch (--branch, default the
@@ -23,10 +25,13 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
-    // Forgetting needs no trust: it only removes this clone's own files, under a
-    // directory named by the project id (validated: one path segment, no `..`).
+    // Which project's files are wiped is the project id's to say (validated: one path
+    // segment, no `..`), so it must come from settings this clone trusted: a branch's
+    // untrusted `.envsync.toml` naming another project must not choose what is wiped.
+    // (No server is involved, so no more than the trust check of `Context::load`.)
     let repo = Repo::discover()?;
     let config = ProjectConfig::load(&repo.root)?;
+    TrustStore::new(repo.common_dir()).require(&config)?;
     let state = State::new(repo.git_dir(), &config.project);
     if args.all {
         let removed = state.forget_all()?;
@@ -45,7 +50,9 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
         None => repo.current_branch()?,
     };
-    let removed = state.forget_branch(&branch)?;
+    // A merge in progress on the branch goes too: it holds a sealed copy of its env.
+    let merge = merging::forget(&state, &branch)?;
+    let removed = state.forget_branch(&branch)? | merge;
     out::say(&if removed {
         format!("Forgot {branch} in this clone")
     } else {

@@ -23,7 +23,8 @@ pub struct Args {
     /// The env file, relative to the repository root.
     #[arg(long, value_name = "PATH", default_value = ".env")]
     env_file: String,
-    /// Where pull falls back for a branch with no env yet (default: the current branch).
+    /// Where pull falls back for a branch with no env yet (default: the repository's
+    /// default branch: origin/HEAD, else init.defaultBranch, else main).
     #[arg(long, value_name = "BRANCH")]
     default_branch: Option<String>,
     /// Start in team-key mode, with your age identity as the first recipient (made with

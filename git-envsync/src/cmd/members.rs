@@ -58,11 +58,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     match args.action {
         Action::List => {
             if global.json {
-                let list: Vec<_> = config
-                    .recipients
-                    .iter()
-                    .map(|r| serde_json::json!({"name": r.name(), "key": r.key(), "signer": r.signer()}))
-                    .collect();
+                let list: Vec<_> = config.recipients.iter().map(describe).collect();
                 out::json(&list);
             } else {
                 let text: String = config
@@ -98,12 +94,14 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 )));
             }
             let was_team = config.team_mode();
-            config.recipients.push(RecipientEntry::Named {
+            let email = email.filter(|e| *e != name);
+            let member = RecipientEntry::Named {
                 name: name.clone(),
                 key,
                 signer: Some(signer),
-                email: email.filter(|e| *e != name),
-            });
+                email: email.clone(),
+            };
+            config.recipients.push(member.clone());
             config.save(&repo.root)?;
             trust.trust(&config)?;
             out::say(&format!(
@@ -111,6 +109,19 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             ));
             if !was_team {
                 out::say("This moves the project from passphrase mode to team-key mode.");
+            }
+            // The audit log knows a member by their token's email: a name that is not
+            // one leaves rotate's report on what they pulled, after a removal, empty.
+            if email.is_none() && !looks_like_email(&name) {
+                out::say(&format!(
+                    "warning: no email for {name}: after a removal, rotate could not find what they pulled (add them with --email EMAIL, their token's)"
+                ));
+            }
+            if global.json {
+                out::json(&serde_json::json!({
+                    "added": describe(&member),
+                    "team_mode_started": !was_team,
+                }));
             }
         }
         Action::Remove { name } => {
@@ -138,9 +149,34 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             out::say(&format!(
                 "Removed {name} from {PROJECT_FILE}; commit it, then run git envsync rotate: it re-encrypts every branch and lists the values {name} could read, to change"
             ));
+            if global.json {
+                out::json(&serde_json::json!({
+                    "removed": gone.iter().map(describe).collect::<Vec<_>>(),
+                    "members_left": config.recipients.len(),
+                }));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A member for `--json`: name, age key, signing key, and the email the audit log knows
+/// them by (`--email`, else the name when it is one; `null` when neither).
+fn describe(member: &RecipientEntry) -> serde_json::Value {
+    serde_json::json!({
+        "name": member.name(),
+        "key": member.key(),
+        "signer": member.signer(),
+        "email": Some(member.server_identity()).filter(|e| looks_like_email(e)),
+    })
+}
+
+/// Whether a member's name reads as an email (`someone@host`): then it is what the
+/// audit log shows them as, and no `--email` is needed.
+fn looks_like_email(name: &str) -> bool {
+    name.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && !host.is_empty() && !name.chars().any(char::is_whitespace)
+    })
 }
 
 /// The age key and the signing key, from `KEY SIGNER` or one `"KEY SIGNER"` argument.

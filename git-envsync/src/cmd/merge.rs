@@ -48,7 +48,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     };
     if args.abort {
         merging::abort(&ctx)?;
-        let _ = std::fs::remove_file(merge_file.path());
+        // Never through a link (a checkout may have made a directory on the way one).
+        let _ = merge_file.remove();
         out::say(&format!(
             "Merge forgotten; {} is as it was",
             ctx.env_display()
@@ -74,7 +75,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             .hint("git envsync merge --edit writes it; or choose with --ours/--theirs")
         })?;
         let merged = merging::continue_with(&ctx, &pending, edited.expose())?;
-        let _ = std::fs::remove_file(merge_file.path());
+        let _ = merge_file.remove();
         return done(&ctx, global, &merged);
     }
     let all = keys(&pending);

@@ -45,6 +45,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         &mut branch,
         fetched.content.expose(),
         latest,
+        sync::Writer::Team,
     )?;
     // The file follows the rename: it is NEW's now, and its edits are edits to NEW.
     if let Some(file) = ctx.state.file()?

@@ -67,6 +67,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 &mut branch,
                 copy.content.expose(),
                 base,
+                sync::Writer::Team,
             )?;
             base = Some(version);
         }

@@ -74,6 +74,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         &mut branch,
         content.expose(),
         Some(latest.version),
+        sync::Writer::Team,
     )?;
     out::say(&format!(
         "Rolled {} back to the content of version {} as version {version}",

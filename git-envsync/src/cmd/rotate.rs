@@ -134,6 +134,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             &mut branch,
             read.content.expose(),
             Some(read.version),
+            sync::Writer::Rotation,
         )?;
         progress.done.insert(name.clone(), version);
         let bytes = serde_json::to_vec_pretty(&progress).map_err(anyhow::Error::from)?;

@@ -128,9 +128,12 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             } else {
                 vec![jti]
             };
-            for jti in targets {
-                api.revoke(&jti).map_err(|e| api.fail(e))?;
+            for jti in &targets {
+                api.revoke(jti).map_err(|e| api.fail(e))?;
                 out::say(&format!("revoked {jti}"));
+            }
+            if global.json {
+                out::json(&serde_json::json!({ "revoked": targets }));
             }
         }
     }

@@ -772,6 +772,14 @@ fn init_defaults_follow_the_repository_and_the_server() {
     let config = fs::read_to_string(bob.repo.join(".envsync.toml")).unwrap();
     assert!(config.contains("default_branch = \"main\""), "{config}");
     assert!(config.contains("name = \"bob@example.com\""), "{config}");
+    // The help says so too (not "the current branch", which init ran on here).
+    let help = bob.envsync(&["init", "--help"]).clean().ok().stdout;
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("default: the repository's default branch: origin/HEAD, else init.defaultBranch, else main"),
+        "{help}"
+    );
+    assert!(!help.contains("the current branch"), "{help}");
 
     // Without default_branch, a new branch still falls back to the repository's default.
     fs::write(alice.repo.join(".envsync.toml"), "project = \"taken\"\n").unwrap();

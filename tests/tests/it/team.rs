@@ -265,6 +265,7 @@ fn passphrase_to_team_mode() {
     );
     assert!(plain.ends_with("\nA=1\n"), "{plain}");
     // The old passphrase opens nothing any more: the branch now needs an identity.
+    alice.git(&["commit", "-qam", "team keys"]);
     let bob = Dev::clone_of(&alice, &server, "bob@example.com");
     let out = bob.envsync(&["pull"]).clean().code(2);
     assert!(out.stderr.contains("no identity file"), "{out:#?}");
@@ -303,7 +304,12 @@ fn tokens_from_the_cli() {
         !out.stdout.contains(&minted),
         "the list never shows a token"
     );
-    alice.envsync(&["token", "revoke", &jti]).clean().ok();
+    let out = alice
+        .envsync(&["token", "revoke", &jti, "--json"])
+        .clean()
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json, serde_json::json!({ "revoked": [jti] }), "{out:#?}");
     assert_eq!(
         server
             .request("GET", "/env/tok/main/keys", &minted, None)
@@ -325,10 +331,12 @@ fn tokens_from_the_cli() {
         assert_eq!(server.request("GET", "/whoami", t, None).status, 200);
     }
     let out = alice
-        .envsync(&["token", "revoke", "leaver@example.com", "--yes"])
+        .envsync(&["token", "revoke", "leaver@example.com", "--yes", "--json"])
         .clean()
         .ok();
     assert_eq!(out.stderr.matches("revoked ").count(), 2, "{out:#?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["revoked"].as_array().unwrap().len(), 2, "{out:#?}");
     for t in [&first, &second] {
         assert_eq!(server.request("GET", "/whoami", t, None).status, 401);
     }
@@ -433,7 +441,11 @@ fn pushes_keep_to_the_teams_passphrase_and_mode() {
     assert!(out.stderr.contains("sealed in passphrase mode"), "{out:#?}");
     assert!(out.stderr.contains("rotate"), "{out:#?}");
     carol.envsync(&["rotate"]).clean().ok();
-    alice.envsync(&["pull"]).clean().code(2);
+    // alice's clone still trusts passphrase-mode settings: the team-mode version is
+    // refused as one of another mode, with the way to catch up.
+    let out = alice.envsync(&["pull"]).refused().code(1);
+    assert!(out.stderr.contains("sealed to age keys"), "{out:#?}");
+    assert!(out.stderr.contains("git envsync trust"), "{out:#?}");
     alice.write_env("A=1\nB=2\nC=3\nE=5\n");
     let out = alice.envsync(&["push", "--force"]).refused().code(1);
     assert!(out.stderr.contains("sealed in team mode"), "{out:#?}");
@@ -443,4 +455,146 @@ fn pushes_keep_to_the_teams_passphrase_and_mode() {
         5,
         "nothing more was pushed"
     );
+}
+
+/// rollback, copy and mv push as well, and are held to push's check: a clone still
+/// holding the passphrase a rotation replaced reads what that passphrase still opens (old
+/// versions, a branch an interrupted rotation has not reached yet) but cannot seal a new
+/// version with it, which nobody with the new passphrase could open.
+#[test]
+fn rollback_copy_and_mv_keep_to_the_teams_passphrase() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "writers");
+    for (branch, env) in [("main", "A=1\n"), ("main", "A=2\n"), ("src", "S=1\n")] {
+        alice.write_env(env);
+        alice.envsync(&["push", "--branch", branch]).clean().ok();
+    }
+    // The rotation stops after main (branches go in name order): src is still sealed
+    // with the old passphrase, which alice's ENVSYNC_PASS still holds.
+    let new = "the passphrase after rotation";
+    let mut cmd = alice.envsync_cmd(&["rotate", "--batch", "1"]);
+    let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_eq!(server.versions(&alice.token, "writers", "main").len(), 3);
+
+    let server_state = || {
+        ["main", "src", "feat", "renamed"]
+            .map(|b| server.versions(&alice.token, "writers", b).len())
+    };
+    let before = server_state();
+    for args in [
+        &["rollback", "1"][..],
+        &["copy", "--branch", "feat", "--from", "src"][..],
+        &["mv", "src", "renamed"][..],
+    ] {
+        let out = alice.envsync(args).refused().code(1);
+        assert!(
+            out.stderr
+                .contains("refusing to push: this passphrase does not open main version 3"),
+            "{args:?}: {out:#?}"
+        );
+        assert!(
+            out.stderr.contains("nothing was sent"),
+            "{args:?}: {out:#?}"
+        );
+        assert_eq!(server_state(), before, "{args:?} pushed something");
+    }
+
+    // Once the rotation has finished (reading with the old passphrase, as rotate does),
+    // the same copy with the new passphrase is taken.
+    let mut cmd = alice.envsync_cmd(&["rotate"]);
+    let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    let mut alice = alice;
+    alice.pass = Some(new.to_owned());
+    alice
+        .envsync(&["copy", "--branch", "feat", "--from", "src"])
+        .clean()
+        .ok();
+    let mut bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.pass = Some(new.to_owned());
+    bob.envsync(&["pull", "--branch", "feat"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"S=1\n");
+}
+
+/// `members add` and `remove` say what they did as JSON with `--json`; and a member added
+/// under a name that is not an email, without `--email`, gets a one-line warning: the
+/// audit log knows them by their token's email, so rotate could not report what they
+/// pulled.
+#[test]
+fn members_add_and_remove_print_json_and_warn_without_an_email() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "roster");
+    alice.pass = None;
+    let alice_line = keygen(&alice);
+    let mut carol = Dev::clone_of(&alice, &server, "carol@example.com");
+    carol.pass = None;
+    let carol_line = keygen(&carol);
+
+    let out = alice
+        .envsync(&["members", "add", "dev@example.com", &alice_line, "--json"])
+        .clean()
+        .ok();
+    assert!(!out.stderr.contains("warning"), "{out:#?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let (age_key, signer) = alice_line.split_once(' ').unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "added": {
+                "name": "dev@example.com",
+                "key": age_key,
+                "signer": signer,
+                "email": "dev@example.com",
+            },
+            "team_mode_started": true,
+        }),
+        "{out:#?}"
+    );
+
+    // A name that is not an email, and no --email: added, with the warning.
+    let out = alice
+        .envsync(&["members", "add", "carol", &carol_line, "--json"])
+        .clean()
+        .ok();
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{out:#?}");
+    assert!(warnings[0].contains("no email for carol"), "{out:#?}");
+    assert!(warnings[0].contains("--email"), "{out:#?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["added"]["email"], serde_json::Value::Null, "{out:#?}");
+    assert_eq!(json["team_mode_started"], false, "{out:#?}");
+
+    let out = alice
+        .envsync(&["members", "remove", "carol", "--json"])
+        .clean()
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["removed"][0]["name"], "carol", "{out:#?}");
+    assert_eq!(json["removed"].as_array().unwrap().len(), 1, "{out:#?}");
+    assert_eq!(json["members_left"], 1, "{out:#?}");
+
+    // With --email: no warning, and the email is what the JSON (and rotate) use.
+    let out = alice
+        .envsync(&[
+            "members",
+            "add",
+            "carol",
+            &carol_line,
+            "--email",
+            "carol@example.com",
+            "--json",
+        ])
+        .clean()
+        .ok();
+    assert!(!out.stderr.contains("warning"), "{out:#?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["added"]["email"], "carol@example.com", "{out:#?}");
+    let out = alice.envsync(&["members", "list", "--json"]).clean().ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json[1]["email"], "carol@example.com", "{out:#?}");
 }

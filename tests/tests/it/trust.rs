@@ -212,6 +212,47 @@ fn an_env_file_through_a_symlinked_directory_reads_and_writes_nothing_outside() 
     assert_eq!(versions(&server, &alice, "evil-creds"), 0);
 }
 
+/// A merge in progress on `cfg/.env`, then `cfg` becomes a symbolic link to another
+/// directory holding a file of the merge file's name (a checkout of a branch that commits
+/// the link, say): `merge --abort` forgets the merge and removes nothing through the link.
+#[test]
+fn merge_abort_removes_nothing_through_a_symlinked_directory() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "mergelink");
+    fs::write(
+        alice.repo.join(".envsync.toml"),
+        "project = \"mergelink\"\ndefault_branch = \"main\"\nenv_file = \"cfg/.env\"\n",
+    )
+    .unwrap();
+    fs::write(alice.repo.join(".gitignore"), "/cfg/\n").unwrap();
+    alice.git(&["commit", "-qam", "the env file in cfg/"]);
+    alice.trust();
+    fs::create_dir(alice.repo.join("cfg")).unwrap();
+    fs::write(alice.repo.join("cfg/.env"), "A=1\n").unwrap();
+    alice.envsync(&["push"]).clean().ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    fs::create_dir(bob.repo.join("cfg")).unwrap();
+    bob.envsync(&["pull"]).clean().ok();
+    fs::write(alice.repo.join("cfg/.env"), "A=2\n").unwrap();
+    alice.envsync(&["push"]).clean().ok();
+    fs::write(bob.repo.join("cfg/.env"), "A=3\n").unwrap();
+    bob.envsync(&["push"]).refused().code(1);
+    bob.envsync(&["merge"]).clean().ok();
+
+    let elsewhere = bob.home.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join(".env.merge"), "NOT_OURS=1\n").unwrap();
+    fs::rename(bob.repo.join("cfg"), bob.home.join("cfg-before")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, bob.repo.join("cfg")).unwrap();
+    bob.envsync(&["merge", "--abort"]).clean().ok();
+    assert_eq!(
+        fs::read_to_string(elsewhere.join(".env.merge")).unwrap(),
+        "NOT_OURS=1\n",
+        "removed through the link"
+    );
+    bob.envsync(&["merge"]).refused().code(1);
+}
+
 #[test]
 fn a_huge_work_factor_is_one_line_never_an_abort_or_a_hang() {
     let server = Server::start();
@@ -283,6 +324,129 @@ fn team(server: &Server, project: &str) -> (Dev, Dev, Vec<age::x25519::Recipient
     (alice, bob, recipients)
 }
 
+/// What a developer-token holder pushes to `project`'s main on top of version `base`:
+/// `armored`, with the key list of the forged file (`API_KEY`, `NODE_OPTIONS`).
+fn forged_push(server: &Server, token: &str, project: &str, armored: &str, base: u64) {
+    let body = serde_json::json!({
+        "ciphertext": armored,
+        "keys": ["API_KEY", "NODE_OPTIONS"],
+        "base_version": base,
+    });
+    let r = server.request(
+        "POST",
+        &format!("/env/{project}/main"),
+        token,
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+/// `plaintext` sealed by the stock `age` tool to one X25519 public key, armored.
+fn stock_age_seal(plaintext: &str, public_key: &str) -> String {
+    let mut cmd = std::process::Command::new("age");
+    cmd.args(["--encrypt", "--armor", "--recipient", public_key]);
+    let out = envsync_tests::run_with_stdin(&mut cmd, plaintext);
+    assert_eq!(
+        out.code, 0,
+        "the stock age tool must be installed: {out:#?}"
+    );
+    out.stdout
+}
+
+/// A passphrase-mode project whose user also has an age identity (a member of some
+/// team-mode project, whose committed `.envsync.toml` shows her public key to anyone):
+/// a developer-token holder seals a version to that key with the stock `age` tool. It
+/// would open with her identity, and passphrase mode checks no signature: only the mode
+/// check keeps it out of pull, run and the hooks.
+#[test]
+fn a_version_sealed_to_the_users_own_age_key_is_refused_in_passphrase_mode() {
+    let server = Server::start();
+    let alice = Dev::hooked(&server, "ownkey");
+    alice.write_env("API_KEY=real\n");
+    alice.envsync(&["push"]).clean().ok();
+    let line = alice.envsync(&["keygen"]).clean().ok().stdout;
+    let public_key = line.split_whitespace().next().unwrap().to_owned();
+
+    let mallory_token = server.token("mallory@example.com", "developer", &["ownkey"]);
+    let plaintext = "# envsync project=ownkey branch=main version=2\nAPI_KEY=real\nNODE_OPTIONS=--require=./evil.js\n";
+    forged_push(
+        &server,
+        &mallory_token,
+        "ownkey",
+        &stock_age_seal(plaintext, &public_key),
+        1,
+    );
+
+    for args in [&["pull"][..], &["pull", "--force"][..]] {
+        let out = alice.envsync(args).refused().code(1);
+        assert!(
+            out.stderr
+                .contains("refusing version 2 of main: it is sealed to age keys"),
+            "{out:#?}"
+        );
+        assert!(out.stderr.contains("passphrase mode"), "{out:#?}");
+        assert!(out.stderr.contains("hint: nothing was written"), "{out:#?}");
+        assert_eq!(alice.read_env().unwrap(), b"API_KEY=real\n");
+    }
+    // run reads the server when the clone has no file of its own.
+    fs::remove_file(alice.env_path()).unwrap();
+    let out = alice.envsync(&["run", "--", "env"]).refused().code(1);
+    assert!(out.stderr.contains("sealed to age keys"), "{out:#?}");
+    assert!(!out.stdout.contains("NODE_OPTIONS"), "{out:#?}");
+    assert!(alice.read_env().is_none());
+    alice.write_env("API_KEY=real\n");
+    // The hooks: a checkout to a branch that falls back to main writes nothing.
+    let out = alice.git_run(&["checkout", "-q", "-b", "topic"]).ok();
+    assert!(
+        envsync_lines(&out)
+            .iter()
+            .any(|l| l.contains("sealed to age keys")),
+        "{out:#?}"
+    );
+    assert_eq!(alice.read_env().unwrap(), b"API_KEY=real\n");
+    alice.git_run(&["checkout", "-q", "main"]).ok();
+    assert_eq!(alice.read_env().unwrap(), b"API_KEY=real\n");
+    // A clone that never synced the branch refuses it the same way.
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    let out = bob.envsync(&["pull"]).refused().code(1);
+    assert!(out.stderr.contains("sealed to age keys"), "{out:#?}");
+    assert!(bob.read_env().is_none());
+}
+
+/// The other way round: in team mode, a version sealed with a passphrase is refused
+/// before anything asks for one (only `rotate`, moving a project from passphrase mode,
+/// reads those).
+#[test]
+fn a_passphrase_version_is_refused_in_team_mode_without_asking_for_a_passphrase() {
+    let server = Server::start();
+    let (alice, bob, _) = team(&server, "nopass");
+    alice.write_env("API_KEY=real\n");
+    alice.envsync(&["push"]).clean().ok();
+    bob.envsync(&["pull"]).clean().ok();
+
+    let mallory_token = server.token("mallory@example.com", "developer", &["nopass"]);
+    let passphrase =
+        envsync_common::secret::SecretString::from("mallory's own passphrase".to_owned());
+    let armored = envelope::seal(
+        &Binding::new("nopass", "main", 2),
+        b"API_KEY=real\nNODE_OPTIONS=--require=./evil.js\n",
+        &Seal::Passphrase {
+            passphrase: &passphrase,
+            work_factor: 10,
+        },
+    )
+    .unwrap();
+    forged_push(&server, &mallory_token, "nopass", &armored, 1);
+    let out = bob.envsync(&["pull"]).refused().code(1);
+    assert!(
+        out.stderr
+            .contains("refusing version 2 of main: it is sealed with a passphrase"),
+        "{out:#?}"
+    );
+    assert!(!out.stderr.contains("no passphrase available"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), b"API_KEY=real\n");
+}
+
 #[test]
 fn a_version_no_member_signed_is_refused_by_pull_run_and_the_hooks() {
     let server = Server::start();
@@ -307,18 +471,7 @@ fn a_version_no_member_signed_is_refused_by_pull_run_and_the_hooks() {
         } else {
             envelope::seal(&binding, evil, &to).unwrap()
         };
-        let body = serde_json::json!({
-            "ciphertext": armored,
-            "keys": ["API_KEY", "NODE_OPTIONS"],
-            "base_version": n - 1,
-        });
-        let r = server.request(
-            "POST",
-            "/env/forge/main",
-            &mallory_token,
-            Some(&body.to_string()),
-        );
-        assert_eq!(r.status, 201, "{r:?}");
+        forged_push(&server, &mallory_token, "forge", &armored, n - 1);
 
         let out = bob.envsync(&["pull"]).refused().code(1);
         let why = if signed {
@@ -472,4 +625,72 @@ fn forget_wipes_the_sealed_copies_and_state() {
     assert!(!alice.repo.join(".git/envsync/forget").exists());
     // And the clone recovers by pulling (the file counts as never synced: --force).
     alice.envsync(&["pull", "--force"]).clean().ok();
+}
+
+/// Which project's state `forget` wipes is the trusted settings' to say: on a branch
+/// whose untrusted `.envsync.toml` names another project this clone keeps state for,
+/// `forget --all` is refused like every command, and that state survives.
+#[test]
+fn forget_on_an_untrusted_config_wipes_nothing() {
+    let server = Server::start();
+    let kept_token = server.token("dev@example.com", "developer", &["kept", "forget-now"]);
+    let mut alice = Dev::new(&server, "kept");
+    alice.token = kept_token;
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    // The repository moves on to another project id; the old one's state stays.
+    fs::write(
+        alice.repo.join(".envsync.toml"),
+        "project = \"forget-now\"\ndefault_branch = \"main\"\n",
+    )
+    .unwrap();
+    alice.git(&["commit", "-qam", "new project id"]);
+    alice.trust();
+    alice.envsync(&["push"]).clean().ok();
+    let kept = alice.repo.join(".git/envsync/kept");
+    assert!(kept.exists());
+
+    hostile_branch(
+        &alice,
+        &server,
+        "evil-forget",
+        "project = \"kept\"\ndefault_branch = \"evil-forget\"\n",
+        |_| {},
+    );
+    alice.git_run(&["checkout", "-q", "evil-forget"]).ok();
+    for args in [&["forget", "--all"][..], &["forget"][..]] {
+        let out = alice.envsync(args).refused().code(2);
+        assert!(out.stderr.contains(".envsync.toml"), "{args:?} {out:#?}");
+        assert!(kept.exists(), "{args:?} wiped another project's state");
+    }
+    assert!(alice.repo.join(".git/envsync/forget-now").exists());
+}
+
+/// `forget --branch B` takes a merge in progress on B with it (its sealed copy of their
+/// version included), and leaves one on another branch alone.
+#[test]
+fn forget_wipes_a_merge_in_progress_on_that_branch_only() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "forget-merge");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.envsync(&["pull"]).clean().ok();
+    alice.write_env("A=2\n");
+    alice.envsync(&["push"]).clean().ok();
+    bob.write_env("A=3\n");
+    bob.envsync(&["push"]).refused().code(1);
+    let state = bob.repo.join(".git/envsync/forget-merge");
+    let theirs = state.join("merge-theirs.age");
+    assert!(theirs.exists() && state.join("merge.json").exists());
+
+    bob.envsync(&["forget", "--branch", "other"]).clean().ok();
+    assert!(theirs.exists(), "another branch's merge was wiped");
+    bob.envsync(&["merge"]).clean().ok();
+
+    bob.envsync(&["forget", "--branch", "main"]).clean().ok();
+    assert!(!theirs.exists());
+    assert!(!state.join("merge.json").exists());
+    bob.envsync(&["merge"]).refused().code(1);
+    assert_eq!(bob.read_env().unwrap(), b"A=3\n", "the file is left alone");
 }
