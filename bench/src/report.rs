@@ -9,22 +9,16 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 const AREAS: [(&str, &str); 5] = [
-    ("server", "HTTP API under load (issue: server)"),
+    ("server", "HTTP API under load"),
     (
         "load",
-        "Concurrent writers and readers with correctness checks (issue: proof)",
+        "Concurrent writers and readers with correctness checks",
     ),
-    (
-        "cli",
-        "git envsync commands, whole process (issues: CLI, team keys)",
-    ),
-    (
-        "hooks",
-        "git hooks inside git commit and git checkout (issue: hooks)",
-    ),
+    ("cli", "git envsync commands, whole process"),
+    ("hooks", "git hooks inside git commit and git checkout"),
     (
         "dashboard",
-        "The web dashboard's key matrix in headless Chromium (issue 13)",
+        "The web dashboard's key matrix in headless Chromium",
     ),
 ];
 

@@ -589,7 +589,7 @@ async fn serve_returns_after_shutdown_and_leaves_a_sound_database() {
 }
 
 on_each_backend! {
-/// Issue 11: every number in a query that does not fit (SQLite's integers are i64) or is
+/// Every number in a query that does not fit (SQLite's integers are i64) or is
 /// not a number gets 400 with the JSON error, never a 500.
 async fn numbers_that_do_not_fit_are_400_with_the_json_error(backend: Backend) {
     let server = TestServer::on(backend).await;
@@ -644,7 +644,7 @@ async fn numbers_that_do_not_fit_are_400_with_the_json_error(backend: Backend) {
 }
 
 on_each_backend! {
-/// Issue 11: `/versions` pages newest first by `before`, `GET /env/{project}` pages
+/// `/versions` pages newest first by `before`, `GET /env/{project}` pages
 /// branches in name order by `after`; following the cursors gives every row once.
 async fn versions_and_branches_are_paged_by_their_cursors(backend: Backend) {
     let server = TestServer::on(backend).await;
@@ -707,7 +707,7 @@ async fn versions_and_branches_are_paged_by_their_cursors(backend: Backend) {
 }
 
 on_each_backend! {
-/// Issue 11: a page of versions stops early rather than pass 4 MiB of key names, so an
+/// A page of versions stops early rather than pass 4 MiB of key names, so an
 /// answer stays bounded whatever the quotas are, and the cursor still reaches every version.
 async fn a_page_of_versions_stops_at_its_byte_budget(backend: Backend) {
     let server = TestServer::on_with(backend, |s| {
@@ -744,7 +744,7 @@ async fn a_page_of_versions_stops_at_its_byte_budget(backend: Backend) {
 }
 
 on_each_backend! {
-/// Issue 11: a push over the key quota is a 413, a key name over the length quota a 400,
+/// A push over the key quota is a 413, a key name over the length quota a 400,
 /// both with the JSON error and nothing stored; the quotas are the server's settings.
 async fn key_quotas_refuse_a_push_with_a_clear_error_and_store_nothing(backend: Backend) {
     let server = TestServer::on(backend).await;
@@ -810,7 +810,7 @@ async fn key_quotas_refuse_a_push_with_a_clear_error_and_store_nothing(backend: 
 }
 
 on_each_backend! {
-/// Issue 14: value fingerprints go with their version through push, pull, keys and
+/// Value fingerprints go with their version through push, pull, keys and
 /// versions; a push without them (an old client) reads back without the field at all.
 async fn fingerprints_go_with_their_version_and_absent_stays_absent(backend: Backend) {
     let server = TestServer::on(backend).await;
@@ -866,7 +866,7 @@ async fn fingerprints_go_with_their_version_and_absent_stays_absent(backend: Bac
 }
 }
 
-/// Issue 14: fingerprints that do not fit the push's keys (one missing, one too many, not
+/// Fingerprints that do not fit the push's keys (one missing, one too many, not
 /// 32 lowercase hex, not a string) are a 400 naming the problem, never the fingerprint;
 /// nothing is stored. `null` is the same as leaving them out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -935,7 +935,7 @@ async fn fingerprints_that_do_not_fit_the_keys_are_400() {
 }
 
 on_each_backend! {
-/// Issue 14: a page of versions counts the fingerprints' bytes in its budget as it counts
+/// A page of versions counts the fingerprints' bytes in its budget as it counts
 /// the key names': versions whose names alone would fit two to a page come one to a page
 /// once their fingerprints are counted.
 async fn a_page_of_versions_counts_fingerprints_in_its_byte_budget(backend: Backend) {

@@ -390,7 +390,7 @@ async fn audit_verify_finds_the_first_tampered_row() {
 }
 
 on_each_backend! {
-/// Issue 11: push and pull rows name the token that acted (its `jti`), not only its email.
+/// Push and pull rows name the token that acted (its `jti`), not only its email.
 async fn push_and_pull_rows_name_the_token_that_acted(backend: Backend) {
     let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
@@ -435,7 +435,7 @@ async fn push_and_pull_rows_name_the_token_that_acted(backend: Backend) {
 }
 }
 
-/// Issue 11: a version written into the database behind the server's back (or a
+/// A version written into the database behind the server's back (or a
 /// ciphertext changed) has no accepted-push row recording it, and `audit verify` says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_reports_a_version_slipped_into_the_database() {
@@ -501,7 +501,7 @@ async fn audit_verify_reports_a_version_slipped_into_the_database() {
     );
 }
 
-/// Issue 11: the server logs the chain's head at start and at its interval, in the form
+/// The server logs the chain's head at start and at its interval, in the form
 /// `audit verify --anchor` takes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_logs_the_chain_head_at_start_and_at_its_interval() {
@@ -549,7 +549,7 @@ async fn the_server_logs_the_chain_head_at_start_and_at_its_interval() {
 }
 
 on_each_backend! {
-/// Issue 14: a version's fingerprints are covered by its accepted-push row like its
+/// A version's fingerprints are covered by its accepted-push row like its
 /// ciphertext: changed, removed, or given to a version pushed without, behind the server's
 /// back (by a connection that gets the append-only trigger out of the way first), they are
 /// reported by the walk `audit verify` runs; put back, the log verifies again.

@@ -111,7 +111,7 @@ async fn bad_tokens_are_401() {
                 c.as_object_mut().unwrap().remove("email");
             }),
         ),
-        // Headers and claims the server cannot check (issue 11).
+        // Headers and claims the server cannot check.
         (
             "crit header",
             with_header(

@@ -1,4 +1,4 @@
-//! Connection limits (issue 11) against the real binary on loopback: a flood of half-open
+//! Connection limits against the real binary on loopback: a flood of half-open
 //! connections under a lowered file limit, the header, idle and request timeouts, the file
 //! limit raised at start, and a shutdown that does not wait for silent clients.
 

@@ -1,4 +1,4 @@
-//! The dashboard's routes (issue 13): `GET /projects`, `GET /matrix/{project}`,
+//! The dashboard's routes: `GET /projects`, `GET /matrix/{project}`,
 //! `GET /audit-chain`, the audit filters, and the embedded page with the headers every
 //! response carries. Roles and owner scope are also in `scope.rs`'s table; here: what each
 //! answer holds, its pages, and bad input.
@@ -582,7 +582,7 @@ async fn the_page_is_served_with_its_headers_and_so_is_every_answer() {
 }
 
 on_each_backend! {
-/// Issue 14: a key on both a branch and the default branch whose fingerprints differ is
+/// A key on both a branch and the default branch whose fingerprints differ is
 /// `d` (counted in `differs`); the same fingerprint, or a version without fingerprints on
 /// either side, stays `p`.
 async fn the_matrix_marks_values_that_differ_from_the_default_branch(backend: Backend) {

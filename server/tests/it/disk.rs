@@ -1,4 +1,4 @@
-//! A full disk on the server (issue 11), made without root with `RLIMIT_FSIZE` on the
+//! A full disk on the server, made without root with `RLIMIT_FSIZE` on the
 //! running binary (`prlimit`): a push that cannot be made durable is a 507 with the JSON
 //! error, reads go on, nothing acknowledged is lost, and pushes work again once there is
 //! room.

@@ -1,4 +1,4 @@
-//! Several servers on one PostgreSQL database (issue 12): racing writers spread over three
+//! Several servers on one PostgreSQL database: racing writers spread over three
 //! replicas, a revocation seen by every replica within a second, the first owner token
 //! printed once, a replica killed mid-push, `copy` from SQLite to PostgreSQL and back,
 //! and database URLs that never show their password.
@@ -81,7 +81,7 @@ async fn cas_writer(url: String, token: String, w: usize, pushes: usize) -> (Vec
     (accepted, other)
 }
 
-/// Issue 12: 16 writers compare-and-swapping on one branch, spread over three replicas,
+/// 16 writers compare-and-swapping on one branch, spread over three replicas,
 /// with readers on all three: versions 1..N without a gap, no 5xx, one intact chain; the
 /// first owner token printed by exactly one replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +196,7 @@ async fn three_replicas_on_one_database_serve_racing_writers_without_a_gap() {
     }
 }
 
-/// Issue 12: a token revoked on replica A is refused (401) by replica C within a second.
+/// A token revoked on replica A is refused (401) by replica C within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_on_one_replica_is_refused_by_every_replica_within_a_second() {
     let db = TestDb::new(Backend::Postgres).await;
@@ -257,7 +257,7 @@ async fn a_token_revoked_on_one_replica_is_refused_by_every_replica_within_a_sec
     }
 }
 
-/// Issue 12: SIGKILL of a replica in the middle of pushes loses no acknowledged push; the
+/// SIGKILL of a replica in the middle of pushes loses no acknowledged push; the
 /// other replica serves every one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_push_loses_no_acknowledged_push() {
@@ -364,7 +364,7 @@ async fn snapshot(url: &str) -> (Vec<Value>, Vec<Value>, Value) {
     (versions, audit, tokens)
 }
 
-/// Issue 12: `copy` from a populated SQLite database to PostgreSQL and back gives the same
+/// `copy` from a populated SQLite database to PostgreSQL and back gives the same
 /// `/versions`, `/audit` and `audit verify` head; a non-empty target is refused unless
 /// `--replace`; a revoked token stays revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -509,7 +509,7 @@ async fn copy_moves_everything_to_postgres_and_back_with_the_chain_intact() {
     );
 }
 
-/// Issue 12: a database URL may hold a password: it is never printed, in an error, a log
+/// A database URL may hold a password: it is never printed, in an error, a log
 /// or `--help`; a PostgreSQL store without a shared secret is refused with a hint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_urls_never_show_their_password() {
@@ -576,7 +576,7 @@ async fn database_urls_never_show_their_password() {
     assert!(out.is_empty());
 }
 
-/// Issue 12: each project has its own audit chain, so its own lock: while one project's
+/// Each project has its own audit chain, so its own lock: while one project's
 /// chain is locked (as a batch of another server holds it), pushes to another project go
 /// through, and the locked project's push waits, then lands; every chain verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! Owner scope (issue 11): an owner token with `project_ids` owns those projects only — the
+//! Owner scope: an owner token with `project_ids` owns those projects only — the
 //! tokens it mints, lists and revokes, the audit log it reads, the projects it reads and
 //! writes; an owner token without any administers the server. Every route against every
 //! role, as a table.
@@ -128,7 +128,7 @@ async fn every_route_against_every_role_follows_the_owner_s_scope(backend: Backe
         case("audit p2", "GET", "/audit/p2", [200, 403, 403, 403]),
         case("audit, every event", "GET", "/audit", [200, 403, 403, 403]),
         case("token list", "GET", "/tokens", [200, 200, 403, 403]),
-        // The dashboard's routes (issue 13): what each may read, and the chain for
+        // The dashboard's routes: what each may read, and the chain for
         // administrators only (it spans every project).
         case("projects", "GET", "/projects", [200, 200, 200, 200]),
         case("matrix p1", "GET", "/matrix/p1", [200, 200, 200, 200]),

@@ -180,7 +180,7 @@ async fn what_is_pushed_is_what_is_read_and_audited(backend: Backend) {
 }
 
 on_each_backend! {
-/// Issue 14: fingerprints are stored with their version and read back by pull, keys and
+/// Fingerprints are stored with their version and read back by pull, keys and
 /// versions; a version pushed without has none; the push's audit row records their
 /// SHA-256, never them; `NewPush`'s `Debug` shows a count.
 async fn fingerprints_are_stored_with_their_version_and_read_back(backend: Backend) {
@@ -231,7 +231,7 @@ async fn fingerprints_are_stored_with_their_version_and_read_back(backend: Backe
 }
 
 on_each_backend! {
-/// Issue 14: a database from before the fingerprints column (as the previous schema left
+/// A database from before the fingerprints column (as the previous schema left
 /// it, with a version in it) is verified as it is, then opens, migrates and serves: its
 /// versions have no fingerprints, new ones do, and the chain accounts for all of them.
 async fn a_database_from_before_fingerprints_opens_and_serves(backend: Backend) {

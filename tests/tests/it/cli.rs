@@ -602,7 +602,7 @@ fn init_writes_config_and_ignores_the_env_file() {
     );
 }
 
-/// Issue 11: `log` follows `/versions` pages past the largest page (100 versions).
+/// `log` follows `/versions` pages past the largest page (100 versions).
 #[test]
 fn log_follows_the_pages_of_a_long_history() {
     let server = Server::start();
@@ -1057,7 +1057,7 @@ fn doctor_names_what_is_wrong_and_the_fix() {
     );
 }
 
-// ---- Issue 18's small commands: get, set, unset, edit, export, example, copy.
+// ---- The small commands: get, set, unset, edit, export, example, copy.
 
 /// The number of versions `branch` has on the server.
 fn version_count(server: &Server, token: &str, project: &str, branch: &str) -> usize {

@@ -1,4 +1,4 @@
-//! Value fingerprints (issue 14), end to end: pushes send them, the server keeps them with
+//! Value fingerprints, end to end: pushes send them, the server keeps them with
 //! each version, and `diff`, `status`, `log` and the pre-commit hook tell changed values
 //! without a passphrase; equal values give equal fingerprints across branches and
 //! versions, another value, another key (after `rotate`) or another project gives another;

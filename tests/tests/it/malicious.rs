@@ -523,7 +523,7 @@ fn the_same_env_sealed_twice_differs_and_opens_identically() {
     assert_ne!(dearmor(&blobs[0]), dearmor(&blobs[1]));
 }
 
-/// Issue 11: a server that answers without end (chunked, no length) or announces an answer
+/// A server that answers without end (chunked, no length) or announces an answer
 /// over the client's bound gets exit 3 and one error line; the client never reads it all.
 #[test]
 fn an_answer_over_the_client_s_bound_is_refused_with_exit_3() {

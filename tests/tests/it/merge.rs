@@ -1,4 +1,4 @@
-//! Merge, don't refuse (issue 14), end to end with two clones: disjoint edits merge and
+//! Merge, don't refuse, end to end with two clones: disjoint edits merge and
 //! push with the layout kept; a conflicting edit writes nothing and prints no value; each
 //! way of resolving works; the hooks merge when clean; and a lying server cannot make a
 //! merge take content it did not verify.

@@ -1,4 +1,4 @@
-//! A model-based test of the hooks under everyday git (issue 17).
+//! A model-based test of the hooks under everyday git.
 //!
 //! Random sequences of git operations run on a real repository with the real hooks, the
 //! real binary and a real server: edits, checkouts, `switch -c`, commits, amends,

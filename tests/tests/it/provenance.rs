@@ -1,4 +1,4 @@
-//! The env file belongs to one branch (issue 17): one test per way an ordinary day of git
+//! The env file belongs to one branch: one test per way an ordinary day of git
 //! used to put one branch's env on another, each run with the real hooks, the real
 //! binary and the real server. Each asserts what the server ends up holding, not only
 //! what is printed.

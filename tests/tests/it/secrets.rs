@@ -148,7 +148,7 @@ fn sentinels_never_leave_the_env_file() {
     let check = format!("test \"$API_KEY\" = '{VALUE}'");
     log("run", traced(&bob, &["run", "--", "sh", "-c", &check], &[])).ok();
 
-    // Issue 18's small commands. Only get and export print a value, and only on stdout:
+    // The small commands. Only get and export print a value, and only on stdout:
     // their runs are kept apart and swept below with that one exception.
     let mut printing: Vec<(String, Run)> = Vec::new();
     {

@@ -84,7 +84,7 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
-    // 2: value fingerprints (issue 14): the canonical JSON object as text, NULL for a version
+    // 2: value fingerprints: the canonical JSON object as text, NULL for a version
     // pushed without (and every version from before). Text, not JSONB: the server never
     // looks inside it, the push's audit row hashes its exact bytes (JSONB would reorder and
     // respace it), and it stays byte for byte what SQLite holds, so `copy` moves it as it

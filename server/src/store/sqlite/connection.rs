@@ -83,7 +83,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Code(chain::migrate),
     // 3: a chain per project (existing rows stay the single chain they were).
     Migration::Code(chain::migrate_to_chains),
-    // 4: value fingerprints (issue 14): the canonical JSON object, NULL for a version pushed
+    // 4: value fingerprints: the canonical JSON object, NULL for a version pushed
     // without (and every version from before). Adding a column fires no trigger, so the
     // append-only ones stay as they are.
     Migration::Sql("ALTER TABLE versions ADD COLUMN fingerprints TEXT;"),
