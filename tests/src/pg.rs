@@ -64,6 +64,55 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A new database holding what the database at `url` (one of this cluster's) holds now,
+    /// and its URL. A database is copied only while no one is connected to it: connections
+    /// left to it (a server just killed) are ended first.
+    pub async fn copy_of(&self, url: &str) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let source = url
+            .strip_prefix(&self.base)
+            .and_then(|rest| rest.strip_suffix(&self.query))
+            .unwrap_or_else(|| panic!("{url} is not a database of the test cluster"));
+        let name = format!(
+            "{source}_copy{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let (client, connection) =
+            tokio_postgres::connect(&self.url(&self.admin_db), tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL: {e}"));
+        let driver = tokio::spawn(connection);
+        // An ended backend leaves a moment later: try again until the source is free.
+        let mut tries = 0;
+        loop {
+            client
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&source],
+                )
+                .await
+                .unwrap();
+            match client
+                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {source}"))
+                .await
+            {
+                Ok(()) => break,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot copy {source}: {e}"),
+            }
+        }
+        drop(client);
+        let _ = driver.await;
+        self.url(&name)
+    }
+}
+
 /// The cluster, started on first use. Panics with what to do when there is none.
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
