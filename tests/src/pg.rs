@@ -2,7 +2,8 @@
 //! database in it for each test.
 //!
 //! `ENVSYNC_TEST_PG=postgres://user@host/db` points the tests at an existing server
-//! instead (the user must be allowed to `CREATE DATABASE`). Otherwise the first test that
+//! instead (the user must be allowed to `CREATE DATABASE`); the databases a test binary
+//! creates there are dropped once it has exited (with `psql`). Otherwise the first test that
 //! needs PostgreSQL runs `initdb` and `pg_ctl start` from the newest
 //! `/usr/lib/postgresql/*/bin` (Debian's `postgresql` package; `test.sh` installs it) in a
 //! temporary directory, listening on a Unix socket in that directory only (no TCP port, so
@@ -117,12 +118,31 @@ impl Cluster {
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
     match CLUSTER.get_or_init(|| match std::env::var("ENVSYNC_TEST_PG") {
-        Ok(url) if !url.trim().is_empty() => existing(url.trim()),
+        Ok(url) if !url.trim().is_empty() => existing(url.trim()).inspect(drop_on_exit),
         _ => start(),
     }) {
         Ok(cluster) => cluster,
         Err(e) => panic!("no PostgreSQL for the tests: {e}"),
     }
+}
+
+/// On a server of the user's (`ENVSYNC_TEST_PG`), the databases this test binary created
+/// (`envsync_t<pid>_…`, copies included) are dropped once it has exited, however it
+/// exits, by a watcher as [`start`]'s, with `psql`. Without `psql` they stay, as they
+/// would anyway after a crash: they are named after the process that made them.
+fn drop_on_exit(cluster: &Cluster) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done
+         psql \"$0\" -Atc \"SELECT datname FROM pg_database WHERE datname LIKE 'envsync\\_t{pid}\\_%'\" |
+         while read -r db; do psql \"$0\" -qc \"DROP DATABASE IF EXISTS \\\"$db\\\" WITH (FORCE)\"; done",
+        pid = std::process::id()
+    );
+    let _ = Command::new("setsid")
+        .args(["sh", "-c", &script, &cluster.url(&cluster.admin_db)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
 }
 
 /// Splits `postgres://…/db?query` around its database name.
