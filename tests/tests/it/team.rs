@@ -30,7 +30,7 @@ fn stock_age(armored: &str, identity: &Path) -> Result<Vec<u8>, String> {
         .arg(identity)
         .arg(&file)
         .output()
-        .expect("the stock `age` tool must be installed (.ci/run installs it)");
+        .expect("the stock `age` tool must be installed (./test.sh installs it)");
     if out.status.success() {
         Ok(out.stdout)
     } else {
