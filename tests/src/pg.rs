@@ -95,7 +95,7 @@ impl Cluster {
                     &[&source],
                 )
                 .await
-                .unwrap();
+                .unwrap_or_else(|e| panic!("cannot end the connections to {source}: {e}"));
             match client
                 .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {source}"))
                 .await
