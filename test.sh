@@ -28,6 +28,7 @@ need() {
 }
 
 # What the tests use beyond cargo, one line each.
+need git git       # every end-to-end test runs real git in temp repositories (and the hooks)
 need age age       # the team-key tests decrypt with the stock age tool, not our code
 need strace strace # the syscall-order test traces the CLI's atomic write
 need script bsdutils # the prompt tests drive a pty through script(1)

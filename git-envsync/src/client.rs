@@ -263,16 +263,23 @@ impl Api {
         }
     }
 
-    /// One page of the project's audit log, newest first.
+    /// One page of the project's audit log, newest first: at most `limit` events, fewer when
+    /// the server's page reaches its byte budget (follow `next_before`). `filter` is pairs
+    /// of a filter name (`action`, `actor`, `branch`, `outcome`) and the value to match; a
+    /// filtered page may even be empty and still have a `next_before`.
     pub fn audit(
         &self,
         project: &str,
         limit: u32,
         before: Option<u64>,
+        filter: &[(&str, &str)],
     ) -> Result<AuditPage, ApiError> {
         let mut path = format!("/audit/{}?limit={limit}", segment(project));
         if let Some(b) = before {
             path.push_str(&format!("&before={b}"));
+        }
+        for (name, value) in filter {
+            path.push_str(&format!("&{name}={}", segment(value)));
         }
         self.call(Method::GET, path, None::<&()>)
     }

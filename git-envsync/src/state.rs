@@ -219,6 +219,12 @@ impl State {
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
+    /// Where the sealed copy of a branch's last synced plaintext is kept (whether or not
+    /// it is there).
+    pub fn sealed_path(&self, branch: &str) -> PathBuf {
+        self.branch_path(branch, "age")
+    }
+
     pub fn set_sealed(&self, branch: &str, armored: &str) -> anyhow::Result<()> {
         self.ensure_dirs()?;
         fsutil::write_state(&self.branch_path(branch, "age"), armored.as_bytes())

@@ -408,6 +408,151 @@ complete_at_end "git envsync log --" run"#,
     assert!(offered(&through_git, "git envsync log --").contains(&"--json"));
 }
 
+/// zsh and fish complete branch names, from `git for-each-ref`, after each flag that takes
+/// one (`--branch`, `--against`, `--from`, `--default-branch`) and for `mv OLD NEW`. The
+/// scripts say so; where fish is on the machine it completes for real, and where zsh is,
+/// the script's branch function (which zsh's completion system calls from `_arguments`)
+/// lists the repository's branches.
+#[test]
+fn zsh_and_fish_complete_branch_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    for args in [
+        vec!["init", "-q", "-b", "main", repo.to_str().expect("utf-8")],
+        vec![
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        vec![
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "branch",
+            "feature/login",
+        ],
+        vec!["-C", repo.to_str().expect("utf-8"), "branch", "fix"],
+    ] {
+        let status = Command::new("git")
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .status()
+            .expect("git");
+        assert!(status.success());
+    }
+    let script = |shell: &str| {
+        let out = envsync(dir.path(), &["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let file = dir.path().join(format!("script.{shell}"));
+        std::fs::write(&file, &out.stdout).expect("script");
+        (text(&out.stdout), file)
+    };
+    let shell = |program: &str, args: &[&str]| -> Option<String> {
+        let out = Command::new(program)
+            .args(args)
+            .current_dir(&repo)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &repo)
+            .env("XDG_CONFIG_HOME", repo.join(".config"))
+            .env("XDG_DATA_HOME", repo.join(".data"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .ok()?;
+        assert!(out.status.success(), "{program}: {}", text(&out.stderr));
+        Some(text(&out.stdout))
+    };
+
+    let (zsh, zsh_file) = script("zsh");
+    for spec in [
+        "'--branch=[Work on this branch instead of the checked-out one]:NAME:__git_envsync_branches'",
+        ":BRANCH:__git_envsync_branches'",
+        "':old -- The branch whose env to copy:__git_envsync_branches'",
+        "':new -- The branch to copy it to:__git_envsync_branches'",
+    ] {
+        assert!(zsh.contains(spec), "zsh: {spec}");
+    }
+    for flag in ["--against", "--from", "--default-branch"] {
+        assert!(
+            zsh.lines().any(|l| l.starts_with(&format!("'{flag}=["))
+                && l.ends_with(":__git_envsync_branches' \\")),
+            "zsh: {flag}"
+        );
+    }
+    assert!(zsh.contains("git for-each-ref --format='%(refname:strip=2)' refs/heads"));
+    // compadd and _wanted exist only inside a completion widget: stand-ins print what
+    // the function offers.
+    let listed = shell(
+        "zsh",
+        &[
+            "-f",
+            "-c",
+            &format!(
+                "compdef() {{ :; }}; _wanted() {{ shift 3; \"$@\"; }}
+                 compadd() {{ [[ $1 == -a ]] && print -l -- ${{(P)2}}; }}
+                 source {}; __git_envsync_branches",
+                zsh_file.display()
+            ),
+        ],
+    );
+    match listed {
+        Some(listed) => assert_eq!(
+            listed.lines().collect::<Vec<_>>(),
+            ["feature/login", "fix", "main"]
+        ),
+        None => eprintln!("note: zsh is not on this machine; its branch function was not run"),
+    }
+
+    let (fish, fish_file) = script("fish");
+    assert!(fish.contains(
+        "complete -c git-envsync -n \"__fish_git_envsync_using_subcommand pull\" -l branch -d 'Work on this branch instead of the checked-out one' -r -f -a \"(__fish_git_envsync_branches)\""
+    ));
+    assert!(fish.contains(
+        "complete -c git-envsync -n \"__fish_git_envsync_using_subcommand mv\" -f -a \"(__fish_git_envsync_branches)\""
+    ));
+    assert!(fish.contains("git for-each-ref --format='%(refname:strip=2)' refs/heads"));
+    let complete = |line: &str| {
+        shell(
+            "fish",
+            &[
+                "--no-config",
+                "-c",
+                &format!("source {}; complete -C '{line}'", fish_file.display()),
+            ],
+        )
+        .map(|out| {
+            out.lines()
+                .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        })
+    };
+    let Some(offered) = complete("git-envsync pull --branch f") else {
+        eprintln!("note: fish is not on this machine; it did not complete for real");
+        return;
+    };
+    assert_eq!(offered, ["feature/login", "fix"]);
+    assert_eq!(
+        complete("git-envsync diff --against ").unwrap(),
+        ["feature/login", "fix", "main"]
+    );
+    assert_eq!(
+        complete("git-envsync mv feature/login ").unwrap(),
+        ["feature/login", "fix", "main"]
+    );
+    assert_eq!(
+        complete("git-envsync push --branch=m").unwrap(),
+        ["--branch=main"]
+    );
+}
+
 /// Each command offers only the flags it honours: `--json` where it prints data,
 /// `--branch` where it works on one branch, `--server` where it talks to one; `-q` for
 /// all.

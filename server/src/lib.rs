@@ -1,4 +1,5 @@
-//! The envsync server: a small HTTP API (warp) over SQLite (rusqlite) that stores
+//! The envsync server: a small HTTP API (warp) over SQLite (rusqlite, the default) or
+//! PostgreSQL (tokio-postgres, for several servers on one database) that stores
 //! ASCII-armored age ciphertext and the key *names* of each `.env` version, per project
 //! and git branch. It never sees a secret value.
 //!
@@ -8,8 +9,10 @@
 //! - [`routes::routes`] is the whole filter tree in one function; [`handlers`] are the plain
 //!   async functions behind it; [`error::recover`] turns every rejection into
 //!   `{"error","message"}` with its status.
-//! - [`store::Store`] is the storage seam; [`store::SqliteStore`] implements it with WAL,
-//!   durable commits and group commit on one writer thread.
+//! - [`store::Store`] is the storage seam; [`store::Database`] is which backend `--db`
+//!   names. [`store::SqliteStore`] implements it with WAL, durable commits and group
+//!   commit on one writer thread; [`store::PgStore`] on a pool of PostgreSQL connections,
+//!   with one writer per lane of projects and durability checked at start.
 //! - [`connections`] is the accept loop `serve` runs: a cap on open connections (shedding
 //!   the one idle for longest when full), header, idle and request timeouts, over plain TCP
 //!   or [`tls`] (HTTPS with rustls, the certificate reloadable while serving).
@@ -22,8 +25,10 @@
 //!   code.
 //! - [`dashboard`] is the web page served at `/` (embedded files) and the security headers
 //!   every response carries.
-//! - [`store::sqlite::chain`] is the audit log's hash chain and its verifier (what
-//!   `envsync-server audit verify` runs).
+//! - [`store::chain`] is the audit log's hash chains (one per project) and the walk that
+//!   verifies them, the same on both backends; [`store::Database::verify`] runs it
+//!   read-only on either (what `envsync-server audit verify` does). [`store::copy`] moves
+//!   everything from one store to another (`envsync-server copy`).
 
 pub mod auth;
 pub mod clock;

@@ -2,7 +2,8 @@
 //! database in it for each test.
 //!
 //! `ENVSYNC_TEST_PG=postgres://user@host/db` points the tests at an existing server
-//! instead (the user must be allowed to `CREATE DATABASE`). Otherwise the first test that
+//! instead (the user must be allowed to `CREATE DATABASE`); the databases a test binary
+//! creates there are dropped once it has exited (with `psql`). Otherwise the first test that
 //! needs PostgreSQL runs `initdb` and `pg_ctl start` from the newest
 //! `/usr/lib/postgresql/*/bin` (Debian's `postgresql` package; `test.sh` installs it) in a
 //! temporary directory, listening on a Unix socket in that directory only (no TCP port, so
@@ -64,16 +65,84 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A new database holding what the database at `url` (one of this cluster's) holds now,
+    /// and its URL. A database is copied only while no one is connected to it: connections
+    /// left to it (a server just killed) are ended first.
+    pub async fn copy_of(&self, url: &str) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let source = url
+            .strip_prefix(&self.base)
+            .and_then(|rest| rest.strip_suffix(&self.query))
+            .unwrap_or_else(|| panic!("{url} is not a database of the test cluster"));
+        let name = format!(
+            "{source}_copy{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let (client, connection) =
+            tokio_postgres::connect(&self.url(&self.admin_db), tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL: {e}"));
+        let driver = tokio::spawn(connection);
+        // An ended backend leaves a moment later: try again until the source is free.
+        let mut tries = 0;
+        loop {
+            client
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&source],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("cannot end the connections to {source}: {e}"));
+            match client
+                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {source}"))
+                .await
+            {
+                Ok(()) => break,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot copy {source}: {e}"),
+            }
+        }
+        drop(client);
+        let _ = driver.await;
+        self.url(&name)
+    }
+}
+
 /// The cluster, started on first use. Panics with what to do when there is none.
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
     match CLUSTER.get_or_init(|| match std::env::var("ENVSYNC_TEST_PG") {
-        Ok(url) if !url.trim().is_empty() => existing(url.trim()),
+        Ok(url) if !url.trim().is_empty() => existing(url.trim()).inspect(drop_on_exit),
         _ => start(),
     }) {
         Ok(cluster) => cluster,
         Err(e) => panic!("no PostgreSQL for the tests: {e}"),
     }
+}
+
+/// On a server of the user's (`ENVSYNC_TEST_PG`), the databases this test binary created
+/// (`envsync_t<pid>_…`, copies included) are dropped once it has exited, however it
+/// exits, by a watcher as [`start`]'s, with `psql`. Without `psql` they stay, as they
+/// would anyway after a crash: they are named after the process that made them.
+fn drop_on_exit(cluster: &Cluster) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done
+         psql \"$0\" -Atc \"SELECT datname FROM pg_database WHERE datname LIKE 'envsync\\_t{pid}\\_%'\" |
+         while read -r db; do psql \"$0\" -qc \"DROP DATABASE IF EXISTS \\\"$db\\\" WITH (FORCE)\"; done",
+        pid = std::process::id()
+    );
+    let _ = Command::new("setsid")
+        .args(["sh", "-c", &script, &cluster.url(&cluster.admin_db)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
 }
 
 /// Splits `postgres://…/db?query` around its database name.

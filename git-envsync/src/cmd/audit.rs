@@ -39,8 +39,11 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let mut events = Vec::new();
     let mut before = None;
     'pages: loop {
+        // Ask for no more than is shown; the server may answer fewer (its pages have a byte
+        // budget) and a cursor to go on from.
+        let wanted = args.limit.saturating_sub(events.len()).clamp(1, 500) as u32;
         let page = api
-            .audit(&ctx.config.project, 500, before)
+            .audit(&ctx.config.project, wanted, before, &[])
             .map_err(|e| api.fail(e))?;
         for event in page.events {
             let at = time::OffsetDateTime::parse(
@@ -59,8 +62,9 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             }
         }
         match page.next_before {
-            Some(next) => before = Some(next),
-            None => break,
+            // Each page must move on, or a lying server would keep us here.
+            Some(next) if before.is_none_or(|b| next < b) => before = Some(next),
+            _ => break,
         }
     }
     if global.json {

@@ -1,10 +1,11 @@
 //! `git envsync completions bash|zsh|fish`: the shell completion script, on stdout.
 //!
 //! clap_complete writes the script from the command tree, so subcommands and flags added
-//! later complete with no change here. For bash, two things it cannot know are added after
-//! it: `_git_envsync`, the function git's own completion calls for `git envsync <TAB>`, and
-//! branch names after each flag that takes one (found in the tree too: a long name
-//! `branch` or a value named `BRANCH`).
+//! later complete with no change here. What it cannot know is added to its script: branch
+//! names (from `git for-each-ref`) after each flag that takes one (found in the tree too: a
+//! long name `branch` or a value named `BRANCH`) and for the positional arguments that are
+//! branches ([`BRANCH_ARGUMENTS`]), in every shell; and for bash, `_git_envsync`, the
+//! function git's own completion calls for `git envsync <TAB>`.
 
 use crate::cli::{Cli, Global};
 use crate::error::Result;
@@ -29,8 +30,9 @@ enum Shell {
 /// PREFIX/share/bash-completion/completions/git-envsync, zsh
 /// PREFIX/share/zsh/site-functions/_git-envsync, fish
 /// PREFIX/share/fish/vendor_completions.d/git-envsync.fish. To try one in the current
-/// bash: source <(git envsync completions bash). The bash script also completes
-/// `git envsync <TAB>` when git's completion is loaded, and branch names after --branch.
+/// bash: source <(git envsync completions bash). Every script completes branch names after
+/// --branch (and the other flags and arguments that take one); the bash script also
+/// completes `git envsync <TAB>` when git's completion is loaded.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// bash, zsh or fish.
@@ -64,7 +66,88 @@ fn script(shell: Shell) -> String {
         script = script.replace("git__subcmd__envsync__", "git__envsync__");
         script.push_str(&BASH_GIT.replace("@BRANCH_FLAGS@", &branch_flags(&cmd).join(" ")));
     }
-    script
+    match shell {
+        Shell::Bash => script,
+        Shell::Zsh => zsh_branches(&script, &branch_flags(&cmd)),
+        Shell::Fish => fish_branches(&script, &branch_flags(&cmd)),
+    }
+}
+
+/// The positional arguments whose value is a branch name, as (subcommand, argument id).
+/// Checked against the tree by a unit test, so a rename cannot leave one behind.
+const BRANCH_ARGUMENTS: [(&str, &str); 2] = [("mv", "old"), ("mv", "new")];
+
+/// clap's zsh script with branch names as the action of each branch flag's value and each
+/// branch argument (`:_default`, any word, in clap's), and the function that lists them.
+fn zsh_branches(script: &str, flags: &[String]) -> String {
+    let mut out = String::with_capacity(script.len() + ZSH_BRANCHES.len());
+    let mut subcommand = "";
+    for line in script.lines() {
+        let trimmed = line.trim();
+        // Each subcommand's `_arguments` call follows its case arm: `(mv)`.
+        if let Some(name) = trimmed.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+            subcommand = name;
+        }
+        let flag = flags
+            .iter()
+            .any(|f| trimmed.starts_with(&format!("'{f}=[")));
+        let argument = BRANCH_ARGUMENTS
+            .iter()
+            .any(|(sub, id)| *sub == subcommand && trimmed.starts_with(&format!("':{id} -- ")));
+        if flag || argument {
+            out.push_str(&line.replacen(":_default'", ":__git_envsync_branches'", 1));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+        if trimmed.starts_with("#compdef ") {
+            out.push_str(ZSH_BRANCHES);
+        }
+    }
+    out
+}
+
+/// Defined at the top of the zsh script (clap's function and its dispatch come after).
+const ZSH_BRANCHES: &str = r#"
+# --- envsync: branch names after the flags and arguments that take one ---
+(( $+functions[__git_envsync_branches] )) ||
+__git_envsync_branches() {
+    local -a branches expl
+    branches=(${(f)"$(git for-each-ref --format='%(refname:strip=2)' refs/heads 2>/dev/null)"})
+    _wanted branches expl 'branch' compadd -a branches
+}
+
+"#;
+
+/// clap's fish script with branch names offered for each branch flag's value, then the
+/// function that lists them and the branch arguments of each subcommand.
+fn fish_branches(script: &str, flags: &[String]) -> String {
+    let mut out = String::with_capacity(script.len() + 1024);
+    for line in script.lines() {
+        let flag = flags.iter().any(|f| {
+            let long = f.trim_start_matches('-');
+            line.contains(&format!(" -l {long} ")) && line.ends_with(" -r")
+        });
+        out.push_str(line);
+        if flag {
+            out.push_str(" -f -a \"(__fish_git_envsync_branches)\"");
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "\n# --- envsync: branch names after the flags and arguments that take one ---\n\
+         function __fish_git_envsync_branches\n\
+         \x20   git for-each-ref --format='%(refname:strip=2)' refs/heads 2>/dev/null\n\
+         end\n",
+    );
+    let mut subcommands: Vec<&str> = BRANCH_ARGUMENTS.iter().map(|(sub, _)| *sub).collect();
+    subcommands.dedup();
+    for sub in subcommands {
+        out.push_str(&format!(
+            "complete -c {BIN} -n \"__fish_git_envsync_using_subcommand {sub}\" -f -a \"(__fish_git_envsync_branches)\"\n"
+        ));
+    }
+    out
 }
 
 /// A copy of the built tree without its hidden commands and flags (the hook entry points,
@@ -178,3 +261,23 @@ else
     complete -F __git_envsync_complete -o bashdefault -o default git-envsync
 fi
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_branch_arguments_are_in_the_tree() {
+        let cmd = Cli::command();
+        for (sub, id) in BRANCH_ARGUMENTS {
+            let sub = cmd
+                .find_subcommand(sub)
+                .unwrap_or_else(|| panic!("no subcommand {sub}"));
+            let arg = sub
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("{} has no argument {id}", sub.get_name()));
+            assert!(arg.is_positional(), "{id}");
+        }
+    }
+}

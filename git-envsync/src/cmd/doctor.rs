@@ -12,13 +12,15 @@ use crate::state::State;
 use crate::trust::TrustStore;
 use base64::Engine as _;
 use envsync_common::api::Health;
+use envsync_common::envelope;
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
-/// Check this clone's setup: binaries, hooks, trusted settings, the extra CA file (when one
-/// is configured), server, token, keys, work factor, local state. Exit 1 when anything
-/// needs fixing.
+/// Check this clone's setup: binaries (git, and the git-envsync that `git envsync` runs),
+/// hooks, trusted settings, the extra CA file (when one is configured), server, token,
+/// keys, work factor, local state and its sealed copies. Exit 1 when anything needs
+/// fixing.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -55,10 +57,7 @@ fn bad(what: &'static str, detail: impl Into<String>, fix: impl Into<String>) ->
 }
 
 pub fn run(global: &crate::cli::Global, _args: Args) -> Result<ExitCode> {
-    let mut checks = vec![ok(
-        "binary",
-        format!("git-envsync {}", env!("CARGO_PKG_VERSION")),
-    )];
+    let mut checks = binary_checks();
     let repo = Repo::discover();
     let config = repo.as_ref().ok().map(|r| ProjectConfig::load(&r.root));
     match (&repo, &config) {
@@ -213,6 +212,9 @@ fn project_checks(
             format!("chmod 700 {}", envsync_dir.display()),
         ),
     });
+    if mode.is_ok() {
+        checks.extend(sealed_check(&State::new(repo.git_dir(), &config.project)));
+    }
     // Server and token: only under trusted settings (an untrusted server gets nothing).
     if !trusted {
         return;
@@ -286,6 +288,135 @@ fn project_checks(
             )
         }
     });
+}
+
+/// git itself, and whether `git envsync` runs this binary: git looks for `git-envsync` in
+/// its exec path, then on `PATH`, and runs the first it finds, which may be another
+/// install (an older version, a copy left in `~/.local/bin`).
+fn binary_checks() -> Vec<Check> {
+    let version = format!("git-envsync {}", env!("CARGO_PKG_VERSION"));
+    let git = |arg: &str| {
+        std::process::Command::new("git")
+            .arg(arg)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let Some(git_version) = git("--version") else {
+        return vec![
+            ok("binary", version),
+            bad(
+                "git",
+                "git is not found on PATH",
+                "install git (every git envsync command runs it)",
+            ),
+        ];
+    };
+    let mut dirs: Vec<std::path::PathBuf> =
+        git("--exec-path").map(Into::into).into_iter().collect();
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let runs = dirs.into_iter().map(|d| d.join("git-envsync")).find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    });
+    let this = std::env::current_exe().and_then(std::fs::canonicalize);
+    let binary = match (runs, this) {
+        (_, Err(_)) => ok("binary", version),
+        (Some(runs), Ok(this)) if std::fs::canonicalize(&runs).is_ok_and(|r| r == this) => ok(
+            "binary",
+            format!("{version} ({}), the one git envsync runs", this.display()),
+        ),
+        (Some(runs), Ok(this)) => bad(
+            "binary",
+            format!(
+                "{version} ({}), but git envsync runs {}",
+                this.display(),
+                runs.display()
+            ),
+            format!(
+                "remove {} or put {} before it on PATH",
+                runs.display(),
+                this.parent().unwrap_or(&this).display()
+            ),
+        ),
+        (None, Ok(this)) => bad(
+            "binary",
+            format!(
+                "{version} ({}) is not on PATH: git envsync does not find it",
+                this.display()
+            ),
+            format!("add {} to PATH", this.parent().unwrap_or(&this).display()),
+        ),
+    };
+    vec![binary, ok("git", git_version)]
+}
+
+/// The sealed copies of the branches' last synced content: where the state says this clone
+/// keeps one (it records the settings the copy was verified under), it is there, private
+/// (0600), and an age file whose header parses. Nothing is decrypted. A bad copy costs no
+/// secret (a switch to the branch would fetch and verify again), but says something
+/// wrote where only envsync should.
+fn sealed_check(state: &State) -> Option<Check> {
+    let branches: Vec<_> = state
+        .branches()
+        .ok()?
+        .into_iter()
+        .filter(|b| b.config.is_some())
+        .collect();
+    if branches.is_empty() {
+        return None;
+    }
+    let mut problems = Vec::new();
+    let mut fixes = Vec::new();
+    for branch in &branches {
+        let name = out::clean(&branch.branch);
+        let path = state.sealed_path(&branch.branch);
+        let refetch =
+            format!("git envsync forget --branch {name}, then git envsync pull --branch {name}");
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8(bytes).ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                problems.push(format!("{name}: the sealed copy is missing"));
+                fixes.push(refetch);
+                continue;
+            }
+            Err(e) => {
+                problems.push(format!("{name}: cannot read {}: {e}", path.display()));
+                fixes.push(refetch);
+                continue;
+            }
+        };
+        if text
+            .as_deref()
+            .is_none_or(|t| envelope::check_armored(t).is_err())
+        {
+            problems.push(format!(
+                "{name}: {} is not an age file (damaged)",
+                path.display()
+            ));
+            fixes.push(refetch);
+            continue;
+        }
+        let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode() & 0o777);
+        if mode != 0o600 {
+            problems.push(format!("{name}: {} is mode {mode:03o}", path.display()));
+            fixes.push(format!("chmod 600 {}", path.display()));
+        }
+    }
+    Some(if problems.is_empty() {
+        ok(
+            "sealed",
+            format!(
+                "{} sealed local cop(ies), private and well-formed",
+                branches.len()
+            ),
+        )
+    } else {
+        bad("sealed", problems.join("; "), fixes.join("; "))
+    })
 }
 
 /// The user's key files: present where team mode needs them, never readable by others.

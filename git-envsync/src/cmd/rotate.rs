@@ -194,7 +194,12 @@ fn checklist(ctx: &Context, api: &crate::client::Api, removed: &[String]) -> Res
     let mut before = None;
     loop {
         let page = api
-            .audit(project, 500, before)
+            .audit(
+                project,
+                500,
+                before,
+                &[("action", "pull"), ("outcome", "ok")],
+            )
             .map_err(|e| api.fail(e))
             .map_err(|e| e.hint("listing what a removed member read needs an owner token"))?;
         for event in &page.events {
@@ -206,8 +211,10 @@ fn checklist(ctx: &Context, api: &crate::client::Api, removed: &[String]) -> Res
                 pulled.entry(branch.clone()).or_default().insert(version);
             }
         }
+        // A page may end at the server's byte budget, or (filtered) hold no pull at all,
+        // and still have more after it; each must move on, or a lying server keeps us here.
         match page.next_before {
-            Some(next) if !page.events.is_empty() => before = Some(next),
+            Some(next) if before.is_none_or(|b| next < b) => before = Some(next),
             _ => break,
         }
     }

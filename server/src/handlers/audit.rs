@@ -2,10 +2,14 @@
 //! project's owners. `GET /audit` pages through every event, including those of no project
 //! (token mints and revocations, refused token requests), for administrators only.
 //!
+//! A page ends early, with a `next_before`, rather than pass
+//! [`AUDIT_PAGE_BYTES`](crate::store::AUDIT_PAGE_BYTES) of event text: a push's event names
+//! its keys, so `limit` events can be far larger than `limit` suggests.
+//!
 //! Both take `action`, `actor`, `branch` and `outcome` filters (exact matches). A filtered
-//! page is gathered from the store's pages here, reading at most [`FILTER_SCAN`] events per
-//! request: it may hold fewer than `limit` events and still have a `next_before`, where
-//! the next request goes on reading.
+//! page is gathered from the store's pages here, reading at most [`FILTER_SCAN`] events or
+//! [`FILTER_SCAN_BYTES`] of their text per request: it may hold fewer than `limit` events
+//! and still have a `next_before`, where the next request goes on reading.
 
 use super::query::{AuditFilter, AuditFilterQuery, BeforeQuery};
 use super::{Need, allow, json};
@@ -13,7 +17,8 @@ use crate::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::store::Action;
-use crate::store::AuditQuery;
+use crate::store::rows::{EventsPage, event_bytes};
+use crate::store::{AUDIT_PAGE_BYTES, AuditQuery};
 use envsync_common::api::{AuditEvent, AuditPage};
 use std::sync::Arc;
 use warp::Rejection;
@@ -55,6 +60,10 @@ pub async fn list_all(
 /// Most events one filtered request reads from the store before it answers.
 pub const FILTER_SCAN: usize = 5000;
 
+/// Most bytes of event text (see [`event_bytes`]) one filtered request reads from the
+/// store before it answers: a few store pages.
+pub const FILTER_SCAN_BYTES: usize = 4 * AUDIT_PAGE_BYTES;
+
 async fn page(
     app: &App,
     project: Option<&str>,
@@ -87,8 +96,9 @@ async fn read(
         .map_err(|e| ApiError::from_store(e, String::new))
 }
 
-/// Up to `limit` matching events, reading store pages from `before` on until the page is
-/// full, the log ends, or [`FILTER_SCAN`] events were read.
+/// Up to `limit` matching events within the page's byte budget, reading store pages from
+/// `before` on until the page is full, the log ends, or [`FILTER_SCAN`] events or
+/// [`FILTER_SCAN_BYTES`] were read.
 async fn filtered(
     app: &App,
     project: Option<&str>,
@@ -96,32 +106,30 @@ async fn filtered(
     mut before: Option<u64>,
     filter: &AuditFilter,
 ) -> Result<AuditPage, ApiError> {
-    let mut events = Vec::new();
-    let mut scanned = 0;
+    let mut found = EventsPage::new(limit);
+    let (mut scanned, mut scanned_bytes) = (0, 0);
     loop {
         let page = read(app, project, AuditPage::MAX_LIMIT, before).await?;
         let count = page.events.len();
         for (index, event) in page.events.into_iter().enumerate() {
             scanned += 1;
+            scanned_bytes += event_bytes(&event);
             if !matches(filter, &event) {
                 continue;
             }
             let id = event.id;
-            events.push(event);
-            if events.len() == limit as usize {
+            if !found.add(event) {
+                // Left for the next page, which starts at the last event kept.
+                return Ok(found.finish(None));
+            }
+            if found.is_full() {
                 let last = index + 1 == count && page.next_before.is_none();
-                return Ok(AuditPage {
-                    events,
-                    next_before: (!last).then_some(id),
-                });
+                return Ok(found.finish((!last).then_some(id)));
             }
         }
         before = page.next_before;
-        if before.is_none() || scanned >= FILTER_SCAN {
-            return Ok(AuditPage {
-                events,
-                next_before: before,
-            });
+        if before.is_none() || scanned >= FILTER_SCAN || scanned_bytes >= FILTER_SCAN_BYTES {
+            return Ok(found.finish(before));
         }
     }
 }

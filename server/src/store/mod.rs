@@ -201,6 +201,13 @@ fn below(before: Option<u64>) -> i64 {
 /// is what bounds an answer when the quotas are raised or older versions hold more keys.
 pub const PAGE_KEY_BYTES: usize = 4 << 20;
 
+/// Most bytes of stored text (see [`rows::event_bytes`]) one page of audit events holds: a
+/// page ends early, after at least one event, rather than pass it. A push's event names
+/// the keys it added and removed, so with the default key quotas one event can hold a few
+/// hundred KB and a page of [`AuditPage::MAX_LIMIT`] of them tens of MB; this keeps every
+/// answer a few MB, well under what a client accepts.
+pub const AUDIT_PAGE_BYTES: usize = 4 << 20;
+
 /// One page of a branch's versions, newest first.
 #[derive(Debug, Clone)]
 pub struct VersionsQuery {

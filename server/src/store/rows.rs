@@ -1,12 +1,14 @@
 //! Stored rows as the API shows them, the same on every backend. A backend reads its
 //! columns with its own driver and hands the values here: stored JSON is parsed, a page of
-//! versions is bounded, and a page's next cursor is found in one place, so SQLite and
-//! PostgreSQL cannot drift apart in what they answer.
+//! versions or audit events is bounded, and a page's next cursor is found in one place, so
+//! SQLite and PostgreSQL cannot drift apart in what they answer.
 //!
 //! Also here: the column lists and the few statements both SQL dialects write alike.
 
-use super::{PAGE_KEY_BYTES, StoreError, StoredToken, read_fingerprints};
-use envsync_common::api::{EnvResponse, KeysResponse, Role, TokenInfo, VersionInfo, VersionsPage};
+use super::{AUDIT_PAGE_BYTES, PAGE_KEY_BYTES, StoreError, StoredToken, read_fingerprints};
+use envsync_common::api::{
+    AuditEvent, AuditPage, EnvResponse, KeysResponse, Role, TokenInfo, VersionInfo, VersionsPage,
+};
 use std::fmt;
 
 /// The columns of `tokens`, in the order of [`TokenRow`].
@@ -159,6 +161,88 @@ pub fn versions_page(
     })
 }
 
+/// The stored text of an audit event, in bytes: what [`AUDIT_PAGE_BYTES`] counts. Its JSON
+/// answer is a little larger (field names, quotes, escapes), never several times larger:
+/// the text is names, times and the JSON `detail`, whose quotes are escaped.
+pub fn event_bytes(event: &AuditEvent) -> usize {
+    let text = [
+        Some(&event.at),
+        Some(&event.actor),
+        Some(&event.action),
+        event.project.as_ref(),
+        event.branch.as_ref(),
+        Some(&event.outcome),
+        event.detail.as_ref(),
+    ];
+    text.into_iter().flatten().map(String::len).sum()
+}
+
+/// A page of audit events being gathered, newest first: at most `limit` events and, after
+/// the first, no more than [`AUDIT_PAGE_BYTES`] of their text (see [`event_bytes`]).
+#[derive(Debug)]
+pub struct EventsPage {
+    limit: usize,
+    bytes: usize,
+    events: Vec<AuditEvent>,
+    next_before: Option<u64>,
+}
+
+impl EventsPage {
+    pub fn new(limit: u32) -> EventsPage {
+        EventsPage {
+            limit: limit.max(1) as usize,
+            bytes: 0,
+            events: Vec::new(),
+            next_before: None,
+        }
+    }
+
+    /// Adds the next event, or, when the page has no room left for it, ends the page before
+    /// it (its cursor is then the last event kept) and returns `false`: read no further.
+    pub fn add(&mut self, event: AuditEvent) -> bool {
+        let size = event_bytes(&event);
+        let full =
+            self.events.len() == self.limit || self.bytes.saturating_add(size) > AUDIT_PAGE_BYTES;
+        if full && let Some(last) = self.events.last() {
+            self.next_before = Some(last.id);
+            return false;
+        }
+        self.bytes += size;
+        self.events.push(event);
+        true
+    }
+
+    /// Whether the page holds `limit` events.
+    pub fn is_full(&self) -> bool {
+        self.events.len() == self.limit
+    }
+
+    /// The page, with the cursor of its next page if an event was left for it (or `next`,
+    /// where the caller stopped reading for a reason of its own).
+    pub fn finish(self, next: Option<u64>) -> AuditPage {
+        AuditPage {
+            events: self.events,
+            next_before: self.next_before.or(next),
+        }
+    }
+}
+
+/// A page of up to `limit` audit events from `rows`, newest first, fetched with one row
+/// more than `limit` (which tells whether another page follows); it ends early as
+/// [`EventsPage`] says. Rows are read only as far as the page needs them.
+pub fn events_page(
+    limit: u32,
+    rows: impl IntoIterator<Item = Result<AuditEvent, StoreError>>,
+) -> Result<AuditPage, StoreError> {
+    let mut page = EventsPage::new(limit);
+    for row in rows {
+        if !page.add(row?) {
+            break;
+        }
+    }
+    Ok(page.finish(None))
+}
+
 /// Cuts `items`, fetched with one more than `limit` (which tells whether another page
 /// follows), to `limit`, and returns the next page's cursor: `cursor` of the last item
 /// kept, or `None` when nothing follows.
@@ -201,6 +285,42 @@ mod tests {
         ];
         let page = versions_page(10, rows).unwrap();
         assert_eq!((page.versions.len(), page.next_before), (1, Some(3)));
+    }
+
+    fn event(id: u64, detail: usize) -> Result<AuditEvent, StoreError> {
+        Ok(AuditEvent {
+            id,
+            at: String::new(),
+            actor: String::new(),
+            action: "push".into(),
+            project: None,
+            branch: None,
+            version: None,
+            outcome: "ok".into(),
+            detail: Some("d".repeat(detail)),
+        })
+    }
+
+    #[test]
+    fn a_page_of_events_stops_at_its_limit_or_its_bytes_and_reads_no_further() {
+        let page = events_page(2, [event(3, 1), event(2, 1), event(1, 1)]).unwrap();
+        assert_eq!((page.events.len(), page.next_before), (2, Some(2)));
+        let last = events_page(5, [event(2, 1), event(1, 1)]).unwrap();
+        assert_eq!((last.events.len(), last.next_before), (2, None));
+        // Two events that fit together, then one that would pass the budget.
+        let half = AUDIT_PAGE_BYTES / 2 - 10;
+        let rows = [
+            event(9, half),
+            event(8, half),
+            event(7, half),
+            Err(StoreError::Other("never read".into())),
+        ];
+        let page = events_page(500, rows).unwrap();
+        assert_eq!((page.events.len(), page.next_before), (2, Some(8)));
+        // One event is always served, however large.
+        let rows = [event(3, AUDIT_PAGE_BYTES * 2), event(2, 1)];
+        let page = events_page(500, rows).unwrap();
+        assert_eq!((page.events.len(), page.next_before), (1, Some(3)));
     }
 
     #[test]

@@ -649,7 +649,7 @@ on_each_backend! {
 async fn versions_and_branches_are_paged_by_their_cursors(backend: Backend) {
     let server = TestServer::on(backend).await;
     let dev = token("developer", &["proj"]);
-    for v in 0..7 {
+    for v in 0..25 {
         let base = if v == 0 { None } else { Some(v) };
         assert_eq!(server.push(&dev, "proj", "main", &["A"], base).await.0, 201);
     }
@@ -658,7 +658,7 @@ async fn versions_and_branches_are_paged_by_their_cursors(backend: Backend) {
     }
 
     let mut pages = Vec::new();
-    let mut path = "/env/proj/main/versions?limit=3".to_owned();
+    let mut path = "/env/proj/main/versions?limit=10".to_owned();
     loop {
         let (status, page) = send(server.get(&path, &dev)).await;
         assert_eq!(status, 200, "{page}");
@@ -670,14 +670,19 @@ async fn versions_and_branches_are_paged_by_their_cursors(backend: Backend) {
             .collect();
         pages.push(numbers);
         match page["next_before"].as_u64() {
-            Some(next) => path = format!("/env/proj/main/versions?limit=3&before={next}"),
+            Some(next) => path = format!("/env/proj/main/versions?limit=10&before={next}"),
             None => break,
         }
     }
-    assert_eq!(pages, vec![vec![7, 6, 5], vec![4, 3, 2], vec![1]]);
+    let newest_first = |from: u64, to: u64| (to..=from).rev().collect::<Vec<u64>>();
+    assert_eq!(
+        pages,
+        vec![newest_first(25, 16), newest_first(15, 6), newest_first(5, 1)]
+    );
     // The default page is 20 versions.
     let (_, page) = send(server.get("/env/proj/main/versions", &dev)).await;
-    assert_eq!(page["versions"].as_array().unwrap().len(), 7);
+    assert_eq!(page["versions"].as_array().unwrap().len(), 20, "{page}");
+    assert_eq!(page["next_before"], 6);
 
     let mut names = Vec::new();
     let mut path = "/env/proj?limit=2".to_owned();
@@ -702,7 +707,25 @@ async fn versions_and_branches_are_paged_by_their_cursors(backend: Backend) {
         vec![vec!["a", "b"], vec!["c", "feature/z"], vec!["main"]]
     );
     let (_, page) = send(server.get("/env/proj?after=feature%2Fz", &dev)).await;
-    assert_eq!(page["branches"][0]["version"], 7);
+    assert_eq!(page["branches"][0]["version"], 25);
+
+    // The default page is 100 branches: 100 more, written to the store directly (a
+    // hundred pushes would only be slower), make 105.
+    server
+        .store
+        .exec(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+             INSERT INTO versions (project, branch, version, ciphertext, keys, key_count,
+                 pushed_by, pushed_at)
+             SELECT 'proj', 'more/' || i, 1, 'x', '[]', 0, 'dev@example.com',
+                 '2026-01-01T00:00:00.000Z' FROM n",
+        )
+        .await
+        .unwrap();
+    let (status, page) = send(server.get("/env/proj", &dev)).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["branches"].as_array().unwrap().len(), 100);
+    assert!(page["next_after"].is_string(), "{page}");
 }
 }
 

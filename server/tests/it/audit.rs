@@ -3,10 +3,8 @@
 //! and hashes but never values or tokens.
 
 use crate::common::*;
-use rusqlite::Connection;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::path::Path;
 use std::process::Command;
 
 async fn audit_rows(db: &TestDb) -> i64 {
@@ -221,7 +219,7 @@ async fn audit_rows_hold_names_and_hashes_never_values_or_tokens(backend: Backen
 }
 
 /// Runs `envsync-server audit verify --db DB [extra…]`: (exit code, stdout, stderr).
-fn verify(db: &Path, extra: &[&str]) -> (i32, String, String) {
+fn verify(db: impl AsRef<std::ffi::OsStr>, extra: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_envsync-server"))
         .args(["audit", "verify", "--db"])
         .arg(db)
@@ -236,29 +234,53 @@ fn verify(db: &Path, extra: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// A copy of `db` with `tamper` applied by a connection of its own, as an attacker with
-/// the file would: the append-only triggers are only in the way, so it drops them first.
-fn tampered(db: &Path, dir: &Path, name: &str, tamper: &str) -> std::path::PathBuf {
-    let copy = dir.join(format!("{name}.db"));
-    let conn = Connection::open(db).unwrap();
-    conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
-        .unwrap();
-    let conn = Connection::open(&copy).unwrap();
-    conn.execute_batch(&format!(
-        "DROP TRIGGER audit_append_only_update;
-         DROP TRIGGER audit_append_only_delete;
-         {tamper}"
-    ))
-    .unwrap();
+/// What an attacker with the database runs before editing it: the append-only triggers
+/// (and on PostgreSQL, the positive-id check the row shuffles below pass through) are only
+/// in the way.
+fn out_of_the_way(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "DROP TRIGGER audit_append_only_update;
+             DROP TRIGGER audit_append_only_delete;
+             DROP TRIGGER IF EXISTS versions_append_only_update;"
+        }
+        Backend::Postgres => {
+            "ALTER TABLE audit DISABLE TRIGGER audit_append_only;
+             ALTER TABLE audit DROP CONSTRAINT audit_id_check;
+             ALTER TABLE versions DISABLE TRIGGER versions_append_only;"
+        }
+    }
+}
+
+/// A copy of `db` named `name` with `tamper` applied, as an attacker with the database
+/// would (see [`out_of_the_way`]).
+async fn tampered(db: &TestDb, name: &str, tamper: &str) -> TestDb {
+    let copy = db.copy(name).await;
+    let sql = format!("{} {tamper}", out_of_the_way(db.backend));
+    copy.exec(&sql)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     copy
 }
 
+/// A new database of `backend` on which the binary mints no first owner token, whose
+/// audit row would take an id the tests name rows by: on PostgreSQL (where a server with a
+/// shared secret mints one on a new database) the first start is claimed beforehand.
+async fn database_without_a_first_token(backend: Backend) -> TestDb {
+    let db = TestDb::new(backend).await;
+    if backend == Backend::Postgres {
+        let store = db.database.open().await.unwrap();
+        assert!(store.claim_first_start().await.unwrap());
+    }
+    db
+}
+
+on_each_backend! {
 /// F3: `audit verify` passes an untouched log and names the first bad row after an edit,
 /// a deletion, a swap of two rows, an inserted row, and (with an anchor) a truncation.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_verify_finds_the_first_tampered_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("envsync.db");
+async fn audit_verify_finds_the_first_tampered_row(backend: Backend) {
+    let store = database_without_a_first_token(backend).await;
+    let db = store.arg.clone();
     let env = [("ENVSYNC_JWT_SECRET", SECRET)];
     let dev = token("developer", &["proj"]);
     let readonly = token("readonly", &["proj"]);
@@ -283,6 +305,8 @@ async fn audit_verify_finds_the_first_tampered_row() {
             .bearer_auth(&dev);
         assert_eq!(send(pull).await.0, 200);
     }
+    // The cases below name rows by id: on PostgreSQL too they are 1 to 10.
+    assert_eq!(store.count("SELECT MAX(id) FROM audit").await, 10);
 
     // While the server runs (a read-only walk of one snapshot).
     let (code, out, err) = verify(&db, &[]);
@@ -299,18 +323,24 @@ async fn audit_verify_finds_the_first_tampered_row() {
     server.kill();
     assert_eq!(verify(&db, &["--anchor", &head]).0, 0);
 
+    let no_hash_check = match backend {
+        Backend::Sqlite => "DROP TRIGGER audit_needs_hash;",
+        Backend::Postgres => {
+            "ALTER TABLE audit DROP CONSTRAINT audit_needs_hash, ALTER COLUMN hash DROP NOT NULL;"
+        }
+    };
     let cases = [
-        ("edited", "UPDATE audit SET actor = 'mallory@example.com' WHERE id = 5", 5, "does not match"),
-        ("edited-detail", "UPDATE audit SET detail = NULL WHERE id = 2", 2, "does not match"),
+        ("edited", "UPDATE audit SET actor = 'mallory@example.com' WHERE id = 5".to_owned(), 5, "does not match"),
+        ("edited_detail", "UPDATE audit SET detail = NULL WHERE id = 2".to_owned(), 2, "does not match"),
         (
             "deleted",
-            "DELETE FROM audit WHERE id = 4",
+            "DELETE FROM audit WHERE id = 4".to_owned(),
             5,
             "position 4 of the chain of project 'proj' is missing",
         ),
         (
-            "deleted-two",
-            "DELETE FROM audit WHERE id IN (1, 2)",
+            "deleted_two",
+            "DELETE FROM audit WHERE id IN (1, 2)".to_owned(),
             3,
             "positions 1 to 2 of the chain of project 'proj' are missing",
         ),
@@ -320,30 +350,32 @@ async fn audit_verify_finds_the_first_tampered_row() {
              UPDATE audit SET (at, actor, action, project, branch, version, outcome, detail, hash) =
                  (SELECT at, actor, action, project, branch, version, outcome, detail, hash
                   FROM a WHERE a.id = 9 - audit.id)
-             WHERE id IN (3, 6);",
+             WHERE id IN (3, 6);".to_owned(),
             3,
             "does not match",
         ),
         (
-            "inserted-in-the-middle",
+            "inserted_in_the_middle",
             "UPDATE audit SET id = -id WHERE id >= 7;
              UPDATE audit SET id = 1 - id WHERE id < 0;
              INSERT INTO audit (id, at, actor, action, outcome, hash)
-                 SELECT 7, at, 'mallory@example.com', 'pull', 'ok', hash FROM audit WHERE id = 6;",
+                 SELECT 7, at, 'mallory@example.com', 'pull', 'ok', hash FROM audit WHERE id = 6;".to_owned(),
             7,
             "does not match",
         ),
         (
-            "appended-without-a-hash",
-            "DROP TRIGGER audit_needs_hash;
-             INSERT INTO audit (id, at, actor, action, outcome) VALUES (11, 't', 'm', 'pull', 'ok');",
+            "appended_without_a_hash",
+            format!(
+                "{no_hash_check}
+                 INSERT INTO audit (id, at, actor, action, outcome) VALUES (11, 't', 'm', 'pull', 'ok');"
+            ),
             11,
             "no chain hash",
         ),
     ];
     for (name, tamper, row, what) in cases {
-        let copy = tampered(&db, dir.path(), name, tamper);
-        let (code, out, err) = verify(&copy, &[]);
+        let copy = tampered(&store, name, &tamper).await;
+        let (code, out, err) = verify(&copy.arg, &[]);
         assert_eq!(code, 1, "{name}: {out}{err}");
         let expected = format!("bad row {row}: ");
         assert!(out.starts_with(&expected), "{name}: {out}");
@@ -353,29 +385,23 @@ async fn audit_verify_finds_the_first_tampered_row() {
 
     // Deleting the newest row leaves a shorter chain that is intact on its own: only a
     // head kept elsewhere shows the truncation.
-    let copy = tampered(
-        &db,
-        dir.path(),
-        "truncated",
-        "DELETE FROM audit WHERE id = 10",
-    );
-    assert_eq!(verify(&copy, &[]).1.lines().next(), Some("ok (9 rows)"));
-    let (code, out, _) = verify(&copy, &["--anchor", &head]);
+    let copy = tampered(&store, "truncated", "DELETE FROM audit WHERE id = 10").await;
+    assert_eq!(verify(&copy.arg, &[]).1.lines().next(), Some("ok (9 rows)"));
+    let (code, out, _) = verify(&copy.arg, &["--anchor", &head]);
     assert_eq!(code, 1, "{out}");
     assert!(out.starts_with("bad row 10: "), "{out}");
 
     // What cannot be checked is exit 2 with one error line, never a verdict.
-    for (args, db) in [
-        (vec![], dir.path().join("missing.db")),
-        (vec!["--anchor", "10:zz"], db.clone()),
-    ] {
+    let missing = store.path.with_file_name("missing.db");
+    let mut unverifiable = vec![(vec!["--anchor", "10:zz"], db.clone())];
+    if backend == Backend::Sqlite {
+        unverifiable.push((vec![], missing.display().to_string()));
+    }
+    for (args, db) in unverifiable {
         let (code, out, err) = verify(&db, &args);
         assert_eq!(code, 2, "{out}{err}");
         assert!(out.is_empty() && err.starts_with("error: "), "{err}");
-        assert!(
-            !dir.path().join("missing.db").exists(),
-            "verify created a file"
-        );
+        assert!(!missing.exists(), "verify created a file");
     }
 
     // A restarted server appends to the same chain.
@@ -387,6 +413,7 @@ async fn audit_verify_finds_the_first_tampered_row() {
     let (code, out, _) = verify(&db, &["--anchor", &head]);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok (11 rows)"), "{out}");
+}
 }
 
 on_each_backend! {
@@ -435,15 +462,15 @@ async fn push_and_pull_rows_name_the_token_that_acted(backend: Backend) {
 }
 }
 
-/// A version written into the database behind the server's back (or a
-/// ciphertext changed) has no accepted-push row recording it, and `audit verify` says so.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_verify_reports_a_version_slipped_into_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("envsync.db");
-    let server = Binary::start(&db, &[("ENVSYNC_JWT_SECRET", SECRET)]);
+on_each_backend! {
+/// A version written into the database behind the server's back (or a ciphertext
+/// changed) has no accepted-push row recording it, and `audit verify` says so.
+async fn audit_verify_reports_a_version_slipped_into_the_database(backend: Backend) {
+    let store = database_without_a_first_token(backend).await;
+    let env = [("ENVSYNC_JWT_SECRET", SECRET)];
     let dev = token("developer", &["proj"]);
     let client = reqwest::Client::new();
+    let server = Binary::start(&store.arg, &env);
     for base in [None, Some(1)] {
         let pushed = send(
             client
@@ -454,27 +481,23 @@ async fn audit_verify_reports_a_version_slipped_into_the_database() {
         .await;
         assert_eq!(pushed.0, 201, "{}", pushed.1);
     }
-    let (code, out, _) = verify(&db, &[]);
+    // Stopped, so that PostgreSQL can copy the database.
+    drop(server);
+    let (code, out, _) = verify(&store.arg, &[]);
     assert_eq!(
         (code, out.lines().next()),
         (0, Some("ok (2 rows)")),
         "{out}"
     );
 
-    // A changed ciphertext, on a copy (the triggers are in the way of an UPDATE).
-    let changed = dir.path().join("changed.db");
-    Connection::open(&db)
-        .unwrap()
-        .execute("VACUUM INTO ?1", [changed.to_str().unwrap()])
-        .unwrap();
-    Connection::open(&changed)
-        .unwrap()
-        .execute_batch(
-            "DROP TRIGGER versions_append_only_update;
-             UPDATE versions SET ciphertext = ciphertext || ' ' WHERE version = 1;",
-        )
-        .unwrap();
-    let (code, out, _) = verify(&changed, &[]);
+    // A changed ciphertext, on a copy.
+    let changed = tampered(
+        &store,
+        "changed",
+        "UPDATE versions SET ciphertext = ciphertext || ' ' WHERE version = 1;",
+    )
+    .await;
+    let (code, out, _) = verify(&changed.arg, &[]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(
         out.trim_end(),
@@ -484,21 +507,25 @@ async fn audit_verify_reports_a_version_slipped_into_the_database() {
 
     // A version inserted while the server runs: the chain is intact, the version is not
     // accounted for, and the server serves it (clients check their own bindings).
-    Connection::open(&db)
-        .unwrap()
-        .execute(
-            "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count, pushed_by, pushed_at)
-             VALUES ('proj', 'main', 3, ?1, '[\"A\"]', 1, 'developer@example.com', '2026-01-01T00:00:00.000Z')",
-            [ciphertext()],
-        )
+    let _server = Binary::start(&store.arg, &env);
+    store
+        .exec(&format!(
+            "INSERT INTO versions (project, branch, version, ciphertext, keys, key_count,
+                 pushed_by, pushed_at)
+             VALUES ('proj', 'main', 3, '{}', '[\"A\"]', 1, 'developer@example.com',
+                 '2026-01-01T00:00:00.000Z')",
+            ciphertext()
+        ))
+        .await
         .unwrap();
-    let (code, out, err) = verify(&db, &[]);
+    let (code, out, err) = verify(&store.arg, &[]);
     assert_eq!(code, 1, "{out}{err}");
     assert_eq!(
         out.trim_end(),
         "bad version: project 'proj' branch 'main' version 3 has no accepted-push audit row \
          (written behind the server's back)"
     );
+}
 }
 
 /// The server logs the chain's head at start and at its interval, in the form
@@ -612,6 +639,72 @@ async fn audit_verify_reports_fingerprints_changed_behind_the_server_s_back(back
                  server's back)"
             )
         );
+    }
+}
+}
+
+/// Every event of an audit route, following its pages from `limit=500` on; asserts each
+/// answer stays within a few MB. Returns the ids, newest first, and how many pages.
+async fn audit_pages(server: &TestServer, route: &str, token: &str) -> (Vec<u64>, usize) {
+    let (mut ids, mut pages) = (Vec::new(), 0);
+    let join = if route.contains('?') { '&' } else { '?' };
+    let mut path = format!("{route}{join}limit=500");
+    loop {
+        let response = server.get(&path, token).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(
+            text.len() < 6 << 20,
+            "{path}: a page of {} bytes",
+            text.len()
+        );
+        let page: Value = serde_json::from_str(&text).unwrap();
+        ids.extend(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_u64().unwrap()),
+        );
+        pages += 1;
+        match page["next_before"].as_u64() {
+            Some(next) => path = format!("{route}{join}limit=500&before={next}"),
+            None => return (ids, pages),
+        }
+    }
+}
+
+on_each_backend! {
+/// A page of audit events stops at its byte budget, as a page of versions does: a push's
+/// event names the keys it added and removed, so forty pushes that swap 1000 names of 128
+/// bytes (within the default quotas) make a log of about 10 MB, which `limit=500` would
+/// answer at once. Paged, every event comes back, on every route and through a filter.
+async fn a_page_of_audit_events_stops_at_its_byte_budget(backend: Backend) {
+    let server = TestServer::on(backend).await;
+    let dev = token("developer", &["proj"]);
+    let owner = token("owner", &[]);
+    let names = |set: char| -> Vec<String> {
+        (0..1000).map(|i| format!("{set}{i:0>127}")).collect()
+    };
+    let (a, b) = (names('A'), names('B'));
+    let pushes = 40;
+    for n in 0..pushes {
+        let keys: Vec<&str> = if n % 2 == 0 { &a } else { &b }.iter().map(String::as_str).collect();
+        let base = (n > 0).then_some(n);
+        assert_eq!(server.push(&dev, "proj", "main", &keys, base).await.0, 201);
+    }
+    assert_eq!(send(server.get("/env/proj/main", &dev)).await.0, 200);
+    for (route, rows) in [
+        ("/audit/proj", "SELECT COUNT(*) FROM audit WHERE project = 'proj'"),
+        ("/audit", "SELECT COUNT(*) FROM audit"),
+        ("/audit/proj?action=push", "SELECT COUNT(*) FROM audit WHERE action = 'push'"),
+    ] {
+        // The count before the read: the read itself is audited.
+        let rows = server.store.count(rows).await;
+        let (ids, pages) = audit_pages(&server, route, &owner).await;
+        assert!(pages >= 3, "{route}: {pages} pages");
+        assert_eq!(ids.len() as i64, rows, "{route}: every event, once");
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "{route}: newest first, no repeats");
     }
 }
 }

@@ -82,6 +82,32 @@ impl TestDb {
         }
     }
 
+    /// A copy of this database as it is now, named after `name` (on SQLite, a file beside
+    /// this one). Stop the server first: PostgreSQL copies only a database no one uses.
+    pub async fn copy(&self, name: &str) -> TestDb {
+        let (arg, path) = match self.backend {
+            Backend::Sqlite => {
+                let path = self.path.with_file_name(format!("{name}.db"));
+                rusqlite::Connection::open(&self.path)
+                    .unwrap()
+                    .execute("VACUUM INTO ?1", [path.to_str().unwrap()])
+                    .unwrap();
+                (path.display().to_string(), path)
+            }
+            Backend::Postgres => (
+                pg::cluster().copy_of(&self.arg).await,
+                self.path.with_file_name(format!("{name}.never")),
+            ),
+        };
+        TestDb {
+            backend: self.backend,
+            database: Database::parse(&arg).unwrap(),
+            arg,
+            path,
+            _dir: None,
+        }
+    }
+
     /// A connection of its own to the PostgreSQL database, and its driver task: drop the
     /// client, then await the task.
     async fn pg_connect(

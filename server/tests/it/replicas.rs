@@ -621,3 +621,103 @@ async fn a_project_s_chain_lock_holds_up_no_other_project() {
     };
     assert_eq!(heads.len(), 2);
 }
+
+/// A PostgreSQL database where a commit would not be durable (`synchronous_commit = off`
+/// for its sessions) is refused at start: exit 1, one `error:` line naming the setting
+/// and how to turn it back on, and the same for `token`, which opens the store too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_without_durable_commits_is_refused_at_start() {
+    let pg = TestDb::new(Backend::Postgres).await;
+    pg.exec(
+        "DO $$ BEGIN
+             EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', current_database());
+         END $$;",
+    )
+    .await
+    .unwrap();
+    for args in [
+        vec!["--addr", "127.0.0.1:0", "--db", &pg.arg],
+        vec![
+            "token", "--email", "a@b", "--role", "owner", "--db", &pg.arg,
+        ],
+    ] {
+        let (code, out, err) = run(&args, ENV);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {err}");
+        assert!(
+            errors[0].contains("synchronous_commit is off")
+                && errors[0].contains("would not be durable")
+                && errors[0].contains("SET synchronous_commit = on"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(
+        pg.count("SELECT COUNT(*) FROM pg_tables WHERE tablename = 'audit'")
+            .await,
+        0
+    );
+}
+
+/// PostgreSQL audit ids come from a sequence and may have gaps (an insert rolled back
+/// still took its number). `copy` to SQLite keeps the ids as they are: the copy verifies
+/// with the source's head, and a server on it goes on chaining after the highest id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_from_postgres_whose_audit_ids_have_gaps_verifies_and_goes_on() {
+    let pg = TestDb::new(Backend::Postgres).await;
+    let client = reqwest::Client::new();
+    let dev = token("developer", &["proj"]);
+    let push = |url: &str, base: Option<u64>| {
+        client
+            .post(format!("{url}/env/proj/main"))
+            .bearer_auth(&dev)
+            .json(&json!({"ciphertext": ciphertext(), "keys": ["A"], "base_version": base}))
+    };
+    {
+        let server = Binary::start(&pg.arg, ENV);
+        assert_eq!(send(push(&server.url, None)).await.0, 201);
+        // A push whose audit insert fails is rolled back, its id taken all the same.
+        pg.fail_audit_inserts(true).await;
+        assert_eq!(send(push(&server.url, Some(1))).await.0, 500);
+        pg.fail_audit_inserts(false).await;
+        pg.exec("SELECT nextval('audit_ids')").await.unwrap();
+        assert_eq!(send(push(&server.url, Some(1))).await.0, 201);
+    }
+    let ids: Vec<i64> = pg
+        .rows("SELECT id FROM audit ORDER BY id")
+        .await
+        .into_iter()
+        .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+        .collect();
+    // Two pushes, and the first owner token this first start minted.
+    assert_eq!(ids.len(), 3);
+    let highest = *ids.last().unwrap();
+    assert!(highest > ids.len() as i64, "no gap: {ids:?}");
+    let (code, head, err) = run(&["audit", "verify", "--db", &pg.arg], &[]);
+    assert_eq!(code, 0, "{head}{err}");
+
+    let sqlite = TestDb::new(Backend::Sqlite).await;
+    let (code, out, err) = run(&["copy", "--from", &pg.arg, "--to", &sqlite.arg], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, head, "the copy's verdict and head are the source's");
+    let copied: Vec<i64> = sqlite
+        .rows("SELECT id FROM audit ORDER BY id")
+        .await
+        .into_iter()
+        .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(copied, ids);
+    {
+        let server = Binary::start(&sqlite.arg, ENV);
+        assert_eq!(send(push(&server.url, Some(2))).await.0, 201);
+    }
+    let (code, out, err) = run(&["audit", "verify", "--db", &sqlite.arg], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok (4 rows)\nhead "), "{out}");
+    assert_eq!(
+        sqlite.count("SELECT MAX(id) FROM audit").await,
+        highest + 1,
+        "the next row follows the highest id"
+    );
+}

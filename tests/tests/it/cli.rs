@@ -1057,6 +1057,217 @@ fn doctor_names_what_is_wrong_and_the_fix() {
     );
 }
 
+/// `doctor` checks what the first test does not reach: each branch's sealed local copy
+/// (missing, damaged, readable by others), hooks that are there but outdated, the state
+/// directory's mode, a token about to expire, settings that do not parse, git and the
+/// `git-envsync` that `git envsync` runs; each failure names its fix, and `--json` has one
+/// object per check.
+#[test]
+fn doctor_checks_sealed_copies_binaries_and_settings() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "doctor2");
+    alice.envsync(&["hooks", "install"]).clean().ok();
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    let doctor = |dev: &Dev| {
+        let mut cmd = dev.envsync_cmd(&["doctor"]);
+        cmd.env_remove("ENVSYNC_INSECURE_WORK_FACTOR");
+        Run::from(cmd.output().unwrap())
+    };
+    let line = |out: &Run, what: &str| -> String {
+        out.stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(what))
+            .unwrap_or_else(|| panic!("no {what} line: {out:#?}"))
+            .to_owned()
+    };
+    let failing = |out: &Run, what: &str, fix: &str| {
+        assert_eq!(out.code, 1, "{out:#?}");
+        let line = line(out, what);
+        assert!(line.starts_with("FAIL") && line.contains(fix), "{line}");
+        assert_eq!(
+            out.stdout.lines().filter(|l| l.starts_with("FAIL")).count(),
+            1,
+            "only {what} fails: {out:#?}"
+        );
+        line
+    };
+    let out = doctor(&alice);
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        line(&out, "sealed").contains("1 sealed local cop(ies)"),
+        "{out:#?}"
+    );
+    assert!(line(&out, "git").contains("git version "), "{out:#?}");
+    assert!(
+        line(&out, "binary").contains("the one git envsync runs"),
+        "{out:#?}"
+    );
+
+    // The sealed copy: damaged, readable by others, missing.
+    let branches = alice.repo.join(".git/envsync/doctor2/branches");
+    let sealed = fs::read_dir(&branches)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "age"))
+        .unwrap();
+    let original = fs::read(&sealed).unwrap();
+    fs::write(&sealed, "not an age file\n").unwrap();
+    let refetch = "git envsync forget --branch main, then git envsync pull --branch main";
+    let shown = failing(&doctor(&alice), "sealed", refetch);
+    assert!(
+        shown.contains("main: ") && shown.contains("damaged"),
+        "{shown}"
+    );
+    // The fix it names works.
+    alice.envsync(&["forget", "--branch", "main"]).clean().ok();
+    alice.envsync(&["pull", "--branch", "main"]).clean().ok();
+    assert_eq!(doctor(&alice).code, 0);
+    assert_ne!(fs::read(&sealed).unwrap(), b"not an age file\n");
+    fs::set_permissions(&sealed, fs::Permissions::from_mode(0o644)).unwrap();
+    failing(
+        &doctor(&alice),
+        "sealed",
+        &format!("chmod 600 {}", sealed.display()),
+    );
+    fs::remove_file(&sealed).unwrap();
+    let shown = failing(&doctor(&alice), "sealed", refetch);
+    assert!(
+        shown.contains("main: the sealed copy is missing"),
+        "{shown}"
+    );
+    fs::write(&sealed, &original).unwrap();
+    fs::set_permissions(&sealed, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(doctor(&alice).code, 0);
+
+    // Hooks there, but not the block this version installs.
+    let hook = alice.repo.join(".git/hooks/post-checkout");
+    let text = fs::read_to_string(&hook).unwrap();
+    let edited = text.replacen("git envsync", "git   envsync", 1);
+    assert_ne!(edited, text);
+    fs::write(&hook, &edited).unwrap();
+    let shown = failing(&doctor(&alice), "hooks", "git envsync hooks install");
+    assert!(shown.contains("outdated: post-checkout"), "{shown}");
+    alice.envsync(&["hooks", "install"]).clean().ok();
+
+    // The state directory open to others.
+    let state = alice.repo.join(".git/envsync");
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+    failing(
+        &doctor(&alice),
+        "state",
+        &format!("chmod 700 {}", state.display()),
+    );
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+
+    // A token that runs out within a week, minted by an owner through the server.
+    let owner = server.token("owner@example.com", "owner", &[]);
+    let minted = server.request(
+        "POST",
+        "/tokens",
+        &owner,
+        Some(r#"{"email":"soon@example.com","role":"developer","project_ids":["doctor2"],"ttl":"2d"}"#),
+    );
+    assert_eq!(minted.status, 201, "{}", minted.body);
+    let token = alice.token.clone();
+    alice.token = minted.json()["token"].as_str().unwrap().to_owned();
+    let shown = failing(&doctor(&alice), "token", "ask an owner for a new token");
+    // Two days from the second it was minted: 2 days, or 1 once that second has passed.
+    assert!(
+        shown.contains("soon@example.com (developer), expires in 2 day(s)")
+            || shown.contains("soon@example.com (developer), expires in 1 day(s)"),
+        "{shown}"
+    );
+    alice.token = token;
+
+    // Settings that do not parse.
+    let config = alice.repo.join(".envsync.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, "project = \"doctor2\"\nthis is not toml\n").unwrap();
+    let out = doctor(&alice);
+    let shown = failing(&out, "settings", "");
+    assert!(shown.contains(".envsync.toml"), "{shown}");
+    fs::write(&config, &text).unwrap();
+
+    // Another git-envsync before this one on PATH, and no git at all.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = elsewhere.path().join("git-envsync");
+    fs::write(&other, "#!/bin/sh\necho old\n").unwrap();
+    fs::set_permissions(&other, fs::Permissions::from_mode(0o755)).unwrap();
+    let git_dir = ["/usr/bin", "/bin", "/usr/local/bin"]
+        .into_iter()
+        .find(|d| std::path::Path::new(d).join("git").exists())
+        .unwrap();
+    let mut cmd = alice.envsync_cmd(&["doctor"]);
+    cmd.env_remove("ENVSYNC_INSECURE_WORK_FACTOR")
+        .env("PATH", format!("{}:{git_dir}", elsewhere.path().display()));
+    let out = Run::from(cmd.output().unwrap());
+    let shown = failing(&out, "binary", &format!("remove {}", other.display()));
+    assert!(
+        shown.contains(&format!("but git envsync runs {}", other.display())),
+        "{shown}"
+    );
+    let mut cmd = alice.envsync_cmd(&["doctor"]);
+    cmd.env("PATH", elsewhere.path());
+    let out = Run::from(cmd.output().unwrap());
+    assert_eq!(out.code, 1, "{out:#?}");
+    let shown = line(&out, "git");
+    assert!(
+        shown.starts_with("FAIL") && shown.contains("(fix: install git"),
+        "{shown}"
+    );
+
+    // --json: whether all hold, and one object per check; a fix only where one fails.
+    let mut cmd = alice.envsync_cmd(&["doctor", "--json"]);
+    cmd.env_remove("ENVSYNC_INSECURE_WORK_FACTOR");
+    let out = Run::from(cmd.output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    let checks = report["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["what"].as_str().unwrap()).collect();
+    for what in [
+        "binary",
+        "git",
+        "repository",
+        "hooks",
+        "trust",
+        "scrypt",
+        "state",
+        "sealed",
+        "server",
+        "token",
+        "keys",
+    ] {
+        assert!(names.contains(&what), "{what}: {names:?}");
+    }
+    for check in checks {
+        let mut fields: Vec<&String> = check.as_object().unwrap().keys().collect();
+        fields.sort();
+        assert_eq!(fields, ["detail", "ok", "what"], "{check}");
+        assert_eq!(check["ok"], true);
+        assert!(check["detail"].is_string());
+    }
+    let out = Run::from(alice.envsync_cmd(&["doctor", "--json"]).output().unwrap());
+    assert_eq!(out.code, 1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let failed: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["what"], "scrypt");
+    assert!(
+        failed[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("ENVSYNC_INSECURE_WORK_FACTOR")
+    );
+}
+
 // ---- The small commands: get, set, unset, edit, export, example, copy.
 
 /// The number of versions `branch` has on the server.

@@ -30,7 +30,7 @@ fn stock_age(armored: &str, identity: &Path) -> Result<Vec<u8>, String> {
         .arg(identity)
         .arg(&file)
         .output()
-        .expect("the stock `age` tool must be installed (.ci/run installs it)");
+        .expect("the stock `age` tool must be installed (./test.sh installs it)");
     if out.status.success() {
         Ok(out.stdout)
     } else {
@@ -376,6 +376,71 @@ fn rollback_and_audit() {
         .collect();
     assert!(pulls.iter().any(|l| l.contains("main@2")), "{out:#?}");
     assert!(pulls.iter().any(|l| l.contains("main@3")), "{out:#?}");
+}
+
+/// A large audit log (forty pushes that swap 1000 key names of 128 bytes, within the
+/// default quotas: about 10 MB of events) is read a page at a time: `audit --limit 5` asks
+/// the server for 5 events, not a page of 500, and `--limit 40` follows the server's
+/// pages, which end at their byte budget, until it has 40.
+#[test]
+fn audit_reads_a_large_log_a_page_at_a_time() {
+    let server = Server::start();
+    let mut dev = Dev::new(&server, "bigaudit");
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).clean().ok();
+    // The first version's ciphertext, pushed again with long key lists (the server keeps
+    // names, never looks inside).
+    let first = server.request("GET", "/env/bigaudit/main", &dev.token, None);
+    assert_eq!(first.status, 200);
+    let ciphertext = first.json()["ciphertext"].as_str().unwrap().to_owned();
+    let names =
+        |set: char| -> Vec<String> { (0..1000).map(|i| format!("{set}{i:0>127}")).collect() };
+    let (a, b) = (names('A'), names('B'));
+    for version in 1..=40u64 {
+        let keys = if version % 2 == 0 { &a } else { &b };
+        let body =
+            serde_json::json!({"ciphertext": ciphertext, "keys": keys, "base_version": version});
+        let pushed = server.request(
+            "POST",
+            "/env/bigaudit/main",
+            &dev.token,
+            Some(&body.to_string()),
+        );
+        assert_eq!(pushed.status, 201, "{}", pushed.body);
+    }
+
+    let recorder = envsync_tests::proxy::Proxy::recorder(&server.url);
+    dev.server_url = recorder.url.clone();
+    dev.token = server.token("owner@example.com", "owner", &[]);
+    let audit_requests = || -> Vec<String> {
+        recorder
+            .exchanges()
+            .into_iter()
+            .map(|(req, _)| req.path)
+            .filter(|p| p.starts_with("/audit/"))
+            .collect()
+    };
+    let out = dev.envsync(&["audit", "--limit", "5"]).clean().ok();
+    assert_eq!(out.stdout.lines().count(), 5, "{out:#?}");
+    assert_eq!(audit_requests(), ["/audit/bigaudit?limit=5"]);
+
+    let out = dev
+        .envsync(&["audit", "--limit", "40", "--json"])
+        .clean()
+        .ok();
+    let events: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(events.len(), 40);
+    let versions: Vec<u64> = events
+        .iter()
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        (2..=41).rev().collect::<Vec<u64>>(),
+        "the newest 40 pushes"
+    );
+    let pages = audit_requests().len() - 1;
+    assert!(pages >= 3, "one page per 4 MiB: {:?}", audit_requests());
 }
 
 /// A push is checked against what the team can read before anything is sealed or sent:

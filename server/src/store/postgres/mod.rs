@@ -38,8 +38,8 @@ mod writer;
 
 use super::chain::{self, HEADS, Hash, OLD_HEAD, StoredRow, Verdict, Walk, stored_hash};
 use super::rows::{
-    self, COUNTS, EVENT_COLUMNS, HOLDS_DATA, TOKEN_COLUMNS, TokenRow, VersionRow, next_page,
-    versions_page,
+    self, COUNTS, EVENT_COLUMNS, EventsPage, HOLDS_DATA, TOKEN_COLUMNS, TokenRow, VersionRow,
+    next_page, versions_page,
 };
 use super::{
     AuditQuery, BranchesQuery, Counts, Event, Import, NewPush, PullRequest, Store, StoreError,
@@ -50,6 +50,7 @@ use envsync_common::api::{
     AuditEvent, AuditPage, BranchInfo, BranchesPage, EnvResponse, KeysResponse, TokenInfo,
     VersionsPage,
 };
+use futures_util::TryStreamExt;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -588,49 +589,49 @@ impl Store for PgStore {
         let project = query.project.map(str::to_owned);
         let (limit, before) = (query.page_size(), query.below());
         Box::pin(async move {
+            // One more row than asked tells whether there is a next page.
             let fetch = i64::from(limit) + 1;
-            let rows = match &project {
-                Some(project) => {
-                    self.query(
-                        &format!(
+            let (sql, params): (String, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) =
+                match &project {
+                    Some(project) => (
+                        format!(
                             "SELECT {EVENT_COLUMNS} FROM audit WHERE project = $1 AND id < $2
                              ORDER BY id DESC LIMIT $3"
                         ),
-                        &[project, &before, &fetch],
-                    )
-                    .await?
-                }
-                None => {
-                    self.query(
-                        &format!(
-                            "SELECT {EVENT_COLUMNS} FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                        vec![project, &before, &fetch],
+                    ),
+                    None => (
+                        format!(
+                            "SELECT {EVENT_COLUMNS} FROM audit WHERE id < $1
+                             ORDER BY id DESC LIMIT $2"
                         ),
-                        &[&before, &fetch],
-                    )
-                    .await?
+                        vec![&before, &fetch],
+                    ),
+                };
+            // Streamed, so a page that ends at its byte budget holds no more rows than it
+            // keeps (plus the one it stopped at).
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&sql).await?;
+            let rows = client.query_raw(&stmt, params).await?;
+            futures_util::pin_mut!(rows);
+            let mut page = EventsPage::new(limit);
+            while let Some(r) = rows.try_next().await? {
+                let event = AuditEvent {
+                    id: unsigned(r.try_get(0)?),
+                    at: r.try_get(1)?,
+                    actor: r.try_get(2)?,
+                    action: r.try_get(3)?,
+                    project: r.try_get(4)?,
+                    branch: r.try_get(5)?,
+                    version: r.try_get::<_, Option<i64>>(6)?.map(unsigned),
+                    outcome: r.try_get(7)?,
+                    detail: r.try_get(8)?,
+                };
+                if !page.add(event) {
+                    break;
                 }
-            };
-            let mut events = rows
-                .iter()
-                .map(|r| {
-                    Ok(AuditEvent {
-                        id: unsigned(r.try_get(0)?),
-                        at: r.try_get(1)?,
-                        actor: r.try_get(2)?,
-                        action: r.try_get(3)?,
-                        project: r.try_get(4)?,
-                        branch: r.try_get(5)?,
-                        version: r.try_get::<_, Option<i64>>(6)?.map(unsigned),
-                        outcome: r.try_get(7)?,
-                        detail: r.try_get(8)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let next_before = next_page(&mut events, limit, |e| e.id);
-            Ok(AuditPage {
-                events,
-                next_before,
-            })
+            }
+            Ok(page.finish(None))
         })
     }
 

@@ -4,7 +4,7 @@
 use super::chain;
 pub(super) use crate::store::events::now;
 use crate::store::events::{conflict_event, pull_event, push_event};
-use crate::store::rows::{EVENT_COLUMNS, PulledRow, next_page};
+use crate::store::rows::{EVENT_COLUMNS, PulledRow, events_page};
 use crate::store::{Event, NewPush, PullRequest, StoreError};
 use envsync_common::api::{AuditEvent, AuditPage, EnvResponse};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -123,6 +123,8 @@ pub(super) fn insert_event(conn: &Connection, at: &str, e: &Event) -> Result<(),
     Ok(())
 }
 
+/// A page of audit events, newest first, below `below`; bounded by [`events_page`], which
+/// reads the rows only as far as the page needs them.
 pub(super) fn audit_page(
     conn: &Connection,
     project: Option<&str>,
@@ -144,23 +146,22 @@ pub(super) fn audit_page(
     };
     // One more row than asked tells whether there is a next page.
     let fetch = i64::from(limit) + 1;
-    let mut events: Vec<AuditEvent> = match project {
-        Some(project) => conn
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM audit WHERE project = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
-            ))?
-            .query_map(params![project, below, fetch], map)?
-            .collect::<Result<_, _>>()?,
-        None => conn
-            .prepare_cached(&format!(
+    let from_sql = |r: rusqlite::Result<AuditEvent>| r.map_err(StoreError::from);
+    match project {
+        Some(project) => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM audit WHERE project = ?1 AND id < ?2
+                 ORDER BY id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![project, below, fetch], map)?;
+            events_page(limit, rows.map(from_sql))
+        }
+        None => {
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
-            ))?
-            .query_map(params![below, fetch], map)?
-            .collect::<Result<_, _>>()?,
-    };
-    let next_before = next_page(&mut events, limit, |e| e.id);
-    Ok(AuditPage {
-        events,
-        next_before,
-    })
+            ))?;
+            let rows = stmt.query_map(params![below, fetch], map)?;
+            events_page(limit, rows.map(from_sql))
+        }
+    }
 }
