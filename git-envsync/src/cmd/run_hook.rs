@@ -288,11 +288,25 @@ struct Left {
 
 impl Left {
     /// Whether the HEAD left could have been `branch`: the branch still exists and points
-    /// at the commit left. Edits are pushed to their owner at a checkout only then; a
-    /// renamed or deleted owner, or a checkout from elsewhere, keeps them.
+    /// at the commit left.
     fn could_be(&self, ctx: &Context, branch: &str) -> bool {
         let tip = ctx.repo.branch_tip(branch);
         tip.is_some() && tip == self.previous
+    }
+
+    /// Whether the HEAD left was `owner`: HEAD's reflog names the branch it moved from
+    /// (two branches at one commit are told apart); when it names no branch (HEAD was
+    /// detached, or the move is not in the reflog), whether it could have been
+    /// ([`Left::could_be`]: `owner` points at the commit left). Edits are pushed to their
+    /// owner at a checkout, or taken over by a branch created from HEAD, only then; a
+    /// renamed or deleted owner, or a checkout from another branch, keeps them.
+    fn was(&self, ctx: &Context, owner: &str) -> bool {
+        match ctx.repo.moved_from(&ctx.branch) {
+            Some(from) if ctx.repo.branch_tip(&from).is_some() => {
+                from == owner && self.could_be(ctx, owner)
+            }
+            _ => self.could_be(ctx, owner),
+        }
     }
 }
 
@@ -323,8 +337,15 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             return Ok(());
         }
         // A branch just created from HEAD takes the edits over, instead of having them
-        // pushed to the branch it was made from.
-        if same_commit && ctx.repo.created_from_head(branch) {
+        // pushed to the branch it was made from; only when they are that branch's (or
+        // that commit's) and were made there: edits kept while another branch was
+        // checked out, or changed there, stay their owner's, whatever branch is created
+        // next.
+        if same_commit
+            && ctx.repo.created_from_head(branch)
+            && left.was(ctx, &file.branch)
+            && !file.changed_while_away(hash)
+        {
             ctx.state.set_file(&FileState {
                 sha256: file.sha256.clone(),
                 branch: branch.clone(),
@@ -361,7 +382,7 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             kept("envsync.autopush does not push at checkouts; git envsync push --branch does");
             return Ok(());
         }
-        if !left.could_be(ctx, &file.branch) {
+        if !left.was(ctx, &file.branch) {
             kept(&format!(
                 "this checkout did not leave {}, so not pushed by a hook",
                 file.branch

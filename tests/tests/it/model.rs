@@ -217,12 +217,18 @@ impl World {
     }
 
     fn switch_c(&mut self, here: Option<String>) {
-        if here.is_none() {
-            return;
-        }
+        let Some(here) = here else { return };
         let name = self.fresh("b");
-        // A branch created from HEAD takes the file over, whatever it holds.
-        let inherited = keys_of(&self.me.read_env().unwrap_or_default());
+        // A branch created from HEAD takes the file over only when it holds the env of
+        // the branch just left, as made there: what it inherits is what that branch may
+        // hold (its own keys, the default branch's), never another branch's edits kept
+        // in the file.
+        let mut may = self.allowed.get(&here).cloned().unwrap_or_default();
+        may.extend(self.fallback.iter().cloned());
+        let inherited: Vec<String> = keys_of(&self.me.read_env().unwrap_or_default())
+            .into_iter()
+            .filter(|k| may.contains(k))
+            .collect();
         self.allow(&name, inherited);
         self.git(&["switch", "-q", "-c", &name]);
     }

@@ -427,3 +427,67 @@ fn a_rebase_prints_nothing_per_commit() {
     let out = me.git_run(&["rebase", "-q", "main"]).ok();
     assert!(envsync_lines(&out).is_empty(), "{out:#?}");
 }
+
+/// 12. `git switch -c` takes the file over only from the branch just left: main's edits,
+///     kept while `b` was checked out, stay main's when a branch is created from `b`
+///     (even at the same commit), and are never pushed as the new branch's first
+///     version. From a detached HEAD at the owner's commit, the new branch does take
+///     them over.
+#[test]
+fn switch_c_takes_over_only_the_branch_just_left() {
+    let server = Server::start();
+    let me = Dev::hooked(&server, "switchc-left");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git(&["branch", "b"]);
+    // Checkouts keep the edits to main (they are pushed at commits only).
+    me.git(&["config", "envsync.autopush", "commit"]);
+    me.write_env("A=1\nMAIN_EDIT=1\n");
+    let out = me.git_run(&["checkout", "-q", "b"]).ok();
+    assert!(
+        out.stderr.contains("kept your edits to main v1"),
+        "{out:#?}"
+    );
+
+    let out = me.git_run(&["switch", "-q", "-c", "c"]).ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(lines[0].contains("kept your edits to main v1"), "{out:#?}");
+    assert!(!out.stderr.contains("takes over"), "{out:#?}");
+    let status = me.envsync(&["status"]).clean().ok();
+    assert!(
+        status.stdout.contains("holds main v1, not c"),
+        "{status:#?}"
+    );
+    let out = me.commit("on c").ok();
+    assert!(out.stderr.contains("not pushed"), "{out:#?}");
+    assert!(history(&server, &me, "c").is_empty(), "c got main's edit");
+    assert_eq!(me.read_env().unwrap(), b"A=1\nMAIN_EDIT=1\n");
+
+    // Back on main, the edits are main's, and a detached HEAD at main's commit hands
+    // them to the branch created there.
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    me.git_run(&["checkout", "-q", "--detach"]).ok();
+    let out = me.git_run(&["switch", "-q", "-c", "d"]).ok();
+    assert!(out.stderr.contains("d takes over"), "{out:#?}");
+    let out = me.commit("on d").ok();
+    assert!(out.stderr.contains("to d as version 1"), "{out:#?}");
+    assert_eq!(history(&server, &me, "d")[0].1, ["A", "MAIN_EDIT"]);
+    assert_eq!(history(&server, &me, "main").len(), 1);
+
+    // Edits to d changed while main was checked out are not taken over by a branch
+    // created from d either: the change was not made on d.
+    me.write_env("A=1\nMAIN_EDIT=1\nD_EDIT=1\n");
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    me.write_env("A=1\nMAIN_EDIT=1\nD_EDIT=1\nON_MAIN=1\n");
+    me.git_run(&["checkout", "-q", "d"]).ok();
+    let out = me.git_run(&["switch", "-q", "-c", "e"]).ok();
+    assert!(!out.stderr.contains("takes over"), "{out:#?}");
+    assert!(
+        out.stderr.contains("changed while another branch"),
+        "{out:#?}"
+    );
+    me.commit("on e").ok();
+    assert!(history(&server, &me, "e").is_empty(), "e got main's edit");
+    assert_eq!(history(&server, &me, "d").len(), 1);
+}
