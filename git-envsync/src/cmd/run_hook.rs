@@ -455,6 +455,16 @@ fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> 
     let mut keyring = Keyring::new(&ctx.config, false)?;
     let pulled = match offline.api(ctx)? {
         Some(api) => {
+            if let Some(old) = renamed_with_env(ctx, &api) {
+                // The default branch's env would stand in for it, and the first edit would
+                // be pushed as its first version, orphaning the env of its old name: the
+                // file stays as it is until `mv` moves that env.
+                say(format!(
+                    "{branch} has no env on the server, but it was renamed from {old}: git envsync mv {old} {branch} moves its env{}",
+                    still()
+                ));
+                return Ok(());
+            }
             let pulled = sync::pull(ctx, &api, &mut keyring, opts);
             offline.track(&pulled);
             pulled
@@ -505,6 +515,16 @@ fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> 
         )),
     }
     Ok(())
+}
+
+/// The name the checked-out branch had before a `git branch -m`, when the branch has no
+/// env on the server and that name has one; `None` otherwise, or when the server cannot
+/// say (the pull that follows reports that).
+fn renamed_with_env(ctx: &Context, api: &Api) -> Option<String> {
+    let old = ctx.repo.renamed_from(&ctx.branch)?;
+    let project = &ctx.config.project;
+    let new_has_none = matches!(api.keys(project, &ctx.branch), Ok(None));
+    (new_has_none && matches!(api.keys(project, &old), Ok(Some(_)))).then_some(old)
 }
 
 fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
@@ -589,6 +609,12 @@ fn foreign_hint(ctx: &Context, file: &FileState) -> String {
     match ctx.repo.renamed_from(&ctx.branch) {
         Some(old) if old == file.branch => format!(
             "{} was renamed from {old}: git envsync mv {old} {} moves its env",
+            ctx.branch, ctx.branch
+        ),
+        // The file holds yet another branch's env (a checkout onto the renamed branch
+        // left it as it was): after the move, pull brings it.
+        Some(old) => format!(
+            "{} was renamed from {old}: git envsync mv {old} {} moves its env, then git envsync pull brings it",
             ctx.branch, ctx.branch
         ),
         _ => format!(

@@ -491,3 +491,61 @@ fn switch_c_takes_over_only_the_branch_just_left() {
     assert!(history(&server, &me, "e").is_empty(), "e got main's edit");
     assert_eq!(history(&server, &me, "d").len(), 1);
 }
+
+/// 13. A branch renamed while another was checked out (`git branch -m old new`), then
+///     checked out, or one renamed while checked out, left and come back to: the
+///     checkout says to run `git envsync mv`, leaves the file as it is, and the next
+///     commit does not publish the default branch's env plus the edit as the new name's
+///     first version.
+#[test]
+fn a_branch_renamed_elsewhere_gets_the_hint_at_checkout() {
+    let server = Server::start();
+    let me = Dev::hooked(&server, "rename-away");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git_run(&["switch", "-q", "-c", "feature"]).ok();
+    me.write_env("A=1\nF=1\n");
+    me.commit("on feature").ok();
+    assert_eq!(history(&server, &me, "feature").len(), 1);
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    assert_eq!(me.read_env().unwrap(), b"A=1\n");
+
+    me.git(&["branch", "-m", "feature", "renamed"]);
+    let out = me.git_run(&["checkout", "-q", "renamed"]).ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].contains("git envsync mv feature renamed"),
+        "{out:#?}"
+    );
+    assert!(lines[0].contains("still holds main v1"), "{out:#?}");
+    me.write_env("A=1\nG=1\n");
+    let out = me.commit("on renamed").ok();
+    assert!(out.stderr.contains("not pushed"), "{out:#?}");
+    assert!(
+        out.stderr.contains("git envsync mv feature renamed"),
+        "{out:#?}"
+    );
+    assert!(history(&server, &me, "renamed").is_empty());
+    me.envsync(&["mv", "feature", "renamed"]).clean().ok();
+    assert_eq!(history(&server, &me, "renamed")[0].1, ["A", "F"]);
+    me.envsync(&["pull", "--force"]).clean().ok();
+    assert_eq!(me.read_env().unwrap(), b"A=1\nF=1\n");
+
+    // Renamed while checked out, then left and come back to.
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    me.git_run(&["switch", "-q", "-c", "topic"]).ok();
+    me.write_env("A=1\nT=1\n");
+    me.commit("on topic").ok();
+    assert_eq!(history(&server, &me, "topic").len(), 1);
+    me.git(&["branch", "-m", "topic", "topic2"]);
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    let out = me.git_run(&["checkout", "-q", "topic2"]).ok();
+    assert!(
+        out.stderr.contains("git envsync mv topic topic2"),
+        "{out:#?}"
+    );
+    me.write_env("A=1\nU=1\n");
+    me.commit("on topic2").ok();
+    assert!(history(&server, &me, "topic2").is_empty());
+}
