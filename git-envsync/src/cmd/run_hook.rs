@@ -126,7 +126,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 
 /// `git config envsync.autopush`: which hooks push edits by themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Autopush {
+pub enum Autopush {
     /// Both post-commit and post-checkout (the default).
     Always,
     /// Only post-commit.
@@ -138,22 +138,21 @@ enum Autopush {
 }
 
 impl Autopush {
-    fn of(repo: &Repo) -> Autopush {
+    /// The setting, or what is wrong with it (one clause, for the one line a hook
+    /// prints): a value that is none of the known ones pushes nothing.
+    pub fn of(repo: &Repo) -> std::result::Result<Autopush, String> {
         match repo
             .config_string("envsync.autopush")
             .map(|v| v.trim().to_ascii_lowercase())
             .as_deref()
         {
-            None | Some("true" | "yes" | "on" | "1") => Autopush::Always,
-            Some("commit") => Autopush::Commit,
-            Some("checkout") => Autopush::Checkout,
-            Some("false" | "no" | "off" | "0") => Autopush::Never,
-            Some(other) => {
-                out::say(&format!(
-                    "envsync: envsync.autopush = {other} is not true, commit, checkout or false; not pushing"
-                ));
-                Autopush::Never
-            }
+            None | Some("true" | "yes" | "on" | "1") => Ok(Autopush::Always),
+            Some("commit") => Ok(Autopush::Commit),
+            Some("checkout") => Ok(Autopush::Checkout),
+            Some("false" | "no" | "off" | "0") => Ok(Autopush::Never),
+            Some(other) => Err(format!(
+                "envsync.autopush = {other} is not true, commit, checkout or false"
+            )),
         }
     }
 
@@ -163,6 +162,18 @@ impl Autopush {
 
     fn on_checkout(self) -> bool {
         matches!(self, Autopush::Always | Autopush::Checkout)
+    }
+
+    /// When the hooks push, for `hooks install`.
+    pub fn when(self) -> &'static str {
+        match self {
+            Autopush::Always => {
+                "at each commit, and when a checkout leaves the branch they belong to"
+            }
+            Autopush::Commit => "at each commit",
+            Autopush::Checkout => "when a checkout leaves the branch they belong to",
+            Autopush::Never => "never (git envsync push does)",
+        }
     }
 }
 
@@ -378,9 +389,16 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             kept("changed while another branch was checked out, so not pushed by a hook");
             return Ok(());
         }
-        if !Autopush::of(&ctx.repo).on_checkout() {
-            kept("envsync.autopush does not push at checkouts; git envsync push --branch does");
-            return Ok(());
+        match Autopush::of(&ctx.repo) {
+            Ok(autopush) if autopush.on_checkout() => {}
+            Ok(_) => {
+                kept("envsync.autopush does not push at checkouts; git envsync push --branch does");
+                return Ok(());
+            }
+            Err(bad) => {
+                kept(&format!("{bad}, so not pushed"));
+                return Ok(());
+            }
         }
         if !left.was(ctx, &file.branch) {
             kept(&format!(
@@ -732,9 +750,14 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
         ));
         return Ok(());
     }
-    // The user turned commit-time pushes off: theirs to make, nothing to say.
-    if !Autopush::of(&ctx.repo).on_commit() {
-        return Ok(());
+    match Autopush::of(&ctx.repo) {
+        Ok(autopush) if autopush.on_commit() => {}
+        // The user turned commit-time pushes off: theirs to make, nothing to say.
+        Ok(_) => return Ok(()),
+        Err(bad) => {
+            out::say(&format!("envsync: {env} not pushed: {bad}"));
+            return Ok(());
+        }
     }
     let mut keyring = Keyring::new(&ctx.config, false)?;
     if !keyring.available_without_prompt() {
