@@ -219,6 +219,25 @@ impl Server {
         mint_token(&bin, SECRET, &self.db, email, role, projects)
     }
 
+    /// Revokes every live token of `email` through the server's token route, as an owner
+    /// would (`DELETE /tokens/{jti}`); panics when there is none or the server refuses.
+    pub fn revoke(&self, email: &str) {
+        let owner = self.token("owner@example.com", "owner", &[]);
+        let tokens = self.request("GET", "/tokens", &owner, None).json();
+        let ids: Vec<String> = tokens
+            .as_array()
+            .unwrap_or_else(|| panic!("GET /tokens: not a list: {tokens}"))
+            .iter()
+            .filter(|t| t["email"] == email && t["revoked"] != true)
+            .map(|t| t["jti"].as_str().expect("a token id").to_owned())
+            .collect();
+        assert!(!ids.is_empty(), "no live token of {email}: {tokens}");
+        for jti in ids {
+            let r = self.request("DELETE", &format!("/tokens/{jti}"), &owner, None);
+            assert_eq!(r.status, 204, "DELETE /tokens/{jti}: {r:?}");
+        }
+    }
+
     /// Kills the server process (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {

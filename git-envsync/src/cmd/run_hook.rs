@@ -13,7 +13,7 @@
 //! nothing at all.
 
 use crate::cli::Global;
-use crate::client::{Api, Timeouts};
+use crate::client::{self, Api, Timeouts};
 use crate::config::ProjectConfig;
 use crate::context::Context;
 use crate::crypto::Keyring;
@@ -178,7 +178,17 @@ impl Autopush {
 }
 
 fn warn(e: &CliError) {
-    out::say(&format!("envsync: {}", e.message()));
+    out::say(&format!("envsync: {}", why(e)));
+}
+
+/// What went wrong, for a hook's one line: the error's message, except that a rejected
+/// token says how to log in again (the hint a command would print is not shown here).
+fn why(e: &CliError) -> String {
+    if client::token_rejected(e) {
+        client::TOKEN_REJECTED.to_owned()
+    } else {
+        e.message()
+    }
 }
 
 /// Refuses a commit that stages an env file or one of its backups: the file the
@@ -440,7 +450,7 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             }
             Ok(PushOutcome::UpToDate { .. }) => {}
             Err(e) => {
-                kept(&format!("not pushed: {}", e.message()));
+                kept(&format!("not pushed: {}", why(&e)));
                 return Ok(());
             }
         }
@@ -516,7 +526,7 @@ fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> 
                     )),
                     Err(e) => say(format!(
                         "{env} not updated for {branch}: {}{}",
-                        e.message(),
+                        why(&e),
                         still()
                     )),
                 }
@@ -528,7 +538,7 @@ fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> 
         },
         Err(e) => say(format!(
             "{env} not updated for {branch}: {}{}",
-            e.message(),
+            why(&e),
             still()
         )),
     }
@@ -562,16 +572,17 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
     };
     let file = file?;
     let strict = ctx.repo.config_bool("envsync.strict");
-    let refuse = |what: String| {
+    let refuse_with = |what: String, fix: &str| {
         if strict {
             out::error(&format!("{what} (envsync.strict is set)"));
-            out::hint("git envsync pull or push, or git commit --no-verify to skip once");
+            out::hint(&format!("{fix}, or git commit --no-verify to skip once"));
             ExitCode::from(1)
         } else {
             out::say(&format!("envsync: {what}"));
             ExitCode::SUCCESS
         }
     };
+    let refuse = |what: String| refuse_with(what, "git envsync pull or push");
     // A file that holds another branch's env is worse than drift: say whose it is.
     if let Some(file) = file
         && file.branch != ctx.branch
@@ -590,7 +601,7 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let local = sync::parse_keys(ctx, current.expose())?.names;
-    let Some(server) = server_keys(ctx, offline) else {
+    let Some((server, why_cached)) = server_keys(ctx, offline) else {
         return Ok(ExitCode::SUCCESS);
     };
     // The local fingerprints (the kept key unsealed, every value keyed) only when the
@@ -605,7 +616,7 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
     if drift.in_sync() {
         return Ok(ExitCode::SUCCESS);
     }
-    Ok(refuse(format!(
+    let what = format!(
         "{} drifts from the server's {}{}: {}",
         ctx.env_display(),
         if drift.missing.is_empty() && drift.extra.is_empty() {
@@ -614,12 +625,20 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
             "keys"
         },
         if server.cached {
-            " (as last seen: server unreachable)"
+            format!(" (as last seen: {why_cached})")
         } else {
-            ""
+            String::new()
         },
         drift.summary()
-    )))
+    );
+    if server.cached && why_cached == client::TOKEN_REJECTED {
+        // pull and push would be refused too: logging in again comes first.
+        return Ok(refuse_with(
+            what,
+            "git envsync login, then git envsync pull or push",
+        ));
+    }
+    Ok(refuse(what))
 }
 
 /// How to get out of a file that holds another branch's env.
@@ -693,18 +712,28 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
 }
 
 /// The server's key list for the branch (or its fallback), the cached one when the server
-/// cannot be reached in time; `None` when there is nothing to compare with.
-fn server_keys(ctx: &Context, offline: &Offline) -> Option<sync::ServerKeys> {
+/// cannot be asked (then with why not: unreachable, or the token rejected); `None` when
+/// there is nothing to compare with.
+fn server_keys(ctx: &Context, offline: &Offline) -> Option<(sync::ServerKeys, String)> {
     let api = offline.api(ctx).ok().flatten();
+    let mut why_cached = "server unreachable".to_owned();
     for branch in &ctx.branch_and_fallback() {
         let (keys, failure) = sync::server_keys(ctx, api.as_ref(), branch);
         match (&api, failure) {
-            (Some(api), Some(e)) => offline.track::<()>(&Err(api.fail(e))),
+            (Some(api), Some(e)) => {
+                let failed = Err(api.fail(e));
+                offline.track::<()>(&failed);
+                if let Err(e) = &failed
+                    && e.exit != Exit::Server
+                {
+                    why_cached = why(e);
+                }
+            }
             (Some(_), None) => offline.note(false),
             (None, _) => {}
         }
-        if keys.is_some() {
-            return keys;
+        if let Some(keys) = keys {
+            return Some((keys, why_cached));
         }
     }
     None
@@ -795,7 +824,7 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
             ctx.branch
         )),
         Ok(PushOutcome::UpToDate { .. }) => {}
-        Err(e) => out::say(&format!("envsync: {env} not pushed: {}", e.message())),
+        Err(e) => out::say(&format!("envsync: {env} not pushed: {}", why(&e))),
     }
     Ok(())
 }

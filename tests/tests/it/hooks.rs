@@ -502,3 +502,40 @@ fn an_invalid_autopush_value_is_said_in_one_line() {
         "{install:#?}"
     );
 }
+
+/// A revoked token: post-commit and strict pre-commit say in their line to log in again,
+/// not that the server refused the request or cannot be reached.
+#[test]
+fn a_revoked_token_makes_the_hooks_say_login() {
+    let server = Server::start();
+    let dev = Dev::hooked(&server, "revoked");
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).ok();
+    server.revoke("dev@example.com");
+
+    dev.write_env("A=1\nB=2\n");
+    let out = dev.commit("edit").ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].contains("not pushed: token rejected: run git envsync login"),
+        "{out:#?}"
+    );
+
+    dev.git(&["config", "envsync.strict", "true"]);
+    let out = dev.commit("strict").code(1);
+    let error = out.stderr.lines().find(|l| l.starts_with("error: "));
+    assert!(
+        error.is_some_and(|l| l.contains("as last seen: token rejected: run git envsync login")),
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr.contains("hint: git envsync login, then"),
+        "{out:#?}"
+    );
+    assert!(!out.stderr.contains("unreachable"), "{out:#?}");
+
+    let reader = server.token("reader@example.com", "developer", &["revoked"]);
+    let (latest, _) = server.latest(&reader, "revoked", "main").unwrap();
+    assert_eq!(latest, 1, "nothing pushed with the revoked token");
+}
