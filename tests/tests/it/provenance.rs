@@ -549,3 +549,77 @@ fn a_branch_renamed_elsewhere_gets_the_hint_at_checkout() {
     me.commit("on topic2").ok();
     assert!(history(&server, &me, "topic2").is_empty());
 }
+
+/// 14. With the server down, a checkout brings the branch's env from this clone's sealed
+///     copy, and `status` says the file is that branch's, the server unreachable.
+#[test]
+fn an_offline_checkout_restores_the_sealed_copy() {
+    let mut server = Server::start();
+    let me = Dev::hooked(&server, "offline-copy");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git_run(&["switch", "-q", "-c", "other"]).ok();
+    me.write_env("OTHER=1\n");
+    me.envsync(&["push"]).clean().ok();
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    assert_eq!(me.read_env().unwrap(), b"A=1\n");
+
+    server.kill();
+    let out = me.git_run(&["checkout", "-q", "other"]).ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].contains("server unreachable; .env is other version 1 from this clone's copy"),
+        "{out:#?}"
+    );
+    assert_eq!(me.read_env().unwrap(), b"OTHER=1\n");
+    let status = me.envsync(&["status", "--json"]).clean().code(3);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(json["branch"], "other", "{status:#?}");
+    assert_eq!(json["holds"], "other v1", "{status:#?}");
+    assert_eq!(json["local"], "clean", "{status:#?}");
+    assert_eq!(json["synced_version"], 1, "{status:#?}");
+    assert_eq!(json["server_reachable"], false, "{status:#?}");
+}
+
+/// 15. A checkout that could not bring a new branch's env (server down, no copy) leaves
+///     main's: `diff` notes whose env the file holds, and `adopt` makes it the branch's
+///     own, so the next commit pushes it there (and main gets nothing).
+#[test]
+fn diff_notes_a_foreign_file_and_adopt_makes_it_the_branchs() {
+    let mut server = Server::start();
+    let mut me = Dev::hooked(&server, "adopt");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git(&["branch", "fresh"]);
+
+    server.kill();
+    let out = me.git_run(&["checkout", "-q", "fresh"]).ok();
+    assert!(out.stderr.contains("it still holds main v1"), "{out:#?}");
+    server.restart();
+    me.server_url = server.url.clone();
+
+    let diff = me.envsync(&["diff"]).clean();
+    assert!(
+        diff.stderr.contains("note: .env holds main v1, not fresh"),
+        "{diff:#?}"
+    );
+    let out = me.envsync(&["adopt"]).clean().ok();
+    assert!(
+        out.stderr
+            .contains(".env is now fresh's (it held main v1); git envsync push publishes it"),
+        "{out:#?}"
+    );
+    let diff = me.envsync(&["diff"]).clean();
+    assert!(!diff.stderr.contains("note:"), "{diff:#?}");
+    let status = me.envsync(&["status"]).clean().ok();
+    assert!(!status.stdout.contains("holds main"), "{status:#?}");
+    let out = me.envsync(&["adopt"]).clean().ok();
+    assert!(out.stderr.contains("already holds fresh's env"), "{out:#?}");
+
+    me.write_env("A=1\nB=2\n");
+    let out = me.commit("on fresh").ok();
+    assert!(out.stderr.contains("to fresh as version 1"), "{out:#?}");
+    assert_eq!(history(&server, &me, "fresh")[0].1, ["A", "B"]);
+    assert_eq!(history(&server, &me, "main").len(), 1, "main is untouched");
+}
