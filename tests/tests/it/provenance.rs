@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 /// Generous bound for "git is not held up" (a hang is 30 s or more).
 const NOT_STUCK: Duration = Duration::from_secs(8);
+/// Past this, git is hung: killed, and the test fails.
+const HUNG: Duration = Duration::from_secs(60);
 
 /// The versions of `branch` on the server: (version, keys), newest first.
 fn history(server: &Server, dev: &Dev, branch: &str) -> Vec<(u64, Vec<String>)> {
@@ -240,11 +242,13 @@ fn the_plaintext_guard_holds_everywhere() {
         me.repo.display()
     ));
     refused(Run::from(cmd.output().unwrap()));
-    // A branch named `@`, which envsync refuses as a name.
+    // A branch named `@`, which envsync refuses as a name (git accepts it: were it
+    // refused, this part would prove nothing, so that fails too).
     let made = me.git_run(&["checkout", "-q", "-b", "@"]);
-    if made.code == 0 {
-        refused(me.git_run(&["commit", "-q", "-m", "x"]));
-    }
+    assert_eq!(made.code, 0, "git refused a branch named @: {made:#?}");
+    let on = me.git(&["symbolic-ref", "HEAD"]);
+    assert_eq!(String::from_utf8_lossy(&on.stdout).trim(), "refs/heads/@");
+    refused(me.git_run(&["commit", "-q", "-m", "x"]));
 }
 
 /// 6. `--git-dir`/`--work-tree` and `GIT_WORK_TREE` keep the hooks working.
@@ -270,7 +274,8 @@ fn hooks_work_with_git_dir_and_work_tree() {
     assert_eq!(history(&server, &me, "main").len(), 2);
 }
 
-/// 7. A `.env` that is a named pipe never hangs `git commit` or `git checkout`.
+/// 7. A `.env` that is a named pipe never hangs `git commit` or `git checkout` (a
+///    regression fails here after [`HUNG`], instead of hanging the test run).
 #[test]
 fn a_named_pipe_env_file_never_hangs_git() {
     let server = Server::start();
@@ -281,9 +286,14 @@ fn a_named_pipe_env_file_never_hangs_git() {
         .unwrap();
     assert!(status.success());
     let start = Instant::now();
-    let out = me.commit("with a fifo").ok();
-    me.git_run(&["checkout", "-q", "-b", "other"]).ok();
-    me.git_run(&["checkout", "-q", "main"]).ok();
+    fs::write(me.repo.join("file.txt"), "with a fifo").unwrap();
+    me.git(&["add", "file.txt"]);
+    let out = me
+        .git_run_within(&["commit", "-q", "-m", "with a fifo"], HUNG)
+        .ok();
+    me.git_run_within(&["checkout", "-q", "-b", "other"], HUNG)
+        .ok();
+    me.git_run_within(&["checkout", "-q", "main"], HUNG).ok();
     assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
     assert!(out.stderr.contains("not a regular file"), "{out:#?}");
 }
