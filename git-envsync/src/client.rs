@@ -37,6 +37,28 @@ pub fn segment(s: &str) -> String {
 /// body limit; what it stops is a server that sends without end.
 pub const MAX_ANSWER: usize = 32 << 20;
 
+/// What `status` and the hooks say, in one line, when the server rejects the token (401).
+pub const TOKEN_REJECTED: &str = "token rejected: run git envsync login";
+
+/// The cause of a [`CliError`] made from a 401: the token is missing, expired or
+/// revoked. The hooks, which print one line and no hint, look for it
+/// ([`token_rejected`]) to say [`TOKEN_REJECTED`] instead.
+#[derive(Debug)]
+pub struct TokenRejected(String);
+
+impl std::fmt::Display for TokenRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TokenRejected {}
+
+/// Whether `e` is the server rejecting the token.
+pub fn token_rejected(e: &CliError) -> bool {
+    e.error.chain().any(|cause| cause.is::<TokenRejected>())
+}
+
 /// Why a request failed.
 #[derive(Debug)]
 pub enum ApiError {
@@ -378,8 +400,12 @@ impl Api {
                     body.message
                 );
                 match status {
-                    StatusCode::UNAUTHORIZED => CliError::usage(line)
-                        .hint("your token is missing, expired or revoked: run git envsync login (it asks for the token; or --token-stdin)"),
+                    StatusCode::UNAUTHORIZED => CliError {
+                        exit: Exit::Usage,
+                        error: anyhow::Error::new(TokenRejected(line)),
+                        hint: None,
+                    }
+                    .hint("your token is missing, expired or revoked: run git envsync login (it asks for the token; or --token-stdin)"),
                     StatusCode::FORBIDDEN => CliError::usage(line)
                         .hint("ask a project owner for a token with access to this project"),
                     StatusCode::CONFLICT => CliError::refused(line),

@@ -123,6 +123,20 @@ impl Repo {
         arrivals == 1
     }
 
+    /// Where HEAD was before it last moved to `branch`, from HEAD's newest reflog entry
+    /// (`checkout: moving from X to branch`, written by checkout and switch, `-b`/`-c`
+    /// included): a branch name, or a commit when HEAD was detached. `None` when the
+    /// newest entry is not such a move (a rebase's checkout, no reflog).
+    pub fn moved_from(&self, branch: &str) -> Option<String> {
+        let reflog = self.repo.reflog("HEAD").ok()?;
+        let entry = reflog.get(0)?;
+        let msg = entry.message().ok()??;
+        let from = msg
+            .strip_prefix("checkout: moving from ")?
+            .strip_suffix(&format!(" to {branch}"))?;
+        (!from.is_empty()).then(|| from.to_owned())
+    }
+
     /// The name `branch` had before a `git branch -m OLD branch`, from its reflog.
     pub fn renamed_from(&self, branch: &str) -> Option<String> {
         let reflog = self.repo.reflog(&format!("refs/heads/{branch}")).ok()?;

@@ -118,6 +118,13 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid}: {status}");
 }
 
+/// Sends the process group `pgid` a signal by name; a group already gone is no error.
+fn signal_group(pgid: u32, name: &str) {
+    let _ = Command::new("/bin/sh")
+        .args(["-c", &format!("kill -{name} -{pgid}")])
+        .status();
+}
+
 /// A clean environment for `cmd`: nothing inherited but `PATH`, with the workspace's
 /// binaries first (so git hooks find `git-envsync`); `HOME` and `XDG_CONFIG_HOME` in
 /// `home`; no system git configuration.
@@ -217,6 +224,25 @@ impl Server {
     pub fn try_token(&self, email: &str, role: &str, projects: &[&str]) -> Result<String, String> {
         let bin = try_binary("envsync-server")?;
         mint_token(&bin, SECRET, &self.db, email, role, projects)
+    }
+
+    /// Revokes every live token of `email` through the server's token route, as an owner
+    /// would (`DELETE /tokens/{jti}`); panics when there is none or the server refuses.
+    pub fn revoke(&self, email: &str) {
+        let owner = self.token("owner@example.com", "owner", &[]);
+        let tokens = self.request("GET", "/tokens", &owner, None).json();
+        let ids: Vec<String> = tokens
+            .as_array()
+            .unwrap_or_else(|| panic!("GET /tokens: not a list: {tokens}"))
+            .iter()
+            .filter(|t| t["email"] == email && t["revoked"] != true)
+            .map(|t| t["jti"].as_str().expect("a token id").to_owned())
+            .collect();
+        assert!(!ids.is_empty(), "no live token of {email}: {tokens}");
+        for jti in ids {
+            let r = self.request("DELETE", &format!("/tokens/{jti}"), &owner, None);
+            assert_eq!(r.status, 204, "DELETE /tokens/{jti}: {r:?}");
+        }
     }
 
     /// Kills the server process (SIGKILL) and waits for it.
@@ -552,6 +578,57 @@ impl Dev {
                 .output()
                 .expect("run git"),
         )
+    }
+
+    /// [`Dev::git_run`], failing instead of waiting for ever: when git (with its hooks)
+    /// has not finished within `limit`, its whole process group is killed and the test
+    /// panics. For the tests whose point is that git is never held up.
+    #[track_caller]
+    pub fn git_run_within(&self, args: &[&str], limit: std::time::Duration) -> Run {
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new("git");
+        self.sandbox(&mut cmd);
+        let mut child = cmd
+            .current_dir(&self.repo)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .args(args)
+            .process_group(0)
+            .spawn()
+            .expect("run git");
+        // Read both pipes while waiting, so a chatty git never blocks on a full one.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for git") {
+                break status;
+            }
+            if start.elapsed() > limit {
+                // The group is git's own (process_group(0)): git and every hook it ran.
+                signal_group(child.id(), "KILL");
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("git {args:?} was still running after {limit:?}: killed");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Run::from(Output {
+            status,
+            stdout: stdout.join().expect("stdout reader"),
+            stderr: stderr.join().expect("stderr reader"),
+        })
     }
 
     fn git_in(&self, dir: &Path, args: &[&str]) -> Output {

@@ -1,6 +1,7 @@
 //! `git envsync hooks install|uninstall`.
 
 use crate::cli::Global;
+use crate::cmd::run_hook::Autopush;
 use crate::error::Result;
 use crate::git::Repo;
 use crate::hook_blocks::{self, Change, HOOKS};
@@ -66,15 +67,15 @@ pub fn run(_global: &Global, args: Args) -> Result<ExitCode> {
         let setting = repo
             .config_string("envsync.autopush")
             .unwrap_or_else(|| "true".to_owned());
-        let when = match setting.trim().to_ascii_lowercase().as_str() {
-            "commit" => "at each commit",
-            "checkout" => "when a checkout leaves the branch they belong to",
-            "false" | "no" | "off" | "0" => "never (git envsync push does)",
-            _ => "at each commit, and when a checkout leaves the branch they belong to",
-        };
-        out::say(&format!(
-            "envsync.autopush = {setting}: the hooks push your edits to the env file {when}; change it with git config envsync.autopush true|commit|checkout|false"
-        ));
+        let fix = "change it with git config envsync.autopush true|commit|checkout|false";
+        // The hooks' own reading of the setting, so what is said here is what they do.
+        match Autopush::of(&repo) {
+            Ok(autopush) => out::say(&format!(
+                "envsync.autopush = {setting}: the hooks push your edits to the env file {}; {fix}",
+                autopush.when()
+            )),
+            Err(bad) => out::say(&format!("{bad}: the hooks push nothing; {fix}")),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,7 @@
 //! nothing at all.
 
 use crate::cli::Global;
-use crate::client::{Api, Timeouts};
+use crate::client::{self, Api, Timeouts};
 use crate::config::ProjectConfig;
 use crate::context::Context;
 use crate::crypto::Keyring;
@@ -126,7 +126,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
 
 /// `git config envsync.autopush`: which hooks push edits by themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Autopush {
+pub enum Autopush {
     /// Both post-commit and post-checkout (the default).
     Always,
     /// Only post-commit.
@@ -138,22 +138,21 @@ enum Autopush {
 }
 
 impl Autopush {
-    fn of(repo: &Repo) -> Autopush {
+    /// The setting, or what is wrong with it (one clause, for the one line a hook
+    /// prints): a value that is none of the known ones pushes nothing.
+    pub fn of(repo: &Repo) -> std::result::Result<Autopush, String> {
         match repo
             .config_string("envsync.autopush")
             .map(|v| v.trim().to_ascii_lowercase())
             .as_deref()
         {
-            None | Some("true" | "yes" | "on" | "1") => Autopush::Always,
-            Some("commit") => Autopush::Commit,
-            Some("checkout") => Autopush::Checkout,
-            Some("false" | "no" | "off" | "0") => Autopush::Never,
-            Some(other) => {
-                out::say(&format!(
-                    "envsync: envsync.autopush = {other} is not true, commit, checkout or false; not pushing"
-                ));
-                Autopush::Never
-            }
+            None | Some("true" | "yes" | "on" | "1") => Ok(Autopush::Always),
+            Some("commit") => Ok(Autopush::Commit),
+            Some("checkout") => Ok(Autopush::Checkout),
+            Some("false" | "no" | "off" | "0") => Ok(Autopush::Never),
+            Some(other) => Err(format!(
+                "envsync.autopush = {other} is not true, commit, checkout or false"
+            )),
         }
     }
 
@@ -164,10 +163,32 @@ impl Autopush {
     fn on_checkout(self) -> bool {
         matches!(self, Autopush::Always | Autopush::Checkout)
     }
+
+    /// When the hooks push, for `hooks install`.
+    pub fn when(self) -> &'static str {
+        match self {
+            Autopush::Always => {
+                "at each commit, and when a checkout leaves the branch they belong to"
+            }
+            Autopush::Commit => "at each commit",
+            Autopush::Checkout => "when a checkout leaves the branch they belong to",
+            Autopush::Never => "never (git envsync push does)",
+        }
+    }
 }
 
 fn warn(e: &CliError) {
-    out::say(&format!("envsync: {}", e.message()));
+    out::say(&format!("envsync: {}", why(e)));
+}
+
+/// What went wrong, for a hook's one line: the error's message, except that a rejected
+/// token says how to log in again (the hint a command would print is not shown here).
+fn why(e: &CliError) -> String {
+    if client::token_rejected(e) {
+        client::TOKEN_REJECTED.to_owned()
+    } else {
+        e.message()
+    }
 }
 
 /// Refuses a commit that stages an env file or one of its backups: the file the
@@ -288,11 +309,25 @@ struct Left {
 
 impl Left {
     /// Whether the HEAD left could have been `branch`: the branch still exists and points
-    /// at the commit left. Edits are pushed to their owner at a checkout only then; a
-    /// renamed or deleted owner, or a checkout from elsewhere, keeps them.
+    /// at the commit left.
     fn could_be(&self, ctx: &Context, branch: &str) -> bool {
         let tip = ctx.repo.branch_tip(branch);
         tip.is_some() && tip == self.previous
+    }
+
+    /// Whether the HEAD left was `owner`: HEAD's reflog names the branch it moved from
+    /// (two branches at one commit are told apart); when it names no branch (HEAD was
+    /// detached, or the move is not in the reflog), whether it could have been
+    /// ([`Left::could_be`]: `owner` points at the commit left). Edits are pushed to their
+    /// owner at a checkout, or taken over by a branch created from HEAD, only then; a
+    /// renamed or deleted owner, or a checkout from another branch, keeps them.
+    fn was(&self, ctx: &Context, owner: &str) -> bool {
+        match ctx.repo.moved_from(&ctx.branch) {
+            Some(from) if ctx.repo.branch_tip(&from).is_some() => {
+                from == owner && self.could_be(ctx, owner)
+            }
+            _ => self.could_be(ctx, owner),
+        }
     }
 }
 
@@ -323,8 +358,15 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             return Ok(());
         }
         // A branch just created from HEAD takes the edits over, instead of having them
-        // pushed to the branch it was made from.
-        if same_commit && ctx.repo.created_from_head(branch) {
+        // pushed to the branch it was made from; only when they are that branch's (or
+        // that commit's) and were made there: edits kept while another branch was
+        // checked out, or changed there, stay their owner's, whatever branch is created
+        // next.
+        if same_commit
+            && ctx.repo.created_from_head(branch)
+            && left.was(ctx, &file.branch)
+            && !file.changed_while_away(hash)
+        {
             ctx.state.set_file(&FileState {
                 sha256: file.sha256.clone(),
                 branch: branch.clone(),
@@ -357,11 +399,18 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             kept("changed while another branch was checked out, so not pushed by a hook");
             return Ok(());
         }
-        if !Autopush::of(&ctx.repo).on_checkout() {
-            kept("envsync.autopush does not push at checkouts; git envsync push --branch does");
-            return Ok(());
+        match Autopush::of(&ctx.repo) {
+            Ok(autopush) if autopush.on_checkout() => {}
+            Ok(_) => {
+                kept("envsync.autopush does not push at checkouts; git envsync push --branch does");
+                return Ok(());
+            }
+            Err(bad) => {
+                kept(&format!("{bad}, so not pushed"));
+                return Ok(());
+            }
         }
-        if !left.could_be(ctx, &file.branch) {
+        if !left.was(ctx, &file.branch) {
             kept(&format!(
                 "this checkout did not leave {}, so not pushed by a hook",
                 file.branch
@@ -401,7 +450,7 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             }
             Ok(PushOutcome::UpToDate { .. }) => {}
             Err(e) => {
-                kept(&format!("not pushed: {}", e.message()));
+                kept(&format!("not pushed: {}", why(&e)));
                 return Ok(());
             }
         }
@@ -434,6 +483,16 @@ fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> 
     let mut keyring = Keyring::new(&ctx.config, false)?;
     let pulled = match offline.api(ctx)? {
         Some(api) => {
+            if let Some(old) = renamed_with_env(ctx, &api) {
+                // The default branch's env would stand in for it, and the first edit would
+                // be pushed as its first version, orphaning the env of its old name: the
+                // file stays as it is until `mv` moves that env.
+                say(format!(
+                    "{branch} has no env on the server, but it was renamed from {old}: git envsync mv {old} {branch} moves its env{}",
+                    still()
+                ));
+                return Ok(());
+            }
             let pulled = sync::pull(ctx, &api, &mut keyring, opts);
             offline.track(&pulled);
             pulled
@@ -467,7 +526,7 @@ fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> 
                     )),
                     Err(e) => say(format!(
                         "{env} not updated for {branch}: {}{}",
-                        e.message(),
+                        why(&e),
                         still()
                     )),
                 }
@@ -479,11 +538,21 @@ fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> 
         },
         Err(e) => say(format!(
             "{env} not updated for {branch}: {}{}",
-            e.message(),
+            why(&e),
             still()
         )),
     }
     Ok(())
+}
+
+/// The name the checked-out branch had before a `git branch -m`, when the branch has no
+/// env on the server and that name has one; `None` otherwise, or when the server cannot
+/// say (the pull that follows reports that).
+fn renamed_with_env(ctx: &Context, api: &Api) -> Option<String> {
+    let old = ctx.repo.renamed_from(&ctx.branch)?;
+    let project = &ctx.config.project;
+    let new_has_none = matches!(api.keys(project, &ctx.branch), Ok(None));
+    (new_has_none && matches!(api.keys(project, &old), Ok(Some(_)))).then_some(old)
 }
 
 fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
@@ -503,16 +572,17 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
     };
     let file = file?;
     let strict = ctx.repo.config_bool("envsync.strict");
-    let refuse = |what: String| {
+    let refuse_with = |what: String, fix: &str| {
         if strict {
             out::error(&format!("{what} (envsync.strict is set)"));
-            out::hint("git envsync pull or push, or git commit --no-verify to skip once");
+            out::hint(&format!("{fix}, or git commit --no-verify to skip once"));
             ExitCode::from(1)
         } else {
             out::say(&format!("envsync: {what}"));
             ExitCode::SUCCESS
         }
     };
+    let refuse = |what: String| refuse_with(what, "git envsync pull or push");
     // A file that holds another branch's env is worse than drift: say whose it is.
     if let Some(file) = file
         && file.branch != ctx.branch
@@ -531,7 +601,7 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let local = sync::parse_keys(ctx, current.expose())?.names;
-    let Some(server) = server_keys(ctx, offline) else {
+    let Some((server, why_cached)) = server_keys(ctx, offline) else {
         return Ok(ExitCode::SUCCESS);
     };
     // The local fingerprints (the kept key unsealed, every value keyed) only when the
@@ -546,7 +616,7 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
     if drift.in_sync() {
         return Ok(ExitCode::SUCCESS);
     }
-    Ok(refuse(format!(
+    let what = format!(
         "{} drifts from the server's {}{}: {}",
         ctx.env_display(),
         if drift.missing.is_empty() && drift.extra.is_empty() {
@@ -555,12 +625,20 @@ fn pre_commit(ctx: &Context, offline: &Offline) -> Result<ExitCode> {
             "keys"
         },
         if server.cached {
-            " (as last seen: server unreachable)"
+            format!(" (as last seen: {why_cached})")
         } else {
-            ""
+            String::new()
         },
         drift.summary()
-    )))
+    );
+    if server.cached && why_cached == client::TOKEN_REJECTED {
+        // pull and push would be refused too: logging in again comes first.
+        return Ok(refuse_with(
+            what,
+            "git envsync login, then git envsync pull or push",
+        ));
+    }
+    Ok(refuse(what))
 }
 
 /// How to get out of a file that holds another branch's env.
@@ -568,6 +646,12 @@ fn foreign_hint(ctx: &Context, file: &FileState) -> String {
     match ctx.repo.renamed_from(&ctx.branch) {
         Some(old) if old == file.branch => format!(
             "{} was renamed from {old}: git envsync mv {old} {} moves its env",
+            ctx.branch, ctx.branch
+        ),
+        // The file holds yet another branch's env (a checkout onto the renamed branch
+        // left it as it was): after the move, pull brings it.
+        Some(old) => format!(
+            "{} was renamed from {old}: git envsync mv {old} {} moves its env, then git envsync pull brings it",
             ctx.branch, ctx.branch
         ),
         _ => format!(
@@ -628,18 +712,28 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
 }
 
 /// The server's key list for the branch (or its fallback), the cached one when the server
-/// cannot be reached in time; `None` when there is nothing to compare with.
-fn server_keys(ctx: &Context, offline: &Offline) -> Option<sync::ServerKeys> {
+/// cannot be asked (then with why not: unreachable, or the token rejected); `None` when
+/// there is nothing to compare with.
+fn server_keys(ctx: &Context, offline: &Offline) -> Option<(sync::ServerKeys, String)> {
     let api = offline.api(ctx).ok().flatten();
+    let mut why_cached = "server unreachable".to_owned();
     for branch in &ctx.branch_and_fallback() {
         let (keys, failure) = sync::server_keys(ctx, api.as_ref(), branch);
         match (&api, failure) {
-            (Some(api), Some(e)) => offline.track::<()>(&Err(api.fail(e))),
+            (Some(api), Some(e)) => {
+                let failed = Err(api.fail(e));
+                offline.track::<()>(&failed);
+                if let Err(e) = &failed
+                    && e.exit != Exit::Server
+                {
+                    why_cached = why(e);
+                }
+            }
             (Some(_), None) => offline.note(false),
             (None, _) => {}
         }
-        if keys.is_some() {
-            return keys;
+        if let Some(keys) = keys {
+            return Some((keys, why_cached));
         }
     }
     None
@@ -685,9 +779,14 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
         ));
         return Ok(());
     }
-    // The user turned commit-time pushes off: theirs to make, nothing to say.
-    if !Autopush::of(&ctx.repo).on_commit() {
-        return Ok(());
+    match Autopush::of(&ctx.repo) {
+        Ok(autopush) if autopush.on_commit() => {}
+        // The user turned commit-time pushes off: theirs to make, nothing to say.
+        Ok(_) => return Ok(()),
+        Err(bad) => {
+            out::say(&format!("envsync: {env} not pushed: {bad}"));
+            return Ok(());
+        }
     }
     let mut keyring = Keyring::new(&ctx.config, false)?;
     if !keyring.available_without_prompt() {
@@ -725,7 +824,7 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
             ctx.branch
         )),
         Ok(PushOutcome::UpToDate { .. }) => {}
-        Err(e) => out::say(&format!("envsync: {env} not pushed: {}", e.message())),
+        Err(e) => out::say(&format!("envsync: {env} not pushed: {}", why(&e))),
     }
     Ok(())
 }

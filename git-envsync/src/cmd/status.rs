@@ -1,7 +1,7 @@
 //! `git envsync status`: one screen on where this clone stands.
 
 use crate::cli::Global;
-use crate::client::{ApiError, Timeouts};
+use crate::client::{ApiError, TOKEN_REJECTED, Timeouts};
 use crate::context::Context;
 use crate::drift::Drift;
 use crate::error::Result;
@@ -66,7 +66,7 @@ pub fn run(global: &Global, _args: Args) -> Result<ExitCode> {
         Some(e) => {
             why = Some(match &e {
                 ApiError::Status { status, .. } if *status == StatusCode::UNAUTHORIZED => {
-                    "token rejected: run git envsync login".to_owned()
+                    TOKEN_REJECTED.to_owned()
                 }
                 ApiError::Status { status, .. } if *status == StatusCode::FORBIDDEN => {
                     format!("this token may not read {}", ctx.config.project)

@@ -672,17 +672,7 @@ fn status_tells_the_truth_and_the_next_step() {
     );
 
     alice.token = server.token("gone@example.com", "developer", &["truth"]);
-    let owner = server.token("owner@example.com", "owner", &[]);
-    let tokens = server.request("GET", "/tokens", &owner, None).json();
-    let jti = tokens
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["email"] == "gone@example.com")
-        .map(|t| t["jti"].as_str().unwrap().to_owned())
-        .unwrap();
-    let r = server.request("DELETE", &format!("/tokens/{jti}"), &owner, None);
-    assert_eq!(r.status, 204, "{r:?}");
+    server.revoke("gone@example.com");
     let out = alice.envsync(&["status"]).clean();
     assert!(
         out.stdout.contains("token rejected: run git envsync login"),

@@ -454,3 +454,88 @@ fn autopush_setting_decides_which_hooks_push() {
         }
     }
 }
+
+/// What the hooks printed: their `envsync:` lines.
+fn envsync_lines(run: &Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("envsync:"))
+        .collect()
+}
+
+/// An `envsync.autopush` that is none of the known values pushes nothing, and each hook
+/// run says so in its one line; `hooks install` says the same.
+#[test]
+fn an_invalid_autopush_value_is_said_in_one_line() {
+    let server = Server::start();
+    let dev = Dev::new(&server, "autopush-bad");
+    dev.git(&["config", "envsync.autopush", "sometimes"]);
+    dev.envsync(&["hooks", "install"]).clean().ok();
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).ok();
+    dev.git(&["branch", "other"]);
+    dev.write_env("A=1\nB=2\n");
+
+    let out = dev.commit("edit").ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].contains("not pushed: envsync.autopush = sometimes"),
+        "{out:#?}"
+    );
+    let out = dev.git_run(&["checkout", "-q", "other"]).ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].contains("kept your edits to main v1")
+            && lines[0].contains("envsync.autopush = sometimes is not"),
+        "{out:#?}"
+    );
+    assert_eq!(version(&server, &dev, "main"), Some(1));
+    assert_eq!(dev.read_env().unwrap(), b"A=1\nB=2\n");
+    // What hooks install says agrees.
+    let install = dev.envsync(&["hooks", "install"]).clean().ok();
+    assert!(
+        install.stderr.contains(
+            "envsync.autopush = sometimes is not true, commit, checkout or false: the hooks push nothing"
+        ),
+        "{install:#?}"
+    );
+}
+
+/// A revoked token: post-commit and strict pre-commit say in their line to log in again,
+/// not that the server refused the request or cannot be reached.
+#[test]
+fn a_revoked_token_makes_the_hooks_say_login() {
+    let server = Server::start();
+    let dev = Dev::hooked(&server, "revoked");
+    dev.write_env("A=1\n");
+    dev.envsync(&["push"]).ok();
+    server.revoke("dev@example.com");
+
+    dev.write_env("A=1\nB=2\n");
+    let out = dev.commit("edit").ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].contains("not pushed: token rejected: run git envsync login"),
+        "{out:#?}"
+    );
+
+    dev.git(&["config", "envsync.strict", "true"]);
+    let out = dev.commit("strict").code(1);
+    let error = out.stderr.lines().find(|l| l.starts_with("error: "));
+    assert!(
+        error.is_some_and(|l| l.contains("as last seen: token rejected: run git envsync login")),
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr.contains("hint: git envsync login, then"),
+        "{out:#?}"
+    );
+    assert!(!out.stderr.contains("unreachable"), "{out:#?}");
+
+    let reader = server.token("reader@example.com", "developer", &["revoked"]);
+    let (latest, _) = server.latest(&reader, "revoked", "main").unwrap();
+    assert_eq!(latest, 1, "nothing pushed with the revoked token");
+}

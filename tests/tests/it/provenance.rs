@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 /// Generous bound for "git is not held up" (a hang is 30 s or more).
 const NOT_STUCK: Duration = Duration::from_secs(8);
+/// Past this, git is hung: killed, and the test fails.
+const HUNG: Duration = Duration::from_secs(60);
 
 /// The versions of `branch` on the server: (version, keys), newest first.
 fn history(server: &Server, dev: &Dev, branch: &str) -> Vec<(u64, Vec<String>)> {
@@ -240,11 +242,13 @@ fn the_plaintext_guard_holds_everywhere() {
         me.repo.display()
     ));
     refused(Run::from(cmd.output().unwrap()));
-    // A branch named `@`, which envsync refuses as a name.
+    // A branch named `@`, which envsync refuses as a name (git accepts it: were it
+    // refused, this part would prove nothing, so that fails too).
     let made = me.git_run(&["checkout", "-q", "-b", "@"]);
-    if made.code == 0 {
-        refused(me.git_run(&["commit", "-q", "-m", "x"]));
-    }
+    assert_eq!(made.code, 0, "git refused a branch named @: {made:#?}");
+    let on = me.git(&["symbolic-ref", "HEAD"]);
+    assert_eq!(String::from_utf8_lossy(&on.stdout).trim(), "refs/heads/@");
+    refused(me.git_run(&["commit", "-q", "-m", "x"]));
 }
 
 /// 6. `--git-dir`/`--work-tree` and `GIT_WORK_TREE` keep the hooks working.
@@ -270,7 +274,8 @@ fn hooks_work_with_git_dir_and_work_tree() {
     assert_eq!(history(&server, &me, "main").len(), 2);
 }
 
-/// 7. A `.env` that is a named pipe never hangs `git commit` or `git checkout`.
+/// 7. A `.env` that is a named pipe never hangs `git commit` or `git checkout` (a
+///    regression fails here after [`HUNG`], instead of hanging the test run).
 #[test]
 fn a_named_pipe_env_file_never_hangs_git() {
     let server = Server::start();
@@ -281,9 +286,14 @@ fn a_named_pipe_env_file_never_hangs_git() {
         .unwrap();
     assert!(status.success());
     let start = Instant::now();
-    let out = me.commit("with a fifo").ok();
-    me.git_run(&["checkout", "-q", "-b", "other"]).ok();
-    me.git_run(&["checkout", "-q", "main"]).ok();
+    fs::write(me.repo.join("file.txt"), "with a fifo").unwrap();
+    me.git(&["add", "file.txt"]);
+    let out = me
+        .git_run_within(&["commit", "-q", "-m", "with a fifo"], HUNG)
+        .ok();
+    me.git_run_within(&["checkout", "-q", "-b", "other"], HUNG)
+        .ok();
+    me.git_run_within(&["checkout", "-q", "main"], HUNG).ok();
     assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
     assert!(out.stderr.contains("not a regular file"), "{out:#?}");
 }
@@ -426,4 +436,200 @@ fn a_rebase_prints_nothing_per_commit() {
     me.git_run(&["checkout", "-q", "topic"]).ok();
     let out = me.git_run(&["rebase", "-q", "main"]).ok();
     assert!(envsync_lines(&out).is_empty(), "{out:#?}");
+}
+
+/// 12. `git switch -c` takes the file over only from the branch just left: main's edits,
+///     kept while `b` was checked out, stay main's when a branch is created from `b`
+///     (even at the same commit), and are never pushed as the new branch's first
+///     version. From a detached HEAD at the owner's commit, the new branch does take
+///     them over.
+#[test]
+fn switch_c_takes_over_only_the_branch_just_left() {
+    let server = Server::start();
+    let me = Dev::hooked(&server, "switchc-left");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git(&["branch", "b"]);
+    // Checkouts keep the edits to main (they are pushed at commits only).
+    me.git(&["config", "envsync.autopush", "commit"]);
+    me.write_env("A=1\nMAIN_EDIT=1\n");
+    let out = me.git_run(&["checkout", "-q", "b"]).ok();
+    assert!(
+        out.stderr.contains("kept your edits to main v1"),
+        "{out:#?}"
+    );
+
+    let out = me.git_run(&["switch", "-q", "-c", "c"]).ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(lines[0].contains("kept your edits to main v1"), "{out:#?}");
+    assert!(!out.stderr.contains("takes over"), "{out:#?}");
+    let status = me.envsync(&["status"]).clean().ok();
+    assert!(
+        status.stdout.contains("holds main v1, not c"),
+        "{status:#?}"
+    );
+    let out = me.commit("on c").ok();
+    assert!(out.stderr.contains("not pushed"), "{out:#?}");
+    assert!(history(&server, &me, "c").is_empty(), "c got main's edit");
+    assert_eq!(me.read_env().unwrap(), b"A=1\nMAIN_EDIT=1\n");
+
+    // Back on main, the edits are main's, and a detached HEAD at main's commit hands
+    // them to the branch created there.
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    me.git_run(&["checkout", "-q", "--detach"]).ok();
+    let out = me.git_run(&["switch", "-q", "-c", "d"]).ok();
+    assert!(out.stderr.contains("d takes over"), "{out:#?}");
+    let out = me.commit("on d").ok();
+    assert!(out.stderr.contains("to d as version 1"), "{out:#?}");
+    assert_eq!(history(&server, &me, "d")[0].1, ["A", "MAIN_EDIT"]);
+    assert_eq!(history(&server, &me, "main").len(), 1);
+
+    // Edits to d changed while main was checked out are not taken over by a branch
+    // created from d either: the change was not made on d.
+    me.write_env("A=1\nMAIN_EDIT=1\nD_EDIT=1\n");
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    me.write_env("A=1\nMAIN_EDIT=1\nD_EDIT=1\nON_MAIN=1\n");
+    me.git_run(&["checkout", "-q", "d"]).ok();
+    let out = me.git_run(&["switch", "-q", "-c", "e"]).ok();
+    assert!(!out.stderr.contains("takes over"), "{out:#?}");
+    assert!(
+        out.stderr.contains("changed while another branch"),
+        "{out:#?}"
+    );
+    me.commit("on e").ok();
+    assert!(history(&server, &me, "e").is_empty(), "e got main's edit");
+    assert_eq!(history(&server, &me, "d").len(), 1);
+}
+
+/// 13. A branch renamed while another was checked out (`git branch -m old new`), then
+///     checked out, or one renamed while checked out, left and come back to: the
+///     checkout says to run `git envsync mv`, leaves the file as it is, and the next
+///     commit does not publish the default branch's env plus the edit as the new name's
+///     first version.
+#[test]
+fn a_branch_renamed_elsewhere_gets_the_hint_at_checkout() {
+    let server = Server::start();
+    let me = Dev::hooked(&server, "rename-away");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git_run(&["switch", "-q", "-c", "feature"]).ok();
+    me.write_env("A=1\nF=1\n");
+    me.commit("on feature").ok();
+    assert_eq!(history(&server, &me, "feature").len(), 1);
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    assert_eq!(me.read_env().unwrap(), b"A=1\n");
+
+    me.git(&["branch", "-m", "feature", "renamed"]);
+    let out = me.git_run(&["checkout", "-q", "renamed"]).ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].contains("git envsync mv feature renamed"),
+        "{out:#?}"
+    );
+    assert!(lines[0].contains("still holds main v1"), "{out:#?}");
+    me.write_env("A=1\nG=1\n");
+    let out = me.commit("on renamed").ok();
+    assert!(out.stderr.contains("not pushed"), "{out:#?}");
+    assert!(
+        out.stderr.contains("git envsync mv feature renamed"),
+        "{out:#?}"
+    );
+    assert!(history(&server, &me, "renamed").is_empty());
+    me.envsync(&["mv", "feature", "renamed"]).clean().ok();
+    assert_eq!(history(&server, &me, "renamed")[0].1, ["A", "F"]);
+    me.envsync(&["pull", "--force"]).clean().ok();
+    assert_eq!(me.read_env().unwrap(), b"A=1\nF=1\n");
+
+    // Renamed while checked out, then left and come back to.
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    me.git_run(&["switch", "-q", "-c", "topic"]).ok();
+    me.write_env("A=1\nT=1\n");
+    me.commit("on topic").ok();
+    assert_eq!(history(&server, &me, "topic").len(), 1);
+    me.git(&["branch", "-m", "topic", "topic2"]);
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    let out = me.git_run(&["checkout", "-q", "topic2"]).ok();
+    assert!(
+        out.stderr.contains("git envsync mv topic topic2"),
+        "{out:#?}"
+    );
+    me.write_env("A=1\nU=1\n");
+    me.commit("on topic2").ok();
+    assert!(history(&server, &me, "topic2").is_empty());
+}
+
+/// 14. With the server down, a checkout brings the branch's env from this clone's sealed
+///     copy, and `status` says the file is that branch's, the server unreachable.
+#[test]
+fn an_offline_checkout_restores_the_sealed_copy() {
+    let mut server = Server::start();
+    let me = Dev::hooked(&server, "offline-copy");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git_run(&["switch", "-q", "-c", "other"]).ok();
+    me.write_env("OTHER=1\n");
+    me.envsync(&["push"]).clean().ok();
+    me.git_run(&["checkout", "-q", "main"]).ok();
+    assert_eq!(me.read_env().unwrap(), b"A=1\n");
+
+    server.kill();
+    let out = me.git_run(&["checkout", "-q", "other"]).ok();
+    let lines = envsync_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].contains("server unreachable; .env is other version 1 from this clone's copy"),
+        "{out:#?}"
+    );
+    assert_eq!(me.read_env().unwrap(), b"OTHER=1\n");
+    let status = me.envsync(&["status", "--json"]).clean().code(3);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(json["branch"], "other", "{status:#?}");
+    assert_eq!(json["holds"], "other v1", "{status:#?}");
+    assert_eq!(json["local"], "clean", "{status:#?}");
+    assert_eq!(json["synced_version"], 1, "{status:#?}");
+    assert_eq!(json["server_reachable"], false, "{status:#?}");
+}
+
+/// 15. A checkout that could not bring a new branch's env (server down, no copy) leaves
+///     main's: `diff` notes whose env the file holds, and `adopt` makes it the branch's
+///     own, so the next commit pushes it there (and main gets nothing).
+#[test]
+fn diff_notes_a_foreign_file_and_adopt_makes_it_the_branchs() {
+    let mut server = Server::start();
+    let mut me = Dev::hooked(&server, "adopt");
+    me.write_env("A=1\n");
+    me.envsync(&["push"]).ok();
+    me.git(&["branch", "fresh"]);
+
+    server.kill();
+    let out = me.git_run(&["checkout", "-q", "fresh"]).ok();
+    assert!(out.stderr.contains("it still holds main v1"), "{out:#?}");
+    server.restart();
+    me.server_url = server.url.clone();
+
+    let diff = me.envsync(&["diff"]).clean();
+    assert!(
+        diff.stderr.contains("note: .env holds main v1, not fresh"),
+        "{diff:#?}"
+    );
+    let out = me.envsync(&["adopt"]).clean().ok();
+    assert!(
+        out.stderr
+            .contains(".env is now fresh's (it held main v1); git envsync push publishes it"),
+        "{out:#?}"
+    );
+    let diff = me.envsync(&["diff"]).clean();
+    assert!(!diff.stderr.contains("note:"), "{diff:#?}");
+    let status = me.envsync(&["status"]).clean().ok();
+    assert!(!status.stdout.contains("holds main"), "{status:#?}");
+    let out = me.envsync(&["adopt"]).clean().ok();
+    assert!(out.stderr.contains("already holds fresh's env"), "{out:#?}");
+
+    me.write_env("A=1\nB=2\n");
+    let out = me.commit("on fresh").ok();
+    assert!(out.stderr.contains("to fresh as version 1"), "{out:#?}");
+    assert_eq!(history(&server, &me, "fresh")[0].1, ["A", "B"]);
+    assert_eq!(history(&server, &me, "main").len(), 1, "main is untouched");
 }
