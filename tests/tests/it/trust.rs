@@ -694,3 +694,125 @@ fn forget_wipes_a_merge_in_progress_on_that_branch_only() {
     bob.envsync(&["merge"]).refused().code(1);
     assert_eq!(bob.read_env().unwrap(), b"A=3\n", "the file is left alone");
 }
+
+/// A hook never pushes edits under settings other than the ones they were made under:
+/// alice edits the env file under the settings she trusted; a teammate commits a change
+/// to `.envsync.toml`, which she pulls with git and trusts; her next commit, and a
+/// checkout of another branch, each say in one line that the edits are not pushed, and
+/// the server gets no version. An explicit push, after checking, still publishes them.
+#[test]
+fn a_hook_never_pushes_edits_made_under_other_settings() {
+    let server = Server::start();
+    let alice = victim(&server, "resettled");
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    fs::write(
+        bob.repo.join(".envsync.toml"),
+        "project = \"resettled\"\ndefault_branch = \"develop\"\n",
+    )
+    .unwrap();
+    bob.git(&["commit", "-qam", "develop is the default branch now"]);
+    bob.git(&["checkout", "-q", "-b", "topic"]);
+    bob.commit("topic work").ok();
+    let bob_repo = bob.repo.to_str().unwrap();
+    alice.git(&["pull", "-q", "--ff-only", bob_repo, "main"]);
+    let trusted = alice.envsync(&["trust", "--yes"]).clean().ok();
+    assert!(
+        trusted.stdout.contains("default_branch: main -> develop"),
+        "{trusted:#?}"
+    );
+    let env_before = alice.read_env();
+
+    let out = alice.commit("a commit under the new settings").ok();
+    assert_eq!(
+        envsync_lines(&out),
+        [
+            "envsync: .env was synced under other settings; not pushed (git envsync push, after checking it)"
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(versions(&server, &alice, "main"), 1);
+
+    alice.git(&["fetch", "-q", bob_repo, "topic:topic"]);
+    let out = alice.git_run(&["checkout", "-q", "topic"]).ok();
+    assert_eq!(
+        envsync_lines(&out),
+        [
+            "envsync: kept your edits to main v1 in .env (made under other settings, not pushed); it is not topic's env"
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(versions(&server, &alice, "main"), 1);
+    assert_eq!(versions(&server, &alice, "topic"), 0);
+    assert_eq!(alice.read_env(), env_before);
+
+    // Back on main, the user's own push publishes them.
+    alice.git_run(&["checkout", "-q", "main"]).ok();
+    alice.envsync(&["push"]).clean().ok();
+    assert_eq!(versions(&server, &alice, "main"), 2);
+}
+
+/// Versions pushed in team mode before signatures existed carry none: pull refuses them,
+/// `rotate` refuses them too and names `--accept-unsigned`, which re-signs them as the
+/// rotating member's after she has checked them; pull takes the re-signed version.
+#[test]
+fn rotate_accept_unsigned_moves_unsigned_team_versions_over() {
+    let server = Server::start();
+    let (alice, bob, recipients) = team(&server, "unsigned");
+    alice.write_env("API_KEY=signed\n");
+    alice.envsync(&["push"]).clean().ok();
+    bob.envsync(&["pull"]).clean().ok();
+    // What an older client pushed: sealed to the members, no signature.
+    // (The key list `forged_push` sends: API_KEY and NODE_OPTIONS.)
+    let old = b"API_KEY=from-before-signatures\nNODE_OPTIONS=--max-old-space-size=4096\n";
+    let armored = envelope::seal(
+        &Binding::new("unsigned", "main", 2),
+        old,
+        &Seal::Recipients(&recipients),
+    )
+    .unwrap();
+    forged_push(&server, &alice.token, "unsigned", &armored, 1);
+
+    let out = bob.envsync(&["pull"]).refused().code(1);
+    assert!(
+        out.stderr.contains("refusing version 2 of main: it is not signed"),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("rotate --accept-unsigned"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), b"API_KEY=signed\n");
+
+    let out = alice.envsync(&["rotate"]).refused().code(1);
+    assert!(
+        out.stderr
+            .contains("error: main: refusing version 2 of main: it is not signed"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr.contains(
+            "hint: nothing was written; versions from before signatures move over with git envsync rotate --accept-unsigned"
+        ),
+        "{out:#?}"
+    );
+    assert_eq!(versions(&server, &alice, "main"), 2, "rotate pushed");
+
+    let out = alice
+        .envsync(&["rotate", "--accept-unsigned"])
+        .clean()
+        .ok();
+    assert!(
+        out.stderr.contains(
+            "main: version 2 was not signed; re-signing it as yours (--accept-unsigned)"
+        ),
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr.contains("Rotated 1 branch of unsigned for"),
+        "{out:#?}"
+    );
+    assert_eq!(versions(&server, &alice, "main"), 3);
+
+    bob.envsync(&["pull"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), old);
+    let log = bob.envsync(&["log"]).clean().ok();
+    let newest = log.stdout.lines().find(|l| l.starts_with("version 3")).unwrap();
+    assert!(newest.contains("signed by alice@example.com"), "{log:#?}");
+}
