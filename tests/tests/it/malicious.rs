@@ -423,6 +423,20 @@ fn envsync_limited(dev: &Dev, kib: u64, args: &[&str]) -> Run {
     Run::from(cmd.output().unwrap())
 }
 
+/// A passphrase file whose scrypt stanza claims work factor `wf`, nothing else changed.
+fn raise_work_factor(binary: &[u8], wf: usize) -> Vec<u8> {
+    let end = header_end(binary);
+    let text = String::from_utf8_lossy(&binary[..end]).into_owned();
+    let scrypt_line = text.lines().nth(1).unwrap();
+    assert!(scrypt_line.starts_with("-> scrypt "), "{text}");
+    let (stanza, _) = scrypt_line.rsplit_once(' ').unwrap();
+    let mut forged = text
+        .replace(scrypt_line, &format!("{stanza} {wf}"))
+        .into_bytes();
+    forged.extend_from_slice(&binary[end..]);
+    forged
+}
+
 #[test]
 fn hostile_scrypt_headers_are_refused_without_the_work() {
     let server = Server::start();
@@ -453,33 +467,25 @@ fn hostile_scrypt_headers_are_refused_without_the_work() {
         }
         rewrite(resp, |v| {
             let binary = dearmor(v["ciphertext"].as_str().unwrap());
-            let text = String::from_utf8_lossy(&binary[..header_end(&binary)]).into_owned();
-            let scrypt_line = text.lines().nth(1).unwrap().to_owned();
-            let mut forged = match case {
+            let forged = match case {
                 // Only the header's work factor is raised: the cap must stop it
                 // before scrypt runs.
-                23 | 30 => {
-                    let (stanza, _) = scrypt_line.rsplit_once(' ').unwrap();
-                    let raised = format!("{stanza} {case}");
-                    text.replace(&scrypt_line, &raised).into_bytes()
-                }
+                23 | 30 => raise_work_factor(&binary, case),
                 // An X25519 stanza before, or after, the scrypt stanza.
-                1 => text
-                    .replacen(
-                        "-> scrypt",
-                        &format!("{}-> scrypt", String::from_utf8_lossy(&x25519_stanza)),
-                        1,
-                    )
-                    .into_bytes(),
-                _ => text
-                    .replacen(
-                        "---",
-                        &format!("{}---", String::from_utf8_lossy(&x25519_stanza)),
-                        1,
-                    )
-                    .into_bytes(),
+                _ => {
+                    let end = header_end(&binary);
+                    let text = String::from_utf8_lossy(&binary[..end]).into_owned();
+                    let stanza = String::from_utf8_lossy(&x25519_stanza);
+                    let mut forged = if case == 1 {
+                        text.replacen("-> scrypt", &format!("{stanza}-> scrypt"), 1)
+                    } else {
+                        text.replacen("---", &format!("{stanza}---"), 1)
+                    }
+                    .into_bytes();
+                    forged.extend_from_slice(&binary[end..]);
+                    forged
+                }
             };
-            forged.extend_from_slice(&binary[header_end(&binary)..]);
             v["ciphertext"] = armor(&forged).into();
         })
     });
@@ -642,4 +648,96 @@ fn rollback_and_rotate_refuse_what_pull_refuses() {
     lie.set(0);
     bob.envsync(&["rollback", "1"]).clean().ok();
     assert_eq!(versions(), 3);
+}
+
+/// The rest of pull's lies, told to `rollback` and `rotate`: an older version served as
+/// the latest to a clone that has seen a newer one, another project's blob, one flipped
+/// byte of ciphertext, and a scrypt header claiming a work factor of 30 (run with 2 GiB
+/// of address space: scrypt at 2^30 would need 1 TiB). Each is refused with one error
+/// line; the work tree is untouched and the server holds the versions it had.
+#[test]
+fn rollback_and_rotate_refuse_the_rest_of_pulls_lies() {
+    let server = Server::start();
+    let both = server.token("bob@example.com", "developer", &["rr2", "rr2-other"]);
+    let alice = Dev::new(&server, "rr2");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).ok();
+    alice.write_env("A=2\nB=2\n");
+    alice.envsync(&["push"]).ok();
+    let other = Dev::new(&server, "rr2-other");
+    for content in ["A=other1\n", "A=other2\nB=other2\n"] {
+        other.write_env(content);
+        other.envsync(&["push"]).ok();
+    }
+
+    let (lie, proxy) = liar(&server, move |n, req, up| {
+        let path = req.path.as_str();
+        let blob = req.method == "GET" && path.starts_with("/env/rr2/main?") && !is_keys(req);
+        match n {
+            // Rolled back to version 1: the key list and the branch listing say so.
+            1 if is_keys(req) && path.starts_with("/env/rr2/main/") => {
+                rewrite(up.send("GET", "/env/rr2/main?version=1", req), |v| {
+                    v.as_object_mut()
+                        .unwrap()
+                        .retain(|k, _| k == "version" || k == "keys");
+                })
+            }
+            1 if path.starts_with("/env/rr2?") => rewrite(up.pass(req), |v| {
+                for b in v["branches"].as_array_mut().unwrap() {
+                    if b["branch"] == "main" {
+                        b["version"] = 1.into();
+                    }
+                }
+            }),
+            // The same version of another project.
+            2 if blob => up.send("GET", &path.replace("/env/rr2/", "/env/rr2-other/"), req),
+            // One byte of the (only) chunk's ciphertext flipped.
+            3 if blob => rewrite(up.pass(req), |v| {
+                let binary = dearmor(v["ciphertext"].as_str().unwrap());
+                v["ciphertext"] = armor(&tamper(5, &binary)).into();
+            }),
+            // A header that claims scrypt work factor 30.
+            4 if blob => rewrite(up.pass(req), |v| {
+                let binary = dearmor(v["ciphertext"].as_str().unwrap());
+                v["ciphertext"] = armor(&raise_work_factor(&binary, 30)).into();
+            }),
+            _ => up.pass(req),
+        }
+    });
+    let mut bob = behind(&proxy, &alice, &server, "bob@example.com");
+    bob.token = both;
+    bob.env.push((
+        "ENVSYNC_NEW_PASS".to_owned(),
+        "a brand new passphrase".to_owned(),
+    ));
+    bob.envsync(&["pull"]).clean().ok();
+    let reader = server.token("reader@example.com", "readonly", &["rr2", "rr2-other"]);
+    let versions = |project: &str| {
+        let path = format!("/env/{project}/main/versions");
+        let r = server.request("GET", &path, &reader, None);
+        r.json()["versions"].as_array().unwrap().len()
+    };
+    let lies = [
+        (1, "rollback detected"),
+        (2, "bound to project 'rr2-other' but 'rr2'"),
+        (3, "cannot decrypt"),
+        (4, "work factor 30, above the accepted maximum 22"),
+    ];
+    for args in [&["rollback", "1"][..], &["rotate"][..]] {
+        for (n, expected) in lies {
+            lie.set(n);
+            let before = snapshot(&bob);
+            let out = envsync_limited(&bob, 2 << 20, args).refused().code(1);
+            assert!(out.stderr.contains(expected), "{args:?}, lie {n}: {out:#?}");
+            assert_untouched(&bob, &before, &out);
+            assert_eq!(versions("rr2"), 2, "{args:?} pushed after lie {n}");
+            assert_eq!(versions("rr2-other"), 2, "{args:?} pushed after lie {n}");
+        }
+    }
+    // Honest again: both work.
+    lie.set(0);
+    bob.envsync(&["rollback", "1"]).clean().ok();
+    assert_eq!(versions("rr2"), 3);
+    bob.envsync(&["rotate"]).clean().ok();
+    assert_eq!(versions("rr2"), 4);
 }
