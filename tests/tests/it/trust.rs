@@ -84,12 +84,28 @@ fn a_branch_naming_another_server_and_member_gets_no_token_and_no_plaintext() {
     let out = alice.git_run(&["checkout", "-q", "evil"]).ok();
     assert!(start.elapsed() < NOT_STUCK);
     let lines = envsync_lines(&out);
-    assert_eq!(lines.len(), 1, "one line: {out:#?}");
-    assert!(lines[0].contains("git envsync trust"), "{out:#?}");
+    assert_eq!(
+        lines,
+        [
+            "envsync: .envsync.toml changed since this clone trusted it (server, member added); the hooks do nothing until you review it with git envsync trust"
+        ],
+        "one line: {out:#?}"
+    );
     // A commit on the branch: the hooks do nothing either.
-    alice
+    let out = alice
         .git_run(&["commit", "-q", "--allow-empty", "-m", "x"])
         .ok();
+    // One line from each hook that ran (pre-commit, then post-commit), the checkout's.
+    assert_eq!(
+        envsync_lines(&out),
+        [lines[0].as_str(), lines[0].as_str()],
+        "{out:#?}"
+    );
+    assert!(
+        attacker.exchanges().is_empty(),
+        "{:#?}",
+        attacker.exchanges()
+    );
 
     // Every command refuses, with one line and the way to consent.
     for args in [
@@ -172,7 +188,18 @@ fn an_env_file_through_a_symlinked_directory_reads_and_writes_nothing_outside() 
         alice.git_run(&["checkout", "-q", "main"]).ok();
         let out = alice.git_run(&["checkout", "-q", branch]).ok();
         let lines = envsync_lines(&out);
-        assert!(lines.len() <= 1, "{out:#?}");
+        let env_file = if branch == "evil-home" {
+            "h/.bash_aliases"
+        } else {
+            "creds/.env"
+        };
+        assert_eq!(
+            lines,
+            [format!(
+                "envsync: cannot reach {env_file}: a directory on its path is a symbolic link or not a directory; envsync never follows links in env_file"
+            )],
+            "{out:#?}"
+        );
         for args in [
             &["pull"][..],
             &["pull", "--force"][..],
@@ -267,14 +294,14 @@ fn a_huge_work_factor_is_one_line_never_an_abort_or_a_hang() {
     let start = Instant::now();
     let out = alice.git_run(&["checkout", "-q", "evil-wf"]).ok();
     assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
-    let lines = envsync_lines(&out);
-    assert_eq!(lines.len(), 1, "{out:#?}");
-    assert!(lines[0].contains("work_factor 30"), "{out:#?}");
+    let line = "envsync: .envsync.toml: work_factor 30 is outside 18..=22 (scrypt above 22 needs over 4 GiB, and nobody could open the files)";
+    assert_eq!(envsync_lines(&out), [line], "{out:#?}");
     alice.write_env("SECRET=alice-only\nWIP=more\n");
     let out = alice
         .git_run(&["commit", "-q", "--allow-empty", "-m", "x"])
         .ok();
-    assert!(envsync_lines(&out).len() <= 2, "{out:#?}");
+    // One line from each hook that ran (pre-commit, then post-commit).
+    assert_eq!(envsync_lines(&out), [line, line], "{out:#?}");
     for args in [&["push"][..], &["pull"][..], &["trust", "--yes"][..]] {
         let start = Instant::now();
         let out = alice.envsync(args).refused().code(2);
@@ -774,7 +801,8 @@ fn rotate_accept_unsigned_moves_unsigned_team_versions_over() {
 
     let out = bob.envsync(&["pull"]).refused().code(1);
     assert!(
-        out.stderr.contains("refusing version 2 of main: it is not signed"),
+        out.stderr
+            .contains("refusing version 2 of main: it is not signed"),
         "{out:#?}"
     );
     assert!(out.stderr.contains("rotate --accept-unsigned"), "{out:#?}");
@@ -794,14 +822,10 @@ fn rotate_accept_unsigned_moves_unsigned_team_versions_over() {
     );
     assert_eq!(versions(&server, &alice, "main"), 2, "rotate pushed");
 
-    let out = alice
-        .envsync(&["rotate", "--accept-unsigned"])
-        .clean()
-        .ok();
+    let out = alice.envsync(&["rotate", "--accept-unsigned"]).clean().ok();
     assert!(
-        out.stderr.contains(
-            "main: version 2 was not signed; re-signing it as yours (--accept-unsigned)"
-        ),
+        out.stderr
+            .contains("main: version 2 was not signed; re-signing it as yours (--accept-unsigned)"),
         "{out:#?}"
     );
     assert!(
@@ -813,6 +837,142 @@ fn rotate_accept_unsigned_moves_unsigned_team_versions_over() {
     bob.envsync(&["pull"]).clean().ok();
     assert_eq!(bob.read_env().unwrap(), old);
     let log = bob.envsync(&["log"]).clean().ok();
-    let newest = log.stdout.lines().find(|l| l.starts_with("version 3")).unwrap();
+    let newest = log
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("version 3"))
+        .unwrap();
     assert!(newest.contains("signed by alice@example.com"), "{log:#?}");
+}
+
+/// `git envsync trust` at a terminal: it shows what changed since the settings last
+/// trusted (each changed field, before and after; the member added) and asks. `n` trusts
+/// nothing: the record is byte-for-byte as before and commands still refuse; `y` trusts.
+#[test]
+fn trust_at_a_terminal_shows_what_changed_and_asks() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "asked");
+    let record = alice.repo.join(".git/envsync/trust.json");
+    let record_before = fs::read(&record).unwrap();
+    let key = age::x25519::Identity::generate().to_public();
+    let signer = SigningKey::generate().unwrap().public();
+    fs::write(
+        alice.repo.join(".envsync.toml"),
+        format!(
+            "project = \"asked\"\ndefault_branch = \"develop\"\nwork_factor = 20\nrecipients = [{{ name = \"carol\", key = \"{key}\", signer = \"{signer}\" }}]\n"
+        ),
+    )
+    .unwrap();
+    alice.git(&["commit", "-qam", "a teammate's change"]);
+
+    for answer in ["n", "y"] {
+        let mut pty = alice.pty("git envsync trust; echo \"exit=$?\"");
+        let shown = pty.expect("Trust these settings for this clone? [y/N] ");
+        pty.type_line(answer);
+        pty.expect("exit=");
+        let (_, out) = pty.finish();
+        for line in [
+            ".envsync.toml changed since you last trusted it:",
+            "  default_branch: main -> develop",
+            "  work_factor: (unset) -> 20",
+            &format!("  member added: carol (key {key}, signer {signer})"),
+        ] {
+            assert!(shown.contains(line), "{line:?} not shown: {shown}");
+        }
+        assert!(
+            !shown.contains("project:"),
+            "an unchanged field shown: {shown}"
+        );
+        if answer == "n" {
+            assert!(out.contains("error: not trusted; nothing changed"), "{out}");
+            assert!(out.contains("exit=1"), "{out}");
+            assert_eq!(fs::read(&record).unwrap(), record_before, "'n' trusted");
+            let refused = alice.envsync(&["status"]).refused().code(2);
+            assert!(
+                refused
+                    .stderr
+                    .contains("changed since this clone trusted it"),
+                "{refused:#?}"
+            );
+        } else {
+            assert!(
+                out.contains("Trusted .envsync.toml (project asked)"),
+                "{out}"
+            );
+            assert!(out.contains("exit=0"), "{out}");
+        }
+    }
+    let again = alice.envsync(&["trust"]).clean().ok();
+    assert!(again.stderr.contains("already trusted"), "{again:#?}");
+}
+
+/// A token goes over plain http only to this machine, or to a server whose login recorded
+/// `--insecure-http`. `[::ffff:127.0.0.1]` is an address envsync does not take for this
+/// machine (only `127.0.0.0/8`, `::1` and `localhost` are), yet it reaches the loopback
+/// server here: a stand-in for another machine that needs no network. At command time a
+/// token from the environment is refused before any request; once `login --insecure-http`
+/// has recorded the choice for that origin, the same commands are served.
+#[test]
+fn plain_http_to_another_machine_needs_login_insecure_http() {
+    let server = Server::start();
+    let recorder = Proxy::recorder(&server.url);
+    let elsewhere = recorder.url.replace("127.0.0.1", "[::ffff:127.0.0.1]");
+    let mut alice = Dev::new(&server, "plain");
+    alice.server_url = elsewhere.clone();
+    alice.write_env("A=1\n");
+
+    for args in [&["push"][..], &["pull"][..], &["diff"][..]] {
+        let out = alice.envsync(args).refused().code(2);
+        assert!(
+            out.stderr
+                .contains("error: refusing to send your token over plain http to http://[::ffff:"),
+            "{args:?} {out:#?}"
+        );
+        assert!(out.stderr.contains("--insecure-http"), "{args:?} {out:#?}");
+    }
+    let out = alice
+        .envsync_stdin(
+            &["login", "--server", &elsewhere, "--token-stdin"],
+            format!("{}\n", alice.token),
+        )
+        .refused()
+        .code(2);
+    assert!(
+        out.stderr.contains("plain http on another machine"),
+        "{out:#?}"
+    );
+    assert!(
+        recorder.exchanges().is_empty(),
+        "a request went out: {:#?}",
+        recorder.exchanges()
+    );
+    assert_eq!(versions(&server, &alice, "main"), 0);
+
+    alice
+        .envsync_stdin(
+            &[
+                "login",
+                "--server",
+                &elsewhere,
+                "--insecure-http",
+                "--token-stdin",
+            ],
+            format!("{}\n", alice.token),
+        )
+        .clean()
+        .ok();
+    // The recorded choice is honoured for the token from the environment, and for the
+    // stored login alone.
+    alice.envsync(&["push"]).clean().ok();
+    assert_eq!(versions(&server, &alice, "main"), 1);
+    alice.env_credentials = false;
+    alice.write_env("A=2\n");
+    alice.envsync(&["push"]).clean().ok();
+    assert_eq!(versions(&server, &alice, "main"), 2);
+    let posts = recorder
+        .exchanges()
+        .iter()
+        .filter(|(req, _)| req.method == "POST")
+        .count();
+    assert_eq!(posts, 2, "both pushes went through the recorded origin");
 }
