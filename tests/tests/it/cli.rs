@@ -1811,3 +1811,128 @@ fn copy_pushes_with_compare_and_swap() {
     );
     assert_eq!(version_count(&server, &alice.token, "copycas", "target"), 1);
 }
+
+/// stdout of `git envsync ARGS --json` (and `input` on stdin), parsed: it must succeed and
+/// print JSON and nothing else.
+#[track_caller]
+fn json_of(dev: &Dev, args: &[&str], input: Option<&str>) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let run = match input {
+        Some(input) => dev.envsync_stdin(&all, input),
+        None => dev.envsync(&all),
+    }
+    .clean()
+    .ok();
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{all:?} printed no JSON ({e}): {run:#?}"))
+}
+
+/// Every command that offers `--json` prints JSON on stdout with the fields it documents:
+/// push (pushed and up to date), example, copy, unlock and lock, merge (a conflict shown,
+/// then resolved), audit, token create and members list.
+#[test]
+fn json_output_of_every_command_that_offers_it() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "json");
+    alice.token = server.token("dev@example.com", "owner", &["json"]);
+    alice.write_env("A=1\nB=2\n");
+
+    let pushed = json_of(&alice, &["push"], None);
+    assert_eq!(pushed["pushed"], true, "{pushed}");
+    assert_eq!(pushed["version"], 1, "{pushed}");
+    assert_eq!(pushed["added"], serde_json::json!(["A", "B"]), "{pushed}");
+    assert_eq!(pushed["removed"], serde_json::json!([]), "{pushed}");
+    assert!(pushed["merged"].is_null(), "{pushed}");
+    let again = json_of(&alice, &["push"], None);
+    assert_eq!(again, serde_json::json!({"pushed": false, "version": 1}));
+
+    let example = json_of(&alice, &["example"], None);
+    assert_eq!(
+        example,
+        serde_json::json!({"written": ".env.example", "keys": 2})
+    );
+
+    let copied = json_of(&alice, &["copy", "--from", "main", "--branch", "staging"], None);
+    assert_eq!(copied["from"], "main", "{copied}");
+    assert_eq!(copied["from_version"], 1, "{copied}");
+    assert_eq!(copied["branch"], "staging", "{copied}");
+    assert_eq!(copied["version"], 1, "{copied}");
+    assert_eq!(copied["file_updated"], false, "{copied}");
+
+    let unlocked = json_of(
+        &alice,
+        &["unlock", "--passphrase-stdin", "--for", "10m"],
+        Some(&format!("{}\n", envsync_tests::PASS)),
+    );
+    assert_eq!(unlocked["project"], "json", "{unlocked}");
+    assert!(unlocked["until"].as_u64().unwrap() > 0, "{unlocked}");
+    assert_eq!(
+        unlocked["checked"],
+        serde_json::json!({"branch": "main", "version": 1})
+    );
+    let locked = json_of(&alice, &["lock"], None);
+    assert_eq!(locked, serde_json::json!({"running": true, "forgotten": 1}));
+
+    // A conflict: bob's edit and alice's newer version both change A.
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.envsync(&["pull"]).clean().ok();
+    alice.write_env("A=alice\nB=2\n");
+    alice.envsync(&["push"]).clean().ok();
+    bob.write_env("A=bob\nB=2\n");
+    bob.envsync(&["push"]).refused().code(1);
+    let pending = json_of(&bob, &["merge"], None);
+    assert_eq!(pending["branch"], "main", "{pending}");
+    assert_eq!(pending["theirs_version"], 2, "{pending}");
+    assert_eq!(pending["theirs_by"], "dev@example.com", "{pending}");
+    let conflicts = pending["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{pending}");
+    assert_eq!(conflicts[0]["key"], "A", "{pending}");
+    assert!(conflicts[0]["take"].is_null(), "{pending}");
+    let merged = json_of(&bob, &["merge", "--theirs", "A"], None);
+    assert_eq!(merged["merged"], true, "{merged}");
+    assert_eq!(merged["version"], 2, "{merged}");
+
+    let events = json_of(&alice, &["audit"], None);
+    let events = events.as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "push" && e["outcome"] == "ok" && e["branch"] == "staging"),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().all(|e| e["actor"].is_string() && e["at"].is_string()),
+        "{events:#?}"
+    );
+
+    let minted = json_of(
+        &alice,
+        &["token", "create", "--email", "ci@example.com", "--role", "readonly"],
+        None,
+    );
+    for field in ["token", "jti", "expires_at"] {
+        assert!(minted[field].is_string(), "{field}: {minted}");
+    }
+    let r = server.request(
+        "GET",
+        "/env/json/main/keys",
+        minted["token"].as_str().unwrap(),
+        None,
+    );
+    assert_eq!(r.status, 200, "the minted token works: {r:?}");
+
+    assert_eq!(json_of(&alice, &["members", "list"], None), serde_json::json!([]));
+    let line = alice.envsync(&["keygen"]).clean().ok().stdout;
+    let (key, signer) = line.trim().split_once(' ').unwrap();
+    alice
+        .envsync(&["members", "add", "dev@example.com", line.trim()])
+        .clean()
+        .ok();
+    assert_eq!(
+        json_of(&alice, &["members", "list"], None),
+        serde_json::json!([{
+            "name": "dev@example.com", "key": key, "signer": signer, "email": "dev@example.com",
+        }])
+    );
+}
