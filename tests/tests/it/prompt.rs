@@ -248,3 +248,32 @@ fn a_question_quoting_the_server_shows_its_escapes_escaped() {
     assert!(output.contains("exit=1"), "{output}");
     assert_eq!(server.request("GET", "/whoami", &leaver, None).status, 200);
 }
+
+/// An error line at a terminal is coloured (the label in bold red, then a reset), unless
+/// `NO_COLOR` is set; over a pipe it is plain, unless `CLICOLOR_FORCE=1`.
+#[test]
+fn error_lines_are_coloured_at_a_terminal_unless_no_color() {
+    let server = Server::start();
+    let dev = Dev::new(&server, "colour");
+    let red = "\u{1b}[1;31merror:\u{1b}[0m no merge in progress on main";
+    let cyan = "\u{1b}[36mhint:\u{1b}[0m";
+    // `Dev::pty` sets NO_COLOR=1; `env -u` takes it away for one command.
+    let pty = dev.pty("env -u NO_COLOR git envsync merge; echo \"exit=$?\"");
+    let (_, out) = pty.finish();
+    assert!(out.contains(red), "not coloured: {out:?}");
+    assert!(out.contains(cyan), "not coloured: {out:?}");
+    assert!(out.contains("exit=1"), "{out:?}");
+    let pty = dev.pty("git envsync merge; echo \"exit=$?\"");
+    let (_, out) = pty.finish();
+    assert!(out.contains("error: no merge in progress on main"), "{out:?}");
+    assert!(!out.contains('\u{1b}'), "coloured under NO_COLOR: {out:?}");
+
+    let piped = dev.envsync(&["merge"]).code(1);
+    assert!(piped.stderr.starts_with("error: no merge"), "{piped:#?}");
+    assert!(!piped.stderr.contains('\u{1b}'), "{piped:#?}");
+    let mut cmd = dev.envsync_cmd(&["merge"]);
+    cmd.env("CLICOLOR_FORCE", "1");
+    let forced = envsync_tests::Run::from(cmd.output().unwrap()).code(1);
+    assert!(forced.stderr.starts_with(red), "{forced:#?}");
+    assert!(forced.stderr.contains(cyan), "{forced:#?}");
+}
