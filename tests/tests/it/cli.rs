@@ -1853,7 +1853,11 @@ fn json_output_of_every_command_that_offers_it() {
         serde_json::json!({"written": ".env.example", "keys": 2})
     );
 
-    let copied = json_of(&alice, &["copy", "--from", "main", "--branch", "staging"], None);
+    let copied = json_of(
+        &alice,
+        &["copy", "--from", "main", "--branch", "staging"],
+        None,
+    );
     assert_eq!(copied["from"], "main", "{copied}");
     assert_eq!(copied["from_version"], 1, "{copied}");
     assert_eq!(copied["branch"], "staging", "{copied}");
@@ -1902,13 +1906,22 @@ fn json_output_of_every_command_that_offers_it() {
         "{events:#?}"
     );
     assert!(
-        events.iter().all(|e| e["actor"].is_string() && e["at"].is_string()),
+        events
+            .iter()
+            .all(|e| e["actor"].is_string() && e["at"].is_string()),
         "{events:#?}"
     );
 
     let minted = json_of(
         &alice,
-        &["token", "create", "--email", "ci@example.com", "--role", "readonly"],
+        &[
+            "token",
+            "create",
+            "--email",
+            "ci@example.com",
+            "--role",
+            "readonly",
+        ],
         None,
     );
     for field in ["token", "jti", "expires_at"] {
@@ -1922,7 +1935,10 @@ fn json_output_of_every_command_that_offers_it() {
     );
     assert_eq!(r.status, 200, "the minted token works: {r:?}");
 
-    assert_eq!(json_of(&alice, &["members", "list"], None), serde_json::json!([]));
+    assert_eq!(
+        json_of(&alice, &["members", "list"], None),
+        serde_json::json!([])
+    );
     let line = alice.envsync(&["keygen"]).clean().ok().stdout;
     let (key, signer) = line.trim().split_once(' ').unwrap();
     alice

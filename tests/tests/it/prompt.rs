@@ -214,6 +214,34 @@ fn rotate_draws_a_progress_bar_at_a_terminal_only() {
         !out.contains("rotating") && !out.contains("Rotated"),
         "{out}"
     );
+
+    // Every passphrase is asked for before the bar takes the terminal: the new one
+    // (twice), then the current one.
+    let mut pty = alice.pty("unset ENVSYNC_PASS; TERM=xterm git envsync rotate; echo \"exit=$?\"");
+    let fourth = "a fourth passphrase, typed";
+    pty.expect("new envsync passphrase: ");
+    pty.type_line(fourth);
+    pty.expect("repeat the new passphrase: ");
+    pty.type_line(fourth);
+    let before_bar = pty.expect("envsync passphrase: ");
+    assert!(
+        !before_bar.contains("rotating") && !before_bar.contains("/3]"),
+        "the bar started before the prompt: {before_bar}"
+    );
+    pty.type_line("and yet another one");
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=0"), "{out}");
+    let after = out.rsplit_once("envsync passphrase: ").unwrap().1;
+    assert!(
+        after.contains("rotating "),
+        "no bar after the prompt: {out}"
+    );
+    assert!(
+        after.contains("Rotated 3 branches of prompt-rotate for a passphrase"),
+        "{out}"
+    );
+    assert!(!out.contains(fourth), "echoed: {out}");
 }
 
 /// `token revoke EMAIL` asks before revoking, quoting the token ids the server listed: a
@@ -265,7 +293,10 @@ fn error_lines_are_coloured_at_a_terminal_unless_no_color() {
     assert!(out.contains("exit=1"), "{out:?}");
     let pty = dev.pty("git envsync merge; echo \"exit=$?\"");
     let (_, out) = pty.finish();
-    assert!(out.contains("error: no merge in progress on main"), "{out:?}");
+    assert!(
+        out.contains("error: no merge in progress on main"),
+        "{out:?}"
+    );
     assert!(!out.contains('\u{1b}'), "coloured under NO_COLOR: {out:?}");
 
     let piped = dev.envsync(&["merge"]).code(1);

@@ -169,7 +169,11 @@ fn removing_a_member_then_rotate_locks_them_out() {
     alice_owner.token = owner;
     // No --removed: rotate remembers who was removed since the last rotation.
     let out = alice_owner.envsync(&["rotate"]).clean().ok();
-    assert!(out.stderr.contains("Rotated 3 branches"), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("Rotated 3 branches of offboard for 1 member (dev@example.com)\n"),
+        "{out:#?}"
+    );
     assert!(
         out.stdout.contains("main: SECRET_4, SHARED"),
         "checklist: {out:#?}"
@@ -220,7 +224,11 @@ fn passphrase_to_new_passphrase_and_interrupted_rotate_resumes() {
     let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
     assert_eq!(out.code, 0, "{out:#?}");
     assert!(out.stderr.contains("already rotated"), "{out:#?}");
-    assert!(out.stderr.contains("Rotated 2 branches"), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("Rotated 2 branches of newpass for a passphrase"),
+        "{out:#?}"
+    );
 
     let mut bob = Dev::clone_of(&alice, &server, "bob@example.com");
     for branch in ["main", "b1", "b2"] {

@@ -829,7 +829,9 @@ fn rotate_accept_unsigned_moves_unsigned_team_versions_over() {
         "{out:#?}"
     );
     assert!(
-        out.stderr.contains("Rotated 1 branch of unsigned for"),
+        out.stderr.contains(
+            "Rotated 1 branch of unsigned for 2 members (alice@example.com, bob@example.com)"
+        ),
         "{out:#?}"
     );
     assert_eq!(versions(&server, &alice, "main"), 3);
