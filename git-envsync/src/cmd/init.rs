@@ -61,12 +61,8 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     config.server = global.server.clone();
     config.default_branch = Some(default_branch.clone());
     if args.recipients {
-        if !crate::crypto::identity_path()?.exists() || !crate::crypto::signing_key_path()?.exists()
-        {
-            super::keygen::run(global, super::keygen::Args {})?;
-        }
         // The member is named by the identity the server knows them by: the email in
-        // git's config, else the token's.
+        // git's config, else the token's. Found first: a refusal makes no keys.
         let name = match repo.config_string("user.email") {
             Some(email) => email,
             None => whoami(global)?.ok_or_else(|| {
@@ -76,6 +72,10 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 .hint("git config user.email you@example.com, or git envsync login first")
             })?,
         };
+        if !crate::crypto::identity_path()?.exists() || !crate::crypto::signing_key_path()?.exists()
+        {
+            super::keygen::run(global, super::keygen::Args {})?;
+        }
         config.recipients = vec![RecipientEntry::Named {
             name,
             key: super::keygen::public_key()?,

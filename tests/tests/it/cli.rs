@@ -1952,3 +1952,89 @@ fn json_output_of_every_command_that_offers_it() {
         }])
     );
 }
+
+/// `init --recipients` in a clone whose git configuration has no `user.email` names the
+/// member by the email of the token it is logged in with; with neither, it refuses.
+#[test]
+fn init_names_the_member_by_the_token_s_email_without_a_git_email() {
+    let server = Server::start();
+    let mut alice = Dev::new(&server, "named");
+    alice.token = server.token("token-holder@example.com", "developer", &["named"]);
+    fs::write(
+        alice.home.join(".gitconfig"),
+        "[user]\n\tname = Test\n[init]\n\tdefaultBranch = main\n",
+    )
+    .unwrap();
+    let no_email = alice.git_run(&["config", "--get", "user.email"]);
+    assert_eq!(no_email.code, 1, "user.email is still set: {no_email:#?}");
+
+    // No login either: nobody to name.
+    alice.env_credentials = false;
+    let out = alice
+        .envsync(&["init", "--project", "named", "--recipients", "--force"])
+        .refused()
+        .code(2);
+    assert!(
+        out.stderr
+            .contains("cannot name you as a member: no user.email in git config, and no login"),
+        "{out:#?}"
+    );
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    assert!(
+        !alice.home.join(".config/envsync/identity.txt").exists(),
+        "keys were made before the refusal"
+    );
+
+    alice.env_credentials = true;
+    let out = alice
+        .envsync(&["init", "--project", "named", "--recipients", "--force"])
+        .clean()
+        .ok();
+    assert!(out.stderr.contains("team-key mode"), "{out:#?}");
+    let members = alice.envsync(&["members", "list", "--json"]).clean().ok();
+    let members: serde_json::Value = serde_json::from_str(&members.stdout).unwrap();
+    assert_eq!(members[0]["name"], "token-holder@example.com", "{members}");
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+    // The member is the one whose pushes verify: alice signs as her token's email.
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+    let log = alice.envsync(&["log"]).clean().ok();
+    assert!(
+        log.stdout.contains("signed by token-holder@example.com"),
+        "{log:#?}"
+    );
+}
+
+/// Without `default_branch` in the settings, a branch with no env of its own falls back
+/// to the repository's default branch: `origin/HEAD` first (here `develop`, while
+/// `init.defaultBranch` says `main`), and with no origin, `init.defaultBranch` (`trunk`).
+#[test]
+fn the_fallback_branch_is_origin_head_then_init_default_branch() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "fallback");
+    fs::write(alice.repo.join(".envsync.toml"), "project = \"fallback\"\n").unwrap();
+    alice.git(&["commit", "-qam", "no default_branch"]);
+    alice.trust();
+    for branch in ["main", "develop", "trunk"] {
+        alice.write_env(format!("FROM={branch}\n"));
+        alice.envsync(&["push", "--branch", branch]).clean().ok();
+    }
+    alice.git(&["branch", "develop"]);
+
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.git(&["remote", "set-head", "origin", "develop"]);
+    let default = bob.git(&["config", "--get", "init.defaultBranch"]);
+    assert_eq!(String::from_utf8_lossy(&default.stdout), "main\n");
+    bob.git(&["checkout", "-q", "-b", "feature"]);
+    let out = bob.envsync(&["pull"]).clean().ok();
+    assert!(out.stderr.contains("pulled develop version 1"), "{out:#?}");
+    assert_eq!(bob.read_env().unwrap(), b"FROM=develop\n");
+
+    // alice's repository has no origin.
+    alice.git(&["config", "init.defaultBranch", "trunk"]);
+    alice.git(&["checkout", "-q", "-b", "feature"]);
+    fs::remove_file(alice.env_path()).unwrap();
+    let out = alice.envsync(&["pull"]).clean().ok();
+    assert!(out.stderr.contains("pulled trunk version 1"), "{out:#?}");
+    assert_eq!(alice.read_env().unwrap(), b"FROM=trunk\n");
+}
