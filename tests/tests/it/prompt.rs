@@ -147,9 +147,17 @@ fn ctrl_c_at_the_prompt_leaves_echo_on() {
     pty.send(b"half-typ");
     pty.send(b"\x03");
     pty.type_line("echo \"code:$?\"; echo stty:; stty -a; exit");
-    // Interrupted by SIGINT, as the key means: the shell sees 128 + 2.
-    pty.expect("code:130");
+    // Interrupted by SIGINT, as the key means: the shell sees 128 + 2. git itself also
+    // gets the SIGINT and, when its handler reaps git-envsync before its own wait does,
+    // says `waitpid for git-envsync failed` and exits 128 (git's race, seen on a loaded
+    // machine); git-envsync's part is the same either way.
+    pty.expect("code:1");
     let (_, out) = pty.finish();
+    assert!(
+        out.contains("code:130")
+            || out.contains("waitpid for git-envsync failed") && out.contains("code:128"),
+        "not ended by the interrupt: {out}"
+    );
     assert!(!out.contains("half-typ"), "echoed: {out}");
     assert!(!out.contains("panicked"), "{out}");
     assert_eq!(bob.read_env(), None);
