@@ -21,6 +21,7 @@ use crate::crypto::{self, Keyring};
 use crate::error::{CliError, Result};
 use crate::fingerprints;
 use crate::fsutil;
+use crate::out;
 use crate::state::{BranchState, FileState, Source};
 use envsync_common::api::{EnvResponse, PushRequest};
 use envsync_common::envelope::{self, Binding, Open, Seal};
@@ -156,7 +157,11 @@ pub fn push(
             &mut branch,
             bytes.expose(),
             base,
-            Writer::Team,
+            if force {
+                Writer::Replacing
+            } else {
+                Writer::Team
+            },
         )? {
             Ok(version) => version,
             // Someone pushed between our look and our push: merge again, if allowed.
@@ -191,6 +196,11 @@ pub enum Writer {
     /// in this push's mode and, in passphrase mode, open with this passphrase
     /// ([`check_writer`]). Every writer but `rotate`.
     Team,
+    /// `push --force` and `rollback --force`: as `Team`, but a latest version this clone
+    /// cannot verify (another mode, another passphrase, a failed check) is pushed over,
+    /// said in one line; the passphrase is then checked against the default branch's
+    /// latest, or confirmed ([`check_writer`]).
+    Replacing,
     /// `rotate`, which replaces the mode or the passphrase on purpose, having just read
     /// `base` with the old one.
     Rotation,
@@ -224,13 +234,14 @@ fn try_push_version(
     base: Option<u64>,
     writer: Writer,
 ) -> Result<std::result::Result<u64, Option<u64>>> {
-    if writer == Writer::Team {
-        check_writer(ctx, api, keyring, branch, base)?;
-    }
+    let read = match writer {
+        Writer::Team | Writer::Replacing => check_writer(ctx, api, keyring, branch, base, writer)?,
+        Writer::Rotation => None,
+    };
     let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
-    let fingerprint_key = push_fingerprint_key(ctx, api, keyring, &branch.branch)?;
+    let fingerprint_key = push_fingerprint_key(ctx, api, keyring, &branch.branch, read.as_deref())?;
     let request = PushRequest {
         ciphertext: keyring.seal(&binding, content, fingerprint_key.as_ref())?,
         fingerprints: fingerprint_key
@@ -267,12 +278,14 @@ fn try_push_version(
 /// A clone that never read a version of the project keeps none: before it makes one of
 /// its own (and the project ends up with two), it reads the project's, from the default
 /// branch's latest version or this branch's (one verified read, which keeps the key it
-/// carries). Nothing to read, or a read that fails, leaves a new key to the push.
+/// carries), unless [`check_writer`] already made that read (`read`). Nothing to read,
+/// or a read that fails, leaves a new key to the push.
 fn push_fingerprint_key(
     ctx: &Context,
     api: &Api,
     keyring: &mut Keyring,
     branch: &str,
+    read: Option<&str>,
 ) -> Result<Option<fingerprints::Kept>> {
     if !ctx.config.fingerprints {
         return Ok(None);
@@ -289,6 +302,7 @@ fn push_fingerprint_key(
     if !names.contains(&branch) {
         names.push(branch);
     }
+    names.retain(|n| Some(*n) != read);
     for name in names {
         let read = fetch_version(ctx, api, keyring, name, None, ReadRules::default());
         if matches!(read, Ok(Some(_)))
@@ -302,41 +316,152 @@ fn push_fingerprint_key(
 
 /// Before anything is sealed or sent: what is pushed must be readable by whoever can
 /// read the branch now. Its latest version `latest` (the push's base; for a branch's
-/// first, the default branch's latest) must be in the same mode as this push, and in passphrase mode must open with
-/// this passphrase: a mistyped one, or the old one after a rotation, is refused here
-/// instead of being sealed into a version the team cannot open. No scrypt when this clone
-/// synced that version with the same passphrase (its verifier); one otherwise.
+/// first, the default branch's latest) must be in the same mode as this push, and in
+/// passphrase mode must pass the verified read with this passphrase: a mistyped one, or
+/// the old one after a rotation, is refused here instead of being sealed into a version
+/// the team cannot open. No scrypt when this clone synced that version with the same
+/// passphrase (its verifier); one otherwise, whose fingerprint key is kept, so the push
+/// reads nothing more for it. Returns the branch read that way.
+///
+/// A version this clone cannot verify (another mode, another passphrase, a failed check)
+/// blocks every push on top of it, and history is append-only: a [`Writer::Replacing`]
+/// push (`--force`) pushes over it, saying so in one line, and checks against the
+/// default branch's latest instead when that is another branch in this push's mode (it
+/// must pass), else has a typed passphrase confirmed as a project's first push does.
 fn check_writer(
     ctx: &Context,
     api: &Api,
     keyring: &mut Keyring,
     branch: &BranchState,
     latest: Option<u64>,
-) -> Result<()> {
-    let (name, version, state) = match latest {
-        Some(v) => (branch.branch.clone(), v, branch.clone()),
-        None => {
-            // A branch's first version: the default branch's latest says what the team
-            // uses; a project's very first version has nothing to check against, so a
-            // passphrase typed at the prompt is asked twice instead.
-            let Some(default) = ctx
-                .config
-                .default_branch
-                .clone()
-                .filter(|d| *d != branch.branch)
-            else {
-                return keyring.confirm_new_passphrase();
-            };
-            let Some(k) = api
-                .keys(&ctx.config.project, &default)
-                .map_err(|e| api.fail(e))?
-            else {
-                return keyring.confirm_new_passphrase();
-            };
-            let state = ctx.state.branch(&default)?;
-            (default, k.version, state)
-        }
+    writer: Writer,
+) -> Result<Option<String>> {
+    let default = ctx
+        .config
+        .default_branch
+        .clone()
+        .filter(|d| *d != branch.branch);
+    // A branch's first version: the default branch's latest says what the team uses; a
+    // project's very first version has nothing to check against, so a passphrase typed
+    // at the prompt is asked twice instead.
+    let reference = match latest {
+        Some(v) => Some((branch.branch.clone(), v)),
+        None => default_latest(ctx, api, default.as_deref())?,
     };
+    let Some((name, version)) = reference else {
+        keyring.confirm_new_passphrase()?;
+        return Ok(None);
+    };
+    let check = check_against(ctx, api, keyring, &name, version, latest.is_some())?;
+    if let Check::Passed { read } = check {
+        return Ok(read.then_some(name));
+    }
+    if writer != Writer::Replacing {
+        return Err(check.refusal(&name, version, false));
+    }
+    // A version in this push's mode that this passphrase does not open is a witness
+    // against the passphrase (the default branch's, for a branch's first version).
+    if latest.is_none() && matches!(check, Check::Failed { .. }) {
+        return Err(check.refusal(&name, version, true));
+    }
+    // The default branch's latest, when it is another branch, is the witness of the
+    // team's passphrase: one in this push's mode must pass; one this clone cannot
+    // verify either leaves nothing to check against.
+    let (witness, witnessed) = match latest {
+        Some(_) => match default_latest(ctx, api, default.as_deref())? {
+            Some((d, dv)) => {
+                let witnessed = check_against(ctx, api, keyring, &d, dv, false)?;
+                ((d, dv), witnessed)
+            }
+            None => ((name.clone(), version), Check::Nothing),
+        },
+        None => ((name.clone(), version), Check::Nothing),
+    };
+    if let Check::Failed { .. } = witnessed {
+        return Err(witnessed.refusal(&witness.0, witness.1, true));
+    }
+    // One line says what is not checked, and why.
+    out::say(&match latest {
+        Some(_) => format!(
+            "pushing over {name} version {version}, which this clone cannot verify ({})",
+            check.why()
+        ),
+        None => format!(
+            "not checking the passphrase against {name} version {version}, which this clone cannot verify ({})",
+            check.why()
+        ),
+    });
+    if let Check::Passed { read } = witnessed {
+        return Ok(read.then_some(witness.0));
+    }
+    // Nothing on the server can prove the passphrase: a typed one is asked twice.
+    keyring.confirm_new_passphrase()?;
+    Ok(None)
+}
+
+/// `branch`'s latest version number on the server, with the branch; `None` when there
+/// is no such branch or it has no env.
+fn default_latest(ctx: &Context, api: &Api, branch: Option<&str>) -> Result<Option<(String, u64)>> {
+    let Some(branch) = branch else {
+        return Ok(None);
+    };
+    Ok(latest_version(ctx, api, branch)?.map(|v| (branch.to_owned(), v)))
+}
+
+/// What [`check_against`] found.
+enum Check {
+    /// This push may build on it; `read`: a verified read of it was made (and its
+    /// fingerprint key kept).
+    Passed { read: bool },
+    /// Sealed in another mode, or not a readable age file: it says nothing about this
+    /// push's passphrase. `why` is a few words for the line saying it is pushed over.
+    Foreign { refusal: CliError, why: String },
+    /// In this push's mode, but this passphrase does not open it or it fails a check.
+    Failed { refusal: CliError, why: String },
+    /// No version to check against.
+    Nothing,
+}
+
+impl Check {
+    /// Why this clone cannot verify the version, in a few words.
+    fn why(&self) -> &str {
+        match self {
+            Check::Foreign { why, .. } | Check::Failed { why, .. } => why,
+            Check::Passed { .. } | Check::Nothing => "",
+        }
+    }
+
+    /// The refusal of a push on top of `version` of `name`, whose hint names the way
+    /// out: `push --force` replaces a version nobody on the team can read, and (`forced`)
+    /// a default branch that is one of those is replaced first.
+    fn refusal(self, name: &str, version: u64, forced: bool) -> CliError {
+        let (Check::Foreign { refusal, .. } | Check::Failed { refusal, .. }) = self else {
+            return CliError::refused(format!("cannot check against {name} version {version}"));
+        };
+        let way = if forced {
+            format!(
+                "if nobody on the team can read {name} version {version} either, replace it first (git envsync push --force on {name})"
+            )
+        } else {
+            format!(
+                "if nobody on the team can read {name} version {version} (a forged one), git envsync push --force replaces it"
+            )
+        };
+        refusal.also_hint(way)
+    }
+}
+
+/// [`check_writer`]'s check of one version: `version` of `name`, the push's own base
+/// when `own`.
+fn check_against(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    name: &str,
+    version: u64,
+    own: bool,
+) -> Result<Check> {
+    let state = ctx.state.branch(name)?;
     let ours = keyring.mode_name();
     let mode_error = |theirs: &str| {
         let hint = if ours == "team" {
@@ -344,30 +469,33 @@ fn check_writer(
         } else {
             "this clone's .envsync.toml is behind the team's (git pull, then git envsync trust); nothing was sent"
         };
-        CliError::refused(format!(
-            "refusing to push in {ours} mode: {name} version {version} on the server is sealed in {theirs} mode"
-        ))
-        .hint(hint)
+        Check::Foreign {
+            refusal: CliError::refused(format!(
+                "refusing to push in {ours} mode: {name} version {version} on the server is sealed in {theirs} mode"
+            ))
+            .hint(hint),
+            why: format!("sealed in {theirs} mode"),
+        }
     };
     if state.version == Some(version)
         && let Some(theirs) = &state.mode
     {
         if theirs != ours {
-            return Err(mode_error(theirs));
+            return Ok(mode_error(theirs));
         }
         if ours == "team" || state.verifier.is_some() && state.verifier == keyring.verifier()? {
-            return Ok(());
+            return Ok(Check::Passed { read: false });
         }
     }
     let served = match api
-        .env(&ctx.config.project, &name, Some(version))
+        .env(&ctx.config.project, name, Some(version))
         .map_err(|e| api.fail(e))?
     {
         Some(served) => served,
         // The push's own base is not there (a race, or a server that lied about its
         // latest): the compare-and-swap on it refuses the push, naming the version the
         // server has, before anything is stored.
-        None if latest.is_some() => return Ok(()),
+        None if own => return Ok(Check::Passed { read: false }),
         None => {
             return Err(CliError::refused(format!(
                 "{name} version {version} disappeared from the server"
@@ -378,25 +506,33 @@ fn check_writer(
         Ok(Some(_)) => "passphrase",
         Ok(None) => "team",
         Err(e) => {
-            return Err(CliError::refused(format!(
-                "cannot read {name} version {version}: {e}"
-            )));
+            return Ok(Check::Foreign {
+                refusal: CliError::refused(format!("cannot read {name} version {version}: {e}"))
+                    .hint("the server may be serving a damaged or forged file; nothing was sent"),
+                why: "not a readable age file".to_owned(),
+            });
         }
     };
     if theirs != ours {
-        return Err(mode_error(theirs));
+        return Ok(mode_error(theirs));
     }
-    if ours == "passphrase" {
-        let what = format!("version {version} of {name}");
-        keyring.open(&served.ciphertext, &what, false).map_err(|e| {
-            CliError::refused(format!(
+    if ours == "team" {
+        return Ok(Check::Passed { read: false });
+    }
+    // The verified read itself, so that what it finds (the fingerprint key) need not be
+    // read again. A missing passphrase or a server failure is no verdict on the version.
+    match verified(ctx, keyring, name, served, Some(version), ReadRules::default()) {
+        Ok(_) => Ok(Check::Passed { read: true }),
+        Err(e) if e.exit == crate::error::Exit::Refused => Ok(Check::Failed {
+            why: "this passphrase does not open it, or it fails a check".to_owned(),
+            refusal: CliError::refused(format!(
                 "refusing to push: this passphrase does not open {name} version {version} on the server ({}), so teammates could not read what it seals",
                 e.message()
             ))
-            .hint("check the passphrase (ENVSYNC_PASS or the one you typed; after a rotate, the new one); nothing was sent")
-        })?;
+            .hint("check the passphrase (ENVSYNC_PASS or the one you typed; after a rotate, the new one); nothing was sent"),
+        }),
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
 /// The push would bury a version this clone has not seen (`current`, the server's latest):
