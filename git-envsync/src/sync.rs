@@ -23,7 +23,7 @@ use crate::fingerprints;
 use crate::fsutil;
 use crate::out;
 use crate::state::{BranchState, FileState, Source};
-use envsync_common::api::{EnvResponse, PushRequest};
+use envsync_common::api::{EnvResponse, PushRequest, Role};
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
 use envsync_common::secret::{SecretBytes, ct_eq};
@@ -111,6 +111,9 @@ pub fn push(
             return Ok(PushOutcome::UpToDate { version });
         }
 
+        if pushes == 0 && just_merged.is_none() && merged.is_none() {
+            check_may_push(ctx, api, keyring)?;
+        }
         // Ask the server first: a push it would refuse costs no passphrase and no scrypt.
         // Right after a merge its latest is the version merged (a push that finds it moved
         // again is refused by the compare-and-swap, and the next round asks).
@@ -219,6 +222,7 @@ pub fn push_version(
     base: Option<u64>,
     writer: Writer,
 ) -> Result<u64> {
+    check_may_push(ctx, api, keyring)?;
     try_push_version(ctx, api, keyring, branch, content, base, writer)?
         .map_err(|current| conflict_error(ctx, api, branch, current))
 }
@@ -272,6 +276,32 @@ fn try_push_version(
     seal_local_copy(ctx, branch, content);
     ctx.state.set_branch(branch)?;
     Ok(Ok(version))
+}
+
+/// Before a passphrase is asked for or derived for a push: whether the token may push to
+/// the project at all (`GET /whoami`), so that a readonly token (or one for other
+/// projects) is told so, instead of paying a prompt and an scrypt for the server's 403.
+/// Team mode asks no passphrase and seals without scrypt: the server's 403 is as cheap.
+fn check_may_push(ctx: &Context, api: &Api, keyring: &Keyring) -> Result<()> {
+    if keyring.team_mode() {
+        return Ok(());
+    }
+    let who = api.whoami().map_err(|e| api.fail(e))?;
+    let project = &ctx.config.project;
+    let scoped = who.project_ids.iter().any(|p| p == project);
+    let why = match who.role {
+        Role::Readonly => "readonly".to_owned(),
+        Role::Owner if scoped || who.project_ids.is_empty() => return Ok(()),
+        Role::Developer if scoped => return Ok(()),
+        role => format!("a {role} token for other projects"),
+    };
+    let origin = api.base().to_owned();
+    Err(CliError::refused(format!(
+        "this token may not push to {project} ({why})"
+    ))
+    .hint(format!(
+        "git envsync login --server {origin} with a developer token for {project}; nothing was sent"
+    )))
 }
 
 /// The fingerprint key a push seals and fingerprints with (`None`: fingerprints are off).

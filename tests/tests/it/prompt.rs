@@ -248,3 +248,55 @@ fn a_question_quoting_the_server_shows_its_escapes_escaped() {
     assert!(output.contains("exit=1"), "{output}");
     assert_eq!(server.request("GET", "/whoami", &leaver, None).status, 200);
 }
+
+/// A token that may not push (readonly, or a developer's for another project) is told so
+/// before any passphrase is asked for or derived: no prompt at a terminal, no seal with
+/// `ENVSYNC_PASS`, no push sent; exit 1 with the way out.
+#[test]
+fn a_token_that_may_not_push_is_told_so_before_any_passphrase() {
+    let server = Server::start();
+    let (_alice, mut bob) = teammate(&server, "prompt-readonly");
+    bob.token = server.token("ro@example.com", "readonly", &["prompt-readonly"]);
+    bob.write_env("API_KEY=bob\n");
+    // At a terminal: the first push to a new branch would prompt to check the passphrase.
+    let mut pty = bob.pty("git envsync push --branch topic; echo \"exit=$?\"");
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(
+        out.contains("error: this token may not push to prompt-readonly (readonly)"),
+        "{out}"
+    );
+    assert!(out.contains("hint: git envsync login"), "{out}");
+    assert!(out.contains("developer token"), "{out}");
+    assert!(out.contains("exit=1"), "{out}");
+    assert!(!out.contains("passphrase:"), "prompted: {out}");
+
+    // With ENVSYNC_PASS: nothing is sealed, nothing is sent.
+    let recorder = Proxy::recorder(&server.url);
+    bob.server_url = recorder.url.clone();
+    bob.pass = Some(PASS.to_owned());
+    for (token, why) in [
+        (bob.token.clone(), "(readonly)"),
+        (
+            server.token("bob@example.com", "developer", &["another-project"]),
+            "(a developer token for other projects)",
+        ),
+    ] {
+        bob.token = token;
+        for args in [&["push", "--branch", "topic"][..], &["push", "--force"][..]] {
+            let out = bob.envsync(args).refused().code(1);
+            assert!(
+                out.stderr
+                    .contains(&format!("this token may not push to prompt-readonly {why}")),
+                "{args:?} {out:#?}"
+            );
+        }
+    }
+    let exchanges = recorder.exchanges();
+    assert!(
+        exchanges
+            .iter()
+            .all(|(r, _)| r.method == "GET" && !r.path.starts_with("/env/prompt-readonly/main?")),
+        "no blob read, nothing pushed: {exchanges:#?}"
+    );
+}
