@@ -379,7 +379,7 @@ fn check_writer(
         None => default_latest(ctx, api, default.as_deref())?,
     };
     let Some((name, version)) = reference else {
-        keyring.confirm_new_passphrase()?;
+        keyring.confirm_new_passphrase("this is the project's first version")?;
         return Ok(None);
     };
     let check = check_against(ctx, api, keyring, &name, version, latest.is_some())?;
@@ -410,23 +410,29 @@ fn check_writer(
     if let Check::Failed { .. } = witnessed {
         return Err(witnessed.refusal(&witness.0, witness.1, true));
     }
-    // One line says what is not checked, and why.
-    out::say(&match latest {
-        Some(_) => format!(
-            "pushing over {name} version {version}, which this clone cannot verify ({})",
-            check.why()
-        ),
-        None => format!(
-            "not checking the passphrase against {name} version {version}, which this clone cannot verify ({})",
-            check.why()
-        ),
-    });
     if let Check::Passed { read } = witnessed {
+        say_unchecked(&name, version, latest.is_some(), check.why());
         return Ok(read.then_some(witness.0));
     }
-    // Nothing on the server can prove the passphrase: a typed one is asked twice.
-    keyring.confirm_new_passphrase()?;
+    // Nothing on the server can prove the passphrase: a typed one is asked twice, and
+    // only then is the line said (a refusal stays one error line).
+    keyring.confirm_new_passphrase(&format!(
+        "{name} version {version} cannot be verified, so nothing checks it"
+    ))?;
+    say_unchecked(&name, version, latest.is_some(), check.why());
     Ok(None)
+}
+
+/// The one line a forced push says about the version it cannot verify: the one it
+/// pushes over (`own`), or the default branch's latest it does not check against.
+fn say_unchecked(name: &str, version: u64, own: bool, why: &str) {
+    out::say(&if own {
+        format!("pushing over {name} version {version}, which this clone cannot verify ({why})")
+    } else {
+        format!(
+            "not checking the passphrase against {name} version {version}, which this clone cannot verify ({why})"
+        )
+    });
 }
 
 /// `branch`'s latest version number on the server, with the branch; `None` when there

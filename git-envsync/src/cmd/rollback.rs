@@ -32,7 +32,7 @@ pub struct Args {
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let project = &ctx.config.project;
 
     let latest = api
