@@ -670,7 +670,9 @@ pub struct ReadRules {
 
 /// The one verified read. `served` is the server's answer for `branch`, `asked` the
 /// version that was requested (`None`: the latest, whose number the caller learnt from
-/// the key list, or nothing). Every check passes or nothing is returned.
+/// the key list, or nothing). Every check passes or nothing is returned. The checks are
+/// [`check_served`]'s; this clone's part: the newest version it has seen of the branch,
+/// the fingerprint key kept, and the verifier of the passphrase that opened it.
 pub fn verified(
     ctx: &Context,
     keyring: &mut Keyring,
@@ -679,6 +681,53 @@ pub fn verified(
     asked: Option<u64>,
     rules: ReadRules,
 ) -> Result<Fetched> {
+    let seen = if rules.old_version_asked {
+        0
+    } else {
+        ctx.state.branch(branch)?.seen
+    };
+    let reader = Reader {
+        project: &ctx.config.project,
+        env_file: &ctx.env_display(),
+        seen,
+    };
+    let (mut fetched, key) = check_served(&reader, keyring, branch, served, asked, rules)?;
+    if let Some(read) = key {
+        fingerprints::remember(ctx, &read, branch);
+    }
+    if let Some((mode, verifier)) = &mut fetched.sealed
+        && mode == "passphrase"
+    {
+        *verifier = keyring.loaded_verifier();
+    }
+    Ok(fetched)
+}
+
+/// What [`check_served`] needs to know of the clone reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'a> {
+    pub project: &'a str,
+    /// The env file's name, for messages.
+    pub env_file: &'a str,
+    /// The newest version of the branch this clone has seen: an older one is a rollback.
+    pub seen: u64,
+}
+
+/// [`verified`]'s checks, which touch nothing: the version asked for is the version
+/// served, no older than `reader.seen` (unless an old one was asked for), opened the way
+/// the keyring's mode opens (within its work-factor cap), bound to this project, branch
+/// and version, with the server's key list equal to the decrypted names and its value
+/// fingerprints to the ones the version's key makes, and signed as the mode requires.
+/// Returns the version (its `sealed` without a verifier) and the fingerprint key it
+/// carries, to keep unless `rules.key_replaced`.
+pub fn check_served(
+    reader: &Reader<'_>,
+    keyring: &mut Keyring,
+    branch: &str,
+    served: EnvResponse,
+    asked: Option<u64>,
+    rules: ReadRules,
+) -> Result<(Fetched, Option<fingerprints::Kept>)> {
     // The answer must be the version asked for: otherwise a server whose key list says N
     // could serve N-1 (correctly bound to N-1) to a clone that never saw N, and the
     // binding check alone would not notice.
@@ -692,22 +741,23 @@ pub fn verified(
         .hint("nothing was written; the server is misbehaving"));
     }
     if !rules.old_version_asked {
-        check_not_rolled_back(&ctx.state.branch(branch)?, served.version, branch)?;
+        check_not_rolled_back(reader.seen, served.version, branch)?;
     }
     let what = format!("version {} of {branch}", served.version);
     let opened = keyring.open(&served.ciphertext, &what, rules.passphrase_ok)?;
     opened
         .binding
-        .verify(&Binding::new(&ctx.config.project, branch, served.version))
+        .verify(&Binding::new(reader.project, branch, served.version))
         .map_err(|e| {
             CliError::refused(format!("integrity check failed: {e}"))
                 .hint("the server served a file that belongs elsewhere; nothing was written")
         })?;
-    check_keys(ctx, opened.env.expose(), &served.keys)?;
+    check_keys(reader.env_file, opened.env.expose(), &served.keys)?;
     let signer = keyring.verify_signer(&opened, rules.allow_unsigned, rules.passphrase_ok)?;
+    let mut kept = None;
     if let Some(key) = &opened.fingerprint_key {
         fingerprints::check_served(
-            &ctx.config.project,
+            reader.project,
             key,
             opened.env.expose(),
             served.fingerprints.as_ref(),
@@ -715,27 +765,27 @@ pub fn verified(
             served.version,
         )?;
         if !rules.key_replaced {
-            let read = fingerprints::Kept {
+            kept = Some(fingerprints::Kept {
                 key: key.clone(),
                 generation: opened.fingerprint_generation,
-            };
-            fingerprints::remember(ctx, &read, branch);
+            });
         }
     }
-    let sealed = if opened.passphrase {
-        ("passphrase".to_owned(), keyring.loaded_verifier())
+    let mode = if opened.passphrase {
+        "passphrase"
     } else {
-        ("team".to_owned(), None)
+        "team"
     };
-    Ok(Fetched {
+    let fetched = Fetched {
         content: opened.env,
         from: branch.to_owned(),
         version: served.version,
         server_keys: served.keys,
         cached: false,
         signer,
-        sealed: Some(sealed),
-    })
+        sealed: Some((mode.to_owned(), None)),
+    };
+    Ok((fetched, kept))
 }
 
 /// Fetches one version of `branch` (the latest when `version` is `None`) and verifies it;
@@ -827,14 +877,14 @@ pub fn fetch(
     let Some(latest) = keys else {
         return Ok(None);
     };
-    check_not_rolled_back(&branch, latest.version, &from)?;
+    check_not_rolled_back(branch.seen, latest.version, &from)?;
 
     // From the sealed local copy when the server has not moved since this clone synced
     // (no scrypt) and the settings it was verified under are still the ones trusted.
     if branch.version == Some(latest.version)
         && let Some(content) = open_cached(ctx, &branch, &from, latest.version)
     {
-        check_keys(ctx, content.expose(), &latest.keys)?;
+        check_keys(&ctx.env_display(), content.expose(), &latest.keys)?;
         return Ok(Some(Fetched {
             content,
             from,
@@ -1068,11 +1118,10 @@ pub fn record_synced(ctx: &Context, fetched: Fetched) -> Result<()> {
     Ok(())
 }
 
-fn check_not_rolled_back(branch: &BranchState, version: u64, from: &str) -> Result<()> {
-    if version < branch.seen {
+fn check_not_rolled_back(seen: u64, version: u64, from: &str) -> Result<()> {
+    if version < seen {
         return Err(CliError::refused(format!(
-            "rollback detected: the server offers version {version} of {from}, but this clone has already seen version {}",
-            branch.seen
+            "rollback detected: the server offers version {version} of {from}, but this clone has already seen version {seen}"
         ))
         .hint("nothing was written; if the server was restored from a backup on purpose, pass --version to take an older version"));
     }
@@ -1081,7 +1130,7 @@ fn check_not_rolled_back(branch: &BranchState, version: u64, from: &str) -> Resu
 
 /// The server's key list must be exactly the names in the decrypted file: a mismatch
 /// means the server (or someone with access to it) is lying, which is not drift.
-fn check_keys(ctx: &Context, content: &[u8], server_keys: &[String]) -> Result<()> {
+fn check_keys(env_file: &str, content: &[u8], server_keys: &[String]) -> Result<()> {
     let names = envfile::keys(content)
         .map(|k| k.names)
         .map_err(|e| CliError::refused(format!("the decrypted file does not parse: {e}")))?;
@@ -1091,8 +1140,7 @@ fn check_keys(ctx: &Context, content: &[u8], server_keys: &[String]) -> Result<(
     b.sort();
     if a != b {
         return Err(CliError::refused(format!(
-            "integrity check failed: the server's key list for {} does not match the decrypted file",
-            ctx.env_display()
+            "integrity check failed: the server's key list for {env_file} does not match the decrypted file"
         ))
         .hint("nothing was written; the server's metadata was altered"));
     }
@@ -1160,8 +1208,18 @@ pub fn server_keys(
     api: Option<&Api>,
     branch: &str,
 ) -> (Option<ServerKeys>, Option<ApiError>) {
+    let live = api.map(|api| api.keys(&ctx.config.project, branch));
+    keys_or_cached(&ctx.state, branch, live)
+}
+
+/// [`server_keys`] with the server's answer in hand (`None`: it was not asked).
+fn keys_or_cached(
+    state: &crate::state::State,
+    branch: &str,
+    live: Option<std::result::Result<Option<envsync_common::api::KeysResponse>, ApiError>>,
+) -> (Option<ServerKeys>, Option<ApiError>) {
     let cached = || {
-        ctx.state
+        state
             .branch(branch)
             .ok()
             .filter(|s| s.keys_version > 0)
@@ -1172,12 +1230,10 @@ pub fn server_keys(
                 cached: true,
             })
     };
-    let Some(api) = api else {
-        return (cached(), None);
-    };
-    match api.keys(&ctx.config.project, branch) {
-        Ok(Some(k)) => {
-            let _ = ctx.state.record_seen(branch, k.version, &k.keys);
+    match live {
+        None => (cached(), None),
+        Some(Ok(Some(k))) => {
+            let _ = state.record_seen(branch, k.version, &k.keys);
             (
                 Some(ServerKeys {
                     version: k.version,
@@ -1188,8 +1244,8 @@ pub fn server_keys(
                 None,
             )
         }
-        Ok(None) => (None, None),
-        Err(e) => (cached(), Some(e)),
+        Some(Ok(None)) => (None, None),
+        Some(Err(e)) => (cached(), Some(e)),
     }
 }
 
@@ -1197,4 +1253,234 @@ pub fn server_keys(
 pub fn key_changes(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
     let drift = crate::drift::Drift::new(new.to_vec(), old.to_vec());
     (drift.extra, drift.missing)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::config::ProjectConfig;
+    use crate::crypto::KeyEnv;
+    use envsync_common::secret::SecretString;
+
+    const PASS: &str = "the team's passphrase";
+
+    /// A non-interactive passphrase-mode keyring holding [`PASS`], sealing at work factor
+    /// 10, so opening nothing above 11.
+    fn keyring() -> Keyring {
+        let env = KeyEnv {
+            pass: Some(SecretString::from(PASS.to_owned())),
+            insecure_work_factor: Some("10".to_owned()),
+            ..KeyEnv::default()
+        };
+        Keyring::new(&ProjectConfig::new("p".into()), &env, false).unwrap()
+    }
+
+    fn sealed_with(passphrase: &str, work_factor: u8, binding: &Binding, env: &[u8]) -> String {
+        let passphrase = SecretString::from(passphrase.to_owned());
+        envelope::seal(
+            binding,
+            env,
+            &Seal::Passphrase {
+                passphrase: &passphrase,
+                work_factor,
+            },
+        )
+        .unwrap()
+    }
+
+    /// What the server answers for version `version` of main: the file, its key list.
+    fn served(version: u64, ciphertext: String, keys: &[&str]) -> EnvResponse {
+        EnvResponse {
+            version,
+            ciphertext,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            pushed_by: "someone@example.com".into(),
+            pushed_at: "2026-01-01T00:00:00Z".into(),
+            fingerprints: None,
+        }
+    }
+
+    fn good(version: u64) -> EnvResponse {
+        let binding = Binding::new("p", "main", version);
+        served(
+            version,
+            sealed_with(PASS, 10, &binding, b"A=1\nB=2\n"),
+            &["A", "B"],
+        )
+    }
+
+    const READER: Reader<'static> = Reader {
+        project: "p",
+        env_file: ".env",
+        seen: 3,
+    };
+
+    /// The refusal of `served` (exit 1), for its message.
+    #[track_caller]
+    fn refused(served: EnvResponse, asked: Option<u64>) -> String {
+        let e = check_served(
+            &READER,
+            &mut keyring(),
+            "main",
+            served,
+            asked,
+            ReadRules::default(),
+        )
+        .expect_err("must be refused");
+        assert_eq!(e.exit, crate::error::Exit::Refused, "{e:?}");
+        e.message()
+    }
+
+    #[test]
+    fn a_version_passing_every_check_is_returned() {
+        let (fetched, key) = check_served(
+            &READER,
+            &mut keyring(),
+            "main",
+            good(3),
+            Some(3),
+            ReadRules::default(),
+        )
+        .unwrap();
+        assert_eq!(fetched.content.expose(), b"A=1\nB=2\n");
+        assert_eq!((fetched.from.as_str(), fetched.version), ("main", 3));
+        assert_eq!(fetched.server_keys, ["A", "B"]);
+        assert_eq!(fetched.sealed, Some(("passphrase".to_owned(), None)));
+        assert!(key.is_none(), "sealed without a fingerprint key");
+    }
+
+    #[test]
+    fn another_version_than_the_one_asked_for_is_refused() {
+        let message = refused(good(4), Some(5));
+        assert!(
+            message.contains("answered with version 4 of main when version 5 was asked for"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_version_below_the_newest_seen_is_refused_unless_asked_for() {
+        let message = refused(good(2), None);
+        assert!(message.contains("rollback detected"), "{message}");
+        let rules = ReadRules {
+            old_version_asked: true,
+            ..ReadRules::default()
+        };
+        check_served(&READER, &mut keyring(), "main", good(2), Some(2), rules).unwrap();
+    }
+
+    #[test]
+    fn a_version_bound_elsewhere_is_refused() {
+        for binding in [
+            Binding::new("p", "other", 3),
+            Binding::new("other-project", "main", 3),
+            Binding::new("p", "main", 2),
+        ] {
+            let forged = served(3, sealed_with(PASS, 10, &binding, b"A=1\n"), &["A"]);
+            let message = refused(forged, Some(3));
+            assert!(message.contains("integrity check failed"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_key_list_that_is_not_the_files_is_refused() {
+        let binding = Binding::new("p", "main", 3);
+        for keys in [&["A"][..], &["A", "B", "C"][..], &[][..]] {
+            let lying = served(3, sealed_with(PASS, 10, &binding, b"A=1\nB=2\n"), keys);
+            let message = refused(lying, Some(3));
+            assert!(
+                message.contains("the server's key list for .env does not match"),
+                "{keys:?}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_version_sealed_in_another_mode_or_passphrase_is_refused() {
+        let binding = Binding::new("p", "main", 3);
+        let someone = age::x25519::Identity::generate().to_public();
+        let to_keys = envelope::seal(&binding, b"A=1\n", &Seal::Recipients(&[someone])).unwrap();
+        let message = refused(served(3, to_keys, &["A"]), Some(3));
+        assert!(message.contains("it is sealed to age keys"), "{message}");
+        let other = sealed_with("another passphrase", 10, &binding, b"A=1\n");
+        let message = refused(served(3, other, &["A"]), Some(3));
+        assert!(message.contains("wrong passphrase"), "{message}");
+    }
+
+    #[test]
+    fn a_work_factor_above_the_cap_is_refused_unopened() {
+        let binding = Binding::new("p", "main", 3);
+        let costly = served(3, sealed_with(PASS, 12, &binding, b"A=1\n"), &["A"]);
+        let message = refused(costly, Some(3));
+        assert!(
+            message.contains("needs scrypt work factor 12, above the accepted maximum 11"),
+            "{message}"
+        );
+    }
+
+    fn state() -> (tempfile::TempDir, crate::state::State) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::State::new(dir.path(), "p");
+        (dir, state)
+    }
+
+    fn live(version: u64, keys: &[&str]) -> envsync_common::api::KeysResponse {
+        envsync_common::api::KeysResponse {
+            version,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            fingerprints: None,
+        }
+    }
+
+    fn unreachable() -> ApiError {
+        ApiError::Unreachable("connection refused".into())
+    }
+
+    #[test]
+    fn server_keys_are_the_live_ones_and_are_recorded() {
+        let (_dir, state) = state();
+        let (keys, error) = keys_or_cached(&state, "main", Some(Ok(Some(live(2, &["A"])))));
+        let keys = keys.unwrap();
+        assert!(error.is_none());
+        assert_eq!(
+            (keys.version, keys.keys, keys.cached),
+            (2, vec!["A".into()], false)
+        );
+        let recorded = state.branch("main").unwrap();
+        assert_eq!(
+            (recorded.keys_version, recorded.keys),
+            (2, vec!["A".into()])
+        );
+    }
+
+    #[test]
+    fn server_keys_fall_back_to_the_cached_list_then_to_none() {
+        let (_dir, state) = state();
+        // Nothing cached: none, with the reason when there was a failure.
+        let (keys, error) = keys_or_cached(&state, "main", Some(Err(unreachable())));
+        assert!(keys.is_none());
+        assert!(matches!(error, Some(ApiError::Unreachable(_))));
+        assert_eq!(keys_or_cached(&state, "main", None).0, None);
+
+        state
+            .record_seen("main", 4, &["A".into(), "B".into()])
+            .unwrap();
+        for live in [None, Some(Err(unreachable()))] {
+            let failed = live.is_some();
+            let (keys, error) = keys_or_cached(&state, "main", live);
+            let keys = keys.unwrap();
+            assert!(keys.cached);
+            assert_eq!((keys.version, keys.keys.len()), (4, 2));
+            assert_eq!(error.is_some(), failed);
+        }
+        // The server says the branch has no env: not the cached list.
+        assert!(matches!(
+            keys_or_cached(&state, "main", Some(Ok(None))),
+            (None, None)
+        ));
+        // Live keys win over the cached ones.
+        let (keys, _) = keys_or_cached(&state, "main", Some(Ok(Some(live(5, &["C"])))));
+        assert_eq!(keys.unwrap().keys, ["C"]);
+    }
 }
