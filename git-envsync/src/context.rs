@@ -7,12 +7,15 @@
 //! for that server's origin (by `login`), or `ENVSYNC_TOKEN` when the server is the one
 //! `ENVSYNC_API` names. A token is never sent anywhere else, and never over plain HTTP to
 //! another machine unless `login --insecure-http` recorded that choice. Which extra CA an
-//! `https://` server is checked against: [`crate::ca`].
+//! `https://` server is checked against: [`crate::ca`]. What the environment says about
+//! keys (`ENVSYNC_PASS`, `ENVSYNC_NEW_PASS`, `ENVSYNC_ALLOW_WEAK_PASS`,
+//! `ENVSYNC_INSECURE_WORK_FACTOR`): [`KeyEnv`], read here once.
 
 use crate::ca::CaFile;
 use crate::cli::Global;
 use crate::client::{Api, Timeouts};
 use crate::config::{self, ProjectConfig, Token, UserConfig};
+use crate::crypto::KeyEnv;
 use crate::error::{CliError, Result};
 use crate::git::{self, Repo};
 use crate::state::State;
@@ -28,6 +31,8 @@ pub struct Context {
     pub env: TreeFile,
     pub state: State,
     pub remote: Remote,
+    /// The environment's say about keys, passphrases redacted.
+    pub keys: KeyEnv,
 }
 
 impl Context {
@@ -72,6 +77,7 @@ impl Context {
             env,
             state,
             remote,
+            keys: KeyEnv::from_env(),
         })
     }
 

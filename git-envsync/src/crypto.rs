@@ -1,6 +1,8 @@
 //! Where keys come from and which envelope mode a project uses.
 //!
-//! Passphrase mode (default): the passphrase comes, in this order, from `ENVSYNC_PASS`,
+//! Passphrase mode (default): the passphrase comes, in this order, from `ENVSYNC_PASS`
+//! (read once with the other variables of keys, into [`KeyEnv`], when the
+//! [`Context`](crate::context::Context) is resolved),
 //! from the agent (`git envsync unlock`, see [`crate::agent`]), or from a no-echo prompt
 //! when the command runs in a terminal (never in a hook); never from a flag. The
 //! variable comes first because whoever sets it for one command means it for that
@@ -31,9 +33,47 @@ use std::str::FromStr;
 /// Shortest passphrase accepted for new files.
 pub const MIN_PASSPHRASE_LEN: usize = 10;
 
+/// What the environment says about keys: read once, when the
+/// [`Context`](crate::context::Context) is resolved (or by `doctor`, which runs without
+/// one), and handed to the [`Keyring`] and the functions below. Passphrases are kept
+/// redacted.
+#[derive(Debug, Clone, Default)]
+pub struct KeyEnv {
+    /// `ENVSYNC_PASS`, when not empty: the passphrase's first source.
+    pub pass: Option<SecretString>,
+    /// `ENVSYNC_NEW_PASS`, when not empty: `rotate`'s new passphrase.
+    pub new_pass: Option<SecretString>,
+    /// `ENVSYNC_ALLOW_WEAK_PASS` is set (to anything): short passphrases are allowed.
+    pub allow_weak_pass: bool,
+    /// `ENVSYNC_INSECURE_WORK_FACTOR` as set (checked where it is used, so that commands
+    /// that seal nothing do not fail on it): the work factor of new files, for tests and
+    /// benchmarks.
+    pub insecure_work_factor: Option<String>,
+}
+
+impl KeyEnv {
+    /// Reads the variables from the process environment.
+    pub fn from_env() -> KeyEnv {
+        let secret = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(SecretString::from)
+        };
+        KeyEnv {
+            pass: secret("ENVSYNC_PASS"),
+            new_pass: secret("ENVSYNC_NEW_PASS"),
+            allow_weak_pass: std::env::var_os("ENVSYNC_ALLOW_WEAK_PASS").is_some(),
+            insecure_work_factor: std::env::var("ENVSYNC_INSECURE_WORK_FACTOR").ok(),
+        }
+    }
+}
+
 /// The key material of one command run, fetched lazily: `diff` and `status` never need it.
 pub struct Keyring {
     mode: Mode,
+    /// The environment's say (`ENVSYNC_PASS`, `ENVSYNC_ALLOW_WEAK_PASS`).
+    env: KeyEnv,
     interactive: bool,
     /// The highest scrypt work factor a file may ask for before it is refused unopened.
     max_work_factor: u8,
@@ -76,15 +116,15 @@ impl Keyring {
     /// interactive, and they also accept no scrypt work factor above the project's own
     /// (+1 of slack): the contract's cap of 22 still lets a hostile file cost ~11 s and
     /// 4 GiB, which must not happen inside `git checkout`.
-    pub fn new(config: &ProjectConfig, interactive: bool) -> Result<Keyring> {
+    pub fn new(config: &ProjectConfig, env: &KeyEnv, interactive: bool) -> Result<Keyring> {
         let max_work_factor = if interactive {
             DEFAULT_MAX_WORK_FACTOR
         } else {
-            (work_factor(config)? + 1).min(DEFAULT_MAX_WORK_FACTOR)
+            (work_factor(config, env)? + 1).min(DEFAULT_MAX_WORK_FACTOR)
         };
         let mode = if config.recipients.is_empty() {
             Mode::Passphrase {
-                work_factor: work_factor(config)?,
+                work_factor: work_factor(config, env)?,
             }
         } else {
             let recipients = config
@@ -112,6 +152,7 @@ impl Keyring {
             .collect();
         Ok(Keyring {
             mode,
+            env: env.clone(),
             interactive,
             max_work_factor,
             passphrase: None,
@@ -124,11 +165,16 @@ impl Keyring {
     }
 
     /// A keyring that seals with `passphrase` (rotation to a new passphrase).
-    pub fn with_passphrase(config: &ProjectConfig, passphrase: SecretString) -> Result<Keyring> {
+    pub fn with_passphrase(
+        config: &ProjectConfig,
+        env: &KeyEnv,
+        passphrase: SecretString,
+    ) -> Result<Keyring> {
         Ok(Keyring {
             mode: Mode::Passphrase {
-                work_factor: work_factor(config)?,
+                work_factor: work_factor(config, env)?,
             },
+            env: env.clone(),
             interactive: false,
             max_work_factor: DEFAULT_MAX_WORK_FACTOR,
             passphrase: Some(passphrase),
@@ -187,7 +233,8 @@ impl Keyring {
         match self.mode {
             Mode::Passphrase { .. } => {
                 if self.passphrase.is_none()
-                    && let Ok((passphrase, source)) = read_passphrase(false, &self.project)
+                    && let Ok((passphrase, source)) =
+                        read_passphrase(&self.env, false, &self.project)
                 {
                     self.passphrase = Some(passphrase);
                     self.source = Some(source);
@@ -208,8 +255,9 @@ impl Keyring {
     ) -> Result<String> {
         let armored = match self.mode.clone() {
             Mode::Passphrase { work_factor } => {
+                let allow_weak = self.env.allow_weak_pass;
                 let passphrase = self.passphrase()?;
-                check_strength(passphrase)?;
+                check_strength(passphrase, allow_weak)?;
                 envelope::seal_with(
                     binding,
                     env,
@@ -258,20 +306,20 @@ impl Keyring {
         armored.map_err(|e| CliError::refused(format!("cannot encrypt: {e}")))
     }
 
-    /// Asks for a typed passphrase a second time, for the first version of a project: a
-    /// typo must not become the passphrase everyone else is then told. A mismatch is
-    /// refused and the passphrase forgotten. A passphrase from `ENVSYNC_PASS` or the agent
-    /// is taken as it is (`unlock` asks twice when it cannot check one), and team keys
-    /// need nothing. Call it just before sealing a project's first version.
-    pub fn confirm_new_passphrase(&mut self) -> Result<()> {
+    /// Asks for a typed passphrase a second time when nothing on the server can check it
+    /// (`why`, shown in the prompt: the project's first version, or `push --force` over a
+    /// version this clone cannot verify): a typo must not become the passphrase everyone
+    /// else is then told. A mismatch is refused and the passphrase forgotten. A passphrase
+    /// from `ENVSYNC_PASS` or the agent is taken as it is (`unlock` asks twice when it
+    /// cannot check one), and team keys need nothing. Call it just before sealing.
+    pub fn confirm_new_passphrase(&mut self, why: &str) -> Result<()> {
         if !matches!(self.mode, Mode::Passphrase { .. }) || self.confirmed {
             return Ok(());
         }
-        check_strength(self.passphrase()?)?;
+        let allow_weak = self.env.allow_weak_pass;
+        check_strength(self.passphrase()?, allow_weak)?;
         if self.source == Some(PassSource::Prompt) {
-            let again = prompt::read_secret(
-                "repeat the passphrase (this is the project's first version): ",
-            )?;
+            let again = prompt::read_secret(&format!("repeat the passphrase ({why}): "))?;
             let first = self.passphrase()?;
             if !ct_eq(
                 first.expose_secret().as_bytes(),
@@ -468,7 +516,7 @@ impl Keyring {
 
     fn passphrase(&mut self) -> Result<&SecretString> {
         if self.passphrase.is_none() {
-            let (passphrase, source) = read_passphrase(self.interactive, &self.project)?;
+            let (passphrase, source) = read_passphrase(&self.env, self.interactive, &self.project)?;
             self.passphrase = Some(passphrase);
             self.source = Some(source);
         }
@@ -486,20 +534,10 @@ impl Keyring {
     }
 }
 
-fn env_passphrase() -> Option<SecretString> {
-    std::env::var("ENVSYNC_PASS")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map(SecretString::from)
-}
-
 /// The new passphrase for a rotation: `ENVSYNC_NEW_PASS`, or typed twice on a terminal.
-pub fn new_passphrase() -> Result<SecretString> {
-    if let Some(p) = std::env::var("ENVSYNC_NEW_PASS")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        return Ok(SecretString::from(p));
+pub fn new_passphrase(env: &KeyEnv) -> Result<SecretString> {
+    if let Some(p) = &env.new_pass {
+        return Ok(p.clone());
     }
     if std::io::stdin().is_terminal() {
         let first = prompt::read_secret("new envsync passphrase: ")?;
@@ -520,9 +558,13 @@ pub fn new_passphrase() -> Result<SecretString> {
 }
 
 /// The passphrase, from the first source that has one (see the module's doc).
-fn read_passphrase(interactive: bool, project: &str) -> Result<(SecretString, PassSource)> {
-    if let Some(p) = env_passphrase() {
-        return Ok((p, PassSource::Env));
+fn read_passphrase(
+    env: &KeyEnv,
+    interactive: bool,
+    project: &str,
+) -> Result<(SecretString, PassSource)> {
+    if let Some(p) = &env.pass {
+        return Ok((p.clone(), PassSource::Env));
     }
     if let Some(p) = agent::client::lookup(project) {
         return Ok((p, PassSource::Agent));
@@ -540,11 +582,10 @@ fn read_passphrase(interactive: bool, project: &str) -> Result<(SecretString, Pa
     ))
 }
 
-/// Refuses a passphrase too short for new files (unless `ENVSYNC_ALLOW_WEAK_PASS`).
-pub fn check_strength(passphrase: &SecretString) -> Result<()> {
-    if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_LEN
-        && std::env::var_os("ENVSYNC_ALLOW_WEAK_PASS").is_none()
-    {
+/// Refuses a passphrase too short for new files, unless `allow_weak`
+/// ([`KeyEnv::allow_weak_pass`], `ENVSYNC_ALLOW_WEAK_PASS`).
+pub fn check_strength(passphrase: &SecretString, allow_weak: bool) -> Result<()> {
+    if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_LEN && !allow_weak {
         return Err(CliError::usage(format!(
             "the passphrase is shorter than {MIN_PASSPHRASE_LEN} characters"
         ))
@@ -554,10 +595,10 @@ pub fn check_strength(passphrase: &SecretString) -> Result<()> {
 }
 
 /// The scrypt work factor for new files: the project's (18 to 22, checked when the
-/// config was read), or `ENVSYNC_INSECURE_WORK_FACTOR` for tests and benchmarks that must
-/// not pay 0.7 s a file.
-fn work_factor(config: &ProjectConfig) -> Result<u8> {
-    if let Ok(raw) = std::env::var("ENVSYNC_INSECURE_WORK_FACTOR") {
+/// config was read), or `ENVSYNC_INSECURE_WORK_FACTOR` ([`KeyEnv::insecure_work_factor`])
+/// for tests and benchmarks that must not pay 0.7 s a file.
+fn work_factor(config: &ProjectConfig, env: &KeyEnv) -> Result<u8> {
+    if let Some(raw) = &env.insecure_work_factor {
         return raw
             .parse()
             .ok()

@@ -64,6 +64,15 @@ impl CliError {
         self
     }
 
+    /// Adds `more` to the hint (after the one there is, if any).
+    pub fn also_hint(self, more: impl fmt::Display) -> Self {
+        let hint = match &self.hint {
+            Some(hint) => format!("{hint}; {more}"),
+            None => more.to_string(),
+        };
+        self.hint(hint)
+    }
+
     /// The whole cause chain on one line.
     pub fn message(&self) -> String {
         let mut parts = self.error.chain().map(|c| c.to_string());

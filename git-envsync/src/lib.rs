@@ -101,9 +101,19 @@ mod redaction_tests {
             "{shown}"
         );
         let config = ProjectConfig::new("p".into());
-        let keyring = Keyring::with_passphrase(&config, SecretString::from(SENTINEL.to_owned()))
-            .expect("keyring");
+        let keyring = Keyring::with_passphrase(
+            &config,
+            &crate::crypto::KeyEnv::default(),
+            SecretString::from(SENTINEL.to_owned()),
+        )
+        .expect("keyring");
         redacted("Keyring", &keyring);
+        let keys = crate::crypto::KeyEnv {
+            pass: Some(SecretString::from(SENTINEL.to_owned())),
+            new_pass: Some(SecretString::from(SENTINEL.to_owned())),
+            ..crate::crypto::KeyEnv::default()
+        };
+        redacted("KeyEnv", &keys);
         // The agent's buffer, holding a passphrase.
         let mut locked = crate::agent::locked::LockedSecret::new().expect("mlock");
         locked.spare()[..SENTINEL.len()].copy_from_slice(SENTINEL.as_bytes());

@@ -117,7 +117,18 @@ fn sides(ctx: &Context, api: &Api, keyring: &mut Keyring, latest: u64) -> Result
         &ctx.branch,
         Some(latest),
         ReadRules::default(),
-    )?
+    )
+    .map_err(|e| {
+        // A version that fails the verified read blocks every merge, and history is
+        // append-only: say how one nobody on the team can read is replaced.
+        if e.exit != crate::error::Exit::Refused {
+            return e;
+        }
+        e.also_hint(format!(
+            "if nobody on the team can read {} version {latest} (a forged one), git envsync push --force replaces it",
+            ctx.branch
+        ))
+    })?
     .ok_or_else(|| CliError::refused(format!("{} has no version {latest}", ctx.branch)))?;
     // The file already holds their bytes (a pull killed between writing the file and
     // recording it): whatever the base, the merge is theirs, so none is needed.

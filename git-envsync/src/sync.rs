@@ -21,8 +21,9 @@ use crate::crypto::{self, Keyring};
 use crate::error::{CliError, Result};
 use crate::fingerprints;
 use crate::fsutil;
+use crate::out;
 use crate::state::{BranchState, FileState, Source};
-use envsync_common::api::{EnvResponse, PushRequest};
+use envsync_common::api::{EnvResponse, PushRequest, Role};
 use envsync_common::envelope::{self, Binding, Open, Seal};
 use envsync_common::envfile;
 use envsync_common::secret::{SecretBytes, ct_eq};
@@ -110,6 +111,9 @@ pub fn push(
             return Ok(PushOutcome::UpToDate { version });
         }
 
+        if pushes == 0 && just_merged.is_none() && merged.is_none() {
+            check_may_push(ctx, api, keyring)?;
+        }
         // Ask the server first: a push it would refuse costs no passphrase and no scrypt.
         // Right after a merge its latest is the version merged (a push that finds it moved
         // again is refused by the compare-and-swap, and the next round asks).
@@ -156,7 +160,11 @@ pub fn push(
             &mut branch,
             bytes.expose(),
             base,
-            Writer::Team,
+            if force {
+                Writer::Replacing
+            } else {
+                Writer::Team
+            },
         )? {
             Ok(version) => version,
             // Someone pushed between our look and our push: merge again, if allowed.
@@ -191,6 +199,11 @@ pub enum Writer {
     /// in this push's mode and, in passphrase mode, open with this passphrase
     /// ([`check_writer`]). Every writer but `rotate`.
     Team,
+    /// `push --force` and `rollback --force`: as `Team`, but a latest version this clone
+    /// cannot verify (another mode, another passphrase, a failed check) is pushed over,
+    /// said in one line; the passphrase is then checked against the default branch's
+    /// latest, or confirmed ([`check_writer`]).
+    Replacing,
     /// `rotate`, which replaces the mode or the passphrase on purpose, having just read
     /// `base` with the old one.
     Rotation,
@@ -209,6 +222,7 @@ pub fn push_version(
     base: Option<u64>,
     writer: Writer,
 ) -> Result<u64> {
+    check_may_push(ctx, api, keyring)?;
     try_push_version(ctx, api, keyring, branch, content, base, writer)?
         .map_err(|current| conflict_error(ctx, api, branch, current))
 }
@@ -224,13 +238,14 @@ fn try_push_version(
     base: Option<u64>,
     writer: Writer,
 ) -> Result<std::result::Result<u64, Option<u64>>> {
-    if writer == Writer::Team {
-        check_writer(ctx, api, keyring, branch, base)?;
-    }
+    let read = match writer {
+        Writer::Team | Writer::Replacing => check_writer(ctx, api, keyring, branch, base, writer)?,
+        Writer::Rotation => None,
+    };
     let keys = parse_keys(ctx, content)?.names;
     let version = base.map_or(1, |b| b + 1);
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
-    let fingerprint_key = push_fingerprint_key(ctx, api, keyring, &branch.branch)?;
+    let fingerprint_key = push_fingerprint_key(ctx, api, keyring, &branch.branch, read.as_deref())?;
     let request = PushRequest {
         ciphertext: keyring.seal(&binding, content, fingerprint_key.as_ref())?,
         fingerprints: fingerprint_key
@@ -263,16 +278,44 @@ fn try_push_version(
     Ok(Ok(version))
 }
 
+/// Before a passphrase is asked for or derived for a push: whether the token may push to
+/// the project at all (`GET /whoami`), so that a readonly token (or one for other
+/// projects) is told so, instead of paying a prompt and an scrypt for the server's 403.
+/// Team mode asks no passphrase and seals without scrypt: the server's 403 is as cheap.
+fn check_may_push(ctx: &Context, api: &Api, keyring: &Keyring) -> Result<()> {
+    if keyring.team_mode() {
+        return Ok(());
+    }
+    let who = api.whoami().map_err(|e| api.fail(e))?;
+    let project = &ctx.config.project;
+    let scoped = who.project_ids.iter().any(|p| p == project);
+    let why = match who.role {
+        Role::Readonly => "readonly".to_owned(),
+        Role::Owner if scoped || who.project_ids.is_empty() => return Ok(()),
+        Role::Developer if scoped => return Ok(()),
+        role => format!("a {role} token for other projects"),
+    };
+    let origin = api.base().to_owned();
+    Err(CliError::refused(format!(
+        "this token may not push to {project} ({why})"
+    ))
+    .hint(format!(
+        "git envsync login --server {origin} with a developer token for {project}; nothing was sent"
+    )))
+}
+
 /// The fingerprint key a push seals and fingerprints with (`None`: fingerprints are off).
 /// A clone that never read a version of the project keeps none: before it makes one of
 /// its own (and the project ends up with two), it reads the project's, from the default
 /// branch's latest version or this branch's (one verified read, which keeps the key it
-/// carries). Nothing to read, or a read that fails, leaves a new key to the push.
+/// carries), unless [`check_writer`] already made that read (`read`). Nothing to read,
+/// or a read that fails, leaves a new key to the push.
 fn push_fingerprint_key(
     ctx: &Context,
     api: &Api,
     keyring: &mut Keyring,
     branch: &str,
+    read: Option<&str>,
 ) -> Result<Option<fingerprints::Kept>> {
     if !ctx.config.fingerprints {
         return Ok(None);
@@ -289,6 +332,7 @@ fn push_fingerprint_key(
     if !names.contains(&branch) {
         names.push(branch);
     }
+    names.retain(|n| Some(*n) != read);
     for name in names {
         let read = fetch_version(ctx, api, keyring, name, None, ReadRules::default());
         if matches!(read, Ok(Some(_)))
@@ -302,41 +346,158 @@ fn push_fingerprint_key(
 
 /// Before anything is sealed or sent: what is pushed must be readable by whoever can
 /// read the branch now. Its latest version `latest` (the push's base; for a branch's
-/// first, the default branch's latest) must be in the same mode as this push, and in passphrase mode must open with
-/// this passphrase: a mistyped one, or the old one after a rotation, is refused here
-/// instead of being sealed into a version the team cannot open. No scrypt when this clone
-/// synced that version with the same passphrase (its verifier); one otherwise.
+/// first, the default branch's latest) must be in the same mode as this push, and in
+/// passphrase mode must pass the verified read with this passphrase: a mistyped one, or
+/// the old one after a rotation, is refused here instead of being sealed into a version
+/// the team cannot open. No scrypt when this clone synced that version with the same
+/// passphrase (its verifier); one otherwise, whose fingerprint key is kept, so the push
+/// reads nothing more for it. Returns the branch read that way.
+///
+/// A version this clone cannot verify (another mode, another passphrase, a failed check)
+/// blocks every push on top of it, and history is append-only: a [`Writer::Replacing`]
+/// push (`--force`) pushes over it, saying so in one line, and checks against the
+/// default branch's latest instead when that is another branch in this push's mode (it
+/// must pass), else has a typed passphrase confirmed as a project's first push does.
 fn check_writer(
     ctx: &Context,
     api: &Api,
     keyring: &mut Keyring,
     branch: &BranchState,
     latest: Option<u64>,
-) -> Result<()> {
-    let (name, version, state) = match latest {
-        Some(v) => (branch.branch.clone(), v, branch.clone()),
-        None => {
-            // A branch's first version: the default branch's latest says what the team
-            // uses; a project's very first version has nothing to check against, so a
-            // passphrase typed at the prompt is asked twice instead.
-            let Some(default) = ctx
-                .config
-                .default_branch
-                .clone()
-                .filter(|d| *d != branch.branch)
-            else {
-                return keyring.confirm_new_passphrase();
-            };
-            let Some(k) = api
-                .keys(&ctx.config.project, &default)
-                .map_err(|e| api.fail(e))?
-            else {
-                return keyring.confirm_new_passphrase();
-            };
-            let state = ctx.state.branch(&default)?;
-            (default, k.version, state)
-        }
+    writer: Writer,
+) -> Result<Option<String>> {
+    let default = ctx
+        .config
+        .default_branch
+        .clone()
+        .filter(|d| *d != branch.branch);
+    // A branch's first version: the default branch's latest says what the team uses; a
+    // project's very first version has nothing to check against, so a passphrase typed
+    // at the prompt is asked twice instead.
+    let reference = match latest {
+        Some(v) => Some((branch.branch.clone(), v)),
+        None => default_latest(ctx, api, default.as_deref())?,
     };
+    let Some((name, version)) = reference else {
+        keyring.confirm_new_passphrase("this is the project's first version")?;
+        return Ok(None);
+    };
+    let check = check_against(ctx, api, keyring, &name, version, latest.is_some())?;
+    if let Check::Passed { read } = check {
+        return Ok(read.then_some(name));
+    }
+    if writer != Writer::Replacing {
+        return Err(check.refusal(&name, version, false));
+    }
+    // A version in this push's mode that this passphrase does not open is a witness
+    // against the passphrase (the default branch's, for a branch's first version).
+    if latest.is_none() && matches!(check, Check::Failed { .. }) {
+        return Err(check.refusal(&name, version, true));
+    }
+    // The default branch's latest, when it is another branch, is the witness of the
+    // team's passphrase: one in this push's mode must pass; one this clone cannot
+    // verify either leaves nothing to check against.
+    let (witness, witnessed) = match latest {
+        Some(_) => match default_latest(ctx, api, default.as_deref())? {
+            Some((d, dv)) => {
+                let witnessed = check_against(ctx, api, keyring, &d, dv, false)?;
+                ((d, dv), witnessed)
+            }
+            None => ((name.clone(), version), Check::Nothing),
+        },
+        None => ((name.clone(), version), Check::Nothing),
+    };
+    if let Check::Failed { .. } = witnessed {
+        return Err(witnessed.refusal(&witness.0, witness.1, true));
+    }
+    if let Check::Passed { read } = witnessed {
+        say_unchecked(&name, version, latest.is_some(), check.why());
+        return Ok(read.then_some(witness.0));
+    }
+    // Nothing on the server can prove the passphrase: a typed one is asked twice, and
+    // only then is the line said (a refusal stays one error line).
+    keyring.confirm_new_passphrase(&format!(
+        "{name} version {version} cannot be verified, so nothing checks it"
+    ))?;
+    say_unchecked(&name, version, latest.is_some(), check.why());
+    Ok(None)
+}
+
+/// The one line a forced push says about the version it cannot verify: the one it
+/// pushes over (`own`), or the default branch's latest it does not check against.
+fn say_unchecked(name: &str, version: u64, own: bool, why: &str) {
+    out::say(&if own {
+        format!("pushing over {name} version {version}, which this clone cannot verify ({why})")
+    } else {
+        format!(
+            "not checking the passphrase against {name} version {version}, which this clone cannot verify ({why})"
+        )
+    });
+}
+
+/// `branch`'s latest version number on the server, with the branch; `None` when there
+/// is no such branch or it has no env.
+fn default_latest(ctx: &Context, api: &Api, branch: Option<&str>) -> Result<Option<(String, u64)>> {
+    let Some(branch) = branch else {
+        return Ok(None);
+    };
+    Ok(latest_version(ctx, api, branch)?.map(|v| (branch.to_owned(), v)))
+}
+
+/// What [`check_against`] found.
+enum Check {
+    /// This push may build on it; `read`: a verified read of it was made (and its
+    /// fingerprint key kept).
+    Passed { read: bool },
+    /// Sealed in another mode, or not a readable age file: it says nothing about this
+    /// push's passphrase. `why` is a few words for the line saying it is pushed over.
+    Foreign { refusal: CliError, why: String },
+    /// In this push's mode, but this passphrase does not open it or it fails a check.
+    Failed { refusal: CliError, why: String },
+    /// No version to check against.
+    Nothing,
+}
+
+impl Check {
+    /// Why this clone cannot verify the version, in a few words.
+    fn why(&self) -> &str {
+        match self {
+            Check::Foreign { why, .. } | Check::Failed { why, .. } => why,
+            Check::Passed { .. } | Check::Nothing => "",
+        }
+    }
+
+    /// The refusal of a push on top of `version` of `name`, whose hint names the way
+    /// out: `push --force` replaces a version nobody on the team can read, and (`forced`)
+    /// a default branch that is one of those is replaced first.
+    fn refusal(self, name: &str, version: u64, forced: bool) -> CliError {
+        let (Check::Foreign { refusal, .. } | Check::Failed { refusal, .. }) = self else {
+            return CliError::refused(format!("cannot check against {name} version {version}"));
+        };
+        let way = if forced {
+            format!(
+                "if nobody on the team can read {name} version {version} either, replace it first (git envsync push --force on {name})"
+            )
+        } else {
+            format!(
+                "if nobody on the team can read {name} version {version} (a forged one), git envsync push --force replaces it"
+            )
+        };
+        refusal.also_hint(way)
+    }
+}
+
+/// [`check_writer`]'s check of one version: `version` of `name`, the push's own base
+/// when `own`.
+fn check_against(
+    ctx: &Context,
+    api: &Api,
+    keyring: &mut Keyring,
+    name: &str,
+    version: u64,
+    own: bool,
+) -> Result<Check> {
+    let state = ctx.state.branch(name)?;
     let ours = keyring.mode_name();
     let mode_error = |theirs: &str| {
         let hint = if ours == "team" {
@@ -344,30 +505,33 @@ fn check_writer(
         } else {
             "this clone's .envsync.toml is behind the team's (git pull, then git envsync trust); nothing was sent"
         };
-        CliError::refused(format!(
-            "refusing to push in {ours} mode: {name} version {version} on the server is sealed in {theirs} mode"
-        ))
-        .hint(hint)
+        Check::Foreign {
+            refusal: CliError::refused(format!(
+                "refusing to push in {ours} mode: {name} version {version} on the server is sealed in {theirs} mode"
+            ))
+            .hint(hint),
+            why: format!("sealed in {theirs} mode"),
+        }
     };
     if state.version == Some(version)
         && let Some(theirs) = &state.mode
     {
         if theirs != ours {
-            return Err(mode_error(theirs));
+            return Ok(mode_error(theirs));
         }
         if ours == "team" || state.verifier.is_some() && state.verifier == keyring.verifier()? {
-            return Ok(());
+            return Ok(Check::Passed { read: false });
         }
     }
     let served = match api
-        .env(&ctx.config.project, &name, Some(version))
+        .env(&ctx.config.project, name, Some(version))
         .map_err(|e| api.fail(e))?
     {
         Some(served) => served,
         // The push's own base is not there (a race, or a server that lied about its
         // latest): the compare-and-swap on it refuses the push, naming the version the
         // server has, before anything is stored.
-        None if latest.is_some() => return Ok(()),
+        None if own => return Ok(Check::Passed { read: false }),
         None => {
             return Err(CliError::refused(format!(
                 "{name} version {version} disappeared from the server"
@@ -378,25 +542,33 @@ fn check_writer(
         Ok(Some(_)) => "passphrase",
         Ok(None) => "team",
         Err(e) => {
-            return Err(CliError::refused(format!(
-                "cannot read {name} version {version}: {e}"
-            )));
+            return Ok(Check::Foreign {
+                refusal: CliError::refused(format!("cannot read {name} version {version}: {e}"))
+                    .hint("the server may be serving a damaged or forged file; nothing was sent"),
+                why: "not a readable age file".to_owned(),
+            });
         }
     };
     if theirs != ours {
-        return Err(mode_error(theirs));
+        return Ok(mode_error(theirs));
     }
-    if ours == "passphrase" {
-        let what = format!("version {version} of {name}");
-        keyring.open(&served.ciphertext, &what, false).map_err(|e| {
-            CliError::refused(format!(
+    if ours == "team" {
+        return Ok(Check::Passed { read: false });
+    }
+    // The verified read itself, so that what it finds (the fingerprint key) need not be
+    // read again. A missing passphrase or a server failure is no verdict on the version.
+    match verified(ctx, keyring, name, served, Some(version), ReadRules::default()) {
+        Ok(_) => Ok(Check::Passed { read: true }),
+        Err(e) if e.exit == crate::error::Exit::Refused => Ok(Check::Failed {
+            why: "this passphrase does not open it, or it fails a check".to_owned(),
+            refusal: CliError::refused(format!(
                 "refusing to push: this passphrase does not open {name} version {version} on the server ({}), so teammates could not read what it seals",
                 e.message()
             ))
-            .hint("check the passphrase (ENVSYNC_PASS or the one you typed; after a rotate, the new one); nothing was sent")
-        })?;
+            .hint("check the passphrase (ENVSYNC_PASS or the one you typed; after a rotate, the new one); nothing was sent"),
+        }),
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
 /// The push would bury a version this clone has not seen (`current`, the server's latest):
@@ -498,7 +670,9 @@ pub struct ReadRules {
 
 /// The one verified read. `served` is the server's answer for `branch`, `asked` the
 /// version that was requested (`None`: the latest, whose number the caller learnt from
-/// the key list, or nothing). Every check passes or nothing is returned.
+/// the key list, or nothing). Every check passes or nothing is returned. The checks are
+/// [`check_served`]'s; this clone's part: the newest version it has seen of the branch,
+/// the fingerprint key kept, and the verifier of the passphrase that opened it.
 pub fn verified(
     ctx: &Context,
     keyring: &mut Keyring,
@@ -507,6 +681,53 @@ pub fn verified(
     asked: Option<u64>,
     rules: ReadRules,
 ) -> Result<Fetched> {
+    let seen = if rules.old_version_asked {
+        0
+    } else {
+        ctx.state.branch(branch)?.seen
+    };
+    let reader = Reader {
+        project: &ctx.config.project,
+        env_file: &ctx.env_display(),
+        seen,
+    };
+    let (mut fetched, key) = check_served(&reader, keyring, branch, served, asked, rules)?;
+    if let Some(read) = key {
+        fingerprints::remember(ctx, &read, branch);
+    }
+    if let Some((mode, verifier)) = &mut fetched.sealed
+        && mode == "passphrase"
+    {
+        *verifier = keyring.loaded_verifier();
+    }
+    Ok(fetched)
+}
+
+/// What [`check_served`] needs to know of the clone reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'a> {
+    pub project: &'a str,
+    /// The env file's name, for messages.
+    pub env_file: &'a str,
+    /// The newest version of the branch this clone has seen: an older one is a rollback.
+    pub seen: u64,
+}
+
+/// [`verified`]'s checks, which touch nothing: the version asked for is the version
+/// served, no older than `reader.seen` (unless an old one was asked for), opened the way
+/// the keyring's mode opens (within its work-factor cap), bound to this project, branch
+/// and version, with the server's key list equal to the decrypted names and its value
+/// fingerprints to the ones the version's key makes, and signed as the mode requires.
+/// Returns the version (its `sealed` without a verifier) and the fingerprint key it
+/// carries, to keep unless `rules.key_replaced`.
+pub fn check_served(
+    reader: &Reader<'_>,
+    keyring: &mut Keyring,
+    branch: &str,
+    served: EnvResponse,
+    asked: Option<u64>,
+    rules: ReadRules,
+) -> Result<(Fetched, Option<fingerprints::Kept>)> {
     // The answer must be the version asked for: otherwise a server whose key list says N
     // could serve N-1 (correctly bound to N-1) to a clone that never saw N, and the
     // binding check alone would not notice.
@@ -520,22 +741,23 @@ pub fn verified(
         .hint("nothing was written; the server is misbehaving"));
     }
     if !rules.old_version_asked {
-        check_not_rolled_back(&ctx.state.branch(branch)?, served.version, branch)?;
+        check_not_rolled_back(reader.seen, served.version, branch)?;
     }
     let what = format!("version {} of {branch}", served.version);
     let opened = keyring.open(&served.ciphertext, &what, rules.passphrase_ok)?;
     opened
         .binding
-        .verify(&Binding::new(&ctx.config.project, branch, served.version))
+        .verify(&Binding::new(reader.project, branch, served.version))
         .map_err(|e| {
             CliError::refused(format!("integrity check failed: {e}"))
                 .hint("the server served a file that belongs elsewhere; nothing was written")
         })?;
-    check_keys(ctx, opened.env.expose(), &served.keys)?;
+    check_keys(reader.env_file, opened.env.expose(), &served.keys)?;
     let signer = keyring.verify_signer(&opened, rules.allow_unsigned, rules.passphrase_ok)?;
+    let mut kept = None;
     if let Some(key) = &opened.fingerprint_key {
         fingerprints::check_served(
-            &ctx.config.project,
+            reader.project,
             key,
             opened.env.expose(),
             served.fingerprints.as_ref(),
@@ -543,27 +765,27 @@ pub fn verified(
             served.version,
         )?;
         if !rules.key_replaced {
-            let read = fingerprints::Kept {
+            kept = Some(fingerprints::Kept {
                 key: key.clone(),
                 generation: opened.fingerprint_generation,
-            };
-            fingerprints::remember(ctx, &read, branch);
+            });
         }
     }
-    let sealed = if opened.passphrase {
-        ("passphrase".to_owned(), keyring.loaded_verifier())
+    let mode = if opened.passphrase {
+        "passphrase"
     } else {
-        ("team".to_owned(), None)
+        "team"
     };
-    Ok(Fetched {
+    let fetched = Fetched {
         content: opened.env,
         from: branch.to_owned(),
         version: served.version,
         server_keys: served.keys,
         cached: false,
         signer,
-        sealed: Some(sealed),
-    })
+        sealed: Some((mode.to_owned(), None)),
+    };
+    Ok((fetched, kept))
 }
 
 /// Fetches one version of `branch` (the latest when `version` is `None`) and verifies it;
@@ -655,14 +877,14 @@ pub fn fetch(
     let Some(latest) = keys else {
         return Ok(None);
     };
-    check_not_rolled_back(&branch, latest.version, &from)?;
+    check_not_rolled_back(branch.seen, latest.version, &from)?;
 
     // From the sealed local copy when the server has not moved since this clone synced
     // (no scrypt) and the settings it was verified under are still the ones trusted.
     if branch.version == Some(latest.version)
         && let Some(content) = open_cached(ctx, &branch, &from, latest.version)
     {
-        check_keys(ctx, content.expose(), &latest.keys)?;
+        check_keys(&ctx.env_display(), content.expose(), &latest.keys)?;
         return Ok(Some(Fetched {
             content,
             from,
@@ -896,20 +1118,19 @@ pub fn record_synced(ctx: &Context, fetched: Fetched) -> Result<()> {
     Ok(())
 }
 
-fn check_not_rolled_back(branch: &BranchState, version: u64, from: &str) -> Result<()> {
-    if version < branch.seen {
+fn check_not_rolled_back(seen: u64, version: u64, from: &str) -> Result<()> {
+    if version < seen {
         return Err(CliError::refused(format!(
-            "rollback detected: the server offers version {version} of {from}, but this clone has already seen version {}",
-            branch.seen
+            "rollback detected: the server offers version {version} of {from}, but this clone has already seen version {seen}"
         ))
-        .hint("nothing was written; if the server was restored from a backup on purpose, pass --version to take an older version"));
+        .hint("nothing was written; if the server was restored from an old backup, git envsync restore puts back the versions this clone has (git envsync pull --version N reads an older one on purpose)"));
     }
     Ok(())
 }
 
 /// The server's key list must be exactly the names in the decrypted file: a mismatch
 /// means the server (or someone with access to it) is lying, which is not drift.
-fn check_keys(ctx: &Context, content: &[u8], server_keys: &[String]) -> Result<()> {
+fn check_keys(env_file: &str, content: &[u8], server_keys: &[String]) -> Result<()> {
     let names = envfile::keys(content)
         .map(|k| k.names)
         .map_err(|e| CliError::refused(format!("the decrypted file does not parse: {e}")))?;
@@ -919,8 +1140,7 @@ fn check_keys(ctx: &Context, content: &[u8], server_keys: &[String]) -> Result<(
     b.sort();
     if a != b {
         return Err(CliError::refused(format!(
-            "integrity check failed: the server's key list for {} does not match the decrypted file",
-            ctx.env_display()
+            "integrity check failed: the server's key list for {env_file} does not match the decrypted file"
         ))
         .hint("nothing was written; the server's metadata was altered"));
     }
@@ -988,8 +1208,18 @@ pub fn server_keys(
     api: Option<&Api>,
     branch: &str,
 ) -> (Option<ServerKeys>, Option<ApiError>) {
+    let live = api.map(|api| api.keys(&ctx.config.project, branch));
+    keys_or_cached(&ctx.state, branch, live)
+}
+
+/// [`server_keys`] with the server's answer in hand (`None`: it was not asked).
+fn keys_or_cached(
+    state: &crate::state::State,
+    branch: &str,
+    live: Option<std::result::Result<Option<envsync_common::api::KeysResponse>, ApiError>>,
+) -> (Option<ServerKeys>, Option<ApiError>) {
     let cached = || {
-        ctx.state
+        state
             .branch(branch)
             .ok()
             .filter(|s| s.keys_version > 0)
@@ -1000,12 +1230,10 @@ pub fn server_keys(
                 cached: true,
             })
     };
-    let Some(api) = api else {
-        return (cached(), None);
-    };
-    match api.keys(&ctx.config.project, branch) {
-        Ok(Some(k)) => {
-            let _ = ctx.state.record_seen(branch, k.version, &k.keys);
+    match live {
+        None => (cached(), None),
+        Some(Ok(Some(k))) => {
+            let _ = state.record_seen(branch, k.version, &k.keys);
             (
                 Some(ServerKeys {
                     version: k.version,
@@ -1016,8 +1244,8 @@ pub fn server_keys(
                 None,
             )
         }
-        Ok(None) => (None, None),
-        Err(e) => (cached(), Some(e)),
+        Some(Ok(None)) => (None, None),
+        Some(Err(e)) => (cached(), Some(e)),
     }
 }
 
@@ -1025,4 +1253,234 @@ pub fn server_keys(
 pub fn key_changes(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
     let drift = crate::drift::Drift::new(new.to_vec(), old.to_vec());
     (drift.extra, drift.missing)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::config::ProjectConfig;
+    use crate::crypto::KeyEnv;
+    use envsync_common::secret::SecretString;
+
+    const PASS: &str = "the team's passphrase";
+
+    /// A non-interactive passphrase-mode keyring holding [`PASS`], sealing at work factor
+    /// 10, so opening nothing above 11.
+    fn keyring() -> Keyring {
+        let env = KeyEnv {
+            pass: Some(SecretString::from(PASS.to_owned())),
+            insecure_work_factor: Some("10".to_owned()),
+            ..KeyEnv::default()
+        };
+        Keyring::new(&ProjectConfig::new("p".into()), &env, false).unwrap()
+    }
+
+    fn sealed_with(passphrase: &str, work_factor: u8, binding: &Binding, env: &[u8]) -> String {
+        let passphrase = SecretString::from(passphrase.to_owned());
+        envelope::seal(
+            binding,
+            env,
+            &Seal::Passphrase {
+                passphrase: &passphrase,
+                work_factor,
+            },
+        )
+        .unwrap()
+    }
+
+    /// What the server answers for version `version` of main: the file, its key list.
+    fn served(version: u64, ciphertext: String, keys: &[&str]) -> EnvResponse {
+        EnvResponse {
+            version,
+            ciphertext,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            pushed_by: "someone@example.com".into(),
+            pushed_at: "2026-01-01T00:00:00Z".into(),
+            fingerprints: None,
+        }
+    }
+
+    fn good(version: u64) -> EnvResponse {
+        let binding = Binding::new("p", "main", version);
+        served(
+            version,
+            sealed_with(PASS, 10, &binding, b"A=1\nB=2\n"),
+            &["A", "B"],
+        )
+    }
+
+    const READER: Reader<'static> = Reader {
+        project: "p",
+        env_file: ".env",
+        seen: 3,
+    };
+
+    /// The refusal of `served` (exit 1), for its message.
+    #[track_caller]
+    fn refused(served: EnvResponse, asked: Option<u64>) -> String {
+        let e = check_served(
+            &READER,
+            &mut keyring(),
+            "main",
+            served,
+            asked,
+            ReadRules::default(),
+        )
+        .expect_err("must be refused");
+        assert_eq!(e.exit, crate::error::Exit::Refused, "{e:?}");
+        e.message()
+    }
+
+    #[test]
+    fn a_version_passing_every_check_is_returned() {
+        let (fetched, key) = check_served(
+            &READER,
+            &mut keyring(),
+            "main",
+            good(3),
+            Some(3),
+            ReadRules::default(),
+        )
+        .unwrap();
+        assert_eq!(fetched.content.expose(), b"A=1\nB=2\n");
+        assert_eq!((fetched.from.as_str(), fetched.version), ("main", 3));
+        assert_eq!(fetched.server_keys, ["A", "B"]);
+        assert_eq!(fetched.sealed, Some(("passphrase".to_owned(), None)));
+        assert!(key.is_none(), "sealed without a fingerprint key");
+    }
+
+    #[test]
+    fn another_version_than_the_one_asked_for_is_refused() {
+        let message = refused(good(4), Some(5));
+        assert!(
+            message.contains("answered with version 4 of main when version 5 was asked for"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_version_below_the_newest_seen_is_refused_unless_asked_for() {
+        let message = refused(good(2), None);
+        assert!(message.contains("rollback detected"), "{message}");
+        let rules = ReadRules {
+            old_version_asked: true,
+            ..ReadRules::default()
+        };
+        check_served(&READER, &mut keyring(), "main", good(2), Some(2), rules).unwrap();
+    }
+
+    #[test]
+    fn a_version_bound_elsewhere_is_refused() {
+        for binding in [
+            Binding::new("p", "other", 3),
+            Binding::new("other-project", "main", 3),
+            Binding::new("p", "main", 2),
+        ] {
+            let forged = served(3, sealed_with(PASS, 10, &binding, b"A=1\n"), &["A"]);
+            let message = refused(forged, Some(3));
+            assert!(message.contains("integrity check failed"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_key_list_that_is_not_the_files_is_refused() {
+        let binding = Binding::new("p", "main", 3);
+        for keys in [&["A"][..], &["A", "B", "C"][..], &[][..]] {
+            let lying = served(3, sealed_with(PASS, 10, &binding, b"A=1\nB=2\n"), keys);
+            let message = refused(lying, Some(3));
+            assert!(
+                message.contains("the server's key list for .env does not match"),
+                "{keys:?}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_version_sealed_in_another_mode_or_passphrase_is_refused() {
+        let binding = Binding::new("p", "main", 3);
+        let someone = age::x25519::Identity::generate().to_public();
+        let to_keys = envelope::seal(&binding, b"A=1\n", &Seal::Recipients(&[someone])).unwrap();
+        let message = refused(served(3, to_keys, &["A"]), Some(3));
+        assert!(message.contains("it is sealed to age keys"), "{message}");
+        let other = sealed_with("another passphrase", 10, &binding, b"A=1\n");
+        let message = refused(served(3, other, &["A"]), Some(3));
+        assert!(message.contains("wrong passphrase"), "{message}");
+    }
+
+    #[test]
+    fn a_work_factor_above_the_cap_is_refused_unopened() {
+        let binding = Binding::new("p", "main", 3);
+        let costly = served(3, sealed_with(PASS, 12, &binding, b"A=1\n"), &["A"]);
+        let message = refused(costly, Some(3));
+        assert!(
+            message.contains("needs scrypt work factor 12, above the accepted maximum 11"),
+            "{message}"
+        );
+    }
+
+    fn state() -> (tempfile::TempDir, crate::state::State) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::State::new(dir.path(), "p");
+        (dir, state)
+    }
+
+    fn live(version: u64, keys: &[&str]) -> envsync_common::api::KeysResponse {
+        envsync_common::api::KeysResponse {
+            version,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            fingerprints: None,
+        }
+    }
+
+    fn unreachable() -> ApiError {
+        ApiError::Unreachable("connection refused".into())
+    }
+
+    #[test]
+    fn server_keys_are_the_live_ones_and_are_recorded() {
+        let (_dir, state) = state();
+        let (keys, error) = keys_or_cached(&state, "main", Some(Ok(Some(live(2, &["A"])))));
+        let keys = keys.unwrap();
+        assert!(error.is_none());
+        assert_eq!(
+            (keys.version, keys.keys, keys.cached),
+            (2, vec!["A".into()], false)
+        );
+        let recorded = state.branch("main").unwrap();
+        assert_eq!(
+            (recorded.keys_version, recorded.keys),
+            (2, vec!["A".into()])
+        );
+    }
+
+    #[test]
+    fn server_keys_fall_back_to_the_cached_list_then_to_none() {
+        let (_dir, state) = state();
+        // Nothing cached: none, with the reason when there was a failure.
+        let (keys, error) = keys_or_cached(&state, "main", Some(Err(unreachable())));
+        assert!(keys.is_none());
+        assert!(matches!(error, Some(ApiError::Unreachable(_))));
+        assert_eq!(keys_or_cached(&state, "main", None).0, None);
+
+        state
+            .record_seen("main", 4, &["A".into(), "B".into()])
+            .unwrap();
+        for live in [None, Some(Err(unreachable()))] {
+            let failed = live.is_some();
+            let (keys, error) = keys_or_cached(&state, "main", live);
+            let keys = keys.unwrap();
+            assert!(keys.cached);
+            assert_eq!((keys.version, keys.keys.len()), (4, 2));
+            assert_eq!(error.is_some(), failed);
+        }
+        // The server says the branch has no env: not the cached list.
+        assert!(matches!(
+            keys_or_cached(&state, "main", Some(Ok(None))),
+            (None, None)
+        ));
+        // Live keys win over the cached ones.
+        let (keys, _) = keys_or_cached(&state, "main", Some(Ok(Some(live(5, &["C"])))));
+        assert_eq!(keys.unwrap().keys, ["C"]);
+    }
 }

@@ -63,7 +63,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     };
 
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let fetched = sync::fetch_source(&ctx, &api, &mut keyring, &args.from)?;
     let latest = sync::latest_version(&ctx, &api, &target)?;
     let mut branch = ctx.state.branch(&target)?;

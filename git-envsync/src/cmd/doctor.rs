@@ -57,6 +57,8 @@ fn bad(what: &'static str, detail: impl Into<String>, fix: impl Into<String>) ->
 }
 
 pub fn run(global: &crate::cli::Global, _args: Args) -> Result<ExitCode> {
+    // Read once here: doctor runs without a Context, which would read it otherwise.
+    let keys = crate::crypto::KeyEnv::from_env();
     let mut checks = binary_checks();
     let repo = Repo::discover();
     let config = repo.as_ref().ok().map(|r| ProjectConfig::load(&r.root));
@@ -78,7 +80,7 @@ pub fn run(global: &crate::cli::Global, _args: Args) -> Result<ExitCode> {
         }
         (Ok(repo), Some(Ok(config))) => {
             checks.push(ok("repository", repo.root.display().to_string()));
-            project_checks(&mut checks, global, repo, config);
+            project_checks(&mut checks, global, repo, config, &keys);
         }
         (Ok(_), None) => {}
     }
@@ -115,6 +117,7 @@ fn project_checks(
     global: &crate::cli::Global,
     repo: &Repo,
     config: &ProjectConfig,
+    keys: &crate::crypto::KeyEnv,
 ) {
     // Hooks, where git runs them.
     match hook_blocks::hooks_dir(repo) {
@@ -175,14 +178,14 @@ fn project_checks(
     let wf = config
         .work_factor
         .unwrap_or(envsync_common::envelope::DEFAULT_WORK_FACTOR);
-    checks.push(match std::env::var("ENVSYNC_INSECURE_WORK_FACTOR") {
-        Ok(v) => bad(
+    checks.push(match &keys.insecure_work_factor {
+        Some(v) => bad(
             "scrypt",
             format!("ENVSYNC_INSECURE_WORK_FACTOR={v} overrides the project's {wf}"),
             "unset ENVSYNC_INSECURE_WORK_FACTOR (it is for tests and benchmarks)",
         ),
-        Err(_) if config.team_mode() => ok("scrypt", "team-key mode: no passphrase work factor"),
-        Err(_) => ok("scrypt", format!("work factor {wf}")),
+        None if config.team_mode() => ok("scrypt", "team-key mode: no passphrase work factor"),
+        None => ok("scrypt", format!("work factor {wf}")),
     });
     // Local state.
     let envsync_dir = repo.git_dir().join("envsync");

@@ -82,7 +82,7 @@ impl BranchEnv {
 /// server, verified (`default_branch`'s when the branch has none), else, with the server
 /// unreachable, this clone's sealed copy (said in one line on stderr).
 pub(super) fn branch_env(ctx: &Context) -> Result<BranchEnv> {
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let (content, source) = sync::readable_env(ctx, &mut keyring)?;
     let local = matches!(source, EnvSource::File);
     if matches!(source, EnvSource::Copy { .. }) {

@@ -90,7 +90,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let verify = ctx.config.team_mode()
         && !args.no_verify
         && crypto::identity_path().is_ok_and(|p| p.exists());
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let rows: Vec<_> = versions
         .iter()
         .enumerate()

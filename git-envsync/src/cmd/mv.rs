@@ -34,7 +34,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     }
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let fetched = sync::fetch_source(&ctx, &api, &mut keyring, &args.old)?;
     let latest = sync::latest_version(&ctx, &api, &args.new)?;
     let mut branch = ctx.state.branch(&args.new)?;

@@ -33,7 +33,7 @@ pub struct Args {
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let opts = PullOptions {
         force: args.force,
         version: args.version,

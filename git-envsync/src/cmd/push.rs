@@ -54,7 +54,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         )));
     }
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let merge = if args.no_merge {
         sync::Merge::Never
     } else {

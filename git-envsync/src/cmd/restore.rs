@@ -31,7 +31,7 @@ pub struct Args {
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let names: Vec<String> = if args.all {
         ctx.state
             .branches()?

@@ -21,12 +21,18 @@ pub struct Args {
     pub remote: crate::cli::ServerFlag,
     /// The version to bring back.
     version: u64,
+    /// Push over a latest version this clone cannot verify (sealed in another mode or
+    /// with another passphrase, or failing a check: a forged one nobody on the team can
+    /// read), saying so; the passphrase is then checked against the default branch's
+    /// latest, or a typed one asked twice.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let project = &ctx.config.project;
 
     let latest = api
@@ -84,7 +90,11 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
         &mut branch,
         content.expose(),
         Some(latest.version),
-        sync::Writer::Team,
+        if args.force {
+            sync::Writer::Replacing
+        } else {
+            sync::Writer::Team
+        },
     )?;
     out::say(&format!(
         "Rolled {} back to the content of version {} as version {version}",

@@ -55,11 +55,11 @@ struct Progress {
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
     let api = ctx.api(Timeouts::COMMAND)?;
-    let mut reader = Keyring::new(&ctx.config, true)?;
+    let mut reader = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let mut writer = if ctx.config.recipients.is_empty() {
-        Keyring::with_passphrase(&ctx.config, crypto::new_passphrase()?)?
+        Keyring::with_passphrase(&ctx.config, &ctx.keys, crypto::new_passphrase(&ctx.keys)?)?
     } else {
-        Keyring::new(&ctx.config, true)?
+        Keyring::new(&ctx.config, &ctx.keys, true)?
     };
     let progress_path = ctx.state.dir().join("rotation.json");
     let mut progress: Progress = fsutil::read_optional(&progress_path)?

@@ -43,7 +43,7 @@ pub const CREDENTIALS: [&str; 3] = ["ENVSYNC_TOKEN", "ENVSYNC_PASS", "ENVSYNC_NE
 
 pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = Context::load(global)?;
-    let mut keyring = Keyring::new(&ctx.config, true)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, true)?;
     let (content, source) = sync::readable_env(&ctx, &mut keyring)?;
     let entries = envfile::entries(content.expose())
         .map_err(|e| CliError::refused(format!("the env does not parse: {e}")))?;

@@ -417,7 +417,7 @@ fn follow_checkout(ctx: &Context, offline: &Offline, left: &Left) -> Result<()> 
             ));
             return Ok(());
         }
-        let mut keyring = Keyring::new(&ctx.config, false)?;
+        let mut keyring = Keyring::new(&ctx.config, &ctx.keys, false)?;
         if !keyring.available_without_prompt() {
             kept("no passphrase in a hook: git envsync unlock, or git envsync push --branch");
             return Ok(());
@@ -480,7 +480,7 @@ fn pull_new_branch(ctx: &Context, offline: &Offline, pushed: Option<String>) -> 
         fallback: true,
         ..PullOptions::default()
     };
-    let mut keyring = Keyring::new(&ctx.config, false)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, false)?;
     let pulled = match offline.api(ctx)? {
         Some(api) => {
             if let Some(old) = renamed_with_env(ctx, &api) {
@@ -788,7 +788,7 @@ fn post_commit(ctx: &Context, offline: &Offline) -> Result<()> {
             return Ok(());
         }
     }
-    let mut keyring = Keyring::new(&ctx.config, false)?;
+    let mut keyring = Keyring::new(&ctx.config, &ctx.keys, false)?;
     if !keyring.available_without_prompt() {
         out::say(&format!(
             "envsync: {env} changed but was not pushed: no passphrase in a hook (git envsync unlock keeps it for the hooks, or run git envsync push)"

@@ -52,7 +52,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     }
     let ctx = Context::load(global)?;
     let project = ctx.config.project.clone();
-    if Keyring::new(&ctx.config, false)?.team_mode() {
+    if Keyring::new(&ctx.config, &ctx.keys, false)?.team_mode() {
         return Err(CliError::usage(format!(
             "{project} uses team keys: there is no passphrase to unlock"
         ))
@@ -62,7 +62,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let checked = check(&ctx, &passphrase)?;
     if let Checked::Nothing(why) = &checked {
         // Whatever is kept now seals the next first version: a typo must not.
-        crypto::check_strength(&passphrase)?;
+        crypto::check_strength(&passphrase, ctx.keys.allow_weak_pass)?;
         if !args.passphrase_stdin {
             let again = prompt::read_secret(&format!(
                 "repeat the passphrase ({why}: nothing to check it against): "
@@ -103,7 +103,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
             clock(until)
         ));
     }
-    if crate::context::env_nonempty("ENVSYNC_PASS").is_some() {
+    if ctx.keys.pass.is_some() {
         out::say("note: ENVSYNC_PASS is set, and commands use it before the agent");
     }
     Ok(ExitCode::SUCCESS)
@@ -160,7 +160,7 @@ fn check(ctx: &Context, passphrase: &SecretString) -> Result<Checked> {
                 return Err(e);
             }
         };
-        let mut keyring = Keyring::with_passphrase(&ctx.config, passphrase.clone())?;
+        let mut keyring = Keyring::with_passphrase(&ctx.config, &ctx.keys, passphrase.clone())?;
         match sync::fetch_version(
             ctx,
             &api,

@@ -293,3 +293,37 @@ fn a_project_can_turn_fingerprints_off() {
     assert!(!out.stdout.contains("Changed values"), "{out:#?}");
     assert!(!alice.repo.join(".git/envsync/fingerprint-key.age").exists());
 }
+
+/// A fresh clone's first push to a new branch proves its passphrase against the default
+/// branch's latest version, and takes the project's fingerprint key from that same
+/// verified read: the blob is fetched once (one scrypt), and the new branch's prints are
+/// made with the project's key.
+#[test]
+fn a_first_push_to_a_new_branch_reads_the_default_branch_once() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "read-once");
+    alice.write_env("A=same\n");
+    alice.envsync(&["push"]).clean().ok();
+
+    let recorder = Proxy::recorder(&server.url);
+    let mut fresh = Dev::clone_of(&alice, &server, "fresh@example.com");
+    fresh.server_url = recorder.url.clone();
+    fresh.git(&["checkout", "-q", "-b", "topic"]);
+    fresh.write_env("A=same\nB=new\n");
+    fresh.envsync(&["push"]).clean().ok();
+    let exchanges = recorder.exchanges();
+    let blobs = exchanges
+        .iter()
+        .filter(|(r, _)| {
+            let blob = r.path.split('?').next() == Some("/env/read-once/main");
+            r.method == "GET" && blob
+        })
+        .count();
+    assert_eq!(blobs, 1, "main's latest is read once: {exchanges:#?}");
+    let (main, topic) = (
+        prints(&server, &alice, "main"),
+        prints(&server, &alice, "topic"),
+    );
+    assert_eq!(main[""], topic[""], "the project's key");
+    assert_eq!(main["A"], topic["A"]);
+}

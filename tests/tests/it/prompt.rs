@@ -316,3 +316,117 @@ fn error_lines_are_coloured_at_a_terminal_unless_no_color() {
     assert!(forced.stderr.starts_with(red), "{forced:#?}");
     assert!(forced.stderr.contains(cyan), "{forced:#?}");
 }
+
+/// A token that may not push (readonly, or a developer's for another project) is told so
+/// before any passphrase is asked for or derived: no prompt at a terminal, no seal with
+/// `ENVSYNC_PASS`, no push sent; exit 1 with the way out.
+#[test]
+fn a_token_that_may_not_push_is_told_so_before_any_passphrase() {
+    let server = Server::start();
+    let (_alice, mut bob) = teammate(&server, "prompt-readonly");
+    bob.token = server.token("ro@example.com", "readonly", &["prompt-readonly"]);
+    bob.write_env("API_KEY=bob\n");
+    // At a terminal: the first push to a new branch would prompt to check the passphrase.
+    let mut pty = bob.pty("git envsync push --branch topic; echo \"exit=$?\"");
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(
+        out.contains("error: this token may not push to prompt-readonly (readonly)"),
+        "{out}"
+    );
+    assert!(out.contains("hint: git envsync login"), "{out}");
+    assert!(out.contains("developer token"), "{out}");
+    assert!(out.contains("exit=1"), "{out}");
+    assert!(!out.contains("passphrase:"), "prompted: {out}");
+
+    // With ENVSYNC_PASS: nothing is sealed, nothing is sent.
+    let recorder = Proxy::recorder(&server.url);
+    bob.server_url = recorder.url.clone();
+    bob.pass = Some(PASS.to_owned());
+    for (token, why) in [
+        (bob.token.clone(), "(readonly)"),
+        (
+            server.token("bob@example.com", "developer", &["another-project"]),
+            "(a developer token for other projects)",
+        ),
+    ] {
+        bob.token = token;
+        for args in [&["push", "--branch", "topic"][..], &["push", "--force"][..]] {
+            let out = bob.envsync(args).refused().code(1);
+            assert!(
+                out.stderr
+                    .contains(&format!("this token may not push to prompt-readonly {why}")),
+                "{args:?} {out:#?}"
+            );
+        }
+    }
+    let exchanges = recorder.exchanges();
+    assert!(
+        exchanges
+            .iter()
+            .all(|(r, _)| r.method == "GET" && !r.path.starts_with("/env/prompt-readonly/main?")),
+        "no blob read, nothing pushed: {exchanges:#?}"
+    );
+}
+
+/// `push --force` over a version this clone cannot verify (sealed with another
+/// passphrase by a developer-token holder) has nothing to check a typed passphrase
+/// against: it asks for it twice, as a project's first push does; a mismatch pushes
+/// nothing, the same passphrase twice replaces the version.
+#[test]
+fn a_forced_push_over_an_unverifiable_version_asks_a_typed_passphrase_twice() {
+    use envsync_common::envelope::{self, Binding, Seal};
+    use envsync_common::secret::SecretString;
+    let server = Server::start();
+    let (alice, bob) = teammate(&server, "prompt-force");
+    let other = SecretString::from("someone else's passphrase".to_owned());
+    let sealed = envelope::seal(
+        &Binding::new("prompt-force", "main", 2),
+        b"API_KEY=forged\n",
+        &Seal::Passphrase {
+            passphrase: &other,
+            work_factor: 10,
+        },
+    )
+    .unwrap();
+    let mallory = server.token("mallory@example.com", "developer", &["prompt-force"]);
+    let body = serde_json::json!({"ciphertext": sealed, "keys": ["API_KEY"], "base_version": 1});
+    let r = server.request(
+        "POST",
+        "/env/prompt-force/main",
+        &mallory,
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    bob.write_env("API_KEY=bob\n");
+
+    let mut pty = bob.pty("git envsync push --force; echo \"exit=$?\"");
+    pty.expect("envsync passphrase: ");
+    pty.type_line(PASS);
+    pty.expect("repeat the passphrase (main version 2 cannot be verified");
+    pty.type_line("a different passphrase typed");
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("the two passphrases differ"), "{out}");
+    assert!(out.contains("exit=2"), "{out}");
+    assert!(!out.contains("pushing over"), "{out}");
+    assert_eq!(
+        server.versions(&alice.token, "prompt-force", "main").len(),
+        2
+    );
+
+    let mut pty = bob.pty("git envsync push --force; echo \"exit=$?\"");
+    pty.expect("envsync passphrase: ");
+    pty.type_line(PASS);
+    pty.expect("repeat the passphrase");
+    pty.type_line(PASS);
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(
+        out.contains("pushing over main version 2, which this clone cannot verify"),
+        "{out}"
+    );
+    alice.envsync(&["pull"]).clean().ok();
+    assert_eq!(alice.read_env().unwrap(), b"API_KEY=bob\n");
+}

@@ -503,16 +503,19 @@ fn pushes_keep_to_the_teams_passphrase_and_mode() {
     // knowing: alice's passphrase push is refused instead of quietly downgrading.
     let mut carol = Dev::clone_of(&alice, &server, "carol@example.com");
     carol.pass = Some(new.to_owned());
+    carol.envsync(&["pull"]).clean().ok();
     let line = keygen(&carol);
     carol
         .envsync(&["members", "add", "carol@example.com", &line])
         .clean()
         .ok();
-    // Before the rotation, carol's own team-mode push is refused: rotate's job.
+    // Before the rotation, carol's own team-mode push is refused: rotate's job (only
+    // --force would push over a version this clone cannot verify).
     carol.write_env("A=1\nB=2\nC=3\nD=4\n");
-    let out = carol.envsync(&["push", "--force"]).refused().code(1);
+    let out = carol.envsync(&["push"]).refused().code(1);
     assert!(out.stderr.contains("sealed in passphrase mode"), "{out:#?}");
     assert!(out.stderr.contains("rotate"), "{out:#?}");
+    assert!(out.stderr.contains("push --force replaces it"), "{out:#?}");
     carol.envsync(&["rotate"]).clean().ok();
     // alice's clone still trusts passphrase-mode settings: the team-mode version is
     // refused as one of another mode, with the way to catch up.
@@ -520,8 +523,9 @@ fn pushes_keep_to_the_teams_passphrase_and_mode() {
     assert!(out.stderr.contains("sealed to age keys"), "{out:#?}");
     assert!(out.stderr.contains("git envsync trust"), "{out:#?}");
     alice.write_env("A=1\nB=2\nC=3\nE=5\n");
-    let out = alice.envsync(&["push", "--force"]).refused().code(1);
-    assert!(out.stderr.contains("sealed in team mode"), "{out:#?}");
+    let out = alice.envsync(&["push"]).refused().code(1);
+    assert!(out.stderr.contains("sealed to age keys"), "{out:#?}");
+    assert!(out.stderr.contains("git envsync trust"), "{out:#?}");
     let versions = server.request("GET", "/env/modes/main/versions", &alice.token, None);
     assert_eq!(
         versions.json()["versions"][0]["version"],

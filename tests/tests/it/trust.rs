@@ -978,3 +978,89 @@ fn plain_http_to_another_machine_needs_login_insecure_http() {
         .count();
     assert_eq!(posts, 2, "both pushes went through the recorded origin");
 }
+
+/// A developer-token holder pushes a version nobody on the team can read (sealed by the
+/// stock `age` tool to alice's own key, in a passphrase-mode project): pull refuses it,
+/// and so does every push on top of it, with the way out in the hint; `push --force`
+/// replaces it, saying what it pushes over and why, and a teammate's fresh clone pulls
+/// the result. On another branch, the forced push checks the passphrase against the
+/// default branch's latest instead: a wrong one is still refused there.
+#[test]
+fn push_force_replaces_a_version_nobody_on_the_team_can_read() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "overwrite");
+    alice.write_env("API_KEY=real\n");
+    alice.envsync(&["push"]).clean().ok();
+    let line = alice.envsync(&["keygen"]).clean().ok().stdout;
+    let public_key = line.split_whitespace().next().unwrap().to_owned();
+    let mallory_token = server.token("mallory@example.com", "developer", &["overwrite"]);
+    let plaintext = "# envsync project=overwrite branch=main version=2\nAPI_KEY=real\nNODE_OPTIONS=--require=./evil.js\n";
+    let forged = stock_age_seal(plaintext, &public_key);
+    forged_push(&server, &mallory_token, "overwrite", &forged, 1);
+
+    alice.write_env("API_KEY=rotated\n");
+    // Without --force: the push (which would merge the forged version) and a rollback
+    // (which checks the version it pushes on) are refused, naming push --force.
+    for args in [&["push"][..], &["rollback", "1"][..]] {
+        let out = alice.envsync(args).refused().code(1);
+        assert!(out.stderr.contains("version 2"), "{args:?} {out:#?}");
+        assert!(
+            out.stderr.contains("hint: ")
+                && out.stderr.contains("git envsync push --force replaces it"),
+            "{args:?} {out:#?}"
+        );
+    }
+    assert_eq!(versions(&server, &alice, "main"), 2, "nothing was pushed");
+
+    let out = alice.envsync(&["push", "--force"]).clean().ok();
+    assert!(
+        out.stderr.contains(
+            "pushing over main version 2, which this clone cannot verify (sealed in team mode)"
+        ),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("as version 3"), "{out:#?}");
+    let bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.envsync(&["pull"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"API_KEY=rotated\n");
+
+    // A forged version on topic: the forced push checks against main's latest.
+    alice.git(&["checkout", "-q", "-b", "topic"]);
+    alice.envsync(&["adopt"]).clean().ok();
+    alice.envsync(&["push"]).clean().ok();
+    let plaintext = "# envsync project=overwrite branch=topic version=2\nAPI_KEY=rotated\n";
+    let body = serde_json::json!({
+        "ciphertext": stock_age_seal(plaintext, &public_key),
+        "keys": ["API_KEY"],
+        "base_version": 1,
+    });
+    let r = server.request(
+        "POST",
+        "/env/overwrite/topic",
+        &mallory_token,
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    alice.write_env("API_KEY=rotated\nTOPIC=1\n");
+    let mut wrong = Dev::clone_of(&alice, &server, "carol@example.com");
+    wrong.pass = Some("not the team's passphrase".to_owned());
+    wrong.git(&["checkout", "-q", "topic"]);
+    wrong.write_env("API_KEY=carol\n");
+    let out = wrong.envsync(&["push", "--force"]).refused().code(1);
+    assert!(
+        out.stderr
+            .contains("this passphrase does not open main version 3"),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("replace it first"), "{out:#?}");
+    assert_eq!(versions(&server, &alice, "topic"), 2, "nothing was pushed");
+    let out = alice.envsync(&["push", "--force"]).clean().ok();
+    assert!(
+        out.stderr.contains("pushing over topic version 2"),
+        "{out:#?}"
+    );
+    bob.git(&["fetch", "-q"]);
+    bob.git(&["checkout", "-q", "topic"]);
+    bob.envsync(&["pull", "--force"]).clean().ok();
+    assert_eq!(bob.read_env().unwrap(), b"API_KEY=rotated\nTOPIC=1\n");
+}
