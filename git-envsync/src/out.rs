@@ -152,18 +152,23 @@ mod tests {
 #[derive(Debug)]
 pub struct Progress(Option<indicatif::ProgressBar>);
 
+/// Where a progress display may draw: stderr, when it is a terminal that can redraw a
+/// line (`TERM` set and not `dumb`) and `--quiet` is off.
+fn progress_target() -> Option<indicatif::ProgressDrawTarget> {
+    use std::io::IsTerminal;
+    let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let target = indicatif::ProgressDrawTarget::stderr();
+    (!target.is_hidden()).then_some(target)
+}
+
 impl Progress {
     pub fn start(total: u64) -> Progress {
-        use std::io::IsTerminal;
-        let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
-        if quiet || !std::io::stderr().is_terminal() {
+        let Some(target) = progress_target() else {
             return Progress(None);
-        }
-        // Hidden on a terminal that cannot redraw a line (`TERM` unset or `dumb`).
-        let target = indicatif::ProgressDrawTarget::stderr();
-        if target.is_hidden() {
-            return Progress(None);
-        }
+        };
         let bar = indicatif::ProgressBar::with_draw_target(Some(total), target);
         if let Ok(style) =
             indicatif::ProgressStyle::with_template("[{pos}/{len}] {bar:30} {elapsed} {msg}")
@@ -202,6 +207,37 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(bar) = &self.0 {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// A spinner with a line saying what is under way, for one step that may take seconds
+/// (sealing with scrypt, then sending): on stderr at a terminal only (as [`Progress`]),
+/// cleared when dropped. Not in a hook (git gives hooks no terminal on stdin): a hook says
+/// at most its one line. Start it only once every prompt of the step is behind.
+#[derive(Debug)]
+pub struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Spinner {
+    pub fn start(what: &str) -> Spinner {
+        use std::io::IsTerminal;
+        let Some(target) = progress_target().filter(|_| std::io::stdin().is_terminal()) else {
+            return Spinner(None);
+        };
+        let spinner = indicatif::ProgressBar::with_draw_target(None, target);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            spinner.set_style(style);
+        }
+        spinner.set_message(clean(what).into_owned());
+        spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+        Spinner(Some(spinner))
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(spinner) = &self.0 {
+            spinner.finish_and_clear();
         }
     }
 }

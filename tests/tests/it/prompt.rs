@@ -430,3 +430,62 @@ fn a_forced_push_over_an_unverifiable_version_asks_a_typed_passphrase_twice() {
     alice.envsync(&["pull"]).clean().ok();
     assert_eq!(alice.read_env().unwrap(), b"API_KEY=bob\n");
 }
+
+/// A push at a terminal shows a spinner saying what it seals and sends while scrypt and the
+/// request run, and clears it: the lines that stay are the same as over a pipe. Not under
+/// `--quiet`, not over a pipe, and not in a hook (git gives hooks no terminal on stdin).
+#[test]
+fn a_push_at_a_terminal_shows_a_spinner_while_it_seals_and_sends() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "prompt-spinner");
+    alice.write_env("A=1\n");
+    alice.envsync(&["push"]).clean().ok();
+
+    alice.write_env("A=2\n");
+    let mut pty = alice.pty("TERM=xterm git envsync push; echo \"exit=$?\"");
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(
+        out.contains("sealing and sending main version 2"),
+        "no spinner drawn: {out}"
+    );
+    assert!(out.contains("Pushed .env to main as version 2"), "{out}");
+
+    alice.write_env("A=3\n");
+    let mut pty = alice.pty("TERM=xterm git envsync -q push; echo \"exit=$?\"");
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(!out.contains("sealing and sending"), "{out}");
+
+    alice.write_env("A=4\n");
+    let piped = alice.envsync(&["push"]).clean().ok();
+    assert!(!piped.stderr.contains("sealing"), "{piped:#?}");
+    assert_eq!(
+        server
+            .latest(&alice.token, "prompt-spinner", "main")
+            .unwrap()
+            .0,
+        4
+    );
+
+    // A hook at a terminal: the commit's auto-push draws nothing.
+    alice.envsync(&["hooks", "install"]).clean().ok();
+    alice.write_env("A=5\n");
+    let mut pty = alice.pty("TERM=xterm git commit -q --allow-empty -m five; echo \"exit=$?\"");
+    pty.expect("exit=");
+    let (_, out) = pty.finish();
+    assert!(out.contains("exit=0"), "{out}");
+    assert!(
+        !out.contains("sealing and sending"),
+        "spinner in a hook: {out}"
+    );
+    assert_eq!(
+        server
+            .latest(&alice.token, "prompt-spinner", "main")
+            .unwrap()
+            .0,
+        5
+    );
+}
