@@ -247,12 +247,15 @@ fn try_push_version(
     let binding = Binding::new(&ctx.config.project, &branch.branch, version);
     let fingerprint_key = push_fingerprint_key(ctx, api, keyring, &branch.branch, read.as_deref())?;
     // Any prompt comes first (the passphrase is in hand once its verifier is): the
-    // spinner then holds the terminal while scrypt seals and the push is sent.
+    // spinner then holds the terminal while scrypt seals and the push is sent. `rotate`
+    // draws its own bar instead.
     keyring.verifier()?;
-    let _spinner = out::Spinner::start(&format!(
-        "sealing and sending {} version {version}",
-        branch.branch
-    ));
+    let _spinner = (writer != Writer::Rotation).then(|| {
+        out::Spinner::start(&format!(
+            "sealing and sending {} version {version}",
+            branch.branch
+        ))
+    });
     let request = PushRequest {
         ciphertext: keyring.seal(&binding, content, fingerprint_key.as_ref())?,
         fingerprints: fingerprint_key

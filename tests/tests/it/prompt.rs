@@ -207,6 +207,10 @@ fn rotate_draws_a_progress_bar_at_a_terminal_only() {
     assert!(out.contains("rotating "), "no bar drawn: {out}");
     assert!(out.contains("/3]"), "{out}");
     assert!(
+        !out.contains("sealing and sending"),
+        "a push's spinner over the bar: {out}"
+    );
+    assert!(
         !out.contains(": version "),
         "pipe lines on a terminal: {out}"
     );
