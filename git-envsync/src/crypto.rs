@@ -337,6 +337,29 @@ impl Keyring {
         Ok(())
     }
 
+    /// [`Keyring::confirm_new_passphrase`] where a version in this mode did not open with
+    /// the passphrase and nothing else on the server can vouch for it (`push --force` over
+    /// a branch's only witness): the version may be forged, or the passphrase may be one a
+    /// rotation replaced. A stored passphrase (`ENVSYNC_PASS`, the agent) cannot tell
+    /// which, so it is refused; a typed one is asked twice, and the user who types the same
+    /// passphrase twice has chosen it.
+    pub fn confirm_typed_passphrase(&mut self, what: &str, why: &str) -> Result<()> {
+        if matches!(self.mode, Mode::Passphrase { .. })
+            && !self.confirmed
+            && matches!(self.source, Some(PassSource::Env | PassSource::Agent))
+        {
+            let from = match self.source {
+                Some(PassSource::Env) => "ENVSYNC_PASS",
+                _ => "the agent",
+            };
+            return Err(CliError::refused(format!(
+                "the passphrase from {from} does not open {what}, and nothing else on the server vouches for it: it may be one a rotation replaced"
+            ))
+            .hint("if the version is forged, push --force again with the passphrase typed at the prompt (unset ENVSYNC_PASS, or git envsync lock), which asks for it twice; nothing was sent"));
+        }
+        self.confirm_new_passphrase(why)
+    }
+
     /// Opens a version read from the server (`what` names it: `version 3 of main`), which
     /// must be sealed the way the trusted config's mode seals: in passphrase mode with a
     /// passphrase (a single scrypt stanza, which age enforces) and nothing else, in team

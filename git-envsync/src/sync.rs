@@ -425,10 +425,15 @@ fn check_writer(
         return Ok(read.then_some(witness.0));
     }
     // Nothing on the server can prove the passphrase: a typed one is asked twice, and
-    // only then is the line said (a refusal stays one error line).
-    keyring.confirm_new_passphrase(&format!(
-        "{name} version {version} cannot be verified, so nothing checks it"
-    ))?;
+    // only then is the line said (a refusal stays one error line). When the version
+    // pushed over is in this mode and did not open, a stored passphrase may be a stale
+    // one: only a typed one, asked twice, is taken.
+    let why = format!("{name} version {version} cannot be verified, so nothing checks it");
+    if matches!(check, Check::Failed { .. }) {
+        keyring.confirm_typed_passphrase(&format!("{name} version {version}"), &why)?;
+    } else {
+        keyring.confirm_new_passphrase(&why)?;
+    }
     say_unchecked(&name, version, latest.is_some(), check.why());
     Ok(None)
 }

@@ -1064,3 +1064,45 @@ fn push_force_replaces_a_version_nobody_on_the_team_can_read() {
     bob.envsync(&["pull", "--force"]).clean().ok();
     assert_eq!(bob.read_env().unwrap(), b"API_KEY=rotated\nTOPIC=1\n");
 }
+
+/// `push --force` over a version in this push's mode that the passphrase does not open,
+/// with no other branch to vouch for the passphrase: the version may be forged, or the
+/// passphrase one a rotation replaced. Taken from `ENVSYNC_PASS` it cannot tell which and
+/// is refused, nothing sent (typed, it is asked twice: the pty test in prompt.rs); the
+/// team's passphrase pushes as usual.
+#[test]
+fn a_forced_push_with_a_stored_passphrase_a_rotation_replaced_is_refused() {
+    let server = Server::start();
+    let alice = Dev::new(&server, "stale-force");
+    alice.write_env("API_KEY=one\n");
+    alice.envsync(&["push"]).clean().ok();
+    let mut bob = Dev::clone_of(&alice, &server, "bob@example.com");
+    bob.envsync(&["pull"]).clean().ok();
+    let new = "the passphrase after the rotation";
+    let mut cmd = alice.envsync_cmd(&["rotate"]);
+    let out = Run::from(cmd.env("ENVSYNC_NEW_PASS", new).output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_eq!(versions(&server, &alice, "main"), 2);
+
+    bob.write_env("API_KEY=bob\n");
+    let out = bob.envsync(&["push", "--force"]).refused().code(1);
+    assert!(
+        out.stderr
+            .contains("the passphrase from ENVSYNC_PASS does not open main version 2"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr.contains("hint: ") && out.stderr.contains("typed at the prompt"),
+        "{out:#?}"
+    );
+    assert!(!out.stderr.contains("pushing over"), "{out:#?}");
+    assert_eq!(versions(&server, &alice, "main"), 2, "nothing was pushed");
+
+    bob.pass = Some(new.to_owned());
+    bob.envsync(&["push", "--force"]).clean().ok();
+    assert_eq!(versions(&server, &alice, "main"), 3);
+    let mut cmd = alice.envsync_cmd(&["pull"]);
+    let out = Run::from(cmd.env("ENVSYNC_PASS", new).output().unwrap());
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_eq!(alice.read_env().unwrap(), b"API_KEY=bob\n");
+}
