@@ -35,6 +35,8 @@ need script bsdutils # the prompt tests drive a pty through script(1)
 need setpriv util-linux # the agent test tries its socket as another user
 need perl perl-base # ... with a raw Unix-socket client
 need man man-db     # the manual-page tests render every page with man --warnings (groff)
+need zsh zsh         # the completion test runs zsh's branch function from our script
+need fish fish       # ... and completes branch names in a real fish
 # Later features add theirs here, e.g.:
 need '/usr/lib/postgresql/*/bin/initdb' postgresql # the PostgreSQL store's tests start a throwaway cluster (initdb, pg_ctl)
 need chromedriver chromium chromium-driver             # the dashboard tests drive a real headless Chromium

@@ -2,6 +2,7 @@
 //! (Living in this package also makes `cargo test --workspace` build the binary that the
 //! end-to-end tests in `tests/` run.)
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn envsync(dir: &std::path::Path, args: &[&str]) -> Output {
@@ -308,37 +309,7 @@ fn bash_completes_commands_flags_and_branches_for_git_envsync() {
     assert!(out.status.success());
     // The name bash-completion's loader looks for when git asks it for `git-envsync`.
     std::fs::write(completions.join("git-envsync"), &out.stdout).expect("script");
-    for args in [
-        vec!["init", "-q", "-b", "main", repo.to_str().expect("utf-8")],
-        vec![
-            "-C",
-            repo.to_str().expect("utf-8"),
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "x",
-        ],
-        vec![
-            "-C",
-            repo.to_str().expect("utf-8"),
-            "branch",
-            "feature/login",
-        ],
-        vec!["-C", repo.to_str().expect("utf-8"), "branch", "fix"],
-    ] {
-        let status = Command::new("git")
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", dir.path())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .status()
-            .expect("git");
-        assert!(status.success());
-    }
+    git_repo_with_branches(dir.path(), &repo);
 
     // `git-envsync …` on its own, without git's completion: branches from for-each-ref.
     let direct = bash(
@@ -410,44 +381,14 @@ complete_at_end "git envsync log --" run"#,
 
 /// zsh and fish complete branch names, from `git for-each-ref`, after each flag that takes
 /// one (`--branch`, `--against`, `--from`, `--default-branch`) and for `mv OLD NEW`. The
-/// scripts say so; where fish is on the machine it completes for real, and where zsh is,
-/// the script's branch function (which zsh's completion system calls from `_arguments`)
-/// lists the repository's branches.
+/// scripts say so; fish completes for real, and zsh runs the script's branch function
+/// (which zsh's completion system calls from `_arguments`), which lists the repository's
+/// branches. Both shells come from `./test.sh`.
 #[test]
 fn zsh_and_fish_complete_branch_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = dir.path().join("repo");
-    for args in [
-        vec!["init", "-q", "-b", "main", repo.to_str().expect("utf-8")],
-        vec![
-            "-C",
-            repo.to_str().expect("utf-8"),
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "x",
-        ],
-        vec![
-            "-C",
-            repo.to_str().expect("utf-8"),
-            "branch",
-            "feature/login",
-        ],
-        vec!["-C", repo.to_str().expect("utf-8"), "branch", "fix"],
-    ] {
-        let status = Command::new("git")
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", dir.path())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .status()
-            .expect("git");
-        assert!(status.success());
-    }
+    git_repo_with_branches(dir.path(), &repo);
     let script = |shell: &str| {
         let out = envsync(dir.path(), &["completions", shell]);
         assert!(out.status.success(), "{shell}");
@@ -508,7 +449,7 @@ fn zsh_and_fish_complete_branch_names() {
             listed.lines().collect::<Vec<_>>(),
             ["feature/login", "fix", "main"]
         ),
-        None => eprintln!("note: zsh is not on this machine; its branch function was not run"),
+        None => panic!("zsh is not on this machine: ./test.sh installs it"),
     }
 
     let (fish, fish_file) = script("fish");
@@ -534,10 +475,8 @@ fn zsh_and_fish_complete_branch_names() {
                 .collect::<Vec<_>>()
         })
     };
-    let Some(offered) = complete("git-envsync pull --branch f") else {
-        eprintln!("note: fish is not on this machine; it did not complete for real");
-        return;
-    };
+    let offered = complete("git-envsync pull --branch f")
+        .expect("fish is not on this machine: ./test.sh installs it");
     assert_eq!(offered, ["feature/login", "fix"]);
     assert_eq!(
         complete("git-envsync diff --against ").unwrap(),
@@ -607,4 +546,40 @@ fn commands_offer_only_the_flags_they_honour() {
     // A flag a command does not take is a usage error, not silently ignored.
     let out = envsync(dir.path(), &["watch", "--json"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A repository at `repo` (git's settings kept under `home`) with one commit on `main` and
+/// the branches `feature/login` and `fix`, for the completion tests.
+fn git_repo_with_branches(home: &Path, repo: &Path) {
+    for args in [
+        vec!["init", "-q", "-b", "main", repo.to_str().expect("utf-8")],
+        vec![
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        vec![
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "branch",
+            "feature/login",
+        ],
+        vec!["-C", repo.to_str().expect("utf-8"), "branch", "fix"],
+    ] {
+        let status = Command::new("git")
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", home)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .status()
+            .expect("git");
+        assert!(status.success());
+    }
 }

@@ -762,6 +762,16 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// What envsync's hooks said during a git command: its `envsync:` lines (stderr, then
+    /// stdout).
+    pub fn envsync_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .chain(self.stdout.lines())
+            .filter(|l| l.starts_with("envsync:"))
+            .collect()
+    }
+
     /// Asserts success and returns self.
     #[track_caller]
     pub fn ok(self) -> Run {

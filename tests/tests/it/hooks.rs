@@ -455,14 +455,6 @@ fn autopush_setting_decides_which_hooks_push() {
     }
 }
 
-/// What the hooks printed: their `envsync:` lines.
-fn envsync_lines(run: &Run) -> Vec<&str> {
-    run.stderr
-        .lines()
-        .filter(|l| l.starts_with("envsync:"))
-        .collect()
-}
-
 /// An `envsync.autopush` that is none of the known values pushes nothing, and each hook
 /// run says so in its one line; `hooks install` says the same.
 #[test]
@@ -477,14 +469,14 @@ fn an_invalid_autopush_value_is_said_in_one_line() {
     dev.write_env("A=1\nB=2\n");
 
     let out = dev.commit("edit").ok();
-    let lines = envsync_lines(&out);
+    let lines = out.envsync_lines();
     assert_eq!(lines.len(), 1, "{out:#?}");
     assert!(
         lines[0].contains("not pushed: envsync.autopush = sometimes"),
         "{out:#?}"
     );
     let out = dev.git_run(&["checkout", "-q", "other"]).ok();
-    let lines = envsync_lines(&out);
+    let lines = out.envsync_lines();
     assert_eq!(lines.len(), 1, "{out:#?}");
     assert!(
         lines[0].contains("kept your edits to main v1")
@@ -515,7 +507,7 @@ fn a_revoked_token_makes_the_hooks_say_login() {
 
     dev.write_env("A=1\nB=2\n");
     let out = dev.commit("edit").ok();
-    let lines = envsync_lines(&out);
+    let lines = out.envsync_lines();
     assert_eq!(lines.len(), 1, "{out:#?}");
     assert!(
         lines[0].contains("not pushed: token rejected: run git envsync login"),

@@ -79,9 +79,8 @@ impl World {
             "  git {} -> {}{}",
             args.join(" "),
             run.code,
-            run.stderr
-                .lines()
-                .filter(|l| l.starts_with("envsync:"))
+            run.envsync_lines()
+                .iter()
                 .map(|l| format!("\n    {l}"))
                 .collect::<String>()
         ));

@@ -24,13 +24,6 @@ fn branches(server: &Server, dev: &Dev) -> Vec<String> {
     server.branches(&dev.token, &dev.project())
 }
 
-fn envsync_lines(run: &Run) -> Vec<&str> {
-    run.stderr
-        .lines()
-        .filter(|l| l.starts_with("envsync:"))
-        .collect()
-}
-
 /// 1. Edits kept after a checkout (here: the server refused them with a 409) are not
 ///    pushed to the branch checked out next.
 #[test]
@@ -90,16 +83,16 @@ fn bisect_and_detached_heads_push_nothing_and_say_nothing() {
         &["bisect", "reset"][..],
     ] {
         let out = me.git_run(args);
-        lines += envsync_lines(&out).len();
+        lines += out.envsync_lines().len();
     }
     let out = me.git_run(&["checkout", "-q", "--detach", "HEAD~1"]).ok();
-    lines += envsync_lines(&out).len();
+    lines += out.envsync_lines().len();
     let out = me
         .git_run(&["commit", "-q", "--allow-empty", "-m", "detached"])
         .ok();
-    lines += envsync_lines(&out).len();
+    lines += out.envsync_lines().len();
     let out = me.git_run(&["checkout", "-q", "main"]).ok();
-    lines += envsync_lines(&out).len();
+    lines += out.envsync_lines().len();
     assert_eq!(lines, 0, "the hooks spoke on a detached HEAD or on return");
     assert_eq!(branches(&server, &me), ["main"]);
     assert_eq!(me.read_env().unwrap(), b"A=1\nWIP=1\n");
@@ -165,7 +158,7 @@ fn a_failed_pull_leaves_a_file_marked_as_the_old_branchs() {
     );
     me.write_env("A=1\nB=2\n");
     let out = me.commit("on other").ok();
-    let lines = envsync_lines(&out);
+    let lines = out.envsync_lines();
     assert!(
         lines.iter().any(|l| l.contains("holds main v1")),
         "{out:#?}"
@@ -435,7 +428,7 @@ fn a_rebase_prints_nothing_per_commit() {
     me.git_run(&["commit", "-q", "-m", "main moved"]).ok();
     me.git_run(&["checkout", "-q", "topic"]).ok();
     let out = me.git_run(&["rebase", "-q", "main"]).ok();
-    assert!(envsync_lines(&out).is_empty(), "{out:#?}");
+    assert!(out.envsync_lines().is_empty(), "{out:#?}");
 }
 
 /// 12. `git switch -c` takes the file over only from the branch just left: main's edits,
@@ -460,7 +453,7 @@ fn switch_c_takes_over_only_the_branch_just_left() {
     );
 
     let out = me.git_run(&["switch", "-q", "-c", "c"]).ok();
-    let lines = envsync_lines(&out);
+    let lines = out.envsync_lines();
     assert_eq!(lines.len(), 1, "{out:#?}");
     assert!(lines[0].contains("kept your edits to main v1"), "{out:#?}");
     assert!(!out.stderr.contains("takes over"), "{out:#?}");
@@ -522,7 +515,7 @@ fn a_branch_renamed_elsewhere_gets_the_hint_at_checkout() {
 
     me.git(&["branch", "-m", "feature", "renamed"]);
     let out = me.git_run(&["checkout", "-q", "renamed"]).ok();
-    let lines = envsync_lines(&out);
+    let lines = out.envsync_lines();
     assert_eq!(lines.len(), 1, "{out:#?}");
     assert!(
         lines[0].contains("git envsync mv feature renamed"),
@@ -576,7 +569,7 @@ fn an_offline_checkout_restores_the_sealed_copy() {
 
     server.kill();
     let out = me.git_run(&["checkout", "-q", "other"]).ok();
-    let lines = envsync_lines(&out);
+    let lines = out.envsync_lines();
     assert_eq!(lines.len(), 1, "{out:#?}");
     assert!(
         lines[0].contains("server unreachable; .env is other version 1 from this clone's copy"),

@@ -54,16 +54,6 @@ fn versions(server: &Server, dev: &Dev, branch: &str) -> usize {
     server.versions(&dev.token, &dev.project(), branch).len()
 }
 
-/// envsync's lines among a git command's output.
-fn envsync_lines(run: &Run) -> Vec<String> {
-    run.stderr
-        .lines()
-        .chain(run.stdout.lines())
-        .filter(|l| l.starts_with("envsync:"))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn a_branch_naming_another_server_and_member_gets_no_token_and_no_plaintext() {
     let server = Server::start();
@@ -83,7 +73,7 @@ fn a_branch_naming_another_server_and_member_gets_no_token_and_no_plaintext() {
     let start = Instant::now();
     let out = alice.git_run(&["checkout", "-q", "evil"]).ok();
     assert!(start.elapsed() < NOT_STUCK);
-    let lines = envsync_lines(&out);
+    let lines = out.envsync_lines();
     assert_eq!(
         lines,
         [
@@ -97,8 +87,8 @@ fn a_branch_naming_another_server_and_member_gets_no_token_and_no_plaintext() {
         .ok();
     // One line from each hook that ran (pre-commit, then post-commit), the checkout's.
     assert_eq!(
-        envsync_lines(&out),
-        [lines[0].as_str(), lines[0].as_str()],
+        out.envsync_lines(),
+        [lines[0], lines[0]],
         "{out:#?}"
     );
     assert!(
@@ -187,7 +177,7 @@ fn an_env_file_through_a_symlinked_directory_reads_and_writes_nothing_outside() 
         alice.trust();
         alice.git_run(&["checkout", "-q", "main"]).ok();
         let out = alice.git_run(&["checkout", "-q", branch]).ok();
-        let lines = envsync_lines(&out);
+        let lines = out.envsync_lines();
         let env_file = if branch == "evil-home" {
             "h/.bash_aliases"
         } else {
@@ -295,13 +285,13 @@ fn a_huge_work_factor_is_one_line_never_an_abort_or_a_hang() {
     let out = alice.git_run(&["checkout", "-q", "evil-wf"]).ok();
     assert!(start.elapsed() < NOT_STUCK, "{:?}", start.elapsed());
     let line = "envsync: .envsync.toml: work_factor 30 is outside 18..=22 (scrypt above 22 needs over 4 GiB, and nobody could open the files)";
-    assert_eq!(envsync_lines(&out), [line], "{out:#?}");
+    assert_eq!(out.envsync_lines(), [line], "{out:#?}");
     alice.write_env("SECRET=alice-only\nWIP=more\n");
     let out = alice
         .git_run(&["commit", "-q", "--allow-empty", "-m", "x"])
         .ok();
     // One line from each hook that ran (pre-commit, then post-commit).
-    assert_eq!(envsync_lines(&out), [line, line], "{out:#?}");
+    assert_eq!(out.envsync_lines(), [line, line], "{out:#?}");
     for args in [&["push"][..], &["pull"][..], &["trust", "--yes"][..]] {
         let start = Instant::now();
         let out = alice.envsync(args).refused().code(2);
@@ -425,7 +415,7 @@ fn a_version_sealed_to_the_users_own_age_key_is_refused_in_passphrase_mode() {
     // The hooks: a checkout to a branch that falls back to main writes nothing.
     let out = alice.git_run(&["checkout", "-q", "-b", "topic"]).ok();
     assert!(
-        envsync_lines(&out)
+        out.envsync_lines()
             .iter()
             .any(|l| l.contains("sealed to age keys")),
         "{out:#?}"
@@ -751,7 +741,7 @@ fn a_hook_never_pushes_edits_made_under_other_settings() {
 
     let out = alice.commit("a commit under the new settings").ok();
     assert_eq!(
-        envsync_lines(&out),
+        out.envsync_lines(),
         [
             "envsync: .env was synced under other settings; not pushed (git envsync push, after checking it)"
         ],
@@ -762,7 +752,7 @@ fn a_hook_never_pushes_edits_made_under_other_settings() {
     alice.git(&["fetch", "-q", bob_repo, "topic:topic"]);
     let out = alice.git_run(&["checkout", "-q", "topic"]).ok();
     assert_eq!(
-        envsync_lines(&out),
+        out.envsync_lines(),
         [
             "envsync: kept your edits to main v1 in .env (made under other settings, not pushed); it is not topic's env"
         ],
