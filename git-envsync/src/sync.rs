@@ -1133,12 +1133,15 @@ pub fn record_synced(ctx: &Context, fetched: Fetched) -> Result<()> {
     Ok(())
 }
 
-fn check_not_rolled_back(seen: u64, version: u64, from: &str) -> Result<()> {
+/// A version the server offers (or calls its latest) must not be below the highest this
+/// clone has seen of `from`: anything older is a rollback, refused before anything is
+/// read, written or pushed.
+pub fn check_not_rolled_back(seen: u64, version: u64, from: &str) -> Result<()> {
     if version < seen {
         return Err(CliError::refused(format!(
             "rollback detected: the server offers version {version} of {from}, but this clone has already seen version {seen}"
         ))
-        .hint("nothing was written; if the server was restored from an old backup, git envsync restore puts back the versions this clone has (git envsync pull --version N reads an older one on purpose)"));
+        .hint("nothing was written or pushed; if the server was restored from an old backup, git envsync restore puts back the versions this clone has (git envsync pull --version N reads an older one on purpose)"));
     }
     Ok(())
 }

@@ -270,6 +270,26 @@ impl Server {
         http(&self.url, method, path, Some(token), body)
     }
 
+    /// Pushes `ciphertext` with `keys` as the next version of `project`'s `branch` on top of
+    /// `base`, straight over HTTP as whoever holds `token` (a teammate, or an attacker with
+    /// a developer token), and asserts the server stored it (201).
+    #[track_caller]
+    pub fn push_sealed(
+        &self,
+        token: &str,
+        project: &str,
+        branch: &str,
+        ciphertext: &str,
+        keys: &[&str],
+        base: Option<u64>,
+    ) {
+        let body =
+            serde_json::json!({"ciphertext": ciphertext, "keys": keys, "base_version": base});
+        let path = format!("/env/{project}/{}", escape_branch(branch));
+        let r = self.request("POST", &path, token, Some(&body.to_string()));
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+
     /// The latest version of `project`'s `branch` and its key names, as the server's key
     /// list says; `None` when the branch has no version (404). Any other answer panics.
     pub fn latest(&self, token: &str, project: &str, branch: &str) -> Option<(u64, Vec<String>)> {

@@ -42,13 +42,7 @@ pub fn run(global: &Global, args: Args) -> Result<ExitCode> {
     // The latest is the base of the version pushed: a server that says it is older than
     // a version this clone has seen is rolled back (or lying), as pull would say.
     let seen = ctx.state.branch(&ctx.branch)?.seen;
-    if latest.version < seen {
-        return Err(CliError::refused(format!(
-            "rollback detected: the server says version {} is the latest of {}, but this clone has already seen version {seen}",
-            latest.version, ctx.branch
-        ))
-        .hint("nothing was pushed; if the server was restored from a backup on purpose, git envsync pull --version N takes an older version"));
-    }
+    sync::check_not_rolled_back(seen, latest.version, &ctx.branch)?;
     if args.version > latest.version {
         return Err(CliError::usage(format!(
             "version {} of {} does not exist: the latest is {}",

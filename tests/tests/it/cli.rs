@@ -366,14 +366,7 @@ fn server_key_list_must_match_the_plaintext() {
         },
     )
     .unwrap();
-    let body = serde_json::json!({"ciphertext": sealed, "keys": ["A"], "base_version": 1});
-    let r = server.request(
-        "POST",
-        "/env/keylie/main",
-        &alice.token,
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
+    server.push_sealed(&alice.token, "keylie", "main", &sealed, &["A"], Some(1));
 
     let bob = Dev::clone_of(&alice, &server, "bob@example.com");
     let out = bob.envsync(&["pull"]).clean().code(1);

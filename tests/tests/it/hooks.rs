@@ -392,14 +392,7 @@ fn hooks_refuse_work_factors_above_the_projects_own() {
         },
     )
     .unwrap();
-    let body = serde_json::json!({"ciphertext": sealed, "keys": ["A"], "base_version": null});
-    let r = server.request(
-        "POST",
-        "/env/hookcap/main",
-        &dev.token,
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
+    server.push_sealed(&dev.token, "hookcap", "main", &sealed, &["A"], None);
 
     let out = dev.git_run(&["checkout", "-q", "-b", "feature"]).ok();
     assert!(out.stderr.contains("work factor 14"), "{out:#?}");

@@ -206,18 +206,14 @@ fn a_conflict_across_more_versions_than_a_page_names_where_the_key_changed() {
             },
         )
         .unwrap();
-        let body = serde_json::json!({
-            "ciphertext": sealed,
-            "keys": ["DB_URL", "DEBUG", "SHARED"],
-            "base_version": version - 1,
-        });
-        let r = server.request(
-            "POST",
-            "/env/long-history/main",
+        server.push_sealed(
             &alice.token,
-            Some(&body.to_string()),
+            "long-history",
+            "main",
+            &sealed,
+            &["DB_URL", "DEBUG", "SHARED"],
+            Some(version - 1),
         );
-        assert_eq!(r.status, 201, "{r:?}");
     }
     bob.write_env(format!(
         "# database\nDB_URL=postgres://db\n\n# flags\nexport DEBUG=false\nSHARED={SENTINEL_OURS}\n"

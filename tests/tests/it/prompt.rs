@@ -394,14 +394,14 @@ fn a_forced_push_over_an_unverifiable_version_asks_a_typed_passphrase_twice() {
     )
     .unwrap();
     let mallory = server.token("mallory@example.com", "developer", &["prompt-force"]);
-    let body = serde_json::json!({"ciphertext": sealed, "keys": ["API_KEY"], "base_version": 1});
-    let r = server.request(
-        "POST",
-        "/env/prompt-force/main",
+    server.push_sealed(
         &mallory,
-        Some(&body.to_string()),
+        "prompt-force",
+        "main",
+        &sealed,
+        &["API_KEY"],
+        Some(1),
     );
-    assert_eq!(r.status, 201, "{r:?}");
     bob.write_env("API_KEY=bob\n");
 
     let mut pty = bob.pty("git envsync push --force; echo \"exit=$?\"");

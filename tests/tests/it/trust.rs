@@ -86,11 +86,7 @@ fn a_branch_naming_another_server_and_member_gets_no_token_and_no_plaintext() {
         .git_run(&["commit", "-q", "--allow-empty", "-m", "x"])
         .ok();
     // One line from each hook that ran (pre-commit, then post-commit), the checkout's.
-    assert_eq!(
-        out.envsync_lines(),
-        [lines[0], lines[0]],
-        "{out:#?}"
-    );
+    assert_eq!(out.envsync_lines(), [lines[0], lines[0]], "{out:#?}");
     assert!(
         attacker.exchanges().is_empty(),
         "{:#?}",
@@ -344,18 +340,8 @@ fn team(server: &Server, project: &str) -> (Dev, Dev, Vec<age::x25519::Recipient
 /// What a developer-token holder pushes to `project`'s main on top of version `base`:
 /// `armored`, with the key list of the forged file (`API_KEY`, `NODE_OPTIONS`).
 fn forged_push(server: &Server, token: &str, project: &str, armored: &str, base: u64) {
-    let body = serde_json::json!({
-        "ciphertext": armored,
-        "keys": ["API_KEY", "NODE_OPTIONS"],
-        "base_version": base,
-    });
-    let r = server.request(
-        "POST",
-        &format!("/env/{project}/main"),
-        token,
-        Some(&body.to_string()),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
+    let keys = ["API_KEY", "NODE_OPTIONS"];
+    server.push_sealed(token, project, "main", armored, &keys, Some(base));
 }
 
 /// `plaintext` sealed by the stock `age` tool to one X25519 public key, armored.
@@ -1019,18 +1005,15 @@ fn push_force_replaces_a_version_nobody_on_the_team_can_read() {
     alice.envsync(&["adopt"]).clean().ok();
     alice.envsync(&["push"]).clean().ok();
     let plaintext = "# envsync project=overwrite branch=topic version=2\nAPI_KEY=rotated\n";
-    let body = serde_json::json!({
-        "ciphertext": stock_age_seal(plaintext, &public_key),
-        "keys": ["API_KEY"],
-        "base_version": 1,
-    });
-    let r = server.request(
-        "POST",
-        "/env/overwrite/topic",
+    let forged = stock_age_seal(plaintext, &public_key);
+    server.push_sealed(
         &mallory_token,
-        Some(&body.to_string()),
+        "overwrite",
+        "topic",
+        &forged,
+        &["API_KEY"],
+        Some(1),
     );
-    assert_eq!(r.status, 201, "{r:?}");
     alice.write_env("API_KEY=rotated\nTOPIC=1\n");
     let mut wrong = Dev::clone_of(&alice, &server, "carol@example.com");
     wrong.pass = Some("not the team's passphrase".to_owned());
