@@ -1497,14 +1497,7 @@ fn edit_runs_the_editor_then_pushes_when_asked() {
 /// does not.
 #[test]
 fn edit_in_a_terminal_asks_before_pushing() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("note: script(1) is not installed; the terminal prompt is not tested");
-        return;
-    }
+    // script(1) drives the terminal: ./test.sh installs it (bsdutils) as the pty tests need.
     let server = Server::start();
     let alice = Dev::new(&server, "editprompt");
     alice.write_env("A=1\n");
